@@ -1,0 +1,7 @@
+"""Callbacks for cross-cutting concerns: best checkpoint, throughput / FLOPs / MFU, compilation."""
+
+from mlplab.callbacks.checkpoint import BestCheckpoint
+from mlplab.callbacks.compile import CompileBackbone
+from mlplab.callbacks.throughput import Throughput, leading_batch_size
+
+__all__ = ["BestCheckpoint", "CompileBackbone", "Throughput", "leading_batch_size"]

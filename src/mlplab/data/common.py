@@ -1,0 +1,193 @@
+"""Pieces every DataModule uses: where data lives, downloads with checksums, in-memory batching."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+
+from mlplab.errors import DataCorruptError, DataNotFoundError
+
+DATA_ENV_VAR = "MLPLAB_DATA"
+DEFAULT_DATA_DIR = "data"
+
+
+def resolve_data_dir(data_dir: str | None) -> Path:
+    """The folder datasets are read from and downloaded into.
+
+    Args:
+        data_dir: An explicit folder; ``None`` means ``$MLPLAB_DATA`` if set, else ``./data``.
+    """
+    chosen = data_dir if data_dir is not None else os.environ.get(DATA_ENV_VAR, DEFAULT_DATA_DIR)
+    return Path(chosen).expanduser()
+
+
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in 1 MiB chunks."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_checksum(path: Path, expected: str | None, algorithm: str = "sha256") -> None:
+    """Raise :class:`DataCorruptError` when ``path``'s digest differs from ``expected`` (if given)."""
+    if expected is None:
+        return
+    actual = file_digest(path, algorithm)
+    if actual != expected:
+        raise DataCorruptError(
+            f"{path} fails its {algorithm} check (expected {expected[:12]}…, got {actual[:12]}…): "
+            "the file is damaged or a different version; delete it and download it again"
+        )
+
+
+def missing_data_message(
+    what: str, folder: Path, files: Sequence[str], source: str, reason: str = "", hint: str = ""
+) -> str:
+    """The one-line error for a dataset that is not on disk and could not be downloaded.
+
+    Args:
+        what: Name of the dataset.
+        folder: Where the files were expected.
+        files: The missing file names.
+        source: Where to get them (URLs).
+        reason: Why the download failed; only its last line is kept.
+        hint: A sentence appended to the message (starting with "; ").
+    """
+    listed = ", ".join(files)
+    lines = [line.strip() for line in reason.splitlines() if line.strip()]
+    why = f" ({lines[-1]})" if lines else ""
+    return (
+        f"{what} not found: expected {listed} in {folder}; download failed{why}. "
+        f"Get it from {source} into that folder, or point MLPLAB_DATA / data_dir at a folder with it{hint}"
+    )
+
+
+def download_file(
+    url: str, destination: Path, checksum: str | None = None, algorithm: str = "sha256"
+) -> Path:
+    """Download ``url`` to ``destination`` (atomically) and verify its checksum.
+
+    Raises:
+        OSError: When the network is unreachable (callers turn this into a :class:`DataNotFoundError`).
+        DataCorruptError: When the downloaded file fails its checksum.
+    """
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as handle:
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                handle.write(chunk)
+        verify_checksum(partial, checksum, algorithm)
+        partial.replace(destination)
+    finally:
+        partial.unlink(missing_ok=True)
+    return destination
+
+
+def fetch_file(
+    folder: Path, filename: str, url: str, checksum: str | None, what: str, download: bool = True
+) -> Path:
+    """Return ``folder/filename``, downloading it from ``url`` first when it is missing.
+
+    Args:
+        folder: Where the file is expected.
+        filename: The file's name.
+        url: Canonical public location.
+        checksum: Expected sha256 (checked after a download and, when given, on existing files too).
+        what: Human name of the dataset, for messages.
+        download: Whether a missing file may be downloaded.
+
+    Raises:
+        DataNotFoundError: The file is missing and cannot be downloaded.
+        DataCorruptError: The file fails its checksum.
+    """
+    path = folder / filename
+    if path.is_file():
+        verify_checksum(path, checksum)
+        return path
+    if not download:
+        raise DataNotFoundError(missing_data_message(what, folder, [filename], url, "downloads are disabled"))
+    try:
+        return download_file(url, path, checksum)
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise DataNotFoundError(missing_data_message(what, folder, [filename], url, str(reason))) from error
+
+
+class TensorBatchLoader:
+    """Batches of in-memory tensors taken by index: no per-sample Python work, no worker processes.
+
+    The tensors may live on the CPU or on the accelerator; on the accelerator the batches never leave
+    it. Shuffling draws a fresh permutation each epoch from ``seed + epoch``, so the order is
+    reproducible. With ``world_size > 1`` each process takes every ``world_size``-th sample, like
+    ``DistributedSampler``.
+
+    Args:
+        tensors: Tensors sharing their first dimension (e.g. images and labels).
+        batch_size: Samples per batch.
+        shuffle: Whether to permute the samples every epoch.
+        drop_last: Whether to drop the last, smaller batch.
+        seed: Base seed of the shuffling.
+        rank: This process's index among ``world_size`` processes.
+        world_size: Number of processes that share the data.
+    """
+
+    def __init__(
+        self,
+        tensors: Sequence[torch.Tensor],
+        batch_size: int,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        sizes = {len(t) for t in tensors}
+        if len(sizes) != 1:
+            raise ValueError(f"tensors must share their first dimension, got sizes {sorted(sizes)}")
+        self.tensors = tuple(tensors)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    @property
+    def num_samples(self) -> int:
+        """Samples this process sees per epoch."""
+        total = len(self.tensors[0])
+        return len(range(self.rank, total, self.world_size))
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.num_samples // self.batch_size
+        return -(-self.num_samples // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        total = len(self.tensors[0])
+        device = self.tensors[0].device
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(total, generator=generator)[self.rank :: self.world_size].to(device)
+        elif self.world_size > 1:
+            order = torch.arange(self.rank, total, self.world_size, device=device)
+        else:
+            order = None
+        self.epoch += 1
+        for batch in range(len(self)):
+            start, stop = batch * self.batch_size, (batch + 1) * self.batch_size
+            if order is None:
+                yield tuple(t[start:stop] for t in self.tensors)
+            else:
+                index = order[start:stop]
+                yield tuple(t[index] for t in self.tensors)

@@ -1,0 +1,241 @@
+"""Base class of the image DataModules: in-memory uint8 images, seeded splits, batched augmentation."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import lightning as L
+import numpy as np
+import torch
+
+from mlplab.data.augment import flip_copies, random_crop, random_horizontal_flip, random_resized_crop
+from mlplab.data.common import TensorBatchLoader, resolve_data_dir
+from mlplab.errors import ConfigError
+
+Split = Literal["train", "test"]
+
+
+class ImageDataModule(L.LightningDataModule):
+    """An image classification dataset held in memory as uint8 tensors ``(N, C, H, W)``.
+
+    Subclasses say what the data is (``image_shape``, ``num_classes``), how to read an official split
+    (``load_split``) and how to download it (``prepare_data``). This class does the rest:
+
+    * **Splits**, reproducible from ``split_seed`` (a NumPy ``RandomState`` permutation, as in the
+      Hourglass paper's code): validation images are held out of the official training split, and the
+      official test split is the test set. With ``source_split: test`` the official test split alone is
+      cut into train / validation / test, for machines that hold only the test files (MNIST's 10k test
+      digits become 8k / 1k / 1k with ``num_val=1000, num_test=1000``).
+    * **Normalisation** with per-channel mean and standard deviation measured on the training split
+      only. Restoration tasks need raw pixels in [0, 1]: set ``normalize: false`` for them.
+    * **Batches** taken by index from the in-memory tensors (:class:`TensorBatchLoader`). On a GPU the
+      whole dataset is moved to the accelerator once and never leaves it (``on_device``; by default
+      whenever it takes less than a quarter of the free GPU memory).
+    * **Augmentation** on the device, per batch, in ``on_after_batch_transfer``: random horizontal
+      flips, random crops with padding, random resized crops. ``flip_copies`` instead appends
+      deterministically flipped copies of the training set (the Hourglass paper's ×2 / ×4).
+
+    Batches are ``(images, labels)``: float images ``(B, C, H, W)`` in [0, 1] (or normalised) and
+    int64 labels ``(B,)``.
+
+    Args:
+        data_dir: Folder of the dataset files; ``None`` means ``$MLPLAB_DATA`` if set, else ``./data``.
+        batch_size: Training batch size.
+        eval_batch_size: Validation / test batch size; ``None`` means ``batch_size``.
+        source_split: Official split the training and validation images come from (see above).
+        num_val: Validation images; ``None`` means the dataset's default for ``source_split``.
+        num_test: Test images, used only when the test set is cut from ``source_split``.
+        split_seed: Seed of the split permutation.
+        normalize: Standardise each channel with the training split's mean and std.
+        horizontal_flip: Randomly mirror training images.
+        crop_padding: Random crop after zero-padding by this many pixels (0: off; 4 for CIFAR).
+        resized_crop_scale: Area range of a random resized crop, e.g. ``[0.08, 1.0]`` (``None``: off).
+        flip_copies: Append 1 (none), 2 or 4 flipped copies of the training images.
+        on_device: Keep the dataset on the accelerator and batch it there; ``None`` decides by size on GPUs.
+        download: Download missing files when online.
+    """
+
+    #: (C, H, W) of every image; subclasses set it as a class attribute or a property.
+    image_shape: tuple[int, int, int]
+    #: Number of classes.
+    num_classes: int
+    #: Human-readable name used in messages.
+    display_name: str = "dataset"
+    #: Whether the dataset has an official test split separate from its training split.
+    has_test_split: bool = True
+    #: Default ``num_val`` when the validation set is cut from the training / test split.
+    default_num_val: dict[str, int] = {"train": 5000, "test": 1000}
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        batch_size: int = 128,
+        eval_batch_size: int | None = None,
+        source_split: Split = "train",
+        num_val: int | None = None,
+        num_test: int = 1000,
+        split_seed: int = 42,
+        normalize: bool = True,
+        horizontal_flip: bool = False,
+        crop_padding: int = 0,
+        resized_crop_scale: tuple[float, float] | None = None,
+        flip_copies: Literal[1, 2, 4] = 1,
+        on_device: bool | None = None,
+        download: bool = True,
+    ):
+        super().__init__()
+        name = type(self).__name__
+        if batch_size <= 0 or (eval_batch_size is not None and eval_batch_size <= 0):
+            raise ConfigError(f"{name}: batch sizes must be positive, got {batch_size} / {eval_batch_size}")
+        if source_split not in ("train", "test"):
+            raise ConfigError(f"{name}: source_split must be 'train' or 'test', got {source_split!r}")
+        if flip_copies not in (1, 2, 4):
+            raise ConfigError(f"{name}: flip_copies must be 1, 2 or 4, got {flip_copies!r}")
+        if crop_padding < 0:
+            raise ConfigError(f"{name}: crop_padding must be >= 0, got {crop_padding}")
+        self.data_dir = resolve_data_dir(data_dir)
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.source_split = source_split
+        self.num_val = self.default_num_val[source_split] if num_val is None else num_val
+        self.num_test = num_test
+        self.split_seed = split_seed
+        self.normalize = normalize
+        self.horizontal_flip = horizontal_flip
+        self.crop_padding = crop_padding
+        self.resized_crop_scale = tuple(resized_crop_scale) if resized_crop_scale is not None else None
+        self.flip_copies = flip_copies
+        self.on_device = on_device
+        self.download = download
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
+        self.mean = torch.zeros(1)
+        self.std = torch.ones(1)
+        self._prototypes: torch.Tensor | None = None
+
+    # ----------------------------------------------------------------------------------- subclasses
+    def load_split(self, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+        """Read an official split: uint8 images ``(N, C, H, W)`` and int64 labels ``(N,)``."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------------- splits
+    def _carve(self, size: int, parts: tuple[int, ...]) -> list[np.ndarray]:
+        """Split ``range(size)`` after a seeded permutation into consecutive parts of the given sizes."""
+        order = np.random.RandomState(self.split_seed).permutation(size)
+        bounds = np.cumsum((0, *parts))
+        return [order[bounds[i] : bounds[i + 1]] for i in range(len(parts))]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits is None:
+            self.splits = self._build_splits()
+            train_images = self.splits["train"][0].double() / 255
+            self.mean = train_images.mean(dim=(0, 2, 3)).float()
+            self.std = train_images.std(dim=(0, 2, 3)).float().clamp_min(1e-6)
+            images, labels = self.splits["train"]
+            self.splits["train"] = flip_copies(images, labels, self.flip_copies)
+        if self.trainer is not None and self._keep_on(self.trainer.strategy.root_device):
+            device = self.trainer.strategy.root_device
+            self.splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self.splits.items()}
+
+    def _keep_on(self, device: torch.device) -> bool:
+        """Whether the dataset should live on ``device``: as set, or on a GPU where it fits easily."""
+        if self.on_device is not None or device.type != "cuda":
+            return bool(self.on_device) and device.type != "cpu"
+        size = sum(t.numel() * t.element_size() for split in self.splits.values() for t in split)
+        free, _ = torch.cuda.mem_get_info(device)
+        return size < free / 4
+
+    def _build_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        name = type(self).__name__
+        carve_test = self.source_split == "test" or not self.has_test_split
+        pool_images, pool_labels = self.load_split(self.source_split)
+        size = len(pool_images)
+        held_out = self.num_val + (self.num_test if carve_test else 0)
+        if self.num_val <= 0 or (carve_test and self.num_test <= 0) or held_out >= size:
+            raise ConfigError(
+                f"{name}: num_val={self.num_val}"
+                + (f" + num_test={self.num_test}" if carve_test else "")
+                + f" must be positive and leave training images out of the {size} in the "
+                f"{self.source_split} split"
+            )
+        if carve_test:
+            train, val, test = self._carve(size, (size - held_out, self.num_val, self.num_test))
+            test_split = (pool_images[test], pool_labels[test])
+        else:
+            train, val = self._carve(size, (size - held_out, self.num_val))
+            test_split = self.load_split("test")
+        return {
+            "train": (pool_images[train], pool_labels[train]),
+            "val": (pool_images[val], pool_labels[val]),
+            "test": test_split,
+        }
+
+    # ------------------------------------------------------------------------------------ loaders
+    def _loader(self, split: str, train: bool) -> TensorBatchLoader:
+        if self.splits is None:
+            self.setup()
+        images, labels = self.splits[split]
+        batch_size = self.batch_size if train else self.eval_batch_size
+        rank, world_size = (
+            (0, 1) if self.trainer is None else (self.trainer.global_rank, self.trainer.world_size)
+        )
+        return TensorBatchLoader(
+            (images, labels),
+            batch_size=batch_size,
+            shuffle=train,
+            drop_last=train and len(images) // world_size > batch_size,
+            seed=self.split_seed,
+            rank=rank,
+            world_size=world_size,
+        )
+
+    def train_dataloader(self) -> TensorBatchLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> TensorBatchLoader:
+        return self._loader("val", train=False)
+
+    def test_dataloader(self) -> TensorBatchLoader:
+        return self._loader("test", train=False)
+
+    def predict_dataloader(self) -> TensorBatchLoader:
+        return self._loader("test", train=False)
+
+    # ------------------------------------------------------------------------ on-device transforms
+    def to_model_input(self, images: torch.Tensor, augment: bool = False) -> torch.Tensor:
+        """Convert uint8 images to float in [0, 1], augment (training only), then normalise."""
+        images = images.float().div_(255)
+        if augment:
+            if self.resized_crop_scale is not None:
+                images = random_resized_crop(images, self.resized_crop_scale)
+            if self.crop_padding:
+                images = random_crop(images, self.crop_padding)
+            if self.horizontal_flip:
+                images = random_horizontal_flip(images)
+        if self.normalize:
+            mean = self.mean.to(images.device).view(1, -1, 1, 1)
+            std = self.std.to(images.device).view(1, -1, 1, 1)
+            images = (images - mean) / std
+        return images
+
+    def on_after_batch_transfer(self, batch: tuple[torch.Tensor, torch.Tensor], dataloader_idx: int):
+        images, labels = batch
+        augment = self.trainer is not None and self.trainer.training
+        return self.to_model_input(images, augment=augment), labels
+
+    def class_prototypes(self) -> torch.Tensor:
+        """The first training image of every class, ``(num_classes, C, H, W)``, as the model sees it."""
+        if self._prototypes is None:
+            if self.splits is None:
+                self.setup()
+            images, labels = self.splits["train"]
+            labels = labels.cpu()
+            firsts = []
+            for label in range(self.num_classes):
+                where = torch.nonzero(labels == label)
+                if len(where) == 0:
+                    raise ConfigError(
+                        f"{type(self).__name__}: class {label} has no training image, so it has no prototype"
+                    )
+                firsts.append(int(where[0]))
+            self._prototypes = self.to_model_input(images[torch.tensor(firsts, device=images.device)].cpu())
+        return self._prototypes

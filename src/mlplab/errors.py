@@ -1,0 +1,41 @@
+"""User-facing errors.
+
+Every mistake a user can make in a config or on the command line raises one of these. The CLI prints
+the message as a single ``error:`` line and exits with status 2 (set ``MLPLAB_DEBUG=1`` for the full
+traceback). They subclass the built-in exception a Python user would expect, so code that uses mlplab
+as a library can catch ``ValueError`` or ``FileNotFoundError`` as usual.
+"""
+
+from __future__ import annotations
+
+
+class MLPLabError(Exception):
+    """Base class of the errors the CLI reports as one clear line."""
+
+
+class ConfigError(MLPLabError, ValueError):
+    """A value in the config is invalid: the message names the key, the value and the fix."""
+
+
+class DataNotFoundError(MLPLabError, FileNotFoundError):
+    """A dataset file is missing and cannot be downloaded."""
+
+
+class DataCorruptError(MLPLabError, ValueError):
+    """A dataset file exists but cannot be read or fails its checksum."""
+
+
+class CheckpointError(MLPLabError, ValueError):
+    """A checkpoint cannot be read or does not fit the configured model."""
+
+
+def require_positive(owner: str, **values: int) -> None:
+    """Raise :class:`ConfigError` unless every value is a positive integer.
+
+    Args:
+        owner: Name of the class or function that checks, used in the message.
+        **values: The named integers to check.
+    """
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{owner}: {name} must be a positive integer, got {value!r}")

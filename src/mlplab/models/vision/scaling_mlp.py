@@ -1,0 +1,102 @@
+"""The deep residual MLP (B-MLP) of "Scaling MLPs" and its non-residual baseline (S-MLP).
+
+Paper: Gregor Bachmann, Sotiris Anagnostidis, Thomas Hofmann, "Scaling MLPs: A Tale of Inductive
+Bias", NeurIPS 2023. Official code: github.com/gregorbachmann/scaling_mlps (``models/networks.py``:
+``BottleneckMLP``, ``StandardMLP``).
+
+* B-MLP, named B-L/Wi-m: flatten -> ``Linear(d_x, m)`` -> L blocks ``z + Wc · GELU(We · LN(z))``
+  (``We: m -> 4m``, ``Wc: 4m -> m``, with biases, LayerNorm with affine parameters) -> ``Linear(m, K)``.
+  There is no norm after the last block, as in the official code. Parameters at 32×32×3 input and
+  10 classes: B-6/Wi-512 14.2M, B-6/Wi-1024 53.5M, B-12/Wi-1024 103.9M.
+* S-MLP: flatten -> ``Linear(d_x, m)`` -> (L-1) times ``Linear(m, m) ∘ GELU ∘ LN`` -> ``Linear(m, K)``,
+  no skip connections (the official ``StandardMLP`` with ``widths = [m] * L``).
+
+Shapes: input ``(B, *input_shape)`` flattened; output ``(B, *output_shape)``, usually ``(B, K)``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from mlplab.errors import require_positive
+from mlplab.models.flat import FlatMLP
+from mlplab.nn import ResidualMLPBlock
+
+
+class BottleneckMLP(FlatMLP):
+    """B-MLP: a deep residual MLP with inverted-bottleneck blocks (see the module docstring).
+
+    Args:
+        input_shape: Shape of one input sample, e.g. ``(3, 32, 32)``.
+        output_shape: Shape of one output sample, ``(num_classes,)`` for classification.
+        width: Width m of the residual stream.
+        depth: Number of residual blocks L.
+        expansion: Hidden width of each block as a multiple of ``width``.
+        norm: Normalisation at the start of each block (``layernorm`` in the paper).
+        output_activation: ``none`` for logits, ``sigmoid`` for pixel targets in [0, 1].
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        output_shape: tuple[int, ...],
+        width: int = 1024,
+        depth: int = 6,
+        expansion: int = 4,
+        norm: Literal["layernorm", "batchnorm"] = "layernorm",
+        output_activation: Literal["none", "sigmoid"] = "none",
+    ):
+        super().__init__(input_shape, output_shape)
+        require_positive("BottleneckMLP", width=width, depth=depth, expansion=expansion)
+        self.linear_in = nn.Linear(self.d_x, width)
+        self.blocks = nn.Sequential(
+            *(
+                ResidualMLPBlock(
+                    width, expansion * width, norm=norm, norm_affine=True, activation="gelu", bias=True
+                )
+                for _ in range(depth)
+            )
+        )
+        self.linear_out = nn.Linear(width, self.d_y)
+        self.output_activation = nn.Sigmoid() if output_activation == "sigmoid" else nn.Identity()
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output_activation(self.linear_out(self.blocks(self.linear_in(x))))
+
+
+class StandardMLP(FlatMLP):
+    """S-MLP: the plain, non-residual MLP baseline of "Scaling MLPs" (see the module docstring).
+
+    Args:
+        input_shape: Shape of one input sample, e.g. ``(3, 32, 32)``.
+        output_shape: Shape of one output sample, ``(num_classes,)`` for classification.
+        width: Width m of every hidden layer.
+        depth: Number of hidden widths L; the network has ``L - 1`` hidden ``m -> m`` layers.
+        output_activation: ``none`` for logits, ``sigmoid`` for pixel targets in [0, 1].
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        output_shape: tuple[int, ...],
+        width: int = 1024,
+        depth: int = 6,
+        output_activation: Literal["none", "sigmoid"] = "none",
+    ):
+        super().__init__(input_shape, output_shape)
+        require_positive("StandardMLP", width=width, depth=depth)
+        self.linear_in = nn.Linear(self.d_x, width)
+        self.layers = nn.Sequential(
+            *(
+                nn.Sequential(nn.LayerNorm(width), nn.GELU(), nn.Linear(width, width))
+                for _ in range(depth - 1)
+            )
+        )
+        self.linear_out = nn.Linear(width, self.d_y)
+        self.output_activation = nn.Sigmoid() if output_activation == "sigmoid" else nn.Identity()
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output_activation(self.linear_out(self.layers(self.linear_in(x))))

@@ -1,0 +1,124 @@
+"""Image classification: cross-entropy with label smoothing and mixup, top-1 / top-5 accuracy."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from timm.data import Mixup
+from timm.loss import SoftTargetCrossEntropy
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from mlplab.errors import ConfigError
+from mlplab.optim import LinearWarmupDecay
+from mlplab.tasks.base import ImageBackbone, Task
+
+
+class ImageClassification(Task):
+    """Classify images ``(B, C, H, W)`` into ``num_classes`` logits ``(B, K)``.
+
+    Loss: cross-entropy with optional label smoothing; with ``mixup_alpha`` or ``cutmix_alpha`` above
+    zero, timm's ``Mixup`` mixes the training batch and its (smoothed) one-hot targets and the loss is
+    soft-target cross-entropy. Metrics, one torchmetrics object per stage: ``<stage>/acc`` (top-1) and
+    ``<stage>/acc_top5`` (when there are more than 5 classes), plus ``<stage>/loss`` (plain
+    cross-entropy on validation and test).
+
+    Args:
+        backbone: The family: its class path and arguments; it is called with
+            ``(image_shape, (num_classes,))``.
+        image_shape: ``(C, H, W)`` of the images; filled in from the DataModule.
+        num_classes: Number of classes; filled in from the DataModule.
+        label_smoothing: Label smoothing of the training loss.
+        mixup_alpha: Beta-distribution parameter of mixup (0: off).
+        cutmix_alpha: Beta-distribution parameter of CutMix (0: off).
+        mixup_prob: Probability of mixing a batch when mixup or CutMix is on.
+        optimizer: See :class:`~mlplab.tasks.base.Task`.
+        lr_scheduler: See :class:`~mlplab.tasks.base.Task`.
+        lr_scheduler_interval: See :class:`~mlplab.tasks.base.Task`.
+    """
+
+    monitor = "val/acc"
+    monitor_mode = "max"
+
+    def __init__(
+        self,
+        backbone: ImageBackbone,
+        image_shape: tuple[int, int, int],
+        num_classes: int,
+        label_smoothing: float = 0.0,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        mixup_prob: float = 1.0,
+        optimizer: OptimizerCallable = torch.optim.AdamW,
+        lr_scheduler: LRSchedulerCallable | None = LinearWarmupDecay,
+        lr_scheduler_interval: Literal["step", "epoch"] = "step",
+    ):
+        super().__init__(optimizer, lr_scheduler, lr_scheduler_interval)
+        self.save_hyperparameters()
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ConfigError(
+                f"ImageClassification: label_smoothing must be in [0, 1), got {label_smoothing}"
+            )
+        if num_classes < 2:
+            raise ConfigError(f"ImageClassification: num_classes must be at least 2, got {num_classes}")
+        self.image_shape = tuple(image_shape)
+        self.num_classes = num_classes
+        self.label_smoothing = label_smoothing
+        self.backbone = self.build_backbone(backbone, self.image_shape, (num_classes,))
+        self.mixup = None
+        if mixup_alpha > 0 or cutmix_alpha > 0:
+            self.mixup = Mixup(
+                mixup_alpha=mixup_alpha,
+                cutmix_alpha=cutmix_alpha,
+                prob=mixup_prob,
+                label_smoothing=label_smoothing,
+                num_classes=num_classes,
+            )
+            self.soft_target_loss = SoftTargetCrossEntropy()
+        self.train_metrics = self._metrics("train")
+        self.val_metrics = self._metrics("val")
+        self.test_metrics = self._metrics("test")
+
+    def _metrics(self, stage: str) -> MetricCollection:
+        metrics = {"acc": MulticlassAccuracy(self.num_classes, top_k=1, average="micro")}
+        if self.num_classes > 5:
+            metrics["acc_top5"] = MulticlassAccuracy(self.num_classes, top_k=5, average="micro")
+        return MetricCollection(metrics, prefix=f"{stage}/")
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, labels = batch
+        self.record_flops(images)
+        if self.mixup is not None:
+            if images.shape[0] % 2:
+                raise ConfigError(f"mixup / CutMix need an even batch size, got {images.shape[0]}")
+            mixed, soft_targets = self.mixup(images, labels)
+            loss = self.soft_target_loss(self(mixed), soft_targets)
+        else:
+            logits = self(images)
+            loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+            self.train_metrics.update(logits.detach(), labels)
+            self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+        images, labels = batch
+        logits = self(images)
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        metrics.update(logits, labels)
+        self.log(f"{stage}/loss", F.cross_entropy(logits, labels), prog_bar=stage == "val")
+        self.log_dict(metrics, prog_bar=stage == "val")
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, Any]:
+        images, labels = batch
+        probabilities = self(images).softmax(dim=-1)
+        return {"probabilities": probabilities, "predictions": probabilities.argmax(-1), "labels": labels}

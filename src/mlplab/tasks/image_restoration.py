@@ -1,0 +1,213 @@
+"""Image-to-image tasks of the Hourglass paper: denoising, super-resolution ×s, generative classification."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.loggers import TensorBoardLogger
+from torchmetrics import MetricCollection
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+from torchvision.utils import make_grid
+
+from mlplab.errors import ConfigError
+from mlplab.optim import LinearWarmupDecay
+from mlplab.tasks.base import ImageBackbone, Task
+
+RestorationMode = Literal["denoise", "super_resolution", "generative_classification"]
+
+
+class ImageRestoration(Task):
+    """Map a degraded image to a clean one, pixels in [0, 1], with an MSE loss.
+
+    The three modes of the Hourglass paper (Chen et al., 2025), built from clean images on the device:
+
+    * ``denoise``: input = clamp(image + N(0, ``noise_std``²), 0, 1), target = image.
+    * ``super_resolution``: input = bicubic downsampling of the image by ``scale`` (no antialiasing,
+      as the paper's code), target = image. Height and width must be divisible by ``scale``.
+    * ``generative_classification``: input = image, target = the prototype of its class, i.e. the
+      first training image of that class (taken from the DataModule, saved in checkpoints).
+
+    Training noise is fresh every step; validation and test noise is drawn from a generator seeded with
+    ``eval_seed`` and the batch index, so every evaluation of a model sees the same noisy images.
+
+    Metrics, one torchmetrics object per stage: ``<stage>/psnr`` (data range 1, the mean of per-image
+    PSNR), ``<stage>/ssim`` and ``<stage>/loss``, and for denoising and super-resolution
+    ``<stage>/psnr_input``, the PSNR of the degraded input itself (bicubic upsampling for
+    super-resolution): the bar a model must clear. Each validation epoch writes a TensorBoard image grid
+    ``val/samples`` with rows input / prediction / target.
+
+    The backbone is called with ``(input_shape, image_shape)`` and must return values in [0, 1] (the
+    paper's families end in a sigmoid). The DataModule must deliver raw pixels: ``normalize: false``.
+
+    Args:
+        backbone: The family: its class path and arguments.
+        image_shape: ``(C, H, W)`` of the clean images; filled in from the DataModule.
+        num_classes: Number of classes (for the prototypes); filled in from the DataModule.
+        mode: Which degradation to undo.
+        noise_std: Standard deviation of the Gaussian noise for ``denoise``.
+        scale: Downsampling factor for ``super_resolution``.
+        eval_seed: Seed of the validation / test noise.
+        num_logged_images: Images per row of the TensorBoard grid (0: no grid).
+        optimizer: See :class:`~mlplab.tasks.base.Task`.
+        lr_scheduler: See :class:`~mlplab.tasks.base.Task`.
+        lr_scheduler_interval: See :class:`~mlplab.tasks.base.Task`.
+    """
+
+    monitor = "val/psnr"
+    monitor_mode = "max"
+
+    def __init__(
+        self,
+        backbone: ImageBackbone,
+        image_shape: tuple[int, int, int],
+        num_classes: int,
+        mode: RestorationMode = "denoise",
+        noise_std: float = 0.25,
+        scale: int = 2,
+        eval_seed: int = 1234,
+        num_logged_images: int = 8,
+        optimizer: OptimizerCallable = torch.optim.AdamW,
+        lr_scheduler: LRSchedulerCallable | None = LinearWarmupDecay,
+        lr_scheduler_interval: Literal["step", "epoch"] = "step",
+    ):
+        super().__init__(optimizer, lr_scheduler, lr_scheduler_interval)
+        self.save_hyperparameters()
+        if mode not in ("denoise", "super_resolution", "generative_classification"):
+            raise ConfigError(
+                "ImageRestoration: mode must be denoise, super_resolution or generative_classification, "
+                f"got {mode!r}"
+            )
+        if mode == "denoise" and noise_std <= 0:
+            raise ConfigError(f"ImageRestoration: noise_std must be positive for denoising, got {noise_std}")
+        channels, height, width = image_shape
+        if mode == "super_resolution" and (scale < 2 or height % scale or width % scale):
+            raise ConfigError(
+                f"ImageRestoration: super-resolution ×{scale} needs an integer scale ≥ 2 dividing the image "
+                f"height and width, got images of {height}×{width}"
+            )
+        self.image_shape = tuple(image_shape)
+        self.mode = mode
+        self.noise_std = noise_std
+        self.scale = scale
+        self.eval_seed = eval_seed
+        self.num_logged_images = num_logged_images
+        if mode == "super_resolution":
+            self.input_shape = (channels, height // scale, width // scale)
+        else:
+            self.input_shape = self.image_shape
+        self.backbone = self.build_backbone(backbone, self.input_shape, self.image_shape)
+        self.register_buffer("prototypes", torch.zeros(num_classes, *self.image_shape))
+        self.val_metrics = self._metrics("val")
+        self.test_metrics = self._metrics("test")
+        self.val_input_psnr = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
+        self.test_input_psnr = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
+        self._logged_samples: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    @staticmethod
+    def _metrics(stage: str) -> MetricCollection:
+        return MetricCollection(
+            {
+                "psnr": PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3)),
+                "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
+            },
+            prefix=f"{stage}/",
+        )
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None:
+            return
+        if getattr(datamodule, "normalize", False):
+            raise ConfigError(
+                "ImageRestoration needs raw pixels in [0, 1]: set data.init_args.normalize: false"
+            )
+        if self.mode == "generative_classification":
+            self.prototypes.copy_(datamodule.class_prototypes().to(self.prototypes))
+
+    # ------------------------------------------------------------------------------ degradations
+    def degrade(
+        self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Build ``(input, target)`` from clean images ``(B, C, H, W)`` and their labels."""
+        if self.mode == "denoise":
+            noise = torch.randn(images.shape, generator=generator, device=images.device, dtype=images.dtype)
+            return (images + self.noise_std * noise).clamp_(0.0, 1.0), images
+        if self.mode == "super_resolution":
+            low = F.interpolate(images, size=self.input_shape[1:], mode="bicubic", align_corners=False)
+            return low, images
+        return images, self.prototypes[labels]
+
+    def input_baseline(self, inputs: torch.Tensor) -> torch.Tensor | None:
+        """What the degraded input alone offers as an estimate of the target (None for prototypes)."""
+        if self.mode == "denoise":
+            return inputs
+        if self.mode == "super_resolution":
+            return F.interpolate(
+                inputs, size=self.image_shape[1:], mode="bicubic", align_corners=False
+            ).clamp(0, 1)
+        return None
+
+    def _eval_generator(self, batch_idx: int, device: torch.device) -> torch.Generator:
+        return torch.Generator(device=device).manual_seed(self.eval_seed + batch_idx)
+
+    # ------------------------------------------------------------------------------------ steps
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, labels = batch
+        inputs, targets = self.degrade(images, labels)
+        self.record_flops(inputs)
+        loss = F.mse_loss(self(inputs), targets)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def _evaluate(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, stage: str
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        images, labels = batch
+        inputs, targets = self.degrade(images, labels, self._eval_generator(batch_idx, images.device))
+        predictions = self(inputs).float()
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        metrics.update(predictions, targets)
+        self.log(f"{stage}/loss", F.mse_loss(predictions, targets))
+        self.log_dict(metrics, prog_bar=stage == "val")
+        baseline = self.input_baseline(inputs)
+        if baseline is not None:
+            input_psnr = self.val_input_psnr if stage == "val" else self.test_input_psnr
+            input_psnr.update(baseline, targets)
+            self.log(f"{stage}/psnr_input", input_psnr)
+        return inputs, predictions, targets
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        inputs, predictions, targets = self._evaluate(batch, batch_idx, "val")
+        if batch_idx == 0 and self.num_logged_images > 0:
+            count = self.num_logged_images
+            self._logged_samples = (inputs[:count], predictions[:count], targets[:count])
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "test")
+
+    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, Any]:
+        images, labels = batch
+        inputs, targets = self.degrade(images, labels, self._eval_generator(batch_idx, images.device))
+        return {"inputs": inputs, "predictions": self(inputs), "targets": targets}
+
+    # ---------------------------------------------------------------------------------- figures
+    def sample_grid(self) -> torch.Tensor | None:
+        """The last validation samples as one image: rows input / prediction / target."""
+        if self._logged_samples is None:
+            return None
+        inputs, predictions, targets = (t.detach().float().cpu() for t in self._logged_samples)
+        if inputs.shape[-2:] != targets.shape[-2:]:
+            inputs = F.interpolate(inputs, size=targets.shape[-2:], mode="nearest")
+        rows = torch.cat([inputs.clamp(0, 1), predictions.clamp(0, 1), targets.clamp(0, 1)])
+        return make_grid(rows, nrow=len(targets), padding=1, pad_value=1.0)
+
+    def on_validation_epoch_end(self) -> None:
+        grid = self.sample_grid()
+        if grid is None or self.trainer.sanity_checking:
+            return
+        for logger in self.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("val/samples", grid, global_step=self.global_step)
