@@ -1,0 +1,69 @@
+"""Shared fixtures: the real datasets of $MLPLAB_DATA, a CLI runner, and small helpers."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path | None:
+    """The folder $MLPLAB_DATA points at, when it is set and exists."""
+    value = os.environ.get("MLPLAB_DATA")
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_absolute():
+        path = (REPO / path).resolve()
+    return path if path.is_dir() else None
+
+
+def require_data(*relative: str) -> Path:
+    """The $MLPLAB_DATA folder, skipping the test (with the reason) when it lacks the named files."""
+    folder = shared_data_dir()
+    if folder is None:
+        pytest.skip("needs the real datasets: set MLPLAB_DATA (CI uses ../shared/data)")
+    missing = [name for name in relative if not (folder / name).exists()]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} in MLPLAB_DATA={folder}")
+    return folder
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    """The real-data folder (skips when absent)."""
+    return require_data()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_env(monkeypatch, tmp_path):
+    """Tests run in a temporary directory with MLPLAB_DATA made absolute, so nothing lands in the repo."""
+    folder = shared_data_dir()
+    if folder is not None:
+        monkeypatch.setenv("MLPLAB_DATA", str(folder))
+    monkeypatch.chdir(tmp_path)
+
+
+def run_cli(*args: str) -> int:
+    """Run ``mlplab`` in this process; return its exit status (0 when it returns normally)."""
+    from mlplab.cli import main
+
+    argv = sys.argv
+    sys.argv = ["mlplab", *args]
+    try:
+        main(list(args))
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    finally:
+        sys.argv = argv
+    return 0
+
+
+@pytest.fixture
+def cli():
+    """The in-process CLI runner."""
+    return run_cli
