@@ -1,0 +1,61 @@
+import pytest
+import torch
+
+from mlplab.data.common import TensorBatchLoader, fetch_file, resolve_data_dir, verify_checksum
+from mlplab.errors import DataCorruptError, DataNotFoundError
+
+
+def test_data_dir_resolution(monkeypatch):
+    monkeypatch.setenv("MLPLAB_DATA", "/some/where")
+    assert str(resolve_data_dir(None)) == "/some/where"
+    assert str(resolve_data_dir("/explicit")) == "/explicit"
+    monkeypatch.delenv("MLPLAB_DATA")
+    assert str(resolve_data_dir(None)) == "data"
+
+
+def test_loader_covers_every_sample_once_per_epoch_and_reshuffles():
+    data = torch.arange(10)
+    loader = TensorBatchLoader((data, data * 2), batch_size=3, shuffle=True, seed=1)
+    first = torch.cat([x for x, _ in loader])
+    second = torch.cat([x for x, _ in loader])
+    assert sorted(first.tolist()) == list(range(10)) == sorted(second.tolist())
+    assert first.tolist() != second.tolist()
+    assert len(loader) == 4
+    for x, doubled in loader:
+        assert torch.equal(doubled, x * 2)
+
+
+def test_loader_is_reproducible_and_shards_like_distributed_sampler():
+    data = torch.arange(11)
+    ranks = [
+        TensorBatchLoader((data,), batch_size=2, shuffle=True, seed=5, rank=r, world_size=2) for r in (0, 1)
+    ]
+    seen = [torch.cat([b[0] for b in loader]) for loader in ranks]
+    assert set(seen[0].tolist()).isdisjoint(seen[1].tolist())
+    assert sorted(seen[0].tolist() + seen[1].tolist()) == list(range(11))
+    again = torch.cat(
+        [b[0] for b in TensorBatchLoader((data,), batch_size=2, shuffle=True, seed=5, world_size=2)]
+    )
+    assert torch.equal(again, seen[0])
+
+
+def test_drop_last():
+    loader = TensorBatchLoader((torch.arange(10),), batch_size=4, drop_last=True)
+    assert [len(b[0]) for b in loader] == [4, 4] and len(loader) == 2
+
+
+def test_missing_file_offline_is_one_clear_line(tmp_path):
+    with pytest.raises(DataNotFoundError) as error:
+        fetch_file(tmp_path, "x.csv", "https://unreachable.invalid/x.csv", None, "Example data")
+    message = str(error.value)
+    assert "\n" not in message
+    assert "x.csv" in message and str(tmp_path) in message and "https://unreachable.invalid/x.csv" in message
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "x.csv.part").exists()
+
+
+def test_checksum_mismatch(tmp_path):
+    path = tmp_path / "f.txt"
+    path.write_text("hello")
+    with pytest.raises(DataCorruptError, match="fails its sha256 check"):
+        verify_checksum(path, "0" * 64)
+    verify_checksum(path, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")

@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+import torch
+
+from mlplab.data import DigitsDataModule
+from mlplab.errors import ConfigError
+
+
+def test_digits_splits_are_disjoint_reproducible_and_complete():
+    data = DigitsDataModule()
+    data.setup()
+    sizes = {k: len(v[0]) for k, v in data.splits.items()}
+    assert sizes == {"train": 1397, "val": 200, "test": 200}
+    assert data.image_shape == (1, 8, 8) and data.num_classes == 10
+    again = DigitsDataModule()
+    again.setup()
+    for split in ("train", "val", "test"):
+        assert torch.equal(data.splits[split][0], again.splits[split][0])
+    other = DigitsDataModule(split_seed=1)
+    other.setup()
+    assert not torch.equal(data.splits["val"][0], other.splits["val"][0])
+    # no image appears in two splits (compare raw bytes)
+    rows = {
+        split: {bytes(x.numpy()) + bytes([int(y)]) for x, y in zip(*data.splits[split])}
+        for split in data.splits
+    }
+    assert len(rows["train"] & rows["test"]) < 5  # the dataset holds a few exact duplicates of its own
+
+
+def test_normalisation_uses_the_training_split_only():
+    data = DigitsDataModule()
+    data.setup()
+    train = data.splits["train"][0].double() / 255
+    assert torch.allclose(data.mean, train.mean(dim=(0, 2, 3)).float())
+    everything = torch.cat([v[0] for v in data.splits.values()]).double() / 255
+    assert not torch.allclose(data.mean, everything.mean(dim=(0, 2, 3)).float(), atol=1e-6)
+    images, labels = next(iter(data.train_dataloader()))
+    x, y = data.on_after_batch_transfer((images, labels), 0)
+    assert x.dtype == torch.float32 and y.dtype == torch.int64
+    np.testing.assert_allclose(
+        x.numpy(),
+        ((images.float() / 255 - data.mean.view(1, -1, 1, 1)) / data.std.view(1, -1, 1, 1)).numpy(),
+        rtol=1e-5,
+    )
+
+
+def test_raw_pixels_when_not_normalised():
+    data = DigitsDataModule(normalize=False, batch_size=16)
+    x, _ = data.on_after_batch_transfer(next(iter(data.train_dataloader())), 0)
+    assert x.min() >= 0 and x.max() <= 1 and x.max() == 1
+    assert x.shape == (16, 1, 8, 8)
+
+
+def test_prototypes_are_the_first_training_image_of_each_class():
+    data = DigitsDataModule(normalize=False)
+    prototypes = data.class_prototypes()
+    images, labels = data.splits["train"]
+    for label in range(10):
+        first = images[(labels == label).nonzero()[0, 0]]
+        assert torch.equal(prototypes[label], first.float() / 255)
+
+
+def test_flip_copies_grow_the_training_split_only():
+    data = DigitsDataModule(flip_copies=4)
+    data.setup()
+    assert len(data.splits["train"][0]) == 4 * 1397 and len(data.splits["val"][0]) == 200
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"num_val": 1700}, "must be positive and leave training images"),
+        ({"batch_size": 0}, "batch sizes must be positive"),
+        ({"flip_copies": 3}, "flip_copies must be 1, 2 or 4"),
+    ],
+)
+def test_bad_settings(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        DigitsDataModule(**kwargs).setup()

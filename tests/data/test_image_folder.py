@@ -1,0 +1,90 @@
+import tarfile
+
+import pytest
+import torch
+from PIL import Image
+
+from mlplab.data import ImageFolderDataModule
+from mlplab.errors import ConfigError, DataCorruptError, DataNotFoundError
+from tests.conftest import require_data
+
+
+@pytest.fixture(scope="module")
+def cifar_archive():
+    return require_data("cifar10-jpg.tar.gz") / "cifar10-jpg.tar.gz"
+
+
+def test_real_cifar10_jpeg_archive(cifar_archive):
+    data = ImageFolderDataModule(root=str(cifar_archive), max_images_per_class=30, num_val=50)
+    assert data.image_shape == (3, 32, 32) and data.num_classes == 10
+    assert data.class_names[:3] == ["airplane", "automobile", "bird"]
+    data.setup()
+    assert len(data.splits["train"][0]) == 250 and len(data.splits["val"][0]) == 50
+    assert len(data.splits["test"][0]) == 300
+    assert data.splits["train"][0].dtype == torch.uint8
+
+
+def test_real_cifar10_jpeg_folders_once_unpacked(cifar_archive, tmp_path):
+    # unpack the first 20 images of every class (a full unpack works the same, only slower)
+    with tarfile.open(cifar_archive) as archive:
+        names = sorted(name for name in archive.getnames() if name.endswith(".jpg"))
+    kept, count = set(), {}
+    for name in names:
+        folder = name.rsplit("/", 1)[0]
+        count[folder] = count.get(folder, 0) + 1
+        if count[folder] <= 20:
+            kept.add(name)
+    with tarfile.open(cifar_archive) as archive:  # one streaming pass
+        for member in archive:
+            if member.name in kept:
+                archive.extract(member, tmp_path, filter="data")
+    root = next(p.parent for p in tmp_path.rglob("train") if p.is_dir())
+    data = ImageFolderDataModule(root=str(root), num_val=20)
+    data.setup()
+    from_archive = ImageFolderDataModule(root=str(cifar_archive), max_images_per_class=20, num_val=20)
+    from_archive.setup()
+    assert len(data.splits["test"][0]) == 200
+    assert torch.equal(data.splits["test"][0], from_archive.splits["test"][0])
+    assert torch.equal(data.splits["train"][1], from_archive.splits["train"][1])
+
+
+def test_decodes_once_and_caches(tmp_path, monkeypatch):
+    for split in ("train", "test"):
+        for label in ("a", "b"):
+            (tmp_path / split / label).mkdir(parents=True)
+            for i in range(6):
+                Image.new("RGB", (4, 4), (i * 40, 0, 0)).save(tmp_path / split / label / f"{i}.png")
+    data = ImageFolderDataModule(root=str(tmp_path), num_val=2, batch_size=4)
+    calls = []
+    original = ImageFolderDataModule._decode
+    monkeypatch.setattr(
+        ImageFolderDataModule, "_decode", lambda self, *a: calls.append(1) or original(self, *a)
+    )
+    data.setup()
+    decoded = len(calls)
+    for _ in range(2):  # two epochs
+        for batch in data.train_dataloader():
+            data.on_after_batch_transfer(batch, 0)
+    assert len(calls) == decoded == 24
+
+
+def test_errors(tmp_path):
+    with pytest.raises(DataNotFoundError, match="image folder not found"):
+        ImageFolderDataModule(root=str(tmp_path / "nothing"))
+    (tmp_path / "train" / "a").mkdir(parents=True)
+    (tmp_path / "train" / "a" / "x.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DataCorruptError, match="cannot decode"):
+        ImageFolderDataModule(root=str(tmp_path), test_folder=None)
+    (tmp_path / "train" / "a" / "x.jpg").unlink()
+    Image.new("RGB", (4, 4)).save(tmp_path / "train" / "a" / "x.png")
+    Image.new("RGB", (5, 5)).save(tmp_path / "train" / "a" / "y.png")
+    data = ImageFolderDataModule(root=str(tmp_path), test_folder=None, num_val=1, num_test=0)
+    with pytest.raises(ConfigError):
+        data.setup()
+    data = ImageFolderDataModule(root=str(tmp_path), test_folder=None, num_val=1, num_test=1, image_size=4)
+    with pytest.raises(ConfigError, match="leave training images"):
+        data.setup()
+    bad = tmp_path / "broken.tar.gz"
+    bad.write_bytes(b"\x1f\x8b\x08garbage")
+    with pytest.raises(DataCorruptError, match="cannot read the archive"):
+        ImageFolderDataModule(root=str(bad))
