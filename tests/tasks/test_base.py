@@ -1,0 +1,70 @@
+import functools
+
+import lightning as L
+import pytest
+import torch
+
+from mlplab.errors import CheckpointError, ConfigError
+from mlplab.models import HourglassMLP
+from mlplab.optim import LinearWarmupDecay
+from mlplab.tasks import ImageRestoration
+
+
+def make_task(**backbone_args) -> ImageRestoration:
+    args = {"d_z": 96, "d_h": 16, "depth": 2, **backbone_args}
+    return ImageRestoration(functools.partial(HourglassMLP, **args), image_shape=(1, 8, 8), num_classes=10)
+
+
+def test_linear_decay_to_zero_with_warmup():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = LinearWarmupDecay(optimizer, total_steps=10, warmup_steps=2)
+    lrs = []
+    for _ in range(11):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[:3] == [0.5, 1.0, 1.0]
+    assert lrs[10] == 0.0
+    assert all(a >= b for a, b in zip(lrs[1:], lrs[2:]))
+
+
+def test_optimizer_gets_only_trainable_parameters_and_scheduler_the_run_length():
+    task = make_task(fixed_input_projection=True)
+    trainer = L.Trainer(max_steps=37, logger=False, enable_checkpointing=False)
+    task.trainer = trainer
+    config = task.configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    handed = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert id(task.backbone.input_projection.weight) not in handed
+    assert handed == {id(p) for p in task.parameters() if p.requires_grad}
+    assert scheduler.total_steps == 37
+    assert isinstance(optimizer, torch.optim.AdamW)
+
+
+def test_flops_measured_on_meta_device_match_the_matmul_count():
+    task = make_task()
+    batch = 32
+    forward = 2 * batch * (64 * 96 + 2 * 2 * 96 * 16 + 96 * 64)
+    input_projection_grad = 2 * batch * 64 * 96  # not needed: the input requires no gradient
+    assert task.measure_flops(torch.rand(batch, 1, 8, 8)) == 3 * forward - input_projection_grad
+
+
+def test_checkpoint_from_a_different_architecture_is_refused():
+    task = make_task()
+    other = make_task(d_z=128)
+    checkpoint = {
+        "state_dict": other.state_dict(),
+        "hyper_parameters": {"backbone": {"class_path": "x.Other"}},
+    }
+    with pytest.raises(
+        CheckpointError, match=r"does not fit this HourglassMLP \(it holds a x.Other\).*differently shaped"
+    ):
+        task.on_load_checkpoint(checkpoint)
+    task.on_load_checkpoint({"state_dict": task.state_dict()})  # a fitting one passes
+
+
+def test_backbone_must_be_a_factory():
+    with pytest.raises(ConfigError, match="must be a family class or functools.partial"):
+        ImageRestoration(
+            HourglassMLP((1, 8, 8), (1, 8, 8), d_z=96, d_h=8), image_shape=(1, 8, 8), num_classes=10
+        )

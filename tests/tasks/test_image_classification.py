@@ -1,0 +1,38 @@
+import functools
+
+import lightning as L
+import pytest
+import torch
+
+from mlplab.data import DigitsDataModule
+from mlplab.errors import ConfigError
+from mlplab.models import StandardMLP
+from mlplab.tasks import ImageClassification
+
+BACKBONE = functools.partial(StandardMLP, width=64, depth=2)
+
+
+@pytest.mark.parametrize("mixup_alpha", [0.0, 0.8])
+def test_learns_digits_and_logs_top1_top5(mixup_alpha):
+    torch.manual_seed(0)
+    task = ImageClassification(BACKBONE, (1, 8, 8), 10, label_smoothing=0.1, mixup_alpha=mixup_alpha)
+    trainer = L.Trainer(max_epochs=4, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.fit(task, datamodule=DigitsDataModule(batch_size=64))
+    metrics = trainer.callback_metrics
+    assert {"val/acc", "val/acc_top5", "val/loss", "train/loss"} <= metrics.keys()
+    assert metrics["val/acc"] > 0.5
+    assert metrics["val/acc_top5"] >= metrics["val/acc"]
+
+
+def test_predictions_are_probabilities():
+    task = ImageClassification(BACKBONE, (1, 8, 8), 10)
+    out = task.predict_step((torch.rand(4, 1, 8, 8), torch.zeros(4, dtype=torch.long)), 0)
+    torch.testing.assert_close(out["probabilities"].sum(-1), torch.ones(4))
+    assert out["predictions"].shape == (4,)
+
+
+def test_bad_settings():
+    with pytest.raises(ConfigError, match="label_smoothing must be in"):
+        ImageClassification(BACKBONE, (1, 8, 8), 10, label_smoothing=1.0)
+    with pytest.raises(ConfigError, match="at least 2"):
+        ImageClassification(BACKBONE, (1, 8, 8), 1)
