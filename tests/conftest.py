@@ -40,26 +40,24 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_data_env(monkeypatch, tmp_path):
-    """Tests run in a temporary directory with MLPLAB_DATA made absolute, so nothing lands in the repo."""
+def _isolated(monkeypatch, tmp_path):
+    """Each test runs in a temporary directory (nothing lands in the repo), with MLPLAB_DATA made
+    absolute and ``sys.argv`` free of pytest's own arguments (the CLI reads it)."""
     folder = shared_data_dir()
     if folder is not None:
         monkeypatch.setenv("MLPLAB_DATA", str(folder))
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["mlplab"])
 
 
 def run_cli(*args: str) -> int:
     """Run ``mlplab`` in this process; return its exit status (0 when it returns normally)."""
     from mlplab.cli import main
 
-    argv = sys.argv
-    sys.argv = ["mlplab", *args]
     try:
         main(list(args))
     except SystemExit as exit_:
         return int(exit_.code or 0)
-    finally:
-        sys.argv = argv
     return 0
 
 

@@ -40,7 +40,12 @@ def condense_parser_error(message: str) -> str:
     keys = [match.group(1) for line in lines if (match := re.match(r'Parser key "([^"]+)"', line))]
     where = ".".join(dict.fromkeys(keys))
     prefix = f"{where}: " if where else ""
-    if match := re.search(r"Expected a dot import path string: (\S+)", message):
+    missing_import = (
+        r"Problem with given class_path '([^']+)':\s*(?:module '[^']+' has no attribute|No module named)"
+    )
+    if match := re.search(r"Expected a dot import path string: (\S+)", message) or re.search(
+        missing_import, message
+    ):
         return (
             f"{prefix}unknown class {match.group(1)!r}: give an importable class path or a class mlplab has"
         )

@@ -1,0 +1,185 @@
+"""The command line: config round trips, output locations, checkpoints, and one-line errors."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from mlplab.cli import condense_parser_error
+from tests.conftest import REPO
+
+QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+def short_fit(cli, root, *extra: str) -> int:
+    return cli(
+        "fit",
+        "--config",
+        QUICKSTART,
+        "--trainer.max_epochs",
+        "2",
+        f"--trainer.default_root_dir={root}",
+        *QUIET,
+        *extra,
+    )
+
+
+def test_print_config_reproduces_the_run(cli, capsys, tmp_path):
+    assert cli("fit", "--config", QUICKSTART, "--print_config") == 0
+    printed = capsys.readouterr().out
+    config = yaml.safe_load(printed)
+    assert config["model"]["init_args"]["backbone"]["class_path"].endswith("HourglassMLP")
+    assert config["model"]["init_args"]["optimizer"]["init_args"]["lr"] == 0.001
+    assert config["seed_everything"] == 0
+    (tmp_path / "printed.yaml").write_text(printed)
+    assert cli("fit", "--config", "printed.yaml", "--print_config") == 0
+    assert capsys.readouterr().out == printed
+
+
+def test_outputs_go_under_default_root_dir_with_config_seed_and_counts(cli, tmp_path):
+    assert short_fit(cli, "out") == 0
+    created = {p.relative_to(tmp_path).parts[0] for p in tmp_path.iterdir()}
+    assert created == {"out"}
+    run = tmp_path / "out" / "lightning_logs" / "version_0"
+    assert (run / "checkpoints" / "best.ckpt").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["seed_everything"] == 0
+    hparams = yaml.safe_load((run / "hparams.yaml").read_text().replace("!!python/tuple", ""))
+    assert (
+        hparams["params_total"] == hparams["params_trainable"] == 64 * 1024 + 3 * 2 * 1024 * 128 + 1024 * 64
+    )
+    events = EventAccumulator(str(run))
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"train/loss", "val/psnr", "val/ssim", "val/psnr_input", "train/device/samples_per_sec",
+            "train/device/flops_per_sec"} <= scalars  # fmt: skip
+    assert events.Scalars("train/device/flops_per_sec")[-1].value > 0
+
+
+def test_data_dimensions_reach_the_backbone(cli, tmp_path):
+    from mlplab.cli import MLPLabCLI
+
+    cli_run = MLPLabCLI(args=["--config", QUICKSTART, "--data.init_args.batch_size=16"], run=False)
+    assert cli_run.model.image_shape == (1, 8, 8) and cli_run.model.backbone.input_shape == (1, 8, 8)
+    assert cli_run.model.prototypes.shape == (10, 1, 8, 8)
+
+
+def test_checkpoint_test_and_validate_reproduce_the_metrics(cli, tmp_path):
+    assert short_fit(cli, "run") == 0
+    run = tmp_path / "run" / "lightning_logs" / "version_0"
+    best = run / "checkpoints" / "best.ckpt"
+    events = EventAccumulator(str(run))
+    events.Reload()
+    best_val_psnr = max(e.value for e in events.Scalars("val/psnr"))
+    assert torch.load(best, weights_only=True)["callbacks"]
+
+    from mlplab.cli import MLPLabCLI
+
+    args = ["--config", str(run / "config.yaml"), f"--ckpt_path={best}", *QUIET]
+    validated = MLPLabCLI(args=["validate", *args])
+    assert validated.trainer.callback_metrics["val/psnr"].item() == pytest.approx(best_val_psnr, abs=1e-4)
+    tested = MLPLabCLI(args=["test", *args])
+    first = tested.trainer.callback_metrics["test/psnr"].item()
+    tested_again = MLPLabCLI(args=["test", *args])
+    assert tested_again.trainer.callback_metrics["test/psnr"].item() == first
+
+
+def tree_digest(folder) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            digest.update(str(path).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+BAD_INPUTS = [
+    (["--model.backbone.d_h", "2048"], "HourglassMLP needs a narrow bottleneck, d_h < d_z"),
+    (["--model.backbone.d_z", "-5"], "d_z must be a positive integer, got -5"),
+    (["--model.backbone.depth", "0"], "depth must be a positive integer, got 0"),
+    (["--model.backbone", "NoSuchFamily"], "unknown class 'NoSuchFamily'"),
+    (["--model", "mlplab.tasks.NoSuchTask"], "unknown class 'mlplab.tasks.NoSuchTask'"),
+    (["--model.backbone.dz", "5"], "HourglassMLP has no argument 'dz'"),
+    (["--trainer.max_epochs", "many"], "trainer.max_epochs: expected int, got 'many'"),
+    (["--model.mode", "super_resolution", "--model.scale", "3"], "super-resolution ×3 needs"),
+    (
+        ["--data", "MNISTDataModule", "--data.data_dir", "nowhere", "--data.download", "false"],
+        "MNIST not found",
+    ),
+    (["--data.normalize", "true"], "set data.init_args.normalize: false"),
+    (["--data.num_val", "5000"], "must be positive and leave training images"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[m for _, m in BAD_INPUTS])
+def test_user_errors_end_with_one_clear_line_and_leave_runs_untouched(cli, capsys, args, message):
+    assert short_fit(cli, "runs") == 0
+    tmp_run = Path("runs") / "lightning_logs" / "version_0"
+    before = tree_digest(tmp_run)
+    capsys.readouterr()
+    assert short_fit(cli, "runs", *args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and message in err[-1]
+    assert not any("Traceback" in line for line in err)
+    assert tree_digest(tmp_run) == before  # a failed run never touches an earlier one
+
+
+def test_bad_checkpoints(cli, capsys, tmp_path):
+    assert short_fit(cli, "run") == 0
+    run = tmp_path / "run" / "lightning_logs" / "version_0"
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    cases = {
+        "missing.ckpt": "checkpoint not found: missing.ckpt",
+        "junk.ckpt": "cannot read the checkpoint junk.ckpt",
+    }
+    for name, message in cases.items():
+        capsys.readouterr()
+        assert cli("test", "--config", str(run / "config.yaml"), f"--ckpt_path={name}", *QUIET) == 2
+        assert message in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_checkpoint_from_another_architecture(cli, capsys, tmp_path, data_dir):
+    assert short_fit(cli, "run") == 0
+    run = tmp_path / "run" / "lightning_logs" / "version_0"
+    best = run / "checkpoints" / "best.ckpt"
+    before = best.read_bytes()
+    capsys.readouterr()
+    config = str(run / "config.yaml")
+    status = cli(
+        "test",
+        "--config",
+        config,
+        f"--ckpt_path={best}",
+        "--data=MNISTDataModule",
+        "--data.source_split=test",
+    )
+    assert status == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert (
+        last.startswith("error: the checkpoint does not fit this HourglassMLP")
+        and "(1024, 64) there but (1024, 784) here" in last
+    )
+    assert best.read_bytes() == before
+
+
+def test_condensed_parser_errors():
+    nested = (
+        'Parser key "model":\n  Does not validate\n  Errors:\n    - Problem\n        Parser key "backbone":\n'
+        "          - Expected a dot import path string: Foo\n"
+    )
+    assert condense_parser_error(nested).startswith("model.backbone: unknown class 'Foo'")
+
+
+def test_console_script_and_cli_py_agree():
+    script = subprocess.run([sys.executable, str(REPO / "cli.py"), "--help"], capture_output=True, text=True)
+    assert script.returncode == 0 and "fit" in script.stdout
+    module = subprocess.run([sys.executable, "-c", "from mlplab.cli import main; main()", "fit", "--help"],
+                            capture_output=True, text=True)  # fmt: skip
+    assert module.returncode == 0 and "--model" in module.stdout and "--checkpoint.monitor" in module.stdout
