@@ -131,8 +131,8 @@ def main() -> None:
             print(row, flush=True)
     with open(table) as handle:
         rows = list(csv.DictReader(handle))
-    lines = ["| task | budget | design | shape d_z/d_h/L | params | epochs | best val PSNR | test PSNR | test SSIM |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    columns = "task|budget|design|shape d_z/d_h/L|params|epochs|best val PSNR|test PSNR|test SSIM".split("|")
+    lines = ["| " + " | ".join(columns) + " |", "|---|---|---|---|---:|---:|---:|---:|---:|"]
     for r in sorted(rows, key=lambda r: (r["task"], r["budget"], r["design"])):
         lines.append(
             f"| {r['task']} | {r['budget']} | {r['design']} | {r['shape']} | {int(r['params']) / 1e6:.2f}M | "
