@@ -69,6 +69,7 @@ class ImageClassification(Task):
         self.label_smoothing = label_smoothing
         self.backbone = self.build_backbone(backbone, self.image_shape, (num_classes,))
         self.mixup = None
+        self.soft_target_loss = SoftTargetCrossEntropy()
         if mixup_alpha > 0 or cutmix_alpha > 0:
             self.mixup = Mixup(
                 mixup_alpha=mixup_alpha,
@@ -77,7 +78,6 @@ class ImageClassification(Task):
                 label_smoothing=label_smoothing,
                 num_classes=num_classes,
             )
-            self.soft_target_loss = SoftTargetCrossEntropy()
         self.train_metrics = self._metrics("train")
         self.val_metrics = self._metrics("val")
         self.test_metrics = self._metrics("test")
@@ -88,6 +88,16 @@ class ImageClassification(Task):
             metrics["acc_top5"] = MulticlassAccuracy(self.num_classes, top_k=5, average="micro")
         return MetricCollection(metrics, prefix=f"{stage}/")
 
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The training loss; override it in a subclass to train with another.
+
+        Cross-entropy against class indices (with label smoothing) or, after mixup, against soft
+        targets ``(B, K)``.
+        """
+        if targets.is_floating_point():
+            return self.soft_target_loss(logits, targets)
+        return F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
         self.record_flops(images)
@@ -95,10 +105,10 @@ class ImageClassification(Task):
             if images.shape[0] % 2:
                 raise ConfigError(f"mixup / CutMix need an even batch size, got {images.shape[0]}")
             mixed, soft_targets = self.mixup(images, labels)
-            loss = self.soft_target_loss(self(mixed), soft_targets)
+            loss = self.loss(self(mixed), soft_targets)
         else:
             logits = self(images)
-            loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+            loss = self.loss(logits, labels)
             self.train_metrics.update(logits.detach(), labels)
             self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         self.log("train/loss", loss, prog_bar=True)

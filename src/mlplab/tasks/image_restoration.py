@@ -20,7 +20,7 @@ RestorationMode = Literal["denoise", "super_resolution", "generative_classificat
 
 
 class ImageRestoration(Task):
-    """Map a degraded image to a clean one, pixels in [0, 1], with an MSE loss.
+    """Map a degraded image to a clean one, pixels in [0, 1], with an MSE loss (see :meth:`loss`).
 
     The three modes of the Hourglass paper (Chen et al., 2025), built from clean images on the device:
 
@@ -154,11 +154,15 @@ class ImageRestoration(Task):
         return torch.Generator(device=device).manual_seed(self.eval_seed + batch_idx)
 
     # ------------------------------------------------------------------------------------ steps
+    def loss(self, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The training loss (mean squared error); override it in a subclass to train with another."""
+        return F.mse_loss(predictions, targets)
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
         inputs, targets = self.degrade(images, labels)
         self.record_flops(inputs)
-        loss = F.mse_loss(self(inputs), targets)
+        loss = self.loss(self(inputs), targets)
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
@@ -170,7 +174,7 @@ class ImageRestoration(Task):
         predictions = self(inputs).float()
         metrics = self.val_metrics if stage == "val" else self.test_metrics
         metrics.update(predictions, targets)
-        self.log(f"{stage}/loss", F.mse_loss(predictions, targets))
+        self.log(f"{stage}/loss", self.loss(predictions, targets))
         self.log_dict(metrics, prog_bar=stage == "val")
         baseline = self.input_baseline(inputs)
         if baseline is not None:
