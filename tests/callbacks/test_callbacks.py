@@ -1,0 +1,71 @@
+import functools
+
+import lightning as L
+import pytest
+import torch
+
+from mlplab.callbacks import BestCheckpoint, CompileBackbone, Throughput, leading_batch_size
+from mlplab.data import DigitsDataModule
+from mlplab.models import HourglassMLP
+from mlplab.tasks import ImageClassification, ImageRestoration
+
+BACKBONE = functools.partial(HourglassMLP, d_z=96, d_h=16, depth=1)
+
+
+def fit(task, tmp_path, callbacks, **trainer_args):
+    trainer = L.Trainer(
+        max_epochs=2,
+        default_root_dir=tmp_path,
+        callbacks=callbacks,
+        enable_progress_bar=False,
+        **trainer_args,
+    )
+    trainer.fit(task, datamodule=DigitsDataModule(normalize=False, batch_size=64))
+    return trainer
+
+
+def test_best_checkpoint_follows_the_task_metric(tmp_path):
+    restoration = BestCheckpoint(filename="best")
+    fit(ImageRestoration(BACKBONE, (1, 8, 8), 10), tmp_path, [restoration])
+    assert (restoration.monitor, restoration.mode) == ("val/psnr", "max")
+    assert restoration.best_model_path.endswith("best.ckpt") and restoration.best_model_score > 10
+    classification = BestCheckpoint()
+    task = ImageClassification(
+        functools.partial(HourglassMLP, d_z=96, d_h=16, output_activation="none"), (1, 8, 8), 10
+    )
+    fit(task, tmp_path / "c", [classification])
+    assert (classification.monitor, classification.mode) == ("val/acc", "max")
+    explicit = BestCheckpoint(monitor="val/loss", mode="min")
+    fit(ImageRestoration(BACKBONE, (1, 8, 8), 10), tmp_path / "e", [explicit])
+    assert explicit.monitor == "val/loss" and explicit.best_model_score < 0.1
+
+
+def test_throughput_gets_flops_from_the_task(tmp_path):
+    task = ImageRestoration(BACKBONE, (1, 8, 8), 10)
+    trainer = fit(task, tmp_path, [Throughput(window_size=5)], log_every_n_steps=5)
+    assert task.flops_per_batch == task.measure_flops(torch.zeros(64, 1, 8, 8)) > 0
+    metrics = trainer.logged_metrics
+    assert metrics["train/device/flops_per_sec"] > 0 and metrics["train/device/samples_per_sec"] > 0
+    assert "train/device/mfu" not in metrics  # a CPU has no known peak FLOP/s
+    assert leading_batch_size((torch.zeros(7, 3), torch.zeros(7))) == 7
+
+
+def test_compile_callback_compiles_the_backbone_in_place(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(
+        torch.nn.Module, "compile", lambda self, **kw: calls.append((type(self).__name__, kw))
+    )
+    task = ImageRestoration(BACKBONE, (1, 8, 8), 10)
+    fit(task, tmp_path, [CompileBackbone(enabled=True, mode="max-autotune")], max_steps=1)
+    assert calls == [("HourglassMLP", {"mode": "max-autotune", "fullgraph": False, "dynamic": None})]
+    calls.clear()
+    fit(ImageRestoration(BACKBONE, (1, 8, 8), 10), tmp_path, [CompileBackbone()], max_steps=1)
+    assert calls == []
+
+
+@pytest.mark.slow
+def test_compiled_training_keeps_checkpoint_keys(tmp_path):
+    task = ImageRestoration(BACKBONE, (1, 8, 8), 10)
+    keys = set(task.state_dict())
+    fit(task, tmp_path, [CompileBackbone(enabled=True)], max_steps=3)
+    assert set(task.state_dict()) == keys
