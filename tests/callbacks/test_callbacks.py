@@ -3,6 +3,7 @@ import functools
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.loggers import Logger
 
 from mlplab.callbacks import BestCheckpoint, CompileBackbone, Throughput, leading_batch_size
 from mlplab.data import DigitsDataModule
@@ -40,13 +41,32 @@ def test_best_checkpoint_follows_the_task_metric(tmp_path):
     assert explicit.monitor == "val/loss" and explicit.best_model_score < 0.1
 
 
+class RecordingLogger(Logger):
+    name, version = "recording", 0
+
+    def __init__(self):
+        super().__init__()
+        self.records = []
+
+    def log_metrics(self, metrics, step=None):
+        self.records.append((step, dict(metrics)))
+
+    def log_hyperparams(self, params, *args, **kwargs):
+        pass
+
+
 def test_throughput_gets_flops_from_the_task(tmp_path):
     task = ImageRestoration(BACKBONE, (1, 8, 8), 10)
-    trainer = fit(task, tmp_path, [Throughput(window_size=5)], log_every_n_steps=5)
+    logger = RecordingLogger()
+    fit(task, tmp_path, [Throughput(window_size=3)], log_every_n_steps=5, logger=logger)
     assert task.flops_per_batch == task.measure_flops(torch.zeros(64, 1, 8, 8)) > 0
-    metrics = trainer.logged_metrics
-    assert metrics["train/device/flops_per_sec"] > 0 and metrics["train/device/samples_per_sec"] > 0
-    assert "train/device/mfu" not in metrics  # a CPU has no known peak FLOP/s
+    rates = [m for _, m in logger.records if "train/device/samples_per_sec" in m]
+    assert len(rates) == 42 // 5 - 2  # one per logging step once the window of 3 is full
+    last = rates[-1]
+    assert last["train/device/flops_per_sec"] == pytest.approx(
+        last["train/device/samples_per_sec"] / 64 * task.flops_per_batch, rel=0.05
+    )
+    assert "train/device/mfu" not in last  # a CPU has no known peak FLOP/s
     assert leading_batch_size((torch.zeros(7, 3), torch.zeros(7))) == 7
 
 

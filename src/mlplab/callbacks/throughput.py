@@ -1,10 +1,18 @@
-"""Throughput, FLOPs and MFU per step through Lightning's ``ThroughputMonitor``."""
+"""Throughput, FLOPs and MFU of training, measured with Lightning's ``Throughput`` at the logging steps."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from lightning.pytorch.callbacks import ThroughputMonitor
+import lightning as L
+import torch
+from lightning.fabric.utilities.throughput import Throughput as ThroughputMeter
+from lightning.fabric.utilities.throughput import get_available_flops
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_only
+
+PRECISION_DTYPES = {"bf16": torch.bfloat16, "16": torch.float16, "64": torch.float64}
 
 
 def leading_batch_size(batch: Any) -> int:
@@ -13,18 +21,77 @@ def leading_batch_size(batch: Any) -> int:
     return int(first.shape[0])
 
 
-class Throughput(ThroughputMonitor):
-    """Log ``train/samples_per_sec``, ``train/flops_per_sec`` and, on a GPU, ``train/mfu`` every few steps.
+def compute_dtype(precision: str) -> torch.dtype:
+    """The dtype the matrix units run in under a Trainer ``precision`` setting (for the peak FLOP/s)."""
+    return PRECISION_DTYPES.get(str(precision).split("-")[0], torch.float32)
 
-    A thin ``ThroughputMonitor`` whose batch size is the first dimension of the batch's first tensor.
-    The FLOPs of a step come from the task's ``flops_per_batch``, which mlplab's tasks measure once with
-    ``measure_flops`` on a meta-device copy of the backbone (forward and backward). MFU needs the
-    device's peak FLOP/s, which Lightning knows for GPUs, not CPUs. Values are averaged over a sliding
-    window of steps and logged at the trainer's ``log_every_n_steps``.
+
+class Throughput(Callback):
+    """Log ``train/device/samples_per_sec``, ``.../flops_per_sec`` and, on a GPU, ``train/device/mfu``.
+
+    Lightning's ``Throughput`` meter (the engine of its ``ThroughputMonitor``) is updated at every
+    logging step (``trainer.log_every_n_steps``) with the samples, batches and FLOPs since the last
+    one; rates are averaged over the last ``window_size`` updates, and validation time is left out.
+    Unlike ``ThroughputMonitor``, which waits for the GPU after every step, this waits only when it logs,
+    so the measurement does not slow down the training it measures. FLOPs per batch come from the
+    task's ``flops_per_batch`` (measured once with ``measure_flops`` on a meta-device copy of the
+    backbone, forward and backward); MFU divides by the device's peak FLOP/s in the training
+    precision, which Lightning knows for GPUs, not CPUs.
 
     Args:
-        window_size: Number of steps in the sliding window.
+        window_size: Number of logging steps the rates are averaged over.
     """
 
-    def __init__(self, window_size: int = 20):
-        super().__init__(batch_size_fn=leading_batch_size, window_size=window_size, separator="/")
+    def __init__(self, window_size: int = 4):
+        self.window_size = window_size
+        self.meter: ThroughputMeter | None = None
+        self._start = 0.0
+        self._batches = self._samples = self._batches_since_update = 0
+        self._validation_start: float | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        device = trainer.strategy.root_device
+        available = get_available_flops(device, compute_dtype(trainer.precision))
+        self.meter = ThroughputMeter(
+            available_flops=available, world_size=trainer.world_size, window_size=max(2, self.window_size)
+        )
+
+    @rank_zero_only
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.meter.reset()
+        self._start = time.perf_counter()
+        self._batches = self._samples = self._batches_since_update = 0
+
+    @rank_zero_only
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        self._batches += 1
+        self._batches_since_update += 1
+        self._samples += leading_batch_size(batch)
+        if self._batches % max(1, trainer.log_every_n_steps):
+            return
+        if trainer.strategy.root_device.type == "cuda":
+            torch.cuda.synchronize()  # the clock must see the work the GPU has queued
+        flops_per_batch = getattr(pl_module, "flops_per_batch", None)
+        self.meter.update(
+            time=time.perf_counter() - self._start,
+            batches=self._batches,
+            samples=self._samples,
+            flops=flops_per_batch * self._batches_since_update if flops_per_batch else None,
+        )
+        self._batches_since_update = 0
+        metrics = {f"train/{key}": value for key, value in self.meter.compute().items()}
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
+
+    @rank_zero_only
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.state.fn == "fit" and not trainer.sanity_checking:
+            self._validation_start = time.perf_counter()
+
+    @rank_zero_only
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._validation_start is not None:
+            self._start += time.perf_counter() - self._validation_start  # leave validation out
+            self._validation_start = None
