@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 import mlplab.data  # noqa: F401  (registers the DataModules for short class names)
 import mlplab.models  # noqa: F401  (registers the families)
 import mlplab.tasks  # noqa: F401  (registers the tasks)
-from mlplab.callbacks import BestCheckpoint, CompileBackbone, Throughput
+from mlplab.callbacks import BestCheckpoint, CompileBackbone, LearningRates, SaveRunConfig, Throughput
 from mlplab.errors import CheckpointError, MLPLabError
 
 #: DataModule attributes handed to the task argument of the same name, when both exist.
@@ -92,13 +91,14 @@ class MLPLabCLI(LightningCLI):
         kwargs.setdefault("auto_configure_optimizers", False)  # tasks own their optimiser arguments
         kwargs.setdefault("seed_everything_default", 0)
         kwargs.setdefault("parser_class", MLPLabArgumentParser)
+        kwargs.setdefault("save_config_callback", SaveRunConfig)
         super().__init__(args=args, run=run, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(BestCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.filename": "best"})
         parser.add_lightning_class_args(Throughput, "throughput")
-        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
+        parser.add_lightning_class_args(LearningRates, "lr_monitor")
         parser.add_lightning_class_args(CompileBackbone, "compile")
         for attribute in LINKED_DATA_ATTRIBUTES:
             parser.link_arguments(f"data.{attribute}", f"model.init_args.{attribute}", apply_on="instantiate")

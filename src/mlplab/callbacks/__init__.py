@@ -2,6 +2,14 @@
 
 from mlplab.callbacks.checkpoint import BestCheckpoint
 from mlplab.callbacks.compile import CompileBackbone
+from mlplab.callbacks.logging import LearningRates, SaveRunConfig
 from mlplab.callbacks.throughput import Throughput, leading_batch_size
 
-__all__ = ["BestCheckpoint", "CompileBackbone", "Throughput", "leading_batch_size"]
+__all__ = [
+    "BestCheckpoint",
+    "CompileBackbone",
+    "LearningRates",
+    "SaveRunConfig",
+    "Throughput",
+    "leading_batch_size",
+]

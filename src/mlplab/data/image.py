@@ -110,6 +110,7 @@ class ImageDataModule(L.LightningDataModule):
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
         self.mean = torch.zeros(1)
         self.std = torch.ones(1)
+        self._device_statistics: tuple[torch.Tensor, torch.Tensor] | None = None
         self._prototypes: torch.Tensor | None = None
 
     # ----------------------------------------------------------------------------------- subclasses
@@ -130,6 +131,7 @@ class ImageDataModule(L.LightningDataModule):
             train_images = self.splits["train"][0].double() / 255
             self.mean = train_images.mean(dim=(0, 2, 3)).float()
             self.std = train_images.std(dim=(0, 2, 3)).float().clamp_min(1e-6)
+            self._device_statistics = None
             images, labels = self.splits["train"]
             self.splits["train"] = flip_copies(images, labels, self.flip_copies)
         if self.trainer is not None and self._keep_on(self.trainer.strategy.root_device):
@@ -212,10 +214,21 @@ class ImageDataModule(L.LightningDataModule):
             if self.horizontal_flip:
                 images = random_horizontal_flip(images)
         if self.normalize:
-            mean = self.mean.to(images.device).view(1, -1, 1, 1)
-            std = self.std.to(images.device).view(1, -1, 1, 1)
+            mean, std = self._statistics_on(images.device)
             images = (images - mean) / std
         return images
+
+    def _statistics_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std shaped ``(1, C, 1, 1)`` on ``device``, copied there once.
+
+        A host-to-device copy per batch would make the host wait for the accelerator every step.
+        """
+        if self._device_statistics is None or self._device_statistics[0].device != device:
+            self._device_statistics = (
+                self.mean.view(1, -1, 1, 1).to(device),
+                self.std.view(1, -1, 1, 1).to(device),
+            )
+        return self._device_statistics
 
     def on_after_batch_transfer(self, batch: tuple[torch.Tensor, torch.Tensor], dataloader_idx: int):
         images, labels = batch

@@ -1,0 +1,41 @@
+"""Callbacks that write to the run directory or the loggers, and stay quiet when a run has neither."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.cli import SaveConfigCallback
+
+
+class LearningRates(LearningRateMonitor):
+    """``LearningRateMonitor`` that does nothing in runs without a logger (instead of refusing to start).
+
+    Logs ``lr-<Optimizer>`` every logging step; the arguments are ``LearningRateMonitor``'s.
+    """
+
+    def on_train_start(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        self.active = bool(trainer.loggers)
+        if self.active:
+            super().on_train_start(trainer, *args, **kwargs)
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        if getattr(self, "active", False):
+            super().on_train_batch_start(trainer, *args, **kwargs)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        if getattr(self, "active", False):
+            super().on_train_epoch_start(trainer, *args, **kwargs)
+
+
+class SaveRunConfig(SaveConfigCallback):
+    """Save the resolved ``config.yaml`` into the run directory, when the run has one (a logger).
+
+    Without a logger there is no run directory; Lightning would write into ``default_root_dir``
+    itself and refuse the next run there, so nothing is written instead.
+    """
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if trainer.loggers:
+            super().setup(trainer, pl_module, stage)
