@@ -13,9 +13,9 @@ from tests.conftest import REPO
 
 @pytest.mark.parametrize("model", ["hourglass", "bmlp"])
 def test_throughput_benchmark_smoke(model, tmp_path):
-    command = [sys.executable, str(REPO / "benchmarks" / "throughput.py"), "--model", model, "--small", "--device=cpu",
-               "--no-compile", "--batch-size=32", "--steps=4", "--warmup=2", "--images=512", f"--scratch={tmp_path}",
-               f"--out={tmp_path / 'out.jsonl'}"]  # fmt: skip
+    command = [sys.executable, str(REPO / "benchmarks" / "throughput.py"), f"--model={model}", "--small"]
+    command += ["--device=cpu", "--no-compile", "--batch-size=32", "--steps=4", "--warmup=2", "--images=512"]
+    command += [f"--scratch={tmp_path}", f"--out={tmp_path / 'out.jsonl'}"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     record = json.loads((tmp_path / "out.jsonl").read_text())
