@@ -183,3 +183,29 @@ def test_console_script_and_cli_py_agree():
     module = subprocess.run([sys.executable, "-c", "from mlplab.cli import main; main()", "fit", "--help"],
                             capture_output=True, text=True)  # fmt: skip
     assert module.returncode == 0 and "--model" in module.stdout and "--checkpoint.monitor" in module.stdout
+
+
+def test_predict_writes_predictions_to_the_run_directory(cli, tmp_path):
+    assert short_fit(cli, "run") == 0
+    run = tmp_path / "run" / "lightning_logs" / "version_0"
+    args = ["--config", str(run / "config.yaml"), f"--ckpt_path={run / 'checkpoints' / 'best.ckpt'}", *QUIET]
+    assert cli("predict", *args) == 0
+    saved = torch.load(
+        tmp_path / "run" / "lightning_logs" / "version_1" / "predictions.pt", weights_only=True
+    )
+    assert saved["predictions"].shape == saved["targets"].shape == (200, 1, 8, 8)  # the digits test split
+
+
+def test_corrupt_dataset_file_is_one_line(cli, capsys, tmp_path):
+    folder = tmp_path / "broken" / "mnist"
+    folder.mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (folder / name).write_bytes(b"\x1f\x8b not really gzip")
+    status = short_fit(
+        cli, "runs", "--data=MNISTDataModule", "--data.source_split=test", "--data.data_dir=broken"
+    )
+    assert status == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert (
+        last.startswith("error: ") and "fails its MD5 check" in last and "t10k-images-idx3-ubyte.gz" in last
+    )

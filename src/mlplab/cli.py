@@ -4,10 +4,10 @@
 (``data:``). Short class names work for everything mlplab ships (``class_path: HourglassMLP``) because
 this module imports the task, data and model packages. What the DataModule knows about the data
 (image shape, number of classes, ...) is linked into the task, which hands it to its backbone, so a
-config never states a dimension twice. Four callbacks are always present and configured under their
+config never states a dimension twice. Five callbacks are always present and configured under their
 own top-level keys: ``checkpoint`` (``checkpoints/best.ckpt`` by the task's main metric, and
-``last.ckpt``),
-``throughput`` (samples/s, FLOPs/s, MFU), ``lr_monitor`` and ``compile`` (opt-in ``torch.compile``).
+``last.ckpt``), ``throughput`` (samples/s, FLOPs/s, MFU), ``lr_monitor``, ``compile`` (opt-in
+``torch.compile``) and ``predictions`` (``predict`` writes ``predictions.pt`` to the run directory).
 """
 
 from __future__ import annotations
@@ -24,7 +24,14 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 import mlplab.data  # noqa: F401  (registers the DataModules for short class names)
 import mlplab.models  # noqa: F401  (registers the families)
 import mlplab.tasks  # noqa: F401  (registers the tasks)
-from mlplab.callbacks import BestCheckpoint, CompileBackbone, LearningRates, SaveRunConfig, Throughput
+from mlplab.callbacks import (
+    BestCheckpoint,
+    CompileBackbone,
+    LearningRates,
+    SavePredictions,
+    SaveRunConfig,
+    Throughput,
+)
 from mlplab.errors import CheckpointError, MLPLabError
 
 #: DataModule attributes handed to the task argument of the same name, when both exist.
@@ -100,6 +107,7 @@ class MLPLabCLI(LightningCLI):
         parser.add_lightning_class_args(Throughput, "throughput")
         parser.add_lightning_class_args(LearningRates, "lr_monitor")
         parser.add_lightning_class_args(CompileBackbone, "compile")
+        parser.add_lightning_class_args(SavePredictions, "predictions")
         for attribute in LINKED_DATA_ATTRIBUTES:
             parser.link_arguments(f"data.{attribute}", f"model.init_args.{attribute}", apply_on="instantiate")
 
