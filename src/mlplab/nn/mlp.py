@@ -44,7 +44,7 @@ class ResidualMLPBlock(nn.Module):
         hidden: Width of the hidden layer (d_h).
         norm: Normalisation applied to the block input.
         norm_affine: Whether that normalisation has learnable scale and shift.
-        activation: Activation between the two layers, any name ``timm.layers.get_act_layer`` knows.
+        activation: Activation between the two layers: a class, or a name ``timm.layers.get_act_layer`` knows.
         bias: Whether the two linear layers have biases.
     """
 
@@ -54,7 +54,7 @@ class ResidualMLPBlock(nn.Module):
         hidden: int,
         norm: NormKind = "batchnorm",
         norm_affine: bool = False,
-        activation: str = "relu",
+        activation: str | type[nn.Module] = "relu",
         bias: bool = False,
     ):
         super().__init__()

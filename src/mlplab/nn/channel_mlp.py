@@ -1,0 +1,147 @@
+"""The channel MLP inside a block, conventional or hourglass-shaped, chosen from the config.
+
+The Hourglass paper (Chen et al., 2025) suggests moving the wide skip into other residual networks:
+instead of a conventional channel MLP ``d -> hidden -> d`` (hidden wider than d), lift the features to
+a wide stream ``D``, run narrow-bottleneck residual blocks there, and project back. Every family that
+has a channel MLP takes a ``channel_mlp: ChannelMLP`` argument so the two can be compared in any
+architecture from YAML::
+
+    channel_mlp:
+      kind: hourglass
+      stream_ratio: 4.0       # D = 4 d
+      bottleneck_ratio: 0.5   # d_h = d / 2
+      depth: 1
+      fixed_lift: true        # W_lift frozen at its random initialisation
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from timm.layers import Mlp, get_act_layer
+from torch import nn
+
+from mlplab.errors import ConfigError
+from mlplab.nn.mlp import NormKind, ResidualMLPBlock
+from mlplab.nn.projection import RandomProjection
+
+
+class HourglassChannelMLP(nn.Module):
+    """Hourglass-shaped channel MLP: lift to a wide stream, narrow residual bottlenecks, project back.
+
+    ``y = W_out · B_L(…B_1(W_lift · x))`` with ``B_i(z) = z + W2 · act(W1 · norm(z))``, ``W_lift: d -> D``
+    (bias-free, optionally fixed at its random initialisation), ``W1: D -> d_h``, ``W2: d_h -> D`` and
+    ``W_out: D -> d_out`` (bias-free). It is the residual branch of its host block, which adds the skip
+    around it at width ``d``.
+
+    Shapes: ``(..., in_features) -> (..., out_features)``.
+
+    Args:
+        in_features: Input width d.
+        stream_width: Width D of the wide stream.
+        bottleneck_width: Width d_h of the bottlenecks (must be smaller than D).
+        out_features: Output width (``None``: ``in_features``).
+        depth: Number of bottleneck blocks in the stream.
+        fixed_lift: Freeze ``W_lift`` at its seeded random initialisation.
+        activation: Activation inside the bottlenecks: a class, or a name ``timm.layers.get_act_layer`` knows.
+        norm: Normalisation at the start of each bottleneck (``layernorm`` works on token tensors).
+        bias: Whether the bottleneck layers have biases.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        stream_width: int,
+        bottleneck_width: int,
+        out_features: int | None = None,
+        depth: int = 1,
+        fixed_lift: bool = False,
+        activation: str | type[nn.Module] = "gelu",
+        norm: NormKind = "layernorm",
+        bias: bool = True,
+    ):
+        super().__init__()
+        if not 0 < bottleneck_width < stream_width:
+            raise ConfigError(
+                "hourglass channel MLP needs 0 < bottleneck width < stream width, "
+                f"got {bottleneck_width} and {stream_width}"
+            )
+        self.lift = RandomProjection(in_features, stream_width, trainable=not fixed_lift)
+        self.blocks = nn.Sequential(
+            *(
+                ResidualMLPBlock(
+                    stream_width,
+                    bottleneck_width,
+                    norm=norm,
+                    norm_affine=True,
+                    activation=activation,
+                    bias=bias,
+                )
+                for _ in range(depth)
+            )
+        )
+        self.project = nn.Linear(stream_width, out_features or in_features, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(self.blocks(self.lift(x)))
+
+
+@dataclass
+class ChannelMLP:
+    """Which channel MLP a family's blocks use, and its shape (a config section, see the module docs).
+
+    Args:
+        kind: ``conventional`` (``d -> hidden -> d``, timm's ``Mlp``) or ``hourglass``
+            (:class:`HourglassChannelMLP`).
+        stream_ratio: Hourglass: wide stream width D as a multiple of the block width d.
+        bottleneck_ratio: Hourglass: bottleneck width d_h as a multiple of the block width d.
+        depth: Hourglass: bottleneck blocks per channel MLP.
+        fixed_lift: Hourglass: freeze the lift d -> D at its random initialisation.
+    """
+
+    kind: Literal["conventional", "hourglass"] = "conventional"
+    stream_ratio: float = 4.0
+    bottleneck_ratio: float = 0.5
+    depth: int = 1
+    fixed_lift: bool = False
+
+    def build(
+        self,
+        dim: int,
+        hidden: int,
+        out_features: int | None = None,
+        activation: str | type[nn.Module] = "gelu",
+        drop: float = 0.0,
+    ) -> nn.Module:
+        """The channel MLP for blocks of width ``dim``; ``hidden`` is the conventional hidden width."""
+        if self.kind == "conventional":
+            return Mlp(dim, hidden, out_features, act_layer=get_act_layer(activation), drop=drop)
+        if self.kind == "hourglass":
+            return HourglassChannelMLP(
+                dim,
+                stream_width=max(1, round(self.stream_ratio * dim)),
+                bottleneck_width=max(1, round(self.bottleneck_ratio * dim)),
+                out_features=out_features,
+                depth=self.depth,
+                fixed_lift=self.fixed_lift,
+                activation=activation,
+            )
+        raise ConfigError(f"channel_mlp.kind must be conventional or hourglass, got {self.kind!r}")
+
+    def as_timm_mlp_layer(self) -> Callable[..., nn.Module]:
+        """A drop-in for timm's ``mlp_layer`` argument: ``mlp_layer(dim, hidden, act_layer=, drop=)``."""
+
+        def mlp_layer(
+            in_features: int,
+            hidden_features: int | None = None,
+            out_features: int | None = None,
+            act_layer: type[nn.Module] | str = "gelu",
+            drop: float = 0.0,
+            **_: object,
+        ) -> nn.Module:
+            return self.build(in_features, hidden_features or 4 * in_features, out_features, act_layer, drop)
+
+        return mlp_layer
