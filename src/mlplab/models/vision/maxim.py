@@ -40,7 +40,9 @@ supervision; mlplab's restoration task supervises the final output (last stage, 
 Restoration contract: ``MAXIM(input_shape, output_shape)`` maps ``(B, C, h, w)`` to ``(B, C, H, W)``. When
 the output is larger (super-resolution ×s) the input is first upsampled bicubically by ``s``. The output
 is the image predicted by the network (input plus a residual); in evaluation mode it is clamped to [0, 1]
-(the official evaluation clips it too), in training mode it is left unclamped so gradients flow.
+(the official evaluation clips it too), in training mode it is left unclamped so gradients flow. With
+``num_supervision_scales > 1`` the last stage's coarser output convolutions only feed the paper's
+multi-scale loss (``forward_all``), so under the task's single-output loss they stay unused.
 
 Sizes: at level ``i`` the map is ``H/2^i``; it must be divisible by the block size and by the grid size
 of that level (``*_hr`` for the first ``high_res_stages`` levels, ``block_size_lr`` below them and at the
