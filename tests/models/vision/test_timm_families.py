@@ -64,8 +64,17 @@ def test_cifar_size_shapes_gradients_training(family, kwargs):
 @pytest.mark.parametrize("family", [MlpMixer, ResMLP, GMLP, PoolFormer, ConViT])
 def test_image_sizes_the_family_cannot_take(family):
     check_size_errors(family, built_for=(3, 16, 16), not_divisible=(3, 18, 18), patch_size=4)
+
+
+def test_non_square_images():
     with pytest.raises(ConfigError, match="square images, got 16×32"):
-        family((3, 16, 32), (10,))
+        ConViT((3, 16, 32), (10,))
+    for family in (MlpMixer, ResMLP, GMLP):
+        model = family((3, 16, 32), (10,), num_blocks=1, embed_dim=16)
+        assert model(torch.randn(2, 3, 16, 32)).shape == (2, 10)
+    assert PoolFormer((3, 32, 64), (10,), depths=(1, 1, 1, 1), dims=(8, 8, 8, 8))(
+        torch.randn(1, 3, 32, 64)
+    ).shape == (1, 10)
 
 
 def test_hourglass_channel_mlp_replaces_only_the_channel_mlp():

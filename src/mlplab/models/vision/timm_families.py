@@ -26,8 +26,8 @@ MLP, which is its token mixer), and timm builds the MLPs of PoolFormer and ConVi
 an ``mlp_layer`` argument, so those two keep theirs.
 
 Shapes: ``(B, C, H, W) -> (B, num_classes)``. MLP-Mixer, ResMLP, gMLP and ConViT mix a fixed number of
-tokens ``(H/p)·(W/p)``: they are built for one image size, divisible by the patch size ``p``. PoolFormer is
-convolutional, but is built and checked for one size as well (divisible by its patch size).
+tokens ``(H/p)·(W/p)``: they are built for one image size, divisible by the patch size ``p`` (ConViT's only
+for square images). PoolFormer is convolutional, but is built and checked for one size as well.
 """
 
 from __future__ import annotations
@@ -57,13 +57,16 @@ class TimmClassifier(nn.Module):
         patch_size: Side of the square patches the image is cut into; must divide ``H`` and ``W``.
     """
 
+    #: Whether timm's network takes only square images.
+    square_only = False
+
     def __init__(self, input_shape: tuple[int, ...], output_shape: tuple[int, ...], patch_size: int):
         super().__init__()
         name = type(self).__name__
         require_positive(name, patch_size=patch_size)
         channels, height, width, num_classes = classification_shapes(name, input_shape, output_shape)
         require_divisible(name, height, width, patch_size, f"patch size {patch_size}")
-        if height != width:
+        if self.square_only and height != width:
             raise ConfigError(f"{name}: timm builds this network for square images, got {height}×{width}")
         self.input_shape = (channels, height, width)
         self.num_classes = num_classes
@@ -131,10 +134,10 @@ class MlpMixer(TimmClassifier):
     ):
         super().__init__(input_shape, output_shape, patch_size)
         require_positive("MlpMixer", num_blocks=num_blocks, embed_dim=embed_dim)
-        channels, height, _ = self.input_shape
+        channels, height, width = self.input_shape
         self.model = TimmMlpMixer(
             num_classes=self.num_classes,
-            img_size=height,
+            img_size=(height, width),
             in_chans=channels,
             patch_size=patch_size,
             num_blocks=num_blocks,
@@ -183,11 +186,11 @@ class ResMLP(TimmClassifier):
     ):
         super().__init__(input_shape, output_shape, patch_size)
         require_positive("ResMLP", num_blocks=num_blocks, embed_dim=embed_dim)
-        channels, height, _ = self.input_shape
+        channels, height, width = self.input_shape
         extra = {} if channel_mlp.kind == "conventional" else {"mlp_layer": channel_mlp.as_timm_mlp_layer()}
         self.model = TimmMlpMixer(
             num_classes=self.num_classes,
-            img_size=height,
+            img_size=(height, width),
             in_chans=channels,
             patch_size=patch_size,
             num_blocks=num_blocks,
@@ -234,10 +237,10 @@ class GMLP(TimmClassifier):
     ):
         super().__init__(input_shape, output_shape, patch_size)
         require_positive("GMLP", num_blocks=num_blocks, embed_dim=embed_dim)
-        channels, height, _ = self.input_shape
+        channels, height, width = self.input_shape
         self.model = TimmMlpMixer(
             num_classes=self.num_classes,
-            img_size=height,
+            img_size=(height, width),
             in_chans=channels,
             patch_size=patch_size,
             num_blocks=num_blocks,
@@ -316,6 +319,8 @@ class PoolFormer(TimmClassifier):
 class ConViT(TimmClassifier):
     """ConViT (timm's ``ConVit``): a ViT whose first blocks use gated positional self-attention.
 
+    Images must be square (the positional attention assumes a square grid of patches).
+
     ConViT-Ti at 224 px is ``patch_size=16, num_heads=4, head_dim=48`` (width 192, 12 blocks, GPSA in
     the first 10).
 
@@ -333,6 +338,8 @@ class ConViT(TimmClassifier):
         drop_rate: Dropout before the classifier.
         drop_path_rate: Stochastic depth rate (linearly increasing over the blocks).
     """
+
+    square_only = True
 
     def __init__(
         self,
