@@ -2,6 +2,42 @@
 
 from mlplab.models.counting import count_parameters
 from mlplab.models.flat import FlatMLP
-from mlplab.models.vision import BottleneckMLP, ConventionalMLP, HourglassMLP, StandardMLP
+from mlplab.models.vision import (
+    GMLP,
+    MAXIM,
+    MSMLP,
+    Activator,
+    BottleneckMLP,
+    ConventionalMLP,
+    ConViT,
+    DynamicSpectrumMixer,
+    HourglassMLP,
+    MlpMixer,
+    NiNformer,
+    PoolFormer,
+    RaftMLP,
+    ResMLP,
+    StandardMLP,
+    StripMLP,
+)
 
-__all__ = ["BottleneckMLP", "ConventionalMLP", "FlatMLP", "HourglassMLP", "StandardMLP", "count_parameters"]
+__all__ = [
+    "GMLP",
+    "MAXIM",
+    "MSMLP",
+    "Activator",
+    "BottleneckMLP",
+    "ConViT",
+    "ConventionalMLP",
+    "DynamicSpectrumMixer",
+    "FlatMLP",
+    "HourglassMLP",
+    "MlpMixer",
+    "NiNformer",
+    "PoolFormer",
+    "RaftMLP",
+    "ResMLP",
+    "StandardMLP",
+    "StripMLP",
+    "count_parameters",
+]

@@ -1,0 +1,147 @@
+"""Activator: a transformer whose attention is replaced by a GLU unit.
+
+Paper: Abdullah Nazhat Abdullah, Tarkan Aydin, "Activator: GLU Activation Function as the Core Component
+of a Vision Transformer", arXiv 2405.15953 (2024). Official code: github.com/Abdullah-88/Activator
+(``activator.py``, ``activator_only_GEGLU.py``, ``train.py``).
+
+* Patch embedding: a ``p × p`` convolution of stride ``p`` to ``d_model`` channels, flattened to
+  ``N = (H/p)·(W/p)`` tokens.
+* Block: ``x = x + GU(LN(x))``, then ``x = x + FFN(LN(x))`` (the FFN is dropped with ``ffn=False``,
+  the paper's reduced variant). The gating unit is
+  ``GU(x) = W3 · (LN_h(act(W1 x)) ⊙ LN_h(W2 x))`` with ``W1, W2: d_model -> d_ffn``,
+  ``W3: d_ffn -> d_model`` (GELU: GEGLU; the paper's ablation also uses SiLU and ReLU).
+* Head: mean over the tokens, then a linear classifier (no final norm).
+
+Following the official code rather than the paper's figure: one LayerNorm per block serves both
+residual branches, and one LayerNorm ``LN_h`` (over ``d_ffn``) serves both GLU halves. No layer mixes
+tokens: the only spatial aggregation is the final mean over patches.
+
+The FFN is the family's channel MLP (``channel_mlp``: conventional ``d_model -> d_ffn -> d_model`` with
+GELU and dropout as the official ``FeedForward``, or hourglass).
+
+CIFAR-10 protocol of the paper (its ``train.py``): 32×32, patch 4, ``d_model=256``, ``d_ffn=512``,
+4 blocks, dropout 0.5, Adam at 1e-3, batch 128, 100 epochs; 73.2% reported.
+
+Shapes: ``(B, C, H, W) -> (B, N, d_model) -> (B, d_model) -> (B, num_classes)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from timm.layers import PatchEmbed, get_act_layer
+from torch import nn
+
+from mlplab.errors import require_positive
+from mlplab.models.vision.common import CONVENTIONAL, check_batch, classification_shapes, require_divisible
+from mlplab.nn import ChannelMLP
+
+
+class ActivatorGatingUnit(nn.Module):
+    """``W3 · (LN(act(W1 x)) ⊙ LN(W2 x))`` with one LayerNorm shared by both halves (official code).
+
+    Shapes: ``(..., dim) -> (..., dim)``.
+
+    Args:
+        dim: Token width.
+        hidden: Width of the gated halves.
+        activation: Activation of the first half (``gelu``: GEGLU; ``silu``: SwiGLU; ``relu``: ReGLU).
+    """
+
+    def __init__(self, dim: int, hidden: int, activation: str = "gelu"):
+        super().__init__()
+        self.proj_1 = nn.Linear(dim, hidden)
+        self.proj_2 = nn.Linear(dim, hidden)
+        self.proj_3 = nn.Linear(hidden, dim)
+        self.act = get_act_layer(activation)()
+        self.norm = nn.LayerNorm(hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u = self.norm(self.act(self.proj_1(x)))
+        v = self.norm(self.proj_2(x))
+        return self.proj_3(u * v)
+
+
+class ActivatorBlock(nn.Module):
+    """``x + GU(LN(x))``, then (optionally) ``x + FFN(LN(x))``, with one shared LayerNorm (official code).
+
+    Shapes: ``(B, N, dim) -> (B, N, dim)``.
+
+    Args:
+        dim: Token width.
+        hidden: Hidden width of the gating unit and of the conventional FFN.
+        dropout: Dropout inside the FFN.
+        ffn: Keep the FFN (``False``: the paper's variant without it).
+        activation: Activation of the gating unit.
+        channel_mlp: The FFN: conventional or hourglass.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        hidden: int,
+        dropout: float = 0.0,
+        ffn: bool = True,
+        activation: str = "gelu",
+        channel_mlp: ChannelMLP = CONVENTIONAL,
+    ):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.gating = ActivatorGatingUnit(dim, hidden, activation)
+        self.ffn = channel_mlp.build(dim, hidden, drop=dropout) if ffn else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.gating(self.norm(x))
+        if self.ffn is not None:
+            x = x + self.ffn(self.norm(x))
+        return x
+
+
+class Activator(nn.Module):
+    """Activator image classifier (see the module docstring).
+
+    Args:
+        input_shape: ``(C, H, W)`` of the images; filled in from the data.
+        output_shape: ``(num_classes,)``; filled in from the data.
+        patch_size: Side of the square patches; must divide the image size.
+        d_model: Token width.
+        d_ffn: Hidden width of the gating units and FFNs.
+        num_layers: Number of blocks.
+        dropout: Dropout inside the FFNs (0.5 in the official ``train.py``).
+        ffn: Keep the FFN in every block (``False``: GLU units only, the paper's reduced variant).
+        activation: Activation of the gating units (``gelu``, ``silu``, ``relu``).
+        channel_mlp: The FFN of every block: conventional or hourglass.
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        output_shape: tuple[int, ...],
+        patch_size: int = 4,
+        d_model: int = 256,
+        d_ffn: int = 512,
+        num_layers: int = 4,
+        dropout: float = 0.5,
+        ffn: bool = True,
+        activation: str = "gelu",
+        channel_mlp: ChannelMLP = CONVENTIONAL,
+    ):
+        super().__init__()
+        require_positive(
+            "Activator", patch_size=patch_size, d_model=d_model, d_ffn=d_ffn, num_layers=num_layers
+        )
+        channels, height, width, num_classes = classification_shapes("Activator", input_shape, output_shape)
+        require_divisible("Activator", height, width, patch_size, f"patch size {patch_size}")
+        self.input_shape = (channels, height, width)
+        self.patch_embed = PatchEmbed((height, width), patch_size, channels, d_model)
+        self.blocks = nn.Sequential(
+            *(
+                ActivatorBlock(d_model, d_ffn, dropout, ffn, activation, channel_mlp)
+                for _ in range(num_layers)
+            )
+        )
+        self.head = nn.Linear(d_model, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_batch("Activator", x, self.input_shape)
+        tokens = self.blocks(self.patch_embed(x))
+        return self.head(tokens.mean(dim=1))

@@ -1,0 +1,376 @@
+"""Thin typed wrappers over timm's MLP-Mixer, ResMLP, gMLP, PoolFormer and ConViT.
+
+The networks are timm's own (``timm/models/mlp_mixer.py``, ``metaformer.py``, ``convit.py``), built
+with the task's image size and channels and the family's arguments; the wrappers only give them typed,
+documented constructor arguments (so ``--model.backbone.help`` and ``--print_config`` show them), the
+family contract ``family(input_shape, output_shape, **args)``, and one-line errors for image sizes the
+network cannot take.
+
+* ``MlpMixer``: Tolstikhin et al., "MLP-Mixer: An all-MLP Architecture for Vision", NeurIPS 2021
+  (github.com/google-research/vision_transformer). Token MLP across the ``(H/p)·(W/p)`` patches, channel
+  MLP across the ``embed_dim`` features.
+* ``ResMLP``: Touvron et al., "ResMLP: Feedforward networks for image classification with data-efficient
+  training", TPAMI 2022 (github.com/facebookresearch/deit). A single linear layer mixes the tokens;
+  Affine "norms" and LayerScale.
+* ``GMLP``: Liu et al., "Pay Attention to MLPs", NeurIPS 2021. Spatial gating unit: half of the hidden
+  channels are normalised, mixed across tokens by a linear layer and gate the other half.
+* ``PoolFormer``: Yu et al., "MetaFormer Is Actually What You Need for Vision", CVPR 2022
+  (github.com/sail-sg/poolformer). Token mixer = average pooling minus identity, 4-stage hierarchy.
+* ``ConViT``: d'Ascoli et al., "ConViT: Improving Vision Transformers with Soft Convolutional Inductive
+  Biases", ICML 2021 (github.com/facebookresearch/convit). Gated positional self-attention (GPSA) in the
+  first ``local_up_to_layer`` blocks, then ordinary self-attention.
+
+``channel_mlp`` (conventional or hourglass, :class:`~mlplab.nn.ChannelMLP`) replaces the channel MLP of
+MLP-Mixer and ResMLP blocks. gMLP has none to replace (its spatial gating unit sits inside the channel
+MLP, which is its token mixer), and timm builds the MLPs of PoolFormer and ConViT blocks itself, without
+an ``mlp_layer`` argument, so those two keep theirs.
+
+Shapes: ``(B, C, H, W) -> (B, num_classes)``. MLP-Mixer, ResMLP, gMLP and ConViT mix a fixed number of
+tokens ``(H/p)·(W/p)``: they are built for one image size, divisible by the patch size ``p`` (ConViT's only
+for square images). PoolFormer is convolutional, but is built and checked for one size as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import torch
+from timm.layers import GatedMlp, trunc_normal_
+from timm.models.convit import ConVit as TimmConVit
+from timm.models.metaformer import GroupNorm1, MetaFormer, Pooling
+from timm.models.mlp_mixer import Affine, MixerBlock, ResBlock, SpatialGatingBlock
+from timm.models.mlp_mixer import MlpMixer as TimmMlpMixer
+from torch import nn
+
+from mlplab.errors import ConfigError, require_positive
+from mlplab.models.vision.common import CONVENTIONAL, check_batch, classification_shapes, require_divisible
+from mlplab.nn import ChannelMLP
+
+
+class TimmClassifier(nn.Module):
+    """Base of the wrappers: holds timm's network as ``self.model`` and checks every batch's shape.
+
+    Args:
+        input_shape: ``(C, H, W)`` of the images.
+        output_shape: ``(num_classes,)``.
+        patch_size: Side of the square patches the image is cut into; must divide ``H`` and ``W``.
+    """
+
+    #: Whether timm's network takes only square images.
+    square_only = False
+
+    def __init__(self, input_shape: tuple[int, ...], output_shape: tuple[int, ...], patch_size: int):
+        super().__init__()
+        name = type(self).__name__
+        require_positive(name, patch_size=patch_size)
+        channels, height, width, num_classes = classification_shapes(name, input_shape, output_shape)
+        require_divisible(name, height, width, patch_size, f"patch size {patch_size}")
+        if self.square_only and height != width:
+            raise ConfigError(f"{name}: timm builds this network for square images, got {height}×{width}")
+        self.input_shape = (channels, height, width)
+        self.num_classes = num_classes
+        self.patch_size = patch_size
+        self.model: nn.Module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_batch(type(self).__name__, x, self.input_shape)
+        return self.model(x)
+
+
+def _mixer_block_with(channel_mlp: ChannelMLP) -> Callable[..., MixerBlock]:
+    """A ``block_layer`` for timm's ``MlpMixer``: its ``MixerBlock`` with ``channel_mlp`` as channel MLP.
+
+    ``MixerBlock`` uses its ``mlp_layer`` for the token MLP as well, so the channel MLP is swapped after
+    the block is built (timm's weight initialisation runs afterwards, over the whole model).
+    """
+
+    def block(dim: int, seq_len: int, mlp_ratio: tuple[float, float], **kwargs) -> MixerBlock:
+        mixer_block = MixerBlock(dim, seq_len, mlp_ratio, **kwargs)
+        if channel_mlp.kind != "conventional":
+            mixer_block.mlp_channels = channel_mlp.build(
+                dim, int(mlp_ratio[1] * dim), activation=kwargs.get("act_layer", nn.GELU), drop=kwargs["drop"]
+            )
+        return mixer_block
+
+    return block
+
+
+class MlpMixer(TimmClassifier):
+    """MLP-Mixer (timm's ``MlpMixer``): patches, mixer blocks (token MLP, channel MLP), LN, mean, head.
+
+    Mixer-S/16 at 224 px is ``patch_size=16, num_blocks=8, embed_dim=512``; Mixer-B/16
+    ``patch_size=16, num_blocks=12, embed_dim=768``.
+
+    Args:
+        input_shape: ``(C, H, W)`` of the images; filled in from the data.
+        output_shape: ``(num_classes,)``; filled in from the data.
+        patch_size: Side of the square patches; must divide the image size.
+        num_blocks: Number of mixer blocks.
+        embed_dim: Width of the patch embeddings (channels).
+        token_mlp_ratio: Hidden width of the token MLP as a multiple of ``embed_dim``.
+        channel_mlp_ratio: Hidden width of the channel MLP as a multiple of ``embed_dim``.
+        drop_rate: Dropout before the classifier.
+        proj_drop_rate: Dropout inside the MLPs.
+        drop_path_rate: Stochastic depth rate of every block.
+        stem_norm: Normalise the patch embeddings.
+        channel_mlp: The channel MLP of every block: conventional or hourglass.
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        output_shape: tuple[int, ...],
+        patch_size: int = 4,
+        num_blocks: int = 8,
+        embed_dim: int = 256,
+        token_mlp_ratio: float = 0.5,
+        channel_mlp_ratio: float = 4.0,
+        drop_rate: float = 0.0,
+        proj_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        stem_norm: bool = False,
+        channel_mlp: ChannelMLP = CONVENTIONAL,
+    ):
+        super().__init__(input_shape, output_shape, patch_size)
+        require_positive("MlpMixer", num_blocks=num_blocks, embed_dim=embed_dim)
+        channels, height, width = self.input_shape
+        self.model = TimmMlpMixer(
+            num_classes=self.num_classes,
+            img_size=(height, width),
+            in_chans=channels,
+            patch_size=patch_size,
+            num_blocks=num_blocks,
+            embed_dim=embed_dim,
+            mlp_ratio=(token_mlp_ratio, channel_mlp_ratio),
+            block_layer=_mixer_block_with(channel_mlp),
+            drop_rate=drop_rate,
+            proj_drop_rate=proj_drop_rate,
+            drop_path_rate=drop_path_rate,
+            stem_norm=stem_norm,
+        )
+
+
+class ResMLP(TimmClassifier):
+    """ResMLP (timm's ``MlpMixer`` with ``ResBlock`` and ``Affine``): linear token mixing, LayerScale.
+
+    ResMLP-S12 at 224 px is ``patch_size=16, num_blocks=12, embed_dim=384``.
+
+    Args:
+        input_shape: ``(C, H, W)`` of the images; filled in from the data.
+        output_shape: ``(num_classes,)``; filled in from the data.
+        patch_size: Side of the square patches; must divide the image size.
+        num_blocks: Number of residual blocks.
+        embed_dim: Width of the patch embeddings.
+        mlp_ratio: Hidden width of the channel MLP as a multiple of ``embed_dim``.
+        init_values: Initial LayerScale (1e-4 for 12 blocks, 1e-5 for 24, 1e-6 for 36 in the paper).
+        drop_rate: Dropout before the classifier.
+        proj_drop_rate: Dropout inside the channel MLPs.
+        drop_path_rate: Stochastic depth rate of every block.
+        channel_mlp: The channel MLP of every block: conventional or hourglass.
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        output_shape: tuple[int, ...],
+        patch_size: int = 4,
+        num_blocks: int = 12,
+        embed_dim: int = 384,
+        mlp_ratio: float = 4.0,
+        init_values: float = 1e-4,
+        drop_rate: float = 0.0,
+        proj_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        channel_mlp: ChannelMLP = CONVENTIONAL,
+    ):
+        super().__init__(input_shape, output_shape, patch_size)
+        require_positive("ResMLP", num_blocks=num_blocks, embed_dim=embed_dim)
+        channels, height, width = self.input_shape
+        extra = {} if channel_mlp.kind == "conventional" else {"mlp_layer": channel_mlp.as_timm_mlp_layer()}
+        self.model = TimmMlpMixer(
+            num_classes=self.num_classes,
+            img_size=(height, width),
+            in_chans=channels,
+            patch_size=patch_size,
+            num_blocks=num_blocks,
+            embed_dim=embed_dim,
+            mlp_ratio=mlp_ratio,
+            block_layer=partial(ResBlock, init_values=init_values),
+            norm_layer=Affine,
+            drop_rate=drop_rate,
+            proj_drop_rate=proj_drop_rate,
+            drop_path_rate=drop_path_rate,
+            **extra,
+        )
+
+
+class GMLP(TimmClassifier):
+    """gMLP (timm's ``MlpMixer`` with ``SpatialGatingBlock``): channel MLP gated by a spatial linear layer.
+
+    gMLP-Ti / S / B at 224 px: ``patch_size=16, num_blocks=30, mlp_ratio=6`` and ``embed_dim`` 128 / 256
+    / 512. There is no ``channel_mlp`` argument: the spatial gating unit sits inside the channel MLP.
+
+    Args:
+        input_shape: ``(C, H, W)`` of the images; filled in from the data.
+        output_shape: ``(num_classes,)``; filled in from the data.
+        patch_size: Side of the square patches; must divide the image size.
+        num_blocks: Number of gMLP blocks.
+        embed_dim: Width of the patch embeddings.
+        mlp_ratio: Hidden width of the gated channel MLP as a multiple of ``embed_dim``.
+        drop_rate: Dropout before the classifier.
+        proj_drop_rate: Dropout inside the MLPs.
+        drop_path_rate: Stochastic depth rate of every block.
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        output_shape: tuple[int, ...],
+        patch_size: int = 4,
+        num_blocks: int = 30,
+        embed_dim: int = 128,
+        mlp_ratio: float = 6.0,
+        drop_rate: float = 0.0,
+        proj_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+    ):
+        super().__init__(input_shape, output_shape, patch_size)
+        require_positive("GMLP", num_blocks=num_blocks, embed_dim=embed_dim)
+        channels, height, width = self.input_shape
+        self.model = TimmMlpMixer(
+            num_classes=self.num_classes,
+            img_size=(height, width),
+            in_chans=channels,
+            patch_size=patch_size,
+            num_blocks=num_blocks,
+            embed_dim=embed_dim,
+            mlp_ratio=mlp_ratio,
+            block_layer=SpatialGatingBlock,
+            mlp_layer=GatedMlp,
+            drop_rate=drop_rate,
+            proj_drop_rate=proj_drop_rate,
+            drop_path_rate=drop_path_rate,
+        )
+
+
+class PoolFormer(TimmClassifier):
+    """PoolFormer (timm's ``MetaFormer`` with ``Pooling`` token mixers), as timm's ``poolformer_s12``.
+
+    Stem: a convolution of stride ``patch_size`` (kernel ``patch_size + 3``, padding 2: timm's 7/4/2
+    stem for ``patch_size=4``), then 4 stages of ``depths`` blocks (pooling token mixer, GroupNorm,
+    LayerScale, GELU channel MLP of ratio 4) with stride-2 downsampling in between, GroupNorm-free head
+    (LayerNorm, linear). PoolFormer-S12 is ``depths=(2, 2, 6, 2), dims=(64, 128, 320, 512)``.
+
+    Args:
+        input_shape: ``(C, H, W)`` of the images; filled in from the data.
+        output_shape: ``(num_classes,)``; filled in from the data.
+        patch_size: Stride of the stem (at least 2); must divide the image size.
+        depths: Blocks per stage.
+        dims: Width of each stage.
+        pool_size: Window of the average-pooling token mixer.
+        layer_scale_init_value: Initial LayerScale of every block.
+        drop_rate: Dropout before the classifier.
+        drop_path_rate: Stochastic depth rate (linearly increasing over the blocks).
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        output_shape: tuple[int, ...],
+        patch_size: int = 4,
+        depths: tuple[int, ...] = (2, 2, 6, 2),
+        dims: tuple[int, ...] = (64, 128, 320, 512),
+        pool_size: int = 3,
+        layer_scale_init_value: float = 1e-5,
+        drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+    ):
+        super().__init__(input_shape, output_shape, patch_size)
+        if patch_size < 2:
+            raise ConfigError(f"PoolFormer: patch_size must be at least 2, got {patch_size}")
+        if len(depths) != len(dims) or not depths:
+            raise ConfigError(f"PoolFormer: depths {tuple(depths)} and dims {tuple(dims)} must be as long")
+        channels = self.input_shape[0]
+        self.model = MetaFormer(
+            in_chans=channels,
+            num_classes=self.num_classes,
+            depths=tuple(depths),
+            dims=tuple(dims),
+            token_mixers=Pooling,
+            pool_size=pool_size,
+            downsample_norm=None,
+            mlp_act=nn.GELU,
+            mlp_bias=True,
+            norm_layers=GroupNorm1,
+            layer_scale_init_values=layer_scale_init_value,
+            res_scale_init_values=None,
+            use_mlp_head=False,
+            drop_rate=drop_rate,
+            drop_path_rate=drop_path_rate,
+        )
+        if patch_size != 4:
+            stem = nn.Conv2d(channels, dims[0], kernel_size=patch_size + 3, stride=patch_size, padding=2)
+            trunc_normal_(stem.weight, std=0.02)
+            nn.init.zeros_(stem.bias)
+            self.model.stem.conv = stem
+
+
+class ConViT(TimmClassifier):
+    """ConViT (timm's ``ConVit``): a ViT whose first blocks use gated positional self-attention.
+
+    Images must be square (the positional attention assumes a square grid of patches).
+
+    ConViT-Ti at 224 px is ``patch_size=16, num_heads=4, head_dim=48`` (width 192, 12 blocks, GPSA in
+    the first 10).
+
+    Args:
+        input_shape: ``(C, H, W)`` of the images; filled in from the data.
+        output_shape: ``(num_classes,)``; filled in from the data.
+        patch_size: Side of the square patches; must divide the image size.
+        depth: Number of transformer blocks.
+        num_heads: Attention heads per block.
+        head_dim: Width per head (timm's ``embed_dim``); the model width is ``num_heads * head_dim``.
+        local_up_to_layer: Number of leading blocks with gated positional self-attention.
+        locality_strength: Initial locality strength of the GPSA heads.
+        mlp_ratio: Hidden width of the MLPs as a multiple of the model width.
+        qkv_bias: Biases in the query/key/value projections.
+        drop_rate: Dropout before the classifier.
+        drop_path_rate: Stochastic depth rate (linearly increasing over the blocks).
+    """
+
+    square_only = True
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        output_shape: tuple[int, ...],
+        patch_size: int = 4,
+        depth: int = 12,
+        num_heads: int = 4,
+        head_dim: int = 48,
+        local_up_to_layer: int = 10,
+        locality_strength: float = 1.0,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = False,
+        drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+    ):
+        super().__init__(input_shape, output_shape, patch_size)
+        require_positive("ConViT", depth=depth, num_heads=num_heads, head_dim=head_dim)
+        channels, height, _ = self.input_shape
+        self.model = TimmConVit(
+            img_size=height,
+            patch_size=patch_size,
+            in_chans=channels,
+            num_classes=self.num_classes,
+            embed_dim=head_dim,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias,
+            drop_rate=drop_rate,
+            drop_path_rate=drop_path_rate,
+            local_up_to_layer=local_up_to_layer,
+            locality_strength=locality_strength,
+        )

@@ -1,0 +1,59 @@
+"""The vision GPU benchmarks stay runnable: tiny CPU smoke runs of each script and mode."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, require_data
+
+THROUGHPUT = [sys.executable, str(REPO / "benchmarks" / "vision_throughput.py"), "--small", "--device=cpu"]
+THROUGHPUT += ["--no-compile", "--steps=2", "--warmup=1", "--images=128", "--batch-size=16"]
+
+
+def run(command: list[str], tmp_path) -> list[dict]:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+
+
+def test_family_throughput_smoke(tmp_path):
+    command = [*THROUGHPUT, "--families", "activator", "maxim", "--restoration-batch-size=2"]
+    records = run([*command, f"--scratch={tmp_path}", f"--out={tmp_path / 'out.jsonl'}"], tmp_path)
+    assert [r["family"] for r in records] == ["activator", "maxim"]
+    assert records[1]["task"] == "ImageRestoration"
+    assert all(r["mlplab_samples_per_sec"] > 0 and r["params"] > 0 for r in records)
+
+
+def test_mixer_against_handwritten_loop_smoke(tmp_path):
+    records = run(
+        [*THROUGHPUT, "--mode=mixer", f"--scratch={tmp_path}", f"--out={tmp_path / 'out.jsonl'}"], tmp_path
+    )
+    (record,) = records
+    assert record["handwritten_samples_per_sec"] > 0 and record["mlplab_samples_per_sec"] > 0
+    assert record["ratio"] == pytest.approx(
+        record["mlplab_samples_per_sec"] / record["handwritten_samples_per_sec"], rel=0.01
+    )
+
+
+def test_cifar10_table_smoke(tmp_path):
+    archive = require_data("cifar10-jpg.tar.gz") / "cifar10-jpg.tar.gz"
+    command = [
+        sys.executable,
+        str(REPO / "benchmarks" / "vision_cifar10.py"),
+        "--recipes",
+        "activator_cifar10",
+    ]
+    command += [
+        "--smoke",
+        "--device=cpu",
+        f"--jpeg={archive}",
+        f"--root={tmp_path}",
+        f"--out={tmp_path / 'out.jsonl'}",
+    ]
+    (record,) = run(command, tmp_path)
+    assert record["family"] == "Activator" and record["params"] == 2_650_890
+    assert 0 <= record["test_acc"] <= 100 and record["train_seconds"] > 0
