@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import atexit
 import functools
-import heapq
 import shutil
 import tarfile
 import tempfile
@@ -22,35 +21,24 @@ TINY = ["--trainer.fast_dev_run", "1", "--trainer.accelerator", "cpu", "--data.i
 
 @functools.cache
 def cifar10_jpeg_subset(archive: Path, per_class: int = 20) -> Path:
-    """The first ``per_class`` images of every class and split of the JPEG archive, unpacked once per session.
+    """The first ``per_class`` images (by file name) of every class and split, unpacked once per session.
 
-    ``ImageFolderDataModule`` keeps the same images (the first by file name) when it reads the archive with
-    ``max_images_per_class``; unpacking them once saves every CIFAR-10 recipe a pass over the archive.
+    ``ImageFolderDataModule`` keeps the same images when it reads the archive with ``max_images_per_class``;
+    unpacking them once saves every CIFAR-10 recipe a pass over the archive.
     """
-    kept: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (split, class) -> heap of (-name, name)
-    blobs: dict[str, bytes] = {}
     with tarfile.open(archive) as tar:
-        for member in tar:
-            parts = Path(member.name).parts
-            parts = parts[1:] if parts and parts[0] == "." else parts
-            if not member.isfile() or len(parts) != 3:
-                continue
-            heap = kept.setdefault((parts[0], parts[1]), [])
-            entry = (tuple(-ord(c) for c in member.name), member.name)
-            if len(heap) < per_class:
-                heapq.heappush(heap, entry)
-            elif entry > heap[0]:  # a smaller name than the largest kept one
-                blobs.pop(heapq.heapreplace(heap, entry)[1], None)
-            else:
-                continue
-            blobs[member.name] = tar.extractfile(member).read()
+        files = {m.name: tar.extractfile(m).read() for m in tar if m.isfile() and m.name.endswith(".jpg")}
+    by_folder: dict[str, list[str]] = {}
+    for name in sorted(files):
+        by_folder.setdefault(name.rsplit("/", 1)[0], []).append(name)
     folder = Path(tempfile.mkdtemp(prefix="mlplab-cifar10-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    for name, data in blobs.items():
-        parts = Path(name).parts
-        target = folder.joinpath(*(parts[1:] if parts[0] == "." else parts))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+    for names in by_folder.values():
+        for name in names[:per_class]:
+            parts = Path(name).parts
+            target = folder.joinpath(*(parts[1:] if parts[0] == "." else parts))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(files[name])
     return folder
 
 

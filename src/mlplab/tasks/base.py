@@ -117,7 +117,8 @@ class Task(L.LightningModule):
         own = self.state_dict()
         missing = sorted(own.keys() - saved.keys())
         unexpected = sorted(saved.keys() - own.keys())
-        reshaped = sorted(k for k in own.keys() & saved.keys() if tuple(own[k].shape) != tuple(saved[k].shape))
+        shared = own.keys() & saved.keys()
+        reshaped = sorted(k for k in shared if tuple(own[k].shape) != tuple(saved[k].shape))
         if not (missing or unexpected or reshaped):
             return
         trained_with = checkpoint.get("hyper_parameters", {}).get("backbone", {})
