@@ -2,6 +2,16 @@
 
 from mlplab.models.counting import count_parameters
 from mlplab.models.flat import FlatMLP
+from mlplab.models.timeseries import DLinear, TimeMixer
 from mlplab.models.vision import BottleneckMLP, ConventionalMLP, HourglassMLP, StandardMLP
 
-__all__ = ["BottleneckMLP", "ConventionalMLP", "FlatMLP", "HourglassMLP", "StandardMLP", "count_parameters"]
+__all__ = [
+    "BottleneckMLP",
+    "ConventionalMLP",
+    "DLinear",
+    "FlatMLP",
+    "HourglassMLP",
+    "StandardMLP",
+    "TimeMixer",
+    "count_parameters",
+]
