@@ -2,7 +2,7 @@
 
 from mlplab.models.counting import count_parameters
 from mlplab.models.flat import FlatMLP
-from mlplab.models.timeseries import DLinear, TimeMixer
+from mlplab.models.timeseries import DLinear, PatchTST, TimeMixer, TSMixer, TSMixerGoogle
 from mlplab.models.vision import BottleneckMLP, ConventionalMLP, HourglassMLP, StandardMLP
 
 __all__ = [
@@ -11,7 +11,10 @@ __all__ = [
     "DLinear",
     "FlatMLP",
     "HourglassMLP",
+    "PatchTST",
     "StandardMLP",
+    "TSMixer",
+    "TSMixerGoogle",
     "TimeMixer",
     "count_parameters",
 ]
