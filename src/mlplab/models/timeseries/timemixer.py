@@ -22,7 +22,8 @@ Official code: github.com/kwuking/TimeMixer (``models/TimeMixer.py``); this file
 Where this differs from the official code: the calendar features of a window are paired with that
 window's own series (the official code tiles the batch's features with ``repeat``, which pairs the
 series of window ``b`` with the features of another window of the batch); and the official PDM
-block's unused ``LayerNorm`` and ``Dropout`` are left out (they take no part in the forward pass).
+block's unused ``LayerNorm`` and ``Dropout`` are left out (they take no part in the forward pass), as is
+its ``out_cross_layer`` in the channel-mixing mode, where the official forward pass skips it.
 
 Shapes: ``(B, L, N)`` history and optional ``time_features`` ``(B, L, F)`` -> ``(B, H, N)``.
 """
@@ -113,11 +114,12 @@ class PastDecomposableMixing(nn.Module):
         super().__init__()
         self.channel_independence = channel_independence
         self.decomposition = SeriesDecomposition(moving_avg)
-        if not channel_independence:
+        if channel_independence:
+            self.out_cross_layer = channel_mlp.build(d_model, d_ff, activation="gelu")
+        else:
             self.cross_layer = channel_mlp.build(d_model, d_ff, activation="gelu")
         self.season_mixing = MultiScaleSeasonMixing(lengths)
         self.trend_mixing = MultiScaleTrendMixing(lengths)
-        self.out_cross_layer = channel_mlp.build(d_model, d_ff, activation="gelu")
 
     def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
         seasons, trends = [], []
