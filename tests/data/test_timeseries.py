@@ -186,7 +186,7 @@ def _collect(tmp_path):
     ):
         try:
             make()
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             errors.append(error)
     assert len(errors) == 2
     return errors

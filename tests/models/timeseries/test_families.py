@@ -149,7 +149,8 @@ def test_timemixer_uses_the_time_features_of_each_window():
 
 def test_wrong_inputs_and_arguments_are_one_clear_line():
     model = build(DLinear, 48, 16, 3)
-    with pytest.raises(ConfigError, match=r"built for histories of lookback 48 and 3 series .* got a batch of shape \(2, 96, 3\)"):  # fmt: skip
+    expected = r"built for histories of lookback 48 and 3 series .* got a batch of shape \(2, 96, 3\)"
+    with pytest.raises(ConfigError, match=expected):
         model(torch.randn(2, 96, 3))
     with pytest.raises(ConfigError, match="lookback must be a positive integer, got 0"):
         DLinear((0, 3), (16, 3))
