@@ -71,7 +71,9 @@ def test_fit_logs_both_scales_and_a_forecast_figure_and_test_reproduces_the_metr
     assert metrics["test/mse_original"].item() == pytest.approx(original.item(), rel=1e-4)
 
 
-def test_checkpoint_for_another_horizon_is_one_clear_line(cli, capsys, tmp_path):
+def test_predict_writes_forecasts_and_a_checkpoint_for_another_horizon_is_one_clear_line(
+    cli, capsys, tmp_path
+):
     require_data("ETTh1.csv")
     assert (
         cli("fit", "--config", RECIPE, *QUICK, "--trainer.max_epochs=1", "--trainer.default_root_dir=run")
@@ -80,6 +82,13 @@ def test_checkpoint_for_another_horizon_is_one_clear_line(cli, capsys, tmp_path)
     run = tmp_path / "run" / "lightning_logs" / "version_0"
     capsys.readouterr()
     best = run / "checkpoints" / "best.ckpt"
+    assert cli("predict", "--config", str(run / "config.yaml"), f"--ckpt_path={best}", *QUIET) == 0
+    saved = torch.load(
+        tmp_path / "run" / "lightning_logs" / "version_1" / "predictions.pt", weights_only=True
+    )
+    assert saved["predictions"].shape == saved["targets"].shape == (2880 - 24 + 1, 24, 7)
+    assert saved["history"].shape == (2857, 48, 7)
+    capsys.readouterr()
     status = cli(
         "test", "--config", str(run / "config.yaml"), f"--ckpt_path={best}", "--data.init_args.horizon=96"
     )
