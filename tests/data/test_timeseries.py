@@ -190,3 +190,19 @@ def _collect(tmp_path):
             errors.append(error)
     assert len(errors) == 2
     return errors
+
+
+def test_training_drops_only_its_last_incomplete_batch(tmp_path):
+    values = np.random.default_rng(3).normal(size=(1000, 2))
+    write_csv(tmp_path / "mine.csv", hourly(1000), values, ["date", "a", "OT"])
+    data = CSVDataModule(file="mine.csv", lookback=24, horizon=12, batch_size=64, data_dir=str(tmp_path))
+    data.setup()
+    assert data.window_count("train") == 700 - 36 + 1 == 665
+    sizes = [len(batch[0]) for batch in data.train_dataloader()]
+    assert sizes == [64] * 10  # the 25 windows left over change with the shuffle of every epoch
+    loader = data.train_dataloader()
+    first, second = (next(iter(loader))[0] for _ in range(2))
+    assert not torch.equal(first, second)  # a fresh permutation per epoch
+    assert (
+        sum(len(batch[0]) for batch in data.val_dataloader()) == data.window_count("val") == 100 + 24 - 36 + 1
+    )

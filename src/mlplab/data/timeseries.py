@@ -13,7 +13,8 @@ TimeMixer, ...) use:
   training rows only (scikit-learn's ``StandardScaler``).
 * **Windows** of lookback ``L`` and horizon ``H`` at stride 1: a split of ``R`` rows has ``R - L - H + 1``
   windows, and none is dropped in validation or test (older code dropped the last incomplete batch; at
-  ETTh1, H=96 the test set has exactly 2,785 windows for any L).
+  ETTh1, H=96 the test set has exactly 2,785 windows for any L). Training shuffles the windows every
+  epoch and drops its last incomplete batch.
 * **Time features** from the date column: Time-Series-Library's ``timeF`` encoding, each in
   [-0.5, 0.5] (for ``freq='h'``: hour of day, day of week, day of month, day of year).
 
@@ -350,11 +351,15 @@ class ForecastingDataModule(L.LightningDataModule):
         rank, world_size = (
             (0, 1) if self.trainer is None else (self.trainer.global_rank, self.trainer.world_size)
         )
+        windows = self.windows(split)
+        batch_size = self.batch_size if train else self.eval_batch_size
         return TensorBatchLoader(
-            self.windows(split),
-            batch_size=self.batch_size if train else self.eval_batch_size,
+            windows,
+            batch_size=batch_size,
             shuffle=train,
-            drop_last=False,
+            # Training drops its last, smaller batch (it can hold a single window, which batch-normalised
+            # families cannot train on); validation and test never drop a window.
+            drop_last=train and len(windows[0]) // world_size > batch_size,
             seed=self.shuffle_seed,
             rank=rank,
             world_size=world_size,
