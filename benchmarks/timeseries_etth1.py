@@ -117,6 +117,17 @@ def protocol_check(options: argparse.Namespace) -> None:
     Writes ``protocol.csv`` next to ``results.csv``.
     """
     rows = list(csv.DictReader(open(options.out / "results.csv")))
+    if options.partial:  # runs still going (or stopped): their best checkpoint so far
+        rows = []
+        for folder in sorted(options.out.glob(f"*_{options.tag}/lightning_logs/version_0")):
+            family, horizon = folder.parts[-3].rsplit("_", 2)[:2]
+            published = PUBLISHED.get(family, {}).get(int(horizon), (float("nan"),))[0]
+            if (folder / "checkpoints" / "best.ckpt").is_file():
+                run_dir = str(folder.relative_to(options.out))
+                rows.append(
+                    {"family": family, "horizon": horizon, "tag": options.tag, "published_mse": published,
+                     "run_dir": run_dir}
+                )  # fmt: skip
     out = []
     for row in rows:
         if row["family"] not in options.families or int(row["horizon"]) not in options.horizons:
@@ -144,8 +155,10 @@ def protocol_check(options: argparse.Namespace) -> None:
             "test_mse_drop_last": round(errors[:kept].mean().item(), 4),
             "published_mse": row["published_mse"],
         })  # fmt: skip
+        out[-1]["best_epoch"] = checkpoint["epoch"]
         print(out[-1], flush=True)
-    with open(options.out / "protocol.csv", "w", newline="") as handle:
+    name = f"protocol_partial_{options.tag}.csv" if options.partial else "protocol.csv"
+    with open(options.out / name, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(out[0]))
         writer.writeheader()
         writer.writerows(out)
@@ -177,6 +190,11 @@ def main() -> None:
         type=int,
         default=None,
         help="test batch size of the drop_last comparison (default: the recipe's batch size)",
+    )
+    parser.add_argument(
+        "--partial",
+        action="store_true",
+        help="with --protocol-check: test the best checkpoint so far of unfinished runs of --tag",
     )
     options = parser.parse_args()
     torch.set_num_threads(options.threads)
