@@ -131,6 +131,16 @@ def test_time_features_reach_families_that_declare_them():
     assert not ForecastingTask(DLinear, lookback=32, horizon=8, num_series=2).uses_time_features
 
 
+def test_time_features_reach_a_family_configured_from_yaml():
+    require_data("ETTh1.csv")
+    recipe = str(REPO / "configs" / "timeseries" / "timemixer_etth1_96.yaml")
+    built = MLPLabCLI(args=["--config", recipe], run=False)  # jsonargparse hands over a partial
+    assert built.model.uses_time_features and built.model.backbone.num_time_features == 4
+    assert sum(p.numel() for p in built.model.backbone.parameters()) == 75_433  # with the timeF embedding
+    plain = MLPLabCLI(args=["--config", RECIPE], run=False)
+    assert not plain.model.uses_time_features
+
+
 def _small_csv(path, header=("date", "x", "OT"), rows=400, nan_at=None):
     import numpy as np
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any, Literal
@@ -24,13 +25,25 @@ ForecastingBackbone = Callable[[tuple[int, int], tuple[int, int]], nn.Module]
 
 
 def accepts_keyword(factory: Callable[..., Any], name: str) -> bool:
-    """Whether a class (or partial of one) takes the keyword argument ``name``."""
-    target = getattr(factory, "func", factory)
-    try:
-        parameters = inspect.signature(target).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in parameters
+    """Whether a family class, or a partial of one, declares the keyword argument ``name``.
+
+    jsonargparse hands a configured family over as ``functools.partial(<its instantiator>, <class>,
+    **init_args)``, so the class may sit among the partial's arguments rather than be its ``func``.
+    """
+    candidates = [factory]
+    if isinstance(factory, functools.partial):
+        if name in factory.keywords:
+            return True
+        candidates = [factory.func, *factory.args]
+    for candidate in candidates:
+        if not (isinstance(candidate, type) or inspect.isfunction(candidate)):
+            continue
+        try:
+            if name in inspect.signature(candidate).parameters:
+                return True
+        except (TypeError, ValueError):
+            continue
+    return False
 
 
 class ForecastingTask(Task):
