@@ -35,16 +35,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Published test MSE / MAE on ETTh1 (standardised scale).
 PUBLISHED = {
-    # TimeMixer, lookback 96: Wang et al., ICLR 2024, Table 13 (unified hyper-parameters).
+    # TimeMixer, lookback 96: Wang et al., ICLR 2024, full long-term results (unified hyper-parameters).
     "timemixer": {96: (0.375, 0.400), 192: (0.429, 0.421), 336: (0.484, 0.458), 720: (0.498, 0.482)},
     # DLinear, lookback 96: as reported by TimesNet / iTransformer / TimeMixer (Time-Series-Library runs).
     "dlinear": {96: (0.386, 0.400), 192: (0.437, 0.432), 336: (0.481, 0.459), 720: (0.519, 0.516)},
-    # TSMixer (IBM), lookback 512: Ekambaram et al., KDD 2023, Table 2 (CI-TSMixer-Best).
-    "tsmixer": {96: (0.368, 0.398), 192: (0.399, 0.418), 336: (0.421, 0.436), 720: (0.444, 0.467)},
-    # TSMixer (Google), lookback 512: Chen et al., TMLR 2023, Table 3.
+    # TSMixer (IBM), lookback 512: HuggingFace's ETTh1 model card (ibm/patchtsmixer-etth1-pretrain), whose
+    # configuration the recipes use, reports test MSE 0.37 at horizon 96 (no MAE, no other horizon).
+    "tsmixer": {96: (0.37, float("nan"))},
+    # TSMixer (Google), lookback 512: Chen et al., TMLR 2023, long-term results with RevIN.
     "tsmixer_google": {96: (0.361, 0.392), 192: (0.404, 0.418), 336: (0.420, 0.431), 720: (0.463, 0.472)},
-    # PatchTST/64, lookback 512: Nie et al., ICLR 2023, Table 3.
-    "patchtst": {96: (0.370, 0.400), 192: (0.413, 0.429), 336: (0.422, 0.440), 720: (0.447, 0.468)},
+    # PatchTST/42, lookback 336 (the recipes' setting): Nie et al., ICLR 2023, Table 3.
+    "patchtst": {96: (0.375, 0.399), 192: (0.414, 0.421), 336: (0.431, 0.436), 720: (0.449, 0.466)},
 }
 FIELDS = [
     "family", "tag", "lookback", "horizon", "params", "epochs_run", "best_epoch", "best_val_mse", "test_mse",
