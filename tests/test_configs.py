@@ -52,6 +52,8 @@ def data_overrides(recipe: Path) -> list[str]:
         archive = require_data("cifar10-jpg.tar.gz") / "cifar10-jpg.tar.gz"
         return ["--data", "ImageFolderDataModule", f"--data.root={cifar10_jpeg_subset(archive)}",
                 "--data.max_images_per_class=20", "--data.num_val=20"]  # fmt: skip
+    if data == "ETTDataModule":
+        require_data("ETTh1.csv")  # every ETT recipe is an ETTh1 one
     return []
 
 

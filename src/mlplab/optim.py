@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
@@ -46,3 +48,110 @@ class LinearWarmupDecay(LRScheduler):
 
     def get_lr(self) -> list[float]:
         return [base_lr * self.factor(self.last_epoch) for base_lr in self.base_lrs]
+
+
+class OneCycle(LRScheduler):
+    """One-cycle schedule (``torch.optim.lr_scheduler.OneCycleLR``'s cosine shape) over the whole run.
+
+    The LR rises from ``base_lr / div_factor`` to the base LR (the optimiser's ``lr``) over the first
+    ``pct_start`` of the steps, then anneals to ``base_lr / (div_factor · final_div_factor)``, both on
+    cosine curves. Time-Series-Library and TimeMixer's ``lradj: TST`` are this, stepped per optimiser
+    step with PyTorch's defaults (``div_factor=25``, ``final_div_factor=1e4``, and Adam's ``beta1``
+    cycled inversely between 0.95 and 0.85). ``total_steps=None`` lets the task fill in the run's length.
+
+    Args:
+        optimizer: The wrapped optimiser.
+        total_steps: Optimiser steps of the whole run; ``None`` lets the task fill it in.
+        pct_start: Fraction of the steps spent rising.
+        div_factor: Initial LR = base LR / ``div_factor``.
+        final_div_factor: Final LR = initial LR / ``final_div_factor``.
+        cycle_momentum: Cycle the momentum (``beta1`` of Adam-type optimisers) inversely to the LR.
+        base_momentum: Momentum at the LR peak.
+        max_momentum: Momentum at the start and the end.
+        last_epoch: Index of the last step when resuming (PyTorch's convention).
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        total_steps: int | None = None,
+        pct_start: float = 0.3,
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        cycle_momentum: bool = True,
+        base_momentum: float = 0.85,
+        max_momentum: float = 0.95,
+        last_epoch: int = -1,
+    ):
+        self.total_steps = total_steps
+        self.pct_start = pct_start
+        self.div_factor = div_factor
+        self.final_div_factor = final_div_factor
+        self.cycle_momentum = cycle_momentum
+        self.base_momentum = base_momentum
+        self.max_momentum = max_momentum
+        super().__init__(optimizer, last_epoch)
+
+    @staticmethod
+    def _cos(start: float, end: float, progress: float) -> float:
+        return end + (start - end) / 2.0 * (1.0 + math.cos(math.pi * progress))
+
+    def _phase(self, step: int) -> tuple[int, float]:
+        """Phase (0 rising, 1 annealing) and progress in it, as torch's OneCycleLR (two phases)."""
+        peak = float(self.pct_start * self.total_steps) - 1
+        end = float(self.total_steps) - 1
+        if step <= peak:
+            return 0, step / max(peak, 1e-9)
+        return 1, min(1.0, (step - peak) / max(end - peak, 1e-9))
+
+    def factor(self, step: int) -> float:
+        """Multiplier of the base LR at optimiser step ``step`` (counted from 0)."""
+        start, final = 1.0 / self.div_factor, 1.0 / (self.div_factor * self.final_div_factor)
+        if self.total_steps is None:
+            return start
+        phase, progress = self._phase(step)
+        return self._cos(start, 1.0, progress) if phase == 0 else self._cos(1.0, final, progress)
+
+    def momentum(self, step: int) -> float:
+        """Momentum at optimiser step ``step``."""
+        if self.total_steps is None:
+            return self.max_momentum
+        phase, progress = self._phase(step)
+        if phase == 0:
+            return self._cos(self.max_momentum, self.base_momentum, progress)
+        return self._cos(self.base_momentum, self.max_momentum, progress)
+
+    def get_lr(self) -> list[float]:
+        if self.cycle_momentum:
+            momentum = self.momentum(self.last_epoch)
+            for group in self.optimizer.param_groups:
+                if "betas" in group:
+                    group["betas"] = (momentum, *group["betas"][1:])
+                elif "momentum" in group:
+                    group["momentum"] = momentum
+        return [base_lr * self.factor(self.last_epoch) for base_lr in self.base_lrs]
+
+
+class EpochDecay(LRScheduler):
+    """Time-Series-Library's per-epoch schedules (``lradj``), stepped once per epoch.
+
+    The LR of epoch ``e`` (counted from 0) is ``base_lr · gamma^max(0, e - hold)``: ``gamma=0.5, hold=1``
+    is ``type1`` (DLinear's and most baselines' default: halve after every epoch from the second on);
+    ``gamma=0.9, hold=3`` is ``type3`` (PatchTST's default). Use it with
+    ``lr_scheduler_interval: epoch``.
+
+    Args:
+        optimizer: The wrapped optimiser.
+        gamma: Factor per epoch.
+        hold: Epochs at the base LR before the decay starts.
+        last_epoch: Index of the last epoch when resuming (PyTorch's convention).
+    """
+
+    def __init__(self, optimizer: Optimizer, gamma: float = 0.5, hold: int = 1, last_epoch: int = -1):
+        self.gamma = gamma
+        self.hold = hold
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        factor = self.gamma ** max(0, self.last_epoch - self.hold)
+        return [base_lr * factor for base_lr in self.base_lrs]

@@ -113,6 +113,11 @@ class ImageDataModule(L.LightningDataModule):
         self._device_statistics: tuple[torch.Tensor, torch.Tensor] | None = None
         self._prototypes: torch.Tensor | None = None
 
+    def __str__(self) -> str:
+        # Lightning's default builds and iterates every dataloader; the CLI formats DataModules in
+        # messages (e.g. when a linked attribute such as ``lookback`` is absent), so keep it cheap.
+        return type(self).__name__
+
     # ----------------------------------------------------------------------------------- subclasses
     def load_split(self, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
         """Read an official split: uint8 images ``(N, C, H, W)`` and int64 labels ``(N,)``."""

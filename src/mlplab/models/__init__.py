@@ -2,6 +2,7 @@
 
 from mlplab.models.counting import count_parameters
 from mlplab.models.flat import FlatMLP
+from mlplab.models.timeseries import DLinear, PatchTST, TimeMixer, TSMixer, TSMixerGoogle
 from mlplab.models.vision import (
     GMLP,
     MAXIM,
@@ -29,15 +30,20 @@ __all__ = [
     "BottleneckMLP",
     "ConViT",
     "ConventionalMLP",
+    "DLinear",
     "DynamicSpectrumMixer",
     "FlatMLP",
     "HourglassMLP",
     "MlpMixer",
     "NiNformer",
+    "PatchTST",
     "PoolFormer",
     "RaftMLP",
     "ResMLP",
     "StandardMLP",
     "StripMLP",
+    "TSMixer",
+    "TSMixerGoogle",
+    "TimeMixer",
     "count_parameters",
 ]

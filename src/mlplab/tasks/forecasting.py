@@ -1,0 +1,288 @@
+"""Long-horizon forecasting: a history of L steps of N series in, the next H steps out."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import nn
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
+
+from mlplab.errors import CheckpointError, ConfigError, require_positive
+from mlplab.models.timeseries.common import RevIN
+from mlplab.optim import LinearWarmupDecay
+from mlplab.tasks.base import Task
+
+#: A forecasting family (or ``functools.partial`` of one), called as
+#: ``family((lookback, num_series), (horizon, num_series))``.
+ForecastingBackbone = Callable[[tuple[int, int], tuple[int, int]], nn.Module]
+
+
+def accepts_keyword(factory: Callable[..., Any], name: str) -> bool:
+    """Whether a family class, or a partial of one, declares the keyword argument ``name``.
+
+    jsonargparse hands a configured family over as ``functools.partial(<its instantiator>, <class>,
+    **init_args)``, so the class may sit among the partial's arguments rather than be its ``func``.
+    """
+    candidates = [factory]
+    if isinstance(factory, functools.partial):
+        if name in factory.keywords:
+            return True
+        candidates = [factory.func, *factory.args]
+    for candidate in candidates:
+        if not (isinstance(candidate, type) or inspect.isfunction(candidate)):
+            continue
+        try:
+            if name in inspect.signature(candidate).parameters:
+                return True
+        except (TypeError, ValueError):
+            continue
+    return False
+
+
+class ForecastingTask(Task):
+    """Forecast the next ``horizon`` steps of ``num_series`` series from the last ``lookback`` steps.
+
+    Batches are ``(history, future, history_time_features, future_time_features)`` as the forecasting
+    DataModules deliver them (``(B, L, N)``, ``(B, H, N)``, ``(B, L, F)``, ``(B, H, F)``), standardised
+    with the training split's statistics. The backbone is called with
+    ``((lookback, num_series), (horizon, num_series))``; a family that declares a ``num_time_features``
+    argument gets the data's number of calendar features and is called as
+    ``backbone(history, time_features=history_time_features)``.
+
+    Loss: MSE on the standardised scale (see :meth:`loss`). Metrics, one torchmetrics object per stage:
+    ``<stage>/mse`` and ``<stage>/mae`` on the standardised scale (what the published tables report,
+    averaged over every window, step and series), ``<stage>/loss`` (= mse), and with
+    ``original_scale_metrics`` also ``<stage>/mse_original`` and ``<stage>/mae_original`` in the data's
+    units. The best checkpoint is chosen by ``val/mse``. Each validation epoch writes a TensorBoard
+    figure ``val/forecasts``: history, forecast and truth of the target series (the last one) for
+    ``num_logged_series`` validation windows spread over the split.
+
+    Args:
+        backbone: The family: its class path and arguments.
+        lookback: History length L; filled in from the DataModule.
+        horizon: Forecast length H; filled in from the DataModule.
+        num_series: Number of series N; filled in from the DataModule.
+        num_time_features: Number of calendar features F; filled in from the DataModule.
+        revin: Wrap the backbone in reversible instance normalisation (per window and series). The
+            families that normalise by themselves in their papers (TimeMixer, PatchTST, both TSMixers)
+            do so inside; this is for those that do not, or for experiments.
+        revin_affine: Give that RevIN a learnable per-series scale and shift.
+        original_scale_metrics: Also report MSE / MAE in the data's original units.
+        num_logged_series: Validation windows drawn in the TensorBoard figure (0: none).
+        optimizer: See :class:`~mlplab.tasks.base.Task`.
+        lr_scheduler: See :class:`~mlplab.tasks.base.Task`.
+        lr_scheduler_interval: See :class:`~mlplab.tasks.base.Task`.
+    """
+
+    monitor = "val/mse"
+    monitor_mode = "min"
+
+    def __init__(
+        self,
+        backbone: ForecastingBackbone,
+        lookback: int,
+        horizon: int,
+        num_series: int,
+        num_time_features: int = 0,
+        revin: bool = False,
+        revin_affine: bool = False,
+        original_scale_metrics: bool = False,
+        num_logged_series: int = 4,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = LinearWarmupDecay,
+        lr_scheduler_interval: Literal["step", "epoch"] = "step",
+    ):
+        super().__init__(optimizer, lr_scheduler, lr_scheduler_interval)
+        self.save_hyperparameters()
+        require_positive("ForecastingTask", lookback=lookback, horizon=horizon, num_series=num_series)
+        self.lookback, self.horizon, self.num_series = lookback, horizon, num_series
+        self.num_time_features = num_time_features
+        self.uses_time_features = accepts_keyword(backbone, "num_time_features")
+        if self.uses_time_features:
+            self.backbone = self.build_backbone(
+                _with_time_features(backbone, num_time_features),
+                (lookback, num_series),
+                (horizon, num_series),
+            )
+        else:
+            self.backbone = self.build_backbone(backbone, (lookback, num_series), (horizon, num_series))
+        self.revin = RevIN(num_series, affine=revin_affine) if revin else None
+        self.original_scale_metrics = original_scale_metrics
+        self.num_logged_series = num_logged_series
+        self.register_buffer("series_mean", torch.zeros(num_series))
+        self.register_buffer("series_std", torch.ones(num_series))
+        self.val_metrics = self._metrics("val")
+        self.test_metrics = self._metrics("test")
+        if original_scale_metrics:
+            self.val_original = self._metrics("val", "_original")
+            self.test_original = self._metrics("test", "_original")
+        self._logged: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._logged_windows: torch.Tensor | None = None
+
+    @staticmethod
+    def _metrics(stage: str, postfix: str = "") -> MetricCollection:
+        return MetricCollection(
+            {"mse": MeanSquaredError(), "mae": MeanAbsoluteError()}, prefix=f"{stage}/", postfix=postfix
+        )
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None:
+            return
+        for name in ("lookback", "horizon", "num_series"):
+            theirs, ours = getattr(datamodule, name, None), getattr(self, name)
+            if theirs is not None and theirs != ours:
+                raise ConfigError(
+                    f"the model was built for {name} {ours} but the data gives {theirs}; "
+                    f"set data.init_args.{name}: {ours} or train a model for {theirs}"
+                )
+        if getattr(datamodule, "splits", None) is None:
+            datamodule.setup(stage)
+        self.series_mean.copy_(datamodule.mean.to(self.series_mean))
+        self.series_std.copy_(datamodule.std.to(self.series_std))
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse, in one line, a checkpoint trained for another lookback, horizon or number of series."""
+        saved = checkpoint.get("hyper_parameters", {})
+        for name in ("horizon", "lookback", "num_series"):
+            if name in saved and saved[name] != getattr(self, name):
+                raise CheckpointError(
+                    f"the checkpoint's model was built for {name} {saved[name]}, the data now gives "
+                    f"{getattr(self, name)}; set data.init_args.{name}: {saved[name]} (or train a model for "
+                    f"{getattr(self, name)})"
+                )
+        super().on_load_checkpoint(checkpoint)
+
+    # ------------------------------------------------------------------------------------ model
+    def forward(self, history: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
+        """Forecast ``(B, H, N)`` from a standardised history ``(B, L, N)`` (and its time features)."""
+        stats = None
+        if self.revin is not None:
+            history, stats = self.revin.normalize(history)
+        if self.uses_time_features:
+            forecast = self.backbone(history, time_features=time_features)
+        else:
+            forecast = self.backbone(history)
+        if stats is not None:
+            forecast = self.revin.denormalize(forecast, stats)
+        if forecast.shape[1:] != (self.horizon, self.num_series):
+            raise ConfigError(
+                f"{type(self.backbone).__name__} returned forecasts of shape {tuple(forecast.shape[1:])}, "
+                f"expected (horizon, num_series) = ({self.horizon}, {self.num_series})"
+            )
+        return forecast
+
+    def loss(self, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The training loss (mean squared error); override it in a subclass to train with another."""
+        return F.mse_loss(predictions, targets)
+
+    def _check_batch(self, history: torch.Tensor, future: torch.Tensor) -> None:
+        if future.shape[1] != self.horizon or history.shape[1] != self.lookback:
+            raise ConfigError(
+                f"the model was built for lookback {self.lookback} and horizon {self.horizon}, but a batch "
+                f"has lookback {history.shape[1]} and horizon {future.shape[1]}; build the model for the data"
+            )
+
+    # ------------------------------------------------------------------------------------ steps
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        history, future, history_marks, _ = batch
+        self._check_batch(history, future)
+        self.record_flops(history)
+        loss = self.loss(self(history, history_marks), future)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def _evaluate(self, batch: tuple[torch.Tensor, ...], stage: str) -> tuple[torch.Tensor, ...]:
+        history, future, history_marks, _ = batch
+        self._check_batch(history, future)
+        predictions = self(history, history_marks).float().contiguous()
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        metrics.update(predictions, future)
+        self.log(f"{stage}/loss", F.mse_loss(predictions, future), batch_size=len(history))
+        self.log_dict(metrics, prog_bar=stage == "val", batch_size=len(history))
+        if self.original_scale_metrics:
+            original = self.val_original if stage == "val" else self.test_original
+            original.update(self.to_original_scale(predictions), self.to_original_scale(future))
+            self.log_dict(original, batch_size=len(history))
+        return history, predictions, future
+
+    def to_original_scale(self, values: torch.Tensor) -> torch.Tensor:
+        """Undo the DataModule's standardisation of ``(..., N)`` values."""
+        return values * self.series_std + self.series_mean
+
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        history, predictions, future = self._evaluate(batch, "val")
+        self._keep_for_figure(batch_idx, history, predictions, future)
+
+    def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def predict_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> dict[str, Any]:
+        history, future, history_marks, _ = batch
+        return {"history": history, "predictions": self(history, history_marks), "targets": future}
+
+    # ---------------------------------------------------------------------------------- figures
+    def _keep_for_figure(
+        self, batch_idx: int, history: torch.Tensor, predictions: torch.Tensor, future: torch.Tensor
+    ) -> None:
+        """Keep ``num_logged_series`` windows spread over the validation split (first batch, spread rows)."""
+        if self.num_logged_series <= 0 or self.trainer.sanity_checking or batch_idx != 0:
+            return
+        count = min(self.num_logged_series, len(history))
+        rows = torch.linspace(0, len(history) - 1, count).long().to(history.device)
+        self._logged = (history[rows], predictions[rows], future[rows])
+
+    def forecast_figure(self):
+        """A matplotlib figure of the kept validation windows: history, forecast and truth of the target."""
+        if self._logged is None:
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        history, predictions, future = (t.detach().float().cpu()[..., -1] for t in self._logged)
+        count = len(history)
+        figure, axes = plt.subplots(count, 1, figsize=(8, 1.8 * count), squeeze=False)
+        past = torch.arange(-self.lookback, 0)
+        ahead = torch.arange(0, self.horizon)
+        for i, axis in enumerate(axes[:, 0]):
+            axis.plot(past, history[i], color="0.4", linewidth=0.8, label="history")
+            axis.plot(ahead, future[i], color="tab:blue", linewidth=0.8, label="truth")
+            axis.plot(ahead, predictions[i], color="tab:orange", linewidth=0.8, label="forecast")
+            axis.axvline(0, color="0.7", linewidth=0.5)
+        axes[0, 0].legend(loc="upper left", fontsize="small", ncol=3)
+        axes[-1, 0].set_xlabel("steps from the forecast origin (target series, standardised)")
+        figure.tight_layout()
+        return figure
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking or self._logged is None:
+            return
+        loggers = [logger for logger in self.loggers if isinstance(logger, TensorBoardLogger)]
+        if not loggers:
+            return
+        figure = self.forecast_figure()
+        for logger in loggers:
+            logger.experiment.add_figure("val/forecasts", figure, global_step=self.global_step, close=False)
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
+
+
+def _with_time_features(
+    factory: Callable[..., nn.Module], num_time_features: int
+) -> Callable[..., nn.Module]:
+    """``factory`` with ``num_time_features`` filled in (overriding a value given in the config)."""
+
+    def build(*shapes: Any) -> nn.Module:
+        return factory(*shapes, num_time_features=num_time_features)
+
+    return build

@@ -1,0 +1,181 @@
+"""ForecastingTask: metrics on the standardised and original scales, figures, RevIN, horizon checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from mlplab.cli import MLPLabCLI
+from mlplab.data import ETTDataModule
+from mlplab.errors import ConfigError
+from mlplab.models import DLinear
+from mlplab.tasks import ForecastingTask
+from tests.conftest import REPO, require_data
+
+RECIPE = str(REPO / "configs" / "timeseries" / "dlinear_etth1_96.yaml")
+QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+QUICK = [
+    "--trainer.max_epochs=2",
+    "--trainer.limit_train_batches=20",
+    "--trainer.log_every_n_steps=5",
+    "--data.init_args.lookback=48",
+    "--data.init_args.horizon=24",
+    *QUIET,
+]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread beats two contending ones
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_fit_logs_both_scales_and_a_forecast_figure_and_test_reproduces_the_metrics(cli, tmp_path):
+    require_data("ETTh1.csv")
+    assert (
+        cli(
+            "fit",
+            "--config",
+            RECIPE,
+            *QUICK,
+            "--model.original_scale_metrics=true",
+            "--trainer.default_root_dir=run",
+        )
+        == 0
+    )
+    run = tmp_path / "run" / "lightning_logs" / "version_0"
+    events = EventAccumulator(str(run), size_guidance={"images": 0})
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"train/loss", "val/mse", "val/mae", "val/loss", "val/mse_original", "val/mae_original"} <= scalars
+    assert "val/forecasts" in events.Tags()["images"] and len(events.Images("val/forecasts")) == 2
+    best = run / "checkpoints" / "best.ckpt"
+    tested = MLPLabCLI(args=["test", "--config", str(run / "config.yaml"), f"--ckpt_path={best}", *QUIET])
+    metrics = tested.trainer.callback_metrics
+
+    # The same figures computed by hand over every test window (2880 + 48 rows -> 2857 windows).
+    model, data = tested.model.eval(), tested.datamodule
+    history, future, marks, _ = data.on_after_batch_transfer(
+        tuple(t.clone() for t in data.windows("test")), 0
+    )
+    assert len(history) == 2880 - 24 + 1
+    with torch.no_grad():
+        predictions = model(history, marks)
+    assert metrics["test/mse"].item() == pytest.approx(F.mse_loss(predictions, future).item(), rel=1e-4)
+    assert metrics["test/mae"].item() == pytest.approx(F.l1_loss(predictions, future).item(), rel=1e-4)
+    original = F.mse_loss(predictions * data.std + data.mean, future * data.std + data.mean)
+    assert metrics["test/mse_original"].item() == pytest.approx(original.item(), rel=1e-4)
+
+
+def test_predict_writes_forecasts_and_a_checkpoint_for_another_horizon_is_one_clear_line(
+    cli, capsys, tmp_path
+):
+    require_data("ETTh1.csv")
+    assert (
+        cli("fit", "--config", RECIPE, *QUICK, "--trainer.max_epochs=1", "--trainer.default_root_dir=run")
+        == 0
+    )
+    run = tmp_path / "run" / "lightning_logs" / "version_0"
+    capsys.readouterr()
+    best = run / "checkpoints" / "best.ckpt"
+    assert cli("predict", "--config", str(run / "config.yaml"), f"--ckpt_path={best}", *QUIET) == 0
+    saved = torch.load(
+        tmp_path / "run" / "lightning_logs" / "version_1" / "predictions.pt", weights_only=True
+    )
+    assert saved["predictions"].shape == saved["targets"].shape == (2880 - 24 + 1, 24, 7)
+    assert saved["history"].shape == (2857, 48, 7)
+    capsys.readouterr()
+    status = cli(
+        "test", "--config", str(run / "config.yaml"), f"--ckpt_path={best}", "--data.init_args.horizon=96"
+    )
+    assert status == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == (
+        "error: the checkpoint's model was built for horizon 24, the data now gives 96; "
+        "set data.init_args.horizon: 24 (or train a model for 96)"
+    )
+
+
+def test_a_model_and_data_of_different_horizons_are_refused(tmp_path):
+    folder = require_data("ETTh1.csv")
+    task = ForecastingTask(DLinear, lookback=48, horizon=24, num_series=7)
+    data = ETTDataModule(lookback=48, horizon=96, data_dir=str(folder))
+    task.trainer = type("T", (), {"datamodule": data})()
+    with pytest.raises(ConfigError, match="the model was built for horizon 24 but the data gives 96"):
+        task.setup("fit")
+    history, future = torch.randn(2, 48, 7), torch.randn(2, 96, 7)
+    expected = "built for lookback 48 and horizon 24, but a batch has lookback 48 and horizon 96"
+    with pytest.raises(ConfigError, match=expected):
+        task.training_step((history, future, torch.zeros(2, 48, 4), torch.zeros(2, 96, 4)), 0)
+
+
+def test_revin_makes_forecasts_shift_equivariant():
+    torch.manual_seed(0)
+    task = ForecastingTask(DLinear, lookback=32, horizon=8, num_series=3, revin=True, revin_affine=True)
+    x = torch.randn(4, 32, 3)
+    torch.testing.assert_close(task(x + 5.0), task(x) + 5.0, atol=1e-4, rtol=1e-4)
+    plain = ForecastingTask(DLinear, lookback=32, horizon=8, num_series=3)
+    assert plain.revin is None and sum(p.numel() for p in task.revin.parameters()) == 6
+
+
+def test_time_features_reach_families_that_declare_them():
+    from mlplab.models import TimeMixer
+
+    task = ForecastingTask(TimeMixer, lookback=32, horizon=8, num_series=2, num_time_features=4)
+    assert task.uses_time_features and task.backbone.num_time_features == 4
+    assert task(torch.randn(2, 32, 2), torch.rand(2, 32, 4)).shape == (2, 8, 2)
+    assert not ForecastingTask(DLinear, lookback=32, horizon=8, num_series=2).uses_time_features
+
+
+def test_time_features_reach_a_family_configured_from_yaml():
+    require_data("ETTh1.csv")
+    recipe = str(REPO / "configs" / "timeseries" / "timemixer_etth1_96.yaml")
+    built = MLPLabCLI(args=["--config", recipe], run=False)  # jsonargparse hands over a partial
+    assert built.model.uses_time_features and built.model.backbone.num_time_features == 4
+    assert sum(p.numel() for p in built.model.backbone.parameters()) == 75_433  # with the timeF embedding
+    plain = MLPLabCLI(args=["--config", RECIPE], run=False)
+    assert not plain.model.uses_time_features
+
+
+def _small_csv(path, header=("date", "x", "OT"), rows=400, nan_at=None):
+    import numpy as np
+
+    values = np.random.default_rng(0).normal(size=(rows, len(header) - 1))
+    if nan_at is not None:
+        values[nan_at, 0] = np.nan
+    dates = np.datetime64("2021-01-01T00:00") + np.arange(rows) * np.timedelta64(1, "h")
+    lines = [",".join(header)] + [
+        ",".join([str(d).replace("T", " "), *(f"{v:.4f}" for v in row)]) for d, row in zip(dates, values)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+CSV_ERRORS = [
+    ({"header": ("time", "x", "OT")}, [], "has no date column 'date' (its columns: time, x, OT)"),
+    (
+        {"header": ("date", "x", "y")},
+        [],
+        "has no target 'OT' (its columns: date, x, y); set data.init_args.target",
+    ),
+    ({"nan_at": 10}, [], "1 missing values (NaN or empty), the first in column 'x' at data row 10"),
+    ({"rows": 100}, ["--data.lookback=96"], "fewer than lookback + horizon = 96 + 24"),
+]
+
+
+@pytest.mark.parametrize(("csv_kwargs", "extra", "message"), CSV_ERRORS, ids=[m[:30] for *_, m in CSV_ERRORS])
+def test_csv_user_errors_end_the_cli_with_one_line(cli, capsys, tmp_path, csv_kwargs, extra, message):
+    _small_csv(tmp_path / "mine.csv", **csv_kwargs)
+    config = tmp_path / "mine.yaml"
+    config.write_text(
+        "model:\n  class_path: ForecastingTask\n  init_args:\n    backbone: DLinear\n"
+        "data:\n  class_path: CSVDataModule\n  init_args:\n    file: mine.csv\n    data_dir: .\n"
+        "    lookback: 24\n    horizon: 24\ntrainer:\n  max_epochs: 1\n"
+    )
+    assert cli("fit", "--config", str(config), *extra, *QUIET) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and message in err[-1]
+    assert not any("Traceback" in line for line in err)
