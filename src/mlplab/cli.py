@@ -35,7 +35,7 @@ from mlplab.callbacks import (
 from mlplab.errors import CheckpointError, MLPLabError
 
 #: DataModule attributes handed to the task argument of the same name, when both exist.
-LINKED_DATA_ATTRIBUTES = ("image_shape", "num_classes")
+LINKED_DATA_ATTRIBUTES = ("image_shape", "num_classes", "vocab_size", "context_length", "vocabulary")
 
 DEBUG_ENV_VAR = "MLPLAB_DEBUG"
 

@@ -1,4 +1,4 @@
-"""LightningDataModules: image classification datasets (and, later, time series and text)."""
+"""LightningDataModules: image classification, character-level text and synthetic recall (MQAR)."""
 
 from mlplab.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from mlplab.data.common import TensorBatchLoader, resolve_data_dir
@@ -6,15 +6,24 @@ from mlplab.data.digits import DigitsDataModule
 from mlplab.data.image import ImageDataModule
 from mlplab.data.image_folder import ImageFolderDataModule
 from mlplab.data.mnist import FashionMNISTDataModule, MNISTDataModule
+from mlplab.data.mqar import MQAR_PRESETS, MQARDataModule, multiquery_ar
+from mlplab.data.text import CharTextDataModule, RandomWindowLoader
+from mlplab.data.tokenizer import CharTokenizer
 
 __all__ = [
     "CIFAR10DataModule",
     "CIFAR100DataModule",
+    "CharTextDataModule",
+    "CharTokenizer",
     "DigitsDataModule",
     "FashionMNISTDataModule",
     "ImageDataModule",
     "ImageFolderDataModule",
     "MNISTDataModule",
+    "MQARDataModule",
+    "MQAR_PRESETS",
+    "RandomWindowLoader",
     "TensorBatchLoader",
+    "multiquery_ar",
     "resolve_data_dir",
 ]

@@ -2,6 +2,29 @@
 
 from mlplab.models.counting import count_parameters
 from mlplab.models.flat import FlatMLP
+from mlplab.models.sequence import (
+    GatedAssociativeMemory,
+    GatedConv,
+    GatedLinearAttention,
+    HopfieldLM,
+    Mamba,
+    SequenceModel,
+    Transformer,
+)
 from mlplab.models.vision import BottleneckMLP, ConventionalMLP, HourglassMLP, StandardMLP
 
-__all__ = ["BottleneckMLP", "ConventionalMLP", "FlatMLP", "HourglassMLP", "StandardMLP", "count_parameters"]
+__all__ = [
+    "BottleneckMLP",
+    "ConventionalMLP",
+    "FlatMLP",
+    "GatedAssociativeMemory",
+    "GatedConv",
+    "GatedLinearAttention",
+    "HopfieldLM",
+    "HourglassMLP",
+    "Mamba",
+    "SequenceModel",
+    "StandardMLP",
+    "Transformer",
+    "count_parameters",
+]
