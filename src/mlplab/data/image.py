@@ -113,6 +113,12 @@ class ImageDataModule(L.LightningDataModule):
         self._device_statistics: tuple[torch.Tensor, torch.Tensor] | None = None
         self._prototypes: torch.Tensor | None = None
 
+    def __str__(self) -> str:
+        # Lightning's default iterates the loaders, which are not DataLoaders here; jsonargparse prints
+        # the DataModule when it skips a data -> task link the DataModule has no attribute for
+        shape, classes = getattr(self, "image_shape", None), getattr(self, "num_classes", None)
+        return f"{type(self).__name__}(image_shape={shape}, num_classes={classes})"
+
     # ----------------------------------------------------------------------------------- subclasses
     def load_split(self, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
         """Read an official split: uint8 images ``(N, C, H, W)`` and int64 labels ``(N,)``."""

@@ -117,7 +117,9 @@ class Task(L.LightningModule):
         own = self.state_dict()
         missing = sorted(own.keys() - saved.keys())
         unexpected = sorted(saved.keys() - own.keys())
-        reshaped = [k for k in own.keys() & saved.keys() if tuple(own[k].shape) != tuple(saved[k].shape)]
+        reshaped = [
+            k for k in sorted(own.keys() & saved.keys()) if tuple(own[k].shape) != tuple(saved[k].shape)
+        ]
         if not (missing or unexpected or reshaped):
             return
         trained_with = checkpoint.get("hyper_parameters", {}).get("backbone", {})
