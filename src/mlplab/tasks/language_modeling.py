@@ -71,7 +71,8 @@ class LanguageModeling(SequenceTask):
         vocabulary: The tokenizer's characters in token order; filled in from a character DataModule
             (``None``: no samples).
         sample_length: Tokens generated after each validation (0: none).
-        sample_prompt: Text the samples start from.
+        sample_prompt: Text the samples start from; ``None`` means a newline (nanoGPT's ``sample.py``),
+            or the first character of the vocabulary when it has no newline.
         sample_temperature: Sampling temperature (0: greedy).
         sample_top_k: Sample among the k most likely tokens only (``None``: all).
         sample_seed: Seed of the sampling.
@@ -90,7 +91,7 @@ class LanguageModeling(SequenceTask):
         context_length: int,
         vocabulary: str | None = None,
         sample_length: int = 200,
-        sample_prompt: str = "\n",
+        sample_prompt: str | None = None,
         sample_temperature: float = 1.0,
         sample_top_k: int | None = None,
         sample_seed: int = 1234,
@@ -111,6 +112,8 @@ class LanguageModeling(SequenceTask):
                 f"{sample_length} and {sample_temperature}"
             )
         self.tokenizer = CharTokenizer(vocabulary) if vocabulary else None
+        if sample_prompt is None:
+            sample_prompt = "\n" if not vocabulary or "\n" in vocabulary else vocabulary[0]
         self.sample_length = sample_length
         self.sample_prompt = sample_prompt
         self.sample_temperature = sample_temperature

@@ -89,20 +89,25 @@ def selective_scan_reference(
     return torch.stack(outputs, dim=1) + u.float() * D.float()
 
 
+def _shift(x: torch.Tensor, step: int, fill: float) -> torch.Tensor:
+    """``x`` moved ``step`` places later along the time axis (dim 1), the first ``step`` places ``fill``."""
+    return F.pad(x, (0, 0, 0, 0, step, -step), value=fill)
+
+
 def _scan_chunk(decay: torch.Tensor, drive: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
     """States ``h_t = a_t h_{t-1} + b_t`` of one chunk ``(batch, Q, d_inner, N)`` from ``h_{-1} = state``.
 
     A Hillis-Steele scan of the pairs ``(a, b)`` under ``(a, b) o (a', b') = (a a', a' b + b')``:
-    ``log2(Q)`` rounds, each combining every step with the one ``2^round`` steps before it.
+    ``log2(Q)`` rounds, each combining every step with the one ``2^round`` steps before it. Afterwards
+    ``a_t`` holds the decay products ``a_t ... a_0``, which carry ``state`` into the chunk.
     """
-    drive = torch.cat([drive[:, :1] + decay[:, :1] * state[:, None], drive[:, 1:]], dim=1)
     length = decay.shape[1]
     step = 1
     while step < length:
-        drive = torch.cat([drive[:, :step], drive[:, step:] + decay[:, step:] * drive[:, :-step]], dim=1)
-        decay = torch.cat([decay[:, :step], decay[:, step:] * decay[:, :-step]], dim=1)
+        drive = drive + decay * _shift(drive, step, 0.0)
+        decay = decay * _shift(decay, step, 1.0)
         step *= 2
-    return drive
+    return drive + decay * state[:, None]
 
 
 def selective_scan_parallel(
@@ -125,7 +130,7 @@ def selective_scan_parallel(
         stop = start + chunk_size
         states = _scan_chunk(decay[:, start:stop], drive[:, start:stop], state)
         state = states[:, -1]
-        outputs.append(torch.einsum("btdn,btn->btd", states, C[:, start:stop].float()))
+        outputs.append((states * C[:, start:stop, None, :].float()).sum(-1))
     return torch.cat(outputs, dim=1) + u.float() * D.float()
 
 
