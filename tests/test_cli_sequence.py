@@ -95,3 +95,17 @@ def test_short_class_names_and_linked_dimensions(cli, tmp_path):
     assert (
         type(task.backbone).__name__ == "Mamba" and task.backbone.embedding.num_embeddings == data.vocab_size
     )
+
+
+def test_print_config_round_trip_of_a_text_recipe(cli, capsys, tmp_path):
+    from tests.conftest import REPO
+
+    recipe = REPO / "configs" / "text" / "transformer_moepp_shakespeare.yaml"
+    assert cli("fit", "--config", str(recipe), "--data.init_args.corpus=pydoc_topics", "--print_config") == 0
+    printed = capsys.readouterr().out
+    backbone = yaml.safe_load(printed)["model"]["init_args"]["backbone"]
+    assert backbone["class_path"] == "mlplab.models.Transformer"
+    assert backbone["init_args"]["channel_mlp"]["kind"] == "moe_plus_plus"
+    (tmp_path / "printed.yaml").write_text(printed)
+    assert cli("fit", "--config", "printed.yaml", "--print_config") == 0
+    assert capsys.readouterr().out == printed
