@@ -19,7 +19,8 @@ The long filter ``h`` ``(T, d)`` is a full-length causal kernel per channel, app
   with sine activations (learned frequency, ``w = 1``) and a last layer to d channels — multiplied by
   an exponential decay ``exp(-t |delta_c|)`` whose rates span ``log(0.01)/1.5 .. log(0.01)/0.3``
   over the channels (``ExponentialModulation``, fixed). The official code trains the positional
-  features with a tiny learning rate; here they are fixed buffers. Or
+  features with a tiny learning rate; here they are fixed buffers. Like every linear layer of the
+  model, the filter MLP's start from GPT-2's N(0, 0.02) (Zoology initialises the whole model so). Or
 * ``explicit``: a learned kernel of length ``context_length`` per channel (Zoology's
   ``LongConvolution``), initialised N(0, 0.02).
 
@@ -95,8 +96,6 @@ class ImplicitFilter(nn.Module):
         target: Value the decay reaches at its horizon.
     """
 
-    keep_init = True  # the family's generic initialisation leaves the filter MLP alone
-
     def __init__(
         self,
         channels: int,
@@ -122,9 +121,6 @@ class ImplicitFilter(nn.Module):
         for _ in range(inner_layers):
             layers += [nn.Linear(order, order), Sin(order)]
         layers.append(nn.Linear(order, channels, bias=False))
-        for layer in layers:
-            if isinstance(layer, nn.Linear):
-                layer.keep_init = True
         self.mlp = nn.Sequential(*layers)
         max_decay = math.log(target) / fast_decay_pct
         min_decay = math.log(target) / slow_decay_pct
