@@ -54,6 +54,13 @@ def data_overrides(recipe: Path) -> list[str]:
                 "--data.max_images_per_class=20", "--data.num_val=20"]  # fmt: skip
     if data == "ETTDataModule":
         require_data("ETTh1.csv")  # every ETT recipe is an ETTh1 one
+    if data == "CharTextDataModule":
+        require_data("tinyshakespeare.txt")
+        # a 32-character context and a 4-character sample keep the 10M-parameter models quick on a CPU
+        return ["--data.init_args.context_length=32", "--model.init_args.sample_length=4"]
+    if data == "MQARDataModule":
+        return ["--data.init_args.preset=64x4", "--data.init_args.num_train_examples=64",
+                "--data.init_args.num_test_examples=16"]  # fmt: skip
     return []
 
 

@@ -42,6 +42,9 @@ LINKED_DATA_ATTRIBUTES = (
     "horizon",
     "num_series",
     "num_time_features",
+    "vocab_size",
+    "context_length",
+    "vocabulary",
 )
 
 DEBUG_ENV_VAR = "MLPLAB_DEBUG"

@@ -1,4 +1,4 @@
-"""LightningDataModules: image classification datasets, time series (and, later, text)."""
+"""LightningDataModules: image classification, time series, character-level text and synthetic recall."""
 
 from mlplab.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from mlplab.data.common import TensorBatchLoader, resolve_data_dir
@@ -6,12 +6,17 @@ from mlplab.data.digits import DigitsDataModule
 from mlplab.data.image import ImageDataModule
 from mlplab.data.image_folder import ImageFolderDataModule
 from mlplab.data.mnist import FashionMNISTDataModule, MNISTDataModule
+from mlplab.data.mqar import MQAR_PRESETS, MQARDataModule, multiquery_ar
+from mlplab.data.text import CharTextDataModule, RandomWindowLoader
 from mlplab.data.timeseries import CSVDataModule, ETTDataModule, ForecastingDataModule
+from mlplab.data.tokenizer import CharTokenizer
 
 __all__ = [
     "CIFAR10DataModule",
     "CIFAR100DataModule",
     "CSVDataModule",
+    "CharTextDataModule",
+    "CharTokenizer",
     "DigitsDataModule",
     "ETTDataModule",
     "FashionMNISTDataModule",
@@ -19,6 +24,10 @@ __all__ = [
     "ImageDataModule",
     "ImageFolderDataModule",
     "MNISTDataModule",
+    "MQARDataModule",
+    "MQAR_PRESETS",
+    "RandomWindowLoader",
     "TensorBatchLoader",
+    "multiquery_ar",
     "resolve_data_dir",
 ]

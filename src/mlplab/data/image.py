@@ -114,9 +114,10 @@ class ImageDataModule(L.LightningDataModule):
         self._prototypes: torch.Tensor | None = None
 
     def __str__(self) -> str:
-        # Lightning's default builds and iterates every dataloader; the CLI formats DataModules in
-        # messages (e.g. when a linked attribute such as ``lookback`` is absent), so keep it cheap.
-        return type(self).__name__
+        # Lightning's default iterates the loaders, which are not DataLoaders here; jsonargparse prints
+        # the DataModule when it skips a data -> task link the DataModule has no attribute for
+        shape, classes = getattr(self, "image_shape", None), getattr(self, "num_classes", None)
+        return f"{type(self).__name__}(image_shape={shape}, num_classes={classes})"
 
     # ----------------------------------------------------------------------------------- subclasses
     def load_split(self, split: Split) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,6 +2,15 @@
 
 from mlplab.models.counting import count_parameters
 from mlplab.models.flat import FlatMLP
+from mlplab.models.sequence import (
+    GatedAssociativeMemory,
+    GatedConv,
+    GatedLinearAttention,
+    HopfieldLM,
+    Mamba,
+    SequenceModel,
+    Transformer,
+)
 from mlplab.models.timeseries import DLinear, PatchTST, TimeMixer, TSMixer, TSMixerGoogle
 from mlplab.models.vision import (
     GMLP,
@@ -45,5 +54,12 @@ __all__ = [
     "TSMixer",
     "TSMixerGoogle",
     "TimeMixer",
+    "GatedAssociativeMemory",
+    "GatedConv",
+    "GatedLinearAttention",
+    "HopfieldLM",
+    "Mamba",
+    "SequenceModel",
+    "Transformer",
     "count_parameters",
 ]

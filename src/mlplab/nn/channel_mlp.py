@@ -1,4 +1,4 @@
-"""The channel MLP inside a block, conventional or hourglass-shaped, chosen from the config.
+"""The channel MLP inside a block: conventional, hourglass-shaped or a mixture of experts, from the config.
 
 The Hourglass paper (Chen et al., 2025) suggests moving the wide skip into other residual networks:
 instead of a conventional channel MLP ``d -> hidden -> d`` (hidden wider than d), lift the features to
@@ -12,6 +12,11 @@ architecture from YAML::
       bottleneck_ratio: 0.5   # d_h = d / 2
       depth: 1
       fixed_lift: true        # W_lift frozen at its random initialisation
+
+The same section also selects a sparse mixture of experts (``kind: moe``, top-k gating with the
+Switch load-balancing loss) or MoE++ with zero-computation experts (``kind: moe_plus_plus``); see
+:mod:`mlplab.nn.moe`. Their auxiliary loss reaches the training loss through
+:func:`mlplab.nn.moe.auxiliary_loss`, which the sequence tasks call.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from torch import nn
 
 from mlplab.errors import ConfigError
 from mlplab.nn.mlp import NormKind, ResidualMLPBlock
+from mlplab.nn.moe import MixtureOfExperts, MoEPlusPlus
 from mlplab.nn.projection import RandomProjection
 
 
@@ -94,19 +100,44 @@ class ChannelMLP:
     """Which channel MLP a family's blocks use, and its shape (a config section, see the module docs).
 
     Args:
-        kind: ``conventional`` (``d -> hidden -> d``, timm's ``Mlp``) or ``hourglass``
-            (:class:`HourglassChannelMLP`).
+        kind: ``conventional`` (``d -> hidden -> d``, timm's ``Mlp``), ``hourglass``
+            (:class:`HourglassChannelMLP`), ``moe`` (:class:`~mlplab.nn.moe.MixtureOfExperts`) or
+            ``moe_plus_plus`` (:class:`~mlplab.nn.moe.MoEPlusPlus`).
         stream_ratio: Hourglass: wide stream width D as a multiple of the block width d.
         bottleneck_ratio: Hourglass: bottleneck width d_h as a multiple of the block width d.
         depth: Hourglass: bottleneck blocks per channel MLP.
         fixed_lift: Hourglass: freeze the lift d -> D at its random initialisation.
+        num_experts: MoE / MoE++: number of MLP experts (MoE++ adds its zero-computation experts).
+        top_k: MoE / MoE++: experts each token is routed to.
+        expert_hidden_ratio: MoE / MoE++: hidden width of each expert as a multiple of ``hidden``.
+        aux_loss_weight: MoE / MoE++: weight of the load-balancing loss added to the training loss.
+        zero_experts: MoE++: experts that output zeros.
+        copy_experts: MoE++: experts that output their input.
+        constant_experts: MoE++: experts that mix their input with a learned vector.
+        zero_computation_balance: MoE++: weight tau of the zero-computation experts in the
+            heterogeneous load-balancing loss (the FFN experts have weight 1).
+        gating_residual: MoE++: add a linear map of the previous layer's router logits to this
+            layer's (the first MoE++ layer of a model has none).
+        sparse_dispatch: MoE / MoE++: run each expert only on its tokens (fewer FLOPs, but a host
+            synchronisation per expert); by default every expert runs on every token, weighted by
+            the sparse gates, which gives the same output with static shapes.
     """
 
-    kind: Literal["conventional", "hourglass"] = "conventional"
+    kind: Literal["conventional", "hourglass", "moe", "moe_plus_plus"] = "conventional"
     stream_ratio: float = 4.0
     bottleneck_ratio: float = 0.5
     depth: int = 1
     fixed_lift: bool = False
+    num_experts: int = 8
+    top_k: int = 2
+    expert_hidden_ratio: float = 1.0
+    aux_loss_weight: float = 0.01
+    zero_experts: int = 1
+    copy_experts: int = 1
+    constant_experts: int = 2
+    zero_computation_balance: float = 0.75
+    gating_residual: bool = True
+    sparse_dispatch: bool = False
 
     def build(
         self,
@@ -115,10 +146,14 @@ class ChannelMLP:
         out_features: int | None = None,
         activation: str | type[nn.Module] = "gelu",
         drop: float = 0.0,
+        bias: bool = True,
     ) -> nn.Module:
-        """The channel MLP for blocks of width ``dim``; ``hidden`` is the conventional hidden width."""
+        """The channel MLP for blocks of width ``dim``; ``hidden`` is the conventional hidden width.
+
+        ``bias`` applies to the conventional MLP and to the experts (the hourglass blocks keep theirs).
+        """
         if self.kind == "conventional":
-            return Mlp(dim, hidden, out_features, act_layer=get_act_layer(activation), drop=drop)
+            return Mlp(dim, hidden, out_features, act_layer=get_act_layer(activation), drop=drop, bias=bias)
         if self.kind == "hourglass":
             return HourglassChannelMLP(
                 dim,
@@ -129,7 +164,35 @@ class ChannelMLP:
                 fixed_lift=self.fixed_lift,
                 activation=activation,
             )
-        raise ConfigError(f"channel_mlp.kind must be conventional or hourglass, got {self.kind!r}")
+        if self.kind in ("moe", "moe_plus_plus"):
+            if out_features not in (None, dim):
+                raise ConfigError(
+                    f"channel_mlp.kind={self.kind} keeps the width: it cannot map {dim} to "
+                    f"{out_features} features"
+                )
+            common = dict(
+                dim=dim,
+                hidden=max(1, round(self.expert_hidden_ratio * hidden)),
+                num_experts=self.num_experts,
+                top_k=self.top_k,
+                activation=activation,
+                bias=bias,
+                aux_loss_weight=self.aux_loss_weight,
+                sparse_dispatch=self.sparse_dispatch,
+            )
+            if self.kind == "moe":
+                return MixtureOfExperts(**common)
+            return MoEPlusPlus(
+                **common,
+                zero_experts=self.zero_experts,
+                copy_experts=self.copy_experts,
+                constant_experts=self.constant_experts,
+                zero_computation_balance=self.zero_computation_balance,
+                gating_residual=self.gating_residual,
+            )
+        raise ConfigError(
+            f"channel_mlp.kind must be conventional, hourglass, moe or moe_plus_plus, got {self.kind!r}"
+        )
 
     def as_timm_mlp_layer(self) -> Callable[..., nn.Module]:
         """A drop-in for timm's ``mlp_layer`` argument: ``mlp_layer(dim, hidden, act_layer=, drop=)``."""

@@ -1,15 +1,23 @@
 """LightningModules, one per task; each receives its backbone family by dependency injection."""
 
+from mlplab.tasks.associative_recall import AssociativeRecall
 from mlplab.tasks.base import ImageBackbone, Task
 from mlplab.tasks.forecasting import ForecastingBackbone, ForecastingTask
 from mlplab.tasks.image_classification import ImageClassification
 from mlplab.tasks.image_restoration import ImageRestoration
+from mlplab.tasks.language_modeling import LanguageModeling, generate
+from mlplab.tasks.sequence import SequenceBackbone, SequenceTask
 
 __all__ = [
+    "AssociativeRecall",
     "ForecastingBackbone",
     "ForecastingTask",
     "ImageBackbone",
     "ImageClassification",
     "ImageRestoration",
+    "LanguageModeling",
+    "SequenceBackbone",
+    "SequenceTask",
     "Task",
+    "generate",
 ]

@@ -1,0 +1,264 @@
+"""Character-level language modelling on a text file: Tiny Shakespeare by default, offline corpora too."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+
+from mlplab.data.common import TensorBatchLoader, fetch_file, resolve_data_dir
+from mlplab.data.tokenizer import CharTokenizer
+from mlplab.errors import ConfigError, DataCorruptError, DataNotFoundError, require_positive
+
+TINY_SHAKESPEARE_URL = (
+    "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+)
+TINY_SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+TINY_SHAKESPEARE_FILE = "tinyshakespeare.txt"
+
+Corpus = Literal["tinyshakespeare", "pydoc_topics"]
+
+
+def pydoc_topics_text() -> str:
+    """CPython's English help topics (``pydoc_data.topics``, about 0.5 MB), sorted by topic: offline text."""
+    from pydoc_data.topics import topics
+
+    return "\n\n".join(topics[name] for name in sorted(topics))
+
+
+class RandomWindowLoader:
+    """Batches of random windows of a token stream, drawn on the stream's device.
+
+    Each batch holds ``batch_size`` windows of ``context_length + 1`` consecutive tokens starting at
+    uniformly random offsets (nanoGPT's sampling), split into inputs ``(B, T)`` and next-token targets
+    ``(B, T)``. Offsets come from a generator seeded with ``seed``, the process rank and the epoch, so
+    runs are reproducible and processes see different windows. An "epoch" is ``batches`` batches.
+
+    Args:
+        tokens: The token stream, int64 ``(N,)``.
+        context_length: Tokens per input window T.
+        batch_size: Windows per batch.
+        batches: Batches per epoch.
+        seed: Base seed.
+        rank: This process's index (mixed into the seed).
+    """
+
+    def __init__(
+        self,
+        tokens: torch.Tensor,
+        context_length: int,
+        batch_size: int,
+        batches: int,
+        seed: int = 0,
+        rank: int = 0,
+    ):
+        self.tokens = tokens
+        self.context_length = context_length
+        self.batch_size = batch_size
+        self.batches = batches
+        self.seed = seed
+        self.rank = rank
+        self.epoch = 0
+        self._offsets = torch.arange(context_length + 1, device=tokens.device)
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        device = self.tokens.device
+        generator = torch.Generator(device=device).manual_seed(self.seed + 1_000_003 * self.rank + self.epoch)
+        self.epoch += 1
+        high = len(self.tokens) - self.context_length
+        for _ in range(self.batches):
+            starts = torch.randint(0, high, (self.batch_size, 1), device=device, generator=generator)
+            windows = self.tokens[starts + self._offsets]
+            yield windows[:, :-1], windows[:, 1:]
+
+
+class CharTextDataModule(L.LightningDataModule):
+    """Character-level language modelling on one text: next-character prediction.
+
+    The text is Tiny Shakespeare by default (``corpus: tinyshakespeare``: ``tinyshakespeare.txt`` in
+    the data folder, downloaded from karpathy/char-rnn and checked by sha256 when missing and online),
+    CPython's bundled help topics (``corpus: pydoc_topics``, offline, for smoke runs), or any UTF-8 file
+    (``text_file``). The first ``1 - val_fraction`` of the characters are the training split and the
+    rest the validation split (nanoGPT's 90/10 cut of Tiny Shakespeare: 1,003,854 / 111,540); the test
+    split is the validation split. The vocabulary is the sorted set of characters of the training
+    split (65 for Tiny Shakespeare); validation characters outside it are dropped, with a warning.
+
+    The file is read in ``__init__``, so ``vocab_size``, ``vocabulary`` and ``context_length`` are known
+    there and linked to the task. Training batches are random windows (:class:`RandomWindowLoader`);
+    evaluation uses every non-overlapping window of the validation split once (the last partial window
+    is left out). Batches are ``(inputs, targets)``, int64 ``(B, T)``, targets shifted by one. On a GPU
+    the token streams live on the device (``on_device``).
+
+    Args:
+        corpus: Built-in text used when ``text_file`` is not given.
+        text_file: A UTF-8 text file to model instead (absolute, or relative to the working directory).
+        data_dir: Folder of the corpus file; ``None`` means ``$MLPLAB_DATA`` if set, else ``./data``.
+        context_length: Characters per training window T (the model's context).
+        batch_size: Training windows per batch.
+        eval_batch_size: Validation / test windows per batch; ``None`` means ``batch_size``.
+        batches_per_epoch: Training batches per epoch; ``None`` means one pass's worth of characters,
+            ``len(train) // (batch_size * context_length)``.
+        val_fraction: Fraction of the text (its end) held out for validation.
+        seed: Seed of the random training windows.
+        on_device: Keep the token streams on the accelerator; ``None``: on GPUs, yes.
+        download: Download Tiny Shakespeare when it is missing.
+    """
+
+    def __init__(
+        self,
+        corpus: Corpus = "tinyshakespeare",
+        text_file: str | None = None,
+        data_dir: str | None = None,
+        context_length: int = 256,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        batches_per_epoch: int | None = None,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        on_device: bool | None = None,
+        download: bool = True,
+    ):
+        super().__init__()
+        name = type(self).__name__
+        require_positive(name, context_length=context_length, batch_size=batch_size)
+        if eval_batch_size is not None:
+            require_positive(name, eval_batch_size=eval_batch_size)
+        if batches_per_epoch is not None:
+            require_positive(name, batches_per_epoch=batches_per_epoch)
+        if not 0.0 < val_fraction < 1.0:
+            raise ConfigError(f"{name}: val_fraction must be between 0 and 1, got {val_fraction}")
+        if corpus not in ("tinyshakespeare", "pydoc_topics"):
+            raise ConfigError(f"{name}: corpus must be tinyshakespeare or pydoc_topics, got {corpus!r}")
+        self.corpus = corpus
+        self.text_file = text_file
+        self.data_dir = resolve_data_dir(data_dir)
+        self.context_length = context_length
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.val_fraction = val_fraction
+        self.seed = seed
+        self.on_device = on_device
+        self.download = download
+
+        text, self.source = self._read_text()
+        cut = int(len(text) * (1.0 - val_fraction))
+        train_text, val_text = text[:cut], text[cut:]
+        self.tokenizer = CharTokenizer.from_text(train_text) if train_text else None
+        self._check_length(len(train_text), "training")
+        unknown = self.tokenizer.unknown(val_text)
+        if unknown:
+            dropped = sum(val_text.count(char) for char in unknown)
+            rank_zero_warn(
+                f"{name}: {dropped} validation characters ({''.join(sorted(unknown))[:20]!r}) are not in "
+                "the training vocabulary and were dropped"
+            )
+            val_text = "".join(char for char in val_text if char not in unknown)
+        self._check_length(len(val_text), "validation")
+        #: The characters of the vocabulary, in token order (linked to the task, kept in checkpoints).
+        self.vocabulary: str = self.tokenizer.vocabulary
+        #: Number of distinct tokens.
+        self.vocab_size: int = len(self.vocabulary)
+        self.train_tokens = self.tokenizer.encode(train_text)
+        self.val_tokens = self.tokenizer.encode(val_text)
+        self.batches_per_epoch = batches_per_epoch or max(
+            1, len(self.train_tokens) // (batch_size * context_length)
+        )
+
+    def __str__(self) -> str:
+        # Lightning's default iterates the loaders, which are not DataLoaders here
+        return (
+            f"{type(self).__name__}({self.source}: {len(self.train_tokens)} / {len(self.val_tokens)} "
+            f"train / validation characters, {self.vocab_size} in the vocabulary, "
+            f"context {self.context_length})"
+        )
+
+    # ---------------------------------------------------------------------------------- reading
+    def _read_text(self) -> tuple[str, str]:
+        """The whole text and a description of where it came from."""
+        if self.text_file is not None:
+            path = Path(self.text_file).expanduser()
+            if not path.is_file():
+                raise DataNotFoundError(f"text_file not found: {path} (give the path of a UTF-8 text file)")
+            return self._decode(path), str(path)
+        if self.corpus == "pydoc_topics":
+            return pydoc_topics_text(), "pydoc_data.topics"
+        path = fetch_file(
+            self.data_dir,
+            TINY_SHAKESPEARE_FILE,
+            TINY_SHAKESPEARE_URL,
+            TINY_SHAKESPEARE_SHA256,
+            "Tiny Shakespeare",
+            download=self.download,
+        )
+        return self._decode(path), str(path)
+
+    @staticmethod
+    def _decode(path: Path) -> str:
+        data = path.read_bytes()
+        if not data.strip():
+            raise DataCorruptError(f"the text file {path} is empty: give a file with text to model")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise DataCorruptError(
+                f"the text file {path} is not UTF-8 ({error.reason} at byte {error.start}): "
+                "convert it to UTF-8"
+            ) from error
+
+    def _check_length(self, characters: int, split: str) -> None:
+        needed = self.context_length + 1
+        if characters < needed:
+            raise ConfigError(
+                f"{type(self).__name__}: the {split} split of {self.source} has {characters} characters, "
+                f"fewer than context_length + 1 = {needed}: lower data.init_args.context_length or give a "
+                "longer text"
+            )
+
+    # ---------------------------------------------------------------------------------- loaders
+    def setup(self, stage: str | None = None) -> None:
+        if self.trainer is None:
+            return
+        device = self.trainer.strategy.root_device
+        keep = self.on_device if self.on_device is not None else device.type == "cuda"
+        if keep and device.type != "cpu":
+            self.train_tokens = self.train_tokens.to(device)
+            self.val_tokens = self.val_tokens.to(device)
+
+    def eval_windows(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every non-overlapping validation window: inputs and targets ``(W, T)``."""
+        length = self.context_length
+        count = (len(self.val_tokens) - 1) // length
+        inputs = self.val_tokens[: count * length].view(count, length)
+        targets = self.val_tokens[1 : count * length + 1].view(count, length)
+        return inputs, targets
+
+    def _rank(self) -> tuple[int, int]:
+        return (0, 1) if self.trainer is None else (self.trainer.global_rank, self.trainer.world_size)
+
+    def train_dataloader(self) -> RandomWindowLoader:
+        rank, _ = self._rank()
+        return RandomWindowLoader(
+            self.train_tokens, self.context_length, self.batch_size, self.batches_per_epoch, self.seed, rank
+        )
+
+    def _eval_loader(self) -> TensorBatchLoader:
+        rank, world_size = self._rank()
+        return TensorBatchLoader(
+            self.eval_windows(), batch_size=self.eval_batch_size, rank=rank, world_size=world_size
+        )
+
+    def val_dataloader(self) -> TensorBatchLoader:
+        return self._eval_loader()
+
+    def test_dataloader(self) -> TensorBatchLoader:
+        return self._eval_loader()
+
+    def predict_dataloader(self) -> TensorBatchLoader:
+        return self._eval_loader()

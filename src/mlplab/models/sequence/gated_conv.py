@@ -1,0 +1,261 @@
+"""A gated long-convolution mixer (Hyena / H3 family), the attention-free baseline of Zoology.
+
+Poli et al., 2023, "Hyena Hierarchy: Towards Larger Convolutional Language Models", ICML 2023,
+arXiv 2302.10866; as implemented in HazyResearch/zoology (``zoology/mixers/hyena.py``), which Zoology
+(Arora et al., ICLR 2024, arXiv 2312.04927) compares with attention on MQAR.
+
+Operator of order 2, for ``x`` of width d::
+
+    x1, x2, v = split(short_conv(W_in x))        (W_in: d -> 3d; causal depthwise conv, kernel 3)
+    v = v * x1                                   (gate)
+    v = h * v + bias * v                         (causal long convolution over the whole sequence)
+    y = W_out (v * x2)                           (gate, then d -> d)
+
+The long filter ``h`` ``(T, d)`` is a full-length causal kernel per channel, applied with FFTs
+(``O(T log T)``, zero-padded to ``2T`` so it does not wrap around). It is either
+
+* ``implicit`` (Hyena): an MLP of the position — ``[t, cos, sin]`` features of ``emb_dim``
+  dimensions (Hyena's complex-exponential encoding), three linear layers of width ``filter_order``
+  with sine activations (learned frequency, ``w = 1``) and a last layer to d channels — multiplied by
+  an exponential decay ``exp(-t |delta_c|)`` whose rates span ``log(0.01)/1.5 .. log(0.01)/0.3``
+  over the channels (``ExponentialModulation``, fixed). The official code trains the positional
+  features with a tiny learning rate; here they are fixed buffers. Like every linear layer of the
+  model, the filter MLP's start from GPT-2's N(0, 0.02) (Zoology initialises the whole model so). Or
+* ``explicit``: a learned kernel of length ``context_length`` per channel (Zoology's
+  ``LongConvolution``), initialised N(0, 0.02).
+
+Blocks are ``x + mixer(LN(x))`` then ``x + MLP(LN(x))``; no position embeddings (the filter carries
+position). The FFT runs in float32.
+
+Shapes: tokens ``(B, T)`` -> logits ``(B, T, V)``; inside, ``(B, T, d)``, filters ``(T, d)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import nn
+
+from mlplab.errors import ConfigError, require_positive
+from mlplab.models.sequence.common import (
+    CausalDepthwiseConv1d,
+    SequenceModel,
+    SequenceNorm,
+    build_channel_mlp,
+    make_sequence_norm,
+)
+from mlplab.nn.channel_mlp import ChannelMLP
+
+FilterKind = Literal["implicit", "explicit"]
+
+
+def causal_fft_conv(u: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """``y_t = sum_{s <= t} kernel_{t - s} u_s`` per channel, by FFT, in float32.
+
+    Args:
+        u: Signals ``(B, T, C)``.
+        kernel: Filters ``(T, C)``.
+
+    Returns:
+        ``(B, T, C)`` in float32.
+    """
+    length = u.shape[1]
+    size = 2 * length
+    with torch.autocast(device_type=u.device.type, enabled=False):
+        u_f = torch.fft.rfft(u.float(), n=size, dim=1)
+        k_f = torch.fft.rfft(kernel.float(), n=size, dim=0)
+        return torch.fft.irfft(u_f * k_f, n=size, dim=1)[:, :length]
+
+
+class Sin(nn.Module):
+    """``sin(w * x)`` with a learned frequency per feature (Hyena's filter activation)."""
+
+    def __init__(self, features: int, w: float = 1.0):
+        super().__init__()
+        self.freq = nn.Parameter(torch.full((1, features), float(w)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(self.freq * x)
+
+
+class ImplicitFilter(nn.Module):
+    """Hyena's implicit long filter: an MLP of the position with exponential decay (module docs).
+
+    Shapes: ``length -> (length, channels)``.
+
+    Args:
+        channels: Channels C (one filter each).
+        max_length: Longest filter (the positions are normalised by it).
+        order: Width of the filter MLP.
+        emb_dim: Positional features (odd, >= 3: time, then cosine and sine bands).
+        inner_layers: Hidden layers of width ``order``.
+        fast_decay_pct: Decay horizon of the fastest channel (fraction of the sequence).
+        slow_decay_pct: Decay horizon of the slowest channel.
+        target: Value the decay reaches at its horizon.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        max_length: int,
+        order: int = 64,
+        emb_dim: int = 3,
+        inner_layers: int = 2,
+        fast_decay_pct: float = 0.3,
+        slow_decay_pct: float = 1.5,
+        target: float = 1e-2,
+    ):
+        super().__init__()
+        if emb_dim < 3 or emb_dim % 2 == 0:
+            raise ConfigError(f"GatedConv: filter_emb_dim must be odd and >= 3, got {emb_dim}")
+        bands = (emb_dim - 1) // 2
+        t = torch.linspace(0, 1, max_length)[:, None]  # (L, 1)
+        w = 2 * math.pi * torch.arange(max_length, dtype=torch.float32)[:, None] / max_length
+        f = torch.linspace(1e-4, bands - 1, bands)[None]
+        z = torch.exp(-1j * f * w)
+        self.register_buffer("features", torch.cat([t, z.real, z.imag], dim=-1), persistent=False)
+        self.register_buffer("t", t, persistent=False)
+        layers: list[nn.Module] = [nn.Linear(emb_dim, order), Sin(order)]
+        for _ in range(inner_layers):
+            layers += [nn.Linear(order, order), Sin(order)]
+        layers.append(nn.Linear(order, channels, bias=False))
+        self.mlp = nn.Sequential(*layers)
+        max_decay = math.log(target) / fast_decay_pct
+        min_decay = math.log(target) / slow_decay_pct
+        self.register_buffer("deltas", torch.linspace(min_decay, max_decay, channels)[None], persistent=False)
+
+    def forward(self, length: int) -> torch.Tensor:
+        t = self.t[:length]
+        return self.mlp(self.features[:length]) * torch.exp(-t * self.deltas.abs())
+
+
+class GatedLongConv(nn.Module):
+    """The gated long-convolution operator (module docs).
+
+    Shapes: ``(B, T, d) -> (B, T, d)``.
+
+    Args:
+        d_model: Width d.
+        max_length: Longest sequence (filter length).
+        short_kernel: Taps of the short causal convolution.
+        filter: ``implicit`` (Hyena) or ``explicit`` (one learned kernel per channel).
+        filter_order: Width of the implicit filter's MLP.
+        filter_emb_dim: Positional features of the implicit filter.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        max_length: int,
+        short_kernel: int = 3,
+        filter: FilterKind = "implicit",
+        filter_order: int = 64,
+        filter_emb_dim: int = 3,
+    ):
+        super().__init__()
+        if filter not in ("implicit", "explicit"):
+            raise ConfigError(f"GatedConv: filter must be implicit or explicit, got {filter!r}")
+        require_positive("GatedConv", short_kernel=short_kernel, filter_order=filter_order)
+        self.d_model = d_model
+        self.in_proj = nn.Linear(d_model, 3 * d_model)
+        self.short_conv = CausalDepthwiseConv1d(3 * d_model, short_kernel, bias=True)
+        if filter == "implicit":
+            self.filter = ImplicitFilter(d_model, max_length, filter_order, filter_emb_dim)
+            self.kernel = None
+        else:
+            self.filter = None
+            self.kernel = nn.Parameter(torch.randn(max_length, d_model) * 0.02)
+        self.filter_bias = nn.Parameter(torch.randn(d_model))
+        self.out_proj = nn.Linear(d_model, d_model)
+
+    def long_filter(self, length: int) -> torch.Tensor:
+        """The causal long filter ``(length, d)``."""
+        return self.filter(length) if self.filter is not None else self.kernel[:length]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1, x2, v = self.short_conv(self.in_proj(x)).split(self.d_model, dim=-1)
+        v = v * x1
+        v = causal_fft_conv(v, self.long_filter(x.shape[1])) + v.float() * self.filter_bias.float()
+        return self.out_proj(v.to(x.dtype) * x2)
+
+
+class GatedConvBlock(nn.Module):
+    """``x + mixer(norm(x))`` then ``x + MLP(norm(x))``.
+
+    Shapes: ``(B, T, d) -> (B, T, d)``.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        mixer: GatedLongConv,
+        channel_mlp: ChannelMLP | None,
+        mlp_ratio: float,
+        norm: SequenceNorm,
+        dropout: float,
+    ):
+        super().__init__()
+        self.norm1 = make_sequence_norm(norm, d_model)
+        self.mixer = mixer
+        self.mlp = build_channel_mlp(channel_mlp, d_model, mlp_ratio)
+        self.norm2 = make_sequence_norm(norm, d_model) if self.mlp is not None else None
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.dropout(self.mixer(self.norm1(x)))
+        if self.mlp is not None:
+            x = x + self.dropout(self.mlp(self.norm2(x)))
+        return x
+
+
+class GatedConv(SequenceModel):
+    """A language model of gated long convolutions (Hyena operator, see module docs).
+
+    Args:
+        vocab_size: Vocabulary V; filled in from the data.
+        context_length: Longest sequence (the long filters' length); filled in from the data.
+        d_model: Width d.
+        n_layers: Number of blocks.
+        short_kernel: Taps of the short causal convolution (3).
+        filter: ``implicit`` (Hyena's MLP filter) or ``explicit`` (a learned kernel per channel).
+        filter_order: Width of the implicit filter's MLP (64).
+        filter_emb_dim: Positional features of the implicit filter (3).
+        channel_mlp: The blocks' channel MLP, or ``null`` for mixer-only blocks (Zoology's MQAR).
+        mlp_ratio: Hidden width of the channel MLP as a multiple of d.
+        norm: ``layernorm`` or ``rmsnorm``.
+        dropout: Dropout on the residual branches and the embeddings.
+        tie_embeddings: Share the token embedding with the LM head.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        context_length: int,
+        d_model: int = 384,
+        n_layers: int = 6,
+        short_kernel: int = 3,
+        filter: FilterKind = "implicit",
+        filter_order: int = 64,
+        filter_emb_dim: int = 3,
+        channel_mlp: ChannelMLP | None = ChannelMLP(),  # noqa: B008  (a config section; never mutated)
+        mlp_ratio: float = 4.0,
+        norm: SequenceNorm = "layernorm",
+        dropout: float = 0.0,
+        tie_embeddings: bool = True,
+    ):
+        super().__init__(
+            vocab_size,
+            context_length,
+            d_model,
+            n_layers,
+            learned_positions=False,
+            norm=norm,
+            embedding_dropout=dropout,
+            tie_embeddings=tie_embeddings,
+        )
+        for _ in range(n_layers):
+            mixer = GatedLongConv(d_model, context_length, short_kernel, filter, filter_order, filter_emb_dim)
+            self.blocks.append(GatedConvBlock(d_model, mixer, channel_mlp, mlp_ratio, norm, dropout))
+        self.finish()

@@ -1,0 +1,256 @@
+"""Gated linear attention (GLA), with a recurrent reference and a chunkwise-parallel form, in pure PyTorch.
+
+Yang, Wang, Shen, Panda and Kim, 2024, "Gated Linear Attention Transformers with Hardware-Efficient
+Training", ICML 2024, arXiv 2312.06635; layer as in flash-linear-attention (``fla/layers/gla.py``, also
+``zoology/mixers/gla.py``).
+
+Per head, with keys and queries of width ``d_k`` and values of width ``d_v``, a matrix state
+``S_t`` ``(d_k, d_v)`` decays along the key axis by a data-dependent gate and accumulates
+``k_t^T v_t``::
+
+    S_t = diag(alpha_t) S_{t-1} + k_t^T v_t,    o_t = (q_t / sqrt(d_k)) S_t,
+    log alpha_t = logsigmoid(W_2 W_1 x_t + b) / 16      (low rank: d -> 16 -> d_k)
+
+The layer: ``q, k`` from ``d -> expand_k d`` and ``v, g`` from ``d -> expand_v d`` (no biases), split
+into heads; output ``W_o (RMSNorm(o) * swish(g))`` with the RMSNorm over each head's ``d_v`` channels.
+
+Two computations of the same ``o`` (float32):
+
+* :func:`gla_recurrent`: the recurrence above, one step at a time (the reference);
+* :func:`gla_chunkwise`: chunks of ``C`` steps; with ``G`` the cumulative log-gates inside a chunk,
+  ``o_t = (q_t * exp(G_t)) S_prev + sum_{s <= t in chunk} (q_t . (k_s * exp(G_t - G_s))) v_s`` and the
+  state passed on is ``exp(G_C) S_prev + sum_s (k_s * exp(G_C - G_s))^T v_s``. Every exponent is a
+  sum of log-gates over a later minus an earlier step, so it is <= 0 and nothing overflows; the
+  intra-chunk decays are materialised as ``(B, H, C, C, d_k)`` per chunk (the paper's secondary
+  chunking avoids that tensor with tiled kernels; this form keeps pure PyTorch simple).
+
+Blocks are ``x + GLA(RMSNorm(x))`` then ``x + MLP(RMSNorm(x))``; no position embeddings.
+
+Shapes: tokens ``(B, T)`` -> logits ``(B, T, V)``; inside, heads ``(B, H, T, d_k)`` and ``(B, H, T, d_v)``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mlplab.errors import ConfigError, require_positive
+from mlplab.models.sequence.common import SequenceModel, SequenceNorm, build_channel_mlp, make_sequence_norm
+from mlplab.nn.channel_mlp import ChannelMLP
+
+GLAMode = Literal["chunk", "recurrent"]
+
+
+def gla_recurrent(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_alpha: torch.Tensor) -> torch.Tensor:
+    """GLA outputs by the step-by-step recurrence (the reference).
+
+    Args:
+        q: Queries ``(B, H, T, d_k)``, already scaled by ``1 / sqrt(d_k)``.
+        k: Keys ``(B, H, T, d_k)``.
+        v: Values ``(B, H, T, d_v)``.
+        log_alpha: Log forget gates ``(B, H, T, d_k)``, <= 0.
+
+    Returns:
+        Outputs ``(B, H, T, d_v)`` in float32.
+    """
+    q, k, v, log_alpha = (t.float() for t in (q, k, v, log_alpha))
+    state = q.new_zeros(*q.shape[:2], q.shape[-1], v.shape[-1])
+    outputs = []
+    for t in range(q.shape[2]):
+        state = log_alpha[:, :, t, :, None].exp() * state + k[:, :, t, :, None] * v[:, :, t, None, :]
+        outputs.append((q[:, :, t, None, :] @ state).squeeze(-2))
+    return torch.stack(outputs, dim=2)
+
+
+def gla_chunkwise(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_alpha: torch.Tensor, chunk_size: int = 32
+) -> torch.Tensor:
+    """GLA outputs by the chunkwise-parallel form (module docs); same arguments as :func:`gla_recurrent`."""
+    q, k, v, log_alpha = (t.float() for t in (q, k, v, log_alpha))
+    batch, heads, length, _ = q.shape
+    state = q.new_zeros(batch, heads, q.shape[-1], v.shape[-1])
+    causal = torch.ones(chunk_size, chunk_size, dtype=torch.bool, device=q.device).tril()
+    outputs = []
+    for start in range(0, length, chunk_size):
+        stop = min(start + chunk_size, length)
+        size = stop - start
+        qc, kc, vc = q[:, :, start:stop], k[:, :, start:stop], v[:, :, start:stop]
+        cumulative = log_alpha[:, :, start:stop].cumsum(dim=2)  # G_t, (B, H, C, d_k)
+        inter = (qc * cumulative.exp()) @ state
+        exponent = cumulative[:, :, :, None, :] - cumulative[:, :, None, :, :]  # G_t - G_s, (B, H, C, C, d_k)
+        exponent = exponent.masked_fill(~causal[:size, :size, None], float("-inf"))
+        scores = (qc[:, :, :, None, :] * kc[:, :, None, :, :] * exponent.exp()).sum(-1)  # (B, H, C, C)
+        outputs.append(inter + scores @ vc)
+        last = cumulative[:, :, -1:, :]  # G_C
+        state = last.transpose(-1, -2).exp() * state + (kc * (last - cumulative).exp()).transpose(-1, -2) @ vc
+    return torch.cat(outputs, dim=2)
+
+
+class GLALayer(nn.Module):
+    """The gated linear attention layer (module docs).
+
+    Shapes: ``(B, T, d) -> (B, T, d)``.
+
+    Args:
+        d_model: Width d.
+        n_heads: Number of heads (must divide ``expand_k d`` and ``expand_v d``).
+        expand_k: Key / query width as a multiple of d.
+        expand_v: Value / gate width as a multiple of d.
+        gate_low_rank_dim: Rank of the forget-gate projection.
+        gate_logit_normalizer: Divisor of ``logsigmoid`` in the forget gate (16 in the paper).
+        mode: ``chunk`` (chunkwise-parallel) or ``recurrent`` (the reference loop).
+        chunk_size: Steps per chunk.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int = 4,
+        expand_k: float = 0.5,
+        expand_v: float = 1.0,
+        gate_low_rank_dim: int = 16,
+        gate_logit_normalizer: float = 16.0,
+        mode: GLAMode = "chunk",
+        chunk_size: int = 32,
+    ):
+        super().__init__()
+        self.key_dim = int(d_model * expand_k)
+        self.value_dim = int(d_model * expand_v)
+        require_positive(
+            "GatedLinearAttention", n_heads=n_heads, key_width=self.key_dim, chunk_size=chunk_size
+        )
+        if self.key_dim % n_heads or self.value_dim % n_heads:
+            raise ConfigError(
+                f"GatedLinearAttention: n_heads={n_heads} must divide the key width {self.key_dim} and the "
+                f"value width {self.value_dim}"
+            )
+        if mode not in ("chunk", "recurrent"):
+            raise ConfigError(f"GatedLinearAttention: mode must be chunk or recurrent, got {mode!r}")
+        self.n_heads = n_heads
+        self.mode = mode
+        self.chunk_size = chunk_size
+        self.gate_logit_normalizer = gate_logit_normalizer
+        self.q_proj = nn.Linear(d_model, self.key_dim, bias=False)
+        self.k_proj = nn.Linear(d_model, self.key_dim, bias=False)
+        self.v_proj = nn.Linear(d_model, self.value_dim, bias=False)
+        self.g_proj = nn.Linear(d_model, self.value_dim, bias=False)
+        self.gk_down = nn.Linear(d_model, gate_low_rank_dim, bias=False)
+        self.gk_up = nn.Linear(gate_low_rank_dim, self.key_dim, bias=True)
+        self.g_norm = nn.RMSNorm(self.value_dim // n_heads, eps=1e-5)
+        self.out_proj = nn.Linear(self.value_dim, d_model, bias=False)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, width = x.shape
+        return x.view(batch, length, self.n_heads, width // self.n_heads).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape
+        q, k, v = self._heads(self.q_proj(x)), self._heads(self.k_proj(x)), self._heads(self.v_proj(x))
+        log_alpha = self._heads(
+            F.logsigmoid(self.gk_up(self.gk_down(x)).float()) / self.gate_logit_normalizer
+        )
+        q = q * q.shape[-1] ** -0.5
+        if self.mode == "recurrent":
+            o = gla_recurrent(q, k, v, log_alpha)
+        else:
+            o = gla_chunkwise(q, k, v, log_alpha, self.chunk_size)
+        o = self.g_norm(o.to(x.dtype)).transpose(1, 2).reshape(batch, length, self.value_dim)
+        return self.out_proj(o * F.silu(self.g_proj(x)))
+
+
+class GLABlock(nn.Module):
+    """``x + GLA(norm(x))`` then ``x + MLP(norm(x))``.
+
+    Shapes: ``(B, T, d) -> (B, T, d)``.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        layer: GLALayer,
+        channel_mlp: ChannelMLP | None,
+        mlp_ratio: float,
+        norm: SequenceNorm,
+        dropout: float,
+    ):
+        super().__init__()
+        self.norm1 = make_sequence_norm(norm, d_model)
+        self.attn = layer
+        self.mlp = build_channel_mlp(channel_mlp, d_model, mlp_ratio)
+        self.norm2 = make_sequence_norm(norm, d_model) if self.mlp is not None else None
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.dropout(self.attn(self.norm1(x)))
+        if self.mlp is not None:
+            x = x + self.dropout(self.mlp(self.norm2(x)))
+        return x
+
+
+class GatedLinearAttention(SequenceModel):
+    """A GLA Transformer: gated linear attention blocks with channel MLPs (see module docs).
+
+    Args:
+        vocab_size: Vocabulary V; filled in from the data.
+        context_length: Longest sequence accepted; filled in from the data.
+        d_model: Width d.
+        n_layers: Number of blocks.
+        n_heads: Heads per layer.
+        expand_k: Key / query width as a multiple of d (0.5 in the paper).
+        expand_v: Value width as a multiple of d (1.0 in the paper).
+        gate_low_rank_dim: Rank of the forget-gate projection (16).
+        gate_logit_normalizer: Divisor of ``logsigmoid`` in the forget gate (16).
+        mode: ``chunk`` (chunkwise-parallel) or ``recurrent`` (the reference loop over time).
+        chunk_size: Steps per chunk.
+        channel_mlp: The blocks' channel MLP, or ``null`` for mixer-only blocks.
+        mlp_ratio: Hidden width of the channel MLP as a multiple of d.
+        norm: ``rmsnorm`` (paper) or ``layernorm``.
+        dropout: Dropout on the residual branches and the embeddings.
+        tie_embeddings: Share the token embedding with the LM head.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        context_length: int,
+        d_model: int = 384,
+        n_layers: int = 6,
+        n_heads: int = 4,
+        expand_k: float = 0.5,
+        expand_v: float = 1.0,
+        gate_low_rank_dim: int = 16,
+        gate_logit_normalizer: float = 16.0,
+        mode: GLAMode = "chunk",
+        chunk_size: int = 32,
+        channel_mlp: ChannelMLP | None = ChannelMLP(),  # noqa: B008  (a config section; never mutated)
+        mlp_ratio: float = 4.0,
+        norm: SequenceNorm = "rmsnorm",
+        dropout: float = 0.0,
+        tie_embeddings: bool = True,
+    ):
+        super().__init__(
+            vocab_size,
+            context_length,
+            d_model,
+            n_layers,
+            learned_positions=False,
+            norm=norm,
+            embedding_dropout=dropout,
+            tie_embeddings=tie_embeddings,
+        )
+        for _ in range(n_layers):
+            layer = GLALayer(
+                d_model,
+                n_heads,
+                expand_k,
+                expand_v,
+                gate_low_rank_dim,
+                gate_logit_normalizer,
+                mode,
+                chunk_size,
+            )
+            self.blocks.append(GLABlock(d_model, layer, channel_mlp, mlp_ratio, norm, dropout))
+        self.finish()

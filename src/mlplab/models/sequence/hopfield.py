@@ -1,0 +1,225 @@
+"""A language model of modern Hopfield layers: causal self-association, optional learned memories.
+
+Ramsauer et al., 2021, "Hopfield Networks is All You Need", ICLR 2021, arXiv 2008.02217; official code
+ml-jku/hopfield-layers (``hflayers/__init__.py``, ``hflayers/functional.py``).
+
+A modern Hopfield network stores patterns ``Y`` and retrieves from a state pattern ``xi`` by the update
+``xi <- Y^T softmax(beta Y xi)``; one update is attention. The ``Hopfield`` layer of the official
+code projects state patterns (queries), stored patterns (keys) and pattern projections (values) from
+its inputs after normalising each with its own LayerNorm (``normalize_state_pattern``,
+``normalize_stored_pattern``, ``normalize_pattern_projection``, all on with affine parameters by
+default), associates ``softmax(beta q k^T)`` with ``beta = 1 / sqrt(head_dim)`` unless given, and may
+iterate the update in the key space ``update_steps`` more times (``q <- softmax(beta q k^T) k``)
+before reading out the values ``softmax(beta q k^T) v`` and projecting them back. Here the stored
+patterns are the sequence itself, masked causally (token t associates with tokens <= t), so the
+layer is causal however many updates it runs; every association runs through SDPA.
+
+``HopfieldLayer`` of the official code (learned stored patterns, a lookup table) is optional per block
+(``stored_patterns > 0``): ``softmax(beta LN(x) W_q Y^T) Y_v`` with learned ``Y`` and ``Y_v``, added to
+the residual stream beside the self-association.
+
+Blocks are ``x + Hopfield(x)`` (the layer's own LayerNorms take the place of the pre-norm)
+``[+ HopfieldLayer(x)]`` then ``x + MLP(LN(x))``; learned position embeddings; final LayerNorm; tied head.
+
+Shapes: tokens ``(B, T)`` -> logits ``(B, T, V)``; inside, heads ``(B, H, T, head_dim)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mlplab.errors import ConfigError, require_positive
+from mlplab.models.sequence.common import SequenceModel, build_channel_mlp
+from mlplab.nn.channel_mlp import ChannelMLP
+
+
+class HopfieldAssociation(nn.Module):
+    """Causal Hopfield self-association with pattern normalisation and iterated updates (module docs).
+
+    Shapes: ``(B, T, d) -> (B, T, d)``.
+
+    Args:
+        d_model: Width d of inputs and outputs.
+        n_heads: Association heads.
+        head_dim: Width of each head's association space; ``None`` means ``d / n_heads``.
+        beta: Inverse temperature; ``None`` means ``1 / sqrt(head_dim)``.
+        update_steps: Extra Hopfield updates of the state patterns before the read-out (0: one
+            association, like attention).
+        normalize_patterns: LayerNorm the state, stored and projected patterns (official default).
+        bias: Biases in the projections (official ``input_bias``).
+        dropout: Dropout on the association probabilities.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        head_dim: int | None = None,
+        beta: float | None = None,
+        update_steps: int = 0,
+        normalize_patterns: bool = True,
+        bias: bool = True,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        if head_dim is None:
+            if d_model % n_heads:
+                raise ConfigError(
+                    f"HopfieldLM: n_heads={n_heads} must divide d_model={d_model} (or set head_dim)"
+                )
+            head_dim = d_model // n_heads
+        require_positive("HopfieldLM", n_heads=n_heads, head_dim=head_dim)
+        if update_steps < 0:
+            raise ConfigError(f"HopfieldLM: update_steps must be >= 0, got {update_steps}")
+        self.n_heads = n_heads
+        self.head_dim = head_dim
+        self.beta = beta if beta is not None else 1.0 / math.sqrt(head_dim)
+        self.update_steps = update_steps
+        self.dropout = dropout
+        width = n_heads * head_dim
+
+        def norm() -> nn.Module:
+            return nn.LayerNorm(d_model) if normalize_patterns else nn.Identity()
+
+        self.norm_state, self.norm_stored, self.norm_projection = norm(), norm(), norm()
+        self.q_proj = nn.Linear(d_model, width, bias=bias)
+        self.k_proj = nn.Linear(d_model, width, bias=bias)
+        self.v_proj = nn.Linear(d_model, width, bias=bias)
+        self.out_proj = nn.Linear(width, d_model, bias=bias)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape
+        return x.view(batch, length, self.n_heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape
+        q = self._heads(self.q_proj(self.norm_state(x)))
+        k = self._heads(self.k_proj(self.norm_stored(x)))
+        v = self._heads(self.v_proj(self.norm_projection(x)))
+        for _ in range(self.update_steps):
+            q = F.scaled_dot_product_attention(q, k, k, is_causal=True, scale=self.beta)
+        dropout = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, scale=self.beta)
+        return self.out_proj(y.transpose(1, 2).reshape(batch, length, -1))
+
+
+class HopfieldLookup(nn.Module):
+    """Association with ``num_patterns`` learned stored patterns (the official ``HopfieldLayer``).
+
+    Shapes: ``(B, T, d) -> (B, T, d)``; per token, so causal.
+
+    Args:
+        d_model: Width d.
+        num_patterns: Number of learned stored patterns.
+        beta: Inverse temperature; ``None`` means ``1 / sqrt(d)``.
+    """
+
+    def __init__(self, d_model: int, num_patterns: int, beta: float | None = None):
+        super().__init__()
+        self.norm = nn.LayerNorm(d_model)
+        self.q_proj = nn.Linear(d_model, d_model, bias=False)
+        self.patterns = nn.Parameter(torch.randn(num_patterns, d_model) / math.sqrt(d_model))
+        self.pattern_values = nn.Parameter(torch.randn(num_patterns, d_model) * 0.02)
+        self.beta = beta if beta is not None else 1.0 / math.sqrt(d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scores = self.beta * self.q_proj(self.norm(x)) @ self.patterns.t()
+        return scores.softmax(dim=-1) @ self.pattern_values
+
+
+class HopfieldBlock(nn.Module):
+    """``x + Hopfield(x) [+ HopfieldLayer(x)]`` then ``x + MLP(LN(x))``.
+
+    Shapes: ``(B, T, d) -> (B, T, d)``.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        association: HopfieldAssociation,
+        lookup: HopfieldLookup | None,
+        channel_mlp: ChannelMLP | None,
+        mlp_ratio: float,
+        dropout: float,
+    ):
+        super().__init__()
+        self.association = association
+        self.lookup = lookup
+        self.mlp = build_channel_mlp(channel_mlp, d_model, mlp_ratio)
+        self.norm = nn.LayerNorm(d_model) if self.mlp is not None else None
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        update = self.association(x)
+        if self.lookup is not None:
+            update = update + self.lookup(x)
+        x = x + self.dropout(update)
+        if self.mlp is not None:
+            x = x + self.dropout(self.mlp(self.norm(x)))
+        return x
+
+
+class HopfieldLM(SequenceModel):
+    """A causal language model of modern Hopfield layers (see module docs).
+
+    Args:
+        vocab_size: Vocabulary V; filled in from the data.
+        context_length: Longest sequence (size of the position table); filled in from the data.
+        d_model: Width d.
+        n_layers: Number of blocks.
+        n_heads: Association heads per block.
+        head_dim: Width of each head's association space; ``None`` means ``d / n_heads``.
+        beta: Inverse temperature of the association; ``None`` means ``1 / sqrt(head_dim)``.
+        update_steps: Extra Hopfield updates before the read-out (0: a single association).
+        normalize_patterns: LayerNorm the state, stored and projected patterns separately.
+        stored_patterns: Learned stored patterns per block (``HopfieldLayer``); 0 for none.
+        channel_mlp: The blocks' channel MLP, or ``null`` for association-only blocks.
+        mlp_ratio: Hidden width of the channel MLP as a multiple of d.
+        bias: Biases in the association's projections.
+        dropout: Dropout on residual branches, association probabilities and embeddings.
+        learned_positions: Learned absolute position embeddings.
+        tie_embeddings: Share the token embedding with the LM head.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        context_length: int,
+        d_model: int = 384,
+        n_layers: int = 6,
+        n_heads: int = 6,
+        head_dim: int | None = None,
+        beta: float | None = None,
+        update_steps: int = 0,
+        normalize_patterns: bool = True,
+        stored_patterns: int = 0,
+        channel_mlp: ChannelMLP | None = ChannelMLP(),  # noqa: B008  (a config section; never mutated)
+        mlp_ratio: float = 4.0,
+        bias: bool = True,
+        dropout: float = 0.0,
+        learned_positions: bool = True,
+        tie_embeddings: bool = True,
+    ):
+        super().__init__(
+            vocab_size,
+            context_length,
+            d_model,
+            n_layers,
+            learned_positions=learned_positions,
+            norm="layernorm",
+            embedding_dropout=dropout,
+            tie_embeddings=tie_embeddings,
+        )
+        if stored_patterns < 0:
+            raise ConfigError(f"HopfieldLM: stored_patterns must be >= 0, got {stored_patterns}")
+        for _ in range(n_layers):
+            association = HopfieldAssociation(
+                d_model, n_heads, head_dim, beta, update_steps, normalize_patterns, bias, dropout
+            )
+            lookup = HopfieldLookup(d_model, stored_patterns) if stored_patterns else None
+            self.blocks.append(HopfieldBlock(d_model, association, lookup, channel_mlp, mlp_ratio, dropout))
+        self.finish()

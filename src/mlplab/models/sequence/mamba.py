@@ -1,0 +1,341 @@
+"""Mamba: a selective state-space model, in pure PyTorch, with a sequential and a parallel scan.
+
+Gu and Dao, 2023, "Mamba: Linear-Time Sequence Modeling with Selective State Spaces", arXiv 2312.00752;
+official code state-spaces/mamba (``mamba_ssm/modules/mamba_simple.py``, ``models/mixer_seq_simple.py``).
+
+Mixer, for input ``x`` of width d and ``d_inner = expand * d``:
+
+* ``in_proj: d -> 2 d_inner`` (no bias) gives the stream ``u`` and the gate ``z``;
+* ``u`` goes through a causal depthwise convolution (kernel ``d_conv = 4``, with bias) and SiLU;
+* ``x_proj: d_inner -> dt_rank + 2 N`` (no bias) gives ``(dt, B, C)`` per token;
+  ``Delta = softplus(dt_proj(dt))`` with ``dt_proj: dt_rank -> d_inner`` whose bias is initialised so
+  that ``Delta`` is log-uniform in ``[dt_min, dt_max] = [1e-3, 1e-1]``;
+* the selective scan ``h_t = exp(Delta_t A) h_{t-1} + Delta_t B_t u_t``, ``y_t = C_t h_t + D u_t`` with
+  ``A = -exp(A_log)``, ``A_log = log(1..N)`` per channel (S4D-real) and ``D = 1``; the state ``h_t`` is
+  ``(d_inner, N)``;
+* ``y * SiLU(z)`` then ``out_proj: d_inner -> d`` (no bias).
+
+Blocks are ``x + mixer(RMSNorm(x))`` (the official ``Block`` with ``rms_norm=True``; the official fused
+kernels add the residual in a different place, with the same result), optionally followed by
+``x + MLP(norm(x))``; no position embeddings; final RMSNorm and an LM head tied to the embedding. With
+``d_model=768, n_layers=24`` and the GPT-NeoX vocabulary padded to 50,280 this is mamba-130m:
+129,135,360 parameters.
+
+The scan runs in float32. :func:`selective_scan_reference` is the plain loop over time, kept as the
+reference the tests check against; :func:`selective_scan_parallel` runs a log-depth (Hillis-Steele)
+scan of the linear recurrence inside chunks of ``chunk_size`` steps and carries the state from chunk to
+chunk: ``log2(chunk_size)`` wide tensor operations per chunk instead of ``chunk_size`` small ones. It
+materialises the states ``(B, T, d_inner, N)``, so long sequences and wide models need memory;
+``recompute_scan`` trades time for memory by recomputing the scan in the backward pass.
+
+Shapes: tokens ``(B, T)`` -> logits ``(B, T, V)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from mlplab.errors import ConfigError, require_positive
+from mlplab.models.sequence.common import (
+    CausalDepthwiseConv1d,
+    SequenceModel,
+    SequenceNorm,
+    build_channel_mlp,
+    make_sequence_norm,
+)
+from mlplab.nn.channel_mlp import ChannelMLP
+
+ScanKind = Literal["parallel", "sequential"]
+
+
+def _discretise(
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``exp(Delta A)`` and ``Delta B u``, both ``(batch, T, d_inner, N)`` in float32."""
+    delta = delta.float()
+    decay = torch.exp(delta[..., None] * A.float())
+    drive = (delta * u.float())[..., None] * B.float()[:, :, None, :]
+    return decay, drive
+
+
+def selective_scan_reference(
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor
+) -> torch.Tensor:
+    """The selective scan as a loop over time (the reference).
+
+    Args:
+        u: Inputs ``(batch, T, d_inner)``.
+        delta: Step sizes ``(batch, T, d_inner)``, positive.
+        A: State matrix diagonal ``(d_inner, N)``, negative.
+        B: Input matrices ``(batch, T, N)``.
+        C: Output matrices ``(batch, T, N)``.
+        D: Skip ``(d_inner,)``.
+
+    Returns:
+        ``y`` ``(batch, T, d_inner)`` in float32.
+    """
+    decay, drive = _discretise(u, delta, A, B)
+    state = decay.new_zeros(decay.shape[0], decay.shape[2], decay.shape[3])
+    outputs = []
+    for t in range(u.shape[1]):
+        state = decay[:, t] * state + drive[:, t]
+        outputs.append((state * C[:, t, None, :].float()).sum(-1))
+    return torch.stack(outputs, dim=1) + u.float() * D.float()
+
+
+def _shift(x: torch.Tensor, step: int, fill: float) -> torch.Tensor:
+    """``x`` moved ``step`` places later along the time axis (dim 1), the first ``step`` places ``fill``."""
+    return F.pad(x, (0, 0, 0, 0, step, -step), value=fill)
+
+
+def _scan_chunk(decay: torch.Tensor, drive: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    """States ``h_t = a_t h_{t-1} + b_t`` of one chunk ``(batch, Q, d_inner, N)`` from ``h_{-1} = state``.
+
+    A Hillis-Steele scan of the pairs ``(a, b)`` under ``(a, b) o (a', b') = (a a', a' b + b')``:
+    ``log2(Q)`` rounds, each combining every step with the one ``2^round`` steps before it. Afterwards
+    ``a_t`` holds the decay products ``a_t ... a_0``, which carry ``state`` into the chunk.
+    """
+    length = decay.shape[1]
+    step = 1
+    while step < length:
+        drive = drive + decay * _shift(drive, step, 0.0)
+        decay = decay * _shift(decay, step, 1.0)
+        step *= 2
+    return drive + decay * state[:, None]
+
+
+def selective_scan_parallel(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor,
+    chunk_size: int = 64,
+) -> torch.Tensor:
+    """The selective scan by log-depth scans within chunks of ``chunk_size`` steps (module docs).
+
+    Same arguments and result as :func:`selective_scan_reference`.
+    """
+    decay, drive = _discretise(u, delta, A, B)
+    state = decay.new_zeros(decay.shape[0], decay.shape[2], decay.shape[3])
+    outputs = []
+    for start in range(0, u.shape[1], chunk_size):
+        stop = start + chunk_size
+        states = _scan_chunk(decay[:, start:stop], drive[:, start:stop], state)
+        state = states[:, -1]
+        outputs.append((states * C[:, start:stop, None, :].float()).sum(-1))
+    return torch.cat(outputs, dim=1) + u.float() * D.float()
+
+
+class MambaMixer(nn.Module):
+    """The Mamba mixer (module docs).
+
+    Shapes: ``(B, T, d) -> (B, T, d)``.
+
+    Args:
+        d_model: Width d.
+        d_state: State size N per channel.
+        d_conv: Kernel of the causal depthwise convolution.
+        expand: ``d_inner = expand * d``.
+        dt_rank: Rank of the step-size projection; ``None`` means ``ceil(d / 16)``.
+        dt_min: Smallest initial step size.
+        dt_max: Largest initial step size.
+        dt_init_floor: Floor of the initial step sizes.
+        scan: ``parallel`` (chunked log-depth scan) or ``sequential`` (the reference loop).
+        chunk_size: Steps per chunk of the parallel scan.
+        recompute_scan: Recompute the scan in the backward pass instead of storing its states.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 16,
+        d_conv: int = 4,
+        expand: int = 2,
+        dt_rank: int | None = None,
+        dt_min: float = 1e-3,
+        dt_max: float = 1e-1,
+        dt_init_floor: float = 1e-4,
+        scan: ScanKind = "parallel",
+        chunk_size: int = 64,
+        recompute_scan: bool = False,
+    ):
+        super().__init__()
+        require_positive("Mamba", d_state=d_state, d_conv=d_conv, expand=expand, chunk_size=chunk_size)
+        if scan not in ("parallel", "sequential"):
+            raise ConfigError(f"Mamba: scan must be parallel or sequential, got {scan!r}")
+        if not 0 < dt_min <= dt_max:
+            raise ConfigError(f"Mamba: need 0 < dt_min <= dt_max, got {dt_min} and {dt_max}")
+        self.d_inner = expand * d_model
+        self.d_state = d_state
+        self.dt_rank = dt_rank or math.ceil(d_model / 16)
+        self.scan = scan
+        self.chunk_size = chunk_size
+        self.recompute_scan = recompute_scan
+        self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=False)
+        self.conv = CausalDepthwiseConv1d(self.d_inner, d_conv, bias=True)
+        self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True)
+        self.A_log = nn.Parameter(torch.empty(self.d_inner, d_state))
+        self.D = nn.Parameter(torch.empty(self.d_inner))
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=False)
+        self.dt_init = (dt_min, dt_max, dt_init_floor)
+        self.reset_ssm_parameters()
+
+    def reset_ssm_parameters(self) -> None:
+        """The official initialisation of ``dt_proj``, ``A_log`` and ``D`` (skipped on the meta device)."""
+        if self.A_log.is_meta:
+            return
+        dt_min, dt_max, floor = self.dt_init
+        with torch.no_grad():
+            std = self.dt_rank**-0.5
+            nn.init.uniform_(self.dt_proj.weight, -std, std)
+            dt = torch.exp(
+                torch.rand(self.d_inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
+            )
+            dt = dt.clamp(min=floor)
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse of softplus
+            a = torch.arange(1, self.d_state + 1, dtype=torch.float32).repeat(self.d_inner, 1)
+            self.A_log.copy_(torch.log(a))
+            self.D.fill_(1.0)
+        self.dt_proj.keep_init = True  # the family's generic initialisation leaves it alone
+
+    def selective_scan(self, u, delta, A, B, C, D) -> torch.Tensor:
+        """The configured scan (see the module docs)."""
+        if self.scan == "sequential":
+            return selective_scan_reference(u, delta, A, B, C, D)
+        if self.recompute_scan and torch.is_grad_enabled():
+            return checkpoint(
+                selective_scan_parallel, u, delta, A, B, C, D, self.chunk_size, use_reentrant=False
+            )
+        return selective_scan_parallel(u, delta, A, B, C, D, self.chunk_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u, z = self.in_proj(x).chunk(2, dim=-1)
+        u = F.silu(self.conv(u))
+        dt, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        delta = F.softplus(self.dt_proj(dt).float())
+        A = -torch.exp(self.A_log.float())
+        y = self.selective_scan(u, delta, A, B, C, self.D).to(u.dtype)
+        return self.out_proj(y * F.silu(z))
+
+
+class MambaBlock(nn.Module):
+    """``x + mixer(norm(x))``, then ``x + MLP(norm(x))`` when the block has a channel MLP.
+
+    Shapes: ``(B, T, d) -> (B, T, d)``.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        mixer: MambaMixer,
+        channel_mlp: ChannelMLP | None,
+        mlp_ratio: float,
+        norm: SequenceNorm,
+        dropout: float,
+    ):
+        super().__init__()
+        self.norm1 = make_sequence_norm(norm, d_model)
+        self.mixer = mixer
+        self.mlp = build_channel_mlp(channel_mlp, d_model, mlp_ratio)
+        self.norm2 = make_sequence_norm(norm, d_model) if self.mlp is not None else None
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.dropout(self.mixer(self.norm1(x)))
+        if self.mlp is not None:
+            x = x + self.dropout(self.mlp(self.norm2(x)))
+        return x
+
+
+class Mamba(SequenceModel):
+    """A stack of Mamba blocks: the mamba_ssm language model in pure PyTorch (see module docs).
+
+    Args:
+        vocab_size: Vocabulary V; filled in from the data.
+        context_length: Longest sequence accepted; filled in from the data.
+        d_model: Width d.
+        n_layers: Number of blocks.
+        d_state: State size N per channel.
+        d_conv: Kernel of the causal depthwise convolution.
+        expand: ``d_inner = expand * d``.
+        dt_rank: Rank of the step-size projection; ``None`` means ``ceil(d / 16)``.
+        dt_min: Smallest initial step size.
+        dt_max: Largest initial step size.
+        scan: ``parallel`` (chunked log-depth scan) or ``sequential`` (the reference loop over time).
+        chunk_size: Steps per chunk of the parallel scan.
+        recompute_scan: Recompute the scan's states in the backward pass (less memory, more time).
+        channel_mlp: An optional channel MLP after each mixer (Mamba has none: ``null``).
+        mlp_ratio: Hidden width of the channel MLP as a multiple of d.
+        norm: ``rmsnorm`` (official) or ``layernorm``.
+        dropout: Dropout on the residual branches and the embeddings.
+        tie_embeddings: Share the token embedding with the LM head.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        context_length: int,
+        d_model: int = 768,
+        n_layers: int = 24,
+        d_state: int = 16,
+        d_conv: int = 4,
+        expand: int = 2,
+        dt_rank: int | None = None,
+        dt_min: float = 1e-3,
+        dt_max: float = 1e-1,
+        scan: ScanKind = "parallel",
+        chunk_size: int = 64,
+        recompute_scan: bool = False,
+        channel_mlp: ChannelMLP | None = None,
+        mlp_ratio: float = 4.0,
+        norm: SequenceNorm = "rmsnorm",
+        dropout: float = 0.0,
+        tie_embeddings: bool = True,
+    ):
+        super().__init__(
+            vocab_size,
+            context_length,
+            d_model,
+            n_layers,
+            learned_positions=False,
+            norm=norm,
+            embedding_dropout=dropout,
+            tie_embeddings=tie_embeddings,
+        )
+        for _ in range(n_layers):
+            mixer = MambaMixer(
+                d_model, d_state, d_conv, expand, dt_rank, dt_min, dt_max, scan=scan, chunk_size=chunk_size,
+                recompute_scan=recompute_scan,
+            )  # fmt: skip
+            self.blocks.append(MambaBlock(d_model, mixer, channel_mlp, mlp_ratio, norm, dropout))
+        self.finish()
+
+    def init_weights(self) -> None:
+        """The official ``_init_weights`` (``mixer_seq_simple.py``).
+
+        Linear layers keep PyTorch's default initialisation with zero biases (except ``dt_proj``),
+        embeddings N(0, 0.02), and ``out_proj`` is rescaled by ``1 / sqrt(n_layers)`` (one residual
+        branch per layer; two with a channel MLP).
+        """
+        branches = 1 if all(block.mlp is None for block in self.blocks) else 2
+        for module in self.modules():
+            if (
+                isinstance(module, nn.Linear)
+                and module.bias is not None
+                and not getattr(module, "keep_init", False)
+            ):
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, std=0.02)
+        for block in self.blocks:
+            with torch.no_grad():
+                block.mixer.out_proj.weight.div_(math.sqrt(branches * self.n_layers))

@@ -1,0 +1,198 @@
+"""Next-token language modelling: cross-entropy, bits per character, perplexity, generated samples."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import nn
+from torchmetrics import MeanMetric, MetricCollection
+
+from mlplab.data.tokenizer import CharTokenizer
+from mlplab.errors import CheckpointError, ConfigError
+from mlplab.optim import LinearWarmupDecay
+from mlplab.tasks.sequence import BitsPerToken, Perplexity, SequenceBackbone, SequenceTask
+
+
+@torch.no_grad()
+def generate(
+    model: nn.Module,
+    prompt: torch.Tensor,
+    new_tokens: int,
+    context_length: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Sample ``new_tokens`` tokens after ``prompt`` ``(P,)`` from a causal model, one at a time.
+
+    The model sees the last ``context_length`` tokens at each step (the whole sequence is recomputed,
+    so any family works). ``temperature`` 0 is greedy decoding; ``top_k`` keeps the k most likely tokens.
+
+    Returns:
+        The new tokens ``(new_tokens,)``.
+    """
+    tokens = prompt[None]
+    for _ in range(new_tokens):
+        logits = model(tokens[:, -context_length:])[:, -1].float()
+        if temperature == 0:
+            token = logits.argmax(-1, keepdim=True)
+        else:
+            logits = logits / temperature
+            if top_k is not None:
+                kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
+                logits = logits.masked_fill(logits < kth, float("-inf"))
+            token = torch.multinomial(logits.softmax(-1), 1, generator=generator)
+        tokens = torch.cat([tokens, token], dim=1)
+    return tokens[0, len(prompt) :]
+
+
+class LanguageModeling(SequenceTask):
+    """Predict each next token of ``(B, T)`` sequences; the backbone returns logits ``(B, T, V)``.
+
+    Loss: mean cross-entropy over every position (see :meth:`loss`). Metrics, one set per evaluation
+    stage, averaged over all evaluated tokens: ``<stage>/loss`` (nats per token), ``<stage>/bpc``
+    (bits per token: bits per character for character data) and ``<stage>/ppl`` (perplexity);
+    ``train/loss`` per step. After every validation a sample of ``sample_length`` tokens generated
+    from ``sample_prompt`` (seeded by ``sample_seed``) is written to TensorBoard as the text
+    ``val/sample``.
+
+    The vocabulary (the characters of the tokenizer) comes from the DataModule and is kept in the
+    hyper-parameters, hence in every checkpoint: :meth:`sample` decodes with it, and a checkpoint
+    trained on another vocabulary is refused with one line.
+
+    Args:
+        backbone: The sequence family: its class path and arguments.
+        vocab_size: Vocabulary size; filled in from the DataModule.
+        context_length: Longest sequence; filled in from the DataModule.
+        vocabulary: The tokenizer's characters in token order; filled in from a character DataModule
+            (``None``: no samples).
+        sample_length: Tokens generated after each validation (0: none).
+        sample_prompt: Text the samples start from; ``None`` means a newline (nanoGPT's ``sample.py``),
+            or the first character of the vocabulary when it has no newline.
+        sample_temperature: Sampling temperature (0: greedy).
+        sample_top_k: Sample among the k most likely tokens only (``None``: all).
+        sample_seed: Seed of the sampling.
+        optimizer: See :class:`~mlplab.tasks.base.Task`.
+        lr_scheduler: See :class:`~mlplab.tasks.base.Task`.
+        lr_scheduler_interval: See :class:`~mlplab.tasks.base.Task`.
+    """
+
+    monitor = "val/loss"
+    monitor_mode = "min"
+
+    def __init__(
+        self,
+        backbone: SequenceBackbone,
+        vocab_size: int,
+        context_length: int,
+        vocabulary: str | None = None,
+        sample_length: int = 200,
+        sample_prompt: str | None = None,
+        sample_temperature: float = 1.0,
+        sample_top_k: int | None = None,
+        sample_seed: int = 1234,
+        optimizer: OptimizerCallable = torch.optim.AdamW,
+        lr_scheduler: LRSchedulerCallable | None = LinearWarmupDecay,
+        lr_scheduler_interval: Literal["step", "epoch"] = "step",
+    ):
+        super().__init__(backbone, vocab_size, context_length, optimizer, lr_scheduler, lr_scheduler_interval)
+        self.save_hyperparameters()
+        if vocabulary is not None and len(vocabulary) != vocab_size:
+            raise ConfigError(
+                f"LanguageModeling: the vocabulary has {len(vocabulary)} characters but "
+                f"vocab_size={vocab_size}"
+            )
+        if sample_length < 0 or sample_temperature < 0:
+            raise ConfigError(
+                "LanguageModeling: sample_length and sample_temperature must be >= 0, got "
+                f"{sample_length} and {sample_temperature}"
+            )
+        self.tokenizer = CharTokenizer(vocabulary) if vocabulary else None
+        if sample_prompt is None:
+            sample_prompt = "\n" if not vocabulary or "\n" in vocabulary else vocabulary[0]
+        self.sample_length = sample_length
+        self.sample_prompt = sample_prompt
+        self.sample_temperature = sample_temperature
+        self.sample_top_k = sample_top_k
+        self.sample_seed = sample_seed
+        if self.tokenizer is not None and self.tokenizer.unknown(sample_prompt):
+            raise ConfigError(
+                f"LanguageModeling: sample_prompt {sample_prompt!r} has characters outside the data's "
+                "vocabulary"
+            )
+        self.val_metrics = self._metrics("val")
+        self.test_metrics = self._metrics("test")
+        self.last_sample: str | None = None
+
+    @staticmethod
+    def _metrics(stage: str) -> MetricCollection:
+        return MetricCollection(
+            {"loss": MeanMetric(), "bpc": BitsPerToken(), "ppl": Perplexity()}, prefix=f"{stage}/"
+        )
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy over all positions; override it in a subclass to train with another."""
+        return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+        inputs, targets = batch
+        loss = self.loss(self(inputs), targets).float()
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        metrics.update(loss, weight=targets.numel())
+        self.log_dict(metrics, prog_bar=stage == "val")
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    # --------------------------------------------------------------------------------- samples
+    def sample(self, prompt: str | None = None, length: int | None = None, seed: int | None = None) -> str:
+        """Text generated by the model after ``prompt`` (defaults: the sample settings of the task)."""
+        if self.tokenizer is None:
+            raise ConfigError("LanguageModeling: sampling needs the vocabulary (a character DataModule)")
+        prompt = self.sample_prompt if prompt is None else prompt
+        ids = self.tokenizer.encode(prompt).to(self.device)
+        generator = torch.Generator(device=self.device).manual_seed(
+            self.sample_seed if seed is None else seed
+        )
+        new = generate(
+            self.backbone,
+            ids,
+            self.sample_length if length is None else length,
+            self.context_length,
+            self.sample_temperature,
+            self.sample_top_k,
+            generator,
+        )
+        return prompt + self.tokenizer.decode(new)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking or self.tokenizer is None or self.sample_length == 0:
+            return
+        loggers = [logger for logger in self.loggers if isinstance(logger, TensorBoardLogger)]
+        if not loggers:
+            return
+        self.last_sample = self.sample()
+        text = "\n".join("    " + line for line in self.last_sample.splitlines())  # markdown code block
+        for logger in loggers:
+            logger.experiment.add_text("val/sample", text, global_step=self.global_step)
+
+    # ------------------------------------------------------------------------------ checkpoints
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse, in one line, a checkpoint trained on another character vocabulary."""
+        theirs = checkpoint.get("hyper_parameters", {}).get("vocabulary")
+        ours = self.tokenizer.vocabulary if self.tokenizer is not None else None
+        if theirs is not None and ours is not None and theirs != ours:
+            differ = sorted(set(theirs) ^ set(ours))
+            example = f"e.g. {''.join(differ[:10])!r} in only one of them" if differ else "in another order"
+            raise CheckpointError(
+                f"the checkpoint was trained on another character vocabulary ({len(theirs)} characters) than "
+                f"this data's ({len(ours)} characters, {example}): use the text the checkpoint was trained on"
+            )
+        super().on_load_checkpoint(checkpoint)

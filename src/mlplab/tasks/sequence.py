@@ -1,0 +1,107 @@
+"""What the sequence tasks share: the family contract, auxiliary losses, checkpoint checks, epoch means."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+from torchmetrics import MeanMetric
+
+from mlplab.errors import CheckpointError, require_positive
+from mlplab.nn.moe import auxiliary_loss
+from mlplab.optim import LinearWarmupDecay
+from mlplab.tasks.base import Task
+
+#: A sequence family (class or ``functools.partial``) called as ``family(vocab_size, context_length)``;
+#: it maps int64 tokens ``(B, T)`` to logits ``(B, T, vocab_size)``, causally.
+SequenceBackbone = Callable[[int, int], nn.Module]
+
+
+class BitsPerToken(MeanMetric):
+    """Mean cross-entropy (nats) reported in bits: ``mean / ln 2`` (bits per character for characters)."""
+
+    def compute(self) -> torch.Tensor:
+        return super().compute() / math.log(2)
+
+
+class Perplexity(MeanMetric):
+    """Mean cross-entropy (nats) reported as perplexity ``exp(mean)``."""
+
+    def compute(self) -> torch.Tensor:
+        return torch.exp(super().compute())
+
+
+class SequenceTask(Task):
+    """Base of the sequence tasks: builds ``backbone(vocab_size, context_length)`` and trains it.
+
+    The training loss is :meth:`loss` plus the auxiliary losses the backbone's mixture-of-experts
+    layers leave after each forward pass (:func:`mlplab.nn.moe.auxiliary_loss`, logged as
+    ``train/aux_loss``). Loading a checkpoint whose ``vocab_size`` or ``context_length`` differ from
+    this run's ends with one line that names both values.
+
+    Args:
+        backbone: The sequence family: its class path and arguments.
+        vocab_size: Vocabulary size; filled in from the DataModule.
+        context_length: Longest sequence; filled in from the DataModule.
+        optimizer: See :class:`~mlplab.tasks.base.Task`.
+        lr_scheduler: See :class:`~mlplab.tasks.base.Task`.
+        lr_scheduler_interval: See :class:`~mlplab.tasks.base.Task`.
+    """
+
+    def __init__(
+        self,
+        backbone: SequenceBackbone,
+        vocab_size: int,
+        context_length: int,
+        optimizer: OptimizerCallable = torch.optim.AdamW,
+        lr_scheduler: LRSchedulerCallable | None = LinearWarmupDecay,
+        lr_scheduler_interval: Literal["step", "epoch"] = "step",
+    ):
+        super().__init__(optimizer, lr_scheduler, lr_scheduler_interval)
+        require_positive(type(self).__name__, vocab_size=vocab_size, context_length=context_length)
+        self.vocab_size = vocab_size
+        self.context_length = context_length
+        self.backbone = self.build_backbone(backbone, vocab_size, context_length)
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The task's loss of logits ``(B, T, V)`` against targets ``(B, T)``."""
+        raise NotImplementedError
+
+    def log_training_metrics(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        """Hook for metrics of the training batch (no host synchronisation)."""
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        inputs, targets = batch
+        self.record_flops(inputs)
+        logits = self(inputs)
+        loss = self.loss(logits, targets)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log_training_metrics(logits.detach(), targets)
+        extra = auxiliary_loss(self.backbone)
+        if extra is not None:
+            self.log("train/aux_loss", extra)
+            loss = loss + extra
+        return loss
+
+    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, Any]:
+        inputs, targets = batch
+        return {"inputs": inputs, "predictions": self(inputs).argmax(-1), "targets": targets}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("hyper_parameters", {})
+        for key, fix in (
+            ("vocab_size", "use the data the checkpoint was trained on"),
+            ("context_length", "set data.init_args.context_length to the checkpoint's"),
+        ):
+            theirs, ours = saved.get(key), getattr(self, key)
+            if theirs is not None and theirs != ours:
+                relation = "longer than" if key == "context_length" and ours > theirs else "different from"
+                raise CheckpointError(
+                    f"the checkpoint's model was built for {key}={theirs}; this run's {key}={ours} is "
+                    f"{relation} the model's: {fix}"
+                )
+        super().on_load_checkpoint(checkpoint)

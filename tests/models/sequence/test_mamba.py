@@ -1,0 +1,73 @@
+import pytest
+import torch
+
+from mlplab.errors import ConfigError
+from mlplab.models import Mamba, count_parameters
+from mlplab.models.sequence.mamba import selective_scan_parallel, selective_scan_reference
+
+
+def test_mamba_130m_parameter_count():
+    # state-spaces/mamba-130m (Gu & Dao 2023): d_model 768, 24 layers, d_state 16, expand 2, d_conv 4,
+    # dt_rank 48, vocabulary padded to 50,280, tied embeddings -- 129,135,360 parameters (the count of
+    # the published checkpoint, as transformers' MambaForCausalLM loads it).
+    with torch.device("meta"):
+        model = Mamba(50_280, 2048, d_model=768, n_layers=24)
+    assert count_parameters(model) == (129_135_360, 129_135_360)
+    mixer = model.blocks[0].mixer
+    assert (mixer.d_inner, mixer.dt_rank, mixer.d_state) == (1536, 48, 16)
+
+
+def scan_inputs(batch=2, length=37, channels=6, state=4, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    u = torch.randn(batch, length, channels, generator=generator)
+    delta = torch.rand(batch, length, channels, generator=generator) * 2  # steps up to 2: strong decays too
+    A = -torch.rand(channels, state, generator=generator) * 8
+    B = torch.randn(batch, length, state, generator=generator)
+    C = torch.randn(batch, length, state, generator=generator)
+    D = torch.randn(channels, generator=generator)
+    return u, delta, A, B, C, D
+
+
+@pytest.mark.parametrize("chunk_size", [1, 4, 7, 16, 64])
+def test_parallel_scan_equals_the_sequential_reference(chunk_size):
+    inputs = [t.requires_grad_() for t in scan_inputs()]
+    reference = selective_scan_reference(*inputs)
+    parallel = selective_scan_parallel(*inputs, chunk_size=chunk_size)
+    torch.testing.assert_close(parallel, reference, atol=1e-4, rtol=1e-4)
+    grads_ref = torch.autograd.grad(reference.square().sum(), inputs)
+    grads_par = torch.autograd.grad(parallel.square().sum(), inputs)
+    for ours, theirs in zip(grads_par, grads_ref):
+        torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
+
+
+def test_scans_agree_inside_the_model_and_with_recomputation():
+    torch.manual_seed(0)
+    model = Mamba(17, 40, d_model=16, n_layers=2, d_state=4, chunk_size=8, recompute_scan=True)
+    tokens = torch.randint(0, 17, (2, 40))
+    parallel = model(tokens)
+    parallel.sum().backward()
+    grad = model.blocks[0].mixer.A_log.grad.clone()
+    for block in model.blocks:
+        block.mixer.scan = "sequential"
+    model.zero_grad()
+    sequential = model(tokens)
+    sequential.sum().backward()
+    torch.testing.assert_close(parallel, sequential, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(grad, model.blocks[0].mixer.A_log.grad, atol=1e-4, rtol=1e-4)
+
+
+def test_official_initialisation():
+    model = Mamba(17, 40, d_model=32, n_layers=2, dt_min=1e-3, dt_max=1e-1)
+    mixer = model.blocks[0].mixer
+    torch.testing.assert_close(-torch.exp(mixer.A_log[0]), -torch.arange(1.0, 17.0))  # S4D-real
+    assert torch.equal(mixer.D, torch.ones(64))
+    delta = torch.nn.functional.softplus(mixer.dt_proj.bias)
+    assert delta.min() >= 1e-3 * 0.999 and delta.max() <= 1e-1 * 1.001  # log-uniform in [dt_min, dt_max]
+    assert mixer.in_proj.bias is None and mixer.out_proj.bias is None and mixer.conv.conv.bias is not None
+
+
+def test_bad_settings():
+    with pytest.raises(ConfigError, match="scan must be parallel or sequential"):
+        Mamba(17, 40, d_model=16, n_layers=1, scan="fast")
+    with pytest.raises(ConfigError, match="need 0 < dt_min <= dt_max"):
+        Mamba(17, 40, d_model=16, n_layers=1, dt_min=0.5, dt_max=0.1)

@@ -1,0 +1,107 @@
+import pytest
+import torch
+from torch import nn
+
+from mlplab.errors import ConfigError
+from mlplab.nn import ChannelMLP, MixtureOfExperts, MoEPlusPlus, auxiliary_loss, link_gating_residuals
+from tests.helpers import assert_every_trainable_parameter_gets_a_gradient
+
+
+def expert_output(moe: MixtureOfExperts, expert: int, x: torch.Tensor) -> torch.Tensor:
+    hidden = moe.act(x @ moe.w1[expert] + moe.b1[expert])
+    return hidden @ moe.w2[expert] + moe.b2[expert]
+
+
+def test_top_k_routing_matches_a_written_out_mixture():
+    torch.manual_seed(0)
+    moe = MixtureOfExperts(8, 16, num_experts=4, top_k=2)
+    x = torch.randn(5, 8)
+    probs = torch.softmax(x @ moe.router.weight.t(), -1)
+    top_p, top_i = probs.topk(2, -1)
+    gates = top_p / top_p.sum(-1, keepdim=True)
+    expected = torch.stack([
+        sum(gates[n, j] * expert_output(moe, int(top_i[n, j]), x[n]) for j in range(2)) for n in range(5)
+    ])  # fmt: skip
+    torch.testing.assert_close(moe(x), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["moe", "moe_plus_plus"])
+def test_sparse_dispatch_gives_the_dense_result(kind):
+    torch.manual_seed(0)
+    layer = ChannelMLP(kind=kind, num_experts=4).build(8, 16)
+    x = torch.randn(3, 7, 8)
+    dense = layer(x)
+    layer.sparse_dispatch = True
+    torch.testing.assert_close(layer(x), dense, atol=1e-5, rtol=1e-5)
+
+
+def test_load_balancing_loss_is_one_when_uniform_and_larger_when_collapsed():
+    moe = MixtureOfExperts(4, 8, num_experts=4, top_k=1, aux_loss_weight=1.0)
+    uniform = torch.full((8, 4), 0.25)
+    assigned = torch.arange(8).remainder(4)[:, None]
+    assert moe.balance_loss(uniform, assigned).item() == pytest.approx(1.0)
+    collapsed = torch.tensor([[0.97, 0.01, 0.01, 0.01]]).repeat(8, 1)
+    assert moe.balance_loss(collapsed, torch.zeros(8, 1, dtype=torch.long)).item() == pytest.approx(4 * 0.97)
+
+
+def test_moe_plus_plus_zero_copy_and_constant_experts():
+    torch.manual_seed(0)
+    layer = MoEPlusPlus(6, 12, num_experts=2, top_k=2, zero_experts=1, copy_experts=1, constant_experts=1)
+    assert layer.num_routed == 5  # order: 2 MLP, constant, copy, zero
+    x = torch.randn(4, 6)
+    with torch.no_grad():  # route every token to the copy and the zero expert
+        layer.router.weight.zero_()
+        layer.router.weight[3].fill_(0.0)
+        layer.router.weight[3, 0] = 50.0
+        layer.router.weight[4, 0] = 45.0
+    x[:, 0] = 1.0
+    torch.testing.assert_close(layer(x), x)  # zero's share is dropped and copy's renormalised to 1
+    with torch.no_grad():  # now the constant expert and the zero expert
+        layer.router.weight[2, 0] = 60.0
+        layer.router.weight[3, 0] = 0.0
+    mix = torch.softmax(layer.constant_mix(x), -1)
+    torch.testing.assert_close(
+        layer(x), mix[:, :1] * x + mix[:, 1:] * layer.constants[0], atol=1e-6, rtol=1e-6
+    )
+
+
+def test_heterogeneous_balance_weights_and_gating_residuals():
+    layers = nn.Sequential(*(ChannelMLP(kind="moe_plus_plus", num_experts=3).build(8, 16) for _ in range(3)))
+    link_gating_residuals(layers)
+    first, second, third = layers
+    assert first.gate_map is None and second.gate_map is not None and third._previous == [second]
+    assert first.balance_eta.tolist() == [1.0] * 3 + [0.75] * 4
+    x = torch.randn(2, 5, 8)
+    out = layers(x)
+    tokens = layers[1](layers[0](x)).reshape(-1, 8)  # the third layer's input
+    expected = third.router(tokens) + third.gate_map(second.last_logits)  # W_r x + W_g logits_{j-1}
+    torch.testing.assert_close(third.last_logits, expected, atol=1e-6, rtol=1e-6)
+    assert_every_trainable_parameter_gets_a_gradient(layers, out.square().mean() + auxiliary_loss(layers))
+    mismatched = nn.Sequential(
+        ChannelMLP(kind="moe_plus_plus", num_experts=3).build(8, 16),
+        ChannelMLP(kind="moe_plus_plus", num_experts=4).build(8, 16),
+    )
+    with pytest.raises(ConfigError, match="same number of experts in every layer"):
+        link_gating_residuals(mismatched)
+
+
+def test_auxiliary_loss_collects_every_layer():
+    layers = nn.Sequential(
+        *(ChannelMLP(kind="moe", num_experts=3, aux_loss_weight=0.5).build(8, 16) for _ in range(2))
+    )
+    assert auxiliary_loss(layers) is None  # nothing before a forward pass
+    layers(torch.randn(4, 8))
+    total = auxiliary_loss(layers)
+    torch.testing.assert_close(total, layers[0].aux_loss + layers[1].aux_loss)
+    assert auxiliary_loss(nn.Linear(2, 2)) is None
+
+
+def test_bad_settings():
+    with pytest.raises(ConfigError, match="top_k=5 exceeds the 4 experts"):
+        MixtureOfExperts(8, 16, num_experts=4, top_k=5)
+    with pytest.raises(ConfigError, match="zero_experts must be >= 0"):
+        MoEPlusPlus(8, 16, zero_experts=-1)
+    with pytest.raises(ConfigError, match="keeps the width"):
+        ChannelMLP(kind="moe").build(8, 16, out_features=4)
+    with pytest.raises(ConfigError, match="conventional, hourglass, moe or moe_plus_plus"):
+        ChannelMLP(kind="dense").build(8, 16)

@@ -1,0 +1,77 @@
+import functools
+import math
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from mlplab.data import CharTextDataModule
+from mlplab.errors import ConfigError
+from mlplab.models import GatedLinearAttention, Transformer
+from mlplab.nn import ChannelMLP
+from mlplab.tasks import LanguageModeling, generate
+
+TINY = functools.partial(Transformer, d_model=32, n_layers=2, n_heads=2)
+
+
+def pydoc(**kwargs) -> CharTextDataModule:
+    return CharTextDataModule(corpus="pydoc_topics", context_length=32, batch_size=16, **kwargs)
+
+
+def test_learns_characters_logs_bpc_perplexity_and_samples(tmp_path):
+    torch.manual_seed(0)
+    data = pydoc(batches_per_epoch=25)
+    task = LanguageModeling(TINY, data.vocab_size, data.context_length, data.vocabulary, sample_length=30,
+                            optimizer=functools.partial(torch.optim.AdamW, lr=3e-3))  # fmt: skip
+    quiet = {"enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False}
+    trainer = L.Trainer(max_epochs=2, limit_val_batches=4, logger=TensorBoardLogger(tmp_path), **quiet)
+    trainer.fit(task, datamodule=data)
+    metrics = trainer.callback_metrics
+    loss = metrics["val/loss"].item()
+    assert loss < math.log(data.vocab_size) - 0.8  # well below a uniform guess over the vocabulary
+    assert metrics["val/bpc"].item() == pytest.approx(loss / math.log(2), rel=1e-5)
+    assert metrics["val/ppl"].item() == pytest.approx(math.exp(loss), rel=1e-5)
+    assert task.last_sample.startswith("\n") and len(task.last_sample) == 31
+    events = EventAccumulator(trainer.logger.log_dir)
+    events.Reload()
+    assert "val/sample/text_summary" in events.Tags()["tensors"]
+    assert (
+        len(events.Tensors("val/sample/text_summary")) == 2
+    )  # one per validation, none for the sanity check
+
+
+def test_sampling_is_seeded_and_crops_to_the_context():
+    torch.manual_seed(0)
+    data = pydoc()
+    task = LanguageModeling(TINY, data.vocab_size, data.context_length, data.vocabulary, sample_length=10)
+    assert task.sample(seed=3) == task.sample(seed=3)
+    long_prompt = data.tokenizer.decode(data.val_tokens[:100])  # longer than the 32-token context
+    text = task.sample(prompt=long_prompt, length=5)
+    assert text.startswith(long_prompt) and len(text) == 105
+    greedy = generate(task.backbone, data.val_tokens[:8], 4, data.context_length, temperature=0)
+    logits = task.backbone(data.val_tokens[None, :8])
+    assert greedy[0] == logits[0, -1].argmax()
+
+
+def test_mixture_of_experts_loss_reaches_the_training_loss():
+    torch.manual_seed(0)
+    data = pydoc()
+    moe = ChannelMLP(kind="moe_plus_plus", num_experts=2, aux_loss_weight=0.5)
+    backbone = functools.partial(GatedLinearAttention, d_model=16, n_layers=2, n_heads=2, channel_mlp=moe)
+    task = LanguageModeling(backbone, data.vocab_size, data.context_length, data.vocabulary)
+    batch = next(iter(data.train_dataloader()))
+    total = task.training_step(batch, 0)
+    task_loss = task.loss(task(batch[0]), batch[1])
+    extra = sum(layer.mlp.aux_loss for layer in task.backbone.blocks)
+    torch.testing.assert_close(total, task_loss + extra)
+    assert extra > 0.5  # weight 0.5 x a balance loss near 1
+
+
+def test_bad_settings():
+    data = pydoc()
+    with pytest.raises(ConfigError, match="vocabulary has 3 characters but vocab_size=5"):
+        LanguageModeling(TINY, 5, 32, "abc")
+    with pytest.raises(ConfigError, match="sample_prompt .* outside the data's vocabulary"):
+        LanguageModeling(TINY, data.vocab_size, 32, data.vocabulary, sample_prompt="\u2603")
