@@ -19,6 +19,7 @@ import matplotlib
 matplotlib.use("Agg")  # files and TensorBoard only; never a window
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 
 def mean(values: Sequence[float]) -> float:
@@ -157,6 +158,10 @@ def plot_frontiers(
         )
     if families:
         axes.set_xscale("log")
+        counts = FuncFormatter(lambda value, _: format_count(value))
+        low, high = axes.get_xlim()
+        axes.xaxis.set_major_formatter(counts)
+        axes.xaxis.set_minor_formatter(counts if high / low < 20 else NullFormatter())
         axes.legend(loc="lower right" if mode == "max" else "upper right", fontsize=9)
     axes.set_xlabel("parameters" + (" (trainable)" if count == "params_trainable" else ""))
     axes.set_ylabel(f"best {metric} ({'higher' if mode == 'max' else 'lower'} is better)")
