@@ -11,7 +11,8 @@ A sweep file (YAML) says::
     families:                           # a name for each family: its backbone class and shape grid
       hourglass:
         class_path: HourglassMLP
-        grid: {d_z: [256, 512], d_h: [16, 32, 64], depth: [1, 2, 4]}
+        grid: {d_z: [256, 512], depth: [1, 2, 4]}
+        fit: d_h                        # optional: for each grid point and budget, the d_h meeting it
       conventional:
         class_path: ConventionalMLP
         init_args: {}                   # fixed backbone arguments (optional)
@@ -34,7 +35,8 @@ How a sweep runs:
   config files and data-to-task links) but on the meta device, so counting costs no memory and equals
   the count of a real run (``params_total`` in the run's ``hparams.yaml``). Shapes the family refuses
   (e.g. ``d_h >= d_z`` for an Hourglass MLP) are skipped; a grid argument the family does not take, or
-  a budget no shape meets, ends the command with one ``error:`` line.
+  a budget no shape meets, ends the command with one ``error:`` line. With ``fit``, the named integer
+  argument is solved for each budget (secant steps on the counts, exact for counts affine in it).
 * **Training**: each kept shape × option values × seed is one normal ``mlplab fit`` run in
   ``OUT/runs/<run id>/lightning_logs/version_N`` (config, checkpoints, TensorBoard events), followed by
   ``test`` of its best checkpoint. The run id holds a hash of the run's complete arguments and recipe
@@ -450,6 +452,8 @@ def plan_sweep(spec: SweepSpec, out: str | Path) -> Plan:
                         "cwd": os.getcwd(),
                     }
                 )
+    # budget by budget, so that a sweep stopped early has compared the families at the budgets it reached
+    runs.sort(key=lambda r: (r["budget"], r["seed"], r["family"], r["params_total"], r["shape"]))
     return Plan(spec, out, candidates, runs, metric, mode, notes, counting_seconds)
 
 
