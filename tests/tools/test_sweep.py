@@ -121,19 +121,21 @@ def test_fit_solves_the_width_for_each_budget(tmp_path):
             families={
                 "hourglass": {
                     "class_path": "HourglassMLP",
-                    "grid": {"d_z": [256], "depth": [1, 2]},
-                    "fit": "d_h",
+                    "grid": {"d_z": [64, 256], "depth": [1, 2]},  # d_z = 64 refuses the recipe's d_h = 128,
+                    "fit": "d_h",  # where the search starts: it starts again from 1
                 },
-                # widths up to 64 are refused (d_h > d_z = 64): the search starts past them
+                # widths up to 64 are refused (d_h > d_z = 64): the search starts at the default 1024
                 "conventional": {"class_path": "ConventionalMLP", "grid": {"depth": [1]}, "fit": "d_h"},
             },
-            budgets=[50_000, 100_000],
+            budgets=[16_000, 50_000, 100_000],
             tolerance=0.02,
         )
     )
     plan = plan_sweep(spec, tmp_path / "out")
     kept = {(c.family.name, c.shape_text): c.params_total for c in plan.candidates if c.budget}
     assert kept == {
+        ("hourglass", "d_z=64 d_h=61 depth=1"): 16_000,
+        ("hourglass", "d_z=64 d_h=30 depth=2"): 15_872,
         ("hourglass", "d_z=256 d_h=34 depth=1"): 50_176,
         ("hourglass", "d_z=256 d_h=17 depth=2"): 50_176,
         ("hourglass", "d_z=256 d_h=131 depth=1"): 99_840,

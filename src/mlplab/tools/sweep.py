@@ -343,25 +343,45 @@ class ShapeCounter:
                 found.setdefault(tuple(candidate.shape.items()), candidate)
         return list(found.values())
 
+    @staticmethod
+    def _starting_value(family: FamilySpec) -> int:
+        """Where the search for ``fit`` starts: the base recipe's value, else the family's default, else 1."""
+        base_path, base_args = _base_backbone(family.base)
+        if base_path and family.fit in base_args:
+            try:
+                if resolve_class(base_path, "base") is family.family_class:
+                    return max(1, int(base_args[family.fit]))
+            except (ConfigError, TypeError, ValueError):
+                pass
+        parameter = (class_arguments(family.family_class) or {}).get(family.fit)
+        default = getattr(parameter, "default", None)
+        return default if isinstance(default, int) and not isinstance(default, bool) and default > 0 else 1
+
     def fit(self, family: FamilySpec, shape: dict[str, Any]) -> list[Candidate]:
         """For each budget, the shape whose ``fit`` argument brings its count nearest the budget.
 
-        Two valid values (1, 2, 4, ... until two in a row are accepted) give a first line; secant
+        Two valid values (the base recipe's value, or the family's default, and twice it; else the
+        first two accepted in a row of 1, 2, 4, ...) give a first line; secant
         steps on the integers then find the nearest count, exactly when the count is affine in the
         argument (as for the width of an MLP block). A value the family refuses ends the search for
         that budget with the family's reason.
         """
         name = family.fit
-        probes: list[Candidate] = []
-        value, first_refusal = 1, None
-        while len(probes) < 2 and value <= 2**20:
-            candidate = self.count(family, {**shape, name: value})
-            if candidate.refused is None:
-                probes.append(candidate)
-            else:
-                probes.clear()
-                first_refusal = first_refusal or candidate
-            value *= 2
+        first_refusal = None
+        start = self._starting_value(family)
+        for values in ([start, 2 * start], [2**i for i in range(17)]):
+            probes: list[Candidate] = []
+            for value in values:
+                candidate = self.count(family, {**shape, name: value})
+                if candidate.refused is None:
+                    probes.append(candidate)
+                    if len(probes) == 2:
+                        break
+                else:
+                    probes.clear()
+                    first_refusal = first_refusal or candidate
+            if len(probes) == 2:
+                break
         if len(probes) < 2:
             return [first_refusal] if first_refusal else []
         results = []
