@@ -146,8 +146,9 @@ def test_fit_solves_the_width_for_each_budget(tmp_path):
 
 
 # ------------------------------------------------------------------------------- running and resuming
-def test_sweep_writes_its_outputs_and_resumes_after_an_interruption(tmp_path, monkeypatch):
-    spec = load_sweep(write_sweep(tmp_path))
+def test_sweep_writes_its_outputs_and_resumes_after_an_interruption(tmp_path, monkeypatch, cli, capsys):
+    path = write_sweep(tmp_path)
+    spec = load_sweep(path)
     real_train_and_test = sweep.train_and_test
     started: list[str] = []
 
@@ -159,8 +160,10 @@ def test_sweep_writes_its_outputs_and_resumes_after_an_interruption(tmp_path, mo
         real_train_and_test(cli, run, row)
 
     monkeypatch.setattr(sweep, "train_and_test", interrupted_in_the_second_run)
-    with pytest.raises(KeyboardInterrupt):
-        run_sweep(spec, "out", log=quiet)
+    assert cli("sweep", "--config", str(path), "--out", "out") == 130
+    assert (
+        capsys.readouterr().err.strip().splitlines()[-1].startswith("interrupted: finished runs are in out")
+    )
     assert len(read_csv(tmp_path / "out" / "results.csv")) == 1  # what finished is already recorded
     first = tmp_path / "out" / "runs" / started[0] / "result.json"
     first_record = first.read_bytes()

@@ -158,10 +158,10 @@ def plot_frontiers(
         )
     if families:
         axes.set_xscale("log")
-        counts = FuncFormatter(lambda value, _: format_count(value))
-        low, high = axes.get_xlim()
-        axes.xaxis.set_major_formatter(counts)
-        axes.xaxis.set_minor_formatter(counts if high / low < 20 else NullFormatter())
+        if budgets:
+            axes.set_xticks(list(budgets))  # label the budgets, not the decades
+        axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: format_count(value)))
+        axes.xaxis.set_minor_formatter(NullFormatter())
         axes.legend(loc="lower right" if mode == "max" else "upper right", fontsize=9)
     axes.set_xlabel("parameters" + (" (trainable)" if count == "params_trainable" else ""))
     axes.set_ylabel(f"best {metric} ({'higher' if mode == 'max' else 'lower'} is better)")

@@ -820,9 +820,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             retry_failed=options.retry_failed,
             dry_run=options.dry_run,
         )
-    except (KeyboardInterrupt, SystemExit) as interruption:
-        if isinstance(interruption, SystemExit) and interruption.code in (0, None):
-            raise
+    except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C and SIGTERM into SystemExit
         sys.stderr.write(
             f"interrupted: finished runs are in {options.out}/results.csv; "
             "run the same command again to go on\n"
