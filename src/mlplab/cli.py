@@ -49,6 +49,12 @@ LINKED_DATA_ATTRIBUTES = (
 
 DEBUG_ENV_VAR = "MLPLAB_DEBUG"
 
+DESCRIPTION = (
+    "mlplab: train MLP-centred architectures. fit / validate / test / predict run one config (see "
+    "`mlplab fit --help`); `mlplab sweep --config SWEEP.yaml --out DIR` trains parameter-matched shapes of "
+    "one or more families and draws their Pareto frontiers (see `mlplab sweep --help`)."
+)
+
 
 def condense_parser_error(message: str) -> str:
     """Turn jsonargparse's nested, multi-line error into one line: the key and what is wrong with it."""
@@ -109,6 +115,7 @@ class MLPLabCLI(LightningCLI):
         kwargs.setdefault("seed_everything_default", 0)
         kwargs.setdefault("parser_class", MLPLabArgumentParser)
         kwargs.setdefault("save_config_callback", SaveRunConfig)
+        kwargs["parser_kwargs"] = {"description": DESCRIPTION, **(kwargs.get("parser_kwargs") or {})}
         super().__init__(args=args, run=run, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -164,11 +171,20 @@ def find_user_error(error: BaseException) -> MLPLabError | None:
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of ``mlplab`` and ``python cli.py``: run the CLI, report user errors in one line."""
+    """Entry point of ``mlplab`` and ``python cli.py``: run the CLI, report user errors in one line.
+
+    ``mlplab sweep ...`` goes to :func:`mlplab.tools.sweep.main` before LightningCLI parses anything.
+    """
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # users' own modules in the working directory are importable
+    argv = sys.argv[1:] if args is None else list(args)
     try:
-        MLPLabCLI(args=args)
+        if argv[:1] == ["sweep"]:
+            from mlplab.tools.sweep import main as sweep_main
+
+            sweep_main(argv[1:])
+        else:
+            MLPLabCLI(args=args)
     except Exception as error:
         user_error = find_user_error(error)
         if user_error is None or os.environ.get(DEBUG_ENV_VAR):
