@@ -133,6 +133,8 @@ def protocol_check(options: argparse.Namespace) -> None:
     for row in rows:
         if row["family"] not in options.families or int(row["horizon"]) not in options.horizons:
             continue
+        if row["tag"] != options.tag:  # other variants may predate the current code (e.g. no timeF)
+            continue
         run = options.out / row["run_dir"]
         args = ["--config", str(run / "config.yaml"), "--trainer.logger=false"]
         if options.data_dir:
@@ -159,10 +161,14 @@ def protocol_check(options: argparse.Namespace) -> None:
         out[-1]["best_epoch"] = checkpoint["epoch"]
         print(out[-1], flush=True)
     name = f"protocol_partial_{options.tag}.csv" if options.partial else "protocol.csv"
-    with open(options.out / name, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(out[0]))
+    path = options.out / name
+    previous = [] if options.partial or not path.is_file() else list(csv.DictReader(open(path)))
+    checked = {(r["family"], r["horizon"], r["tag"]) for r in out}
+    kept_rows = [r for r in previous if (r["family"], r["horizon"], r["tag"]) not in checked]
+    with open(path, "w", newline="") as handle:  # earlier checks of other runs are kept
+        writer = csv.DictWriter(handle, fieldnames=list(out[0]), extrasaction="ignore", restval="")
         writer.writeheader()
-        writer.writerows(out)
+        writer.writerows(kept_rows + out)
 
 
 def main() -> None:
