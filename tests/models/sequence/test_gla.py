@@ -46,7 +46,7 @@ def test_layer_modes_agree():
     tokens = torch.randint(0, 13, (2, 30))
     chunked = model(tokens)
     for block in model.blocks:
-        block.attn.mode = "recurrent"
+        block.mixer.mode = "recurrent"
     torch.testing.assert_close(model(tokens), chunked, atol=1e-4, rtol=1e-4)
 
 

@@ -166,3 +166,33 @@ def build_channel_mlp(channel_mlp, d_model: int, mlp_ratio: float, bias: bool = 
     if channel_mlp is None:
         return None
     return channel_mlp.build(d_model, max(1, round(mlp_ratio * d_model)), activation="gelu", bias=bias)
+
+
+class PreNormResidualBlock(nn.Module):
+    """``x + mixer(norm(x))``, then ``x + MLP(norm(x))`` when the block has a channel MLP.
+
+    The block of the Mamba, GLA and gated-convolution language models: only the sequence mixer differs.
+    Shapes: ``(B, T, d) -> (B, T, d)``.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        mixer: nn.Module,
+        channel_mlp,
+        mlp_ratio: float,
+        norm: SequenceNorm,
+        dropout: float,
+    ):
+        super().__init__()
+        self.norm1 = make_sequence_norm(norm, d_model)
+        self.mixer = mixer
+        self.mlp = build_channel_mlp(channel_mlp, d_model, mlp_ratio)
+        self.norm2 = make_sequence_norm(norm, d_model) if self.mlp is not None else None
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.dropout(self.mixer(self.norm1(x)))
+        if self.mlp is not None:
+            x = x + self.dropout(self.mlp(self.norm2(x)))
+        return x

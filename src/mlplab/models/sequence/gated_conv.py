@@ -41,10 +41,9 @@ from torch import nn
 from mlplab.errors import ConfigError, require_positive
 from mlplab.models.sequence.common import (
     CausalDepthwiseConv1d,
+    PreNormResidualBlock,
     SequenceModel,
     SequenceNorm,
-    build_channel_mlp,
-    make_sequence_norm,
 )
 from mlplab.nn.channel_mlp import ChannelMLP
 
@@ -181,35 +180,6 @@ class GatedLongConv(nn.Module):
         return self.out_proj(v.to(x.dtype) * x2)
 
 
-class GatedConvBlock(nn.Module):
-    """``x + mixer(norm(x))`` then ``x + MLP(norm(x))``.
-
-    Shapes: ``(B, T, d) -> (B, T, d)``.
-    """
-
-    def __init__(
-        self,
-        d_model: int,
-        mixer: GatedLongConv,
-        channel_mlp: ChannelMLP | None,
-        mlp_ratio: float,
-        norm: SequenceNorm,
-        dropout: float,
-    ):
-        super().__init__()
-        self.norm1 = make_sequence_norm(norm, d_model)
-        self.mixer = mixer
-        self.mlp = build_channel_mlp(channel_mlp, d_model, mlp_ratio)
-        self.norm2 = make_sequence_norm(norm, d_model) if self.mlp is not None else None
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.dropout(self.mixer(self.norm1(x)))
-        if self.mlp is not None:
-            x = x + self.dropout(self.mlp(self.norm2(x)))
-        return x
-
-
 class GatedConv(SequenceModel):
     """A language model of gated long convolutions (Hyena operator, see module docs).
 
@@ -257,5 +227,5 @@ class GatedConv(SequenceModel):
         )
         for _ in range(n_layers):
             mixer = GatedLongConv(d_model, context_length, short_kernel, filter, filter_order, filter_emb_dim)
-            self.blocks.append(GatedConvBlock(d_model, mixer, channel_mlp, mlp_ratio, norm, dropout))
+            self.blocks.append(PreNormResidualBlock(d_model, mixer, channel_mlp, mlp_ratio, norm, dropout))
         self.finish()

@@ -38,7 +38,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
-from mlplab.models.sequence.common import SequenceModel, SequenceNorm, build_channel_mlp, make_sequence_norm
+from mlplab.models.sequence.common import (
+    PreNormResidualBlock,
+    SequenceModel,
+    SequenceNorm,
+)
 from mlplab.nn.channel_mlp import ChannelMLP
 
 GLAMode = Literal["chunk", "recurrent"]
@@ -161,35 +165,6 @@ class GLALayer(nn.Module):
         return self.out_proj(o * F.silu(self.g_proj(x)))
 
 
-class GLABlock(nn.Module):
-    """``x + GLA(norm(x))`` then ``x + MLP(norm(x))``.
-
-    Shapes: ``(B, T, d) -> (B, T, d)``.
-    """
-
-    def __init__(
-        self,
-        d_model: int,
-        layer: GLALayer,
-        channel_mlp: ChannelMLP | None,
-        mlp_ratio: float,
-        norm: SequenceNorm,
-        dropout: float,
-    ):
-        super().__init__()
-        self.norm1 = make_sequence_norm(norm, d_model)
-        self.attn = layer
-        self.mlp = build_channel_mlp(channel_mlp, d_model, mlp_ratio)
-        self.norm2 = make_sequence_norm(norm, d_model) if self.mlp is not None else None
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.dropout(self.attn(self.norm1(x)))
-        if self.mlp is not None:
-            x = x + self.dropout(self.mlp(self.norm2(x)))
-        return x
-
-
 class GatedLinearAttention(SequenceModel):
     """A GLA Transformer: gated linear attention blocks with channel MLPs (see module docs).
 
@@ -252,5 +227,5 @@ class GatedLinearAttention(SequenceModel):
                 mode,
                 chunk_size,
             )
-            self.blocks.append(GLABlock(d_model, layer, channel_mlp, mlp_ratio, norm, dropout))
+            self.blocks.append(PreNormResidualBlock(d_model, layer, channel_mlp, mlp_ratio, norm, dropout))
         self.finish()

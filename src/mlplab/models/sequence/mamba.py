@@ -44,10 +44,9 @@ from torch.utils.checkpoint import checkpoint
 from mlplab.errors import ConfigError, require_positive
 from mlplab.models.sequence.common import (
     CausalDepthwiseConv1d,
+    PreNormResidualBlock,
     SequenceModel,
     SequenceNorm,
-    build_channel_mlp,
-    make_sequence_norm,
 )
 from mlplab.nn.channel_mlp import ChannelMLP
 
@@ -227,35 +226,6 @@ class MambaMixer(nn.Module):
         return self.out_proj(y * F.silu(z))
 
 
-class MambaBlock(nn.Module):
-    """``x + mixer(norm(x))``, then ``x + MLP(norm(x))`` when the block has a channel MLP.
-
-    Shapes: ``(B, T, d) -> (B, T, d)``.
-    """
-
-    def __init__(
-        self,
-        d_model: int,
-        mixer: MambaMixer,
-        channel_mlp: ChannelMLP | None,
-        mlp_ratio: float,
-        norm: SequenceNorm,
-        dropout: float,
-    ):
-        super().__init__()
-        self.norm1 = make_sequence_norm(norm, d_model)
-        self.mixer = mixer
-        self.mlp = build_channel_mlp(channel_mlp, d_model, mlp_ratio)
-        self.norm2 = make_sequence_norm(norm, d_model) if self.mlp is not None else None
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.dropout(self.mixer(self.norm1(x)))
-        if self.mlp is not None:
-            x = x + self.dropout(self.mlp(self.norm2(x)))
-        return x
-
-
 class Mamba(SequenceModel):
     """A stack of Mamba blocks: the mamba_ssm language model in pure PyTorch (see module docs).
 
@@ -316,7 +286,7 @@ class Mamba(SequenceModel):
                 d_model, d_state, d_conv, expand, dt_rank, dt_min, dt_max, scan=scan, chunk_size=chunk_size,
                 recompute_scan=recompute_scan,
             )  # fmt: skip
-            self.blocks.append(MambaBlock(d_model, mixer, channel_mlp, mlp_ratio, norm, dropout))
+            self.blocks.append(PreNormResidualBlock(d_model, mixer, channel_mlp, mlp_ratio, norm, dropout))
         self.finish()
 
     def init_weights(self) -> None:
