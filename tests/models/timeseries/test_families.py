@@ -147,6 +147,27 @@ def test_timemixer_uses_the_time_features_of_each_window():
     assert build(TimeMixer, 48, 16, 3, num_time_features=4, use_time_features=False).time_embedding is None
 
 
+def test_timemixer_official_pairing_tiles_the_batch_features_as_the_official_code():
+    # The official code pairs series n of window b with the features of window (b * N + n) mod B.
+    torch.manual_seed(0)
+    official = build(TimeMixer, 48, 16, 3, num_time_features=4, time_feature_pairing="official").eval()
+    own = build(TimeMixer, 48, 16, 3, num_time_features=4).eval()
+    own.load_state_dict(official.state_dict())
+    batch, series = 4, 3
+    x, marks = torch.randn(batch, 48, series), torch.rand(batch, 48, 4) - 0.5
+    with torch.no_grad():
+        tiled = official(x, time_features=marks)
+        for b in range(batch):
+            for n in range(series):
+                other = marks[(b * series + n) % batch]
+                expected = own(x[b : b + 1], time_features=other[None])[0, :, n]
+                torch.testing.assert_close(tiled[b, :, n], expected)
+        shared = marks[:1].expand(batch, -1, -1)
+        torch.testing.assert_close(official(x, time_features=shared), own(x, time_features=shared))
+    with pytest.raises(ConfigError, match="time_feature_pairing must be window or official, got 'tiled'"):
+        build(TimeMixer, 48, 16, 3, time_feature_pairing="tiled")
+
+
 def test_wrong_inputs_and_arguments_are_one_clear_line():
     model = build(DLinear, 48, 16, 3)
     expected = r"built for histories of lookback 48 and 3 series .* got a batch of shape \(2, 96, 3\)"

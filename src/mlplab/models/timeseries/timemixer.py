@@ -19,9 +19,12 @@ Official code: github.com/kwuking/TimeMixer (``models/TimeMixer.py``); this file
    over time ``T_i -> H`` and a shared projection ``d_model -> 1``; the scales' forecasts are summed
    and de-normalised with the finest scale's RevIN statistics.
 
-Where this differs from the official code: the calendar features of a window are paired with that
-window's own series (the official code tiles the batch's features with ``repeat``, which pairs the
-series of window ``b`` with the features of another window of the batch); and the official PDM
+Where this differs from the official code: by default the calendar features of a window are paired
+with that window's own series. The official code tiles the batch's features with ``repeat``, which
+pairs series ``n`` of window ``b`` with the features of window ``(b·N + n) mod B`` of the same batch;
+``time_feature_pairing="official"`` does the same, for reproducing the published numbers (with
+identical weights both pairings give the official model's outputs to float precision when the
+features agree; see docs/results.md). The official PDM
 block's unused ``LayerNorm`` and ``Dropout`` are left out (they take no part in the forward pass), as is
 its ``out_cross_layer`` in the channel-mixing mode, where the official forward pass skips it.
 
@@ -155,6 +158,9 @@ class TimeMixer(ForecastingFamily):
         num_time_features: Number of calendar features F; filled in by the task from the data.
         channel_mlp: The channel MLP ``d_model -> d_ff -> d_model`` of the PDM blocks, conventional (the
             paper) or hourglass.
+        time_feature_pairing: ``window`` pairs every series with its own window's calendar features;
+            ``official`` reproduces the official code's tiling, which pairs series ``n`` of window ``b``
+            with the features of window ``(b·N + n) mod B`` of the batch (channel-independent mode only).
     """
 
     def __init__(
@@ -174,6 +180,7 @@ class TimeMixer(ForecastingFamily):
         use_time_features: bool = True,
         num_time_features: int = 0,
         channel_mlp: ChannelMLP | None = None,
+        time_feature_pairing: Literal["window", "official"] = "window",
     ):
         super().__init__(input_shape, output_shape)
         name = type(self).__name__
@@ -191,7 +198,12 @@ class TimeMixer(ForecastingFamily):
             raise ConfigError(
                 f"{name}: down_sampling_method must be avg, max or conv, got {down_sampling_method!r}"
             )
+        if time_feature_pairing not in ("window", "official"):
+            raise ConfigError(
+                f"{name}: time_feature_pairing must be window or official, got {time_feature_pairing!r}"
+            )
         channel_mlp = channel_mlp or ChannelMLP()
+        self.time_feature_pairing = time_feature_pairing
         n = self.num_series
         self.channel_independence = channel_independence
         self.window = down_sampling_window
@@ -265,7 +277,10 @@ class TimeMixer(ForecastingFamily):
 
         if self.channel_independence:
             inputs = [s.transpose(1, 2).reshape(batch * n, s.shape[1], 1) for s in xs]
-            marks = [None if m is None else m.repeat_interleave(n, dim=0) for m in marks]
+            if self.time_feature_pairing == "official":
+                marks = [None if m is None else m.repeat(n, 1, 1) for m in marks]
+            else:
+                marks = [None if m is None else m.repeat_interleave(n, dim=0) for m in marks]
             residuals = None
         else:
             parts = [self.preprocess(s) for s in xs]
