@@ -73,6 +73,20 @@ class TimmClassifier(nn.Module):
         self.patch_size = patch_size
         self.model: nn.Module
 
+    def _timm_mlp_mixer(self, num_blocks: int, embed_dim: int, **kwargs) -> TimmMlpMixer:
+        """Build timm's ``MlpMixer`` for this image size, channels and classes; ``kwargs`` pick the family."""
+        require_positive(type(self).__name__, num_blocks=num_blocks, embed_dim=embed_dim)
+        channels, height, width = self.input_shape
+        return TimmMlpMixer(
+            num_classes=self.num_classes,
+            img_size=(height, width),
+            in_chans=channels,
+            patch_size=self.patch_size,
+            num_blocks=num_blocks,
+            embed_dim=embed_dim,
+            **kwargs,
+        )
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_batch(type(self).__name__, x, self.input_shape)
         return self.model(x)
@@ -133,15 +147,9 @@ class MlpMixer(TimmClassifier):
         channel_mlp: ChannelMLP = CONVENTIONAL,
     ):
         super().__init__(input_shape, output_shape, patch_size)
-        require_positive("MlpMixer", num_blocks=num_blocks, embed_dim=embed_dim)
-        channels, height, width = self.input_shape
-        self.model = TimmMlpMixer(
-            num_classes=self.num_classes,
-            img_size=(height, width),
-            in_chans=channels,
-            patch_size=patch_size,
-            num_blocks=num_blocks,
-            embed_dim=embed_dim,
+        self.model = self._timm_mlp_mixer(
+            num_blocks,
+            embed_dim,
             mlp_ratio=(token_mlp_ratio, channel_mlp_ratio),
             block_layer=_mixer_block_with(channel_mlp),
             drop_rate=drop_rate,
@@ -185,16 +193,10 @@ class ResMLP(TimmClassifier):
         channel_mlp: ChannelMLP = CONVENTIONAL,
     ):
         super().__init__(input_shape, output_shape, patch_size)
-        require_positive("ResMLP", num_blocks=num_blocks, embed_dim=embed_dim)
-        channels, height, width = self.input_shape
         extra = {} if channel_mlp.kind == "conventional" else {"mlp_layer": channel_mlp.as_timm_mlp_layer()}
-        self.model = TimmMlpMixer(
-            num_classes=self.num_classes,
-            img_size=(height, width),
-            in_chans=channels,
-            patch_size=patch_size,
-            num_blocks=num_blocks,
-            embed_dim=embed_dim,
+        self.model = self._timm_mlp_mixer(
+            num_blocks,
+            embed_dim,
             mlp_ratio=mlp_ratio,
             block_layer=partial(ResBlock, init_values=init_values),
             norm_layer=Affine,
@@ -236,15 +238,9 @@ class GMLP(TimmClassifier):
         drop_path_rate: float = 0.0,
     ):
         super().__init__(input_shape, output_shape, patch_size)
-        require_positive("GMLP", num_blocks=num_blocks, embed_dim=embed_dim)
-        channels, height, width = self.input_shape
-        self.model = TimmMlpMixer(
-            num_classes=self.num_classes,
-            img_size=(height, width),
-            in_chans=channels,
-            patch_size=patch_size,
-            num_blocks=num_blocks,
-            embed_dim=embed_dim,
+        self.model = self._timm_mlp_mixer(
+            num_blocks,
+            embed_dim,
             mlp_ratio=mlp_ratio,
             block_layer=SpatialGatingBlock,
             mlp_layer=GatedMlp,
