@@ -26,6 +26,8 @@ from pathlib import Path
 import lightning as L
 import torch
 import torch.nn.functional as F
+import yaml
+from torch import nn
 
 from mlplab.cli import MLPLabCLI
 from mlplab.data import ImageDataModule
@@ -93,8 +95,23 @@ class StepTimer(L.Callback):
         self.end = time.perf_counter()
 
 
-def mlplab_loop(options: argparse.Namespace) -> float:
-    family, args, task = backbone_spec(options.model, options.small)
+def yaml_value(value: object) -> str:
+    """``value`` as YAML the CLI parses back to the same value (``1.0e-05``, not ``1e-05``, a string)."""
+    return yaml.safe_dump(value, default_flow_style=True).removesuffix("...\n").strip()
+
+
+def mlplab_samples_per_sec(
+    options: argparse.Namespace, backbone: str, args: dict, task: str, batch_size: int
+) -> float:
+    """Samples/s of mlplab's fit loop, configured as a user would (CLI, trainer preset, compile flag).
+
+    Args:
+        options: The command line (``device``, ``compile``, ``images``, ``warmup``, ``steps``, ``scratch``).
+        backbone: Class path of the family (a name exported by ``mlplab.models``, or a dotted path).
+        args: The family's arguments.
+        task: ``ImageClassification`` or ``ImageRestoration`` (denoising).
+        batch_size: Images per step.
+    """
     cli_args = []
     if options.device == "cuda":
         cli_args += [f"--config={REPO / 'configs' / 'trainer' / 'gpu-bf16.yaml'}"]
@@ -103,13 +120,13 @@ def mlplab_loop(options: argparse.Namespace) -> float:
     cli_args += [
         f"--compile.enabled={str(options.compile).lower()}",
         f"--model={task}",
-        f"--model.backbone={family.__name__}",
-        *[f"--model.backbone.{k}={v}" for k, v in args.items()],
+        f"--model.backbone={backbone}",
+        *[f"--model.backbone.{k}={yaml_value(v)}" for k, v in args.items()],
         "--model.optimizer=torch.optim.AdamW",
         "--model.optimizer.lr=0.0001",
-        f"--data={__name__}.RandomImages",
+        f"--data={RandomImages.__module__}.RandomImages",
         f"--data.count={options.images}",
-        f"--data.batch_size={options.batch_size}",
+        f"--data.batch_size={batch_size}",
         f"--data.normalize={str(task == 'ImageClassification').lower()}",
         f"--trainer.max_steps={options.warmup + options.steps}",
         "--trainer.limit_val_batches=0",
@@ -121,26 +138,35 @@ def mlplab_loop(options: argparse.Namespace) -> float:
         "--checkpoint.save_last=false",
     ]
     if task == "ImageRestoration":
-        cli_args += ["--model.mode=denoise", f"--model.noise_std={NOISE_STD}"]
+        cli_args += ["--model.mode=denoise", f"--model.noise_std={NOISE_STD}", "--model.num_logged_images=0"]
     cli = MLPLabCLI(args=cli_args, run=False)
     timer = StepTimer(options.warmup)
     cli.trainer.callbacks.append(timer)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    return timer.steps * options.batch_size / (timer.end - timer.start)
+    return timer.steps * batch_size / (timer.end - timer.start)
 
 
-def handwritten_loop(options: argparse.Namespace) -> float:
-    family, args, task = backbone_spec(options.model, options.small)
+def handwritten_samples_per_sec(
+    options: argparse.Namespace, model: nn.Module, task: str, batch_size: int
+) -> float:
+    """Samples/s of the shortest fast PyTorch loop training ``model`` on the same data and precision.
+
+    Args:
+        options: The command line (``device``, ``compile``, ``images``, ``warmup``, ``steps``).
+        model: The network, built for ``IMAGE_SHAPE``.
+        task: ``ImageClassification`` (cross-entropy on normalised images) or ``ImageRestoration``
+            (MSE denoising at ``NOISE_STD``).
+        batch_size: Images per step.
+    """
     device = torch.device(options.device)
-    output_shape = IMAGE_SHAPE if task == "ImageRestoration" else (10,)
-    model = family(IMAGE_SHAPE, output_shape, **args).to(device)
+    model = model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     forward = torch.compile(model) if options.compile else model
     images, labels = (t.to(device) for t in random_images(options.images))
     mean = images[:1024].float().div(255).mean(dim=(0, 2, 3)).view(1, -1, 1, 1)
     std = images[:1024].float().div(255).std(dim=(0, 2, 3)).view(1, -1, 1, 1)
     autocast = functools.partial(torch.autocast, device_type=device.type, dtype=torch.bfloat16)
-    batches_per_epoch = options.images // options.batch_size
+    batches_per_epoch = options.images // batch_size
     order = torch.randperm(options.images, device=device)
 
     def step(index: torch.Tensor) -> None:
@@ -160,14 +186,14 @@ def handwritten_loop(options: argparse.Namespace) -> float:
         position = number % batches_per_epoch
         if position == 0:
             order = torch.randperm(options.images, device=device)
-        step(order[position * options.batch_size : (position + 1) * options.batch_size])
+        step(order[position * batch_size : (position + 1) * batch_size])
         if number == options.warmup - 1:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return options.steps * options.batch_size / (time.perf_counter() - start)
+    return options.steps * batch_size / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -194,8 +220,10 @@ def main() -> None:
         params = count_parameters(
             family(IMAGE_SHAPE, IMAGE_SHAPE if options.model == "hourglass" else (10,), **args)
         )[0]
-    handwritten = handwritten_loop(options)
-    ours = mlplab_loop(options)
+    family, args, task = backbone_spec(options.model, options.small)
+    model = family(IMAGE_SHAPE, IMAGE_SHAPE if task == "ImageRestoration" else (10,), **args)
+    handwritten = handwritten_samples_per_sec(options, model, task, options.batch_size)
+    ours = mlplab_samples_per_sec(options, family.__name__, args, task, options.batch_size)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     result = {
         "model": options.model,

@@ -1,6 +1,6 @@
 """Training throughput of the token-mixing families at CIFAR size (bf16, compiled), and the MLP-Mixer bar.
 
-Mirrors ``benchmarks/throughput.py`` (and reuses its random-image DataModule and step timer) for the
+Mirrors ``benchmarks/throughput.py`` (and reuses its random-image data and both timed loops) for the
 vision families of issue 3:
 
 * ``--mode families`` (default): every family's CIFAR-10 recipe (the backbone of
@@ -20,22 +20,18 @@ vision families of issue 3:
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import IMAGE_SHAPE, NOISE_STD, StepTimer, random_images  # noqa: E402
+from throughput import IMAGE_SHAPE, handwritten_samples_per_sec, mlplab_samples_per_sec  # noqa: E402
 
-from mlplab.cli import MLPLabCLI  # noqa: E402
 from mlplab.models import MlpMixer, count_parameters  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,83 +75,6 @@ def recipe_backbone(family: str) -> tuple[str, dict, str]:
     model = yaml.safe_load((RECIPES / name).read_text())["model"]
     backbone = model["init_args"]["backbone"]
     return backbone["class_path"], dict(backbone.get("init_args", {})), model["class_path"]
-
-
-def yaml_value(value: object) -> str:
-    """``value`` as YAML the CLI parses back to the same value (``1.0e-05``, not ``1e-05``, a string)."""
-    return yaml.safe_dump(value, default_flow_style=True).removesuffix("...\n").strip()
-
-
-def mlplab_loop(options: argparse.Namespace, backbone: str, args: dict, task: str, batch_size: int) -> float:
-    """Samples/s of mlplab's fit loop, configured as a user would (CLI, trainer preset, compile flag)."""
-    cli_args = []
-    if options.device == "cuda":
-        cli_args += [f"--config={REPO / 'configs' / 'trainer' / 'gpu-bf16.yaml'}"]
-    else:
-        cli_args += ["--trainer.accelerator=cpu"]
-    cli_args += [
-        f"--compile.enabled={str(options.compile).lower()}",
-        f"--model={task}",
-        f"--model.backbone={backbone}",
-        *[f"--model.backbone.{k}={yaml_value(v)}" for k, v in args.items()],
-        "--model.optimizer=torch.optim.AdamW",
-        "--model.optimizer.lr=0.0001",
-        "--data=throughput.RandomImages",
-        f"--data.count={options.images}",
-        f"--data.batch_size={batch_size}",
-        f"--data.normalize={str(task == 'ImageClassification').lower()}",
-        f"--trainer.max_steps={options.warmup + options.steps}",
-        "--trainer.limit_val_batches=0",
-        "--trainer.num_sanity_val_steps=0",
-        "--trainer.logger=false",
-        f"--trainer.default_root_dir={options.scratch}",
-        "--trainer.enable_model_summary=false",
-        "--checkpoint.save_top_k=0",
-        "--checkpoint.save_last=false",
-    ]
-    if task == "ImageRestoration":
-        cli_args += ["--model.mode=denoise", f"--model.noise_std={NOISE_STD}", "--model.num_logged_images=0"]
-    cli = MLPLabCLI(args=cli_args, run=False)
-    timer = StepTimer(options.warmup)
-    cli.trainer.callbacks.append(timer)
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    return timer.steps * batch_size / (timer.end - timer.start)
-
-
-def handwritten_loop(options: argparse.Namespace, args: dict, batch_size: int) -> float:
-    """Samples/s of the shortest fast PyTorch loop training the same MLP-Mixer (as throughput.py's)."""
-    device = torch.device(options.device)
-    model = MlpMixer(IMAGE_SHAPE, (10,), **args).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    forward = torch.compile(model) if options.compile else model
-    images, labels = (t.to(device) for t in random_images(options.images))
-    mean = images[:1024].float().div(255).mean(dim=(0, 2, 3)).view(1, -1, 1, 1)
-    std = images[:1024].float().div(255).std(dim=(0, 2, 3)).view(1, -1, 1, 1)
-    autocast = functools.partial(torch.autocast, device_type=device.type, dtype=torch.bfloat16)
-    batches_per_epoch = options.images // batch_size
-    order = torch.randperm(options.images, device=device)
-
-    def step(index: torch.Tensor) -> None:
-        x = images[index].float().div_(255)
-        with autocast(enabled=options.device == "cuda"):
-            loss = F.cross_entropy(forward((x - mean) / std).float(), labels[index])
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    start = 0.0
-    for number in range(options.warmup + options.steps):
-        position = number % batches_per_epoch
-        if position == 0:
-            order = torch.randperm(options.images, device=device)
-        step(order[position * batch_size : (position + 1) * batch_size])
-        if number == options.warmup - 1:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return options.steps * batch_size / (time.perf_counter() - start)
 
 
 def environment(options: argparse.Namespace) -> dict:
@@ -204,8 +123,10 @@ def main() -> None:
     if options.mode == "mixer":
         batch_size = options.batch_size or 1024
         args = {"num_blocks": 1, "embed_dim": 32, "patch_size": 4} if options.small else MIXER_ARGS
-        handwritten = handwritten_loop(options, args, batch_size)
-        ours = mlplab_loop(options, "mlplab.models.MlpMixer", args, "ImageClassification", batch_size)
+        mixer = MlpMixer(IMAGE_SHAPE, (10,), **args)
+        handwritten = handwritten_samples_per_sec(options, mixer, "ImageClassification", batch_size)
+        backbone = "mlplab.models.MlpMixer"
+        ours = mlplab_samples_per_sec(options, backbone, args, "ImageClassification", batch_size)
         results.append(
             {
                 "mode": "mixer",
@@ -232,7 +153,9 @@ def main() -> None:
                     "task": task,
                     "params": build_count(backbone, args, task),
                     "batch_size": batch_size,
-                    "mlplab_samples_per_sec": round(mlplab_loop(options, backbone, args, task, batch_size)),
+                    "mlplab_samples_per_sec": round(
+                        mlplab_samples_per_sec(options, backbone, args, task, batch_size)
+                    ),
                 }
             )
     for result in results:
