@@ -77,3 +77,18 @@ def test_recipe_runs_one_batch(recipe, cli):
 def test_trainer_preset_composes_with_a_recipe(preset, cli):
     recipe = REPO / "configs" / "quickstart.yaml"
     assert cli("fit", "--config", str(preset), "--config", str(recipe), *TINY) == 0
+
+
+def test_profile_preset_writes_the_summary_and_a_chrome_trace(cli, tmp_path):
+    # fast_dev_run (the smoke tests above) turns the logger off, so nothing is written there; a real
+    # run writes the summary table and the trace into the run's log folder.
+    args = ["--config", str(REPO / "configs" / "trainer" / "profile.yaml"),
+            "--config", str(REPO / "configs" / "quickstart.yaml"),
+            "--trainer.accelerator", "cpu", "--trainer.max_steps", "3", "--trainer.limit_val_batches", "1",
+            "--data.init_args.batch_size", "8", "--trainer.default_root_dir", str(tmp_path)]  # fmt: skip
+    assert cli("fit", *args) == 0
+    run = tmp_path / "lightning_logs" / "version_0"
+    summary = (run / "fit-profile.txt").read_text()
+    assert summary.startswith("FIT Profiler Report") and "Self CPU time total" in summary
+    traces = list(run.glob("fit-profile-*training_step*.pt.trace.json"))
+    assert traces and traces[0].stat().st_size > 1000
