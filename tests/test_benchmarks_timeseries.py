@@ -25,3 +25,18 @@ def test_etth1_reproduction_script_smoke(tmp_path):
     assert int(rows[0]["epochs_run"]) == 1 and float(rows[0]["train_samples_per_sec"]) > 0
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and len(list(csv.DictReader(open(tmp_path / "results.csv")))) == 1  # resumed
+
+
+def test_timemixer_official_check_says_what_it_needs(tmp_path):
+    # The check itself needs a kwuking/TimeMixer checkout (not shipped); without one it says so in one line.
+    command = [
+        sys.executable,
+        str(REPO / "benchmarks" / "timemixer_official_check.py"),
+        f"--official={tmp_path}",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        == f"error: {tmp_path} has no models/TimeMixer.py; pass a kwuking/TimeMixer checkout"
+    )
