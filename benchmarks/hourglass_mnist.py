@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import csv
 import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 
 from mlplab.cli import MLPLabCLI
 from mlplab.models import count_parameters
+from mlplab.tools.provenance import code_version
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -106,9 +106,7 @@ def main() -> None:
     if table.exists():
         with open(table) as handle:
             done = {(r["task"], r["design"], r["budget"]) for r in csv.DictReader(handle)}
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-    ).stdout
+    commit = code_version(REPO)
     device = (
         torch.cuda.get_device_name()
         if torch.cuda.is_available()
@@ -121,7 +119,7 @@ def main() -> None:
             print(f"== {task} {design} {budget} {shape_label(args)}", flush=True)
             row = {"task": task, "design": design, "budget": budget, "shape": shape_label(args)}
             row |= run_one(task, design, args, options, options.out / f"{task}_{design}_{budget}")
-            row |= {"device": device, "commit": commit.strip()}
+            row |= {"device": device, "commit": commit}
             new = not table.exists()
             with open(table, "a", newline="") as handle:
                 writer = csv.DictWriter(handle, FIELDS)

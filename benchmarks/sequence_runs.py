@@ -6,7 +6,6 @@ Not a benchmark itself; ``sequence_shakespeare.py`` and ``sequence_mqar.py`` imp
 from __future__ import annotations
 
 import csv
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import torch
 
 from mlplab.cli import MLPLabCLI
 from mlplab.models import count_parameters
+from mlplab.tools.provenance import code_version
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,8 +91,7 @@ def device_name(cli: MLPLabCLI) -> str:
 
 
 def commit() -> str:
-    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    return result.stdout.strip()
+    return code_version(REPO)
 
 
 def finished_rows(path: Path) -> list[dict[str, Any]]:

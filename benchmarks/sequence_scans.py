@@ -21,7 +21,6 @@ import argparse
 import json
 import platform
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +30,7 @@ import torch.nn.functional as F
 
 from mlplab.models.sequence.gla import gla_chunkwise, gla_recurrent
 from mlplab.models.sequence.mamba import selective_scan_parallel, selective_scan_reference
+from mlplab.tools.provenance import code_version
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -130,14 +130,14 @@ def main() -> None:
             options.warmup + 1,
             options.repeats,
         )
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    commit = code_version(REPO)
     result.update(
         device=torch.cuda.get_device_name(device)
         if device.type == "cuda"
         else f"cpu ({platform.processor()})",
         threads=torch.get_num_threads(),
         torch=torch.__version__,
-        commit=commit.stdout.strip(),
+        commit=commit,
     )
     print(json.dumps(result))
     if options.out is not None:

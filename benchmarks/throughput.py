@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from torch import nn
 from mlplab.cli import MLPLabCLI
 from mlplab.data import ImageDataModule
 from mlplab.models import BottleneckMLP, HourglassMLP, count_parameters
+from mlplab.tools.provenance import code_version
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE_SHAPE = (3, 32, 32)
@@ -224,7 +224,6 @@ def main() -> None:
     model = family(IMAGE_SHAPE, IMAGE_SHAPE if task == "ImageRestoration" else (10,), **args)
     handwritten = handwritten_samples_per_sec(options, model, task, options.batch_size)
     ours = mlplab_samples_per_sec(options, family.__name__, args, task, options.batch_size)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     result = {
         "model": options.model,
         "backbone": f"{family.__name__}({', '.join(f'{k}={v}' for k, v in args.items())})",
@@ -238,7 +237,7 @@ def main() -> None:
         "device": torch.cuda.get_device_name() if options.device == "cuda" else "cpu",
         "torch": torch.__version__,
         "lightning": L.__version__,
-        "commit": commit.stdout.strip(),
+        "commit": code_version(REPO),
     }
     print(json.dumps(result))
     if options.out is not None:

@@ -21,7 +21,6 @@ import argparse
 import csv
 import datetime
 import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import torch
 
 from mlplab.cli import MLPLabCLI
 from mlplab.models import count_parameters
+from mlplab.tools.provenance import code_version
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -213,7 +213,7 @@ def main() -> None:
     if table.exists():
         with open(table) as handle:
             done = {(r["family"], int(r["horizon"]), r["tag"]) for r in csv.DictReader(handle)}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    commit = code_version(REPO)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.machine()})"
     for family in options.families:
         for horizon in options.horizons:
@@ -229,7 +229,7 @@ def main() -> None:
                 tag=options.tag,
                 threads=options.threads,
                 device=device,
-                commit=commit.stdout.strip(),
+                commit=commit,
                 date=datetime.date.today().isoformat(),
                 overrides=overrides.strip(),
             )

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -34,6 +33,7 @@ import yaml
 
 from mlplab.cli import MLPLabCLI
 from mlplab.models import count_parameters
+from mlplab.tools.provenance import code_version
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "configs" / "image"
@@ -139,12 +139,12 @@ def main() -> None:
         recipes = PROTOCOLS["ninformer"] + PROTOCOLS["shared"]
     else:
         recipes = PROTOCOLS[options.protocol]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    commit = code_version(REPO)
     device = torch.cuda.get_device_name() if options.device == "cuda" else "cpu"
     rows = []
     for recipe in recipes:
         row = run_recipe(recipe, options)
-        row.update(device=device, commit=commit.stdout.strip(), data=str(options.jpeg or "CIFAR10DataModule"))
+        row.update(device=device, commit=commit, data=str(options.jpeg or "CIFAR10DataModule"))
         rows.append(row)
         print(json.dumps(row), flush=True)
         if options.out is not None:

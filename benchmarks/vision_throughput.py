@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -33,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import IMAGE_SHAPE, handwritten_samples_per_sec, mlplab_samples_per_sec  # noqa: E402
 
 from mlplab.models import MlpMixer, count_parameters  # noqa: E402
+from mlplab.tools.provenance import code_version  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "configs" / "image"
@@ -78,14 +78,13 @@ def recipe_backbone(family: str) -> tuple[str, dict, str]:
 
 
 def environment(options: argparse.Namespace) -> dict:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     return {
         "device": torch.cuda.get_device_name() if options.device == "cuda" else "cpu",
         "compile": options.compile,
         "steps": options.steps,
         "torch": torch.__version__,
         "lightning": L.__version__,
-        "commit": commit.stdout.strip(),
+        "commit": code_version(REPO),
     }
 
 

@@ -1,0 +1,39 @@
+"""Which code produced a result: the checkout's commit, marked when the code differs from it."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+#: The folders whose changes alter what a benchmark measures.
+CODE_FOLDERS = ("src", "configs", "benchmarks")
+
+
+def _git(folder: Path, *args: str) -> str | None:
+    try:
+        result = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def code_version(path: Path | str) -> str:
+    """Short commit of the git checkout holding ``path``, as benchmarks record it beside their numbers.
+
+    Args:
+        path: A file or folder inside the checkout.
+
+    Returns:
+        ``<commit>`` when ``src/``, ``configs/`` and ``benchmarks/`` match the commit;
+        ``<commit>+uncommitted`` when a file there is changed, added or deleted (tracked or not, unless
+        git ignores it), so a result measured on uncommitted code says so; ``unknown`` outside a git
+        checkout or without git.
+    """
+    folder = Path(path).resolve()
+    folder = folder if folder.is_dir() else folder.parent
+    commit = _git(folder, "rev-parse", "--short", "HEAD")
+    root = _git(folder, "rev-parse", "--show-toplevel")
+    if not commit or not root:
+        return "unknown"
+    changes = _git(Path(root), "status", "--porcelain", "--", *CODE_FOLDERS)
+    return f"{commit}+uncommitted" if changes else commit
