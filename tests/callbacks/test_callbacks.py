@@ -14,8 +14,8 @@ BACKBONE = functools.partial(HourglassMLP, d_z=96, d_h=16, depth=1)
 
 
 def fit(task, tmp_path, callbacks, **trainer_args):
+    trainer_args.setdefault("max_epochs", 2)
     trainer = L.Trainer(
-        max_epochs=2,
         default_root_dir=tmp_path,
         callbacks=callbacks,
         enable_progress_bar=False,
@@ -89,3 +89,14 @@ def test_compiled_training_keeps_checkpoint_keys(tmp_path):
     keys = set(task.state_dict())
     fit(task, tmp_path, [CompileBackbone(enabled=True)], max_steps=3)
     assert set(task.state_dict()) == keys
+
+
+def test_last_checkpoint_is_the_latest_epoch_not_a_copy_of_the_best(tmp_path):
+    # Monitoring the loss with mode "max" makes the first epoch the best one and never replaced.
+    checkpoint = BestCheckpoint(filename="best", monitor="val/loss", mode="max", save_last=True)
+    fit(ImageRestoration(BACKBONE, (1, 8, 8), 10), tmp_path, [checkpoint], max_epochs=3, logger=False)
+    best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
+    last = torch.load(checkpoint.last_model_path, map_location="cpu", weights_only=False)
+    assert checkpoint.last_model_path.endswith("last.ckpt")
+    assert (best["epoch"], last["epoch"]) == (0, 2)
+    assert last["global_step"] > best["global_step"]
