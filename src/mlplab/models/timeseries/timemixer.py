@@ -22,11 +22,11 @@ Official code: github.com/kwuking/TimeMixer (``models/TimeMixer.py``); this file
 Where this differs from the official code: by default the calendar features of a window are paired
 with that window's own series. The official code tiles the batch's features with ``repeat``, which
 pairs series ``n`` of window ``b`` with the features of window ``(b·N + n) mod B`` of the same batch;
-``time_feature_pairing="official"`` does the same, for reproducing the published numbers (with
-identical weights both pairings give the official model's outputs to float precision when the
-features agree; see docs/results.md). The official PDM
-block's unused ``LayerNorm`` and ``Dropout`` are left out (they take no part in the forward pass), as is
-its ``out_cross_layer`` in the channel-mixing mode, where the official forward pass skips it.
+``time_feature_pairing="official"`` does the same, for reproducing the published numbers (with the
+official weights copied in, it gives the official outputs and gradients to float precision:
+``benchmarks/timemixer_official_check.py``). The official PDM block's unused ``LayerNorm`` and
+``Dropout`` are left out (they take no part in the forward pass), as is its ``out_cross_layer`` in the
+channel-mixing mode, where the official forward pass skips it.
 
 Shapes: ``(B, L, N)`` history and optional ``time_features`` ``(B, L, F)`` -> ``(B, H, N)``.
 """
