@@ -8,10 +8,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from mlplab.errors import DataCorruptError, DataNotFoundError
+
+if TYPE_CHECKING:
+    import lightning as L
 
 DATA_ENV_VAR = "MLPLAB_DATA"
 DEFAULT_DATA_DIR = "data"
@@ -191,3 +195,36 @@ class TensorBatchLoader:
             else:
                 index = order[start:stop]
                 yield tuple(t[index] for t in self.tensors)
+
+
+def process_rank(trainer: L.Trainer | None) -> tuple[int, int]:
+    """``(global rank, world size)`` of the process running ``trainer``; ``(0, 1)`` without a trainer."""
+    return (0, 1) if trainer is None else (trainer.global_rank, trainer.world_size)
+
+
+def split_loader(
+    tensors: Sequence[torch.Tensor], batch_size: int, train: bool, seed: int, trainer: L.Trainer | None
+) -> TensorBatchLoader:
+    """The loader of one split, shared among the trainer's processes.
+
+    Training shuffles and drops its last, smaller batch (it can hold a single sample, which
+    batch-normalised families cannot train on) unless that batch is all there is; validation, test and
+    prediction keep the order and never drop a sample.
+
+    Args:
+        tensors: The split's tensors, sharing their first dimension.
+        batch_size: Samples per batch.
+        train: Whether this is the training split.
+        seed: Base seed of the shuffling.
+        trainer: The trainer the DataModule is attached to, if any (for the process rank).
+    """
+    rank, world_size = process_rank(trainer)
+    return TensorBatchLoader(
+        tensors,
+        batch_size=batch_size,
+        shuffle=train,
+        drop_last=train and len(tensors[0]) // world_size > batch_size,
+        seed=seed,
+        rank=rank,
+        world_size=world_size,
+    )

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from mlplab.data.augment import flip_copies, random_crop, random_horizontal_flip, random_resized_crop
-from mlplab.data.common import TensorBatchLoader, resolve_data_dir
+from mlplab.data.common import TensorBatchLoader, resolve_data_dir, split_loader
 from mlplab.errors import ConfigError
 
 Split = Literal["train", "test"]
@@ -181,20 +181,8 @@ class ImageDataModule(L.LightningDataModule):
     def _loader(self, split: str, train: bool) -> TensorBatchLoader:
         if self.splits is None:
             self.setup()
-        images, labels = self.splits[split]
         batch_size = self.batch_size if train else self.eval_batch_size
-        rank, world_size = (
-            (0, 1) if self.trainer is None else (self.trainer.global_rank, self.trainer.world_size)
-        )
-        return TensorBatchLoader(
-            (images, labels),
-            batch_size=batch_size,
-            shuffle=train,
-            drop_last=train and len(images) // world_size > batch_size,
-            seed=self.split_seed,
-            rank=rank,
-            world_size=world_size,
-        )
+        return split_loader(self.splits[split], batch_size, train, self.split_seed, self.trainer)
 
     def train_dataloader(self) -> TensorBatchLoader:
         return self._loader("train", train=True)

@@ -7,7 +7,7 @@ from typing import Literal
 import lightning as L
 import torch
 
-from mlplab.data.common import TensorBatchLoader
+from mlplab.data.common import TensorBatchLoader, split_loader
 from mlplab.errors import ConfigError, require_positive
 
 #: Zoology's figure-2 settings (``zoology/experiments/paper_configs/iclr24_zoology_figure2/configs.py``):
@@ -252,20 +252,8 @@ class MQARDataModule(L.LightningDataModule):
     def _loader(self, split: str, train: bool) -> TensorBatchLoader:
         if self.splits is None:
             self.setup()
-        inputs, labels = self.splits[split]
-        rank, world_size = (
-            (0, 1) if self.trainer is None else (self.trainer.global_rank, self.trainer.world_size)
-        )
         batch_size = self.batch_size if train else self.eval_batch_size
-        return TensorBatchLoader(
-            (inputs, labels),
-            batch_size=batch_size,
-            shuffle=train,
-            drop_last=train and len(inputs) // world_size > batch_size,
-            seed=self.seed,
-            rank=rank,
-            world_size=world_size,
-        )
+        return split_loader(self.splits[split], batch_size, train, self.seed, self.trainer)
 
     def train_dataloader(self) -> TensorBatchLoader:
         return self._loader("train", train=True)

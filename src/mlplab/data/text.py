@@ -10,7 +10,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
-from mlplab.data.common import TensorBatchLoader, fetch_file, resolve_data_dir
+from mlplab.data.common import TensorBatchLoader, fetch_file, process_rank, resolve_data_dir, split_loader
 from mlplab.data.tokenizer import CharTokenizer
 from mlplab.errors import ConfigError, DataCorruptError, DataNotFoundError, require_positive
 
@@ -239,20 +239,14 @@ class CharTextDataModule(L.LightningDataModule):
         targets = self.val_tokens[1 : count * length + 1].view(count, length)
         return inputs, targets
 
-    def _rank(self) -> tuple[int, int]:
-        return (0, 1) if self.trainer is None else (self.trainer.global_rank, self.trainer.world_size)
-
     def train_dataloader(self) -> RandomWindowLoader:
-        rank, _ = self._rank()
+        rank, _ = process_rank(self.trainer)
         return RandomWindowLoader(
             self.train_tokens, self.context_length, self.batch_size, self.batches_per_epoch, self.seed, rank
         )
 
     def _eval_loader(self) -> TensorBatchLoader:
-        rank, world_size = self._rank()
-        return TensorBatchLoader(
-            self.eval_windows(), batch_size=self.eval_batch_size, rank=rank, world_size=world_size
-        )
+        return split_loader(self.eval_windows(), self.eval_batch_size, False, self.seed, self.trainer)
 
     def val_dataloader(self) -> TensorBatchLoader:
         return self._eval_loader()

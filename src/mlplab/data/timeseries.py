@@ -35,7 +35,13 @@ import lightning as L
 import numpy as np
 import torch
 
-from mlplab.data.common import TensorBatchLoader, fetch_file, missing_data_message, resolve_data_dir
+from mlplab.data.common import (
+    TensorBatchLoader,
+    fetch_file,
+    missing_data_message,
+    resolve_data_dir,
+    split_loader,
+)
 from mlplab.errors import ConfigError, DataCorruptError, DataNotFoundError, require_positive
 
 Features = Literal["M", "S"]
@@ -348,22 +354,8 @@ class ForecastingDataModule(L.LightningDataModule):
         )
 
     def _loader(self, split: Split, train: bool) -> TensorBatchLoader:
-        rank, world_size = (
-            (0, 1) if self.trainer is None else (self.trainer.global_rank, self.trainer.world_size)
-        )
-        windows = self.windows(split)
         batch_size = self.batch_size if train else self.eval_batch_size
-        return TensorBatchLoader(
-            windows,
-            batch_size=batch_size,
-            shuffle=train,
-            # Training drops its last, smaller batch (it can hold a single window, which batch-normalised
-            # families cannot train on); validation and test never drop a window.
-            drop_last=train and len(windows[0]) // world_size > batch_size,
-            seed=self.shuffle_seed,
-            rank=rank,
-            world_size=world_size,
-        )
+        return split_loader(self.windows(split), batch_size, train, self.shuffle_seed, self.trainer)
 
     def train_dataloader(self) -> TensorBatchLoader:
         return self._loader("train", train=True)
