@@ -434,6 +434,11 @@ def section_fit_loop(suite: Suite, deadline: Deadline) -> None:
         except SectionTimeout as error:
             suite.record("fit_loop", model=case.name, status="timeout", error=str(error))
             continue
+        except Exception as error:  # one model's failure must not cost the others their measurement
+            traceback.print_exc()
+            failure = f"{type(error).__name__}: {error}"
+            suite.record("fit_loop", model=case.name, status="error", error=failure)
+            continue
         best_hand = max(hand)
         flops = flops_per_sample(case)
         peak = dense_peak(suite.device)
@@ -551,6 +556,7 @@ def section_sequence(suite: Suite, deadline: Deadline) -> None:
             suite.record("sequence", family=family, status="timeout", error=str(error))
             continue
         except Exception as error:  # one family's failure (e.g. out of memory) must not end the section
+            traceback.print_exc()
             suite.record("sequence", family=family, status="error", error=f"{type(error).__name__}: {error}")
             reset_peak_memory(suite.device)
             continue
@@ -625,6 +631,11 @@ def section_hourglass_mnist(suite: Suite, deadline: Deadline) -> None:
                 )
         except SectionTimeout as error:
             suite.record("hourglass_mnist", task=task, design=design, status="timeout", error=str(error))
+            continue
+        except Exception as error:
+            traceback.print_exc()
+            failure = f"{type(error).__name__}: {error}"
+            suite.record("hourglass_mnist", task=task, design=design, status="error", error=failure)
             continue
         suite.record(
             "hourglass_mnist",
