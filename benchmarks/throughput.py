@@ -47,6 +47,7 @@ def backbone_spec(model: str, small: bool) -> tuple[type, dict, str]:
     return BottleneckMLP, args, "ImageClassification"
 
 
+@functools.lru_cache(maxsize=1)  # both loops of a comparison train on the same images
 def random_images(count: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (count, *IMAGE_SHAPE), dtype=torch.uint8, generator=generator)
