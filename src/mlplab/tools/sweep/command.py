@@ -116,18 +116,16 @@ def run_sweep(
         )
         progress = _Progress(plan, pending, log)
         try:
-            if not pending:
-                pass
-            elif engine == "ray":
+            if pending and engine == "ray":
                 execute.run_with_ray(pending, plan.out, workers, cpus_per_run, gpus_per_run, retry_failed)
-            elif engine == "slurm":
+            elif pending and engine == "slurm":
                 execute.run_with_slurm(pending, plan.out, slurm or SlurmOptions(), workers, cpus_per_run,
                                        gpus_per_run, retry_failed, log, progress.done)  # fmt: skip
-            else:
-                execute.run_sequential(pending, retry_failed, log, progress.done)
+            elif pending:
+                execute.run_sequential(pending, retry_failed, progress.started, progress.done)
         finally:
-            report.write_results(plan.out, report.collect(plan))
-        records = report.collect(plan)
+            records = report.collect(plan)
+            report.write_results(plan.out, records)
         if progress.locked:
             log(f"note: {progress.locked} runs are being trained by another process (run.lock is held); "
                 "run the command again later to collect them")  # fmt: skip
@@ -136,19 +134,25 @@ def run_sweep(
 
 
 class _Progress:
-    """Logs each run as it starts and ends (sequential) or ends (slurm), and keeps results.csv current."""
+    """Logs each run as it starts (sequential) and ends, and keeps results.csv current."""
 
     def __init__(self, plan: Plan, runs: list[RunRecord], log: Callable[[str], None]):
         self.plan, self.total, self.log = plan, len(runs), log
         self.index = 0
         self.locked = 0
+        self.announced: set[str] = set()
 
-    def done(self, run: RunRecord, result: RunRecord | None) -> None:
+    def started(self, run: RunRecord) -> None:
         self.index += 1
+        self.announced.add(run.run_id)
         self.log(
             f"[{self.index}/{self.total}] {run.family} {run.shape} {run.options} seed {run.seed}: "
             f"{pareto.format_count(run.params_total)} parameters (budget {pareto.format_count(run.budget)})"
         )
+
+    def done(self, run: RunRecord, result: RunRecord | None) -> None:
+        if run.run_id not in self.announced:
+            self.started(run)
         if result is None:
             self.locked += 1
             self.log("    skipped: another process is training it (its run.lock is held)")

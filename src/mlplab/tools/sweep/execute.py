@@ -228,10 +228,17 @@ def _tail(path: Path, lines: int) -> str:
 
 # --------------------------------------------------------------------------------------------- engines
 def run_sequential(
-    runs: list[RunRecord], retry_failed: bool, log: Log, done: Callable[[RunRecord, RunRecord | None], None]
+    runs: list[RunRecord],
+    retry_failed: bool,
+    started: Callable[[RunRecord], None],
+    done: Callable[[RunRecord, RunRecord | None], None],
 ) -> None:
-    """Run one after the other; ``done(run, result)`` after each (``result`` ``None``: locked elsewhere)."""
+    """Run one after the other: ``started(run)`` before each, ``done(run, result)`` after it.
+
+    ``result`` is ``None`` when another process holds the run's lock (it is training it).
+    """
     for run in runs:
+        started(run)
         done(run, execute_run(run, retry_failed))
 
 

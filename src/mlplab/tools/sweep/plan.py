@@ -417,7 +417,7 @@ def settings_difference(earlier: dict[str, Any], current: dict[str, Any], limit:
         parts = short_key(key).split(".")
         for size in range(1, len(parts) + 1):
             name = ".".join(parts[-size:])
-            if sum(1 for other in keys if short_key(other).endswith(name)) == 1:
+            if sum(1 for other in keys if f".{short_key(other)}".endswith(f".{name}")) == 1:
                 break
         value = earlier.get(key, "unset")
         names.append(f"{name}={format_value(value) if value is not None else 'null'}")

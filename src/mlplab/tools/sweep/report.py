@@ -42,6 +42,7 @@ def collect(plan: Plan) -> list[RunRecord]:
     for path in sorted((plan.out / "runs").glob(f"*/{RESULT_FILE}")):
         record = read_result(path.parent)
         if record is not None:
+            record.root = str(path.parent)  # where it is now (a folder may have moved; old records lack it)
             record.current = record.run_id in current
             records.append(record)
     _describe_settings(plan, records)
