@@ -158,3 +158,18 @@ def test_ray_engine_runs_the_same_sweep(tmp_path):
     records = run_sweep(spec, tmp_path / "out", engine="ray", workers=2, log=quiet)
     assert len(records) == 3 and {r.status for r in records} == {"ok"}
     assert run_sweep(spec, tmp_path / "out", engine="ray", log=quiet) == records  # resumed: nothing to run
+
+
+@pytest.mark.gpu
+def test_a_run_on_the_gpu_sees_it_from_its_own_process(tmp_path):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    spec = load_sweep(write_sweep(tmp_path, families=ONE_RUN, budgets=[9216]),
+                      ["--trainer.accelerator=gpu", "--trainer.devices=1"])  # fmt: skip
+    (record,) = run_sweep(spec, tmp_path / "out", log=quiet)
+    assert record.status == "ok", record.error
+    assert (
+        "GPU available: True (cuda), used: True"
+        in (tmp_path / "out" / "runs" / record.run_id / "log.txt").read_text()
+    )
