@@ -171,20 +171,22 @@ def find_user_error(error: BaseException) -> MLPLabError | None:
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of ``mlplab`` and ``python cli.py``: run the CLI, report user errors in one line.
+    """The training commands (fit / validate / test / predict): run the CLI, report user errors in one line.
 
-    ``mlplab sweep ...`` goes to :func:`mlplab.tools.sweep.main` before LightningCLI parses anything.
+    The ``mlplab`` program is :func:`mlplab.__main__.main`, which sends ``mlplab sweep`` to
+    :mod:`mlplab.tools.sweep` (that imports this module; this module imports nothing of it).
     """
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # users' own modules in the working directory are importable
     argv = sys.argv[1:] if args is None else list(args)
+    if argv[:1] == ["sweep"]:  # an `mlplab` script installed before the entry point moved to mlplab.__main__
+        sys.stderr.write(
+            "error: this `mlplab` script predates mlplab.__main__, which runs `mlplab sweep`: reinstall "
+            "mlplab (pip install -e .) or run `python -m mlplab sweep ...`\n"
+        )
+        sys.exit(2)
     try:
-        if argv[:1] == ["sweep"]:
-            from mlplab.tools.sweep import main as sweep_main
-
-            sweep_main(argv[1:])
-        else:
-            MLPLabCLI(args=args)
+        MLPLabCLI(args=args)
     except Exception as error:
         user_error = find_user_error(error)
         if user_error is None or os.environ.get(DEBUG_ENV_VAR):

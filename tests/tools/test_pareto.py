@@ -7,7 +7,7 @@ import math
 import pytest
 
 from mlplab.tools import pareto
-from mlplab.tools.sweep_spec import parse_count
+from mlplab.tools.sweep.spec import parse_count
 
 
 def row(family, shape, params, best_val, seed=0, budget=None, status="ok", test=None):

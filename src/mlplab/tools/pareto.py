@@ -1,8 +1,11 @@
 """Pareto frontiers of a sweep: the best metric a family reaches for its parameter count.
 
-A sweep's finished runs are grouped into *configurations* (one family, shape and set of options; the
-seeds of a configuration are averaged). A configuration is on its family's frontier when no
-configuration of the same family with as many or fewer parameters scores better. The frontier
+A sweep's finished runs are grouped into *configurations* (one family, settings, shape and set of
+options; the seeds of a configuration are averaged). Runs of earlier versions of a sweep (e.g. before
+an override changed) carry ``settings``, a short text saying how they differ (``max_epochs=3``); they
+form curves of their own, labelled ``family [settings]`` and drawn dashed. A configuration is on its
+curve's frontier when no configuration of the same curve with as many or fewer parameters scores
+better. The frontier
 figure (metric against parameters, one line per family, a point per run) is the main figure of the
 Hourglass paper (Chen et al., 2025, arXiv 2510.01796).
 """
@@ -41,23 +44,29 @@ def configurations(rows: Iterable[dict[str, Any]], count: str = "params_total") 
 
     Args:
         rows: Rows of ``results.csv`` (dicts with ``family``, ``shape``, ``options``, ``budget``,
-            ``params_total``, ``params_trainable``, ``best_val``, ``test``, ``status``).
+            ``params_total``, ``params_trainable``, ``best_val``, ``test``, ``status``, and optionally
+            ``settings`` and ``current``).
         count: Which parameter count is the x axis: ``params_total`` or ``params_trainable``.
 
     Returns:
-        One dict per configuration: the identifying fields, ``params`` (by ``count``), ``seeds``
-        (number of runs), ``best_val`` and ``test`` (means over the seeds).
+        One dict per configuration: the identifying fields, ``curve`` (the family and its settings),
+        ``params`` (by ``count``), ``seeds`` (number of runs), ``best_val`` and ``test`` (means over
+        the seeds), ``current`` (whether a run of it belongs to the current sweep).
     """
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         if row.get("status") == "ok":
-            groups[(row["family"], row["shape"], row.get("options", ""))].append(row)
+            key = (row["family"], row.get("settings") or "", row["shape"], row.get("options", ""))
+            groups[key].append(row)
     result = []
-    for (family, shape, options), runs in groups.items():
+    for (family, settings, shape, options), runs in groups.items():
         first = runs[0]
         result.append(
             {
                 "family": family,
+                "settings": settings,
+                "curve": curve_name(family, settings),
+                "current": any(r.get("current", "yes") in ("yes", True) for r in runs),
                 "shape": shape,
                 "options": options,
                 "budget": int(first["budget"]),
@@ -69,7 +78,12 @@ def configurations(rows: Iterable[dict[str, Any]], count: str = "params_total") 
                 "test": mean([float(r["test"]) for r in runs if r.get("test") not in (None, "")]),
             }
         )
-    return sorted(result, key=lambda c: (c["family"], c["params"], c["shape"], c["options"]))
+    return sorted(result, key=lambda c: (c["family"], c["settings"], c["params"], c["shape"], c["options"]))
+
+
+def curve_name(family: str, settings: str = "") -> str:
+    """The legend entry of a curve: ``hourglass``, or ``hourglass [max_epochs=3]`` (earlier settings)."""
+    return f"{family} [{settings}]" if settings else family
 
 
 def frontier(configs: Sequence[dict[str, Any]], mode: str, key: str = "best_val") -> list[dict[str, Any]]:
@@ -95,10 +109,10 @@ def frontier(configs: Sequence[dict[str, Any]], mode: str, key: str = "best_val"
 
 
 def best_per_budget(configs: Sequence[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
-    """For each (budget, family): the configuration with the best mean validation metric."""
-    chosen: dict[tuple[int, str], dict[str, Any]] = {}
+    """For each (budget, family, settings): the configuration with the best mean validation metric."""
+    chosen: dict[tuple[int, str, str], dict[str, Any]] = {}
     for config in configs:
-        key = (config["budget"], config["family"])
+        key = (config["budget"], config["family"], config.get("settings", ""))
         if key not in chosen or better(config["best_val"], chosen[key]["best_val"], mode):
             chosen[key] = config
     return [chosen[key] for key in sorted(chosen)]
@@ -113,10 +127,11 @@ def plot_frontiers(
     count: str = "params_total",
     title: str | None = None,
 ) -> Figure:
-    """Metric against parameters: every finished run as a point, one frontier line per family.
+    """Metric against parameters: every finished run as a point, one frontier line per curve.
 
-    The frontier is computed on the seed-averaged validation metric (the quantity the sweep selects
-    by). Budgets are drawn as shaded bands of ± ``tolerance``.
+    A curve is a family with its settings (see :func:`curve_name`); curves of earlier settings are
+    dashed. The frontier is computed on the seed-averaged validation metric (the quantity the sweep
+    selects by). Budgets are drawn as shaded bands of ± ``tolerance``.
 
     Args:
         rows: Rows of ``results.csv``.
@@ -132,11 +147,13 @@ def plot_frontiers(
         axes.axvspan(budget * (1 - tolerance), budget * (1 + tolerance), color="0.92", zorder=0)
         axes.axvline(budget, color="0.7", lw=0.8, ls=":", zorder=1)
     configs = configurations(rows, count)
-    families = sorted({row["family"] for row in rows if row.get("status") == "ok"})
+    finished = [r for r in rows if r.get("status") == "ok"]
+    families = sorted({r["family"] for r in finished})
+    curves = sorted({(r["family"], r.get("settings") or "") for r in finished})
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for index, family in enumerate(families):
-        colour = colours[index % len(colours)]
-        runs = [r for r in rows if r.get("status") == "ok" and r["family"] == family]
+    for family, settings in curves:
+        colour = colours[families.index(family) % len(colours)]
+        runs = [r for r in finished if r["family"] == family and (r.get("settings") or "") == settings]
         axes.scatter(
             [int(r[count]) for r in runs],
             [float(r["best_val"]) for r in runs],
@@ -145,18 +162,19 @@ def plot_frontiers(
             color=colour,
             zorder=2,
         )
-        line = frontier([c for c in configs if c["family"] == family], mode)
+        line = frontier([c for c in configs if c["curve"] == curve_name(family, settings)], mode)
         axes.plot(
             [c["params"] for c in line],
             [c["best_val"] for c in line],
-            "o-",
+            "o--" if settings else "o-",
             color=colour,
-            lw=1.8,
-            ms=5,
-            label=f"{family} (frontier)",
+            lw=1.2 if settings else 1.8,
+            ms=4 if settings else 5,
+            alpha=0.6 if settings else 1.0,
+            label=f"{curve_name(family, settings)} (frontier)",
             zorder=3,
         )
-    if families:
+    if curves:
         axes.set_xscale("log")
         if budgets:
             axes.set_xticks(list(budgets))  # label the budgets, not the decades
@@ -180,7 +198,8 @@ def markdown_table(configs: Sequence[dict[str, Any]], metric: str, test_metric: 
     ]
     for c in configs:
         lines.append(
-            f"| {format_count(c['budget'])} | {c['family']} | {c['shape']} | {c['options'] or '-'} | "
+            f"| {format_count(c['budget'])} | {c.get('curve', c['family'])} | {c['shape']} | "
+            f"{c['options'] or '-'} | "
             f"{format_count(c['params'])} | {c['seeds']} | {c['best_val']:.3f} | {c['test']:.3f} |"
         )
     return "\n".join(lines)

@@ -1,0 +1,31 @@
+"""The ``mlplab`` program (also ``python -m mlplab`` and ``python cli.py``).
+
+``mlplab sweep ...`` goes to :mod:`mlplab.tools.sweep`; every other command (fit, validate, test,
+predict) to the training CLI, :func:`mlplab.cli.main`. The sweep imports the training CLI (it counts
+and resolves runs with its parser); the training CLI imports nothing of the sweep, so dispatching
+here keeps the two free of an import cycle.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of ``mlplab``: run ``mlplab sweep`` or the training CLI."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # users' own modules in the working directory are importable
+    argv = sys.argv[1:] if args is None else list(args)
+    if argv[:1] == ["sweep"]:
+        from mlplab.tools.sweep.command import main as sweep_main
+
+        sweep_main(argv[1:])
+    else:
+        from mlplab.cli import main as cli_main
+
+        cli_main(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Planning: meta counts equal real ones, the budget filter, fitted widths, runs keyed by their config."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlplab.cli import MLPLabCLI
+from mlplab.models import count_parameters
+from mlplab.tools.sweep.plan import backbone_argument, count_on_meta, plan_sweep, settings_difference
+from mlplab.tools.sweep.spec import load_sweep
+from tests.conftest import REPO
+from tests.tools.sweep.conftest import CONVENTIONAL, QUICKSTART, write_sweep
+
+COUNT_CASES = {
+    "hourglass, fixed W_in": (
+        [f"--config={QUICKSTART}", "--model.backbone.d_z=128", "--model.backbone.d_h=16",
+         "--model.backbone.depth=2", "--model.backbone.fixed_input_projection=true"],
+        (128 * (128 + 2 * 2 * 16), 128 * (64 + 2 * 2 * 16)),
+    ),
+    "conventional, switched from the hourglass recipe": (
+        [f"--config={QUICKSTART}",
+         backbone_argument(load_sweep(REPO / "configs/sweeps/quickstart.yaml").families[1],
+                           {"d_h": 300, "depth": 2})],
+        (2 * 64 * 64 + 2 * 2 * 64 * 300,) * 2,
+    ),
+    "conventional on MNIST, super-resolution (d_z = d_y)": (
+        [f"--config={REPO / 'configs/image/conventional_mnist_sr.yaml'}", "--model.backbone.depth=2"],
+        (196 * 784 + 2 * 2 * 784 * 785 + 784 * 784,) * 2,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "expected"), COUNT_CASES.values(), ids=COUNT_CASES.keys())
+def test_meta_counts_equal_real_counts(args, expected):
+    total, trainable, task = count_on_meta(args)
+    assert all(p.is_meta for p in task.parameters())  # nothing was allocated
+    real = MLPLabCLI(args=args, run=False)
+    assert (total, trainable) == count_parameters(real.model.backbone) == expected
+
+
+def test_budget_filter_keeps_the_shapes_within_the_tolerance(tmp_path):
+    grid = {"d_z": [64, 128, 256], "d_h": [8, 16], "depth": [1, 2]}
+    spec = load_sweep(
+        write_sweep(
+            tmp_path,
+            families={"hourglass": {"class_path": "HourglassMLP", "grid": grid}},
+            budgets=["10k", "40k"],
+            tolerance=0.1,
+            seeds=[0, 1],
+            options={"model.init_args.optimizer.init_args.lr": [0.001, 0.01]},
+        )
+    )
+    plan = plan_sweep(spec, tmp_path / "out")
+    expected = {}
+    for d_z in grid["d_z"]:
+        for d_h in grid["d_h"]:
+            for depth in grid["depth"]:
+                params = d_z * (128 + 2 * depth * d_h)
+                for budget in (10_000, 40_000):
+                    if abs(params - budget) <= 0.1 * budget:
+                        expected[f"d_z={d_z} d_h={d_h} depth={depth}"] = budget
+    kept = {c.shape_text: c.budget for c in plan.candidates if c.budget is not None}
+    assert kept == expected and len(kept) == 6  # of the 12 shapes
+    assert len(plan.runs) == len(kept) * 2 * 2  # x 2 learning rates x 2 seeds
+    assert (
+        len({run.run_id for run in plan.runs}) == len({run.config_key for run in plan.runs}) == len(plan.runs)
+    )
+    assert plan.metric == "val/psnr" and plan.mode == "max"  # the task's own monitor
+    assert not (tmp_path / "out").exists()  # planning writes nothing
+
+    run = next(r for r in plan.runs if r.options == "lr=0.01" and r.seed == 1)
+    assert run.config["seed_everything"] == 1  # each run is resolved to its full config
+    assert run.config["model"]["init_args"]["optimizer"]["init_args"]["lr"] == 0.01
+    backbone = run.config["model"]["init_args"]["backbone"]["init_args"]
+    assert f"d_z={backbone['d_z']} d_h={backbone['d_h']} depth={backbone['depth']}" == run.shape
+    # one curve per family: the runs differ only in shape, options and seed
+    assert len({r.series_key for r in plan.runs}) == 1
+
+
+def test_runs_are_keyed_by_their_resolved_config(tmp_path):
+    first = plan_sweep(load_sweep(write_sweep(tmp_path)), tmp_path / "out").runs
+    wider = {"class_path": "HourglassMLP", "grid": {"d_z": [64, 128, 256], "d_h": [8], "depth": [1]}}
+    more = plan_sweep(
+        load_sweep(write_sweep(tmp_path, families={"hourglass": wider, "conventional": CONVENTIONAL},
+                               seeds=[0, 1], budgets=[9216, 18432, 36864])),
+        tmp_path / "out",
+    ).runs  # fmt: skip
+    assert {r.run_id for r in first} < {r.run_id for r in more}  # more shapes, budgets, seeds: runs kept
+    changed = plan_sweep(load_sweep(write_sweep(tmp_path), ["--trainer.max_epochs=2"]), tmp_path / "out").runs
+    assert not {r.run_id for r in first} & {r.run_id for r in changed}  # a changed override: new runs
+    assert {r.series_key for r in first}.isdisjoint({r.series_key for r in changed})
+    # the same setting spelled another way (full key, short key) is the same run
+    same = plan_sweep(load_sweep(write_sweep(tmp_path), ["--trainer.max_epochs=1"]), tmp_path / "out").runs
+    assert [r.run_id for r in same] == [r.run_id for r in first]
+
+
+def test_settings_difference_names_what_changed():
+    earlier = {"trainer.max_epochs": 3, "model.init_args.optimizer.init_args.lr": 0.01, "data.init_args.x": 1}
+    current = {
+        "trainer.max_epochs": 20,
+        "model.init_args.optimizer.init_args.lr": 0.001,
+        "data.init_args.x": 1,
+    }
+    assert settings_difference(earlier, current) == "lr=0.01 max_epochs=3"
+    assert settings_difference(current, current) == "same settings"
+
+
+def test_fit_solves_the_width_for_each_budget(tmp_path):
+    spec = load_sweep(
+        write_sweep(
+            tmp_path,
+            families={
+                "hourglass": {
+                    "class_path": "HourglassMLP",
+                    "grid": {"d_z": [64, 256], "depth": [1, 2]},  # d_z = 64 refuses the recipe's d_h = 128,
+                    "fit": "d_h",  # where the search starts: it starts again from 1
+                },
+                # widths up to 64 are refused (d_h > d_z = 64): the search starts at the default 1024
+                "conventional": {"class_path": "ConventionalMLP", "grid": {"depth": [1]}, "fit": "d_h"},
+            },
+            budgets=[16_000, 50_000, 100_000],
+            tolerance=0.02,
+        )
+    )
+    plan = plan_sweep(spec, tmp_path / "out")
+    kept = {(c.family.name, c.shape_text): c.params_total for c in plan.candidates if c.budget}
+    assert kept == {
+        ("hourglass", "d_z=64 d_h=61 depth=1"): 16_000,
+        ("hourglass", "d_z=64 d_h=30 depth=2"): 15_872,
+        ("hourglass", "d_z=256 d_h=34 depth=1"): 50_176,
+        ("hourglass", "d_z=256 d_h=17 depth=2"): 50_176,
+        ("hourglass", "d_z=256 d_h=131 depth=1"): 99_840,
+        ("hourglass", "d_z=256 d_h=66 depth=2"): 100_352,
+        ("conventional", "d_h=327 depth=1"): 50_048,
+        ("conventional", "d_h=717 depth=1"): 99_968,
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [p.name for p in sorted((REPO / "configs" / "sweeps").glob("*.yaml"))])
+def test_every_sweep_config_meets_its_budgets(name, tmp_path):
+    plan = plan_sweep(load_sweep(REPO / "configs" / "sweeps" / name), tmp_path)
+    assert {run.budget for run in plan.runs} == set(plan.spec.budgets)

@@ -1,0 +1,64 @@
+"""The outputs keep a sweep's history: earlier runs stay in results.csv, best.csv and pareto.png, marked."""
+
+from __future__ import annotations
+
+from mlplab.tools.sweep import report
+from mlplab.tools.sweep.plan import plan_sweep
+from mlplab.tools.sweep.spec import load_sweep
+from tests.tools.sweep.conftest import finish, quiet, read_csv, write_sweep
+
+
+def test_a_changed_override_keeps_the_earlier_runs_marked_with_their_settings(tmp_path):
+    out = tmp_path / "out"
+    path = write_sweep(tmp_path)
+    earlier = plan_sweep(load_sweep(path), out)
+    for run, value in zip(earlier.runs, (10.0, 11.0, 12.0)):
+        finish(run, value)
+    now = plan_sweep(load_sweep(path, ["--trainer.max_epochs=2"]), out)
+    assert not {r.run_id for r in now.runs} & {r.run_id for r in earlier.runs}
+    finish(now.runs[0], 20.0)
+
+    records = report.collect(now)
+    assert len(records) == 4
+    assert [r.run_id for r in records if r.current] == [now.runs[0].run_id]
+    assert {r.settings for r in records if not r.current} == {"max_epochs=1"}
+
+    report.write_results(out, records)
+    report.write_outputs(now, records, quiet)
+    rows = read_csv(out / "results.csv")
+    assert [(r["current"], r["settings"]) for r in rows] == [("yes", "")] + [("no", "max_epochs=1")] * 3
+    best = {(r["budget"], r["family"], r["settings"], r["current"]) for r in read_csv(out / "best.csv")}
+    assert ("9216", "hourglass", "max_epochs=1", "no") in best and (
+        "18432",
+        "conventional",
+        "max_epochs=1",
+        "no",
+    ) in best
+    assert (str(now.runs[0].budget), now.runs[0].family, "", "yes") in best
+    assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_narrowed_sweep_keeps_its_dropped_runs_on_the_same_curve(tmp_path):
+    out = tmp_path / "out"
+    earlier = plan_sweep(load_sweep(write_sweep(tmp_path, seeds=[0, 1])), out)
+    for run in earlier.runs:
+        finish(run, 10.0 + run.seed)
+    now = plan_sweep(load_sweep(write_sweep(tmp_path, seeds=[0])), out)  # seed 1 dropped
+    records = report.collect(now)
+    assert len(records) == 6 and sum(r.current for r in records) == 3
+    assert {r.settings for r in records} == {""}  # same settings: same curves, seeds still averaged
+    report.write_outputs(now, records, quiet)
+    assert {r["seeds"] for r in read_csv(out / "best.csv")} == {"2"}
+
+
+def test_runs_judged_by_another_metric_stay_in_results_only(tmp_path, capsys):
+    out = tmp_path / "out"
+    earlier = plan_sweep(load_sweep(write_sweep(tmp_path, metric="val/loss")), out)
+    for run in earlier.runs:
+        finish(run, 0.5)
+    now = plan_sweep(load_sweep(write_sweep(tmp_path)), out)
+    finish(now.runs[0], 9.0)
+    records = report.collect(now)
+    report.write_outputs(now, records, print)
+    assert len(records) == 4 and len(read_csv(out / "best.csv")) == 1
+    assert "3 earlier runs kept (3 judged by another metric: in results.csv only)" in capsys.readouterr().out

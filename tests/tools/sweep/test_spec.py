@@ -1,0 +1,99 @@
+"""The sweep file: typed keys parsed by jsonargparse, checked in one line, overridable on the command line."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlplab.errors import ConfigError
+from mlplab.tools.sweep.command import build_parser, split_arguments
+from mlplab.tools.sweep.spec import load_sweep, parse_count
+from tests.conftest import REPO
+from tests.tools.sweep.conftest import QUICKSTART, write_sweep
+
+
+def test_every_shipped_sweep_file_loads():
+    files = sorted((REPO / "configs" / "sweeps").glob("*.yaml"))
+    assert {f.name for f in files} >= {"quickstart.yaml", "hourglass_mnist_denoise.yaml"}
+    for file in files:
+        spec = load_sweep(file)
+        assert spec.families and spec.budgets and all(f.base for f in spec.families)
+
+
+def test_a_sweep_file_reads_into_a_checked_spec(tmp_path):
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "mine.yaml").write_text(QUICKSTART.read_text())
+    path = write_sweep(
+        tmp_path,
+        base="recipes/mine.yaml",  # relative to the sweep file
+        families={"hourglass": {"class_path": "HourglassMLP", "grid": {"d_z": 64, "depth": [1, 2]},
+                                "fit": "d_h", "init_args": {"output_activation": "identity"}}},
+        budgets=["10k", 2e4, 30000],
+        repeats=2,
+        seeds=None,
+        options={"model.init_args.optimizer.init_args.lr": [0.001, 0.01]},
+    )  # fmt: skip
+    spec = load_sweep(path, ["--trainer.max_epochs=2"])
+    (family,) = spec.families
+    assert family.grid == {"d_z": [64], "depth": [1, 2]} and family.fit == "d_h"
+    assert family.base == [(tmp_path / "recipes" / "mine.yaml").resolve()]
+    assert spec.budgets == [10_000, 20_000, 30_000] and spec.seeds == [0, 1] and spec.count == "total"
+    assert spec.overrides[-1] == "--trainer.max_epochs=2"  # the command line after the file's overrides
+    assert "budgets:" in spec.resolved and "repeats: 2" in spec.resolved
+
+
+@pytest.mark.parametrize(
+    ("value", "count"), [(2_000_000, 2_000_000), ("2M", 2_000_000), ("500k", 500_000), (2e6, 2_000_000)]
+)
+def test_parse_count(value, count):
+    assert parse_count(value, "budgets") == count
+
+
+SPEC_ERRORS = {
+    "unknown key": ({"budget": [1]}, "sweep.yaml: unknown key 'budget' (a sweep file has families, base,"),
+    "unknown family key": (
+        {"families": {"hg": {"class_path": "HourglassMLP", "grid": {"d_z": [64]}, "fits": "d_h"}}},
+        "sweep.yaml: families.hg: unknown key 'fits' (a family has class_path, grid, fit, init_args, base)",
+    ),
+    "family without a grid": (
+        {"families": {"hg": {"class_path": "HourglassMLP"}}},
+        "families.hg: expected a mapping with class_path and grid",
+    ),
+    "tolerance of the wrong type": (
+        {"tolerance": "lots"},
+        "sweep.yaml: tolerance: Expected a <class 'float'>",
+    ),
+    "tolerance out of range": ({"tolerance": 2}, "tolerance: expected a fraction between 0 and 1"),
+    "count": ({"count": "all"}, "sweep.yaml: count: Expected a typing.Literal['total', 'trainable']"),
+    "seeds and repeats": ({"repeats": 2}, "sweep.yaml: give seeds or repeats, not both"),
+    "missing recipe": ({"base": "nowhere.yaml"}, "sweep.yaml: base: recipe not found:"),
+    "bad budget": ({"budgets": ["lots"]}, "budgets: expected a positive parameter count such as 2000000"),
+    "unknown family class": (
+        {"families": {"x": {"class_path": "NoSuchMLP", "grid": {"d": [1]}}}},
+        "families.x.class_path: unknown class 'NoSuchMLP'",
+    ),
+    "grid argument the family does not take": (
+        {"families": {"hourglass": {"class_path": "HourglassMLP", "grid": {"dz": [64]}}}},
+        "families.hourglass.grid: HourglassMLP takes no argument 'dz' (it takes d_z, d_h, depth",
+    ),
+    "fit argument the family does not take": (
+        {"families": {"hourglass": {"class_path": "HourglassMLP", "grid": {"d_z": [64]}, "fit": "width"}}},
+        "families.hourglass.fit: HourglassMLP takes no argument 'width'",
+    ),
+}
+
+
+@pytest.mark.parametrize(("changes", "message"), SPEC_ERRORS.values(), ids=SPEC_ERRORS.keys())
+def test_mistakes_in_the_file_raise_one_line(tmp_path, changes, message):
+    with pytest.raises(ConfigError) as raised:
+        load_sweep(write_sweep(tmp_path, **changes))
+    assert message in str(raised.value) and "\n" not in str(raised.value), str(raised.value)
+
+
+def test_the_command_line_splits_into_the_sweeps_own_arguments_and_the_runs():
+    own, runs = split_arguments(
+        build_parser(),
+        ["--config", "s.yaml", "--out=o", "--trainer.max_epochs", "3", "--budgets=[1M]", "--dry-run",
+         "--data.source_split=test", "--slurm.partition", "gpu", "--trainer.devices", "2"],
+    )  # fmt: skip
+    assert own == ["--config", "s.yaml", "--out=o", "--budgets=[1M]", "--dry-run", "--slurm.partition", "gpu"]
+    assert runs == ["--trainer.max_epochs", "3", "--data.source_split=test", "--trainer.devices", "2"]
