@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -33,9 +34,21 @@ class SaveRunConfig(SaveConfigCallback):
     """Save the resolved ``config.yaml`` into the run directory, when the run has one (a logger).
 
     Without a logger there is no run directory; Lightning would write into ``default_root_dir``
-    itself and refuse the next run there, so nothing is written instead.
+    itself and refuse the next run there, so nothing is written instead. A resumed fit continues in its
+    run directory: the config it was started with is kept as ``config.1.yaml`` (``config.2.yaml`` for
+    the next resumption, ...) and ``config.yaml`` is the config that runs now.
     """
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if trainer.loggers:
-            super().setup(trainer, pl_module, stage)
+        if not trainer.loggers or self.already_saved:
+            return
+        log_dir = trainer.log_dir
+        if log_dir is not None and trainer.is_global_zero:
+            existing = Path(log_dir) / self.config_filename
+            if existing.is_file():
+                stem, suffix = existing.stem, existing.suffix
+                number = 1
+                while (kept := existing.with_name(f"{stem}.{number}{suffix}")).exists():
+                    number += 1
+                existing.rename(kept)
+        super().setup(trainer, pl_module, stage)
