@@ -23,6 +23,7 @@ import importlib
 import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -87,14 +88,21 @@ def condense_parser_error(message: str) -> str:
     missing_import = (
         r"Problem with given class_path '([^']+)':\s*(?:module '[^']+' has no attribute|No module named)"
     )
-    if match := re.search(r"Expected a dot import path string: (\S+)", message) or re.search(
-        missing_import, message
+    missing_callable = (
+        r"callable class: (?:module '[^']+' has no attribute|No module named)[^.]*\. Got value: (\S+)"
+    )
+    if match := (
+        re.search(r"Expected a dot import path string: (\S+)", message)
+        or re.search(missing_import, message)
+        or re.search(missing_callable, message)
     ):
         return (
             f"{prefix}unknown class {match.group(1)!r}: give an importable class path or a class mlplab has"
         )
     if match := re.search(r"Option '([^']+)' is not accepted.*?class_path='([^']+)'", message):
         return f"{prefix}{match.group(2).rsplit('.', 1)[-1]} has no argument {match.group(1)!r}"
+    if match := re.search(r"Option '([^']+)' is not accepted", message):
+        return f"{prefix}unknown argument {match.group(1)!r}"
     expected = re.findall(r"Expected a <class '([^']+)'>", message)
     nested_arg = r"(?:NestedArg\(key='[^']*', val=)?"
     given = re.search(rf"Given value: {nested_arg}'?([^']+?)'?\)?$", message, re.MULTILINE)
@@ -189,6 +197,14 @@ def check_output_folder(folder: str | os.PathLike | None) -> None:
         raise ConfigError(f"trainer.default_root_dir {str(given)!r}: {probe} is a file, not a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise ConfigError(f"trainer.default_root_dir {str(given)!r}: cannot write in {probe} (no permission)")
+    if probe != given.absolute():  # the folder is to be made: make sure it can be (root passes access())
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".mlplab-probe-", dir=probe))
+        except OSError as error:
+            raise ConfigError(
+                f"trainer.default_root_dir {str(given)!r}: cannot create folders in {probe} "
+                f"({error.strerror or error})"
+            ) from error
 
 
 def import_class(path: str) -> Any:
@@ -319,6 +335,9 @@ class MLPLabCLI(LightningCLI):
             return
         config = self.config[subcommand]
         check_output_folder(config.trainer.get("default_root_dir"))
+        interval = config.trainer.get("val_check_interval")
+        if interval is not None and interval <= 0:
+            raise ConfigError(f"trainer.val_check_interval must be positive, got {interval}")
         ckpt_path = config.get("ckpt_path")
         if ckpt_path in ("best", "last"):
             ckpt_path = config.ckpt_path = str(newest_checkpoint(config, ckpt_path))
@@ -384,7 +403,7 @@ class MLPLabCLI(LightningCLI):
             short = saved["class_path"].rsplit(".", 1)[-1]
             return [
                 ("model", saved["class_path"], explicit["class_path"],
-                 f"a {short} checkpoint needs the {short} task (use the config it was trained with)")
+                 f"it holds a model of the {short} task: use the config it was trained with")
             ]  # fmt: skip
         task = import_class(saved["class_path"])
         architecture = getattr(task, "architecture_arguments", ("backbone",))
@@ -431,10 +450,20 @@ class MLPLabCLI(LightningCLI):
         if ckpt_path.resolve().parent.name == "checkpoints" and run.parent == root / "lightning_logs":
             self._resume_logger = {"save_dir": str(given_root), "version": run.name, "purge_step": step}
 
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        kwargs.setdefault("allow_abbrev", False)  # --model.noise must not silently mean --model.noise_std
+        return super().init_parser(**kwargs)
+
     def instantiate_trainer(self, **kwargs: Any) -> Any:
+        """Build the Trainer; what its arguments' checks raise is reported as one ``trainer:`` line."""
         if self._resume_logger is not None and "logger" not in kwargs:
             kwargs["logger"] = TensorBoardLogger(**self._resume_logger)
-        return super().instantiate_trainer(**kwargs)
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except (ValueError, TypeError, MisconfigurationException) as error:
+            if isinstance(error, MLPLabError):
+                raise
+            raise ConfigError(f"trainer: {' '.join(str(error).split())}") from error
 
 
 def check_checkpoint_file(path: str) -> None:

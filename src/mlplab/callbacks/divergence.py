@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping
 
 from mlplab.callbacks.checkpoint import non_finite_weights
-from mlplab.errors import TrainingDivergedError
+from mlplab.errors import ConfigError, TrainingDivergedError
 
 
 class DivergenceGuard(Callback):
@@ -30,8 +30,10 @@ class DivergenceGuard(Callback):
     """
 
     def __init__(self, enabled: bool = True, check_every_n_steps: int = 25):
+        if check_every_n_steps <= 0:
+            raise ConfigError(f"divergence.check_every_n_steps must be positive, got {check_every_n_steps}")
         self.enabled = enabled
-        self.check_every_n_steps = max(1, check_every_n_steps)
+        self.check_every_n_steps = check_every_n_steps
         self._first_bad_step: torch.Tensor | None = None
         self._bad_loss: torch.Tensor | None = None
         self._epochs: dict[int, tuple[int, int]] = {}
@@ -76,11 +78,13 @@ class DivergenceGuard(Callback):
                 value = trainer.callback_metrics.get(callback.monitor)
                 shown = f"{float(value):g}" if value is not None else "not finite"
                 best = callback.best_score
-                best_text = f"{float(best):g}" if best is not None and math.isfinite(float(best)) else "none"
+                if best is not None and math.isfinite(float(best)):
+                    before = f"the best {callback.monitor} before was {float(best):g}, kept in best.ckpt"
+                else:
+                    before = f"{callback.monitor} was never finite, so no best.ckpt was written"
                 raise TrainingDivergedError(
                     f"training diverged: the monitored metric {callback.monitor} became {shown} at epoch "
-                    f"{trainer.current_epoch} (step {trainer.global_step}) and EarlyStopping stopped the run "
-                    f"(best {callback.monitor} before: {best_text}; best.ckpt holds it)"
+                    f"{callback.stopped_epoch} and EarlyStopping stopped the run ({before})"
                 )
 
     @staticmethod
