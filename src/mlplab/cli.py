@@ -459,11 +459,16 @@ class MLPLabCLI(LightningCLI):
         if self._resume_logger is not None and "logger" not in kwargs:
             kwargs["logger"] = TensorBoardLogger(**self._resume_logger)
         try:
-            return super().instantiate_trainer(**kwargs)
+            trainer = super().instantiate_trainer(**kwargs)
         except (ValueError, TypeError, MisconfigurationException) as error:
             if isinstance(error, MLPLabError):
                 raise
             raise ConfigError(f"trainer: {' '.join(str(error).split())}") from error
+        if self._resume_logger is not None:
+            for callback in trainer.callbacks:
+                if isinstance(callback, BestCheckpoint):
+                    callback.resuming_in_place = True
+        return trainer
 
 
 def check_checkpoint_file(path: str) -> None:

@@ -95,7 +95,12 @@ def write_configs(root: Path) -> dict[str, str]:
             "model": recipe("timeseries/dlinear_etth1_96.yaml")["model"],
             "data": {
                 "class_path": "CSVDataModule",
-                "init_args": {"file": str(root / "series.csv"), "lookback": 24, "horizon": 12, "batch_size": 16},
+                "init_args": {
+                    "file": str(root / "series.csv"),
+                    "lookback": 24,
+                    "horizon": 12,
+                    "batch_size": 16,
+                },
             },
         },
     }

@@ -219,6 +219,8 @@ class BestCheckpoint(ModelCheckpoint):
         self._last_written_time = 0.0
         self._stop_requested = False
         self._previous_sigint: Any = None
+        #: Set by the CLI when a resumed fit continues in the checkpoint's own run directory.
+        self.resuming_in_place = False
 
     # ------------------------------------------------------------------------------------ setup
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -230,7 +232,7 @@ class BestCheckpoint(ModelCheckpoint):
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         self._stage = stage
         with warnings.catch_warnings():
-            if trainer.ckpt_path:  # a resumed fit may continue in its own folder, of course not empty
+            if self.resuming_in_place:  # a resumed fit continues in its own folder, of course not empty
                 warnings.filterwarnings("ignore", message=".*exists and is not empty")
             super().setup(trainer, pl_module, stage)
 

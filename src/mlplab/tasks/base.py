@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from lightning.fabric.utilities.throughput import measure_flops
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from mlplab.errors import CheckpointError, ConfigError
@@ -108,6 +109,7 @@ class Task(L.LightningModule):
         self._backbone_factory: Callable[..., nn.Module] | None = None
         self._backbone_args: tuple = ()
         self._rng_states_to_restore: dict[str, Any] | None = None
+        self._run_length: int | None = None
 
     # ------------------------------------------------------------------------------- backbone
     def build_backbone(self, factory: Callable[..., nn.Module], *shapes: Any) -> nn.Module:
@@ -159,7 +161,7 @@ class Task(L.LightningModule):
         except (ValueError, TypeError) as error:
             raise ConfigError(f"model.lr_scheduler: {str(error).strip().splitlines()[0]}") from error
         if getattr(scheduler, "total_steps", 0) is None:
-            scheduler.total_steps = int(self.trainer.estimated_stepping_batches)
+            scheduler.total_steps = self._run_length = int(self.trainer.estimated_stepping_batches)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": self.lr_scheduler_interval},
@@ -192,6 +194,18 @@ class Task(L.LightningModule):
         if self._rng_states_to_restore is not None:
             restore_rng_states(self._rng_states_to_restore)
             self._rng_states_to_restore = None
+        self._warn_if_schedule_length_changed()
+
+    def _warn_if_schedule_length_changed(self) -> None:
+        """Say so when a resumed fit is longer or shorter than the one its schedule was built for."""
+        for config in self.trainer.lr_scheduler_configs:
+            built_for = getattr(config.scheduler, "total_steps", None)
+            if self._run_length is not None and built_for is not None and built_for != self._run_length:
+                rank_zero_warn(
+                    f"{type(config.scheduler).__name__} was built for a run of {built_for} steps (restored "
+                    f"from the checkpoint) but this fit runs to {self._run_length}: the schedule keeps its "
+                    "length"
+                )
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse, in one line, a checkpoint whose weights do not fit this model; keep its RNG states."""
