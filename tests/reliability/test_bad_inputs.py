@@ -341,7 +341,7 @@ CASES: list[tuple[str, str, int, str]] = [
         "ckpt-architecture-dh",
         TEST_IMG + " --ckpt_path={image_best} --model.backbone.d_h=64",
         2,
-        "model.backbone.d_h: the checkpoint best.ckpt was trained with 128, this run gives 64",
+        "model.backbone.d_h: the checkpoint best.ckpt was trained with 32, this run gives 64",
     ),
     (
         "ckpt-architecture-family",
