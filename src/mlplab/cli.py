@@ -245,27 +245,41 @@ def lookup(config: Any, dotted: str) -> tuple[bool, Any]:
     return True, config
 
 
-def run_folders(root: Path) -> list[Path]:
-    """The run directories ``<root>/lightning_logs/*`` (the default logger's layout)."""
-    logs = root / "lightning_logs"
+def run_folders(logs: Path) -> list[Path]:
+    """The run directories in a logger's folder (``<default_root_dir>/lightning_logs/*``)."""
     return [path for path in logs.iterdir() if path.is_dir()] if logs.is_dir() else []
 
 
-def newest_checkpoint(config: Any, name: str) -> Path:
-    """The newest ``<name>.ckpt`` this run's checkpoint callback would write into, by modification time.
+def checkpoint_folders(config: Any) -> tuple[list[Path], Path]:
+    """The folders a run's checkpoint callback writes into, and how to name them in a message.
 
-    That is ``checkpoint.dirpath`` when set, else the ``checkpoints`` folder of every run directory under
-    ``trainer.default_root_dir`` (``lightning_logs/version_*``).
+    ``checkpoint.dirpath`` when set; else ``checkpoints`` in the run directory a configured logger names
+    (``save_dir`` / ``name`` / ``version``), or in every run directory of the logger's folder
+    (``<default_root_dir>/lightning_logs/*`` by default).
+    """
+    dirpath = config.get("checkpoint", {}).get("dirpath")
+    if dirpath:
+        return [Path(dirpath).expanduser()], Path(dirpath)
+    root = Path(config.trainer.get("default_root_dir") or os.getcwd()).expanduser()
+    logger = plain(config.trainer.get("logger"))
+    options = logger.get("init_args") or {} if isinstance(logger, dict) else {}
+    logs = Path(options.get("save_dir") or root).expanduser() / (options.get("name") or "lightning_logs")
+    version = options.get("version")
+    if version is not None:
+        run = logs / (version if isinstance(version, str) else f"version_{version}")
+        return [run / "checkpoints"], run / "checkpoints"
+    return [run / "checkpoints" for run in run_folders(logs)], logs / "*" / "checkpoints"
+
+
+def newest_checkpoint(config: Any, name: str) -> Path:
+    """The newest ``<name>.ckpt`` (by modification time) in the folders of :func:`checkpoint_folders`.
 
     Raises:
         CheckpointError: When there is none.
     """
-    root = Path(config.trainer.get("default_root_dir") or os.getcwd()).expanduser()
-    dirpath = config.get("checkpoint", {}).get("dirpath")
-    folders = [Path(dirpath).expanduser()] if dirpath else [run / "checkpoints" for run in run_folders(root)]
+    folders, where = checkpoint_folders(config)
     found = [folder / f"{name}.ckpt" for folder in folders if (folder / f"{name}.ckpt").is_file()]
     if not found:
-        where = Path(dirpath) if dirpath else root / "lightning_logs" / "*" / "checkpoints"
         advice = (
             "nothing to resume: run fit without --ckpt_path to start a new run"
             if name == "last"

@@ -332,6 +332,14 @@ CASES: list[tuple[str, str, int, str]] = [
         "there is no last.ckpt",
     ),
     (
+        "ckpt-last-in-a-named-run",
+        RESUME_IMG
+        + " --ckpt_path=last --trainer.logger=TensorBoardLogger --trainer.logger.save_dir={image_root} "
+        "--trainer.logger.version=9",
+        2,
+        "there is no last.ckpt in {image_root}/lightning_logs/version_9/checkpoints",
+    ),
+    (
         "ckpt-predict-without",
         "predict --config {image_config} --trainer.default_root_dir={image_root}",
         2,
@@ -459,6 +467,6 @@ def test_bad_input(workspace, capsys, name, command, status, cause):
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, err[-2000:]
-    assert cause in errors[0], errors[0]
+    assert workspace.fill(cause) in errors[0], errors[0]
     assert "Traceback" not in err
     assert workspace.digests() == workspace.before, "an earlier run folder changed"
