@@ -6,20 +6,32 @@ this module imports the task, data and model packages. What the DataModule knows
 (image shape, number of classes, ...) is linked into the task, which hands it to its backbone, so a
 config never states a dimension twice. Five callbacks are always present and configured under their
 own top-level keys: ``checkpoint`` (``checkpoints/best.ckpt`` by the task's main metric, and
-``last.ckpt``), ``throughput`` (samples/s, FLOPs/s, MFU), ``lr_monitor``, ``compile`` (opt-in
-``torch.compile``) and ``predictions`` (``predict`` writes ``predictions.pt`` to the run directory).
+``last.ckpt``), ``divergence`` (stop on a non-finite loss or weights), ``throughput`` (samples/s,
+FLOPs/s, MFU), ``lr_monitor``, ``compile`` (opt-in ``torch.compile``) and ``predictions`` (``predict``
+writes ``predictions.pt`` to the run directory).
+
+With ``--ckpt_path`` the run's arguments meet the checkpoint's (see :meth:`MLPLabCLI._parse_ckpt_path`
+and ``docs/reliability.md``): what the config files and the command line give explicitly is honoured,
+except architecture arguments that differ from the checkpoint's, which are refused in one line; what
+they leave out comes from the checkpoint. ``--ckpt_path best`` / ``last`` name the newest such file of
+the run directories under ``default_root_dir``, and a resumed ``fit`` continues in its run directory.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
 
 import mlplab.data  # noqa: F401  (registers the DataModules for short class names)
 import mlplab.models  # noqa: F401  (registers the families)
@@ -27,12 +39,15 @@ import mlplab.tasks  # noqa: F401  (registers the tasks)
 from mlplab.callbacks import (
     BestCheckpoint,
     CompileBackbone,
+    DivergenceGuard,
     LearningRates,
     SavePredictions,
     SaveRunConfig,
     Throughput,
 )
-from mlplab.errors import CheckpointError, MLPLabError
+from mlplab.callbacks.checkpoint import verify_checkpoint_file
+from mlplab.errors import CheckpointError, ConfigError, MLPLabError
+from mlplab.tasks.base import plain
 
 #: DataModule attributes handed to the task argument of the same name, when both exist.
 LINKED_DATA_ATTRIBUTES = (
@@ -48,6 +63,14 @@ LINKED_DATA_ATTRIBUTES = (
 )
 
 DEBUG_ENV_VAR = "MLPLAB_DEBUG"
+
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+#: Task arguments whose state a resumed fit takes from the checkpoint (optimiser moments, schedule).
+RESUMED_STATE_ARGUMENTS = ("optimizer", "lr_scheduler", "lr_scheduler_interval")
+
+#: ``--ckpt_path`` values Lightning resolves itself.
+LIGHTNING_CKPT_NAMES = ("hpc", "registry")
 
 DESCRIPTION = (
     "mlplab: train MLP-centred architectures. fit / validate / test / predict run one config (see "
@@ -65,14 +88,21 @@ def condense_parser_error(message: str) -> str:
     missing_import = (
         r"Problem with given class_path '([^']+)':\s*(?:module '[^']+' has no attribute|No module named)"
     )
-    if match := re.search(r"Expected a dot import path string: (\S+)", message) or re.search(
-        missing_import, message
+    missing_callable = (
+        r"callable class: (?:module '[^']+' has no attribute|No module named)[^.]*\. Got value: (\S+)"
+    )
+    if match := (
+        re.search(r"Expected a dot import path string: (\S+)", message)
+        or re.search(missing_import, message)
+        or re.search(missing_callable, message)
     ):
         return (
             f"{prefix}unknown class {match.group(1)!r}: give an importable class path or a class mlplab has"
         )
     if match := re.search(r"Option '([^']+)' is not accepted.*?class_path='([^']+)'", message):
         return f"{prefix}{match.group(2).rsplit('.', 1)[-1]} has no argument {match.group(1)!r}"
+    if match := re.search(r"Option '([^']+)' is not accepted", message):
+        return f"{prefix}unknown argument {match.group(1)!r}"
     expected = re.findall(r"Expected a <class '([^']+)'>", message)
     nested_arg = r"(?:NestedArg\(key='[^']*', val=)?"
     given = re.search(rf"Given value: {nested_arg}'?([^']+?)'?\)?$", message, re.MULTILINE)
@@ -87,6 +117,176 @@ def condense_parser_error(message: str) -> str:
     ]
     details = [line for line in details if line]
     return prefix + (details[-1] if details else message.strip())
+
+
+class _StrictYAMLLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(
+                    f"{self.name}, line {line}: the key {key!r} is given twice in one mapping (first on "
+                    f"line {seen[key]}); keep one"
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def check_config_file(path: str | Path) -> None:
+    """Raise :class:`ConfigError`, naming the file, the line and the reason, unless ``path`` is a usable
+    config: valid UTF-8 YAML, no key twice in one mapping, a mapping at the top level.
+
+    jsonargparse reads config files too, but reports problems without the file or in words like
+    ``Unexpected config:``; this check runs first.
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start})") from error
+    except OSError as error:
+        raise ConfigError(f"cannot read the config {path} ({error.strerror or error})") from error
+    loader = _StrictYAMLLoader(text)
+    loader.name = str(path)
+    try:
+        data = loader.get_single_data()
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        lines = text.splitlines()
+        if mark is not None and mark.line < len(lines) and "\t" in lines[mark.line][: mark.column + 1]:
+            reason = "a tab character: YAML indents with spaces only"
+        else:
+            reason = " ".join(filter(None, (error.context, error.problem)))
+        raise ConfigError(f"{path}{where}: not valid YAML ({reason})") from error
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from error
+    finally:
+        loader.dispose()
+    if data is None:
+        raise ConfigError(f"{path} is empty: a config is a mapping with keys such as model, data and trainer")
+    if not isinstance(data, dict):
+        kind = {list: "a list", str: "a single string"}.get(type(data), f"a {type(data).__name__}")
+        raise ConfigError(
+            f"{path}: the top level must be a mapping (keys such as model, data, trainer), not {kind}"
+        )
+
+
+def config_files_in(argv: list[str]) -> list[str]:
+    """The files named by ``--config`` / ``-c`` in a command line."""
+    files = []
+    for index, argument in enumerate(argv):
+        if argument in ("--config", "-c") and index + 1 < len(argv):
+            files.append(argv[index + 1])
+        elif argument.startswith("--config="):
+            files.append(argument.split("=", 1)[1])
+    return files
+
+
+def check_output_folder(folder: str | os.PathLike | None) -> None:
+    """Raise :class:`ConfigError` when a run could not create or write ``folder`` (``default_root_dir``)."""
+    given = Path(folder if folder is not None else os.getcwd()).expanduser()
+    probe = given.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"trainer.default_root_dir {str(given)!r}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"trainer.default_root_dir {str(given)!r}: cannot write in {probe} (no permission)")
+    if probe != given.absolute():  # the folder is to be made: make sure it can be (root passes access())
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".mlplab-probe-", dir=probe))
+        except OSError as error:
+            raise ConfigError(
+                f"trainer.default_root_dir {str(given)!r}: cannot create folders in {probe} "
+                f"({error.strerror or error})"
+            ) from error
+
+
+def import_class(path: str) -> Any:
+    """The class at a dotted import path, or ``None`` when it cannot be imported."""
+    module, _, name = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return None
+
+
+def same_class(first: Any, second: Any) -> bool:
+    """Whether two class paths name the same class (``mlplab.models.X`` and the module path of ``X``)."""
+    if first == second:
+        return True
+    if not (isinstance(first, str) and isinstance(second, str)):
+        return False
+    one, other = import_class(first), import_class(second)
+    return one is not None and one is other
+
+
+def leaves(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """``(dotted key, value)`` of every leaf of a nested config (class paths are leaves too)."""
+    if isinstance(value, dict):
+        found = []
+        for key, item in value.items():
+            found += leaves(item, f"{prefix}.{key}" if prefix else str(key))
+        return found
+    return [(prefix, value)]
+
+
+def lookup(config: Any, dotted: str) -> tuple[bool, Any]:
+    """``(found, value)`` of a dotted key in a nested dict."""
+    for key in dotted.split("."):
+        if not isinstance(config, dict) or key not in config:
+            return False, None
+        config = config[key]
+    return True, config
+
+
+def run_folders(logs: Path) -> list[Path]:
+    """The run directories in a logger's folder (``<default_root_dir>/lightning_logs/*``)."""
+    return [path for path in logs.iterdir() if path.is_dir()] if logs.is_dir() else []
+
+
+def checkpoint_folders(config: Any) -> tuple[list[Path], Path]:
+    """The folders a run's checkpoint callback writes into, and how to name them in a message.
+
+    ``checkpoint.dirpath`` when set; else ``checkpoints`` in the run directory a configured logger names
+    (``save_dir`` / ``name`` / ``version``), or in every run directory of the logger's folder
+    (``<default_root_dir>/lightning_logs/*`` by default).
+    """
+    dirpath = config.get("checkpoint", {}).get("dirpath")
+    if dirpath:
+        return [Path(dirpath).expanduser()], Path(dirpath)
+    root = Path(config.trainer.get("default_root_dir") or os.getcwd()).expanduser()
+    logger = plain(config.trainer.get("logger"))
+    options = logger.get("init_args") or {} if isinstance(logger, dict) else {}
+    logs = Path(options.get("save_dir") or root).expanduser() / (options.get("name") or "lightning_logs")
+    version = options.get("version")
+    if version is not None:
+        run = logs / (version if isinstance(version, str) else f"version_{version}")
+        return [run / "checkpoints"], run / "checkpoints"
+    return [run / "checkpoints" for run in run_folders(logs)], logs / "*" / "checkpoints"
+
+
+def newest_checkpoint(config: Any, name: str) -> Path:
+    """The newest ``<name>.ckpt`` (by modification time) in the folders of :func:`checkpoint_folders`.
+
+    Raises:
+        CheckpointError: When there is none.
+    """
+    folders, where = checkpoint_folders(config)
+    found = [folder / f"{name}.ckpt" for folder in folders if (folder / f"{name}.ckpt").is_file()]
+    if not found:
+        advice = (
+            "nothing to resume: run fit without --ckpt_path to start a new run"
+            if name == "last"
+            else "fit first, or give the checkpoint's path"
+        )
+        raise CheckpointError(f"--ckpt_path {name}: there is no {name}.ckpt in {where}; {advice}")
+    return max(found, key=lambda path: (path.stat().st_mtime, str(path)))
 
 
 class MLPLabArgumentParser(LightningArgumentParser):
@@ -109,6 +309,14 @@ class MLPLabCLI(LightningCLI):
     """
 
     def __init__(self, args: Any = None, run: bool = True, **kwargs: Any):
+        argv = sys.argv[1:] if args is None else args
+        self._argv = list(argv) if isinstance(argv, (list, tuple)) else None
+        # build only the named subcommand's parser: each takes about a quarter of a second
+        self._only_subcommand = self._argv[0] if run and self._argv and self._argv[0] in SUBCOMMANDS else None
+        for file in config_files_in(self._argv or []):
+            if Path(file).is_file():
+                check_config_file(file)
+        self._resume_logger: dict[str, Any] | None = None
         kwargs.setdefault("subclass_mode_model", True)
         kwargs.setdefault("subclass_mode_data", True)
         kwargs.setdefault("auto_configure_optimizers", False)  # tasks own their optimiser arguments
@@ -118,9 +326,15 @@ class MLPLabCLI(LightningCLI):
         kwargs["parser_kwargs"] = {"description": DESCRIPTION, **(kwargs.get("parser_kwargs") or {})}
         super().__init__(args=args, run=run, **kwargs)
 
+    def subcommands(self) -> dict[str, set[str]]:  # LightningCLI's is static; every caller uses self
+        every = LightningCLI.subcommands()
+        only = getattr(self, "_only_subcommand", None)
+        return {only: every[only]} if only else every
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(BestCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.filename": "best"})
+        parser.add_lightning_class_args(DivergenceGuard, "divergence")
         parser.add_lightning_class_args(Throughput, "throughput")
         parser.add_lightning_class_args(LearningRates, "lr_monitor")
         parser.add_lightning_class_args(CompileBackbone, "compile")
@@ -131,42 +345,170 @@ class MLPLabCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
+        if not subcommand:
+            return
+        config = self.config[subcommand]
+        check_output_folder(config.trainer.get("default_root_dir"))
+        interval = config.trainer.get("val_check_interval")
+        if interval is not None and interval <= 0:
+            raise ConfigError(f"trainer.val_check_interval must be positive, got {interval}")
+        ckpt_path = config.get("ckpt_path")
+        if ckpt_path in ("best", "last"):
+            ckpt_path = config.ckpt_path = str(newest_checkpoint(config, ckpt_path))
+        if ckpt_path and ckpt_path not in LIGHTNING_CKPT_NAMES:
+            verify_checkpoint_file(ckpt_path)
+        if subcommand == "predict" and not ckpt_path:
+            raise ConfigError(
+                "predict needs --ckpt_path: a trained model's checkpoint, or best / last for the newest "
+                "of the runs under trainer.default_root_dir (without one the predictions would come from "
+                "an untrained model)"
+            )
+
+    def _explicit_model_config(self, subcommand: str) -> dict[str, Any]:
+        """The model arguments the config files and the command line give, without any default."""
+        if self._argv is None:  # arguments given as a dict: all of it is explicit
+            return plain(self.config[subcommand].get("model")) or {}
+        explicit = self.parser.parse_args(self._argv, defaults=False)
+        return plain(explicit.get(subcommand, {}).get("model")) or {}
+
+    def _parse_ckpt_path(self) -> None:
+        """Meet the run's model arguments with the hyper-parameters of ``--ckpt_path``'s checkpoint.
+
+        Lightning lets the checkpoint's hyper-parameters replace everything, so an explicit
+        ``--model.noise_std 0.5`` was silently evaluated at the checkpoint's noise level. Here the order
+        is defaults < checkpoint < what the config files and the command line give, and an explicit
+        value that differs from the checkpoint's is refused (one line naming the argument and both
+        values) when it is an architecture argument (the task's ``architecture_arguments``: the
+        backbone's class and arguments, and for instance the restoration ``mode``) or, when resuming a
+        fit, optimiser or schedule state that the checkpoint restores. What is applied is what the run
+        records in ``config.yaml`` and ``hparams.yaml``.
+        """
+        subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if ckpt_path and ckpt_path not in ("best", "last", "hpc", "registry"):
-            check_checkpoint_file(ckpt_path)
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+        hparams = plain(dict(checkpoint.get("hyper_parameters") or {}))
+        hparams.pop("_instantiator", None)
+        if "_class_path" not in hparams:
+            return  # not written by mlplab's CLI: its weights alone are loaded
+        saved = {"class_path": hparams.pop("_class_path"), "init_args": hparams}
+        explicit = self._explicit_model_config(subcommand)
+        refusals = self._refusals(saved, explicit, subcommand)
+        if refusals:
+            name, theirs, given, why = refusals[0]
+            others = ", ".join(refusal[0] for refusal in refusals[1:])
+            more = f" (and {len(refusals) - 1} more: {others})" if others else ""
+            raise CheckpointError(
+                f"{name}: the checkpoint {Path(ckpt_path).name} was trained with {theirs!r}, this run gives "
+                f"{given!r}{more}; {why}"
+            )
+        from_checkpoint = {"class_path": saved["class_path"], "dict_kwargs": saved["init_args"]}
+        self.config = self.parser.parse_object({subcommand: {"model": from_checkpoint}}, self.config)
+        if explicit.get("init_args"):
+            self.config = self.parser.parse_object({subcommand: {"model": explicit}}, self.config)
+        if subcommand == "fit":
+            self._plan_resumed_logger(Path(ckpt_path), int(checkpoint.get("global_step", 0)))
+
+    @staticmethod
+    def _refusals(saved: dict[str, Any], explicit: dict[str, Any], subcommand: str) -> list[tuple]:
+        """``(argument, checkpoint's value, given value, why)`` of each explicit value that may not differ."""
+        if explicit.get("class_path") and not same_class(explicit["class_path"], saved["class_path"]):
+            short = saved["class_path"].rsplit(".", 1)[-1]
+            return [
+                ("model", saved["class_path"], explicit["class_path"],
+                 f"it holds a model of the {short} task: use the config it was trained with")
+            ]  # fmt: skip
+        task = import_class(saved["class_path"])
+        architecture = getattr(task, "architecture_arguments", ("backbone",))
+        resumed = RESUMED_STATE_ARGUMENTS if subcommand == "fit" else ()
+        refusals = []
+        for key, given in (explicit.get("init_args") or {}).items():
+            if key not in architecture and key not in resumed:
+                continue
+            why = (
+                "the architecture of a trained model cannot change: leave the argument out to use the "
+                "checkpoint's, or train a new model"
+                if key in architecture
+                else "a resumed fit continues with the checkpoint's optimiser and schedule state: leave the "
+                "argument out, or start a new fit"
+            )
+            theirs = saved["init_args"].get(key)
+            if isinstance(given, dict) and isinstance(theirs, dict) and "class_path" in given:
+                if not same_class(given["class_path"], theirs.get("class_path")):
+                    refusals.append((f"model.{key}", theirs.get("class_path"), given["class_path"], why))
+                    continue
+                given, theirs = given.get("init_args") or {}, theirs.get("init_args") or {}
+                prefix = f"model.{key}."
+            else:
+                given, theirs, prefix = {key: given}, {key: theirs}, "model."
+            for name, value in leaves(given):
+                found, their_value = lookup(theirs, name)
+                if found and not same_class(value, their_value) and plain(value) != plain(their_value):
+                    refusals.append((prefix + name, their_value, value, why))
+        return refusals
+
+    def _plan_resumed_logger(self, ckpt_path: Path, step: int) -> None:
+        """Continue a resumed fit in its own run directory when the checkpoint lies in one of this root's.
+
+        TensorBoard is told to drop what the killed run logged after the checkpoint (``purge_step``),
+        so the curves continue without a fold.
+        """
+        config = self.config["fit"]
+        logger = config.trainer.get("logger")
+        if logger not in (None, True) or config.get("checkpoint", {}).get("dirpath"):
+            return
+        given_root = config.trainer.get("default_root_dir") or os.getcwd()
+        root = Path(given_root).expanduser().resolve()
+        run = ckpt_path.resolve().parent.parent
+        if ckpt_path.resolve().parent.name == "checkpoints" and run.parent == root / "lightning_logs":
+            self._resume_logger = {"save_dir": str(given_root), "version": run.name, "purge_step": step}
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        kwargs.setdefault("allow_abbrev", False)  # --model.noise must not silently mean --model.noise_std
+        return super().init_parser(**kwargs)
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        """Build the Trainer; what its arguments' checks raise is reported as one ``trainer:`` line."""
+        if self._resume_logger is not None and "logger" not in kwargs:
+            kwargs["logger"] = TensorBoardLogger(**self._resume_logger)
+        try:
+            trainer = super().instantiate_trainer(**kwargs)
+        except (ValueError, TypeError, MisconfigurationException) as error:
+            if isinstance(error, MLPLabError):
+                raise
+            raise ConfigError(f"trainer: {' '.join(str(error).split())}") from error
+        if self._resume_logger is not None:
+            for callback in trainer.callbacks:
+                if isinstance(callback, BestCheckpoint):
+                    callback.resuming_in_place = True
+        return trainer
 
 
 def check_checkpoint_file(path: str) -> None:
-    """Raise :class:`CheckpointError` unless ``path`` is a readable Lightning checkpoint."""
-    file = Path(path)
-    if not file.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        try:
-            checkpoint = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError:  # not a zip-format file: load without mmap to learn why
-            checkpoint = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for damaged files
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise CheckpointError(
-            f"cannot read the checkpoint {path}: damaged or not a PyTorch checkpoint "
-            f"({type(error).__name__}: {reason})"
-        ) from error
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise CheckpointError(f"{path} is not a Lightning checkpoint (no state_dict in it)")
+    """Raise :class:`CheckpointError` unless ``path`` is an intact, readable Lightning checkpoint."""
+    verify_checkpoint_file(path)
 
 
 def find_user_error(error: BaseException) -> MLPLabError | None:
     """The :class:`MLPLabError` behind ``error``, following the exceptions it was raised from.
 
-    jsonargparse re-raises errors from a class's ``__init__`` inside its own; this finds ours.
+    jsonargparse re-raises errors from a class's ``__init__`` inside its own; this finds ours. Lightning's
+    ``MisconfigurationException`` (a Trainer argument it cannot use, such as ``accelerator: gpu``
+    without a GPU) counts as a :class:`ConfigError` naming the trainer.
     """
     seen: set[int] = set()
+    misconfiguration = None
     while error is not None and id(error) not in seen:
         if isinstance(error, MLPLabError):
             return error
+        if isinstance(error, MisconfigurationException) and misconfiguration is None:
+            misconfiguration = error
         seen.add(id(error))
         error = error.__cause__ or error.__context__
+    if misconfiguration is not None:
+        message = " ".join(str(misconfiguration).split())
+        return ConfigError(f"trainer: {message}")
     return None
 
 
@@ -191,5 +533,5 @@ def main(args: list[str] | None = None) -> None:
         user_error = find_user_error(error)
         if user_error is None or os.environ.get(DEBUG_ENV_VAR):
             raise
-        sys.stderr.write(f"error: {user_error}\n")
-        sys.exit(2)
+        sys.stderr.write(f"error: {' '.join(str(user_error).split())}\n")
+        sys.exit(user_error.exit_status)

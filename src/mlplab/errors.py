@@ -10,7 +10,13 @@ from __future__ import annotations
 
 
 class MLPLabError(Exception):
-    """Base class of the errors the CLI reports as one clear line."""
+    """Base class of the errors the CLI reports as one clear line.
+
+    ``exit_status`` is the CLI's exit status for the error: 2 for mistakes in the command or the
+    config (the default), 1 for a run that failed on its own (see :class:`TrainingDivergedError`).
+    """
+
+    exit_status: int = 2
 
 
 class ConfigError(MLPLabError, ValueError):
@@ -27,6 +33,16 @@ class DataCorruptError(MLPLabError, ValueError):
 
 class CheckpointError(MLPLabError, ValueError):
     """A checkpoint cannot be read or does not fit the configured model."""
+
+
+class TrainingDivergedError(MLPLabError, FloatingPointError):
+    """Training stopped because the loss, the weights or the monitored metric stopped being finite.
+
+    The message names what went non-finite, the step and the epoch. Exit status 1: the command was
+    valid, the run failed.
+    """
+
+    exit_status = 1
 
 
 def require_positive(owner: str, **values: int) -> None:

@@ -31,6 +31,11 @@ class LinearWarmupDecay(LRScheduler):
         final_fraction: float = 0.0,
         last_epoch: int = -1,
     ):
+        if warmup_steps < 0 or not 0.0 <= final_fraction <= 1.0:
+            raise ValueError(
+                f"LinearWarmupDecay: warmup_steps must be >= 0 and final_fraction in [0, 1], got "
+                f"{warmup_steps} and {final_fraction}"
+            )
         self.total_steps = total_steps
         self.warmup_steps = warmup_steps
         self.final_fraction = final_fraction

@@ -98,5 +98,27 @@ def test_last_checkpoint_is_the_latest_epoch_not_a_copy_of_the_best(tmp_path):
     best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
     last = torch.load(checkpoint.last_model_path, map_location="cpu", weights_only=False)
     assert checkpoint.last_model_path.endswith("last.ckpt")
-    assert (best["epoch"], last["epoch"]) == (0, 2)
-    assert last["global_step"] > best["global_step"]
+    # last.ckpt is written at the end of fit: the state after the third (last) epoch, 3 x 21 steps
+    assert (best["epoch"], best["global_step"]) == (0, 21)
+    assert (last["epoch"], last["global_step"]) == (3, 63)
+
+
+def test_last_checkpoint_every_n_steps_and_at_the_end_only(tmp_path):
+    from mlplab.callbacks import AtomicCheckpointIO
+
+    written = []
+
+    class Spy(L.Callback):
+        def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+            written.append(trainer.global_step)
+
+    checkpoint = BestCheckpoint(
+        filename="best", save_last=True, save_top_k=0, last_every_n_steps=8, last_every_minutes=None
+    )
+    trainer = fit(ImageRestoration(BACKBONE, (1, 8, 8), 10), tmp_path, [checkpoint, Spy()], logger=False)
+    assert written == [8, 16, 24, 32, 40, 42]  # 21 steps per epoch: never after a validation
+    assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+    written.clear()
+    at_the_end = BestCheckpoint(filename="best", save_last=True, save_top_k=0)  # every 10 minutes
+    fit(ImageRestoration(BACKBONE, (1, 8, 8), 10), tmp_path / "b", [at_the_end, Spy()], logger=False)
+    assert written == [42]

@@ -59,3 +59,53 @@ def test_checksum_mismatch(tmp_path):
     with pytest.raises(DataCorruptError, match="fails its sha256 check"):
         verify_checksum(path, "0" * 64)
     verify_checksum(path, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
+
+
+def remaining_after_resume(make_loader, epoch: int, delivered: int) -> tuple[list, list]:
+    """The batches of ``epoch`` after the first ``delivered``: uninterrupted, and from a fresh loader
+    given the interrupted one's state (as Lightning hands it back when a fit resumes)."""
+    loader = make_loader()
+    for _ in range(epoch):
+        list(loader)
+    iterator = iter(loader)
+    for _ in range(delivered):
+        next(iterator)
+    state = loader.state_dict()
+    uninterrupted = list(iterator)
+    resumed = make_loader()
+    resumed.load_state_dict(state)
+    resumed.set_epoch(epoch)  # Lightning's call at the start of every epoch
+    return uninterrupted, list(resumed)
+
+
+def test_tensor_loader_resumes_mid_epoch_with_the_same_batches():
+    data = torch.arange(50)
+    uninterrupted, resumed = remaining_after_resume(
+        lambda: TensorBatchLoader((data,), batch_size=4, shuffle=True, seed=3), epoch=2, delivered=5
+    )
+    assert len(uninterrupted) == 13 - 5 and len(resumed) == len(uninterrupted)
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(uninterrupted, resumed))
+
+
+def test_random_windows_resume_mid_epoch_with_the_same_windows():
+    from mlplab.data import RandomWindowLoader
+
+    tokens = torch.arange(1000)
+    uninterrupted, resumed = remaining_after_resume(
+        lambda: RandomWindowLoader(tokens, context_length=8, batch_size=3, batches=6, seed=1),
+        epoch=1,
+        delivered=4,
+    )
+    assert len(resumed) == 2
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(uninterrupted, resumed))
+
+
+def test_set_epoch_chooses_the_permutation_and_a_resume_position_only_applies_to_its_epoch():
+    loader = TensorBatchLoader((torch.arange(20),), batch_size=5, shuffle=True, seed=0)
+    epochs = [torch.cat([b[0] for b in loader]) for _ in range(3)]  # epochs 0, 1, 2 in turn
+    loader.set_epoch(1)
+    assert torch.equal(torch.cat([b[0] for b in loader]), epochs[1])
+    loader.load_state_dict({"epoch": 2, "position": 3})
+    loader.set_epoch(0)  # the trainer moved on to another epoch: start it from its beginning
+    assert torch.equal(torch.cat([b[0] for b in loader]), epochs[0])
+    assert loader.state_dict() == {"epoch": 0, "position": 4}

@@ -1,14 +1,17 @@
-"""Callbacks for cross-cutting concerns: best checkpoint, throughput / FLOPs / MFU, compilation."""
+"""Callbacks for cross-cutting concerns: checkpoints, divergence, throughput / FLOPs / MFU, compilation."""
 
-from mlplab.callbacks.checkpoint import BestCheckpoint
+from mlplab.callbacks.checkpoint import AtomicCheckpointIO, BestCheckpoint
 from mlplab.callbacks.compile import CompileBackbone
+from mlplab.callbacks.divergence import DivergenceGuard
 from mlplab.callbacks.logging import LearningRates, SaveRunConfig
 from mlplab.callbacks.predictions import SavePredictions
 from mlplab.callbacks.throughput import Throughput, leading_batch_size
 
 __all__ = [
+    "AtomicCheckpointIO",
     "BestCheckpoint",
     "CompileBackbone",
+    "DivergenceGuard",
     "LearningRates",
     "SavePredictions",
     "SaveRunConfig",

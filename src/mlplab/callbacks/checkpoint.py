@@ -1,54 +1,363 @@
-"""Keep the best checkpoint by the task's own main metric, and the latest one beside it."""
+"""Checkpoints that survive kills and are never silently damaged: best by the task's metric, latest beside it.
+
+* :func:`atomic_save` writes a checkpoint to a temporary file in the target's folder, flushes and
+  fsyncs it, then renames it over the target: a kill at any moment leaves the old file or the new one.
+* :func:`verify_checkpoint_file` checks a checkpoint before it is loaded (the zip's CRC of every
+  record, then its structure) and names what is wrong in one line.
+* :class:`AtomicCheckpointIO` makes every checkpoint the trainer writes or reads go through both.
+* :class:`BestCheckpoint` keeps ``best.ckpt`` by the task's main metric and ``last.ckpt`` at an
+  interval, at the end of fit, on an exception and on Ctrl-C (which then stops at the end of the
+  current step, so that the saved state resumes exactly).
+"""
 
 from __future__ import annotations
 
+import math
+import os
+import signal
+import tempfile
+import threading
+import time
+import warnings
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_warn
+
+from mlplab.errors import CheckpointError, ConfigError, TrainingDivergedError
+
+PARTIAL_SUFFIX = ".partial"
 
 
-class BestCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` that, when ``monitor`` is not set, follows the task's main validation metric.
+# ------------------------------------------------------------------------------------------ files
+def _partial_prefix(path: Path) -> str:
+    return f".{path.name}."
 
-    Every mlplab task names its main metric (``monitor``, e.g. ``val/psnr``) and whether larger is
-    better (``monitor_mode``); this callback picks them up at setup, so a recipe never spells them out.
-    Set ``monitor`` (and ``mode``) to choose another metric. All other arguments are
-    ``ModelCheckpoint``'s; checkpoints go to ``<run dir>/checkpoints`` unless ``dirpath`` is set.
 
-    With ``save_last=True`` (mlplab's default), ``last.ckpt`` holds the state after the latest
-    validation (or training epoch, where no validation runs), for resuming with ``--ckpt_path last``.
-    Lightning 2.6 writes it only when a top-k checkpoint is saved at the same step, which made it a
-    copy of the best one; this callback writes it at every such point whatever the Lightning version.
+def remove_partial_files(path: Path) -> None:
+    """Delete the temporary files that writes of ``path`` killed before their rename left behind."""
+    for stale in path.parent.glob(f"{_partial_prefix(path)}*{PARTIAL_SUFFIX}"):
+        stale.unlink(missing_ok=True)
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:  # some platforms and file systems cannot open folders
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_save(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
+    """``torch.save`` that never leaves a partial file at ``path``.
+
+    The checkpoint goes to ``.<name>.<random>.partial`` in the same folder, which is flushed and
+    fsynced and then renamed over ``path`` (an atomic replacement on POSIX and Windows); the folder is
+    fsynced so that the rename survives a power cut. Partial files of earlier, killed writes of the
+    same name are removed first; a failing write removes its own.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_partial_files(target)
+    descriptor, temporary = tempfile.mkstemp(
+        prefix=_partial_prefix(target), suffix=PARTIAL_SUFFIX, dir=target.parent
+    )
+    try:
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp creates 0600; a checkpoint is an ordinary file
+        with os.fdopen(descriptor, "wb") as handle:
+            torch.save(checkpoint, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _fsync_folder(target.parent)
+
+
+def verify_checkpoint_archive(path: str | os.PathLike) -> None:
+    """Raise :class:`CheckpointError`, in one line, unless ``path`` is a complete, undamaged checkpoint file.
+
+    Checks that the file exists and is a complete zip archive (PyTorch's format) whose every record
+    matches its CRC-32: ``torch.load`` itself does not check them, so a flipped bit in the weights would
+    load silently. Reading the records costs about as much as loading them.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if file.stat().st_size == 0:
+        raise CheckpointError(f"the checkpoint {path} is empty (0 bytes): a write of it was cut off")
+    try:
+        with zipfile.ZipFile(file) as archive:
+            damaged = archive.testzip()
+    except zipfile.BadZipFile as error:
+        raise CheckpointError(
+            f"cannot read the checkpoint {path}: damaged, cut off, or not a PyTorch checkpoint ({error})"
+        ) from error
+    except OSError as error:
+        raise CheckpointError(f"cannot read the checkpoint {path} ({error})") from error
+    if damaged is not None:
+        raise CheckpointError(
+            f"the checkpoint {path} is damaged: its record {damaged} fails its CRC-32 check"
+        )
+
+
+def verify_checkpoint_file(path: str | os.PathLike) -> None:
+    """:func:`verify_checkpoint_archive`, then check that the file loads safely and holds a ``state_dict``.
+
+    The safe load (``weights_only``) is what the CLI uses to read a checkpoint's hyper-parameters.
+    """
+    verify_checkpoint_archive(path)
+    file = Path(path)
+    try:
+        checkpoint = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # torch raises many types for files it cannot unpickle
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise CheckpointError(
+            f"cannot read the checkpoint {path}: not a PyTorch checkpoint mlplab can load "
+            f"({type(error).__name__}: {reason})"
+        ) from error
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(f"{path} is not a Lightning checkpoint (no state_dict in it)")
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint I/O, writing with :func:`atomic_save` and checking the archive before reading.
+
+    Lightning's own writer serialises to memory and lets fsspec move a temporary file from the system's
+    temporary folder into place: not fsynced, not atomic across file systems, and a kill leaves the
+    temporary file outside the run folder.
     """
 
-    _last_saved_at_step: int | None = None
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        atomic_save(checkpoint, path)
 
+    def load_checkpoint(self, path: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        verify_checkpoint_archive(path)
+        return super().load_checkpoint(path, *args, **kwargs)
+
+
+# ----------------------------------------------------------------------------------- finiteness
+def non_finite_weights(module: torch.nn.Module) -> list[str]:
+    """Names of the parameters and floating-point buffers of ``module`` holding NaN or infinity."""
+    tensors = [(n, t) for n, t in module.named_parameters()]
+    tensors += [(n, t) for n, t in module.named_buffers() if t.is_floating_point()]
+    if not tensors:
+        return []
+    finite = torch.stack([torch.isfinite(t).all() for _, t in tensors]).cpu()
+    return [name for (name, _), ok in zip(tensors, finite.tolist()) if not ok]
+
+
+def _is_nan(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return bool(torch.isnan(value).any())
+    return isinstance(value, float) and math.isnan(value)
+
+
+# ----------------------------------------------------------------------------------- the callback
+class BestCheckpoint(ModelCheckpoint):
+    """``best.ckpt`` by the task's main metric and ``last.ckpt`` to resume from, written so they survive.
+
+    **best.ckpt**: when ``monitor`` is not set, the task's main validation metric (``monitor``, e.g.
+    ``val/psnr``) and whether larger is better (``monitor_mode``) are picked up at setup, so a recipe
+    never spells them out. A ``monitor`` that names no metric the run logs ends the run with one
+    error line right after the sanity check, before training (or at the first validation when
+    ``num_sanity_val_steps`` is 0). A NaN metric or non-finite weights are never saved.
+
+    **last.ckpt** holds the latest state, for ``--ckpt_path last``: it is written every
+    ``last_every_n_steps`` training steps and/or every ``last_every_minutes`` of training, at the end of
+    fit, and when training stops on an exception (not a divergence) or on Ctrl-C. The first Ctrl-C
+    stops training at the end of the current step (a second one stops at once), so that the saved
+    state resumes exactly; so does ``SIGTERM`` (Lightning stops after the step). A ``last.ckpt`` is never
+    replaced by one with non-finite weights.
+
+    Every checkpoint the trainer writes goes through :class:`AtomicCheckpointIO` (temporary file,
+    fsync, rename) when the strategy uses Lightning's default checkpoint I/O.
+
+    Args:
+        last_every_n_steps: Write ``last.ckpt`` every this many training steps (``None``: not by steps).
+        last_every_minutes: Write ``last.ckpt`` when this many minutes of training have passed since the
+            last write (``None``: not by time). A kill (``kill -9``, power loss) loses at most this much.
+        *args: ``ModelCheckpoint``'s arguments.
+        **kwargs: ``ModelCheckpoint``'s arguments; checkpoints go to ``<run dir>/checkpoints`` unless
+            ``dirpath`` is set.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        last_every_n_steps: int | None = None,
+        last_every_minutes: float | None = 10.0,
+        **kwargs: Any,
+    ):
+        super().__init__(*args, **kwargs)
+        if last_every_n_steps is not None and last_every_n_steps <= 0:
+            raise ConfigError(f"checkpoint.last_every_n_steps must be positive, got {last_every_n_steps}")
+        if last_every_minutes is not None and last_every_minutes <= 0:
+            raise ConfigError(f"checkpoint.last_every_minutes must be positive, got {last_every_minutes}")
+        self.last_every_n_steps = last_every_n_steps
+        self.last_every_minutes = last_every_minutes
+        self._last_written_step: int | None = None
+        self._last_written_time = 0.0
+        self._stop_requested = False
+        self._previous_sigint: Any = None
+        #: Set by the CLI when a resumed fit continues in the checkpoint's own run directory.
+        self.resuming_in_place = False
+
+    # ------------------------------------------------------------------------------------ setup
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.monitor is None and getattr(pl_module, "monitor", None):
             self.monitor = pl_module.monitor
             self.mode = pl_module.monitor_mode
             self.kth_value = torch.tensor(float("inf") if self.mode == "min" else float("-inf"))
-        super().setup(trainer, pl_module, stage)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        self._stage = stage
+        with warnings.catch_warnings():
+            if self.resuming_in_place:  # a resumed fit continues in its own folder, of course not empty
+                warnings.filterwarnings("ignore", message=".*exists and is not empty")
+            super().setup(trainer, pl_module, stage)
 
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if getattr(self, "_stage", "fit") != "fit":  # evaluating a checkpoint: its bookkeeping is moot
+            self.best_model_path = state_dict.get("best_model_path", "")
+            return
+        saved = state_dict.get("dirpath")
+        if saved and self.dirpath and os.path.realpath(saved) == os.path.realpath(self.dirpath):
+            state_dict = {**state_dict, "dirpath": self.dirpath}  # the same folder, named another way
+        super().load_state_dict(state_dict)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._last_written_time = time.monotonic()
+        self._last_written_step = trainer.global_step  # a resumed run starts from a written state
+        self._install_interrupt_handler()
+
+    def on_sanity_check_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Check, before training starts, that the monitored metric is one the run logs."""
+        if self.monitor is None or self.monitor.startswith("train"):
+            return
+        self._require_monitor(trainer.callback_metrics, "the validation run before training")
+
+    def _require_monitor(self, metrics: dict[str, Any], where: str) -> None:
+        if self.monitor is not None and self.monitor not in metrics:
+            logged = ", ".join(sorted(metrics)) or "none"
+            raise ConfigError(
+                f"checkpoint.monitor {self.monitor!r} is not a metric this run logs ({where} logged: "
+                f"{logged}); set --checkpoint.monitor to one of them"
+            )
+
+    # ------------------------------------------------------------------------------- best.ckpt
+    def _save_topk_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict[str, Any]) -> None:
+        if self.save_top_k == 0:
+            return
+        if self.monitor is not None:
+            if self.monitor not in monitor_candidates and trainer.fit_loop.epoch_loop.val_loop._has_run:
+                self._require_monitor(monitor_candidates, "validation")
+            if _is_nan(monitor_candidates.get(self.monitor)):
+                rank_zero_warn(f"{self.monitor} is NaN: no {self.filename or 'best'}.ckpt written for it")
+                return
+        if non_finite_weights(trainer.lightning_module):
+            return  # never a non-finite checkpoint; the divergence guard names the cause
+        super()._save_topk_checkpoint(trainer, monitor_candidates)
+
+    # ------------------------------------------------------------------------------- last.ckpt
     def _save_last_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict[str, Any]) -> None:
-        super()._save_last_checkpoint(trainer, monitor_candidates)
-        if self.save_last:
-            self._last_saved_at_step = trainer.global_step
+        """Not on ModelCheckpoint's schedule (after every validation): see :meth:`write_last`."""
 
-    def _keep_last_current(self, trainer: L.Trainer) -> None:
-        """Write ``last.ckpt`` unless this step's state is already in it."""
+    def write_last(self, trainer: L.Trainer) -> bool:
+        """Write ``last.ckpt`` now, unless this step is already in it or the weights are not finite."""
         fitting = trainer.state.fn == "fit" and not trainer.sanity_checking and not trainer.fast_dev_run
-        if self.save_last is True and fitting and self._last_saved_at_step != trainer.global_step:
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        if not self.save_last or not fitting or self._last_written_step == trainer.global_step:
+            return False
+        if non_finite_weights(trainer.lightning_module):
+            return False
+        path = self.format_checkpoint_name(self._monitor_candidates(trainer), self.CHECKPOINT_NAME_LAST)
+        trainer.save_checkpoint(path, self.save_weights_only)
+        self.last_model_path = path
+        self._last_written_step = trainer.global_step
+        self._last_written_time = time.monotonic()
+        return True
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_train_epoch_end(trainer, pl_module)
-        if self._should_save_on_train_epoch_end(trainer):
-            self._keep_last_current(trainer)
+    def _last_due(self, trainer: L.Trainer) -> bool:
+        step = trainer.global_step
+        due = bool(self.last_every_n_steps) and step % self.last_every_n_steps == 0
+        if self.last_every_minutes is not None:
+            late = time.monotonic() - self._last_written_time >= 60 * self.last_every_minutes
+            due = due or bool(trainer.strategy.broadcast(late))  # the same decision on every process
+        return due
 
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_validation_end(trainer, pl_module)
-        if not self._should_save_on_train_epoch_end(trainer):
-            self._keep_last_current(trainer)
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if self._stop_requested:
+            self.write_last(trainer)
+            raise KeyboardInterrupt
+        if self.save_last and self._last_due(trainer):
+            self.write_last(trainer)
+
+    def on_validation_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        if self._stop_requested and trainer.state.fn == "fit" and not trainer.sanity_checking:
+            self.write_last(trainer)
+            raise KeyboardInterrupt
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        self.write_last(trainer)
+        self._restore_interrupt_handler()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException):
+        super().on_exception(trainer, pl_module, exception)
+        self._restore_interrupt_handler()
+        if isinstance(exception, TrainingDivergedError) or trainer.state.fn != "fit":
+            return
+        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        if progress.ready > progress.completed:  # stopped inside a step: resume at that step
+            for loader in getattr(trainer.fit_loop._combined_loader, "flattened", []):
+                if hasattr(loader, "position"):
+                    loader.position = max(0, loader.position - (progress.ready - progress.completed))
+        try:
+            self.write_last(trainer)
+        except TrainingDivergedError:
+            pass
+
+    # ---------------------------------------------------------------------------------- Ctrl-C
+    def _install_interrupt_handler(self) -> None:
+        self._stop_requested = False
+        if threading.current_thread() is not threading.main_thread():
+            return
+        current = signal.getsignal(signal.SIGINT)
+        if current is not signal.default_int_handler:
+            return  # someone else handles Ctrl-C
+        self._previous_sigint = current
+
+        def stop_after_this_step(signum: int, frame: Any) -> None:
+            self._stop_requested = True
+            signal.signal(signal.SIGINT, self._previous_sigint)  # a second Ctrl-C stops at once
+            rank_zero_warn("Ctrl-C: stopping after this step and writing last.ckpt (Ctrl-C again: stop now)")
+
+        signal.signal(signal.SIGINT, stop_after_this_step)
+
+    def _restore_interrupt_handler(self) -> None:
+        if self._previous_sigint is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self._previous_sigint)
+        self._previous_sigint = None

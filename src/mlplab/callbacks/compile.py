@@ -5,6 +5,8 @@ from __future__ import annotations
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from mlplab.errors import ConfigError
+
 
 class CompileBackbone(Callback):
     """Compile the task's backbone with ``torch.compile`` before training or evaluation.
@@ -34,4 +36,7 @@ class CompileBackbone(Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         backbone = getattr(pl_module, "backbone", None)
         if self.enabled and backbone is not None and getattr(backbone, "_compiled_call_impl", None) is None:
-            backbone.compile(mode=self.mode, fullgraph=self.fullgraph, dynamic=self.dynamic)
+            try:  # torch.compile checks its options here and compiles lazily, at the first call
+                backbone.compile(mode=self.mode, fullgraph=self.fullgraph, dynamic=self.dynamic)
+            except RuntimeError as error:
+                raise ConfigError(f"compile: {str(error).strip().splitlines()[0]}") from error

@@ -12,6 +12,8 @@ from lightning.fabric.utilities.throughput import get_available_flops
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
 
+from mlplab.errors import require_positive
+
 PRECISION_DTYPES = {"bf16": torch.bfloat16, "16": torch.float16, "64": torch.float64}
 
 
@@ -43,6 +45,7 @@ class Throughput(Callback):
     """
 
     def __init__(self, window_size: int = 4):
+        require_positive("throughput", window_size=window_size)
         self.window_size = window_size
         self.meter: ThroughputMeter | None = None
         self._start = 0.0

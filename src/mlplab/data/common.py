@@ -126,13 +126,71 @@ def fetch_file(
         raise DataNotFoundError(missing_data_message(what, folder, [filename], url, str(reason))) from error
 
 
-class TensorBatchLoader:
+class ResumableLoader:
+    """Epoch and position bookkeeping of a loader whose batches are a function of (seed, rank, epoch, index).
+
+    A loader that can resume mid-epoch must know which epoch it is in and how many of its batches were
+    delivered; both are its ``state_dict()``. Lightning saves that state in every checkpoint written
+    during ``fit`` and hands it back through ``load_state_dict()`` when a fit resumes mid-epoch, and it
+    calls ``loader.sampler.set_epoch(epoch)`` with the trainer's epoch before every epoch (the hook of
+    ``DistributedSampler``; the loader is its own sampler). The batches of an epoch are computed when
+    the first one is asked for, after ``set_epoch``, so a resumed run sees exactly the batches an
+    uninterrupted run would. Used without a trainer, each new iteration moves on to the next epoch.
+
+    Subclasses implement :meth:`epoch_batches` and ``__len__``.
+    """
+
+    #: Lightning looks for a batch sampler beside ``sampler``; batches are made here instead.
+    batch_sampler = None
+
+    def __init__(self) -> None:
+        #: The epoch being (or last) iterated.
+        self.epoch = 0
+        #: Batches of that epoch delivered so far.
+        self.position = 0
+        self._next_epoch = 0
+        self._resume: tuple[int, int] | None = None
+
+    @property
+    def sampler(self) -> ResumableLoader:
+        """The object Lightning calls ``set_epoch`` on: the loader itself."""
+        return self
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next iteration deliver the batches of ``epoch``."""
+        self._next_epoch = epoch
+
+    def state_dict(self) -> dict[str, int]:
+        """Where the loader stands: ``{"epoch": ..., "position": batches delivered in it}``."""
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue from a :meth:`state_dict`: the next iteration resumes that epoch at that position."""
+        self._next_epoch = int(state["epoch"])
+        self._resume = (int(state["epoch"]), int(state["position"]))
+
+    def epoch_batches(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, ...]]:
+        """The batches of ``epoch`` from the ``start``-th on."""
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        epoch = self._next_epoch
+        start = self._resume[1] if self._resume is not None and self._resume[0] == epoch else 0
+        self._resume = None
+        self.epoch, self.position, self._next_epoch = epoch, start, epoch + 1
+        for batch in self.epoch_batches(epoch, start):
+            self.position += 1
+            yield batch
+
+
+class TensorBatchLoader(ResumableLoader):
     """Batches of in-memory tensors taken by index: no per-sample Python work, no worker processes.
 
     The tensors may live on the CPU or on the accelerator; on the accelerator the batches never leave
     it. Shuffling draws a fresh permutation each epoch from ``seed + epoch``, so the order is
-    reproducible. With ``world_size > 1`` each process takes every ``world_size``-th sample, like
-    ``DistributedSampler``.
+    reproducible, and a fit resumed mid-epoch continues the same order (see :class:`ResumableLoader`).
+    With ``world_size > 1`` each process takes every ``world_size``-th sample of the epoch's
+    permutation, like ``DistributedSampler``.
 
     Args:
         tensors: Tensors sharing their first dimension (e.g. images and labels).
@@ -154,6 +212,7 @@ class TensorBatchLoader:
         rank: int = 0,
         world_size: int = 1,
     ):
+        super().__init__()
         sizes = {len(t) for t in tensors}
         if len(sizes) != 1:
             raise ValueError(f"tensors must share their first dimension, got sizes {sorted(sizes)}")
@@ -164,7 +223,6 @@ class TensorBatchLoader:
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
-        self.epoch = 0
 
     @property
     def num_samples(self) -> int:
@@ -177,23 +235,22 @@ class TensorBatchLoader:
             return self.num_samples // self.batch_size
         return -(-self.num_samples // self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+    def epoch_batches(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, ...]]:
         total = len(self.tensors[0])
         device = self.tensors[0].device
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            generator = torch.Generator().manual_seed(self.seed + epoch)
             order = torch.randperm(total, generator=generator)[self.rank :: self.world_size].to(device)
         elif self.world_size > 1:
             order = torch.arange(self.rank, total, self.world_size, device=device)
         else:
             order = None
-        self.epoch += 1
-        for batch in range(len(self)):
-            start, stop = batch * self.batch_size, (batch + 1) * self.batch_size
+        for batch in range(start, len(self)):
+            first, stop = batch * self.batch_size, (batch + 1) * self.batch_size
             if order is None:
-                yield tuple(t[start:stop] for t in self.tensors)
+                yield tuple(t[first:stop] for t in self.tensors)
             else:
-                index = order[start:stop]
+                index = order[first:stop]
                 yield tuple(t[index] for t in self.tensors)
 
 

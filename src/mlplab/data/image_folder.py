@@ -14,7 +14,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from mlplab.data.image import ImageDataModule, Split
-from mlplab.errors import ConfigError, DataCorruptError, DataNotFoundError
+from mlplab.errors import ConfigError, DataCorruptError, DataNotFoundError, require_positive
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
@@ -61,6 +61,8 @@ class ImageFolderDataModule(ImageDataModule):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if image_size is not None:
+            require_positive("ImageFolderDataModule", image_size=image_size)
         if channels not in (1, 3):
             raise ConfigError(f"ImageFolderDataModule: channels must be 1 or 3, got {channels!r}")
         path = Path(root).expanduser()
@@ -181,12 +183,11 @@ class ImageFolderDataModule(ImageDataModule):
         labels = torch.tensor([label_of[label] for _, label in entries], dtype=torch.int64)
         blobs = [self._read(name) for name in names]
         progress = tqdm(total=len(names), desc=f"decoding {split} images", unit="img", leave=False)
-        with ThreadPoolExecutor(self.decode_threads) as pool:
+        with progress, ThreadPoolExecutor(self.decode_threads) as pool:  # closed on errors too
             arrays = []
             for array in pool.map(self._decode, blobs, names, chunksize=256):
                 arrays.append(array)
                 progress.update()
-        progress.close()
         for name in names:  # decoded now: the compressed bytes are no longer needed
             self._archive_bytes.pop(name, None)
         sizes = {a.shape for a in arrays}

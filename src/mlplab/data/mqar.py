@@ -168,9 +168,10 @@ class MQARDataModule(L.LightningDataModule):
         if preset is not None and preset not in MQAR_PRESETS:
             raise ConfigError(f"{name}: preset must be one of {', '.join(MQAR_PRESETS)}, got {preset!r}")
         preset_length, preset_pairs, preset_batch = MQAR_PRESETS[preset] if preset else (None, None, None)
-        sequence_length = sequence_length or preset_length
-        num_kv_pairs = num_kv_pairs or preset_pairs
-        batch_size = batch_size or preset_batch
+        # an explicit 0 is refused below, not replaced by the preset's value
+        sequence_length = preset_length if sequence_length is None else sequence_length
+        num_kv_pairs = preset_pairs if num_kv_pairs is None else num_kv_pairs
+        batch_size = preset_batch if batch_size is None else batch_size
         if sequence_length is None or num_kv_pairs is None or batch_size is None:
             raise ConfigError(f"{name}: without a preset, give sequence_length, num_kv_pairs and batch_size")
         require_positive(
@@ -182,6 +183,8 @@ class MQARDataModule(L.LightningDataModule):
             num_test_examples=num_test_examples,
             batch_size=batch_size,
         )
+        if eval_batch_size is not None:
+            require_positive(name, eval_batch_size=eval_batch_size)
         if sequence_length % 2:
             raise ConfigError(f"{name}: sequence_length must be even, got {sequence_length}")
         if 4 * num_kv_pairs > sequence_length:

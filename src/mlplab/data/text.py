@@ -10,7 +10,14 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
-from mlplab.data.common import TensorBatchLoader, fetch_file, process_rank, resolve_data_dir, split_loader
+from mlplab.data.common import (
+    ResumableLoader,
+    TensorBatchLoader,
+    fetch_file,
+    process_rank,
+    resolve_data_dir,
+    split_loader,
+)
 from mlplab.data.tokenizer import CharTokenizer
 from mlplab.errors import ConfigError, DataCorruptError, DataNotFoundError, require_positive
 
@@ -30,13 +37,15 @@ def pydoc_topics_text() -> str:
     return "\n\n".join(topics[name] for name in sorted(topics))
 
 
-class RandomWindowLoader:
+class RandomWindowLoader(ResumableLoader):
     """Batches of random windows of a token stream, drawn on the stream's device.
 
     Each batch holds ``batch_size`` windows of ``context_length + 1`` consecutive tokens starting at
     uniformly random offsets (nanoGPT's sampling), split into inputs ``(B, T)`` and next-token targets
     ``(B, T)``. Offsets come from a generator seeded with ``seed``, the process rank and the epoch, so
-    runs are reproducible and processes see different windows. An "epoch" is ``batches`` batches.
+    runs are reproducible, processes see different windows, and a fit resumed mid-epoch draws the same
+    windows as an uninterrupted one (see :class:`~mlplab.data.common.ResumableLoader`). An "epoch" is
+    ``batches`` batches.
 
     Args:
         tokens: The token stream, int64 ``(N,)``.
@@ -56,25 +65,26 @@ class RandomWindowLoader:
         seed: int = 0,
         rank: int = 0,
     ):
+        super().__init__()
         self.tokens = tokens
         self.context_length = context_length
         self.batch_size = batch_size
         self.batches = batches
         self.seed = seed
         self.rank = rank
-        self.epoch = 0
         self._offsets = torch.arange(context_length + 1, device=tokens.device)
 
     def __len__(self) -> int:
         return self.batches
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def epoch_batches(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         device = self.tokens.device
-        generator = torch.Generator(device=device).manual_seed(self.seed + 1_000_003 * self.rank + self.epoch)
-        self.epoch += 1
+        generator = torch.Generator(device=device).manual_seed(self.seed + 1_000_003 * self.rank + epoch)
         high = len(self.tokens) - self.context_length
-        for _ in range(self.batches):
+        for batch in range(self.batches):
             starts = torch.randint(0, high, (self.batch_size, 1), device=device, generator=generator)
+            if batch < start:
+                continue  # drawn and skipped: the generator stays where an uninterrupted epoch has it
             windows = self.tokens[starts + self._offsets]
             yield windows[:, :-1], windows[:, 1:]
 

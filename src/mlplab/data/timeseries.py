@@ -140,7 +140,8 @@ def read_series(path: Path, date_column: str, columns: list[str]) -> tuple[np.nd
     """Read the dates and the named series of a CSV file: ``datetime64[s]`` ``(T,)`` and float64 ``(T, N)``.
 
     Raises:
-        DataCorruptError: A value is not a number, or a series has missing values (NaN or empty cells).
+        DataCorruptError: A value is not a number, or a series has missing values (NaN or empty cells)
+            or infinite ones (``inf``, or a number beyond float64's range such as ``1e400``).
     """
     header = read_header(path)
     date_index = header.index(date_column)
@@ -170,6 +171,14 @@ def read_series(path: Path, date_column: str, columns: list[str]) -> tuple[np.nd
         raise DataCorruptError(
             f"{path} has {int(missing.sum())} missing values (NaN or empty), the first in column "
             f"{columns[column]!r} at data row {row} ({dates[row]}); fill or drop them before training"
+        )
+    infinite = np.isinf(values)
+    if infinite.any():
+        row, column = (int(i) for i in np.argwhere(infinite)[0])
+        raise DataCorruptError(
+            f"{path} has {int(infinite.sum())} infinite values (inf, or beyond float64's range), the first "
+            f"in column {columns[column]!r} at data row {row} ({dates[row]}: {rows[row][column]!r}); "
+            "fix or drop them before training"
         )
     return parse_dates(dates, path), values
 
@@ -330,6 +339,12 @@ class ForecastingDataModule(L.LightningDataModule):
                 torch.tensor(std, dtype=torch.float32),
             )
         series = torch.tensor(values, dtype=torch.float32)
+        if not torch.isfinite(series).all() or not torch.isfinite(self.std).all():
+            raise DataCorruptError(
+                f"{self.path}: values too large for float32"
+                + (" once standardised" if self.scale else "")
+                + f" (largest magnitude {np.abs(values).max():g}); rescale the series"
+            )
         marks = torch.from_numpy(time_features(dates, self.freq))
         self.splits = {
             split: (series[start:stop].contiguous(), marks[start:stop].contiguous())

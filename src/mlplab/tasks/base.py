@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.fabric.utilities.throughput import measure_flops
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from mlplab.errors import CheckpointError, ConfigError
@@ -18,6 +21,52 @@ from mlplab.optim import LinearWarmupDecay
 #: A family class (or ``functools.partial`` of one) whose first two arguments are the shape of one input
 #: sample and the shape of one output sample; the task calls it with the shapes it gets from the data.
 ImageBackbone = Callable[[tuple[int, ...], tuple[int, ...]], nn.Module]
+
+#: Checkpoint key of the random generators' states, one entry per process (rank).
+RNG_STATES_KEY = "rng_states"
+
+
+def collect_rng_states() -> dict[str, Any]:
+    """The states of every global random generator this process draws from, as plain tensors and numbers.
+
+    Python's ``random``, NumPy's global generator (timm's mixup draws from it), torch's CPU generator
+    (dropout, noise and augmentation on the CPU) and the current CUDA device's generator. Plain types
+    keep checkpoints loadable with ``torch.load(weights_only=True)``.
+    """
+    version, python_state, gauss = random.getstate()
+    _, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    states: dict[str, Any] = {
+        "python": {"version": version, "state": list(python_state), "gauss": gauss},
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    """Set the global random generators to states returned by :func:`collect_rng_states`."""
+    python = states["python"]
+    random.setstate((python["version"], tuple(python["state"]), python["gauss"]))
+    numpy = states["numpy"]
+    np.random.set_state(
+        (
+            "MT19937",
+            numpy["keys"].numpy().astype(np.uint32),
+            numpy["position"],
+            numpy["has_gauss"],
+            numpy["cached_gaussian"],
+        )
+    )
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state(states["cuda"])
 
 
 class Task(L.LightningModule):
@@ -40,6 +89,11 @@ class Task(L.LightningModule):
     monitor: str = "val/loss"
     #: Whether larger (``max``) or smaller (``min``) values of ``monitor`` are better.
     monitor_mode: Literal["min", "max"] = "min"
+    #: Arguments that define the trained model rather than how it is trained or evaluated. Given on the
+    #: command line with a checkpoint (``--ckpt_path``) they must equal the checkpoint's; every other
+    #: argument given there is honoured (see ``docs/reliability.md``). The backbone always counts,
+    #: with its class and every one of its arguments.
+    architecture_arguments: ClassVar[tuple[str, ...]] = ("backbone",)
 
     def __init__(
         self,
@@ -54,6 +108,8 @@ class Task(L.LightningModule):
         self.flops_per_batch: int | None = None
         self._backbone_factory: Callable[..., nn.Module] | None = None
         self._backbone_args: tuple = ()
+        self._rng_states_to_restore: dict[str, Any] | None = None
+        self._run_length: int | None = None
 
     # ------------------------------------------------------------------------------- backbone
     def build_backbone(self, factory: Callable[..., nn.Module], *shapes: Any) -> nn.Module:
@@ -94,12 +150,18 @@ class Task(L.LightningModule):
     # ------------------------------------------------------------------------------ optimiser
     def configure_optimizers(self) -> Any:
         trainable = [p for p in self.parameters() if p.requires_grad]
-        optimizer = self.optimizer_factory(trainable)
+        try:
+            optimizer = self.optimizer_factory(trainable)
+        except (ValueError, TypeError) as error:  # torch.optim checks its arguments: "Invalid learning rate"
+            raise ConfigError(f"model.optimizer: {str(error).strip().splitlines()[0]}") from error
         if self.lr_scheduler_factory is None:
             return optimizer
-        scheduler = self.lr_scheduler_factory(optimizer)
+        try:
+            scheduler = self.lr_scheduler_factory(optimizer)
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"model.lr_scheduler: {str(error).strip().splitlines()[0]}") from error
         if getattr(scheduler, "total_steps", 0) is None:
-            scheduler.total_steps = int(self.trainer.estimated_stepping_batches)
+            scheduler.total_steps = self._run_length = int(self.trainer.estimated_stepping_batches)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": self.lr_scheduler_interval},
@@ -111,8 +173,45 @@ class Task(L.LightningModule):
         for logger in self.loggers:
             logger.log_hyperparams({"params_total": total, "params_trainable": trainable})
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the random generators' states, so that a resumed fit draws what this one would have."""
+        checkpoint[RNG_STATES_KEY] = gather_from_processes(collect_rng_states())
+
+    def on_train_start(self) -> None:
+        """Restore the random generators and the loader's position of a resumed fit, before its first step.
+
+        Later than Lightning restores the rest of the checkpoint, so that nothing drawn while the run is
+        set up (model initialisation, the sanity check) moves the generators. The training loader's
+        state (epoch and position) is normally handed back by Lightning, but not when the loader was
+        built before the checkpoint's loop state was read: ``estimated_stepping_batches`` (used for the
+        schedule's length) builds it early and Lightning then keeps it without the state (Lightning
+        2.6). The pending state is applied here; the loader computes its batches lazily, so it is in
+        time.
+        """
+        fit_loop = self.trainer.fit_loop
+        if getattr(fit_loop, "_combined_loader_states_to_load", None):
+            fit_loop._load_combined_loader_states()
+        if self._rng_states_to_restore is not None:
+            restore_rng_states(self._rng_states_to_restore)
+            self._rng_states_to_restore = None
+        self._warn_if_schedule_length_changed()
+
+    def _warn_if_schedule_length_changed(self) -> None:
+        """Say so when a resumed fit is longer or shorter than the one its schedule was built for."""
+        for config in self.trainer.lr_scheduler_configs:
+            built_for = getattr(config.scheduler, "total_steps", None)
+            if self._run_length is not None and built_for is not None and built_for != self._run_length:
+                rank_zero_warn(
+                    f"{type(config.scheduler).__name__} was built for a run of {built_for} steps (restored "
+                    f"from the checkpoint) but this fit runs to {self._run_length}: the schedule keeps its "
+                    "length"
+                )
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse, in one line, a checkpoint whose weights do not fit this model."""
+        """Refuse, in one line, a checkpoint whose weights do not fit this model; keep its RNG states."""
+        per_rank = checkpoint.get(RNG_STATES_KEY)
+        if per_rank:
+            self._rng_states_to_restore = per_rank[min(self.global_rank, len(per_rank) - 1)]
         saved = checkpoint.get("state_dict", {})
         own = self.state_dict()
         missing = sorted(own.keys() - saved.keys())
@@ -128,8 +227,44 @@ class Task(L.LightningModule):
             example = f"{key} is {tuple(saved[key].shape)} there but {tuple(own[key].shape)} here"
         else:
             example = f"e.g. {(missing or unexpected)[0]}"
+        cause = differing_hyperparameters(checkpoint.get("hyper_parameters", {}), dict(self.hparams))
         raise CheckpointError(
-            f"the checkpoint does not fit this {type(self.backbone).__name__} (it holds a {trained_with}): "
-            f"{len(missing)} missing, {len(unexpected)} unexpected and {len(reshaped)} differently shaped "
-            f"weights ({example}); use the config the checkpoint was trained with"
+            f"the checkpoint does not fit this {type(self.backbone).__name__} (it holds a {trained_with}"
+            f"{'; ' + cause if cause else ''}): {len(missing)} missing, {len(unexpected)} unexpected and "
+            f"{len(reshaped)} differently shaped weights ({example}); use the config the checkpoint was "
+            "trained with"
         )
+
+
+def gather_from_processes(value: Any) -> list[Any]:
+    """``value`` of every process, in rank order (``[value]`` in a single process)."""
+    distributed = torch.distributed
+    if not (distributed.is_available() and distributed.is_initialized()) or distributed.get_world_size() == 1:
+        return [value]
+    gathered: list[Any] = [None] * distributed.get_world_size()
+    distributed.all_gather_object(gathered, value)
+    return gathered
+
+
+def differing_hyperparameters(saved: dict[str, Any], current: dict[str, Any]) -> str:
+    """The task arguments whose values differ between a checkpoint and this model, as a short phrase."""
+    differences = [
+        f"{key} {saved[key]!r} there, {current[key]!r} here"
+        for key in current
+        if key in saved
+        and not key.startswith("_")
+        and key not in ("backbone", "optimizer", "lr_scheduler")
+        and plain(saved[key]) != plain(current[key])
+    ]
+    return ", ".join(differences)
+
+
+def plain(value: Any) -> Any:
+    """``value`` with tuples as lists and namespaces as dicts, for comparing configs from any source."""
+    if hasattr(value, "as_dict"):
+        value = value.as_dict()
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    return value

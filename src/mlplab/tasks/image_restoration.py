@@ -58,6 +58,7 @@ class ImageRestoration(Task):
 
     monitor = "val/psnr"
     monitor_mode = "max"
+    architecture_arguments = ("backbone", "mode")
 
     def __init__(
         self,

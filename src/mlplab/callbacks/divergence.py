@@ -1,0 +1,131 @@
+"""Stop a diverging run with one clear line instead of training (and checkpointing) NaNs."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping
+
+from mlplab.callbacks.checkpoint import non_finite_weights
+from mlplab.errors import ConfigError, TrainingDivergedError
+
+
+class DivergenceGuard(Callback):
+    """Stop training with :class:`~mlplab.errors.TrainingDivergedError` when it stops being finite.
+
+    The training loss of every step is checked on the device without waiting for it: a device flag
+    keeps the first step whose loss was NaN or infinite. The host reads the flag, and checks every
+    weight, every ``check_every_n_steps`` steps, before validation, before every checkpoint is written
+    (so no checkpoint ever holds a diverged state) and at the end of training. The error's one line
+    names what went non-finite, the step, the epoch and the learning rate. An ``EarlyStopping`` that
+    stopped the run because its metric was not finite ends the run with such a line too. The CLI exits
+    with status 1.
+
+    Args:
+        enabled: Whether to check at all.
+        check_every_n_steps: Training steps between the host's checks (each waits for the device).
+    """
+
+    def __init__(self, enabled: bool = True, check_every_n_steps: int = 25):
+        if check_every_n_steps <= 0:
+            raise ConfigError(f"divergence.check_every_n_steps must be positive, got {check_every_n_steps}")
+        self.enabled = enabled
+        self.check_every_n_steps = check_every_n_steps
+        self._first_bad_step: torch.Tensor | None = None
+        self._bad_loss: torch.Tensor | None = None
+        self._epochs: dict[int, tuple[int, int]] = {}
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._first_bad_step = self._bad_loss = None
+        self._epochs = {}
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if not self.enabled:
+            return
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor):
+            loss = loss.detach().float()
+            step = trainer.global_step
+            self._epochs.setdefault(step, (trainer.current_epoch, batch_idx))
+            if self._first_bad_step is None:
+                self._first_bad_step = torch.full((), -1, dtype=torch.int64, device=loss.device)
+                self._bad_loss = torch.zeros((), device=loss.device)
+            first = (self._first_bad_step < 0) & ~torch.isfinite(loss)
+            # a Python scalar travels as a kernel argument: no copy, no waiting for the device
+            here = torch.full((), step, dtype=torch.int64, device=loss.device)
+            self._first_bad_step = torch.where(first, here, self._first_bad_step)
+            self._bad_loss = torch.where(first, loss, self._bad_loss)
+        if trainer.global_step % self.check_every_n_steps == 0:
+            self.check(trainer, pl_module)
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.state.fn == "fit" and not trainer.sanity_checking:
+            self.check(trainer, pl_module)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: Any) -> None:
+        if trainer.state.fn == "fit":
+            self.check(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.check(trainer, pl_module)
+        for callback in trainer.callbacks:
+            if isinstance(callback, EarlyStopping) and self._stopped_on_non_finite(trainer, callback):
+                value = trainer.callback_metrics.get(callback.monitor)
+                shown = f"{float(value):g}" if value is not None else "not finite"
+                best = callback.best_score
+                if best is not None and math.isfinite(float(best)):
+                    before = f"the best {callback.monitor} before was {float(best):g}, kept in best.ckpt"
+                else:
+                    before = f"{callback.monitor} was never finite, so no best.ckpt was written"
+                raise TrainingDivergedError(
+                    f"training diverged: the monitored metric {callback.monitor} became {shown} at epoch "
+                    f"{callback.stopped_epoch} and EarlyStopping stopped the run ({before})"
+                )
+
+    @staticmethod
+    def _stopped_on_non_finite(trainer: L.Trainer, callback: EarlyStopping) -> bool:
+        reason = getattr(callback, "stopping_reason", None)
+        if reason is not None:
+            return getattr(reason, "name", "") == "NON_FINITE_METRIC"
+        value = trainer.callback_metrics.get(callback.monitor)  # Lightning < 2.6 keeps no reason
+        return bool(callback.stopped_epoch) and value is not None and not bool(torch.isfinite(value).all())
+
+    def check(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Raise :class:`TrainingDivergedError` if a loss so far or a weight now is not finite."""
+        if not self.enabled:
+            return
+        first = int(self._first_bad_step) if self._first_bad_step is not None else -1
+        bad_weights = non_finite_weights(pl_module) if first < 0 else []
+        local = first >= 0 or bool(bad_weights)
+        if not trainer.strategy.reduce_boolean_decision(local, all=False):  # any process diverged
+            self._epochs.clear()  # steps up to here were finite
+            return
+        lr = _learning_rate(trainer)
+        if first >= 0:
+            epoch, batch = self._epochs.get(first, (trainer.current_epoch, -1))
+            what = f"the training loss became {float(self._bad_loss):g} at step {first} (epoch {epoch}"
+            what += f", batch {batch})" if batch >= 0 else ")"
+        elif bad_weights:
+            more = f" and {len(bad_weights) - 1} more" if len(bad_weights) > 1 else ""
+            what = (
+                f"the weights {bad_weights[0]}{more} became non-finite by step {trainer.global_step} "
+                f"(epoch {trainer.current_epoch})"
+            )
+        else:
+            what = f"another process diverged by step {trainer.global_step} (epoch {trainer.current_epoch})"
+        raise TrainingDivergedError(
+            f"training diverged: {what}{lr}; nothing non-finite was saved (lower the learning rate, "
+            "clip gradients with --trainer.gradient_clip_val, or check the data)"
+        )
+
+
+def _learning_rate(trainer: L.Trainer) -> str:
+    try:
+        return f", learning rate {trainer.optimizers[0].param_groups[0]['lr']:g}"
+    except (IndexError, KeyError, AttributeError, TypeError):
+        return ""

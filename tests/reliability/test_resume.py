@@ -1,0 +1,99 @@
+"""A killed or interrupted run, resumed, is the same run: its final weights equal an uninterrupted run's."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+from tests.conftest import REPO
+from tests.reliability.workspace import QUICKSTART, QUIET
+
+SMALL = [
+    "--config", str(QUICKSTART), "--model.backbone.d_z=128", "--model.backbone.d_h=32",
+    "--trainer.max_epochs=2", "--checkpoint.last_every_n_steps=5", *QUIET,
+]  # fmt: skip
+#: Classification with every source of randomness a task draws from: flips and crops (torch), mixup (NumPy).
+AUGMENTED = [
+    *SMALL, "--model=ImageClassification", "--model.backbone=HourglassMLP", "--model.backbone.d_z=128",
+    "--model.backbone.d_h=32", "--model.backbone.output_activation=none", "--model.mixup_alpha=0.4",
+    "--data.normalize=true", "--data.horizontal_flip=true", "--data.crop_padding=1",
+]  # fmt: skip
+
+
+def run_dir(root: Path) -> Path:
+    return root / "lightning_logs" / "version_0"
+
+
+def weights(root: Path, name: str) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir(root) / "checkpoints" / f"{name}.ckpt", weights_only=True)["state_dict"]
+
+
+def assert_bit_identical(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> None:
+    assert first.keys() == second.keys()
+    different = [key for key in first if not torch.equal(first[key], second[key])]
+    assert not different, f"weights differ: {different}"
+
+
+def test_kill_9_mid_epoch_then_resume_gives_the_uninterrupted_weights(cli, tmp_path):
+    assert cli("fit", *SMALL, "--trainer.default_root_dir=reference") == 0
+    # 21 steps per epoch, 42 in all: killed at step 33 (epoch 1, batch 12); last.ckpt holds step 30 (batch 9)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")]),
+        "OMP_NUM_THREADS": "1",
+    }
+    killed = subprocess.run(
+        [sys.executable, str(REPO / "cli.py"), "fit", *SMALL, "--trainer.default_root_dir=killed",
+         "--trainer.callbacks+=tests.reliability.callbacks.KillAtStep", "--trainer.callbacks.step=33"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    interrupted = torch.load(run_dir(tmp_path / "killed") / "checkpoints" / "last.ckpt", weights_only=True)
+    assert interrupted["global_step"] == 30
+    assert interrupted["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [{"epoch": 1, "position": 9}]
+
+    assert cli("fit", *SMALL, "--trainer.default_root_dir=killed", "--ckpt_path=last") == 0
+    assert_bit_identical(weights(tmp_path / "reference", "last"), weights(tmp_path / "killed", "last"))
+    assert_bit_identical(weights(tmp_path / "reference", "best"), weights(tmp_path / "killed", "best"))
+    # the resumed fit continued in the run's own folder, keeping the first part's config
+    assert [p.name for p in (tmp_path / "killed" / "lightning_logs").iterdir()] == ["version_0"]
+    kept, current = (yaml.safe_load((run_dir(tmp_path / "killed") / f).read_text())
+                     for f in ("config.1.yaml", "config.yaml"))  # fmt: skip
+    assert kept["ckpt_path"] is None and current["ckpt_path"].endswith("last.ckpt")
+    assert not list((tmp_path / "killed").rglob("*.partial"))
+
+
+def test_ctrl_c_stops_after_the_step_and_the_resumed_run_is_the_same(cli, tmp_path):
+    assert cli("fit", *AUGMENTED, "--trainer.default_root_dir=reference") == 0
+    try:
+        status = cli(
+            "fit", *AUGMENTED, "--trainer.default_root_dir=stopped",
+            "--trainer.callbacks+=tests.reliability.callbacks.InterruptAtStep", "--trainer.callbacks.step=26",
+        )  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignores Ctrl-C once it has one
+    assert status == 1
+    stopped = torch.load(run_dir(tmp_path / "stopped") / "checkpoints" / "last.ckpt", weights_only=True)
+    assert stopped["global_step"] == 27  # Ctrl-C came inside step 27, which was finished and saved
+    assert cli("fit", *AUGMENTED, "--trainer.default_root_dir=stopped", "--ckpt_path=last") == 0
+    assert_bit_identical(weights(tmp_path / "reference", "last"), weights(tmp_path / "stopped", "last"))
+
+
+def test_resume_from_an_end_of_fit_checkpoint_continues_the_epochs(cli, tmp_path):
+    # a constant learning rate: a schedule over "the whole run" keeps the first part's length (and warns)
+    base = [arg for arg in SMALL if not arg.startswith("--trainer.max_epochs")] + [
+        "--model.lr_scheduler=null"
+    ]
+    assert cli("fit", *base, "--trainer.max_epochs=3", "--trainer.default_root_dir=reference") == 0
+    assert cli("fit", *base, "--trainer.max_epochs=2", "--trainer.default_root_dir=resumed") == 0
+    assert (
+        cli("fit", *base, "--trainer.max_epochs=3", "--trainer.default_root_dir=resumed", "--ckpt_path=last")
+        == 0
+    )
+    assert_bit_identical(weights(tmp_path / "reference", "last"), weights(tmp_path / "resumed", "last"))
