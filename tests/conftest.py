@@ -52,7 +52,7 @@ def _isolated(monkeypatch, tmp_path):
 
 def run_cli(*args: str) -> int:
     """Run ``mlplab`` in this process; return its exit status (0 when it returns normally)."""
-    from mlplab.cli import main
+    from mlplab.__main__ import main
 
     try:
         main(list(args))
