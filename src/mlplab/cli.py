@@ -136,12 +136,16 @@ class _StrictYAMLLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def check_config_file(path: str | Path) -> None:
+def check_config_file(path: str | Path, keys: str = "keys such as model, data and trainer") -> None:
     """Raise :class:`ConfigError`, naming the file, the line and the reason, unless ``path`` is a usable
     config: valid UTF-8 YAML, no key twice in one mapping, a mapping at the top level.
 
     jsonargparse reads config files too, but reports problems without the file or in words like
     ``Unexpected config:``; this check runs first.
+
+    Args:
+        path: The YAML file.
+        keys: What the top-level mapping holds, for the messages (the sweep file has other keys).
     """
     file = Path(path)
     try:
@@ -168,11 +172,11 @@ def check_config_file(path: str | Path) -> None:
     finally:
         loader.dispose()
     if data is None:
-        raise ConfigError(f"{path} is empty: a config is a mapping with keys such as model, data and trainer")
+        raise ConfigError(f"{path} is empty: a config is a mapping with {keys}")
     if not isinstance(data, dict):
         kind = {list: "a list", str: "a single string"}.get(type(data), f"a {type(data).__name__}")
         raise ConfigError(
-            f"{path}: the top level must be a mapping (keys such as model, data, trainer), not {kind}"
+            f"{path}: the top level must be a mapping ({keys}), not {kind}"
         )
 
 

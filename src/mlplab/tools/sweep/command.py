@@ -40,7 +40,14 @@ from mlplab.tools.sweep.execute import ENGINES, SlurmOptions
 from mlplab.tools.sweep.plan import Plan, plan_sweep
 from mlplab.tools.sweep.record import RunRecord
 from mlplab.tools.sweep.report import say
-from mlplab.tools.sweep.spec import SWEEP_KEYS, SweepSpec, add_sweep_arguments, check_sweep, sweep_error
+from mlplab.tools.sweep.spec import (
+    SWEEP_KEYS,
+    SweepSpec,
+    add_sweep_arguments,
+    check_sweep,
+    check_sweep_file,
+    sweep_error,
+)
 
 DEBUG_ENV_VAR = "MLPLAB_DEBUG"
 
@@ -276,10 +283,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             "--help",
         } & set(own):
             raise ConfigError("--config: give the sweep file, e.g. --config configs/sweeps/quickstart.yaml")
+        sweep_file = _config_file(own)
+        if sweep_file is not None:
+            check_sweep_file(sweep_file)
         try:
             options = parser.parse_args(own)
         except (argparse.ArgumentError, ValueError, TypeError) as error:
-            raise sweep_error(_config_file(own), error) from error
+            raise sweep_error(sweep_file, error) from error
         out = options.out
         check_out(options.out)
         path = _spec_path(options)

@@ -220,7 +220,7 @@ def load_sweep(path: str | Path, extra_args: Sequence[str] = ()) -> SweepSpec:
         ConfigError: With one line naming the key, the value and the fix, for any mistake in the file.
     """
     path = Path(path)
-    _check_file(path)
+    check_sweep_file(path)
     parser = sweep_parser()
     try:
         config = parser.parse_args([f"--config={path}"])
@@ -229,11 +229,15 @@ def load_sweep(path: str | Path, extra_args: Sequence[str] = ()) -> SweepSpec:
     return check_sweep(config, path, extra_args)
 
 
-def _check_file(path: Path) -> None:
+def check_sweep_file(path: Path) -> None:
+    """Raise :class:`ConfigError` in one line (file, line, reason) unless ``path`` is a YAML mapping."""
+    from mlplab.cli import check_config_file
+
     if path.is_dir():
         raise ConfigError(f"sweep file {path} is a folder: give a YAML file")
     if not path.is_file():
         raise ConfigError(f"sweep file not found: {path}")
+    check_config_file(path, keys=f"the sweep keys {', '.join(SWEEP_KEYS)}")
 
 
 def sweep_error(path: Path | None, error: BaseException) -> ConfigError:
