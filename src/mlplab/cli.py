@@ -12,6 +12,7 @@ own top-level keys: ``checkpoint`` (``checkpoints/best.ckpt`` by the task's main
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
+from jsonargparse import get_loader, set_loader
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 import mlplab.data  # noqa: F401  (registers the DataModules for short class names)
@@ -33,6 +36,7 @@ from mlplab.callbacks import (
     Throughput,
 )
 from mlplab.errors import CheckpointError, MLPLabError
+from mlplab.models import registry
 
 #: DataModule attributes handed to the task argument of the same name, when both exist.
 LINKED_DATA_ATTRIBUTES = (
@@ -52,8 +56,45 @@ DEBUG_ENV_VAR = "MLPLAB_DEBUG"
 DESCRIPTION = (
     "mlplab: train MLP-centred architectures. fit / validate / test / predict run one config (see "
     "`mlplab fit --help`); `mlplab sweep --config SWEEP.yaml --out DIR` trains parameter-matched shapes of "
-    "one or more families and draws their Pareto frontiers (see `mlplab sweep --help`)."
+    "one or more families and draws their Pareto frontiers (see `mlplab sweep --help`); `mlplab models` "
+    "lists the registered families, their named variants and parameter counts."
 )
+
+#: The jsonargparse parser mode of mlplab's configs: YAML in which a registered family's
+#: ``init_args`` may name a ``variant`` and former argument names still work
+#: (:func:`mlplab.models.registry.expand_config`).
+PARSER_MODE = "mlplab"
+
+
+def load_config_text(text: str) -> Any:
+    """Load a config (or a value given on the command line) as YAML, then expand family variants."""
+    return registry.expand_config(get_loader("yaml")(text))
+
+
+def resolve_registered_names_first() -> None:
+    """Resolve a short class name that names a registered family to that family, before jsonargparse looks.
+
+    jsonargparse resolves a short name among all imported subclasses of the argument's type and refuses
+    a name two of them share, such as mlplab's ``MlpMixer`` and timm's; the registry knows which one a
+    config means. (jsonargparse has no public hook for this, so its resolver is wrapped;
+    ``tests/test_cli_models.py`` checks that it still takes effect.)
+    """
+    from jsonargparse import _typehints
+
+    resolve = _typehints.resolve_class_path_by_name
+    if getattr(resolve, "registry_first", False):
+        return
+
+    @functools.wraps(resolve)
+    def registry_first(cls: Any, name: str) -> str:
+        return registry.resolve_short_name(name) or resolve(cls, name)
+
+    registry_first.registry_first = True  # type: ignore[attr-defined]
+    _typehints.resolve_class_path_by_name = registry_first
+
+
+set_loader(PARSER_MODE, load_config_text, (yaml.YAMLError,))
+resolve_registered_names_first()
 
 
 def condense_parser_error(message: str) -> str:
@@ -115,7 +156,11 @@ class MLPLabCLI(LightningCLI):
         kwargs.setdefault("seed_everything_default", 0)
         kwargs.setdefault("parser_class", MLPLabArgumentParser)
         kwargs.setdefault("save_config_callback", SaveRunConfig)
-        kwargs["parser_kwargs"] = {"description": DESCRIPTION, **(kwargs.get("parser_kwargs") or {})}
+        kwargs["parser_kwargs"] = {
+            "description": DESCRIPTION,
+            "parser_mode": PARSER_MODE,
+            **(kwargs.get("parser_kwargs") or {}),
+        }
         super().__init__(args=args, run=run, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -173,7 +218,8 @@ def find_user_error(error: BaseException) -> MLPLabError | None:
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``mlplab`` and ``python cli.py``: run the CLI, report user errors in one line.
 
-    ``mlplab sweep ...`` goes to :func:`mlplab.tools.sweep.main` before LightningCLI parses anything.
+    ``mlplab sweep ...`` goes to :func:`mlplab.tools.sweep.main` and ``mlplab models ...`` to
+    :func:`mlplab.models.registry.main` before LightningCLI parses anything.
     """
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # users' own modules in the working directory are importable
@@ -183,6 +229,8 @@ def main(args: list[str] | None = None) -> None:
             from mlplab.tools.sweep import main as sweep_main
 
             sweep_main(argv[1:])
+        elif argv[:1] == ["models"]:
+            registry.main(argv[1:])
         else:
             MLPLabCLI(args=args)
     except Exception as error:

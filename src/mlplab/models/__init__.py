@@ -1,5 +1,6 @@
 """Architecture families as plain ``nn.Module``s (no Lightning): import them from here or by short name."""
 
+from mlplab.models import registry
 from mlplab.models.counting import count_parameters
 from mlplab.models.flat import FlatMLP
 from mlplab.models.sequence import (
@@ -62,4 +63,5 @@ __all__ = [
     "SequenceModel",
     "Transformer",
     "count_parameters",
+    "registry",
 ]

@@ -13,6 +13,7 @@ from torch import nn
 
 from mlplab.errors import CheckpointError, ConfigError
 from mlplab.models.counting import count_parameters
+from mlplab.models.registry import check_channel_mlps
 from mlplab.optim import LinearWarmupDecay
 
 #: A family class (or ``functools.partial`` of one) whose first two arguments are the shape of one input
@@ -60,7 +61,8 @@ class Task(L.LightningModule):
         """Call the injected family ``factory`` with the task's shapes and keep both for re-building.
 
         Raises:
-            ConfigError: When ``factory`` is an already-built module rather than a class or partial.
+            ConfigError: When ``factory`` is an already-built module rather than a class or partial, or
+                when a registered family holds a channel-MLP kind it does not support.
         """
         if isinstance(factory, nn.Module):
             raise ConfigError(
@@ -68,7 +70,9 @@ class Task(L.LightningModule):
                 f"(the task passes it the data's shapes), got an instance of {type(factory).__name__}"
             )
         self._backbone_factory, self._backbone_args = factory, shapes
-        return factory(*shapes)
+        backbone = factory(*shapes)
+        check_channel_mlps(backbone)
+        return backbone
 
     def measure_flops(self, example_input: torch.Tensor) -> int:
         """FLOPs of a training step (forward and backward) of the backbone on a batch like ``example_input``.

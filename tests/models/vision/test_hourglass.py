@@ -19,20 +19,6 @@ def test_paper_parameter_count_14_184_000():
     assert count_parameters(model) == (14_184_000, 14_184_000)
 
 
-@pytest.mark.parametrize(
-    ("family", "kwargs", "published"),
-    [
-        (HourglassMLP, {"d_z": 785, "d_h": 115, "depth": 4}, 1.95e6),  # MNIST genclass, 31.85 dB
-        (HourglassMLP, {"d_z": 785, "d_h": 350, "depth": 6}, 4.53e6),  # MNIST genclass, 32.83 dB
-        (ConventionalMLP, {"d_h": 785, "depth": 4}, 6.15e6),  # MNIST conventional L4, 32.64 dB
-    ],
-)
-def test_mnist_models_of_the_paper(family, kwargs, published):
-    model = family((1, 28, 28), (1, 28, 28), **kwargs)
-    total, _ = count_parameters(model)
-    assert round(total / 1e4) == round(published / 1e4)  # the paper rounds to 0.01M
-
-
 def test_fixed_input_projection_counts_in_total_only():
     model = HourglassMLP((1, 28, 28), (1, 28, 28), d_z=800, d_h=32, depth=2, fixed_input_projection=True)
     total, trainable = count_parameters(model)
@@ -60,7 +46,7 @@ def test_block_structure_matches_the_official_code():
 
 
 @pytest.mark.parametrize("family", [HourglassMLP, ConventionalMLP])
-@pytest.mark.parametrize("fixed", [False, True])
+@pytest.mark.parametrize("fixed", [True])  # trainable: the tiny variants in tests/models/test_registry.py
 def test_gradients_and_training(family, fixed):
     torch.manual_seed(0)
     kwargs = {"d_z": 96, "d_h": 24} if family is HourglassMLP else {"d_h": 96}

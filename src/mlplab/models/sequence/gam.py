@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from mlplab.errors import require_positive
+from mlplab.models.registry import Variant, register_family
 from mlplab.models.sequence.common import CausalDepthwiseConv1d, SequenceModel, build_channel_mlp
 from mlplab.nn.channel_mlp import ChannelMLP
 
@@ -76,6 +77,20 @@ class GAMBlock(nn.Module):
         return x
 
 
+@register_family(
+    domains=("sequence",),
+    channel_mlps=("conventional", "hourglass", "moe", "moe_plus_plus"),
+    variants={
+        "tiny": Variant({"d_model": 16, "n_layers": 2, "memory_slots": 8}),
+        "official": Variant(
+            {"d_model": 512, "n_layers": 6, "memory_slots": 512, "kernel_size": 3},
+            params=22_599_680,
+            shapes=(10_000, 256),
+            source="the official GAM_Model's defaults (vocabulary 10,000, block 256)",
+        ),
+    },
+    source="own, following the official code",
+)
 class GatedAssociativeMemory(SequenceModel):
     """The GAM language model (see module docs).
 

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
+from mlplab.models.registry import BlockLayout, Variant, register_family
 from mlplab.models.sequence.common import (
     CausalDepthwiseConv1d,
     PreNormResidualBlock,
@@ -180,6 +181,13 @@ class GatedLongConv(nn.Module):
         return self.out_proj(v.to(x.dtype) * x2)
 
 
+@register_family(
+    domains=("sequence",),
+    channel_mlps=("conventional", "hourglass", "moe", "moe_plus_plus"),
+    variants={"tiny": Variant({"d_model": 16, "n_layers": 2, "filter_order": 8})},
+    blocks=BlockLayout(PreNormResidualBlock, mixer=("mixer",), mlp=("mlp",)),
+    source="own (Zoology's Hyena operator)",
+)
 class GatedConv(SequenceModel):
     """A language model of gated long convolutions (Hyena operator, see module docs).
 

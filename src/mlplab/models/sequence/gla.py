@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
+from mlplab.models.registry import BlockLayout, Variant, register_family
 from mlplab.models.sequence.common import (
     PreNormResidualBlock,
     SequenceModel,
@@ -165,6 +166,13 @@ class GLALayer(nn.Module):
         return self.out_proj(o * F.silu(self.g_proj(x)))
 
 
+@register_family(
+    domains=("sequence",),
+    channel_mlps=("conventional", "hourglass", "moe", "moe_plus_plus"),
+    variants={"tiny": Variant({"d_model": 16, "n_layers": 2, "n_heads": 2, "chunk_size": 5})},
+    blocks=BlockLayout(PreNormResidualBlock, mixer=("mixer",), mlp=("mlp",)),
+    source="own, pure PyTorch (flash-linear-attention's layer)",
+)
 class GatedLinearAttention(SequenceModel):
     """A GLA Transformer: gated linear attention blocks with channel MLPs (see module docs).
 

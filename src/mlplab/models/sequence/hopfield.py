@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
+from mlplab.models.registry import BlockLayout, Variant, register_family
 from mlplab.models.sequence.common import SequenceModel, build_channel_mlp
 from mlplab.nn.channel_mlp import ChannelMLP
 
@@ -163,6 +164,15 @@ class HopfieldBlock(nn.Module):
         return x
 
 
+@register_family(
+    domains=("sequence",),
+    channel_mlps=("conventional", "hourglass", "moe", "moe_plus_plus"),
+    variants={
+        "tiny": Variant({"d_model": 16, "n_layers": 2, "n_heads": 2, "update_steps": 2, "stored_patterns": 8})
+    },
+    blocks=BlockLayout(HopfieldBlock, mixer=("association", "lookup"), mlp=("mlp",)),
+    source="own (the Hopfield layers of hflayers, causal)",
+)
 class HopfieldLM(SequenceModel):
     """A causal language model of modern Hopfield layers (see module docs).
 

@@ -42,6 +42,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from mlplab.errors import ConfigError, require_positive
+from mlplab.models.registry import BlockLayout, Variant, register_family
 from mlplab.models.sequence.common import (
     CausalDepthwiseConv1d,
     PreNormResidualBlock,
@@ -226,6 +227,21 @@ class MambaMixer(nn.Module):
         return self.out_proj(y * F.silu(z))
 
 
+@register_family(
+    domains=("sequence",),
+    channel_mlps=("conventional", "hourglass", "moe", "moe_plus_plus"),
+    variants={
+        "tiny": Variant({"d_model": 16, "n_layers": 2, "chunk_size": 5, "d_state": 4}),
+        "130m": Variant(
+            {"d_model": 768, "n_layers": 24, "d_state": 16, "expand": 2, "d_conv": 4},
+            params=129_135_360,
+            shapes=(50_280, 2048),
+            source="state-spaces/mamba-130m's checkpoint (vocabulary padded to 50,280)",
+        ),
+    },
+    blocks=BlockLayout(PreNormResidualBlock, mixer=("mixer",), mlp=("mlp",)),
+    source="own, pure PyTorch (the official mamba_ssm layout)",
+)
 class Mamba(SequenceModel):
     """A stack of Mamba blocks: the mamba_ssm language model in pure PyTorch (see module docs).
 

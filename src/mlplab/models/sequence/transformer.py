@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
+from mlplab.models.registry import BlockLayout, Variant, register_family
 from mlplab.models.sequence.common import SequenceModel, SequenceNorm, build_channel_mlp, make_sequence_norm
 from mlplab.nn.channel_mlp import ChannelMLP
 
@@ -119,6 +120,21 @@ class TransformerBlock(nn.Module):
         return x
 
 
+@register_family(
+    domains=("sequence",),
+    channel_mlps=("conventional", "hourglass", "moe", "moe_plus_plus"),
+    variants={
+        "tiny": Variant({"d_model": 16, "n_layers": 2, "n_heads": 2}),
+        "nanogpt-shakespeare": Variant(
+            {"d_model": 384, "n_layers": 6, "n_heads": 6, "bias": False, "dropout": 0.2},
+            params=10_745_088,
+            shapes=(65, 256),
+            source="nanoGPT's train_shakespeare_char.py (10.65M without the positions)",
+        ),
+    },
+    blocks=BlockLayout(TransformerBlock, mixer=("attn",), mlp=("mlp",)),
+    source="own: nanoGPT's GPT with SDPA, and gated attention",
+)
 class Transformer(SequenceModel):
     """GPT-style decoder (nanoGPT) with SDPA attention and optional gated attention (see module docs).
 

@@ -19,9 +19,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mlplab.models.registry import Variant, register_family
 from mlplab.models.timeseries.common import ForecastingFamily, SeriesDecomposition
 
 
+@register_family(
+    domains=("forecasting",),
+    variants={
+        "tiny": Variant({"moving_avg": 5}),
+        "L96-H720": Variant(
+            {"moving_avg": 25},
+            params=139_680,
+            precision=100,
+            shapes=((96, 321), (720, 321)),
+            source="Zeng et al. 2023 (LTSF-Linear), efficiency table: 139.7K at L=96, T=720",
+        ),
+    },
+    source="own, following the official code",
+)
 class DLinear(ForecastingFamily):
     """DLinear (see the module docstring).
 

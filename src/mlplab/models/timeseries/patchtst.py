@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
+from mlplab.models.registry import Variant, register_family
 from mlplab.models.timeseries.common import ForecastingFamily, RevIN
 
 
@@ -103,6 +104,32 @@ class PatchTSTEncoderLayer(nn.Module):
         return x, scores
 
 
+@register_family(
+    domains=("forecasting",),
+    variants={
+        "tiny": Variant(
+            {
+                "patch_len": 8,
+                "stride": 4,
+                "d_model": 16,
+                "n_heads": 2,
+                "e_layers": 2,
+                "d_ff": 32,
+                "dropout": 0.0,
+                "fc_dropout": 0.0,
+            }
+        ),
+        "etth1-336": Variant(
+            {"patch_len": 16, "stride": 8, "d_model": 16, "n_heads": 4, "e_layers": 3, "d_ff": 128},
+            params=81_731 - 3,
+            shapes=((336, 7), (96, 7)),
+            source="the official backbone (PatchTST/42, ETTh1): 81,731 with one frozen attention "
+            "scale per layer, which this one computes",
+        ),
+    },
+    # post-norm encoder layers: zeroing a sub-layer leaves a BatchNorm of the input, not the input
+    source="own, following the official code",
+)
 class PatchTST(ForecastingFamily):
     """PatchTST (supervised), see the module docstring. Defaults: the official ETTh1 script (PatchTST/42).
 

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
+from mlplab.models.registry import BlockLayout, Variant, register_family
 from mlplab.models.timeseries.common import ForecastingFamily, RevIN, SeriesDecomposition
 from mlplab.nn import ChannelMLP
 
@@ -138,6 +139,33 @@ class PastDecomposableMixing(nn.Module):
         return [season + trend for _, season, trend in mixed]
 
 
+@register_family(
+    domains=("forecasting",),
+    channel_mlps=("conventional", "hourglass", "moe"),
+    variants={
+        "tiny": Variant(
+            {"d_model": 8, "d_ff": 16, "down_sampling_layers": 2, "moving_avg": 5, "dropout": 0.0}
+        ),
+        "etth1": Variant(
+            {
+                "d_model": 16,
+                "d_ff": 32,
+                "e_layers": 2,
+                "down_sampling_layers": 3,
+                "down_sampling_window": 2,
+                "moving_avg": 25,
+            },
+            params=75_497 - 2 * 32,
+            shapes=((96, 7), (96, 7)),
+            data_args={"num_time_features": 4},
+            source="the official Model with its ETTh1 recipe: 75,497, of which 2 x 32 in "
+            "LayerNorms it never calls",
+        ),
+    },
+    # in the channel-independent mode (the published one) a PDM block returns x + out_cross_layer(...)
+    blocks=BlockLayout(PastDecomposableMixing, mlp=("out_cross_layer",)),
+    source="own, weight for weight with the official code",
+)
 class TimeMixer(ForecastingFamily):
     """TimeMixer (see the module docstring). Defaults: the official ETTh1 recipe.
 

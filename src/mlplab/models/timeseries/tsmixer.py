@@ -39,6 +39,7 @@ from timm.layers import Mlp
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
+from mlplab.models.registry import BlockLayout, Variant, register_family
 from mlplab.models.timeseries.common import ForecastingFamily, RevIN
 from mlplab.nn import ChannelMLP
 
@@ -146,6 +147,23 @@ class ReconciliationHead(nn.Module):
         return y + self.dropout(self.gate(self.linear(windows)))
 
 
+@register_family(
+    domains=("forecasting",),
+    channel_mlps=("conventional", "hourglass", "moe"),
+    variants={
+        "tiny": Variant(
+            {"patch_length": 8, "patch_stride": 4, "d_model": 16, "dropout": 0.0, "head_dropout": 0.0}
+        ),
+        "etth1": Variant(
+            {"patch_length": 16, "patch_stride": 16, "d_model": 48, "num_layers": 2, "expansion_factor": 3},
+            params=196_144,
+            shapes=((512, 7), (96, 7)),
+            source="Hugging Face's ibm/patchtsmixer-etth1-pretrain configuration, by its layers",
+        ),
+    },
+    blocks=BlockLayout(MixerBlock, mlp=("mlp",)),
+    source="own, following Hugging Face's PatchTSMixer",
+)
 class TSMixer(ForecastingFamily):
     """IBM's TSMixer (PatchTSMixer), see the module docstring. Defaults: HF's ETTh1 model card.
 

@@ -31,6 +31,7 @@ from timm.layers import get_act_layer
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
+from mlplab.models.registry import BlockLayout, Variant, register_family
 from mlplab.models.timeseries.common import ForecastingFamily, RevIN
 from mlplab.nn import ChannelMLP
 
@@ -100,6 +101,21 @@ class TimeFeatureMixerBlock(nn.Module):
         return x + self.feature_mlp(self.feature_norm(x))
 
 
+@register_family(
+    domains=("forecasting",),
+    channel_mlps=("conventional", "hourglass", "moe"),
+    variants={
+        "tiny": Variant({"n_block": 2, "ff_dim": 16, "dropout": 0.0}),
+        "etth1": Variant(
+            {"n_block": 2, "ff_dim": 64},
+            params=605_180,
+            shapes=((512, 7), (96, 7)),
+            source="the official Keras layers (tsmixer_rev_in) at L=512, H=96",
+        ),
+    },
+    blocks=BlockLayout(TimeFeatureMixerBlock, mixer=("time_linear",), mlp=("feature_mlp",)),
+    source="own, following the official Keras code",
+)
 class TSMixerGoogle(ForecastingFamily):
     """Google's TSMixer with RevIN (see the module docstring).
 

@@ -32,6 +32,7 @@ from timm.layers import PatchEmbed, get_act_layer
 from torch import nn
 
 from mlplab.errors import require_positive
+from mlplab.models.registry import BlockLayout, Variant, register_family
 from mlplab.models.vision.common import CONVENTIONAL, check_batch, classification_shapes, require_divisible
 from mlplab.nn import ChannelMLP
 
@@ -96,6 +97,27 @@ class ActivatorBlock(nn.Module):
         return x
 
 
+@register_family(
+    domains=("image_classification",),
+    channel_mlps=("conventional", "hourglass", "moe"),
+    variants={
+        "tiny": Variant({"d_model": 32, "d_ffn": 64, "num_layers": 2, "dropout": 0.0}),
+        "cifar10": Variant(
+            {"patch_size": 4, "d_model": 256, "d_ffn": 512, "num_layers": 4, "dropout": 0.5},
+            params=2_650_890,
+            shapes=((3, 32, 32), (10,)),
+            source="the official activator.py built with its train.py's CIFAR-10 configuration",
+        ),
+        "cifar10-no-ffn": Variant(
+            {"patch_size": 4, "d_model": 256, "d_ffn": 512, "num_layers": 4, "ffn": False},
+            params=1_599_242,
+            shapes=((3, 32, 32), (10,)),
+            source="the official activator_only_GEGLU.py, same configuration",
+        ),
+    },
+    blocks=BlockLayout(ActivatorBlock, mixer=("gating",), mlp=("ffn",)),
+    source="own, following the official code",
+)
 class Activator(nn.Module):
     """Activator image classifier (see the module docstring).
 

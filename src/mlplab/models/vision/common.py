@@ -18,6 +18,9 @@ from mlplab.nn import ChannelMLP
 #: The default ``channel_mlp`` of the families: the conventional ``d -> hidden -> d`` MLP.
 CONVENTIONAL = ChannelMLP()
 
+#: ImageNet-1k classification shapes, at which the published parameter counts are given.
+IMAGENET = ((3, 224, 224), (1000,))
+
 
 def image_shape(owner: str, input_shape: tuple[int, ...]) -> tuple[int, int, int]:
     """``(C, H, W)`` from ``input_shape``, refusing anything else with a :class:`ConfigError`."""

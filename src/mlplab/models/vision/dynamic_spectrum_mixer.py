@@ -38,6 +38,7 @@ from timm.layers import DropPath, Mlp, trunc_normal_
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
+from mlplab.models.registry import BlockLayout, Variant, register_family
 from mlplab.models.vision.common import CONVENTIONAL, check_batch, classification_shapes, require_divisible
 from mlplab.nn import ChannelMLP
 
@@ -136,6 +137,15 @@ class Downsample(nn.Module):
         return self.norm(self.proj(x).permute(0, 2, 3, 1))
 
 
+@register_family(
+    domains=("image_classification",),
+    channel_mlps=("conventional", "hourglass", "moe"),
+    variants={
+        "tiny": Variant({"embed_dim": 8, "depths": (1, 1, 1, 1), "drop_path_rate": 0.0, "patch_size": 2})
+    },
+    blocks=BlockLayout(SpectrumBlock, mixer=("mixer",), mlp=("mlp",)),
+    source="own (no official code: mlplab's reading of the paper)",
+)
 class DynamicSpectrumMixer(nn.Module):
     """Dynamic Spectrum Mixer image classifier (see the module docstring).
 

@@ -35,7 +35,14 @@ from timm.layers import DropPath, trunc_normal_
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
-from mlplab.models.vision.common import CONVENTIONAL, check_batch, classification_shapes, require_divisible
+from mlplab.models.registry import BlockLayout, Variant, register_family
+from mlplab.models.vision.common import (
+    CONVENTIONAL,
+    IMAGENET,
+    check_batch,
+    classification_shapes,
+    require_divisible,
+)
 from mlplab.nn import ChannelMLP
 
 TINY_MIX_SIZE = ((1, 1, 3, 5, 7), (1, 3, 3, 5, 7), (1, 5, 5, 5, 7), (1, 7, 7, 7, 7))
@@ -120,6 +127,36 @@ class MixShiftBlock(nn.Module):
         return x + self.drop_path(y.permute(0, 3, 1, 2))
 
 
+@register_family(
+    domains=("image_classification",),
+    channel_mlps=("conventional", "hourglass", "moe"),
+    variants={
+        "tiny": Variant(
+            {
+                "embed_dim": 10,
+                "depths": (1, 1, 1, 1),
+                "drop_path_rate": 0.0,
+                "layer_scale_init_value": 0.1,
+                "patch_size": 2,
+            }
+        ),
+        "T": Variant(
+            {
+                "patch_size": 4,
+                "embed_dim": 96,
+                "depths": (3, 3, 9, 3),
+                "shift_dist": (-2, -1, 0, 1, 2),
+                "mix_size": TINY_MIX_SIZE,
+            },
+            params=28_656_232,
+            shapes=IMAGENET,
+            source="the official code's MS-MLP-T (the paper's \"28M\" truncates it, Table 1)",
+        ),
+    },
+    # the shift-and-mix of a block is not a residual branch of its own: only the channel MLP is
+    blocks=BlockLayout(MixShiftBlock, mlp=("mlp",)),
+    source="own, following the official code",
+)
 class MSMLP(nn.Module):
     """MS-MLP image classifier (see the module docstring).
 

@@ -32,6 +32,7 @@ from timm.layers import Mlp, PatchEmbed
 from torch import nn
 
 from mlplab.errors import require_positive
+from mlplab.models.registry import BlockLayout, Variant, register_family
 from mlplab.models.vision.common import CONVENTIONAL, check_batch, classification_shapes, require_divisible
 from mlplab.nn import ChannelMLP
 
@@ -91,6 +92,21 @@ class NiNBlock(nn.Module):
         return x + self.ffn(self.norm(x))
 
 
+@register_family(
+    domains=("image_classification",),
+    channel_mlps=("conventional", "hourglass", "moe"),
+    variants={
+        "tiny": Variant({"d_model": 32, "d_ffn": 64, "num_layers": 2, "dropout": 0.0}),
+        "cifar10": Variant(
+            {"patch_size": 4, "d_model": 256, "d_ffn": 512, "num_layers": 4, "dropout": 0.5},
+            params=2_652_170,
+            shapes=((3, 32, 32), (10,)),
+            source="the official code built with its train.py's CIFAR-10 configuration",
+        ),
+    },
+    blocks=BlockLayout(NiNBlock, mixer=("gate",), mlp=("ffn",)),
+    source="own, following the official code",
+)
 class NiNformer(nn.Module):
     """NiNformer image classifier (see the module docstring).
 

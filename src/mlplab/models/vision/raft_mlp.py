@@ -42,7 +42,14 @@ from timm.layers import DropPath, Mlp
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
-from mlplab.models.vision.common import CONVENTIONAL, check_batch, classification_shapes, require_divisible
+from mlplab.models.registry import BlockLayout, Variant, register_family
+from mlplab.models.vision.common import (
+    CONVENTIONAL,
+    IMAGENET,
+    check_batch,
+    classification_shapes,
+    require_divisible,
+)
 from mlplab.nn import ChannelMLP
 
 
@@ -162,6 +169,35 @@ class RaftLevel(nn.Module):
         return self.blocks(self.embed(x))
 
 
+@register_family(
+    domains=("image_classification",),
+    channel_mlps=("conventional", "hourglass", "moe"),
+    variants={
+        "tiny": Variant(
+            {
+                "dims": (8, 16),
+                "depths": (1, 1),
+                "patch_sizes": (4, 2),
+                "embedding_kernels": ((4, 8), (2, 4)),
+                "drop_path_rate": 0.0,
+            }
+        ),
+        "S": Variant(
+            {
+                "dims": (64, 128, 256, 512),
+                "depths": (2, 2, 6, 2),
+                "patch_sizes": (4, 2, 2, 2),
+                "embedding_kernels": ((4, 8), (2, 4), (2, 4), (2,)),
+                "raft_size": 2,
+            },
+            params=9_868_768,
+            shapes=IMAGENET,
+            source="the official code's RaftMLP-S (the paper's 9.9M, Table 2)",
+        ),
+    },
+    blocks=BlockLayout(RaftBlock, mixer=("mix_vertical", "mix_horizontal"), mlp=("mix_channels",)),
+    source="own, following the official code",
+)
 class RaftMLP(nn.Module):
     """RaftMLP image classifier (see the module docstring).
 

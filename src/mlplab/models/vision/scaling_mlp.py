@@ -23,9 +23,30 @@ from torch import nn
 
 from mlplab.errors import require_positive
 from mlplab.models.flat import FlatMLP
+from mlplab.models.registry import BlockLayout, Variant, register_family
 from mlplab.nn import ResidualMLPBlock
 
+CIFAR = ((3, 32, 32), (10,))
+PAPER = "Bachmann et al. 2023, at 32x32x3 input and 10 classes, given to 0.1M"
 
+
+@register_family(
+    domains=("image_classification",),
+    variants={
+        "tiny": Variant({"width": 64, "depth": 2}),
+        "B-6/Wi-512": Variant(
+            {"width": 512, "depth": 6}, params=14_200_000, precision=100_000, shapes=CIFAR, source=PAPER
+        ),
+        "B-6/Wi-1024": Variant(
+            {"width": 1024, "depth": 6}, params=53_500_000, precision=100_000, shapes=CIFAR, source=PAPER
+        ),
+        "B-12/Wi-1024": Variant(
+            {"width": 1024, "depth": 12}, params=103_900_000, precision=100_000, shapes=CIFAR, source=PAPER
+        ),
+    },
+    blocks=BlockLayout(ResidualMLPBlock, mlp=("mlp",)),
+    source="own, following the official code",
+)
 class BottleneckMLP(FlatMLP):
     """B-MLP: a deep residual MLP with inverted-bottleneck blocks (see the module docstring).
 
@@ -67,6 +88,11 @@ class BottleneckMLP(FlatMLP):
         return self.output_activation(self.linear_out(self.blocks(self.linear_in(x))))
 
 
+@register_family(
+    domains=("image_classification",),
+    variants={"tiny": Variant({"width": 64, "depth": 2})},
+    source="own, following the official code",
+)
 class StandardMLP(FlatMLP):
     """S-MLP: the plain, non-residual MLP baseline of "Scaling MLPs" (see the module docstring).
 

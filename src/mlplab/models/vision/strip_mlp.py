@@ -49,7 +49,14 @@ from timm.layers import DropPath, GlobalResponseNormMlp, Mlp, trunc_normal_
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
-from mlplab.models.vision.common import CONVENTIONAL, check_batch, classification_shapes, require_divisible
+from mlplab.models.registry import BlockLayout, Variant, register_family
+from mlplab.models.vision.common import (
+    CONVENTIONAL,
+    IMAGENET,
+    check_batch,
+    classification_shapes,
+    require_divisible,
+)
 from mlplab.nn import ChannelMLP
 
 
@@ -196,6 +203,28 @@ class StripBlock(nn.Module):
         return x + self.drop_path(self.channel_mixing(x))
 
 
+@register_family(
+    domains=("image_classification",),
+    channel_mlps=("conventional", "hourglass", "moe"),
+    variants={
+        "tiny": Variant({"embed_dim": 16, "layers": (1, 1, 1, 1), "drop_path_rate": 0.0, "patch_size": 2}),
+        "T*": Variant(
+            {"patch_size": 4, "embed_dim": 80, "layers": (2, 2, 6, 2), "alpha": 3},
+            params=18_243_920,
+            shapes=IMAGENET,
+            source="the official code's StripMLPNet (the paper's \"18M\", Table 2)",
+        ),
+        "T": Variant(
+            {"patch_size": 4, "embed_dim": 80, "layers": (2, 2, 12, 2), "alpha": 3},
+            params=25_000_000,
+            precision=1_000_000,
+            shapes=IMAGENET,
+            source='the paper\'s "25M" (Table 2)',
+        ),
+    },
+    blocks=BlockLayout(StripBlock, mixer=("token_mixing",), mlp=("channel_mixing",)),
+    source="own, following the official code",
+)
 class StripMLP(nn.Module):
     """Strip-MLP image classifier (see the module docstring).
 

@@ -37,15 +37,26 @@ from functools import partial
 
 import torch
 from timm.layers import GatedMlp, trunc_normal_
+from timm.models.convit import Block as ConViTBlock
 from timm.models.convit import ConVit as TimmConVit
-from timm.models.metaformer import GroupNorm1, MetaFormer, Pooling
+from timm.models.metaformer import GroupNorm1, MetaFormer, MetaFormerBlock, Pooling
 from timm.models.mlp_mixer import Affine, MixerBlock, ResBlock, SpatialGatingBlock
 from timm.models.mlp_mixer import MlpMixer as TimmMlpMixer
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
-from mlplab.models.vision.common import CONVENTIONAL, check_batch, classification_shapes, require_divisible
+from mlplab.models.registry import BlockLayout, Variant, register_family
+from mlplab.models.vision.common import (
+    CONVENTIONAL,
+    IMAGENET,
+    check_batch,
+    classification_shapes,
+    require_divisible,
+)
 from mlplab.nn import ChannelMLP
+
+#: timm's ImageNet-1k parameter counts (pytorch-image-models, results/results-imagenet.csv, param_count).
+TIMM_RESULTS = "timm's results-imagenet.csv (param_count, to 0.01M)"
 
 
 class TimmClassifier(nn.Module):
@@ -110,6 +121,23 @@ def _mixer_block_with(channel_mlp: ChannelMLP) -> Callable[..., MixerBlock]:
     return block
 
 
+@register_family(
+    domains=("image_classification",),
+    channel_mlps=("conventional", "hourglass", "moe"),
+    variants={
+        "tiny": Variant({"patch_size": 4, "num_blocks": 2, "embed_dim": 32}),
+        "S/16": Variant({"patch_size": 16, "num_blocks": 8, "embed_dim": 512}, shapes=IMAGENET),
+        "B/16": Variant(
+            {"patch_size": 16, "num_blocks": 12, "embed_dim": 768},
+            params=59_880_000,
+            precision=10_000,
+            shapes=IMAGENET,
+            source=f"mixer_b16_224 in {TIMM_RESULTS}",
+        ),
+    },
+    blocks=BlockLayout(MixerBlock, mixer=("mlp_tokens",), mlp=("mlp_channels",)),
+    source="timm (`mlp_mixer.py`), typed wrapper",
+)
 class MlpMixer(TimmClassifier):
     """MLP-Mixer (timm's ``MlpMixer``): patches, mixer blocks (token MLP, channel MLP), LN, mean, head.
 
@@ -159,6 +187,22 @@ class MlpMixer(TimmClassifier):
         )
 
 
+@register_family(
+    domains=("image_classification",),
+    channel_mlps=("conventional", "hourglass", "moe"),
+    variants={
+        "tiny": Variant({"patch_size": 4, "num_blocks": 2, "embed_dim": 32, "init_values": 0.1}),
+        "S12": Variant(
+            {"patch_size": 16, "num_blocks": 12, "embed_dim": 384},
+            params=15_350_000,
+            precision=10_000,
+            shapes=IMAGENET,
+            source=f"resmlp_12_224 in {TIMM_RESULTS}",
+        ),
+    },
+    blocks=BlockLayout(ResBlock, mixer=("linear_tokens",), mlp=("mlp_channels",)),
+    source="timm (`mlp_mixer.py`), typed wrapper",
+)
 class ResMLP(TimmClassifier):
     """ResMLP (timm's ``MlpMixer`` with ``ResBlock`` and ``Affine``): linear token mixing, LayerScale.
 
@@ -207,6 +251,28 @@ class ResMLP(TimmClassifier):
         )
 
 
+@register_family(
+    domains=("image_classification",),
+    variants={
+        "tiny": Variant({"patch_size": 4, "num_blocks": 2, "embed_dim": 32}),
+        "Ti": Variant(
+            {"patch_size": 16, "num_blocks": 30, "embed_dim": 128, "mlp_ratio": 6.0},
+            params=6_000_000,
+            precision=1_000_000,
+            shapes=IMAGENET,
+            source='the paper\'s "6M" (Liu et al. 2021, Table 1)',
+        ),
+        "S": Variant(
+            {"patch_size": 16, "num_blocks": 30, "embed_dim": 256, "mlp_ratio": 6.0},
+            params=19_420_000,
+            precision=10_000,
+            shapes=IMAGENET,
+            source=f"gmlp_s16_224 in {TIMM_RESULTS}",
+        ),
+    },
+    blocks=BlockLayout(SpatialGatingBlock, mlp=("mlp_channels",)),
+    source="timm (`mlp_mixer.py`), typed wrapper",
+)
 class GMLP(TimmClassifier):
     """gMLP (timm's ``MlpMixer`` with ``SpatialGatingBlock``): channel MLP gated by a spatial linear layer.
 
@@ -250,6 +316,24 @@ class GMLP(TimmClassifier):
         )
 
 
+@register_family(
+    domains=("image_classification",),
+    variants={
+        # three stages: at 16x16 a fourth would be a 1x1 map, where pooling minus identity is zero
+        "tiny": Variant(
+            {"patch_size": 2, "depths": (1, 1, 1), "dims": (8, 16, 24), "layer_scale_init_value": 0.1}
+        ),
+        "S12": Variant(
+            {"patch_size": 4, "depths": (2, 2, 6, 2), "dims": (64, 128, 320, 512)},
+            params=11_920_000,
+            precision=10_000,
+            shapes=IMAGENET,
+            source=f"poolformer_s12 in {TIMM_RESULTS}",
+        ),
+    },
+    blocks=BlockLayout(MetaFormerBlock, mixer=("token_mixer",), mlp=("mlp",)),
+    source="timm (`metaformer.py`), typed wrapper",
+)
 class PoolFormer(TimmClassifier):
     """PoolFormer (timm's ``MetaFormer`` with ``Pooling`` token mixers), as timm's ``poolformer_s12``.
 
@@ -312,6 +396,21 @@ class PoolFormer(TimmClassifier):
             self.model.stem.conv = stem
 
 
+@register_family(
+    domains=("image_classification",),
+    variants={
+        "tiny": Variant({"patch_size": 4, "depth": 2, "num_heads": 2, "head_dim": 8, "local_up_to_layer": 1}),
+        "Ti": Variant(
+            {"patch_size": 16, "depth": 12, "num_heads": 4, "head_dim": 48, "local_up_to_layer": 10},
+            params=5_710_000,
+            precision=10_000,
+            shapes=IMAGENET,
+            source=f"convit_tiny in {TIMM_RESULTS}",
+        ),
+    },
+    blocks=BlockLayout(ConViTBlock, mixer=("attn",), mlp=("mlp",)),
+    source="timm (`convit.py`), typed wrapper",
+)
 class ConViT(TimmClassifier):
     """ConViT (timm's ``ConVit``): a ViT whose first blocks use gated positional self-attention.
 
