@@ -113,7 +113,11 @@ def condense_parser_error(message: str) -> str:
             f"{prefix}unknown class {match.group(1)!r}: give an importable class path or a class mlplab has"
         )
     if match := re.search(r"Option '([^']+)' is not accepted.*?class_path='([^']+)'", message):
-        return f"{prefix}{match.group(2).rsplit('.', 1)[-1]} has no argument {match.group(1)!r}"
+        option, class_path = match.group(1), match.group(2)
+        spec = registry.find(class_path)
+        renamed = spec.renamed.get(option.rsplit(".", 1)[-1]) if spec is not None else None
+        hint = f" (it is now called {renamed!r})" if renamed else ""
+        return f"{prefix}{class_path.rsplit('.', 1)[-1]} has no argument {option!r}{hint}"
     expected = re.findall(r"Expected a <class '([^']+)'>", message)
     nested_arg = r"(?:NestedArg\(key='[^']*', val=)?"
     given = re.search(rf"Given value: {nested_arg}'?([^']+?)'?\)?$", message, re.MULTILINE)

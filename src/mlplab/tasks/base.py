@@ -13,7 +13,7 @@ from torch import nn
 
 from mlplab.errors import CheckpointError, ConfigError
 from mlplab.models.counting import count_parameters
-from mlplab.models.registry import check_channel_mlps
+from mlplab.models.registry import check_channel_mlps, upgrade_state_dict
 from mlplab.optim import LinearWarmupDecay
 
 #: A family class (or ``functools.partial`` of one) whose first two arguments are the shape of one input
@@ -116,7 +116,14 @@ class Task(L.LightningModule):
             logger.log_hyperparams({"params_total": total, "params_trainable": trainable})
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse, in one line, a checkpoint whose weights do not fit this model."""
+        """Refuse, in one line, a checkpoint whose weights do not fit this model.
+
+        Weights saved under the names an older version of the family used are renamed first
+        (:func:`mlplab.models.registry.upgrade_state_dict`).
+        """
+        if "state_dict" in checkpoint:
+            upgraded = upgrade_state_dict(self.backbone, checkpoint["state_dict"], prefix="backbone.")
+            checkpoint["state_dict"] = upgraded
         saved = checkpoint.get("state_dict", {})
         own = self.state_dict()
         missing = sorted(own.keys() - saved.keys())
