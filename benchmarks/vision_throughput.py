@@ -37,7 +37,7 @@ from mlplab.tools.provenance import code_version  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "configs" / "image"
 #: The MLP-Mixer of the throughput bar: img 32, patch 4, dim 256, 8 blocks.
-MIXER_ARGS = {"patch_size": 4, "num_blocks": 8, "embed_dim": 256}
+MIXER_ARGS = {"patch_size": 4, "depth": 8, "embed_dim": 256}
 
 
 def cifar10_recipes() -> dict[str, list[Path]]:
@@ -102,7 +102,7 @@ def main() -> None:
     results = []
     if options.mode == "mixer":
         batch_size = options.batch_size or 1024
-        args = {"num_blocks": 1, "embed_dim": 32, "patch_size": 4} if options.small else MIXER_ARGS
+        args = {"depth": 1, "embed_dim": 32, "patch_size": 4} if options.small else MIXER_ARGS
         mixer = MlpMixer(IMAGE_SHAPE, (10,), **args)
         handwritten = handwritten_samples_per_sec(options, mixer, "ImageClassification", batch_size)
         backbone = "mlplab.models.MlpMixer"

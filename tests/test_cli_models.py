@@ -53,7 +53,7 @@ def test_short_name_resolves_to_mlplabs_family_though_timm_has_one_too(tmp_path)
     from mlplab.cli import MLPLabCLI
 
     assert timm.models.MlpMixer is not MlpMixer and issubclass(timm.models.MlpMixer, nn.Module)
-    config = write_config(tmp_path, "patch_size: 4\nnum_blocks: 1\nembed_dim: 16")
+    config = write_config(tmp_path, "patch_size: 4\ndepth: 1\nembed_dim: 16")
     built = MLPLabCLI(args=["--config", config], run=False).model
     assert type(built.backbone) is MlpMixer
 

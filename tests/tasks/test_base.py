@@ -11,7 +11,7 @@ from mlplab.tasks import ImageRestoration
 
 
 def make_task(**backbone_args) -> ImageRestoration:
-    args = {"d_z": 96, "d_h": 16, "depth": 2, **backbone_args}
+    args = {"embed_dim": 96, "mlp_dim": 16, "depth": 2, **backbone_args}
     return ImageRestoration(functools.partial(HourglassMLP, **args), image_shape=(1, 8, 8), num_classes=10)
 
 
@@ -51,7 +51,7 @@ def test_flops_measured_on_meta_device_match_the_matmul_count():
 
 def test_checkpoint_from_a_different_architecture_is_refused():
     task = make_task()
-    other = make_task(d_z=128)
+    other = make_task(embed_dim=128)
     checkpoint = {
         "state_dict": other.state_dict(),
         "hyper_parameters": {"backbone": {"class_path": "x.Other"}},
@@ -66,5 +66,5 @@ def test_checkpoint_from_a_different_architecture_is_refused():
 def test_backbone_must_be_a_factory():
     with pytest.raises(ConfigError, match="must be a family class or functools.partial"):
         ImageRestoration(
-            HourglassMLP((1, 8, 8), (1, 8, 8), d_z=96, d_h=8), image_shape=(1, 8, 8), num_classes=10
+            HourglassMLP((1, 8, 8), (1, 8, 8), embed_dim=96, mlp_dim=8), image_shape=(1, 8, 8), num_classes=10
         )

@@ -427,17 +427,18 @@ def expand_config(value: Any, where: str = "") -> Any:
     spec = find(value["class_path"]) if isinstance(value.get("class_path"), str) else None
     if spec is None:
         return value
-    init_args = dict(value.get("init_args") or {})
-    for old, new in spec.renamed.items():
-        if old in init_args:
+    init_args = {}
+    for key, item in (value.get("init_args") or {}).items():  # a later key wins, as in a merged mapping
+        if key in spec.renamed:
             warnings.warn(
-                f"{where or 'config'}: {spec.name}'s argument {old!r} is now called {new!r}; "
+                f"{where or 'config'}: {spec.name}'s argument {key!r} is now called {spec.renamed[key]!r}; "
                 "the old name will stop working in a future release",
                 FutureWarning,
                 stacklevel=2,
             )
-            init_args.setdefault(new, init_args[old])
-            del init_args[old]
+            key = spec.renamed[key]
+        init_args.pop(key, None)
+        init_args[key] = item
     if "variant" in init_args:
         chosen = init_args.pop("variant")
         init_args = {**_yaml_ready(spec.variant(str(chosen)).args), **init_args}

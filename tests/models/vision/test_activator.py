@@ -49,6 +49,6 @@ def test_hourglass_channel_mlp():
 
 
 def test_sizes():
-    check_size_errors(Activator, d_model=16, d_ffn=16, num_layers=1)
-    with pytest.raises(ConfigError, match="d_model must be a positive integer"):
-        Activator((3, 32, 32), (10,), d_model=0)
+    check_size_errors(Activator, embed_dim=16, mlp_dim=16, depth=1)
+    with pytest.raises(ConfigError, match="embed_dim must be a positive integer"):
+        Activator((3, 32, 32), (10,), embed_dim=0)

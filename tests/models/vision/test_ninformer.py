@@ -42,10 +42,10 @@ def test_hourglass_channel_mlps():
 
 
 def test_sizes():
-    check_size_errors(NiNformer, d_model=16, d_ffn=16, num_layers=1)
+    check_size_errors(NiNformer, embed_dim=16, mlp_dim=16, depth=1)
 
 
 @pytest.mark.parametrize("patch_size", [2, 8])
 def test_token_count_follows_the_patch_size(patch_size):
-    model = NiNformer((3, 32, 32), (10,), patch_size=patch_size, d_model=16, d_ffn=16, num_layers=1)
+    model = NiNformer((3, 32, 32), (10,), patch_size=patch_size, embed_dim=16, mlp_dim=16, depth=1)
     assert model.blocks[0].gate.token_mlp.fc1.in_features == (32 // patch_size) ** 2

@@ -11,7 +11,7 @@ TINY = registry.variant_args("StripMLP")
 
 def test_strip_groups_follow_the_official_rule():
     assert (
-        StripMLP((3, 32, 32), (10,), embed_dim=80, layers=(1, 1, 1, 1)).stages[0][0].token_mixing.strips == 2
+        StripMLP((3, 32, 32), (10,), embed_dim=80, depths=(1, 1, 1, 1)).stages[0][0].token_mixing.strips == 2
     )
     assert StripMLP((3, 32, 32), (10,), **TINY).stages[0][0].token_mixing.strips == 4
 
@@ -26,7 +26,7 @@ def test_sizes():
     with pytest.raises(ConfigError, match="square images"):
         StripMLP((3, 32, 64), (10,), **TINY)
     with pytest.raises(ConfigError, match="block width of 12 cannot be cut into 4 strip groups"):
-        StripMLP((3, 32, 32), (10,), embed_dim=12, layers=(1, 1, 1, 1))
+        StripMLP((3, 32, 32), (10,), embed_dim=12, depths=(1, 1, 1, 1))
 
 
 def test_row_strip_layer_reads_only_adjacent_rows():

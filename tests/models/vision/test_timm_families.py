@@ -27,7 +27,7 @@ def test_non_square_images():
     with pytest.raises(ConfigError, match="square images, got 16×32"):
         ConViT((3, 16, 32), (10,))
     for family in (MlpMixer, ResMLP, GMLP):
-        model = family((3, 16, 32), (10,), num_blocks=1, embed_dim=16)
+        model = family((3, 16, 32), (10,), depth=1, embed_dim=16)
         assert model(torch.randn(2, 3, 16, 32)).shape == (2, 10)
     assert PoolFormer((3, 32, 64), (10,), depths=(1, 1, 1, 1), dims=(8, 8, 8, 8))(
         torch.randn(1, 3, 32, 64)
@@ -36,11 +36,11 @@ def test_non_square_images():
 
 def test_hourglass_channel_mlp_replaces_only_the_channel_mlp():
     hourglass = ChannelMLP(kind="hourglass", stream_ratio=2.0, bottleneck_ratio=0.25)
-    mixer = MlpMixer((3, 16, 16), (10,), num_blocks=2, embed_dim=32, channel_mlp=hourglass)
+    mixer = MlpMixer((3, 16, 16), (10,), depth=2, embed_dim=32, channel_mlp=hourglass)
     block = mixer.model.blocks[0]
     assert isinstance(block.mlp_channels, HourglassChannelMLP)
     assert block.mlp_tokens.fc1.in_features == 16  # the token MLP stays timm's Mlp over the 16 patches
-    resmlp = ResMLP((3, 16, 16), (10,), num_blocks=2, embed_dim=32, channel_mlp=hourglass)
+    resmlp = ResMLP((3, 16, 16), (10,), depth=2, embed_dim=32, channel_mlp=hourglass)
     assert isinstance(resmlp.model.blocks[1].mlp_channels, HourglassChannelMLP)
     for model in (mixer, resmlp):
         check_classifier_trains(lambda *shapes, m=model: m, (3, 16, 16), num_classes=10)
@@ -59,7 +59,7 @@ def test_backbone_help_shows_the_typed_arguments(cli, capsys):
     shown = capsys.readouterr().out
     for argument in (
         "--backbone.patch_size",
-        "--backbone.num_blocks",
+        "--backbone.depth",
         "--backbone.channel_mlp.kind",
         "hourglass",
     ):

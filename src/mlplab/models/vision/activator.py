@@ -4,11 +4,11 @@ Paper: Abdullah Nazhat Abdullah, Tarkan Aydin, "Activator: GLU Activation Functi
 of a Vision Transformer", arXiv 2405.15953 (2024). Official code: github.com/Abdullah-88/Activator
 (``activator.py``, ``activator_only_GEGLU.py``, ``train.py``).
 
-* Patch embedding: a ``p × p`` convolution of stride ``p`` to ``d_model`` channels, flattened to
-  ``N = (H/p)·(W/p)`` tokens.
+* Patch embedding: a ``p × p`` convolution of stride ``p`` to ``d_model`` (``embed_dim``) channels,
+  flattened to ``N = (H/p)·(W/p)`` tokens.
 * Block: ``x = x + GU(LN(x))``, then ``x = x + FFN(LN(x))`` (the FFN is dropped with ``ffn=False``,
   the paper's reduced variant). The gating unit is
-  ``GU(x) = W3 · (LN_h(act(W1 x)) ⊙ LN_h(W2 x))`` with ``W1, W2: d_model -> d_ffn``,
+  ``GU(x) = W3 · (LN_h(act(W1 x)) ⊙ LN_h(W2 x))`` with ``W1, W2: d_model -> d_ffn`` (``mlp_dim``),
   ``W3: d_ffn -> d_model`` (GELU: GEGLU; the paper's ablation also uses SiLU and ReLU).
 * Head: mean over the tokens, then a linear classifier (no final norm).
 
@@ -28,12 +28,12 @@ Shapes: ``(B, C, H, W) -> (B, N, d_model) -> (B, d_model) -> (B, num_classes)``.
 from __future__ import annotations
 
 import torch
-from timm.layers import PatchEmbed, get_act_layer
+from timm.layers import get_act_layer
 from torch import nn
 
 from mlplab.errors import require_positive
 from mlplab.models.registry import BlockLayout, Variant, register_family
-from mlplab.models.vision.common import CONVENTIONAL, check_batch, classification_shapes, require_divisible
+from mlplab.models.vision.common import CONVENTIONAL, IsotropicPatchClassifier
 from mlplab.nn import ChannelMLP
 
 
@@ -101,33 +101,34 @@ class ActivatorBlock(nn.Module):
     domains=("image_classification",),
     channel_mlps=("conventional", "hourglass", "moe"),
     variants={
-        "tiny": Variant({"d_model": 32, "d_ffn": 64, "num_layers": 2, "dropout": 0.0}),
+        "tiny": Variant({"embed_dim": 32, "mlp_dim": 64, "depth": 2, "dropout": 0.0}),
         "cifar10": Variant(
-            {"patch_size": 4, "d_model": 256, "d_ffn": 512, "num_layers": 4, "dropout": 0.5},
+            {"patch_size": 4, "embed_dim": 256, "mlp_dim": 512, "depth": 4, "dropout": 0.5},
             params=2_650_890,
             shapes=((3, 32, 32), (10,)),
             source="the official activator.py built with its train.py's CIFAR-10 configuration",
         ),
         "cifar10-no-ffn": Variant(
-            {"patch_size": 4, "d_model": 256, "d_ffn": 512, "num_layers": 4, "ffn": False},
+            {"patch_size": 4, "embed_dim": 256, "mlp_dim": 512, "depth": 4, "ffn": False},
             params=1_599_242,
             shapes=((3, 32, 32), (10,)),
             source="the official activator_only_GEGLU.py, same configuration",
         ),
     },
     blocks=BlockLayout(ActivatorBlock, mixer=("gating",), mlp=("ffn",)),
+    renamed={"d_model": "embed_dim", "d_ffn": "mlp_dim", "num_layers": "depth"},
     source="own, following the official code",
 )
-class Activator(nn.Module):
+class Activator(IsotropicPatchClassifier):
     """Activator image classifier (see the module docstring).
 
     Args:
         input_shape: ``(C, H, W)`` of the images; filled in from the data.
         output_shape: ``(num_classes,)``; filled in from the data.
         patch_size: Side of the square patches; must divide the image size.
-        d_model: Token width.
-        d_ffn: Hidden width of the gating units and FFNs.
-        num_layers: Number of blocks.
+        embed_dim: Token width (the paper's ``d_model``).
+        mlp_dim: Hidden width of the gating units and FFNs (the paper's ``d_ffn``).
+        depth: Number of blocks.
         dropout: Dropout inside the FFNs (0.5 in the official ``train.py``).
         ffn: Keep the FFN in every block (``False``: GLU units only, the paper's reduced variant).
         activation: Activation of the gating units (``gelu``, ``silu``, ``relu``).
@@ -139,31 +140,16 @@ class Activator(nn.Module):
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
         patch_size: int = 4,
-        d_model: int = 256,
-        d_ffn: int = 512,
-        num_layers: int = 4,
+        embed_dim: int = 256,
+        mlp_dim: int = 512,
+        depth: int = 4,
         dropout: float = 0.5,
         ffn: bool = True,
         activation: str = "gelu",
         channel_mlp: ChannelMLP = CONVENTIONAL,
     ):
-        super().__init__()
-        require_positive(
-            "Activator", patch_size=patch_size, d_model=d_model, d_ffn=d_ffn, num_layers=num_layers
+        require_positive("Activator", mlp_dim=mlp_dim, depth=depth)
+        super().__init__(input_shape, output_shape, patch_size, embed_dim)
+        self.set_blocks(
+            ActivatorBlock(embed_dim, mlp_dim, dropout, ffn, activation, channel_mlp) for _ in range(depth)
         )
-        channels, height, width, num_classes = classification_shapes("Activator", input_shape, output_shape)
-        require_divisible("Activator", height, width, patch_size, f"patch size {patch_size}")
-        self.input_shape = (channels, height, width)
-        self.patch_embed = PatchEmbed((height, width), patch_size, channels, d_model)
-        self.blocks = nn.Sequential(
-            *(
-                ActivatorBlock(d_model, d_ffn, dropout, ffn, activation, channel_mlp)
-                for _ in range(num_layers)
-            )
-        )
-        self.head = nn.Linear(d_model, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_batch("Activator", x, self.input_shape)
-        tokens = self.blocks(self.patch_embed(x))
-        return self.head(tokens.mean(dim=1))

@@ -1,4 +1,4 @@
-"""What the image families share: reading the task's shapes, size checks with one-line errors.
+"""What the image families share: the task's shapes, size checks with one-line errors, the classifier bases.
 
 Image families follow the family contract (``docs/architecture.md``): they are called as
 ``family(input_shape, output_shape, **args)`` with ``input_shape = (C, H, W)`` and, for classification,
@@ -10,7 +10,11 @@ of another size), and both checks raise :class:`~mlplab.errors.ConfigError` nami
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
+from timm.layers import PatchEmbed
+from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
 from mlplab.nn import ChannelMLP
@@ -85,3 +89,99 @@ def check_batch(owner: str, x: torch.Tensor, input_shape: tuple[int, int, int]) 
         raise ConfigError(
             f"{owner} was built for inputs of shape {tuple(input_shape)}, got a batch of shape {got}"
         )
+
+
+def drop_path_rates(rate: float, blocks: int) -> list[float]:
+    """Stochastic depth rising linearly from 0 to ``rate`` over ``blocks`` blocks (``torch.linspace``)."""
+    return [rate * k / max(blocks - 1, 1) for k in range(blocks)]
+
+
+class PatchClassifier(nn.Module):
+    """Base of the image classifiers: the task's shapes, size checks, ``head(forward_features(x))``.
+
+    Subclasses call this ``__init__`` first, build their layers, end with a linear ``self.head`` from
+    the feature width to ``self.num_classes``, and implement :meth:`forward_features`. The image sides
+    must be divisible by the patch size times ``2 ** downsamplings`` (one-line error otherwise), and a
+    batch of another size than the one the family was built for is refused by :meth:`forward`.
+
+    Shapes: ``(B, C, H, W) -> forward_features -> (B, D) -> head -> (B, num_classes)``.
+
+    Args:
+        input_shape: ``(C, H, W)`` of the images; filled in from the data.
+        output_shape: ``(num_classes,)``; filled in from the data.
+        patch_size: Stride of the stem (patch embedding).
+        downsamplings: Stride-2 downsamplings after the stem (3 for a 4-stage hierarchy).
+        square_only: Refuse images that are not square.
+        stride_text: How the size message names the total stride; by default from the two above.
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        output_shape: tuple[int, ...],
+        patch_size: int,
+        downsamplings: int = 0,
+        square_only: bool = False,
+        stride_text: str | None = None,
+    ):
+        super().__init__()
+        name = type(self).__name__
+        require_positive(name, patch_size=patch_size)
+        channels, height, width, num_classes = classification_shapes(name, input_shape, output_shape)
+        if square_only and height != width:
+            raise ConfigError(f"{name} needs square images, got {size_text(height, width)}")
+        if stride_text is None:
+            stride_text = f"patch size {patch_size}" + (
+                f" × {downsamplings} downsamplings by 2" if downsamplings else ""
+            )
+        require_divisible(name, height, width, patch_size * 2**downsamplings, stride_text)
+        self.input_shape = (channels, height, width)
+        self.num_classes = num_classes
+        self.head: nn.Module
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features ``(B, D)`` of images ``(B, C, H, W)`` (everything but the head)."""
+        raise NotImplementedError
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, num_classes)`` of pooled features."""
+        return self.head(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_batch(type(self).__name__, x, self.input_shape)
+        return self.forward_head(self.forward_features(x))
+
+
+class IsotropicPatchClassifier(PatchClassifier):
+    """Patches embedded as ``N = (H/p)·(W/p)`` tokens of width d, residual blocks, mean over tokens, head.
+
+    The scaffold of NiNformer and Activator: a ``p × p`` stride-``p`` convolution (timm's ``PatchEmbed``)
+    to ``embed_dim`` channels; the subclass builds its blocks and ends its ``__init__`` with
+    :meth:`set_blocks`, which adds them and the linear head (no final norm).
+
+    Shapes: ``(B, C, H, W) -> (B, N, d) -> blocks -> mean -> (B, d) -> (B, num_classes)``.
+
+    Args:
+        input_shape: ``(C, H, W)`` of the images; filled in from the data.
+        output_shape: ``(num_classes,)``; filled in from the data.
+        patch_size: Side p of the square patches; must divide the image size.
+        embed_dim: Token width d.
+    """
+
+    def __init__(
+        self, input_shape: tuple[int, ...], output_shape: tuple[int, ...], patch_size: int, embed_dim: int
+    ):
+        require_positive(type(self).__name__, embed_dim=embed_dim)
+        super().__init__(input_shape, output_shape, patch_size)
+        channels, height, width = self.input_shape
+        self.embed_dim = embed_dim
+        self.patch_embed = PatchEmbed((height, width), patch_size, channels, embed_dim)
+        self.num_tokens = self.patch_embed.num_patches
+
+    def set_blocks(self, blocks: Iterable[nn.Module]) -> None:
+        """Add the residual blocks (each ``(B, N, d) -> (B, N, d)``), then the head."""
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Linear(self.embed_dim, self.num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.patch_embed(x)).mean(dim=1)

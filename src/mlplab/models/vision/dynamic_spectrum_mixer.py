@@ -39,7 +39,7 @@ from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
 from mlplab.models.registry import BlockLayout, Variant, register_family
-from mlplab.models.vision.common import CONVENTIONAL, check_batch, classification_shapes, require_divisible
+from mlplab.models.vision.common import CONVENTIONAL, PatchClassifier, drop_path_rates
 from mlplab.nn import ChannelMLP
 
 
@@ -146,7 +146,7 @@ class Downsample(nn.Module):
     blocks=BlockLayout(SpectrumBlock, mixer=("mixer",), mlp=("mlp",)),
     source="own (no official code: mlplab's reading of the paper)",
 )
-class DynamicSpectrumMixer(nn.Module):
+class DynamicSpectrumMixer(PatchClassifier):
     """Dynamic Spectrum Mixer image classifier (see the module docstring).
 
     Args:
@@ -175,20 +175,14 @@ class DynamicSpectrumMixer(nn.Module):
         drop_path_rate: float = 0.1,
         channel_mlp: ChannelMLP = CONVENTIONAL,
     ):
-        super().__init__()
         name = "DynamicSpectrumMixer"
-        require_positive(name, patch_size=patch_size, embed_dim=embed_dim, num_filters=num_filters)
-        require_positive(name, reduction=reduction)
-        channels, height, width, num_classes = classification_shapes(name, input_shape, output_shape)
+        require_positive(name, embed_dim=embed_dim, num_filters=num_filters, reduction=reduction)
         if len(depths) != 4:
             raise ConfigError(f"{name} has 4 stages: depths needs 4 block counts, got {tuple(depths)}")
-        require_divisible(
-            name, height, width, 8 * patch_size, f"patch size {patch_size} × 3 downsamplings by 2"
-        )
-        self.input_shape = (channels, height, width)
+        super().__init__(input_shape, output_shape, patch_size, downsamplings=3)
+        channels, height, width = self.input_shape
         dims = [embed_dim * 2**i for i in range(4)]
-        total = sum(depths)
-        rates = [drop_path_rate * k / max(total - 1, 1) for k in range(total)]
+        rates = drop_path_rates(drop_path_rate, sum(depths))
         self.stem = Downsample(channels, dims[0], patch_size, channels_first_input=True)
         stages, grid = [], (height // patch_size, width // patch_size)
         for i in range(4):
@@ -204,9 +198,7 @@ class DynamicSpectrumMixer(nn.Module):
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
         self.norm = nn.LayerNorm(dims[3])
-        self.head = nn.Linear(dims[3], num_classes)
+        self.head = nn.Linear(dims[3], self.num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_batch("DynamicSpectrumMixer", x, self.input_shape)
-        x = self.stages(self.stem(x))
-        return self.head(self.norm(x).mean(dim=(1, 2)))
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.stages(self.stem(x))).mean(dim=(1, 2))

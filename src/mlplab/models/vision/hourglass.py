@@ -16,7 +16,9 @@ apply a sigmoid, since the targets are pixels in [0, 1].
 * Conventional: the usual shape, ``d_h > d_z``, with the stream as wide as the input (``d_z = d_x``)
   or, as the official code's commented-out check also allows, the output (``d_z = d_y``).
 
-Parameters: ``d_x·d_z + L·2·d_z·d_h + d_z·d_y`` (e.g. 768/3546/16/L5/3072 -> 14,184,000).
+Parameters: ``d_x·d_z + L·2·d_z·d_h + d_z·d_y`` (e.g. 768/3546/16/L5/3072 -> 14,184,000). The
+arguments use mlplab's names: ``embed_dim`` is the stream width ``d_z``, ``mlp_dim`` the hidden width
+``d_h``, ``depth`` the number of blocks L.
 
 Shapes: input ``(B, *input_shape)``, output ``(B, *output_shape)``, both flattened internally.
 """
@@ -43,8 +45,8 @@ class ResidualStreamMLP(FlatMLP):
     Args:
         input_shape: Shape of one input sample, e.g. ``(1, 28, 28)``; flattened to ``d_x`` values.
         output_shape: Shape of one output sample, e.g. ``(1, 28, 28)`` or ``(10,)``.
-        d_z: Width of the residual stream.
-        d_h: Width of the hidden layer inside every block.
+        embed_dim: Width of the residual stream (the paper's ``d_z``).
+        mlp_dim: Width of the hidden layer inside every block (the paper's ``d_h``).
         depth: Number of residual blocks (L).
         fixed_input_projection: Keep ``W_in`` at its random initialisation, never trained.
         projection_seed: Seed of ``W_in``'s initialisation; ``None`` draws it from the global generator.
@@ -55,8 +57,8 @@ class ResidualStreamMLP(FlatMLP):
         self,
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
-        d_z: int,
-        d_h: int,
+        embed_dim: int,
+        mlp_dim: int,
         depth: int,
         fixed_input_projection: bool = False,
         projection_seed: int | None = None,
@@ -64,27 +66,29 @@ class ResidualStreamMLP(FlatMLP):
     ):
         super().__init__(input_shape, output_shape)
         name = type(self).__name__
-        require_positive(name, d_z=d_z, d_h=d_h, depth=depth)
+        require_positive(name, embed_dim=embed_dim, mlp_dim=mlp_dim, depth=depth)
         if output_activation not in ("sigmoid", "none"):
             raise ConfigError(
                 f"{name}: output_activation must be 'sigmoid' or 'none', got {output_activation!r}"
             )
-        self.check_widths(d_x=self.d_x, d_y=self.d_y, d_z=d_z, d_h=d_h)
-        self.d_z, self.d_h, self.depth = d_z, d_h, depth
+        self.check_widths(d_x=self.d_x, d_y=self.d_y, embed_dim=embed_dim, mlp_dim=mlp_dim)
+        self.embed_dim, self.mlp_dim, self.depth = embed_dim, mlp_dim, depth
 
         self.input_projection = RandomProjection(
-            self.d_x, d_z, trainable=not fixed_input_projection, seed=projection_seed
+            self.d_x, embed_dim, trainable=not fixed_input_projection, seed=projection_seed
         )
         self.blocks = nn.Sequential(
             *(
-                ResidualMLPBlock(d_z, d_h, norm="batchnorm", norm_affine=False, activation="relu", bias=False)
+                ResidualMLPBlock(
+                    embed_dim, mlp_dim, norm="batchnorm", norm_affine=False, activation="relu", bias=False
+                )
                 for _ in range(depth)
             )
         )
-        self.output_projection = nn.Linear(d_z, self.d_y, bias=False)
+        self.output_projection = nn.Linear(embed_dim, self.d_y, bias=False)
         self.output_activation = nn.Sigmoid() if output_activation == "sigmoid" else nn.Identity()
 
-    def check_widths(self, d_x: int, d_y: int, d_z: int, d_h: int) -> None:
+    def check_widths(self, d_x: int, d_y: int, embed_dim: int, mlp_dim: int) -> None:
         """Raise :class:`~mlplab.errors.ConfigError` when the widths break the family's rule."""
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
@@ -99,29 +103,29 @@ PAPER = "Chen et al. 2025 (arXiv 2510.01796), given to 0.01M"
 @register_family(
     domains=("image_restoration",),
     variants={
-        "tiny": Variant({"d_z": 96, "d_h": 24, "depth": 2}),
+        "tiny": Variant({"embed_dim": 96, "mlp_dim": 24, "depth": 2}),
         "785/115/L4": Variant(
-            {"d_z": 785, "d_h": 115, "depth": 4},
+            {"embed_dim": 785, "mlp_dim": 115, "depth": 4},
             params=1_950_000,
             precision=10_000,
             shapes=MNIST,
             source=f"MNIST generative classification, 31.85 dB; {PAPER}",
         ),
         "785/350/L6": Variant(
-            {"d_z": 785, "d_h": 350, "depth": 6},
+            {"embed_dim": 785, "mlp_dim": 350, "depth": 6},
             params=4_530_000,
             precision=10_000,
             shapes=MNIST,
             source=f"MNIST generative classification, 32.83 dB; {PAPER}",
         ),
         "3546/16/L5": Variant(
-            {"d_z": 3546, "d_h": 16, "depth": 5},
+            {"embed_dim": 3546, "mlp_dim": 16, "depth": 5},
             params=14_184_000,
             shapes=((3, 16, 16), (3, 32, 32)),
             source="ImageNet-32 super-resolution x2, the paper's exact count (d_x=768, d_y=3072)",
         ),
         "3546/270/L5": Variant(
-            {"d_z": 3546, "d_h": 270, "depth": 5},
+            {"embed_dim": 3546, "mlp_dim": 270, "depth": 5},
             params=31_400_000,
             precision=100_000,
             shapes=((3, 32, 32), (3, 32, 32)),
@@ -129,18 +133,21 @@ PAPER = "Chen et al. 2025 (arXiv 2510.01796), given to 0.01M"
         ),
     },
     blocks=BlockLayout(ResidualMLPBlock, mlp=("mlp",)),
+    renamed={"d_z": "embed_dim", "d_h": "mlp_dim"},
     source="own, following the official code",
 )
 class HourglassMLP(ResidualStreamMLP):
-    """Hourglass MLP: a wide residual stream with narrow bottlenecks, ``d_h < d_z``.
+    """Hourglass MLP: a wide residual stream with narrow bottlenecks, ``mlp_dim < embed_dim`` (``d_h < d_z``).
 
-    See the module docstring for the paper, the structure and the parameter count.
+    See the module docstring for the paper, the structure and the parameter count. The paper's
+    models are the variants named ``d_z/d_h/L`` (``mlplab models --variant 785/115/L4``).
 
     Args:
         input_shape: Shape of one input sample, e.g. ``(1, 28, 28)``; flattened to ``d_x`` values.
         output_shape: Shape of one output sample, e.g. ``(1, 28, 28)``.
-        d_z: Width of the wide residual stream.
-        d_h: Width of the narrow bottleneck inside every block; must be smaller than ``d_z``.
+        embed_dim: Width of the wide residual stream (the paper's ``d_z``).
+        mlp_dim: Width of the narrow bottleneck inside every block (the paper's ``d_h``); must be smaller
+            than ``embed_dim``.
         depth: Number of residual blocks (L).
         fixed_input_projection: Keep ``W_in`` at its random initialisation, never trained.
         projection_seed: Seed of ``W_in``'s initialisation; ``None`` draws it from the global generator.
@@ -151,8 +158,8 @@ class HourglassMLP(ResidualStreamMLP):
         self,
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
-        d_z: int = 1024,
-        d_h: int = 128,
+        embed_dim: int = 1024,
+        mlp_dim: int = 128,
         depth: int = 4,
         fixed_input_projection: bool = False,
         projection_seed: int | None = None,
@@ -161,28 +168,28 @@ class HourglassMLP(ResidualStreamMLP):
         super().__init__(
             input_shape,
             output_shape,
-            d_z,
-            d_h,
+            embed_dim,
+            mlp_dim,
             depth,
             fixed_input_projection,
             projection_seed,
             output_activation,
         )
 
-    def check_widths(self, d_x: int, d_y: int, d_z: int, d_h: int) -> None:
-        if d_h >= d_z:
+    def check_widths(self, d_x: int, d_y: int, embed_dim: int, mlp_dim: int) -> None:
+        if mlp_dim >= embed_dim:
             raise ConfigError(
-                f"HourglassMLP needs a narrow bottleneck, d_h < d_z; got d_h={d_h}, d_z={d_z} "
-                "(use ConventionalMLP for d_h > d_z)"
+                "HourglassMLP needs a narrow bottleneck, mlp_dim < embed_dim (d_h < d_z); got "
+                f"mlp_dim={mlp_dim}, embed_dim={embed_dim} (use ConventionalMLP for mlp_dim > embed_dim)"
             )
 
 
 @register_family(
     domains=("image_restoration",),
     variants={
-        "tiny": Variant({"d_h": 96, "depth": 2}),
+        "tiny": Variant({"mlp_dim": 96, "depth": 2}),
         "L4": Variant(
-            {"d_h": 785, "depth": 4},
+            {"mlp_dim": 785, "depth": 4},
             params=6_150_000,
             precision=10_000,
             shapes=MNIST,
@@ -190,19 +197,22 @@ class HourglassMLP(ResidualStreamMLP):
         ),
     },
     blocks=BlockLayout(ResidualMLPBlock, mlp=("mlp",)),
+    renamed={"d_z": "embed_dim", "d_h": "mlp_dim"},
     source="own, following the official code",
 )
 class ConventionalMLP(ResidualStreamMLP):
-    """The conventional residual MLP of the Hourglass paper: ``d_h > d_z``, stream as wide as the data.
+    """The Hourglass paper's conventional residual MLP: ``mlp_dim > embed_dim``, a stream as wide as the data.
 
     See the module docstring for the paper and the structure.
 
     Args:
         input_shape: Shape of one input sample, e.g. ``(1, 28, 28)``; flattened to ``d_x`` values.
         output_shape: Shape of one output sample, e.g. ``(1, 28, 28)``.
-        d_h: Width of the wide hidden layer inside every block; must be larger than ``d_z``.
+        mlp_dim: Width of the wide hidden layer inside every block (the paper's ``d_h``); must be larger
+            than ``embed_dim``.
         depth: Number of residual blocks (L).
-        d_z: Width of the residual stream: ``d_x`` (the default, ``None``) or ``d_y``.
+        embed_dim: Width of the residual stream (the paper's ``d_z``): ``d_x`` (the default, ``None``)
+            or ``d_y``.
         fixed_input_projection: Keep ``W_in`` at its random initialisation, never trained.
         projection_seed: Seed of ``W_in``'s initialisation; ``None`` draws it from the global generator.
         output_activation: ``sigmoid`` for pixel targets in [0, 1] (the paper), ``none`` for logits.
@@ -212,33 +222,33 @@ class ConventionalMLP(ResidualStreamMLP):
         self,
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
-        d_h: int = 1024,
+        mlp_dim: int = 1024,
         depth: int = 4,
-        d_z: int | None = None,
+        embed_dim: int | None = None,
         fixed_input_projection: bool = False,
         projection_seed: int | None = None,
         output_activation: Literal["sigmoid", "none"] = "sigmoid",
     ):
-        stream = math.prod(input_shape) if d_z is None else d_z
+        stream = math.prod(input_shape) if embed_dim is None else embed_dim
         super().__init__(
             input_shape,
             output_shape,
             stream,
-            d_h,
+            mlp_dim,
             depth,
             fixed_input_projection,
             projection_seed,
             output_activation,
         )
 
-    def check_widths(self, d_x: int, d_y: int, d_z: int, d_h: int) -> None:
-        if d_z not in (d_x, d_y):
+    def check_widths(self, d_x: int, d_y: int, embed_dim: int, mlp_dim: int) -> None:
+        if embed_dim not in (d_x, d_y):
             raise ConfigError(
-                f"ConventionalMLP keeps the stream as wide as the data, d_z = d_x ({d_x}) or d_y ({d_y}); "
-                f"got d_z={d_z} (use HourglassMLP for a stream wider than the data)"
+                f"ConventionalMLP keeps the stream as wide as the data, embed_dim = d_x ({d_x}) or d_y "
+                f"({d_y}); got embed_dim={embed_dim} (use HourglassMLP for a stream wider than the data)"
             )
-        if d_h <= d_z:
+        if mlp_dim <= embed_dim:
             raise ConfigError(
-                f"ConventionalMLP needs a wide hidden layer, d_h > d_z; got d_h={d_h}, d_z={d_z} "
-                "(use HourglassMLP for d_h < d_z)"
+                "ConventionalMLP needs a wide hidden layer, mlp_dim > embed_dim (d_h > d_z); got "
+                f"mlp_dim={mlp_dim}, embed_dim={embed_dim} (use HourglassMLP for mlp_dim < embed_dim)"
             )

@@ -47,8 +47,9 @@ multi-scale loss (``forward_all``), so under the task's single-output loss they 
 Sizes: at level ``i`` the map is ``H/2^i``; it must be divisible by the block size and by the grid size
 of that level (``*_hr`` for the first ``high_res_stages`` levels, ``block_size_lr`` below them and at the
 bottleneck, ``H/2^depth``). The spatial gating layers hold ``b² × b²`` and ``g² × g²`` maps, so the
-parameter count does not depend on the image size. Official variants: ``S-1/2/3`` (``features=32``) and
-``M-1/2/3`` (``features=64``) with ``depth=3, num_groups=2, num_bottleneck_blocks=2`` and 1/2/3 stages;
+parameter count does not depend on the image size. Official variants: ``S-1/2/3`` (``features=32``, here
+``embed_dim``) and ``M-1/2/3`` (``features=64``) with ``depth=3, num_groups=2, num_bottleneck_blocks=2``
+and 1/2/3 stages;
 MAXIM-2S and -3S of the paper use 3 supervision scales.
 
 Shapes: ``(B, C, h, w) -> (B, H, W, C) -> UNet stages -> (B, C, H, W)``.
@@ -542,7 +543,7 @@ MAXIM_CODE = "the official code's own count (google-research/maxim, maxim/models
 
 def _maxim(features: int, stages: int, scales: int = 1) -> dict:
     return {
-        "features": features,
+        "embed_dim": features,
         "depth": 3,
         "num_stages": stages,
         "num_groups": 2,
@@ -560,7 +561,7 @@ def _maxim(features: int, stages: int, scales: int = 1) -> dict:
     variants={
         "tiny": Variant(
             {
-                "features": 8,
+                "embed_dim": 8,
                 "depth": 2,
                 "num_stages": 2,
                 "num_groups": 1,
@@ -593,6 +594,7 @@ def _maxim(features: int, stages: int, scales: int = 1) -> dict:
             source="MAXIM-3S in the paper's Table 1 and the official README",
         ),
     },
+    renamed={"features": "embed_dim"},
     source="own, following the official JAX code",
 )
 class MAXIM(nn.Module):
@@ -601,7 +603,7 @@ class MAXIM(nn.Module):
     Args:
         input_shape: ``(C, h, w)`` of the degraded images; filled in by the task.
         output_shape: ``(C, H, W)`` of the restored images; ``H/h = W/w`` must be an integer ≥ 1.
-        features: Width of the first level (then 2×, 4×, ...).
+        embed_dim: Width of the first level (then 2×, 4×, ...; the official ``features``).
         depth: Number of encoder/decoder levels.
         num_stages: Number of UNet stages.
         num_groups: (MAB, RCAB) pairs per encoder/decoder block and (MAB, RDCAB) pairs per bottleneck block.
@@ -624,7 +626,7 @@ class MAXIM(nn.Module):
         self,
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
-        features: int = 32,
+        embed_dim: int = 32,
         depth: int = 3,
         num_stages: int = 2,
         num_groups: int = 2,
@@ -644,7 +646,7 @@ class MAXIM(nn.Module):
     ):
         super().__init__()
         name = "MAXIM"
-        require_positive(name, features=features, depth=depth, num_stages=num_stages, num_groups=num_groups)
+        require_positive(name, embed_dim=embed_dim, depth=depth, num_stages=num_stages, num_groups=num_groups)
         require_positive(name, num_supervision_scales=num_supervision_scales)
         channels, height, width = image_shape(name, input_shape)
         out_channels, out_height, out_width = image_shape(name, output_shape)
@@ -684,7 +686,7 @@ class MAXIM(nn.Module):
                     )
         settings = {
             "depth": depth,
-            "features": features,
+            "features": embed_dim,
             "num_supervision_scales": num_supervision_scales,
             "sizes": sizes,
             "block_size_lr": tuple(block_size_lr),

@@ -36,13 +36,7 @@ from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
 from mlplab.models.registry import BlockLayout, Variant, register_family
-from mlplab.models.vision.common import (
-    CONVENTIONAL,
-    IMAGENET,
-    check_batch,
-    classification_shapes,
-    require_divisible,
-)
+from mlplab.models.vision.common import CONVENTIONAL, IMAGENET, PatchClassifier, drop_path_rates
 from mlplab.nn import ChannelMLP
 
 TINY_MIX_SIZE = ((1, 1, 3, 5, 7), (1, 3, 3, 5, 7), (1, 5, 5, 5, 7), (1, 7, 7, 7, 7))
@@ -157,7 +151,7 @@ class MixShiftBlock(nn.Module):
     blocks=BlockLayout(MixShiftBlock, mlp=("mlp",)),
     source="own, following the official code",
 )
-class MSMLP(nn.Module):
+class MSMLP(PatchClassifier):
     """MS-MLP image classifier (see the module docstring).
 
     Args:
@@ -188,9 +182,7 @@ class MSMLP(nn.Module):
         layer_scale_init_value: float = 1e-6,
         channel_mlp: ChannelMLP = CONVENTIONAL,
     ):
-        super().__init__()
-        require_positive("MSMLP", patch_size=patch_size, embed_dim=embed_dim)
-        channels, height, width, num_classes = classification_shapes("MSMLP", input_shape, output_shape)
+        require_positive("MSMLP", embed_dim=embed_dim)
         if len(depths) != 4 or len(mix_size) != 4:
             raise ConfigError(
                 "MSMLP has 4 stages: depths and mix_size need 4 entries, "
@@ -202,16 +194,10 @@ class MSMLP(nn.Module):
                     f"MSMLP: every mix_size entry needs one odd kernel per shift ({len(shift_dist)}), "
                     f"got {tuple(kernels)}"
                 )
-        require_divisible(
-            "MSMLP", height, width, 8 * patch_size, f"patch size {patch_size} × 3 downsamplings by 2"
-        )
-        self.input_shape = (channels, height, width)
+        super().__init__(input_shape, output_shape, patch_size, downsamplings=3)
         dims = [embed_dim * 2**i for i in range(4)]
-        total = sum(depths)
-        rates = [
-            drop_path_rate * k / max(total - 1, 1) for k in range(total)
-        ]  # torch.linspace(0, rate, total)
-        self.patch_embed = ConvEmbed(channels, dims[0], patch_size)
+        rates = drop_path_rates(drop_path_rate, sum(depths))
+        self.patch_embed = ConvEmbed(self.input_shape[0], dims[0], patch_size)
         stages = []
         for i in range(4):
             blocks = [
@@ -231,7 +217,7 @@ class MSMLP(nn.Module):
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
         self.norm = nn.LayerNorm(dims[3], eps=1e-6)
-        self.head = nn.Linear(dims[3], num_classes)
+        self.head = nn.Linear(dims[3], self.num_classes)
         self.apply(self._init_weights)
 
     @staticmethod
@@ -241,7 +227,5 @@ class MSMLP(nn.Module):
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_batch("MSMLP", x, self.input_shape)
-        x = self.stages(self.patch_embed(x))
-        return self.head(self.norm(x.mean(dim=(2, 3))))
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.stages(self.patch_embed(x)).mean(dim=(2, 3)))

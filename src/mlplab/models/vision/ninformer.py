@@ -28,12 +28,12 @@ Shapes: ``(B, C, H, W) -> (B, N, d_model) -> (B, d_model) -> (B, num_classes)``.
 from __future__ import annotations
 
 import torch
-from timm.layers import Mlp, PatchEmbed
+from timm.layers import Mlp
 from torch import nn
 
 from mlplab.errors import require_positive
 from mlplab.models.registry import BlockLayout, Variant, register_family
-from mlplab.models.vision.common import CONVENTIONAL, check_batch, classification_shapes, require_divisible
+from mlplab.models.vision.common import CONVENTIONAL, IsotropicPatchClassifier
 from mlplab.nn import ChannelMLP
 
 
@@ -96,27 +96,28 @@ class NiNBlock(nn.Module):
     domains=("image_classification",),
     channel_mlps=("conventional", "hourglass", "moe"),
     variants={
-        "tiny": Variant({"d_model": 32, "d_ffn": 64, "num_layers": 2, "dropout": 0.0}),
+        "tiny": Variant({"embed_dim": 32, "mlp_dim": 64, "depth": 2, "dropout": 0.0}),
         "cifar10": Variant(
-            {"patch_size": 4, "d_model": 256, "d_ffn": 512, "num_layers": 4, "dropout": 0.5},
+            {"patch_size": 4, "embed_dim": 256, "mlp_dim": 512, "depth": 4, "dropout": 0.5},
             params=2_652_170,
             shapes=((3, 32, 32), (10,)),
             source="the official code built with its train.py's CIFAR-10 configuration",
         ),
     },
     blocks=BlockLayout(NiNBlock, mixer=("gate",), mlp=("ffn",)),
+    renamed={"d_model": "embed_dim", "d_ffn": "mlp_dim", "num_layers": "depth"},
     source="own, following the official code",
 )
-class NiNformer(nn.Module):
+class NiNformer(IsotropicPatchClassifier):
     """NiNformer image classifier (see the module docstring).
 
     Args:
         input_shape: ``(C, H, W)`` of the images; filled in from the data.
         output_shape: ``(num_classes,)``; filled in from the data.
         patch_size: Side of the square patches; must divide the image size.
-        d_model: Token width.
-        d_ffn: Hidden width of every MLP (token, channel and FFN).
-        num_layers: Number of blocks.
+        embed_dim: Token width (the paper's ``d_model``).
+        mlp_dim: Hidden width of every MLP: token, channel and FFN (the paper's ``d_ffn``).
+        depth: Number of blocks.
         dropout: Dropout inside the MLPs (0.5 in the official ``train.py``).
         channel_mlp: The channel MLPs of every block: conventional or hourglass.
     """
@@ -126,27 +127,14 @@ class NiNformer(nn.Module):
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
         patch_size: int = 4,
-        d_model: int = 256,
-        d_ffn: int = 512,
-        num_layers: int = 4,
+        embed_dim: int = 256,
+        mlp_dim: int = 512,
+        depth: int = 4,
         dropout: float = 0.5,
         channel_mlp: ChannelMLP = CONVENTIONAL,
     ):
-        super().__init__()
-        require_positive(
-            "NiNformer", patch_size=patch_size, d_model=d_model, d_ffn=d_ffn, num_layers=num_layers
+        require_positive("NiNformer", mlp_dim=mlp_dim, depth=depth)
+        super().__init__(input_shape, output_shape, patch_size, embed_dim)
+        self.set_blocks(
+            NiNBlock(embed_dim, self.num_tokens, mlp_dim, dropout, channel_mlp) for _ in range(depth)
         )
-        channels, height, width, num_classes = classification_shapes("NiNformer", input_shape, output_shape)
-        require_divisible("NiNformer", height, width, patch_size, f"patch size {patch_size}")
-        self.input_shape = (channels, height, width)
-        self.patch_embed = PatchEmbed((height, width), patch_size, channels, d_model)
-        num_tokens = self.patch_embed.num_patches
-        self.blocks = nn.Sequential(
-            *(NiNBlock(d_model, num_tokens, d_ffn, dropout, channel_mlp) for _ in range(num_layers))
-        )
-        self.head = nn.Linear(d_model, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_batch("NiNformer", x, self.input_shape)
-        tokens = self.blocks(self.patch_embed(x))
-        return self.head(tokens.mean(dim=1))

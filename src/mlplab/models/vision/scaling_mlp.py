@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from mlplab.errors import require_positive
+from mlplab.errors import ConfigError, require_positive
 from mlplab.models.flat import FlatMLP
 from mlplab.models.registry import BlockLayout, Variant, register_family
 from mlplab.nn import ResidualMLPBlock
@@ -33,18 +33,23 @@ PAPER = "Bachmann et al. 2023, at 32x32x3 input and 10 classes, given to 0.1M"
 @register_family(
     domains=("image_classification",),
     variants={
-        "tiny": Variant({"width": 64, "depth": 2}),
+        "tiny": Variant({"embed_dim": 64, "depth": 2}),
         "B-6/Wi-512": Variant(
-            {"width": 512, "depth": 6}, params=14_200_000, precision=100_000, shapes=CIFAR, source=PAPER
+            {"embed_dim": 512, "depth": 6}, params=14_200_000, precision=100_000, shapes=CIFAR, source=PAPER
         ),
         "B-6/Wi-1024": Variant(
-            {"width": 1024, "depth": 6}, params=53_500_000, precision=100_000, shapes=CIFAR, source=PAPER
+            {"embed_dim": 1024, "depth": 6}, params=53_500_000, precision=100_000, shapes=CIFAR, source=PAPER
         ),
         "B-12/Wi-1024": Variant(
-            {"width": 1024, "depth": 12}, params=103_900_000, precision=100_000, shapes=CIFAR, source=PAPER
+            {"embed_dim": 1024, "depth": 12},
+            params=103_900_000,
+            precision=100_000,
+            shapes=CIFAR,
+            source=PAPER,
         ),
     },
     blocks=BlockLayout(ResidualMLPBlock, mlp=("mlp",)),
+    renamed={"width": "embed_dim", "expansion": "mlp_ratio"},
     source="own, following the official code",
 )
 class BottleneckMLP(FlatMLP):
@@ -53,9 +58,9 @@ class BottleneckMLP(FlatMLP):
     Args:
         input_shape: Shape of one input sample, e.g. ``(3, 32, 32)``.
         output_shape: Shape of one output sample, ``(num_classes,)`` for classification.
-        width: Width m of the residual stream.
+        embed_dim: Width m of the residual stream (the paper's ``Wi``).
         depth: Number of residual blocks L.
-        expansion: Hidden width of each block as a multiple of ``width``.
+        mlp_ratio: Hidden width of each block as a multiple of ``embed_dim`` (the paper's expansion).
         norm: Normalisation at the start of each block (``layernorm`` in the paper).
         output_activation: ``none`` for logits, ``sigmoid`` for pixel targets in [0, 1].
     """
@@ -64,24 +69,25 @@ class BottleneckMLP(FlatMLP):
         self,
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
-        width: int = 1024,
+        embed_dim: int = 1024,
         depth: int = 6,
-        expansion: int = 4,
+        mlp_ratio: float = 4.0,
         norm: Literal["layernorm", "batchnorm"] = "layernorm",
         output_activation: Literal["none", "sigmoid"] = "none",
     ):
         super().__init__(input_shape, output_shape)
-        require_positive("BottleneckMLP", width=width, depth=depth, expansion=expansion)
-        self.linear_in = nn.Linear(self.d_x, width)
+        require_positive("BottleneckMLP", embed_dim=embed_dim, depth=depth)
+        hidden = int(mlp_ratio * embed_dim)
+        if hidden <= 0:
+            raise ConfigError(f"BottleneckMLP: mlp_ratio must be positive, got {mlp_ratio}")
+        self.linear_in = nn.Linear(self.d_x, embed_dim)
         self.blocks = nn.Sequential(
             *(
-                ResidualMLPBlock(
-                    width, expansion * width, norm=norm, norm_affine=True, activation="gelu", bias=True
-                )
+                ResidualMLPBlock(embed_dim, hidden, norm=norm, norm_affine=True, activation="gelu", bias=True)
                 for _ in range(depth)
             )
         )
-        self.linear_out = nn.Linear(width, self.d_y)
+        self.linear_out = nn.Linear(embed_dim, self.d_y)
         self.output_activation = nn.Sigmoid() if output_activation == "sigmoid" else nn.Identity()
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
@@ -90,7 +96,8 @@ class BottleneckMLP(FlatMLP):
 
 @register_family(
     domains=("image_classification",),
-    variants={"tiny": Variant({"width": 64, "depth": 2})},
+    variants={"tiny": Variant({"embed_dim": 64, "depth": 2})},
+    renamed={"width": "embed_dim"},
     source="own, following the official code",
 )
 class StandardMLP(FlatMLP):
@@ -99,7 +106,7 @@ class StandardMLP(FlatMLP):
     Args:
         input_shape: Shape of one input sample, e.g. ``(3, 32, 32)``.
         output_shape: Shape of one output sample, ``(num_classes,)`` for classification.
-        width: Width m of every hidden layer.
+        embed_dim: Width m of every hidden layer (the paper's ``Wi``).
         depth: Number of hidden widths L; the network has ``L - 1`` hidden ``m -> m`` layers.
         output_activation: ``none`` for logits, ``sigmoid`` for pixel targets in [0, 1].
     """
@@ -108,20 +115,20 @@ class StandardMLP(FlatMLP):
         self,
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
-        width: int = 1024,
+        embed_dim: int = 1024,
         depth: int = 6,
         output_activation: Literal["none", "sigmoid"] = "none",
     ):
         super().__init__(input_shape, output_shape)
-        require_positive("StandardMLP", width=width, depth=depth)
-        self.linear_in = nn.Linear(self.d_x, width)
+        require_positive("StandardMLP", embed_dim=embed_dim, depth=depth)
+        self.linear_in = nn.Linear(self.d_x, embed_dim)
         self.layers = nn.Sequential(
             *(
-                nn.Sequential(nn.LayerNorm(width), nn.GELU(), nn.Linear(width, width))
+                nn.Sequential(nn.LayerNorm(embed_dim), nn.GELU(), nn.Linear(embed_dim, embed_dim))
                 for _ in range(depth - 1)
             )
         )
-        self.linear_out = nn.Linear(width, self.d_y)
+        self.linear_out = nn.Linear(embed_dim, self.d_y)
         self.output_activation = nn.Sigmoid() if output_activation == "sigmoid" else nn.Identity()
 
     def body(self, x: torch.Tensor) -> torch.Tensor:

@@ -46,21 +46,15 @@ from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
 from mlplab.models.registry import BlockLayout, Variant, register_family
-from mlplab.models.vision.common import (
-    CONVENTIONAL,
-    IMAGENET,
-    check_batch,
-    classification_shapes,
-    require_divisible,
-)
+from mlplab.models.vision.common import CONVENTIONAL, IMAGENET, PatchClassifier
 from mlplab.nn import ChannelMLP
 
 #: timm's ImageNet-1k parameter counts (pytorch-image-models, results/results-imagenet.csv, param_count).
 TIMM_RESULTS = "timm's results-imagenet.csv (param_count, to 0.01M)"
 
 
-class TimmClassifier(nn.Module):
-    """Base of the wrappers: holds timm's network as ``self.model`` and checks every batch's shape.
+class TimmClassifier(PatchClassifier):
+    """Base of the wrappers: holds timm's network as ``self.model`` (its features and head are timm's).
 
     Args:
         input_shape: ``(C, H, W)`` of the images.
@@ -72,35 +66,29 @@ class TimmClassifier(nn.Module):
     square_only = False
 
     def __init__(self, input_shape: tuple[int, ...], output_shape: tuple[int, ...], patch_size: int):
-        super().__init__()
-        name = type(self).__name__
-        require_positive(name, patch_size=patch_size)
-        channels, height, width, num_classes = classification_shapes(name, input_shape, output_shape)
-        require_divisible(name, height, width, patch_size, f"patch size {patch_size}")
-        if self.square_only and height != width:
-            raise ConfigError(f"{name}: timm builds this network for square images, got {height}×{width}")
-        self.input_shape = (channels, height, width)
-        self.num_classes = num_classes
+        super().__init__(input_shape, output_shape, patch_size, square_only=self.square_only)
         self.patch_size = patch_size
         self.model: nn.Module
 
-    def _timm_mlp_mixer(self, num_blocks: int, embed_dim: int, **kwargs) -> TimmMlpMixer:
+    def _timm_mlp_mixer(self, depth: int, embed_dim: int, **kwargs) -> TimmMlpMixer:
         """Build timm's ``MlpMixer`` for this image size, channels and classes; ``kwargs`` pick the family."""
-        require_positive(type(self).__name__, num_blocks=num_blocks, embed_dim=embed_dim)
+        require_positive(type(self).__name__, depth=depth, embed_dim=embed_dim)
         channels, height, width = self.input_shape
         return TimmMlpMixer(
             num_classes=self.num_classes,
             img_size=(height, width),
             in_chans=channels,
             patch_size=self.patch_size,
-            num_blocks=num_blocks,
+            num_blocks=depth,
             embed_dim=embed_dim,
             **kwargs,
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_batch(type(self).__name__, x, self.input_shape)
-        return self.model(x)
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_features(x)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(features)
 
 
 def _mixer_block_with(channel_mlp: ChannelMLP) -> Callable[..., MixerBlock]:
@@ -125,10 +113,10 @@ def _mixer_block_with(channel_mlp: ChannelMLP) -> Callable[..., MixerBlock]:
     domains=("image_classification",),
     channel_mlps=("conventional", "hourglass", "moe"),
     variants={
-        "tiny": Variant({"patch_size": 4, "num_blocks": 2, "embed_dim": 32}),
-        "S/16": Variant({"patch_size": 16, "num_blocks": 8, "embed_dim": 512}, shapes=IMAGENET),
+        "tiny": Variant({"patch_size": 4, "depth": 2, "embed_dim": 32}),
+        "S/16": Variant({"patch_size": 16, "depth": 8, "embed_dim": 512}, shapes=IMAGENET),
         "B/16": Variant(
-            {"patch_size": 16, "num_blocks": 12, "embed_dim": 768},
+            {"patch_size": 16, "depth": 12, "embed_dim": 768},
             params=59_880_000,
             precision=10_000,
             shapes=IMAGENET,
@@ -136,22 +124,23 @@ def _mixer_block_with(channel_mlp: ChannelMLP) -> Callable[..., MixerBlock]:
         ),
     },
     blocks=BlockLayout(MixerBlock, mixer=("mlp_tokens",), mlp=("mlp_channels",)),
+    renamed={"num_blocks": "depth", "channel_mlp_ratio": "mlp_ratio"},
     source="timm (`mlp_mixer.py`), typed wrapper",
 )
 class MlpMixer(TimmClassifier):
     """MLP-Mixer (timm's ``MlpMixer``): patches, mixer blocks (token MLP, channel MLP), LN, mean, head.
 
-    Mixer-S/16 at 224 px is ``patch_size=16, num_blocks=8, embed_dim=512``; Mixer-B/16
-    ``patch_size=16, num_blocks=12, embed_dim=768``.
+    Mixer-S/16 at 224 px is ``patch_size=16, depth=8, embed_dim=512``; Mixer-B/16
+    ``patch_size=16, depth=12, embed_dim=768`` (variants ``S/16`` and ``B/16``).
 
     Args:
         input_shape: ``(C, H, W)`` of the images; filled in from the data.
         output_shape: ``(num_classes,)``; filled in from the data.
         patch_size: Side of the square patches; must divide the image size.
-        num_blocks: Number of mixer blocks.
+        depth: Number of mixer blocks (timm's ``num_blocks``).
         embed_dim: Width of the patch embeddings (channels).
         token_mlp_ratio: Hidden width of the token MLP as a multiple of ``embed_dim``.
-        channel_mlp_ratio: Hidden width of the channel MLP as a multiple of ``embed_dim``.
+        mlp_ratio: Hidden width of the channel MLP as a multiple of ``embed_dim``.
         drop_rate: Dropout before the classifier.
         proj_drop_rate: Dropout inside the MLPs.
         drop_path_rate: Stochastic depth rate of every block.
@@ -164,10 +153,10 @@ class MlpMixer(TimmClassifier):
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
         patch_size: int = 4,
-        num_blocks: int = 8,
+        depth: int = 8,
         embed_dim: int = 256,
         token_mlp_ratio: float = 0.5,
-        channel_mlp_ratio: float = 4.0,
+        mlp_ratio: float = 4.0,
         drop_rate: float = 0.0,
         proj_drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
@@ -176,9 +165,9 @@ class MlpMixer(TimmClassifier):
     ):
         super().__init__(input_shape, output_shape, patch_size)
         self.model = self._timm_mlp_mixer(
-            num_blocks,
+            depth,
             embed_dim,
-            mlp_ratio=(token_mlp_ratio, channel_mlp_ratio),
+            mlp_ratio=(token_mlp_ratio, mlp_ratio),
             block_layer=_mixer_block_with(channel_mlp),
             drop_rate=drop_rate,
             proj_drop_rate=proj_drop_rate,
@@ -191,9 +180,9 @@ class MlpMixer(TimmClassifier):
     domains=("image_classification",),
     channel_mlps=("conventional", "hourglass", "moe"),
     variants={
-        "tiny": Variant({"patch_size": 4, "num_blocks": 2, "embed_dim": 32, "init_values": 0.1}),
+        "tiny": Variant({"patch_size": 4, "depth": 2, "embed_dim": 32, "init_values": 0.1}),
         "S12": Variant(
-            {"patch_size": 16, "num_blocks": 12, "embed_dim": 384},
+            {"patch_size": 16, "depth": 12, "embed_dim": 384},
             params=15_350_000,
             precision=10_000,
             shapes=IMAGENET,
@@ -201,18 +190,19 @@ class MlpMixer(TimmClassifier):
         ),
     },
     blocks=BlockLayout(ResBlock, mixer=("linear_tokens",), mlp=("mlp_channels",)),
+    renamed={"num_blocks": "depth"},
     source="timm (`mlp_mixer.py`), typed wrapper",
 )
 class ResMLP(TimmClassifier):
     """ResMLP (timm's ``MlpMixer`` with ``ResBlock`` and ``Affine``): linear token mixing, LayerScale.
 
-    ResMLP-S12 at 224 px is ``patch_size=16, num_blocks=12, embed_dim=384``.
+    ResMLP-S12 at 224 px (variant ``S12``) is ``patch_size=16, depth=12, embed_dim=384``.
 
     Args:
         input_shape: ``(C, H, W)`` of the images; filled in from the data.
         output_shape: ``(num_classes,)``; filled in from the data.
         patch_size: Side of the square patches; must divide the image size.
-        num_blocks: Number of residual blocks.
+        depth: Number of residual blocks (timm's ``num_blocks``).
         embed_dim: Width of the patch embeddings.
         mlp_ratio: Hidden width of the channel MLP as a multiple of ``embed_dim``.
         init_values: Initial LayerScale (1e-4 for 12 blocks, 1e-5 for 24, 1e-6 for 36 in the paper).
@@ -227,7 +217,7 @@ class ResMLP(TimmClassifier):
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
         patch_size: int = 4,
-        num_blocks: int = 12,
+        depth: int = 12,
         embed_dim: int = 384,
         mlp_ratio: float = 4.0,
         init_values: float = 1e-4,
@@ -239,7 +229,7 @@ class ResMLP(TimmClassifier):
         super().__init__(input_shape, output_shape, patch_size)
         extra = {} if channel_mlp.kind == "conventional" else {"mlp_layer": channel_mlp.as_timm_mlp_layer()}
         self.model = self._timm_mlp_mixer(
-            num_blocks,
+            depth,
             embed_dim,
             mlp_ratio=mlp_ratio,
             block_layer=partial(ResBlock, init_values=init_values),
@@ -254,16 +244,16 @@ class ResMLP(TimmClassifier):
 @register_family(
     domains=("image_classification",),
     variants={
-        "tiny": Variant({"patch_size": 4, "num_blocks": 2, "embed_dim": 32}),
+        "tiny": Variant({"patch_size": 4, "depth": 2, "embed_dim": 32}),
         "Ti": Variant(
-            {"patch_size": 16, "num_blocks": 30, "embed_dim": 128, "mlp_ratio": 6.0},
+            {"patch_size": 16, "depth": 30, "embed_dim": 128, "mlp_ratio": 6.0},
             params=6_000_000,
             precision=1_000_000,
             shapes=IMAGENET,
             source='the paper\'s "6M" (Liu et al. 2021, Table 1)',
         ),
         "S": Variant(
-            {"patch_size": 16, "num_blocks": 30, "embed_dim": 256, "mlp_ratio": 6.0},
+            {"patch_size": 16, "depth": 30, "embed_dim": 256, "mlp_ratio": 6.0},
             params=19_420_000,
             precision=10_000,
             shapes=IMAGENET,
@@ -271,19 +261,21 @@ class ResMLP(TimmClassifier):
         ),
     },
     blocks=BlockLayout(SpatialGatingBlock, mlp=("mlp_channels",)),
+    renamed={"num_blocks": "depth"},
     source="timm (`mlp_mixer.py`), typed wrapper",
 )
 class GMLP(TimmClassifier):
     """gMLP (timm's ``MlpMixer`` with ``SpatialGatingBlock``): channel MLP gated by a spatial linear layer.
 
-    gMLP-Ti / S / B at 224 px: ``patch_size=16, num_blocks=30, mlp_ratio=6`` and ``embed_dim`` 128 / 256
-    / 512. There is no ``channel_mlp`` argument: the spatial gating unit sits inside the channel MLP.
+    gMLP-Ti / S / B at 224 px: ``patch_size=16, depth=30, mlp_ratio=6`` and ``embed_dim`` 128 / 256
+    / 512 (variants ``Ti`` and ``S``). There is no ``channel_mlp`` argument: the spatial gating unit sits
+    inside the channel MLP.
 
     Args:
         input_shape: ``(C, H, W)`` of the images; filled in from the data.
         output_shape: ``(num_classes,)``; filled in from the data.
         patch_size: Side of the square patches; must divide the image size.
-        num_blocks: Number of gMLP blocks.
+        depth: Number of gMLP blocks (timm's ``num_blocks``).
         embed_dim: Width of the patch embeddings.
         mlp_ratio: Hidden width of the gated channel MLP as a multiple of ``embed_dim``.
         drop_rate: Dropout before the classifier.
@@ -296,7 +288,7 @@ class GMLP(TimmClassifier):
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
         patch_size: int = 4,
-        num_blocks: int = 30,
+        depth: int = 30,
         embed_dim: int = 128,
         mlp_ratio: float = 6.0,
         drop_rate: float = 0.0,
@@ -305,7 +297,7 @@ class GMLP(TimmClassifier):
     ):
         super().__init__(input_shape, output_shape, patch_size)
         self.model = self._timm_mlp_mixer(
-            num_blocks,
+            depth,
             embed_dim,
             mlp_ratio=mlp_ratio,
             block_layer=SpatialGatingBlock,
