@@ -16,15 +16,15 @@ OPTIONS = [
     (DLinear, {"individual": True}),
     (TimeMixer, {}),
     (TimeMixer, {"channel_independence": False}),
-    (TimeMixer, {"down_sampling_method": "conv", "use_norm": False}),
+    (TimeMixer, {"down_sampling_method": "conv", "revin": False}),
     (TSMixerGoogle, {}),
-    (TSMixerGoogle, {"norm_type": "layer", "rev_in": False}),
+    (TSMixerGoogle, {"norm": "layer", "revin": False}),
     (TSMixer, {}),
     (TSMixer, {"mode": "mixing"}),
     (TSMixer, {"mode": "hybrid"}),
     (TSMixer, {"norm": "batch", "gated_attention": False}),
     (PatchTST, {}),
-    (PatchTST, {"affine": True}),
+    (PatchTST, {"revin_affine": True}),
 ]
 
 
@@ -67,7 +67,7 @@ def test_timemixer_parameters_match_the_official_code():
 def test_tsmixer_google_parameters_follow_the_official_layers():
     lookback, horizon, n, ff, blocks = 512, 96, 7, 64, 2
     per_block = 2 * 2 * lookback * n + lookback * lookback + lookback + n * ff + ff + ff * n + n
-    model = TSMixerGoogle((lookback, n), (horizon, n), n_block=blocks, ff_dim=ff)
+    model = TSMixerGoogle((lookback, n), (horizon, n), depth=blocks, mlp_dim=ff)
     assert count_parameters(model)[0] == 2 * n + blocks * per_block + lookback * horizon + horizon == 605_180
 
 
@@ -143,5 +143,5 @@ def test_wrong_inputs_and_arguments_are_one_clear_line():
         TSMixer((48, 3), (16, 3), mode="mixed")
     with pytest.raises(ConfigError, match="too short for 4 down-samplings"):
         TimeMixer((8, 3), (16, 3), down_sampling_layers=4)
-    with pytest.raises(ConfigError, match="d_model \\(16\\) must be divisible by n_heads \\(3\\)"):
-        PatchTST((48, 3), (16, 3), n_heads=3)
+    with pytest.raises(ConfigError, match="embed_dim \\(16\\) must be divisible by num_heads \\(3\\)"):
+        PatchTST((48, 3), (16, 3), num_heads=3)

@@ -64,8 +64,7 @@ class DLinear(ForecastingFamily):
             for layer in (*self.seasonal, *self.trend):
                 layer.weight.fill_(1.0 / self.lookback)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
+    def forecast(self, x: torch.Tensor) -> torch.Tensor:
         seasonal, trend = (part.transpose(1, 2) for part in self.decomposition(x))  # (B, N, L)
         if self.individual:
             out = torch.stack(
