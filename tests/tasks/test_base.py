@@ -68,3 +68,33 @@ def test_backbone_must_be_a_factory():
         ImageRestoration(
             HourglassMLP((1, 8, 8), (1, 8, 8), embed_dim=96, mlp_dim=8), image_shape=(1, 8, 8), num_classes=10
         )
+
+
+@pytest.mark.parametrize(
+    ("task", "family", "shapes", "batch"),
+    [
+        ("ImageClassification", "MlpMixer", {"image_shape": (3, 16, 16), "num_classes": 5},
+         (torch.rand(4, 3, 16, 16), torch.randint(0, 5, (4,)))),
+        ("ImageRestoration", "MAXIM",  # prototypes as targets: no random degradation between the two calls
+         {"image_shape": (1, 8, 8), "num_classes": 5, "mode": "generative_classification"},
+         (torch.rand(4, 1, 8, 8), torch.randint(0, 5, (4,)))),
+        ("ForecastingTask", "TSMixer", {"lookback": 48, "horizon": 16, "num_series": 3},
+         (torch.randn(4, 48, 3), torch.randn(4, 16, 3), torch.rand(4, 48, 4), torch.rand(4, 16, 4))),
+    ],
+)  # fmt: skip
+def test_every_task_adds_the_mixture_of_experts_balancing_loss(task, family, shapes, batch):
+    import mlplab.tasks
+    from mlplab.models import registry
+    from mlplab.nn import ChannelMLP, auxiliary_loss
+
+    torch.manual_seed(0)
+    backbone = functools.partial(
+        registry.get(family).cls,
+        **registry.variant_args(family),
+        channel_mlp=ChannelMLP(kind="moe", num_experts=3),
+    )
+    model = getattr(mlplab.tasks, task)(backbone, **shapes)
+    plain = model.training_loss(batch, 0)
+    extra = auxiliary_loss(model.backbone)
+    assert extra is not None and extra > 0
+    torch.testing.assert_close(model.training_step(batch, 0), plain + extra)

@@ -14,6 +14,7 @@ from torch import nn
 from mlplab.errors import CheckpointError, ConfigError
 from mlplab.models.counting import count_parameters
 from mlplab.models.registry import check_channel_mlps, upgrade_state_dict
+from mlplab.nn.moe import auxiliary_loss
 from mlplab.optim import LinearWarmupDecay
 
 #: A family class (or ``functools.partial`` of one) whose first two arguments are the shape of one input
@@ -25,9 +26,14 @@ class Task(L.LightningModule):
     """Base class of the tasks: builds the backbone, wires the optimiser, counts parameters and FLOPs.
 
     Subclasses build ``self.backbone`` by calling :meth:`build_backbone` with the shapes they derive
-    from the DataModule, and set ``monitor`` / ``monitor_mode`` to their main validation metric (the
-    checkpoint callback keeps the best epoch by it). Only parameters that require gradients reach the
+    from the DataModule, implement :meth:`training_loss`, and set ``monitor`` / ``monitor_mode`` to their
+    main validation metric (the checkpoint callback keeps the best epoch by it). The training step adds
+    the auxiliary losses the backbone's layers leave (the mixture-of-experts channel MLPs' load
+    balancing, whatever the family and the task). Only parameters that require gradients reach the
     optimiser, so frozen weights keep no optimiser state and never change.
+
+    A subclass declares its own arguments and passes the optimiser trio below on with ``**kwargs``
+    (``super().__init__(**kwargs)``): the CLI shows them for every task from this docstring.
 
     Args:
         optimizer: Optimiser class with its arguments (``class_path`` / ``init_args``); AdamW with
@@ -94,6 +100,21 @@ class Task(L.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
+
+    # ------------------------------------------------------------------------------------ training
+    def training_loss(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """The task's loss of one training batch (logged as ``train/loss``); subclasses implement it."""
+        raise NotImplementedError
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """:meth:`training_loss` plus the backbone's auxiliary losses (``train/aux_loss``)."""
+        loss = self.training_loss(batch, batch_idx)
+        self.log("train/loss", loss, prog_bar=True)
+        extra = auxiliary_loss(self.backbone)
+        if extra is not None:
+            self.log("train/aux_loss", extra)
+            loss = loss + extra
+        return loss
 
     # ------------------------------------------------------------------------------ optimiser
     def configure_optimizers(self) -> Any:
