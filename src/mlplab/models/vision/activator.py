@@ -27,13 +27,20 @@ Shapes: ``(B, C, H, W) -> (B, N, d_model) -> (B, d_model) -> (B, num_classes)``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from timm.layers import get_act_layer
 from torch import nn
 
-from mlplab.errors import require_positive
 from mlplab.models.registry import BlockLayout, Variant, register_family
-from mlplab.models.vision.common import CONVENTIONAL, IsotropicPatchClassifier
+from mlplab.models.vision.common import (
+    CIFAR10,
+    CONVENTIONAL,
+    ISOTROPIC_CIFAR10,
+    ISOTROPIC_TINY,
+    IsotropicPatchClassifier,
+)
 from mlplab.nn import ChannelMLP
 
 
@@ -101,17 +108,17 @@ class ActivatorBlock(nn.Module):
     domains=("image_classification",),
     channel_mlps=("conventional", "hourglass", "moe"),
     variants={
-        "tiny": Variant({"embed_dim": 32, "mlp_dim": 64, "depth": 2, "dropout": 0.0}),
+        "tiny": Variant(ISOTROPIC_TINY),
         "cifar10": Variant(
-            {"patch_size": 4, "embed_dim": 256, "mlp_dim": 512, "depth": 4, "dropout": 0.5},
+            ISOTROPIC_CIFAR10,
             params=2_650_890,
-            shapes=((3, 32, 32), (10,)),
+            shapes=CIFAR10,
             source="the official activator.py built with its train.py's CIFAR-10 configuration",
         ),
         "cifar10-no-ffn": Variant(
-            {"patch_size": 4, "embed_dim": 256, "mlp_dim": 512, "depth": 4, "ffn": False},
+            {**ISOTROPIC_CIFAR10, "ffn": False},
             params=1_599_242,
-            shapes=((3, 32, 32), (10,)),
+            shapes=CIFAR10,
             source="the official activator_only_GEGLU.py, same configuration",
         ),
     },
@@ -125,31 +132,23 @@ class Activator(IsotropicPatchClassifier):
     Args:
         input_shape: ``(C, H, W)`` of the images; filled in from the data.
         output_shape: ``(num_classes,)``; filled in from the data.
-        patch_size: Side of the square patches; must divide the image size.
-        embed_dim: Token width (the paper's ``d_model``).
-        mlp_dim: Hidden width of the gating units and FFNs (the paper's ``d_ffn``).
-        depth: Number of blocks.
-        dropout: Dropout inside the FFNs (0.5 in the official ``train.py``).
         ffn: Keep the FFN in every block (``False``: GLU units only, the paper's reduced variant).
         activation: Activation of the gating units (``gelu``, ``silu``, ``relu``).
-        channel_mlp: The FFN of every block: conventional or hourglass.
+        **kwargs: The arguments of :class:`~mlplab.models.vision.common.IsotropicPatchClassifier`:
+            ``patch_size``, ``embed_dim``, ``mlp_dim`` (the gating units' and FFNs' hidden width),
+            ``depth``, ``dropout`` (inside the FFNs), ``channel_mlp`` (the FFN).
     """
 
     def __init__(
         self,
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
-        patch_size: int = 4,
-        embed_dim: int = 256,
-        mlp_dim: int = 512,
-        depth: int = 4,
-        dropout: float = 0.5,
         ffn: bool = True,
         activation: str = "gelu",
-        channel_mlp: ChannelMLP = CONVENTIONAL,
+        **kwargs: Any,
     ):
-        require_positive("Activator", mlp_dim=mlp_dim, depth=depth)
-        super().__init__(input_shape, output_shape, patch_size, embed_dim)
+        super().__init__(input_shape, output_shape, **kwargs)
         self.set_blocks(
-            ActivatorBlock(embed_dim, mlp_dim, dropout, ffn, activation, channel_mlp) for _ in range(depth)
+            ActivatorBlock(self.embed_dim, self.mlp_dim, self.dropout_rate, ffn, activation, self.channel_mlp)
+            for _ in range(self.depth)
         )

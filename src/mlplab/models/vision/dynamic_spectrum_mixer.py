@@ -32,14 +32,15 @@ Shapes: ``(B, C, H, W) -> (B, H/p, W/p, D) -> ... -> (B, H/8p, W/8p, 8D) -> (B, 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from timm.layers import DropPath, Mlp, trunc_normal_
 from torch import nn
 
-from mlplab.errors import ConfigError, require_positive
+from mlplab.errors import require_positive
 from mlplab.models.registry import BlockLayout, Variant, register_family
-from mlplab.models.vision.common import CONVENTIONAL, PatchClassifier, drop_path_rates
+from mlplab.models.vision.common import CONVENTIONAL, FourStagePatchClassifier
 from mlplab.nn import ChannelMLP
 
 
@@ -146,57 +147,46 @@ class Downsample(nn.Module):
     blocks=BlockLayout(SpectrumBlock, mixer=("mixer",), mlp=("mlp",)),
     source="own (no official code: mlplab's reading of the paper)",
 )
-class DynamicSpectrumMixer(PatchClassifier):
+class DynamicSpectrumMixer(FourStagePatchClassifier):
     """Dynamic Spectrum Mixer image classifier (see the module docstring).
 
     Args:
         input_shape: ``(C, H, W)`` of the images; filled in from the data.
         output_shape: ``(num_classes,)``; filled in from the data.
-        patch_size: Stride p of the stem; the image size must be divisible by ``8p``.
-        embed_dim: Width D of the first stage (then 2D, 4D, 8D).
-        depths: Blocks in each of the 4 stages.
         num_filters: Learned spectral filters per mixer, chosen between by the dynamic weights.
         reduction: Channel reduction of the weight generator.
-        mlp_ratio: Hidden width of the conventional channel MLP as a multiple of the stage width.
-        drop_path_rate: Stochastic depth rate, increasing linearly from 0 over the blocks.
-        channel_mlp: The channel MLP of every block: conventional or hourglass.
+        **kwargs: The arguments of :class:`~mlplab.models.vision.common.FourStagePatchClassifier`:
+            ``patch_size``, ``embed_dim`` (64), ``depths`` (2, 2, 6, 2), ``mlp_ratio``, ``drop_path_rate``,
+            ``channel_mlp``.
     """
 
     def __init__(
         self,
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
-        patch_size: int = 4,
-        embed_dim: int = 64,
-        depths: tuple[int, int, int, int] = (2, 2, 6, 2),
         num_filters: int = 4,
         reduction: int = 4,
-        mlp_ratio: float = 4.0,
-        drop_path_rate: float = 0.1,
-        channel_mlp: ChannelMLP = CONVENTIONAL,
+        **kwargs: Any,
     ):
-        name = "DynamicSpectrumMixer"
-        require_positive(name, embed_dim=embed_dim, num_filters=num_filters, reduction=reduction)
-        if len(depths) != 4:
-            raise ConfigError(f"{name} has 4 stages: depths needs 4 block counts, got {tuple(depths)}")
-        super().__init__(input_shape, output_shape, patch_size, downsamplings=3)
+        require_positive("DynamicSpectrumMixer", num_filters=num_filters, reduction=reduction)
+        super().__init__(input_shape, output_shape, **kwargs)
         channels, height, width = self.input_shape
-        dims = [embed_dim * 2**i for i in range(4)]
-        rates = drop_path_rates(drop_path_rate, sum(depths))
-        self.stem = Downsample(channels, dims[0], patch_size, channels_first_input=True)
-        stages, grid = [], (height // patch_size, width // patch_size)
-        for i in range(4):
-            blocks = [
-                SpectrumBlock(
-                    dims[i], *grid, num_filters, reduction, mlp_ratio, rates[sum(depths[:i]) + j], channel_mlp
-                )
-                for j in range(depths[i])
-            ]
-            if i < 3:
-                blocks.append(Downsample(dims[i], dims[i + 1], 2))
-                grid = (grid[0] // 2, grid[1] // 2)
-            stages.append(nn.Sequential(*blocks))
-        self.stages = nn.Sequential(*stages)
+        dims, patch = self.dims, self.patch_size
+        self.stem = Downsample(channels, dims[0], patch, channels_first_input=True)
+        side_h, side_w = height // patch, width // patch  # the token grid of the first stage
+        self.stages = self.build_stages(
+            lambda i, rate: SpectrumBlock(
+                dims[i],
+                side_h // 2**i,
+                side_w // 2**i,
+                num_filters,
+                reduction,
+                self.mlp_ratio,
+                rate,
+                self.channel_mlp,
+            ),  # fmt: skip
+            lambda i: Downsample(dims[i], dims[i + 1], 2),
+        )
         self.norm = nn.LayerNorm(dims[3])
         self.head = nn.Linear(dims[3], self.num_classes)
 

@@ -26,7 +26,7 @@ Shapes: input ``(B, *input_shape)``, output ``(B, *output_shape)``, both flatten
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -149,9 +149,8 @@ class HourglassMLP(ResidualStreamMLP):
         mlp_dim: Width of the narrow bottleneck inside every block (the paper's ``d_h``); must be smaller
             than ``embed_dim``.
         depth: Number of residual blocks (L).
-        fixed_input_projection: Keep ``W_in`` at its random initialisation, never trained.
-        projection_seed: Seed of ``W_in``'s initialisation; ``None`` draws it from the global generator.
-        output_activation: ``sigmoid`` for pixel targets in [0, 1] (the paper), ``none`` for logits.
+        **kwargs: ``fixed_input_projection``, ``projection_seed`` and ``output_activation``
+            (:class:`ResidualStreamMLP`).
     """
 
     def __init__(
@@ -161,19 +160,10 @@ class HourglassMLP(ResidualStreamMLP):
         embed_dim: int = 1024,
         mlp_dim: int = 128,
         depth: int = 4,
-        fixed_input_projection: bool = False,
-        projection_seed: int | None = None,
-        output_activation: Literal["sigmoid", "none"] = "sigmoid",
+        **kwargs: Any,
     ):
         super().__init__(
-            input_shape,
-            output_shape,
-            embed_dim,
-            mlp_dim,
-            depth,
-            fixed_input_projection,
-            projection_seed,
-            output_activation,
+            input_shape, output_shape, embed_dim=embed_dim, mlp_dim=mlp_dim, depth=depth, **kwargs
         )
 
     def check_widths(self, d_x: int, d_y: int, embed_dim: int, mlp_dim: int) -> None:
@@ -213,9 +203,8 @@ class ConventionalMLP(ResidualStreamMLP):
         depth: Number of residual blocks (L).
         embed_dim: Width of the residual stream (the paper's ``d_z``): ``d_x`` (the default, ``None``)
             or ``d_y``.
-        fixed_input_projection: Keep ``W_in`` at its random initialisation, never trained.
-        projection_seed: Seed of ``W_in``'s initialisation; ``None`` draws it from the global generator.
-        output_activation: ``sigmoid`` for pixel targets in [0, 1] (the paper), ``none`` for logits.
+        **kwargs: ``fixed_input_projection``, ``projection_seed`` and ``output_activation``
+            (:class:`ResidualStreamMLP`).
     """
 
     def __init__(
@@ -225,21 +214,10 @@ class ConventionalMLP(ResidualStreamMLP):
         mlp_dim: int = 1024,
         depth: int = 4,
         embed_dim: int | None = None,
-        fixed_input_projection: bool = False,
-        projection_seed: int | None = None,
-        output_activation: Literal["sigmoid", "none"] = "sigmoid",
+        **kwargs: Any,
     ):
         stream = math.prod(input_shape) if embed_dim is None else embed_dim
-        super().__init__(
-            input_shape,
-            output_shape,
-            stream,
-            mlp_dim,
-            depth,
-            fixed_input_projection,
-            projection_seed,
-            output_activation,
-        )
+        super().__init__(input_shape, output_shape, embed_dim=stream, mlp_dim=mlp_dim, depth=depth, **kwargs)
 
     def check_widths(self, d_x: int, d_y: int, embed_dim: int, mlp_dim: int) -> None:
         if embed_dim not in (d_x, d_y):

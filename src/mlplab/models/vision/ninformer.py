@@ -27,13 +27,20 @@ Shapes: ``(B, C, H, W) -> (B, N, d_model) -> (B, d_model) -> (B, num_classes)``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from timm.layers import Mlp
 from torch import nn
 
-from mlplab.errors import require_positive
 from mlplab.models.registry import BlockLayout, Variant, register_family
-from mlplab.models.vision.common import CONVENTIONAL, IsotropicPatchClassifier
+from mlplab.models.vision.common import (
+    CIFAR10,
+    CONVENTIONAL,
+    ISOTROPIC_CIFAR10,
+    ISOTROPIC_TINY,
+    IsotropicPatchClassifier,
+)
 from mlplab.nn import ChannelMLP
 
 
@@ -96,11 +103,11 @@ class NiNBlock(nn.Module):
     domains=("image_classification",),
     channel_mlps=("conventional", "hourglass", "moe"),
     variants={
-        "tiny": Variant({"embed_dim": 32, "mlp_dim": 64, "depth": 2, "dropout": 0.0}),
+        "tiny": Variant(ISOTROPIC_TINY),
         "cifar10": Variant(
-            {"patch_size": 4, "embed_dim": 256, "mlp_dim": 512, "depth": 4, "dropout": 0.5},
+            ISOTROPIC_CIFAR10,
             params=2_652_170,
-            shapes=((3, 32, 32), (10,)),
+            shapes=CIFAR10,
             source="the official code built with its train.py's CIFAR-10 configuration",
         ),
     },
@@ -111,30 +118,19 @@ class NiNBlock(nn.Module):
 class NiNformer(IsotropicPatchClassifier):
     """NiNformer image classifier (see the module docstring).
 
+    Every MLP (token, channel and FFN) has ``mlp_dim`` hidden units; ``channel_mlp`` sets both channel
+    MLPs of a block.
+
     Args:
         input_shape: ``(C, H, W)`` of the images; filled in from the data.
         output_shape: ``(num_classes,)``; filled in from the data.
-        patch_size: Side of the square patches; must divide the image size.
-        embed_dim: Token width (the paper's ``d_model``).
-        mlp_dim: Hidden width of every MLP: token, channel and FFN (the paper's ``d_ffn``).
-        depth: Number of blocks.
-        dropout: Dropout inside the MLPs (0.5 in the official ``train.py``).
-        channel_mlp: The channel MLPs of every block: conventional or hourglass.
+        **kwargs: The arguments of :class:`~mlplab.models.vision.common.IsotropicPatchClassifier`:
+            ``patch_size``, ``embed_dim``, ``mlp_dim``, ``depth``, ``dropout``, ``channel_mlp``.
     """
 
-    def __init__(
-        self,
-        input_shape: tuple[int, ...],
-        output_shape: tuple[int, ...],
-        patch_size: int = 4,
-        embed_dim: int = 256,
-        mlp_dim: int = 512,
-        depth: int = 4,
-        dropout: float = 0.5,
-        channel_mlp: ChannelMLP = CONVENTIONAL,
-    ):
-        require_positive("NiNformer", mlp_dim=mlp_dim, depth=depth)
-        super().__init__(input_shape, output_shape, patch_size, embed_dim)
+    def __init__(self, input_shape: tuple[int, ...], output_shape: tuple[int, ...], **kwargs: Any):
+        super().__init__(input_shape, output_shape, **kwargs)
         self.set_blocks(
-            NiNBlock(embed_dim, self.num_tokens, mlp_dim, dropout, channel_mlp) for _ in range(depth)
+            NiNBlock(self.embed_dim, self.num_tokens, self.mlp_dim, self.dropout_rate, self.channel_mlp)
+            for _ in range(self.depth)
         )

@@ -43,14 +43,16 @@ Shapes: ``(B, C, H, W) -> (B, D, R, R) -> ... -> (B, 8D, R/8, R/8) -> (B, 8D) ->
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from timm.layers import DropPath, GlobalResponseNormMlp, Mlp, trunc_normal_
 from torch import nn
 
-from mlplab.errors import ConfigError, require_positive
+from mlplab.errors import ConfigError
 from mlplab.models.registry import BlockLayout, Variant, register_family
-from mlplab.models.vision.common import CONVENTIONAL, IMAGENET, PatchClassifier
+from mlplab.models.vision.common import CONVENTIONAL, IMAGENET, FourStagePatchClassifier
 from mlplab.nn import ChannelMLP
 
 
@@ -225,45 +227,39 @@ class StripBlock(nn.Module):
     renamed={"layers": "depths", "alpha": "mlp_ratio"},
     source="own, following the official code",
 )
-class StripMLP(PatchClassifier):
+class StripMLP(FourStagePatchClassifier):
     """Strip-MLP image classifier (see the module docstring).
 
     Args:
         input_shape: ``(C, H, W)`` of square images; filled in from the data.
         output_shape: ``(num_classes,)``; filled in from the data.
-        patch_size: Stride p of the patch embedding; the image side must be divisible by ``8p``.
         embed_dim: Width D of the first stage (then 2D, 4D, 8D).
-        depths: Blocks in each of the 4 stages (the official ``layers``).
         mlp_ratio: Hidden width of the channel MLP as a multiple of the stage width (the paper's alpha).
-        drop_path_rate: Stochastic depth rate of every block (the official code uses 0.1 throughout).
-        channel_mlp: The channel MLP of every block: conventional (official, with GRN) or hourglass.
+        **kwargs: The arguments of :class:`~mlplab.models.vision.common.FourStagePatchClassifier`:
+            ``patch_size``, ``depths`` (the official ``layers``), ``drop_path_rate`` (the same in every
+            block, as the official code), ``channel_mlp`` (conventional: the official one, with GRN).
     """
+
+    #: The official strip layers take square images only.
+    square_only = True
 
     def __init__(
         self,
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
-        patch_size: int = 4,
         embed_dim: int = 80,
-        depths: tuple[int, int, int, int] = (2, 2, 6, 2),
         mlp_ratio: float = 3.0,
-        drop_path_rate: float = 0.1,
-        channel_mlp: ChannelMLP = CONVENTIONAL,
+        **kwargs: Any,
     ):
-        require_positive("StripMLP", embed_dim=embed_dim)
-        if mlp_ratio <= 0:
-            raise ConfigError(f"StripMLP: mlp_ratio must be positive, got {mlp_ratio}")
-        if len(depths) != 4:
-            raise ConfigError(f"StripMLP has 4 stages: depths needs 4 block counts, got {tuple(depths)}")
-        super().__init__(input_shape, output_shape, patch_size, downsamplings=3, square_only=True)
+        super().__init__(input_shape, output_shape, embed_dim=embed_dim, mlp_ratio=mlp_ratio, **kwargs)
         channels, height, _ = self.input_shape
-        size, dims = height // patch_size, [embed_dim * 2**i for i in range(4)]
-        self.patch_embed = nn.Conv2d(channels, dims[0], patch_size, patch_size, bias=False)
+        size, dims = height // self.patch_size, self.dims
+        self.patch_embed = nn.Conv2d(channels, dims[0], self.patch_size, self.patch_size, bias=False)
         self.stages = nn.ModuleList(
             nn.Sequential(
                 *(
-                    StripBlock(dims[i], size // 2**i, mlp_ratio, drop_path_rate, channel_mlp)
-                    for _ in range(depths[i])
+                    StripBlock(dims[i], size // 2**i, mlp_ratio, self.drop_path_rate, self.channel_mlp)
+                    for _ in range(self.depths[i])
                 )
             )
             for i in range(4)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import torch
 from timm.layers import GatedMlp, trunc_normal_
@@ -70,25 +71,66 @@ class TimmClassifier(PatchClassifier):
         self.patch_size = patch_size
         self.model: nn.Module
 
-    def _timm_mlp_mixer(self, depth: int, embed_dim: int, **kwargs) -> TimmMlpMixer:
-        """Build timm's ``MlpMixer`` for this image size, channels and classes; ``kwargs`` pick the family."""
-        require_positive(type(self).__name__, depth=depth, embed_dim=embed_dim)
-        channels, height, width = self.input_shape
-        return TimmMlpMixer(
-            num_classes=self.num_classes,
-            img_size=(height, width),
-            in_chans=channels,
-            patch_size=self.patch_size,
-            num_blocks=depth,
-            embed_dim=embed_dim,
-            **kwargs,
-        )
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.forward_features(x)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.model.forward_head(features)
+
+
+class TimmMixerClassifier(TimmClassifier):
+    """Base of the families built on timm's ``MlpMixer`` network (MLP-Mixer, ResMLP, gMLP).
+
+    Holds the arguments the three share; a family declares its own (and the defaults it wants for
+    ``depth``, ``embed_dim``, ``mlp_ratio``), passes the rest on (``**kwargs``) and ends with
+    :meth:`build_network`, given the network's block settings.
+
+    Args:
+        input_shape: ``(C, H, W)`` of the images; filled in from the data.
+        output_shape: ``(num_classes,)``; filled in from the data.
+        patch_size: Side of the square patches; must divide the image size.
+        depth: Number of blocks (timm's ``num_blocks``).
+        embed_dim: Width of the patch embeddings (channels).
+        mlp_ratio: Hidden width of the channel MLP as a multiple of ``embed_dim``.
+        drop_rate: Dropout before the classifier.
+        proj_drop_rate: Dropout inside the MLPs.
+        drop_path_rate: Stochastic depth rate of every block.
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        output_shape: tuple[int, ...],
+        patch_size: int = 4,
+        depth: int = 8,
+        embed_dim: int = 256,
+        mlp_ratio: float = 4.0,
+        drop_rate: float = 0.0,
+        proj_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+    ):
+        super().__init__(input_shape, output_shape, patch_size)
+        require_positive(type(self).__name__, depth=depth, embed_dim=embed_dim)
+        self.mlp_ratio = mlp_ratio
+        self.network_args = {
+            "num_blocks": depth,
+            "embed_dim": embed_dim,
+            "mlp_ratio": mlp_ratio,
+            "drop_rate": drop_rate,
+            "proj_drop_rate": proj_drop_rate,
+            "drop_path_rate": drop_path_rate,
+        }
+
+    def build_network(self, **block_settings: Any) -> None:
+        """Build timm's ``MlpMixer`` for this image size and classes; ``block_settings`` pick the family."""
+        channels, height, width = self.input_shape
+        self.model = TimmMlpMixer(
+            num_classes=self.num_classes,
+            img_size=(height, width),
+            in_chans=channels,
+            patch_size=self.patch_size,
+            **{**self.network_args, **block_settings},
+        )
 
 
 def _mixer_block_with(channel_mlp: ChannelMLP) -> Callable[..., MixerBlock]:
@@ -127,7 +169,7 @@ def _mixer_block_with(channel_mlp: ChannelMLP) -> Callable[..., MixerBlock]:
     renamed={"num_blocks": "depth", "channel_mlp_ratio": "mlp_ratio"},
     source="timm (`mlp_mixer.py`), typed wrapper",
 )
-class MlpMixer(TimmClassifier):
+class MlpMixer(TimmMixerClassifier):
     """MLP-Mixer (timm's ``MlpMixer``): patches, mixer blocks (token MLP, channel MLP), LN, mean, head.
 
     Mixer-S/16 at 224 px is ``patch_size=16, depth=8, embed_dim=512``; Mixer-B/16
@@ -136,42 +178,26 @@ class MlpMixer(TimmClassifier):
     Args:
         input_shape: ``(C, H, W)`` of the images; filled in from the data.
         output_shape: ``(num_classes,)``; filled in from the data.
-        patch_size: Side of the square patches; must divide the image size.
-        depth: Number of mixer blocks (timm's ``num_blocks``).
-        embed_dim: Width of the patch embeddings (channels).
         token_mlp_ratio: Hidden width of the token MLP as a multiple of ``embed_dim``.
-        mlp_ratio: Hidden width of the channel MLP as a multiple of ``embed_dim``.
-        drop_rate: Dropout before the classifier.
-        proj_drop_rate: Dropout inside the MLPs.
-        drop_path_rate: Stochastic depth rate of every block.
         stem_norm: Normalise the patch embeddings.
         channel_mlp: The channel MLP of every block: conventional or hourglass.
+        **kwargs: The arguments of :class:`TimmMixerClassifier`: ``patch_size``, ``depth`` (8),
+            ``embed_dim`` (256), ``mlp_ratio`` (4), ``drop_rate``, ``proj_drop_rate``, ``drop_path_rate``.
     """
 
     def __init__(
         self,
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
-        patch_size: int = 4,
-        depth: int = 8,
-        embed_dim: int = 256,
         token_mlp_ratio: float = 0.5,
-        mlp_ratio: float = 4.0,
-        drop_rate: float = 0.0,
-        proj_drop_rate: float = 0.0,
-        drop_path_rate: float = 0.0,
         stem_norm: bool = False,
         channel_mlp: ChannelMLP = CONVENTIONAL,
+        **kwargs: Any,
     ):
-        super().__init__(input_shape, output_shape, patch_size)
-        self.model = self._timm_mlp_mixer(
-            depth,
-            embed_dim,
-            mlp_ratio=(token_mlp_ratio, mlp_ratio),
+        super().__init__(input_shape, output_shape, **kwargs)
+        self.build_network(
+            mlp_ratio=(token_mlp_ratio, self.mlp_ratio),
             block_layer=_mixer_block_with(channel_mlp),
-            drop_rate=drop_rate,
-            proj_drop_rate=proj_drop_rate,
-            drop_path_rate=drop_path_rate,
             stem_norm=stem_norm,
         )
 
@@ -193,7 +219,7 @@ class MlpMixer(TimmClassifier):
     renamed={"num_blocks": "depth"},
     source="timm (`mlp_mixer.py`), typed wrapper",
 )
-class ResMLP(TimmClassifier):
+class ResMLP(TimmMixerClassifier):
     """ResMLP (timm's ``MlpMixer`` with ``ResBlock`` and ``Affine``): linear token mixing, LayerScale.
 
     ResMLP-S12 at 224 px (variant ``S12``) is ``patch_size=16, depth=12, embed_dim=384``.
@@ -201,44 +227,27 @@ class ResMLP(TimmClassifier):
     Args:
         input_shape: ``(C, H, W)`` of the images; filled in from the data.
         output_shape: ``(num_classes,)``; filled in from the data.
-        patch_size: Side of the square patches; must divide the image size.
         depth: Number of residual blocks (timm's ``num_blocks``).
         embed_dim: Width of the patch embeddings.
-        mlp_ratio: Hidden width of the channel MLP as a multiple of ``embed_dim``.
         init_values: Initial LayerScale (1e-4 for 12 blocks, 1e-5 for 24, 1e-6 for 36 in the paper).
-        drop_rate: Dropout before the classifier.
-        proj_drop_rate: Dropout inside the channel MLPs.
-        drop_path_rate: Stochastic depth rate of every block.
         channel_mlp: The channel MLP of every block: conventional or hourglass.
+        **kwargs: The arguments of :class:`TimmMixerClassifier`: ``patch_size``, ``mlp_ratio`` (4),
+            ``drop_rate``, ``proj_drop_rate``, ``drop_path_rate``.
     """
 
     def __init__(
         self,
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
-        patch_size: int = 4,
         depth: int = 12,
         embed_dim: int = 384,
-        mlp_ratio: float = 4.0,
         init_values: float = 1e-4,
-        drop_rate: float = 0.0,
-        proj_drop_rate: float = 0.0,
-        drop_path_rate: float = 0.0,
         channel_mlp: ChannelMLP = CONVENTIONAL,
+        **kwargs: Any,
     ):
-        super().__init__(input_shape, output_shape, patch_size)
+        super().__init__(input_shape, output_shape, depth=depth, embed_dim=embed_dim, **kwargs)
         extra = {} if channel_mlp.kind == "conventional" else {"mlp_layer": channel_mlp.as_timm_mlp_layer()}
-        self.model = self._timm_mlp_mixer(
-            depth,
-            embed_dim,
-            mlp_ratio=mlp_ratio,
-            block_layer=partial(ResBlock, init_values=init_values),
-            norm_layer=Affine,
-            drop_rate=drop_rate,
-            proj_drop_rate=proj_drop_rate,
-            drop_path_rate=drop_path_rate,
-            **extra,
-        )
+        self.build_network(block_layer=partial(ResBlock, init_values=init_values), norm_layer=Affine, **extra)
 
 
 @register_family(
@@ -264,7 +273,7 @@ class ResMLP(TimmClassifier):
     renamed={"num_blocks": "depth"},
     source="timm (`mlp_mixer.py`), typed wrapper",
 )
-class GMLP(TimmClassifier):
+class GMLP(TimmMixerClassifier):
     """gMLP (timm's ``MlpMixer`` with ``SpatialGatingBlock``): channel MLP gated by a spatial linear layer.
 
     gMLP-Ti / S / B at 224 px: ``patch_size=16, depth=30, mlp_ratio=6`` and ``embed_dim`` 128 / 256
@@ -274,38 +283,26 @@ class GMLP(TimmClassifier):
     Args:
         input_shape: ``(C, H, W)`` of the images; filled in from the data.
         output_shape: ``(num_classes,)``; filled in from the data.
-        patch_size: Side of the square patches; must divide the image size.
         depth: Number of gMLP blocks (timm's ``num_blocks``).
         embed_dim: Width of the patch embeddings.
         mlp_ratio: Hidden width of the gated channel MLP as a multiple of ``embed_dim``.
-        drop_rate: Dropout before the classifier.
-        proj_drop_rate: Dropout inside the MLPs.
-        drop_path_rate: Stochastic depth rate of every block.
+        **kwargs: The arguments of :class:`TimmMixerClassifier`: ``patch_size``, ``drop_rate``,
+            ``proj_drop_rate``, ``drop_path_rate``.
     """
 
     def __init__(
         self,
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
-        patch_size: int = 4,
         depth: int = 30,
         embed_dim: int = 128,
         mlp_ratio: float = 6.0,
-        drop_rate: float = 0.0,
-        proj_drop_rate: float = 0.0,
-        drop_path_rate: float = 0.0,
+        **kwargs: Any,
     ):
-        super().__init__(input_shape, output_shape, patch_size)
-        self.model = self._timm_mlp_mixer(
-            depth,
-            embed_dim,
-            mlp_ratio=mlp_ratio,
-            block_layer=SpatialGatingBlock,
-            mlp_layer=GatedMlp,
-            drop_rate=drop_rate,
-            proj_drop_rate=proj_drop_rate,
-            drop_path_rate=drop_path_rate,
+        super().__init__(
+            input_shape, output_shape, depth=depth, embed_dim=embed_dim, mlp_ratio=mlp_ratio, **kwargs
         )
+        self.build_network(block_layer=SpatialGatingBlock, mlp_layer=GatedMlp)
 
 
 @register_family(
