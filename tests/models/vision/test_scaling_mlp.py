@@ -15,7 +15,7 @@ def test_bmlp_exact_count_b6_wi512():
 
 def test_smlp_structure():
     model = StandardMLP((3, 8, 8), (10,), embed_dim=64, depth=3)
-    assert len(model.layers) == 2  # depth - 1 hidden layers, no skip connections
+    assert len(model.blocks) == 2  # depth - 1 hidden layers, no skip connections
     assert count_parameters(model)[0] == (192 * 64 + 64) + 2 * (2 * 64 + 64 * 64 + 64) + (64 * 10 + 10)
 
 

@@ -19,8 +19,8 @@ tokens: the only spatial aggregation is the final mean over patches.
 The FFN is the family's channel MLP (``channel_mlp``: conventional ``d_model -> d_ffn -> d_model`` with
 GELU and dropout as the official ``FeedForward``, or hourglass).
 
-CIFAR-10 protocol of the paper (its ``train.py``): 32×32, patch 4, ``d_model=256``, ``d_ffn=512``,
-4 blocks, dropout 0.5, Adam at 1e-3, batch 128, 100 epochs; 73.2% reported.
+CIFAR-10 protocol of the paper: that of :class:`~mlplab.models.vision.common.IsotropicPatchClassifier`
+(variant ``cifar10``); 73.2% reported.
 
 Shapes: ``(B, C, H, W) -> (B, N, d_model) -> (B, d_model) -> (B, num_classes)``.
 """
@@ -34,13 +34,7 @@ from timm.layers import get_act_layer
 from torch import nn
 
 from mlplab.models.registry import BlockLayout, Variant, register_family
-from mlplab.models.vision.common import (
-    CIFAR10,
-    CONVENTIONAL,
-    ISOTROPIC_CIFAR10,
-    ISOTROPIC_TINY,
-    IsotropicPatchClassifier,
-)
+from mlplab.models.vision.common import CIFAR10, CONVENTIONAL, IsotropicPatchClassifier
 from mlplab.nn import ChannelMLP
 
 
@@ -108,15 +102,15 @@ class ActivatorBlock(nn.Module):
     domains=("image_classification",),
     channel_mlps=("conventional", "hourglass", "moe"),
     variants={
-        "tiny": Variant(ISOTROPIC_TINY),
+        "tiny": Variant(IsotropicPatchClassifier.tiny_args),
         "cifar10": Variant(
-            ISOTROPIC_CIFAR10,
+            IsotropicPatchClassifier.cifar10_args,
             params=2_650_890,
             shapes=CIFAR10,
             source="the official activator.py built with its train.py's CIFAR-10 configuration",
         ),
         "cifar10-no-ffn": Variant(
-            {**ISOTROPIC_CIFAR10, "ffn": False},
+            {**IsotropicPatchClassifier.cifar10_args, "ffn": False},
             params=1_599_242,
             shapes=CIFAR10,
             source="the official activator_only_GEGLU.py, same configuration",

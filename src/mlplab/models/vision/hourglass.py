@@ -97,39 +97,31 @@ class ResidualStreamMLP(FlatMLP):
 
 
 MNIST = ((1, 28, 28), (1, 28, 28))
-PAPER = "Chen et al. 2025 (arXiv 2510.01796), given to 0.01M"
+PAPER = "Chen et al. 2025 (arXiv 2510.01796)"
+
+
+def _paper(
+    d_z: int, d_h: int, depth: int, params: int, shapes: tuple, what: str, precision: int = 10_000
+) -> Variant:
+    """A model of the paper, named ``d_z/d_h/L`` as there, with its published count (to 0.01M unless said)."""
+    return Variant(
+        {"embed_dim": d_z, "mlp_dim": d_h, "depth": depth},
+        params,
+        precision,
+        shapes,
+        source=f"{what}; {PAPER}",
+    )
 
 
 @register_family(
     domains=("image_restoration",),
     variants={
         "tiny": Variant({"embed_dim": 96, "mlp_dim": 24, "depth": 2}),
-        "785/115/L4": Variant(
-            {"embed_dim": 785, "mlp_dim": 115, "depth": 4},
-            params=1_950_000,
-            precision=10_000,
-            shapes=MNIST,
-            source=f"MNIST generative classification, 31.85 dB; {PAPER}",
-        ),
-        "785/350/L6": Variant(
-            {"embed_dim": 785, "mlp_dim": 350, "depth": 6},
-            params=4_530_000,
-            precision=10_000,
-            shapes=MNIST,
-            source=f"MNIST generative classification, 32.83 dB; {PAPER}",
-        ),
-        "3546/16/L5": Variant(
-            {"embed_dim": 3546, "mlp_dim": 16, "depth": 5},
-            params=14_184_000,
-            shapes=((3, 16, 16), (3, 32, 32)),
-            source="ImageNet-32 super-resolution x2, the paper's exact count (d_x=768, d_y=3072)",
-        ),
-        "3546/270/L5": Variant(
-            {"embed_dim": 3546, "mlp_dim": 270, "depth": 5},
-            params=31_400_000,
-            precision=100_000,
-            shapes=((3, 32, 32), (3, 32, 32)),
-            source="ImageNet-32 denoising, 22.08 dB; the paper",
+        "785/115/L4": _paper(785, 115, 4, 1_950_000, MNIST, "MNIST generative classification, 31.85 dB"),
+        "785/350/L6": _paper(785, 350, 6, 4_530_000, MNIST, "MNIST generative classification, 32.83 dB"),
+        "3546/16/L5": _paper(3546, 16, 5, 14_184_000, ((3, 16, 16), (3, 32, 32)), "ImageNet-32 SR x2", 1),
+        "3546/270/L5": _paper(
+            3546, 270, 5, 31_400_000, ((3, 32, 32),) * 2, "ImageNet-32 denoising, 22.08 dB", 100_000
         ),
     },
     blocks=BlockLayout(ResidualMLPBlock, mlp=("mlp",)),
@@ -179,11 +171,7 @@ class HourglassMLP(ResidualStreamMLP):
     variants={
         "tiny": Variant({"mlp_dim": 96, "depth": 2}),
         "L4": Variant(
-            {"mlp_dim": 785, "depth": 4},
-            params=6_150_000,
-            precision=10_000,
-            shapes=MNIST,
-            source=f"MNIST generative classification, conventional L4, 32.64 dB; {PAPER}",
+            {"mlp_dim": 785, "depth": 4}, 6_150_000, 10_000, MNIST, source=f"MNIST, 32.64 dB; {PAPER}"
         ),
     },
     blocks=BlockLayout(ResidualMLPBlock, mlp=("mlp",)),

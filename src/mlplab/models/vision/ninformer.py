@@ -19,8 +19,8 @@ one image size.
 ``channel_mlp`` (conventional or hourglass) is used for both channel MLPs of a block: the outer FFN and
 the inner Mixer block's channel MLP.
 
-CIFAR-10 protocol of the paper (its ``train.py``): 32×32, patch 4, ``d_model=256``, ``d_ffn=512``,
-4 blocks, dropout 0.5, Adam at 1e-3, batch 128, 100 epochs, no augmentation.
+CIFAR-10 protocol of the paper: that of :class:`~mlplab.models.vision.common.IsotropicPatchClassifier`
+(variant ``cifar10``).
 
 Shapes: ``(B, C, H, W) -> (B, N, d_model) -> (B, d_model) -> (B, num_classes)``.
 """
@@ -34,13 +34,7 @@ from timm.layers import Mlp
 from torch import nn
 
 from mlplab.models.registry import BlockLayout, Variant, register_family
-from mlplab.models.vision.common import (
-    CIFAR10,
-    CONVENTIONAL,
-    ISOTROPIC_CIFAR10,
-    ISOTROPIC_TINY,
-    IsotropicPatchClassifier,
-)
+from mlplab.models.vision.common import CIFAR10, CONVENTIONAL, IsotropicPatchClassifier
 from mlplab.nn import ChannelMLP
 
 
@@ -103,9 +97,9 @@ class NiNBlock(nn.Module):
     domains=("image_classification",),
     channel_mlps=("conventional", "hourglass", "moe"),
     variants={
-        "tiny": Variant(ISOTROPIC_TINY),
+        "tiny": Variant(IsotropicPatchClassifier.tiny_args),
         "cifar10": Variant(
-            ISOTROPIC_CIFAR10,
+            IsotropicPatchClassifier.cifar10_args,
             params=2_652_170,
             shapes=CIFAR10,
             source="the official code built with its train.py's CIFAR-10 configuration",
