@@ -47,6 +47,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -311,7 +312,7 @@ def families(domain: str | None = None, variant: str | None = None) -> list[Fami
         for spec in _FAMILIES.values()
         if (domain is None or domain in spec.domains) and (variant is None or variant in spec.variants)
     ]
-    return sorted(chosen, key=lambda spec: order.index(spec.domains[0]))
+    return sorted(chosen, key=lambda spec: (order.index(spec.domains[0]), spec.name.lower()))
 
 
 def get(family: str | type) -> FamilySpec:
@@ -479,7 +480,7 @@ def upgrade_state_dict(family: Any, state_dict: Mapping[str, Any], prefix: str =
 
 # ------------------------------------------------------------------------------- listing (CLI, README)
 def _millions(params: int) -> str:
-    return f"{params / 1e6:.2f}M" if params >= 1e5 else f"{params / 1e3:.1f}k"
+    return f"{params / 1e6:.2f}M" if params >= 1e6 else f"{params / 1e3:.1f}k"
 
 
 def rows(domain: str | None = None, variant: str | None = None) -> Iterator[dict[str, Any]]:
@@ -512,6 +513,22 @@ def format_table(domain: str | None = None, variant: str | None = None) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
 
 
+def recipes_by_family(configs: str | Path) -> dict[str, list[str]]:
+    """The recipes under ``configs`` (paths relative to it, without ``.yaml``), by their backbone's family."""
+    import yaml
+
+    root = Path(configs)
+    found: dict[str, list[str]] = {}
+    for path in sorted(root.rglob("*.yaml")):
+        loaded = yaml.safe_load(path.read_text()) or {}
+        model = loaded.get("model") if isinstance(loaded, dict) else None
+        backbone = (model.get("init_args") or {}).get("backbone") if isinstance(model, dict) else None
+        spec = find(backbone.get("class_path")) if isinstance(backbone, dict) else None
+        if spec is not None:
+            found.setdefault(spec.name, []).append(str(path.relative_to(root).with_suffix("")))
+    return found
+
+
 def markdown_table(domain: str, recipes: Mapping[str, Sequence[str]] | None = None) -> str:
     """The README table of a domain's families: class, source, variants (published counts), recipes."""
     recipes = recipes or {}
@@ -539,7 +556,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--domain", choices=list(DOMAINS), help="only the families of this domain")
     parser.add_argument("--variant", help="only this variant (e.g. tiny), of the families that have it")
+    parser.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the --domain's table as the README holds it (recipes found under --configs)",
+    )
+    parser.add_argument("--configs", default="configs", help="the recipes folder (default: ./configs)")
     options = parser.parse_args(list(argv) if argv is not None else None)
+    if options.markdown:
+        if options.domain is None:
+            parser.error("--markdown needs a --domain")
+        print(markdown_table(options.domain, recipes_by_family(options.configs)))
+        return
     print(format_table(options.domain, options.variant))
 
 
@@ -563,6 +591,7 @@ __all__ = [
     "main",
     "markdown_table",
     "register_domain",
+    "recipes_by_family",
     "register_family",
     "resolve_short_name",
     "rows",
