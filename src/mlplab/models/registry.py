@@ -42,7 +42,9 @@ before (old checkpoints load: :func:`upgrade_state_dict`).
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
+import pkgutil
 import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -297,8 +299,14 @@ def _check(spec: FamilySpec) -> None:
 
 # ------------------------------------------------------------------------------------------- look-ups
 def _load() -> None:
-    """Import the packages whose modules register the families."""
-    import mlplab.models  # noqa: F401
+    """Import every module of :mod:`mlplab.models`: a family registers itself in its own file."""
+    import mlplab.models
+
+    if getattr(_load, "done", False):
+        return
+    for module in pkgutil.walk_packages(mlplab.models.__path__, "mlplab.models."):
+        importlib.import_module(module.name)
+    _load.done = True  # type: ignore[attr-defined]
 
 
 def families(domain: str | None = None, variant: str | None = None) -> list[FamilySpec]:
