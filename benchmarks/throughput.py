@@ -47,7 +47,7 @@ def backbone_spec(model: str, small: bool) -> tuple[type, dict, str]:
             else {"embed_dim": 3546, "mlp_dim": 270, "depth": 5}
         )
         return HourglassMLP, args, "ImageRestoration"
-    args = {"width": 64, "depth": 2} if small else {"width": 1024, "depth": 6}
+    args = {"embed_dim": 64, "depth": 2} if small else {"embed_dim": 1024, "depth": 6}
     return BottleneckMLP, args, "ImageClassification"
 
 

@@ -102,3 +102,12 @@ def test_registration_mistakes_are_refused():
         )
     with pytest.raises(ConfigError, match="unknown family 'Nope'"):
         registry.get("Nope")
+
+
+def test_constructor_parameters_follow_kwargs_into_the_base_with_the_familys_defaults():
+    parameters = registry.constructor_parameters(registry.get("ConventionalMLP").cls)
+    assert list(parameters)[:3] == ["input_shape", "output_shape", "mlp_dim"]
+    assert parameters["embed_dim"].default is None  # ConventionalMLP's own default, not the base's
+    assert {"fixed_input_projection", "projection_seed", "output_activation"} <= set(parameters)
+    mamba = registry.constructor_parameters(registry.get("Mamba").cls)
+    assert mamba["norm"].default == "rmsnorm" and mamba["embed_dim"].default == 384

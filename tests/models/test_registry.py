@@ -38,15 +38,6 @@ SMALL_CHANNEL_MLPS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run faster on one thread than on two contending ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny(name: str, domain: str, **overrides) -> tuple[nn.Module, tuple, dict]:
     """The tiny variant built (seeded) for the domain's example data, its shapes and data arguments."""
     spec = registry.get(name)

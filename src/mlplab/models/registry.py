@@ -209,17 +209,28 @@ class FamilySpec:
 _FAMILIES: dict[str, FamilySpec] = {}
 
 
-def argument_names(cls: type) -> set[str]:
-    """The constructor arguments of ``cls``, following ``**kwargs`` into the base classes' ``__init__``."""
-    names: set[str] = set()
+def constructor_parameters(cls: type) -> dict[str, inspect.Parameter]:
+    """The constructor arguments of ``cls``, following ``**kwargs`` into the base classes' ``__init__``.
+
+    Families pass the arguments they share with their base on with ``**kwargs`` (as jsonargparse
+    resolves them for the CLI); a subclass's own declaration of an argument (its default) wins.
+    """
+    found: dict[str, inspect.Parameter] = {}
     for klass in cls.__mro__:
         if klass is nn.Module or "__init__" not in vars(klass):
             continue
         parameters = inspect.signature(klass.__init__).parameters
-        names |= {n for n, p in parameters.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        for name, parameter in parameters.items():
+            if name != "self" and parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
+                found.setdefault(name, parameter)
         if not any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
             break
-    return names - {"self"}
+    return found
+
+
+def argument_names(cls: type) -> set[str]:
+    """The names of :func:`constructor_parameters`."""
+    return set(constructor_parameters(cls))
 
 
 def register_family(
@@ -590,6 +601,7 @@ __all__ = [
     "build",
     "channel_mlp_kinds",
     "check_channel_mlps",
+    "constructor_parameters",
     "count",
     "expand_config",
     "families",

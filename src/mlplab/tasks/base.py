@@ -14,7 +14,7 @@ from torch import nn
 from mlplab.errors import CheckpointError, ConfigError
 from mlplab.models.counting import count_parameters
 from mlplab.models.registry import check_channel_mlps, upgrade_state_dict
-from mlplab.nn.moe import auxiliary_loss
+from mlplab.nn.moe import MixtureOfExperts, auxiliary_loss
 from mlplab.optim import LinearWarmupDecay
 
 #: A family class (or ``functools.partial`` of one) whose first two arguments are the shape of one input
@@ -61,6 +61,7 @@ class Task(L.LightningModule):
         self.flops_per_batch: int | None = None
         self._backbone_factory: Callable[..., nn.Module] | None = None
         self._backbone_args: tuple = ()
+        self._adds_auxiliary_loss = False
 
     # ------------------------------------------------------------------------------- backbone
     def build_backbone(self, factory: Callable[..., nn.Module], *shapes: Any) -> nn.Module:
@@ -78,6 +79,7 @@ class Task(L.LightningModule):
         self._backbone_factory, self._backbone_args = factory, shapes
         backbone = factory(*shapes)
         check_channel_mlps(backbone)
+        self._adds_auxiliary_loss = any(isinstance(m, MixtureOfExperts) for m in backbone.modules())
         return backbone
 
     def measure_flops(self, example_input: torch.Tensor) -> int:
@@ -110,7 +112,7 @@ class Task(L.LightningModule):
         """:meth:`training_loss` plus the backbone's auxiliary losses (``train/aux_loss``)."""
         loss = self.training_loss(batch, batch_idx)
         self.log("train/loss", loss, prog_bar=True)
-        extra = auxiliary_loss(self.backbone)
+        extra = auxiliary_loss(self.backbone) if self._adds_auxiliary_loss else None
         if extra is not None:
             self.log("train/aux_loss", extra)
             loss = loss + extra

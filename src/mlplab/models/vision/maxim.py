@@ -541,18 +541,13 @@ MAXIM_SIZE = ((3, 256, 256), (3, 256, 256))
 MAXIM_CODE = "the official code's own count (google-research/maxim, maxim/models/maxim.py, Model())"
 
 
-def _maxim(features: int, stages: int, scales: int = 1) -> dict:
-    return {
-        "embed_dim": features,
-        "depth": 3,
-        "num_stages": stages,
-        "num_groups": 2,
-        "num_bottleneck_blocks": 2,
-        "num_supervision_scales": scales,
-        "block_size_hr": (16, 16),
-        "grid_size_hr": (16, 16),
-        "block_size_lr": (8, 8),
-    }
+def _maxim(features: int, stages: int, params: int, scales: int = 1, precision: int = 1) -> Variant:
+    """An official variant (``depth=3, num_groups=2, num_bottleneck_blocks=2``) and its count."""
+    args = {"embed_dim": features, "depth": 3, "num_stages": stages, "num_groups": 2,
+            "num_bottleneck_blocks": 2, "num_supervision_scales": scales, "block_size_hr": (16, 16),
+            "grid_size_hr": (16, 16), "block_size_lr": (8, 8)}  # fmt: skip
+    source = MAXIM_CODE if scales == 1 else f"MAXIM-{stages}S in the paper's Table 1 and the official README"
+    return Variant(args, params, precision, MAXIM_SIZE, source=source)
 
 
 @register_family(
@@ -573,26 +568,14 @@ def _maxim(features: int, stages: int, scales: int = 1) -> dict:
                 "channels_reduction": 1,
             }
         ),
-        "S-1": Variant(_maxim(32, 1), params=6_108_515, shapes=MAXIM_SIZE, source=MAXIM_CODE),
-        "S-2": Variant(_maxim(32, 2), params=13_353_830, shapes=MAXIM_SIZE, source=MAXIM_CODE),
-        "S-3": Variant(_maxim(32, 3), params=20_599_145, shapes=MAXIM_SIZE, source=MAXIM_CODE),
-        "M-1": Variant(_maxim(64, 1), params=19_361_219, shapes=MAXIM_SIZE, source=MAXIM_CODE),
-        # the paper's 14.1M and 22.2M (Table 1, official README; 3 supervision scales) are 0.5% and 0.06%
-        # below these layers' 14,176,178 and 22,212,795, whose S/M counts above match the code exactly
-        "2S": Variant(
-            _maxim(32, 2, 3),
-            params=14_100_000,
-            precision=200_000,
-            shapes=MAXIM_SIZE,
-            source="MAXIM-2S in the paper's Table 1 and the official README",
-        ),
-        "3S": Variant(
-            _maxim(32, 3, 3),
-            params=22_200_000,
-            precision=200_000,
-            shapes=MAXIM_SIZE,
-            source="MAXIM-3S in the paper's Table 1 and the official README",
-        ),
+        "S-1": _maxim(32, 1, 6_108_515),
+        "S-2": _maxim(32, 2, 13_353_830),
+        "S-3": _maxim(32, 3, 20_599_145),
+        "M-1": _maxim(64, 1, 19_361_219),
+        # the paper's 14.1M and 22.2M (3 supervision scales) are 0.5% and 0.06% below these layers'
+        # 14,176,178 and 22,212,795, whose S/M counts above match the official code exactly
+        "2S": _maxim(32, 2, 14_100_000, scales=3, precision=200_000),
+        "3S": _maxim(32, 3, 22_200_000, scales=3, precision=200_000),
     },
     renamed={"features": "embed_dim"},
     source="own, following the official JAX code",
