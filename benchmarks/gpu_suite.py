@@ -376,7 +376,7 @@ def fit_loop_cases(smoke: bool) -> list[LoopCase]:
     bmlp, bmlp_args, bmlp_task = throughput.backbone_spec("bmlp", smoke)
     mixer_args = {**vision_throughput.MIXER_ARGS}
     if smoke:
-        mixer_args |= vision_throughput.SMALL["mlp_mixer"]
+        mixer_args |= {"depth": 1, "embed_dim": 32}
     batch = 32 if smoke else None
     return [
         LoopCase(
@@ -478,8 +478,8 @@ def text_smoke_args() -> list[str]:
         "--data.init_args.batch_size=4",
         "--data.init_args.batches_per_epoch=2",
         "--trainer.limit_val_batches=2",  # "1" would be parsed as 1.0, i.e. every batch
-        "--model.init_args.backbone.init_args.d_model=48",  # divisible by every recipe's head count
-        "--model.init_args.backbone.init_args.n_layers=1",
+        "--model.init_args.backbone.init_args.embed_dim=48",  # divisible by every recipe's head count
+        "--model.init_args.backbone.init_args.depth=1",
     ]
 
 

@@ -30,20 +30,20 @@ REPO = Path(__file__).resolve().parents[1]
 # (design, budget label, backbone arguments) per input width: same-size tasks (784 -> 784) and
 # super-resolution (196 -> 784). Shapes from the paper's grids (d_z in 785/1150, d_h in 115..1048).
 SAME_SIZE = [
-    ("hourglass", "B1", {"d_z": 785, "d_h": 160, "depth": 5}),  # 2.49M
-    ("conventional", "B1", {"d_h": 785, "depth": 1}),  # 2.46M (the smallest conventional MLP)
-    ("hourglass", "B2", {"d_z": 785, "d_h": 350, "depth": 6}),  # 4.53M (paper: genclass 32.83 dB)
-    ("conventional", "B2", {"d_h": 1048, "depth": 2}),  # 4.52M
-    ("hourglass", "B3", {"d_z": 1150, "d_h": 270, "depth": 7}),  # 6.15M
-    ("conventional", "B3", {"d_h": 785, "depth": 4}),  # 6.15M (paper: genclass 32.64 dB)
+    ("hourglass", "B1", {"embed_dim": 785, "mlp_dim": 160, "depth": 5}),  # 2.49M
+    ("conventional", "B1", {"mlp_dim": 785, "depth": 1}),  # 2.46M (the smallest conventional MLP)
+    ("hourglass", "B2", {"embed_dim": 785, "mlp_dim": 350, "depth": 6}),  # 4.53M (paper: genclass 32.83 dB)
+    ("conventional", "B2", {"mlp_dim": 1048, "depth": 2}),  # 4.52M
+    ("hourglass", "B3", {"embed_dim": 1150, "mlp_dim": 270, "depth": 7}),  # 6.15M
+    ("conventional", "B3", {"mlp_dim": 785, "depth": 4}),  # 6.15M (paper: genclass 32.64 dB)
 ]
 SUPER_RESOLUTION = [
-    ("hourglass", "B1", {"d_z": 785, "d_h": 115, "depth": 7}),  # 2.03M
-    ("conventional", "B1", {"d_z": 784, "d_h": 785, "depth": 1}),  # 2.00M
-    ("hourglass", "B2", {"d_z": 785, "d_h": 350, "depth": 6}),  # 4.07M
-    ("conventional", "B2", {"d_z": 784, "d_h": 1048, "depth": 2}),  # 4.05M
-    ("hourglass", "B3", {"d_z": 1150, "d_h": 290, "depth": 7}),  # 5.80M
-    ("conventional", "B3", {"d_z": 784, "d_h": 785, "depth": 4}),  # 5.69M
+    ("hourglass", "B1", {"embed_dim": 785, "mlp_dim": 115, "depth": 7}),  # 2.03M
+    ("conventional", "B1", {"embed_dim": 784, "mlp_dim": 785, "depth": 1}),  # 2.00M
+    ("hourglass", "B2", {"embed_dim": 785, "mlp_dim": 350, "depth": 6}),  # 4.07M
+    ("conventional", "B2", {"embed_dim": 784, "mlp_dim": 1048, "depth": 2}),  # 4.05M
+    ("hourglass", "B3", {"embed_dim": 1150, "mlp_dim": 290, "depth": 7}),  # 5.80M
+    ("conventional", "B3", {"embed_dim": 784, "mlp_dim": 785, "depth": 4}),  # 5.69M
 ]
 TASKS = {"denoise": SAME_SIZE, "sr": SUPER_RESOLUTION, "genclass": SAME_SIZE}
 FIELDS = ["task", "design", "budget", "shape", "params", "epochs", "best_val_psnr", "test_psnr", "test_ssim",

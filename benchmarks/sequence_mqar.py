@@ -42,7 +42,7 @@ def run_one(family: str, width: int, lr: float, options: argparse.Namespace) -> 
     args += [
         f"--trainer.default_root_dir={options.out / family / f'd{width}_lr{lr:g}'}",
         "--trainer.enable_progress_bar=false",
-        f"--model.backbone.d_model={width}",
+        f"--model.backbone.embed_dim={width}",
         f"--model.optimizer.lr={lr}",
         f"--data.init_args.preset={options.preset}",
         f"--compile.enabled={str(options.compile).lower()}",

@@ -41,9 +41,13 @@ NOISE_STD = 0.25
 def backbone_spec(model: str, small: bool) -> tuple[type, dict, str]:
     """(family, its arguments, task) of a benchmarked model."""
     if model == "hourglass":
-        args = {"d_z": 256, "d_h": 32, "depth": 2} if small else {"d_z": 3546, "d_h": 270, "depth": 5}
+        args = (
+            {"embed_dim": 256, "mlp_dim": 32, "depth": 2}
+            if small
+            else {"embed_dim": 3546, "mlp_dim": 270, "depth": 5}
+        )
         return HourglassMLP, args, "ImageRestoration"
-    args = {"width": 64, "depth": 2} if small else {"width": 1024, "depth": 6}
+    args = {"embed_dim": 64, "depth": 2} if small else {"embed_dim": 1024, "depth": 6}
     return BottleneckMLP, args, "ImageClassification"
 
 

@@ -3,8 +3,8 @@
 Mirrors ``benchmarks/throughput.py`` (and reuses its random-image data and both timed loops) for the
 vision families of issue 3:
 
-* ``--mode families`` (default): every family's CIFAR-10 recipe (the backbone of
-  ``configs/image/<family>_cifar10.yaml``, and MAXIM denoising) trained through mlplab's fit loop with
+* ``--mode families`` (default): the CIFAR-10 recipes (``configs/image/*_cifar10*.yaml``) of every
+  registered family (``mlplab models``), their backbones trained through mlplab's fit loop with
   ``configs/trainer/gpu-bf16.yaml`` and ``--compile.enabled true``, on GPU-resident random 32×32 images;
   samples/s timed after warm-up steps (compilation included in neither).
 * ``--mode mixer``: timm's MLP-Mixer (img 32, patch 4, dim 256, 8 blocks) at batch 1024, mlplab's fit loop
@@ -14,7 +14,7 @@ vision families of issue 3:
 
     python benchmarks/vision_throughput.py --mode mixer --out runs/vision_throughput.jsonl
     python benchmarks/vision_throughput.py --mode families --out runs/vision_throughput.jsonl
-    python benchmarks/vision_throughput.py --mode families --small --device cpu --no-compile   # smoke check
+    python benchmarks/vision_throughput.py --mode families --small --device cpu --no-compile   # tiny variants
 """
 
 from __future__ import annotations
@@ -31,48 +31,32 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import IMAGE_SHAPE, handwritten_samples_per_sec, mlplab_samples_per_sec  # noqa: E402
 
-from mlplab.models import MlpMixer, count_parameters  # noqa: E402
+from mlplab.models import MlpMixer, count_parameters, registry  # noqa: E402
 from mlplab.tools.provenance import code_version  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "configs" / "image"
-FAMILIES = [
-    "mlp_mixer",
-    "resmlp",
-    "gmlp",
-    "poolformer",
-    "convit",
-    "raft_mlp",
-    "strip_mlp",
-    "ms_mlp",
-    "ninformer",
-    "activator",
-    "dynamic_spectrum_mixer",
-    "maxim",
-]
 #: The MLP-Mixer of the throughput bar: img 32, patch 4, dim 256, 8 blocks.
-MIXER_ARGS = {"patch_size": 4, "num_blocks": 8, "embed_dim": 256}
-#: Smaller versions of the recipes' backbones for a CPU smoke run (``--small``).
-SMALL = {
-    "mlp_mixer": {"num_blocks": 1, "embed_dim": 32},
-    "resmlp": {"num_blocks": 1, "embed_dim": 32},
-    "gmlp": {"num_blocks": 1, "embed_dim": 32},
-    "poolformer": {"depths": [1, 1, 1, 1], "dims": [8, 8, 8, 8]},
-    "convit": {"depth": 1, "num_heads": 2, "head_dim": 8, "local_up_to_layer": 1},
-    "raft_mlp": {"dims": [8, 8, 8, 8], "depths": [1, 1, 1, 1]},
-    "strip_mlp": {"embed_dim": 16, "layers": [1, 1, 1, 1]},
-    "ms_mlp": {"embed_dim": 10, "depths": [1, 1, 1, 1]},
-    "ninformer": {"d_model": 16, "d_ffn": 16, "num_layers": 1},
-    "activator": {"d_model": 16, "d_ffn": 16, "num_layers": 1},
-    "dynamic_spectrum_mixer": {"embed_dim": 8, "depths": [1, 1, 1, 1]},
-    "maxim": {"features": 4, "num_groups": 1, "num_bottleneck_blocks": 1, "num_stages": 1},
-}
+MIXER_ARGS = {"patch_size": 4, "depth": 8, "embed_dim": 256}
 
 
-def recipe_backbone(family: str) -> tuple[str, dict, str]:
-    """(backbone class path, its arguments, task) of a family's CIFAR-10 recipe."""
-    name = f"{family}_cifar10_denoise.yaml" if family == "maxim" else f"{family}_cifar10.yaml"
-    model = yaml.safe_load((RECIPES / name).read_text())["model"]
+def cifar10_recipes() -> dict[str, list[Path]]:
+    """The CIFAR-10 recipes of every registered vision family, by family name (from the registry)."""
+    found: dict[str, list[Path]] = {}
+    for path in sorted(RECIPES.glob("*_cifar10*.yaml")):
+        backbone = yaml.safe_load(path.read_text())["model"]["init_args"]["backbone"]
+        spec = registry.find(backbone["class_path"])
+        if spec is not None:
+            found.setdefault(spec.name, []).append(path)
+    return found
+
+
+FAMILIES = list(cifar10_recipes())
+
+
+def recipe_backbone(path: Path) -> tuple[str, dict, str]:
+    """(backbone class path, its arguments, task) of a recipe."""
+    model = yaml.safe_load(path.read_text())["model"]
     backbone = model["init_args"]["backbone"]
     return backbone["class_path"], dict(backbone.get("init_args", {})), model["class_path"]
 
@@ -90,10 +74,7 @@ def environment(options: argparse.Namespace) -> dict:
 
 def build_count(backbone: str, args: dict, task: str) -> int:
     """Parameters of the recipe's backbone at CIFAR size, built on the meta device."""
-    import importlib
-
-    module, name = backbone.rsplit(".", 1) if "." in backbone else ("mlplab.models", backbone)
-    family = getattr(importlib.import_module(module), name)
+    family = registry.get(backbone).cls
     output_shape = IMAGE_SHAPE if task == "ImageRestoration" else (10,)
     with torch.device("meta"):
         return count_parameters(family(IMAGE_SHAPE, output_shape, **args))[0]
@@ -112,7 +93,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=65536, help="GPU-resident random images")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--no-compile", dest="compile", action="store_false")
-    parser.add_argument("--small", action="store_true", help="tiny backbones, for a smoke check")
+    parser.add_argument("--small", action="store_true", help="the families' tiny variants, for a smoke check")
     parser.add_argument("--out", type=Path, default=None, help="append each result as a JSON line")
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/mlplab-vision-throughput"))
     options = parser.parse_args()
@@ -121,7 +102,7 @@ def main() -> None:
     results = []
     if options.mode == "mixer":
         batch_size = options.batch_size or 1024
-        args = {"num_blocks": 1, "embed_dim": 32, "patch_size": 4} if options.small else MIXER_ARGS
+        args = {"depth": 1, "embed_dim": 32, "patch_size": 4} if options.small else MIXER_ARGS
         mixer = MlpMixer(IMAGE_SHAPE, (10,), **args)
         handwritten = handwritten_samples_per_sec(options, mixer, "ImageClassification", batch_size)
         backbone = "mlplab.models.MlpMixer"
@@ -138,17 +119,18 @@ def main() -> None:
             }
         )
     else:
-        for family in options.families:
-            backbone, args, task = recipe_backbone(family)
-            if options.small:
-                args.update(SMALL[family])
+        recipes = cifar10_recipes()
+        for family, path in [(name, path) for name in options.families for path in recipes[name]]:
+            backbone, args, task = recipe_backbone(path)
+            if options.small:  # the registry's tiny variant instead of the recipe's backbone
+                args = registry.variant_args(family, "tiny")
             restoration = task == "ImageRestoration"
             batch_size = options.restoration_batch_size if restoration else (options.batch_size or 512)
             results.append(
                 {
                     "mode": "families",
                     "family": family,
-                    "backbone": backbone.rsplit(".", 1)[-1],
+                    "recipe": path.stem,
                     "task": task,
                     "params": build_count(backbone, args, task),
                     "batch_size": batch_size,

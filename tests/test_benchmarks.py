@@ -44,8 +44,8 @@ def test_sequence_shakespeare_benchmark_smoke(tmp_path):
     tiny = [
         "--trainer.limit_val_batches=1",
         "--model.init_args.sample_length=2",
-        "--model.backbone.d_model=16",
-        "--model.backbone.n_heads=2",
+        "--model.backbone.embed_dim=16",
+        "--model.backbone.num_heads=2",
     ]  # fmt: skip  (passed through to the CLI)
     run_script("sequence_shakespeare.py", f"--out={tmp_path}", "--device=cpu", "--corpus=pydoc_topics",
                "--max-steps=2", "--context=16", "--families", "transformer", *tiny)  # fmt: skip

@@ -101,8 +101,8 @@ def tree_digest(folder) -> str:
 
 
 BAD_INPUTS = [
-    (["--model.backbone.d_h", "2048"], "HourglassMLP needs a narrow bottleneck, d_h < d_z"),
-    (["--model.backbone.d_z", "-5"], "d_z must be a positive integer, got -5"),
+    (["--model.backbone.mlp_dim", "2048"], "HourglassMLP needs a narrow bottleneck, mlp_dim < embed_dim"),
+    (["--model.backbone.embed_dim", "-5"], "embed_dim must be a positive integer, got -5"),
     (["--model.backbone.depth", "0"], "depth must be a positive integer, got 0"),
     (["--model.backbone", "NoSuchFamily"], "unknown class 'NoSuchFamily'"),
     (["--model", "mlplab.tasks.NoSuchTask"], "unknown class 'mlplab.tasks.NoSuchTask'"),

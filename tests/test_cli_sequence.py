@@ -13,7 +13,7 @@ TINY_LM = {
             "sample_length": 8,
             "backbone": {
                 "class_path": "mlplab.models.Transformer",
-                "init_args": {"d_model": 16, "n_layers": 1, "n_heads": 2},
+                "init_args": {"embed_dim": 16, "depth": 1, "num_heads": 2},
             },  # fmt: skip
         },
     },
@@ -87,8 +87,8 @@ def test_short_class_names_and_linked_dimensions(cli, tmp_path):
     from mlplab.cli import MLPLabCLI
 
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY_LM))
-    run = MLPLabCLI(args=["--config", "tiny.yaml", "--model.backbone=Mamba", "--model.backbone.d_model=16",
-                          "--model.backbone.n_layers=1"], run=False)  # fmt: skip
+    run = MLPLabCLI(args=["--config", "tiny.yaml", "--model.backbone=Mamba", "--model.backbone.embed_dim=16",
+                          "--model.backbone.depth=1"], run=False)  # fmt: skip
     data, task = run.datamodule, run.model
     assert (task.vocab_size, task.context_length) == (data.vocab_size, 16)
     assert task.tokenizer.vocabulary == data.vocabulary

@@ -50,3 +50,28 @@ def test_subclassed_task_and_new_family_run_from_yaml(cli, capsys, tmp_path):
     capsys.readouterr()
     best = run / "checkpoints" / "best.ckpt"
     assert cli("test", "--config", str(run / "config.yaml"), f"--ckpt_path={best}", *quiet) == 0
+
+
+def test_a_family_file_inside_mlplab_is_registered_and_tested_by_the_registry(tmp_path, monkeypatch):
+    """Section 3's file, imported as a module, registers its family, which passes the registry's tests."""
+    from mlplab.models import registry
+    from tests.models import test_registry
+
+    text = (REPO / "docs" / "extending.md").read_text()
+    (block,) = re.findall(
+        r"```python\n# new file: src/mlplab/models/vision/lifted_gelu.py\n(.*?)```", text, re.DOTALL
+    )
+    (tmp_path / "lifted_gelu_example.py").write_text(block)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("lifted_gelu_example", None)
+    try:
+        import lifted_gelu_example
+
+        spec = registry.get("LiftedGeluMLP")
+        assert spec.cls is lifted_gelu_example.LiftedGeluMLP and spec.domains == ("image_restoration",)
+        test_registry.test_tiny_variant_trains_and_keeps_its_domain_contract(
+            "LiftedGeluMLP", "image_restoration"
+        )
+        test_registry.test_block_layout_finds_residual_blocks_whose_branches_can_be_dropped("LiftedGeluMLP")
+    finally:
+        registry._FAMILIES.pop("LiftedGeluMLP", None)  # the registry's own tests see mlplab's families only

@@ -21,9 +21,11 @@ def run(command: list[str], tmp_path) -> list[dict]:
 
 
 def test_family_throughput_smoke(tmp_path):
-    command = [*THROUGHPUT, "--families", "activator", "maxim", "--restoration-batch-size=2"]
+    command = [*THROUGHPUT, "--families", "Activator", "MAXIM", "--restoration-batch-size=2"]
     records = run([*command, f"--scratch={tmp_path}", f"--out={tmp_path / 'out.jsonl'}"], tmp_path)
-    assert [r["family"] for r in records] == ["activator", "maxim"]
+    assert [(r["family"], r["recipe"]) for r in records] == [
+        ("Activator", "activator_cifar10"), ("MAXIM", "maxim_cifar10"), ("MAXIM", "maxim_cifar10_denoise")
+    ]  # fmt: skip
     assert records[1]["task"] == "ImageRestoration"
     assert all(r["mlplab_samples_per_sec"] > 0 and r["params"] > 0 for r in records)
 

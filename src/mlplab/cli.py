@@ -19,6 +19,7 @@ the run directories under ``default_root_dir``, and a resumed ``fit`` continues 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import re
@@ -29,6 +30,7 @@ from typing import Any
 
 import torch
 import yaml
+from jsonargparse import get_loader, set_loader
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -47,6 +49,7 @@ from mlplab.callbacks import (
 )
 from mlplab.callbacks.checkpoint import verify_checkpoint_file
 from mlplab.errors import CheckpointError, ConfigError, MLPLabError
+from mlplab.models import registry
 from mlplab.tasks.base import plain
 
 #: DataModule attributes handed to the task argument of the same name, when both exist.
@@ -75,8 +78,45 @@ LIGHTNING_CKPT_NAMES = ("hpc", "registry")
 DESCRIPTION = (
     "mlplab: train MLP-centred architectures. fit / validate / test / predict run one config (see "
     "`mlplab fit --help`); `mlplab sweep --config SWEEP.yaml --out DIR` trains parameter-matched shapes of "
-    "one or more families and draws their Pareto frontiers (see `mlplab sweep --help`)."
+    "one or more families and draws their Pareto frontiers (see `mlplab sweep --help`); `mlplab models` "
+    "lists the registered families, their named variants and parameter counts."
 )
+
+#: The jsonargparse parser mode of mlplab's configs: YAML in which a registered family's
+#: ``init_args`` may name a ``variant`` and former argument names still work
+#: (:func:`mlplab.models.registry.expand_config`).
+PARSER_MODE = "mlplab"
+
+
+def load_config_text(text: str) -> Any:
+    """Load a config (or a value given on the command line) as YAML, then expand family variants."""
+    return registry.expand_config(get_loader("yaml")(text))
+
+
+def resolve_registered_names_first() -> None:
+    """Resolve a short class name that names a registered family to that family, before jsonargparse looks.
+
+    jsonargparse resolves a short name among all imported subclasses of the argument's type and refuses
+    a name two of them share, such as mlplab's ``MlpMixer`` and timm's; the registry knows which one a
+    config means. (jsonargparse has no public hook for this, so its resolver is wrapped;
+    ``tests/test_cli_models.py`` checks that it still takes effect.)
+    """
+    from jsonargparse import _typehints
+
+    resolve = _typehints.resolve_class_path_by_name
+    if getattr(resolve, "registry_first", False):
+        return
+
+    @functools.wraps(resolve)
+    def registry_first(cls: Any, name: str) -> str:
+        return registry.resolve_short_name(name) or resolve(cls, name)
+
+    registry_first.registry_first = True  # type: ignore[attr-defined]
+    _typehints.resolve_class_path_by_name = registry_first
+
+
+set_loader(PARSER_MODE, load_config_text, (yaml.YAMLError,))
+resolve_registered_names_first()
 
 
 def condense_parser_error(message: str) -> str:
@@ -100,7 +140,11 @@ def condense_parser_error(message: str) -> str:
             f"{prefix}unknown class {match.group(1)!r}: give an importable class path or a class mlplab has"
         )
     if match := re.search(r"Option '([^']+)' is not accepted.*?class_path='([^']+)'", message):
-        return f"{prefix}{match.group(2).rsplit('.', 1)[-1]} has no argument {match.group(1)!r}"
+        option, class_path = match.group(1), match.group(2)
+        spec = registry.find(class_path)
+        renamed = spec.renamed.get(option.rsplit(".", 1)[-1]) if spec is not None else None
+        hint = f" (it is now called {renamed!r})" if renamed else ""
+        return f"{prefix}{class_path.rsplit('.', 1)[-1]} has no argument {option!r}{hint}"
     if match := re.search(r"Option '([^']+)' is not accepted", message):
         return f"{prefix}unknown argument {match.group(1)!r}"
     expected = re.findall(r"Expected a <class '([^']+)'>", message)
@@ -327,7 +371,11 @@ class MLPLabCLI(LightningCLI):
         kwargs.setdefault("seed_everything_default", 0)
         kwargs.setdefault("parser_class", MLPLabArgumentParser)
         kwargs.setdefault("save_config_callback", SaveRunConfig)
-        kwargs["parser_kwargs"] = {"description": DESCRIPTION, **(kwargs.get("parser_kwargs") or {})}
+        kwargs["parser_kwargs"] = {
+            "description": DESCRIPTION,
+            "parser_mode": PARSER_MODE,
+            **(kwargs.get("parser_kwargs") or {}),
+        }
         super().__init__(args=args, run=run, **kwargs)
 
     def subcommands(self) -> dict[str, set[str]]:  # LightningCLI's is static; every caller uses self
@@ -520,15 +568,16 @@ def main(args: list[str] | None = None) -> None:
     """The training commands (fit / validate / test / predict): run the CLI, report user errors in one line.
 
     The ``mlplab`` program is :func:`mlplab.__main__.main`, which sends ``mlplab sweep`` to
-    :mod:`mlplab.tools.sweep` (that imports this module; this module imports nothing of it).
+    :mod:`mlplab.tools.sweep` (that imports this module; this module imports nothing of it) and
+    ``mlplab models`` to :func:`mlplab.models.registry.main`.
     """
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # users' own modules in the working directory are importable
     argv = sys.argv[1:] if args is None else list(args)
-    if argv[:1] == ["sweep"]:  # an `mlplab` script installed before the entry point moved to mlplab.__main__
+    if argv[:1] in (["sweep"], ["models"]):  # a `mlplab` script installed before mlplab.__main__ existed
         sys.stderr.write(
-            "error: this `mlplab` script predates mlplab.__main__, which runs `mlplab sweep`: reinstall "
-            "mlplab (pip install -e .) or run `python -m mlplab sweep ...`\n"
+            f"error: this `mlplab` script predates mlplab.__main__, which runs `mlplab {argv[0]}`: reinstall "
+            f"mlplab (pip install -e .) or run `python -m mlplab {argv[0]} ...`\n"
         )
         sys.exit(2)
     try:

@@ -10,7 +10,7 @@ from mlplab.data import DigitsDataModule
 from mlplab.models import HourglassMLP
 from mlplab.tasks import ImageClassification, ImageRestoration
 
-BACKBONE = functools.partial(HourglassMLP, d_z=96, d_h=16, depth=1)
+BACKBONE = functools.partial(HourglassMLP, embed_dim=96, mlp_dim=16, depth=1)
 
 
 def fit(task, tmp_path, callbacks, **trainer_args):
@@ -32,7 +32,7 @@ def test_best_checkpoint_follows_the_task_metric(tmp_path):
     assert restoration.best_model_path.endswith("best.ckpt") and restoration.best_model_score > 10
     classification = BestCheckpoint()
     task = ImageClassification(
-        functools.partial(HourglassMLP, d_z=96, d_h=16, output_activation="none"), (1, 8, 8), 10
+        functools.partial(HourglassMLP, embed_dim=96, mlp_dim=16, output_activation="none"), (1, 8, 8), 10
     )
     fit(task, tmp_path / "c", [classification])
     assert (classification.monitor, classification.mode) == ("val/acc", "max")

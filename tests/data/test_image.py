@@ -70,7 +70,7 @@ def test_flip_copies_grow_the_training_split_only():
     ("kwargs", "message"),
     [
         ({"num_val": 1700}, "must be positive and leave training images"),
-        ({"batch_size": 0}, "batch sizes must be positive"),
+        ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
         ({"flip_copies": 3}, "flip_copies must be 1, 2 or 4"),
     ],
 )

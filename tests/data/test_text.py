@@ -27,7 +27,7 @@ def test_tiny_shakespeare_is_nanogpts_split(data_dir):
     inputs, targets = data.eval_windows()
     assert inputs.shape == (111_539 // 256, 256)
     torch.testing.assert_close(inputs[1:, 0], targets[:-1, -1])  # consecutive, non-overlapping windows
-    assert "1003854 / 111540" in str(data)
+    assert "split_characters=(1003854, 111540)" in str(data)
 
 
 def test_offline_corpus_batches():

@@ -8,7 +8,7 @@ from mlplab.data import MQARDataModule
 from mlplab.models import Transformer
 from mlplab.tasks import AssociativeRecall
 
-ATTENTION = functools.partial(Transformer, d_model=64, n_layers=2, n_heads=1, channel_mlp=None, bias=True)
+ATTENTION = functools.partial(Transformer, embed_dim=64, depth=2, num_heads=1, channel_mlp=None, bias=True)
 
 
 def test_loss_and_accuracy_count_answer_positions_only():

@@ -11,7 +11,7 @@ from mlplab.tasks import ImageRestoration
 
 
 def make_task(**backbone_args) -> ImageRestoration:
-    args = {"d_z": 96, "d_h": 16, "depth": 2, **backbone_args}
+    args = {"embed_dim": 96, "mlp_dim": 16, "depth": 2, **backbone_args}
     return ImageRestoration(functools.partial(HourglassMLP, **args), image_shape=(1, 8, 8), num_classes=10)
 
 
@@ -51,7 +51,7 @@ def test_flops_measured_on_meta_device_match_the_matmul_count():
 
 def test_checkpoint_from_a_different_architecture_is_refused():
     task = make_task()
-    other = make_task(d_z=128)
+    other = make_task(embed_dim=128)
     checkpoint = {
         "state_dict": other.state_dict(),
         "hyper_parameters": {"backbone": {"class_path": "x.Other"}},
@@ -66,5 +66,35 @@ def test_checkpoint_from_a_different_architecture_is_refused():
 def test_backbone_must_be_a_factory():
     with pytest.raises(ConfigError, match="must be a family class or functools.partial"):
         ImageRestoration(
-            HourglassMLP((1, 8, 8), (1, 8, 8), d_z=96, d_h=8), image_shape=(1, 8, 8), num_classes=10
+            HourglassMLP((1, 8, 8), (1, 8, 8), embed_dim=96, mlp_dim=8), image_shape=(1, 8, 8), num_classes=10
         )
+
+
+@pytest.mark.parametrize(
+    ("task", "family", "shapes", "batch"),
+    [
+        ("ImageClassification", "MlpMixer", {"image_shape": (3, 16, 16), "num_classes": 5},
+         (torch.rand(4, 3, 16, 16), torch.randint(0, 5, (4,)))),
+        ("ImageRestoration", "MAXIM",  # prototypes as targets: no random degradation between the two calls
+         {"image_shape": (1, 8, 8), "num_classes": 5, "mode": "generative_classification"},
+         (torch.rand(4, 1, 8, 8), torch.randint(0, 5, (4,)))),
+        ("ForecastingTask", "TSMixer", {"lookback": 48, "horizon": 16, "num_series": 3},
+         (torch.randn(4, 48, 3), torch.randn(4, 16, 3), torch.rand(4, 48, 4), torch.rand(4, 16, 4))),
+    ],
+)  # fmt: skip
+def test_every_task_adds_the_mixture_of_experts_balancing_loss(task, family, shapes, batch):
+    import mlplab.tasks
+    from mlplab.models import registry
+    from mlplab.nn import ChannelMLP, auxiliary_loss
+
+    torch.manual_seed(0)
+    backbone = functools.partial(
+        registry.get(family).cls,
+        **registry.variant_args(family),
+        channel_mlp=ChannelMLP(kind="moe", num_experts=3),
+    )
+    model = getattr(mlplab.tasks, task)(backbone, **shapes)
+    plain = model.training_loss(batch, 0)
+    extra = auxiliary_loss(model.backbone)
+    assert extra is not None and extra > 0
+    torch.testing.assert_close(model.training_step(batch, 0), plain + extra)

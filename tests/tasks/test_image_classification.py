@@ -9,7 +9,7 @@ from mlplab.errors import ConfigError
 from mlplab.models import StandardMLP
 from mlplab.tasks import ImageClassification
 
-BACKBONE = functools.partial(StandardMLP, width=64, depth=2)
+BACKBONE = functools.partial(StandardMLP, embed_dim=64, depth=2)
 
 
 @pytest.mark.parametrize("mixup_alpha", [0.0, 0.8])

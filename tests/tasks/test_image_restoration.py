@@ -10,7 +10,7 @@ from mlplab.errors import ConfigError
 from mlplab.models import HourglassMLP
 from mlplab.tasks import ImageRestoration
 
-BACKBONE = functools.partial(HourglassMLP, d_z=128, d_h=16, depth=2)
+BACKBONE = functools.partial(HourglassMLP, embed_dim=128, mlp_dim=16, depth=2)
 
 
 def test_denoise_inputs_are_noisy_clamped_and_eval_noise_is_fixed():

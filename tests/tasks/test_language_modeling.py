@@ -13,7 +13,7 @@ from mlplab.models import GatedLinearAttention, Transformer
 from mlplab.nn import ChannelMLP
 from mlplab.tasks import LanguageModeling, generate
 
-TINY = functools.partial(Transformer, d_model=32, n_layers=2, n_heads=2)
+TINY = functools.partial(Transformer, embed_dim=32, depth=2, num_heads=2)
 
 
 def pydoc(**kwargs) -> CharTextDataModule:
@@ -59,7 +59,7 @@ def test_mixture_of_experts_loss_reaches_the_training_loss():
     torch.manual_seed(0)
     data = pydoc()
     moe = ChannelMLP(kind="moe_plus_plus", num_experts=2, aux_loss_weight=0.5)
-    backbone = functools.partial(GatedLinearAttention, d_model=16, n_layers=2, n_heads=2, channel_mlp=moe)
+    backbone = functools.partial(GatedLinearAttention, embed_dim=16, depth=2, num_heads=2, channel_mlp=moe)
     task = LanguageModeling(backbone, data.vocab_size, data.context_length, data.vocabulary)
     batch = next(iter(data.train_dataloader()))
     total = task.training_step(batch, 0)

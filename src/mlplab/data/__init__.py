@@ -5,6 +5,7 @@ from mlplab.data.common import TensorBatchLoader, resolve_data_dir
 from mlplab.data.digits import DigitsDataModule
 from mlplab.data.image import ImageDataModule
 from mlplab.data.image_folder import ImageFolderDataModule
+from mlplab.data.in_memory import InMemoryDataModule
 from mlplab.data.mnist import FashionMNISTDataModule, MNISTDataModule
 from mlplab.data.mqar import MQAR_PRESETS, MQARDataModule, multiquery_ar
 from mlplab.data.text import CharTextDataModule, RandomWindowLoader
@@ -23,6 +24,7 @@ __all__ = [
     "ForecastingDataModule",
     "ImageDataModule",
     "ImageFolderDataModule",
+    "InMemoryDataModule",
     "MNISTDataModule",
     "MQARDataModule",
     "MQAR_PRESETS",

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-import lightning as L
 import numpy as np
 import torch
 
 from mlplab.data.augment import flip_copies, random_crop, random_horizontal_flip, random_resized_crop
-from mlplab.data.common import TensorBatchLoader, resolve_data_dir, split_loader
+from mlplab.data.common import resolve_data_dir
+from mlplab.data.in_memory import InMemoryDataModule
 from mlplab.errors import ConfigError
 
 Split = Literal["train", "test"]
 
 
-class ImageDataModule(L.LightningDataModule):
+class ImageDataModule(InMemoryDataModule):
     """An image classification dataset held in memory as uint8 tensors ``(N, C, H, W)``.
 
     Subclasses say what the data is (``image_shape``, ``num_classes``), how to read an official split
@@ -28,9 +28,9 @@ class ImageDataModule(L.LightningDataModule):
       digits become 8k / 1k / 1k with ``num_val=1000, num_test=1000``).
     * **Normalisation** with per-channel mean and standard deviation measured on the training split
       only. Restoration tasks need raw pixels in [0, 1]: set ``normalize: false`` for them.
-    * **Batches** taken by index from the in-memory tensors (:class:`TensorBatchLoader`). On a GPU the
-      whole dataset is moved to the accelerator once and never leaves it (``on_device``; by default
-      whenever it takes less than a quarter of the free GPU memory).
+    * **Batches** taken by index from the in-memory tensors (:class:`~mlplab.data.InMemoryDataModule`).
+      On a GPU the whole dataset is moved to the accelerator once and never leaves it (``on_device``; by
+      default whenever it takes less than a quarter of the free GPU memory).
     * **Augmentation** on the device, per batch, in ``on_after_batch_transfer``: random horizontal
       flips, random crops with padding, random resized crops. ``flip_copies`` instead appends
       deterministically flipped copies of the training set (the Hourglass paper's ×2 / ×4).
@@ -65,6 +65,7 @@ class ImageDataModule(L.LightningDataModule):
     has_test_split: bool = True
     #: Default ``num_val`` when the validation set is cut from the training / test split.
     default_num_val: dict[str, int] = {"train": 5000, "test": 1000}
+    summary = ("image_shape", "num_classes")
 
     def __init__(
         self,
@@ -83,10 +84,8 @@ class ImageDataModule(L.LightningDataModule):
         on_device: bool | None = None,
         download: bool = True,
     ):
-        super().__init__()
+        super().__init__(batch_size, eval_batch_size, split_seed, on_device)
         name = type(self).__name__
-        if batch_size <= 0 or (eval_batch_size is not None and eval_batch_size <= 0):
-            raise ConfigError(f"{name}: batch sizes must be positive, got {batch_size} / {eval_batch_size}")
         if source_split not in ("train", "test"):
             raise ConfigError(f"{name}: source_split must be 'train' or 'test', got {source_split!r}")
         if flip_copies not in (1, 2, 4):
@@ -94,8 +93,6 @@ class ImageDataModule(L.LightningDataModule):
         if crop_padding < 0:
             raise ConfigError(f"{name}: crop_padding must be >= 0, got {crop_padding}")
         self.data_dir = resolve_data_dir(data_dir)
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
         self.source_split = source_split
         self.num_val = self.default_num_val[source_split] if num_val is None else num_val
         self.num_test = num_test
@@ -105,19 +102,11 @@ class ImageDataModule(L.LightningDataModule):
         self.crop_padding = crop_padding
         self.resized_crop_scale = tuple(resized_crop_scale) if resized_crop_scale is not None else None
         self.flip_copies = flip_copies
-        self.on_device = on_device
         self.download = download
-        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
         self.mean = torch.zeros(1)
         self.std = torch.ones(1)
         self._device_statistics: tuple[torch.Tensor, torch.Tensor] | None = None
         self._prototypes: torch.Tensor | None = None
-
-    def __str__(self) -> str:
-        # Lightning's default iterates the loaders, which are not DataLoaders here; jsonargparse prints
-        # the DataModule when it skips a data -> task link the DataModule has no attribute for
-        shape, classes = getattr(self, "image_shape", None), getattr(self, "num_classes", None)
-        return f"{type(self).__name__}(image_shape={shape}, num_classes={classes})"
 
     # ----------------------------------------------------------------------------------- subclasses
     def load_split(self, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,28 +120,17 @@ class ImageDataModule(L.LightningDataModule):
         bounds = np.cumsum((0, *parts))
         return [order[bounds[i] : bounds[i + 1]] for i in range(len(parts))]
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.splits is None:
-            self.splits = self._build_splits()
-            train_images = self.splits["train"][0].double() / 255
-            self.mean = train_images.mean(dim=(0, 2, 3)).float()
-            self.std = train_images.std(dim=(0, 2, 3)).float().clamp_min(1e-6)
-            self._device_statistics = None
-            images, labels = self.splits["train"]
-            self.splits["train"] = flip_copies(images, labels, self.flip_copies)
-        if self.trainer is not None and self._keep_on(self.trainer.strategy.root_device):
-            device = self.trainer.strategy.root_device
-            self.splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self.splits.items()}
+    def build_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The carved splits; the normalisation statistics come from the training split, before flips."""
+        splits = self._carve_splits()
+        train_images = splits["train"][0].double() / 255
+        self.mean = train_images.mean(dim=(0, 2, 3)).float()
+        self.std = train_images.std(dim=(0, 2, 3)).float().clamp_min(1e-6)
+        self._device_statistics = None
+        splits["train"] = flip_copies(*splits["train"], self.flip_copies)
+        return splits
 
-    def _keep_on(self, device: torch.device) -> bool:
-        """Whether the dataset should live on ``device``: as set, or on a GPU where it fits easily."""
-        if self.on_device is not None or device.type != "cuda":
-            return bool(self.on_device) and device.type != "cpu"
-        size = sum(t.numel() * t.element_size() for split in self.splits.values() for t in split)
-        free, _ = torch.cuda.mem_get_info(device)
-        return size < free / 4
-
-    def _build_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    def _carve_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         name = type(self).__name__
         carve_test = self.source_split == "test" or not self.has_test_split
         pool_images, pool_labels = self.load_split(self.source_split)
@@ -176,25 +154,6 @@ class ImageDataModule(L.LightningDataModule):
             "val": (pool_images[val], pool_labels[val]),
             "test": test_split,
         }
-
-    # ------------------------------------------------------------------------------------ loaders
-    def _loader(self, split: str, train: bool) -> TensorBatchLoader:
-        if self.splits is None:
-            self.setup()
-        batch_size = self.batch_size if train else self.eval_batch_size
-        return split_loader(self.splits[split], batch_size, train, self.split_seed, self.trainer)
-
-    def train_dataloader(self) -> TensorBatchLoader:
-        return self._loader("train", train=True)
-
-    def val_dataloader(self) -> TensorBatchLoader:
-        return self._loader("val", train=False)
-
-    def test_dataloader(self) -> TensorBatchLoader:
-        return self._loader("test", train=False)
-
-    def predict_dataloader(self) -> TensorBatchLoader:
-        return self._loader("test", train=False)
 
     # ------------------------------------------------------------------------ on-device transforms
     def to_model_input(self, images: torch.Tensor, augment: bool = False) -> torch.Tensor:

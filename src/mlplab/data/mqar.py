@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-import lightning as L
 import torch
 
-from mlplab.data.common import TensorBatchLoader, split_loader
+from mlplab.data.in_memory import InMemoryDataModule
 from mlplab.errors import ConfigError, require_positive
 
 #: Zoology's figure-2 settings (``zoology/experiments/paper_configs/iclr24_zoology_figure2/configs.py``):
@@ -118,7 +117,7 @@ def rows_also_in(rows: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     return found
 
 
-class MQARDataModule(L.LightningDataModule):
+class MQARDataModule(InMemoryDataModule):
     """Zoology's multi-query associative recall: train on 100k examples, evaluate on 3k held-out ones.
 
     The examples come from :func:`multiquery_ar` (Zoology's generator): the training set with ``seed``,
@@ -145,8 +144,11 @@ class MQARDataModule(L.LightningDataModule):
         batch_size: Training batch size; overrides the preset's.
         eval_batch_size: Evaluation batch size; ``None`` means the training batch size.
         seed: Seed of the training examples (the test set uses ``seed + 10``) and of the shuffling.
-        on_device: Keep the examples on the accelerator; ``None``: on GPUs, yes.
+        on_device: Keep the examples on the accelerator; ``None``: on a GPU, when they fit easily.
     """
+
+    loader_splits = {"train": "train", "val": "test", "test": "test", "predict": "test"}
+    summary = ("sequence_length", "num_kv_pairs", "vocab_size", "num_train_examples", "num_test_examples")
 
     def __init__(
         self,
@@ -163,7 +165,6 @@ class MQARDataModule(L.LightningDataModule):
         seed: int = 0,
         on_device: bool | None = None,
     ):
-        super().__init__()
         name = type(self).__name__
         if preset is not None and preset not in MQAR_PRESETS:
             raise ConfigError(f"{name}: preset must be one of {', '.join(MQAR_PRESETS)}, got {preset!r}")
@@ -174,6 +175,7 @@ class MQARDataModule(L.LightningDataModule):
         batch_size = preset_batch if batch_size is None else batch_size
         if sequence_length is None or num_kv_pairs is None or batch_size is None:
             raise ConfigError(f"{name}: without a preset, give sequence_length, num_kv_pairs and batch_size")
+        super().__init__(batch_size, eval_batch_size, seed, on_device)
         require_positive(
             name,
             sequence_length=sequence_length,
@@ -181,7 +183,6 @@ class MQARDataModule(L.LightningDataModule):
             vocab_size=vocab_size,
             num_train_examples=num_train_examples,
             num_test_examples=num_test_examples,
-            batch_size=batch_size,
         )
         if eval_batch_size is not None:
             require_positive(name, eval_batch_size=eval_batch_size)
@@ -209,18 +210,15 @@ class MQARDataModule(L.LightningDataModule):
         self.num_test_examples = num_test_examples
         self.power_a = power_a
         self.random_non_queries = random_non_queries
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
         self.seed = seed
-        self.on_device = on_device
-        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
 
-    def __str__(self) -> str:
-        # Lightning's default iterates the loaders, which are not DataLoaders here
-        return (
-            f"{type(self).__name__}(sequence_length={self.context_length}, num_kv_pairs={self.num_kv_pairs}, "
-            f"vocab_size={self.vocab_size}, {self.num_train_examples} / {self.num_test_examples} examples)"
-        )
+    @property
+    def sequence_length(self) -> int:
+        """Tokens per example (the ``context_length`` the task gets)."""
+        return self.context_length
+
+    def build_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        return self.generate()
 
     def generate(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """The training and test sets (test rows that also occur in training removed)."""
@@ -242,30 +240,3 @@ class MQARDataModule(L.LightningDataModule):
                 "vocab_size or sequence_length"
             )
         return {"train": train, "test": (test_inputs[keep], test_labels[keep])}
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.splits is None:
-            self.splits = self.generate()
-        if self.trainer is not None:
-            device = self.trainer.strategy.root_device
-            keep = self.on_device if self.on_device is not None else device.type == "cuda"
-            if keep and device.type != "cpu":
-                self.splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self.splits.items()}
-
-    def _loader(self, split: str, train: bool) -> TensorBatchLoader:
-        if self.splits is None:
-            self.setup()
-        batch_size = self.batch_size if train else self.eval_batch_size
-        return split_loader(self.splits[split], batch_size, train, self.seed, self.trainer)
-
-    def train_dataloader(self) -> TensorBatchLoader:
-        return self._loader("train", train=True)
-
-    def val_dataloader(self) -> TensorBatchLoader:
-        return self._loader("test", train=False)
-
-    def test_dataloader(self) -> TensorBatchLoader:
-        return self._loader("test", train=False)
-
-    def predict_dataloader(self) -> TensorBatchLoader:
-        return self._loader("test", train=False)

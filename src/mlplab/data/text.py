@@ -6,18 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
-from mlplab.data.common import (
-    ResumableLoader,
-    TensorBatchLoader,
-    fetch_file,
-    process_rank,
-    resolve_data_dir,
-    split_loader,
-)
+from mlplab.data.common import ResumableLoader, fetch_file, process_rank, resolve_data_dir
+from mlplab.data.in_memory import InMemoryDataModule
 from mlplab.data.tokenizer import CharTokenizer
 from mlplab.errors import ConfigError, DataCorruptError, DataNotFoundError, require_positive
 
@@ -89,7 +82,7 @@ class RandomWindowLoader(ResumableLoader):
             yield windows[:, :-1], windows[:, 1:]
 
 
-class CharTextDataModule(L.LightningDataModule):
+class CharTextDataModule(InMemoryDataModule):
     """Character-level language modelling on one text: next-character prediction.
 
     The text is Tiny Shakespeare by default (``corpus: tinyshakespeare``: ``tinyshakespeare.txt`` in
@@ -117,9 +110,12 @@ class CharTextDataModule(L.LightningDataModule):
             ``len(train) // (batch_size * context_length)``.
         val_fraction: Fraction of the text (its end) held out for validation.
         seed: Seed of the random training windows.
-        on_device: Keep the token streams on the accelerator; ``None``: on GPUs, yes.
+        on_device: Keep the token streams on the accelerator; ``None``: on a GPU, when they fit easily.
         download: Download Tiny Shakespeare when it is missing.
     """
+
+    loader_splits = {"train": "train", "val": "val", "test": "val", "predict": "val"}
+    summary = ("source", "split_characters", "vocab_size", "context_length")
 
     def __init__(
         self,
@@ -135,11 +131,9 @@ class CharTextDataModule(L.LightningDataModule):
         on_device: bool | None = None,
         download: bool = True,
     ):
-        super().__init__()
+        super().__init__(batch_size, eval_batch_size, seed, on_device)
         name = type(self).__name__
-        require_positive(name, context_length=context_length, batch_size=batch_size)
-        if eval_batch_size is not None:
-            require_positive(name, eval_batch_size=eval_batch_size)
+        require_positive(name, context_length=context_length)
         if batches_per_epoch is not None:
             require_positive(name, batches_per_epoch=batches_per_epoch)
         if not 0.0 < val_fraction < 1.0:
@@ -150,11 +144,8 @@ class CharTextDataModule(L.LightningDataModule):
         self.text_file = text_file
         self.data_dir = resolve_data_dir(data_dir)
         self.context_length = context_length
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
         self.val_fraction = val_fraction
         self.seed = seed
-        self.on_device = on_device
         self.download = download
 
         text, self.source = self._read_text()
@@ -179,14 +170,6 @@ class CharTextDataModule(L.LightningDataModule):
         self.val_tokens = self.tokenizer.encode(val_text)
         self.batches_per_epoch = batches_per_epoch or max(
             1, len(self.train_tokens) // (batch_size * context_length)
-        )
-
-    def __str__(self) -> str:
-        # Lightning's default iterates the loaders, which are not DataLoaders here
-        return (
-            f"{type(self).__name__}({self.source}: {len(self.train_tokens)} / {len(self.val_tokens)} "
-            f"train / validation characters, {self.vocab_size} in the vocabulary, "
-            f"context {self.context_length})"
         )
 
     # ---------------------------------------------------------------------------------- reading
@@ -231,15 +214,15 @@ class CharTextDataModule(L.LightningDataModule):
                 "longer text"
             )
 
+    @property
+    def split_characters(self) -> tuple[int, int]:
+        """Characters in the training and the validation split."""
+        return len(self.train_tokens), len(self.val_tokens)
+
     # ---------------------------------------------------------------------------------- loaders
-    def setup(self, stage: str | None = None) -> None:
-        if self.trainer is None:
-            return
-        device = self.trainer.strategy.root_device
-        keep = self.on_device if self.on_device is not None else device.type == "cuda"
-        if keep and device.type != "cpu":
-            self.train_tokens = self.train_tokens.to(device)
-            self.val_tokens = self.val_tokens.to(device)
+    def build_splits(self) -> dict[str, tuple[torch.Tensor, ...]]:
+        """The training token stream, and the validation split as its evaluation windows."""
+        return {"train": (self.train_tokens,), "val": self.eval_windows()}
 
     def eval_windows(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every non-overlapping validation window: inputs and targets ``(W, T)``."""
@@ -250,19 +233,10 @@ class CharTextDataModule(L.LightningDataModule):
         return inputs, targets
 
     def train_dataloader(self) -> RandomWindowLoader:
+        if self.splits is None:
+            self.setup()
         rank, _ = process_rank(self.trainer)
+        (tokens,) = self.splits["train"]
         return RandomWindowLoader(
-            self.train_tokens, self.context_length, self.batch_size, self.batches_per_epoch, self.seed, rank
+            tokens, self.context_length, self.batch_size, self.batches_per_epoch, self.seed, rank
         )
-
-    def _eval_loader(self) -> TensorBatchLoader:
-        return split_loader(self.eval_windows(), self.eval_batch_size, False, self.seed, self.trainer)
-
-    def val_dataloader(self) -> TensorBatchLoader:
-        return self._eval_loader()
-
-    def test_dataloader(self) -> TensorBatchLoader:
-        return self._eval_loader()
-
-    def predict_dataloader(self) -> TensorBatchLoader:
-        return self._eval_loader()

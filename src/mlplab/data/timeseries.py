@@ -31,17 +31,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-import lightning as L
 import numpy as np
 import torch
 
-from mlplab.data.common import (
-    TensorBatchLoader,
-    fetch_file,
-    missing_data_message,
-    resolve_data_dir,
-    split_loader,
-)
+from mlplab.data.common import fetch_file, missing_data_message, resolve_data_dir
+from mlplab.data.in_memory import InMemoryDataModule
 from mlplab.errors import ConfigError, DataCorruptError, DataNotFoundError, require_positive
 
 Features = Literal["M", "S"]
@@ -183,7 +177,7 @@ def read_series(path: Path, date_column: str, columns: list[str]) -> tuple[np.nd
     return parse_dates(dates, path), values
 
 
-class ForecastingDataModule(L.LightningDataModule):
+class ForecastingDataModule(InMemoryDataModule):
     """Base class: a CSV of dated series, split, standardised and windowed (see the module docstring).
 
     Subclasses say where the file comes from (:meth:`locate`) and where the splits end
@@ -207,11 +201,12 @@ class ForecastingDataModule(L.LightningDataModule):
         shuffle_seed: Seed of the per-epoch shuffling of the training windows.
         data_dir: Folder of the data files; ``None`` means ``$MLPLAB_DATA`` if set, else ``./data``.
         download: Download a missing file when online (where a public URL is known).
-        on_device: Keep the series on the accelerator; ``None`` does so whenever training runs on one.
+        on_device: Keep the series on the accelerator; ``None``: on a GPU, when they fit easily.
     """
 
     #: Human name of the dataset, used in messages.
     display_name: str = "dataset"
+    summary = ("lookback", "horizon", "num_series")
 
     def __init__(
         self,
@@ -229,11 +224,9 @@ class ForecastingDataModule(L.LightningDataModule):
         download: bool = True,
         on_device: bool | None = None,
     ):
-        super().__init__()
+        super().__init__(batch_size, eval_batch_size, shuffle_seed, on_device)
         name = type(self).__name__
-        require_positive(name, lookback=lookback, horizon=horizon, batch_size=batch_size)
-        if eval_batch_size is not None:
-            require_positive(name, eval_batch_size=eval_batch_size)
+        require_positive(name, lookback=lookback, horizon=horizon)
         if features not in ("M", "S"):
             raise ConfigError(
                 f"{name}: features must be 'M' (multivariate) or 'S' (target only), got {features!r}"
@@ -244,12 +237,9 @@ class ForecastingDataModule(L.LightningDataModule):
         self.target = target
         self.date_column = date_column
         self.scale = scale
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
         self.shuffle_seed = shuffle_seed
         self.data_dir = resolve_data_dir(data_dir)
         self.download = download
-        self.on_device = on_device
 
         self.path = self.locate()
         header = read_header(self.path)
@@ -265,15 +255,9 @@ class ForecastingDataModule(L.LightningDataModule):
         self.freq = canonical_freq(self._first_dates_freq() if freq.lower() == "auto" else freq)
         self.num_time_features = len(TIME_FEATURES[self.freq])
 
-        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
         self.mean = torch.zeros(self.num_series)
         self.std = torch.ones(self.num_series)
         self.num_rows = 0
-
-    def __str__(self) -> str:
-        # Lightning's default builds and iterates every dataloader; the CLI formats DataModules in
-        # messages (e.g. when a linked attribute such as ``image_shape`` is absent), so keep it cheap.
-        return type(self).__name__
 
     # ----------------------------------------------------------------------------------- subclasses
     def locate(self) -> Path:
@@ -303,19 +287,8 @@ class ForecastingDataModule(L.LightningDataModule):
         start, stop = self.borders(self.num_rows)[split]
         return (stop - start) - self.lookback - self.horizon + 1
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.splits is None:
-            self._build_splits()
-        if self.trainer is not None and self._keep_on(self.trainer.strategy.root_device):
-            device = self.trainer.strategy.root_device
-            self.splits = {k: (v.to(device), t.to(device)) for k, (v, t) in self.splits.items()}
-
-    def _keep_on(self, device: torch.device) -> bool:
-        if device.type == "cpu":
-            return False
-        return True if self.on_device is None else bool(self.on_device)
-
-    def _build_splits(self) -> None:
+    def build_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Series and calendar features of each split, standardised with the training rows' statistics."""
         dates, values = read_series(self.path, self.date_column, self.series_names)
         self.num_rows = len(values)
         borders = self.borders(self.num_rows)
@@ -346,12 +319,15 @@ class ForecastingDataModule(L.LightningDataModule):
                 + f" (largest magnitude {np.abs(values).max():g}); rescale the series"
             )
         marks = torch.from_numpy(time_features(dates, self.freq))
-        self.splits = {
+        return {
             split: (series[start:stop].contiguous(), marks[start:stop].contiguous())
             for split, (start, stop) in borders.items()
         }
 
     # ------------------------------------------------------------------------------------- loaders
+    def split_tensors(self, split: Split) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.windows(split)
+
     def windows(self, split: Split) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Strided views of a split's windows: ``(W, N, L)``, ``(W, N, H)``, ``(W, F, L)``, ``(W, F, H)``.
 
@@ -367,22 +343,6 @@ class ForecastingDataModule(L.LightningDataModule):
             marks[:-horizon].unfold(0, lookback, 1),
             marks[lookback:].unfold(0, horizon, 1),
         )
-
-    def _loader(self, split: Split, train: bool) -> TensorBatchLoader:
-        batch_size = self.batch_size if train else self.eval_batch_size
-        return split_loader(self.windows(split), batch_size, train, self.shuffle_seed, self.trainer)
-
-    def train_dataloader(self) -> TensorBatchLoader:
-        return self._loader("train", train=True)
-
-    def val_dataloader(self) -> TensorBatchLoader:
-        return self._loader("val", train=False)
-
-    def test_dataloader(self) -> TensorBatchLoader:
-        return self._loader("test", train=False)
-
-    def predict_dataloader(self) -> TensorBatchLoader:
-        return self._loader("test", train=False)
 
     def on_after_batch_transfer(self, batch: tuple[torch.Tensor, ...], dataloader_idx: int):
         """Windows come as ``(B, N, L)`` from the strided views; the models take ``(B, L, N)``."""

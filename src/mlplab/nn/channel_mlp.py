@@ -16,7 +16,7 @@ architecture from YAML::
 The same section also selects a sparse mixture of experts (``kind: moe``, top-k gating with the
 Switch load-balancing loss) or MoE++ with zero-computation experts (``kind: moe_plus_plus``); see
 :mod:`mlplab.nn.moe`. Their auxiliary loss reaches the training loss through
-:func:`mlplab.nn.moe.auxiliary_loss`, which the sequence tasks call.
+:func:`mlplab.nn.moe.auxiliary_loss`, which every task's training step adds (``mlplab.tasks.Task``).
 """
 
 from __future__ import annotations

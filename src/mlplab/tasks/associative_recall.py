@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torchmetrics import MeanMetric, MetricCollection
 
-from mlplab.optim import LinearWarmupDecay
 from mlplab.tasks.sequence import SequenceBackbone, SequenceTask
 
 IGNORE_INDEX = -100
@@ -28,9 +26,7 @@ class AssociativeRecall(SequenceTask):
         backbone: The sequence family: its class path and arguments.
         vocab_size: Vocabulary size; filled in from the DataModule.
         context_length: Sequence length; filled in from the DataModule.
-        optimizer: See :class:`~mlplab.tasks.base.Task`.
-        lr_scheduler: See :class:`~mlplab.tasks.base.Task`.
-        lr_scheduler_interval: See :class:`~mlplab.tasks.base.Task`.
+        **kwargs: The optimiser, its LR scheduler and the scheduler's interval (:class:`~mlplab.tasks.Task`).
     """
 
     monitor = "val/acc"
@@ -41,11 +37,9 @@ class AssociativeRecall(SequenceTask):
         backbone: SequenceBackbone,
         vocab_size: int,
         context_length: int,
-        optimizer: OptimizerCallable = torch.optim.AdamW,
-        lr_scheduler: LRSchedulerCallable | None = LinearWarmupDecay,
-        lr_scheduler_interval: Literal["step", "epoch"] = "step",
+        **kwargs: Any,
     ):
-        super().__init__(backbone, vocab_size, context_length, optimizer, lr_scheduler, lr_scheduler_interval)
+        super().__init__(backbone, vocab_size, context_length, **kwargs)
         self.save_hyperparameters()
         self.val_metrics = self._metrics("val")
         self.test_metrics = self._metrics("test")

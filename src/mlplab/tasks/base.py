@@ -16,6 +16,8 @@ from torch import nn
 
 from mlplab.errors import CheckpointError, ConfigError
 from mlplab.models.counting import count_parameters
+from mlplab.models.registry import check_channel_mlps, upgrade_state_dict
+from mlplab.nn.moe import MixtureOfExperts, auxiliary_loss
 from mlplab.optim import LinearWarmupDecay
 
 #: A family class (or ``functools.partial`` of one) whose first two arguments are the shape of one input
@@ -73,9 +75,14 @@ class Task(L.LightningModule):
     """Base class of the tasks: builds the backbone, wires the optimiser, counts parameters and FLOPs.
 
     Subclasses build ``self.backbone`` by calling :meth:`build_backbone` with the shapes they derive
-    from the DataModule, and set ``monitor`` / ``monitor_mode`` to their main validation metric (the
-    checkpoint callback keeps the best epoch by it). Only parameters that require gradients reach the
+    from the DataModule, implement :meth:`training_loss`, and set ``monitor`` / ``monitor_mode`` to their
+    main validation metric (the checkpoint callback keeps the best epoch by it). The training step adds
+    the auxiliary losses the backbone's layers leave (the mixture-of-experts channel MLPs' load
+    balancing, whatever the family and the task). Only parameters that require gradients reach the
     optimiser, so frozen weights keep no optimiser state and never change.
+
+    A subclass declares its own arguments and passes the optimiser trio below on with ``**kwargs``
+    (``super().__init__(**kwargs)``): the CLI shows them for every task from this docstring.
 
     Args:
         optimizer: Optimiser class with its arguments (``class_path`` / ``init_args``); AdamW with
@@ -110,13 +117,15 @@ class Task(L.LightningModule):
         self._backbone_args: tuple = ()
         self._rng_states_to_restore: dict[str, Any] | None = None
         self._run_length: int | None = None
+        self._adds_auxiliary_loss = False
 
     # ------------------------------------------------------------------------------- backbone
     def build_backbone(self, factory: Callable[..., nn.Module], *shapes: Any) -> nn.Module:
         """Call the injected family ``factory`` with the task's shapes and keep both for re-building.
 
         Raises:
-            ConfigError: When ``factory`` is an already-built module rather than a class or partial.
+            ConfigError: When ``factory`` is an already-built module rather than a class or partial, or
+                when a registered family holds a channel-MLP kind it does not support.
         """
         if isinstance(factory, nn.Module):
             raise ConfigError(
@@ -124,7 +133,10 @@ class Task(L.LightningModule):
                 f"(the task passes it the data's shapes), got an instance of {type(factory).__name__}"
             )
         self._backbone_factory, self._backbone_args = factory, shapes
-        return factory(*shapes)
+        backbone = factory(*shapes)
+        check_channel_mlps(backbone)
+        self._adds_auxiliary_loss = any(isinstance(m, MixtureOfExperts) for m in backbone.modules())
+        return backbone
 
     def measure_flops(self, example_input: torch.Tensor) -> int:
         """FLOPs of a training step (forward and backward) of the backbone on a batch like ``example_input``.
@@ -146,6 +158,21 @@ class Task(L.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
+
+    # ------------------------------------------------------------------------------------ training
+    def training_loss(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """The task's loss of one training batch (logged as ``train/loss``); subclasses implement it."""
+        raise NotImplementedError
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """:meth:`training_loss` plus the backbone's auxiliary losses (``train/aux_loss``)."""
+        loss = self.training_loss(batch, batch_idx)
+        self.log("train/loss", loss, prog_bar=True)
+        extra = auxiliary_loss(self.backbone) if self._adds_auxiliary_loss else None
+        if extra is not None:
+            self.log("train/aux_loss", extra)
+            loss = loss + extra
+        return loss
 
     # ------------------------------------------------------------------------------ optimiser
     def configure_optimizers(self) -> Any:
@@ -208,10 +235,17 @@ class Task(L.LightningModule):
                 )
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse, in one line, a checkpoint whose weights do not fit this model; keep its RNG states."""
+        """Refuse, in one line, a checkpoint whose weights do not fit this model; keep its RNG states.
+
+        Weights saved under the names an older version of the family used are renamed first
+        (:func:`mlplab.models.registry.upgrade_state_dict`).
+        """
         per_rank = checkpoint.get(RNG_STATES_KEY)
         if per_rank:
             self._rng_states_to_restore = per_rank[min(self.global_rank, len(per_rank) - 1)]
+        if "state_dict" in checkpoint:
+            upgraded = upgrade_state_dict(self.backbone, checkpoint["state_dict"], prefix="backbone.")
+            checkpoint["state_dict"] = upgraded
         saved = checkpoint.get("state_dict", {})
         own = self.state_dict()
         missing = sorted(own.keys() - saved.keys())

@@ -5,18 +5,17 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.cli import OptimizerCallable
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 
 from mlplab.errors import CheckpointError, ConfigError, require_positive
 from mlplab.models.timeseries.common import RevIN
-from mlplab.optim import LinearWarmupDecay
 from mlplab.tasks.base import Task
 
 #: A forecasting family (or ``functools.partial`` of one), called as
@@ -76,9 +75,8 @@ class ForecastingTask(Task):
         revin_affine: Give that RevIN a learnable per-series scale and shift.
         original_scale_metrics: Also report MSE / MAE in the data's original units.
         num_logged_series: Validation windows drawn in the TensorBoard figure (0: none).
-        optimizer: See :class:`~mlplab.tasks.base.Task`.
-        lr_scheduler: See :class:`~mlplab.tasks.base.Task`.
-        lr_scheduler_interval: See :class:`~mlplab.tasks.base.Task`.
+        optimizer: Optimiser class with its arguments; Adam (the papers' scripts) when not given.
+        **kwargs: The LR scheduler and its interval (:class:`~mlplab.tasks.Task`).
     """
 
     monitor = "val/mse"
@@ -97,10 +95,9 @@ class ForecastingTask(Task):
         original_scale_metrics: bool = False,
         num_logged_series: int = 4,
         optimizer: OptimizerCallable = torch.optim.Adam,
-        lr_scheduler: LRSchedulerCallable | None = LinearWarmupDecay,
-        lr_scheduler_interval: Literal["step", "epoch"] = "step",
+        **kwargs: Any,
     ):
-        super().__init__(optimizer, lr_scheduler, lr_scheduler_interval)
+        super().__init__(optimizer=optimizer, **kwargs)
         self.save_hyperparameters()
         require_positive("ForecastingTask", lookback=lookback, horizon=horizon, num_series=num_series)
         self.lookback, self.horizon, self.num_series = lookback, horizon, num_series
@@ -192,13 +189,11 @@ class ForecastingTask(Task):
             )
 
     # ------------------------------------------------------------------------------------ steps
-    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+    def training_loss(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         history, future, history_marks, _ = batch
         self._check_batch(history, future)
         self.record_flops(history)
-        loss = self.loss(self(history, history_marks), future)
-        self.log("train/loss", loss, prog_bar=True)
-        return loss
+        return self.loss(self(history, history_marks), future)
 
     def _evaluate(self, batch: tuple[torch.Tensor, ...], stage: str) -> tuple[torch.Tensor, ...]:
         history, future, history_marks, _ = batch

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from mlplab.errors import ConfigError
-from mlplab.optim import LinearWarmupDecay
 from mlplab.tasks.base import ImageBackbone, Task
 
 
@@ -36,9 +34,7 @@ class ImageClassification(Task):
         mixup_alpha: Beta-distribution parameter of mixup (0: off).
         cutmix_alpha: Beta-distribution parameter of CutMix (0: off).
         mixup_prob: Probability of mixing a batch when mixup or CutMix is on.
-        optimizer: See :class:`~mlplab.tasks.base.Task`.
-        lr_scheduler: See :class:`~mlplab.tasks.base.Task`.
-        lr_scheduler_interval: See :class:`~mlplab.tasks.base.Task`.
+        **kwargs: The optimiser, its LR scheduler and the scheduler's interval (:class:`~mlplab.tasks.Task`).
     """
 
     monitor = "val/acc"
@@ -53,11 +49,9 @@ class ImageClassification(Task):
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
         mixup_prob: float = 1.0,
-        optimizer: OptimizerCallable = torch.optim.AdamW,
-        lr_scheduler: LRSchedulerCallable | None = LinearWarmupDecay,
-        lr_scheduler_interval: Literal["step", "epoch"] = "step",
+        **kwargs: Any,
     ):
-        super().__init__(optimizer, lr_scheduler, lr_scheduler_interval)
+        super().__init__(**kwargs)
         self.save_hyperparameters()
         if not 0.0 <= label_smoothing < 1.0:
             raise ConfigError(
@@ -98,22 +92,19 @@ class ImageClassification(Task):
             return self.soft_target_loss(logits, targets)
         return F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_loss(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
         self.record_flops(images)
         if self.mixup is not None:
             if images.shape[0] % 2:
                 raise ConfigError(f"mixup / CutMix need an even batch size, got {images.shape[0]}")
             mixed, soft_targets = self.mixup(images, labels)
-            loss = self.loss(self(mixed), soft_targets)
-        else:
-            logits = self(images)
-            loss = self.loss(logits, labels)
-            # a plain mean keeps the accelerator busy: metric objects check their inputs on the host
-            accuracy = (logits.detach().argmax(-1) == labels).float().mean()
-            self.log("train/acc", accuracy, on_step=False, on_epoch=True)
-        self.log("train/loss", loss, prog_bar=True)
-        return loss
+            return self.loss(self(mixed), soft_targets)
+        logits = self(images)
+        # a plain mean keeps the accelerator busy: metric objects check their inputs on the host
+        accuracy = (logits.detach().argmax(-1) == labels).float().mean()
+        self.log("train/acc", accuracy, on_step=False, on_epoch=True)
+        return self.loss(logits, labels)
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
         images, labels = batch

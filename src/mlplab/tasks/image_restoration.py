@@ -6,14 +6,12 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchmetrics import MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 from torchvision.utils import make_grid
 
 from mlplab.errors import ConfigError
-from mlplab.optim import LinearWarmupDecay
 from mlplab.tasks.base import ImageBackbone, Task
 
 RestorationMode = Literal["denoise", "super_resolution", "generative_classification"]
@@ -51,9 +49,7 @@ class ImageRestoration(Task):
         scale: Downsampling factor for ``super_resolution``.
         eval_seed: Seed of the validation / test noise.
         num_logged_images: Images per row of the TensorBoard grid (0: no grid).
-        optimizer: See :class:`~mlplab.tasks.base.Task`.
-        lr_scheduler: See :class:`~mlplab.tasks.base.Task`.
-        lr_scheduler_interval: See :class:`~mlplab.tasks.base.Task`.
+        **kwargs: The optimiser, its LR scheduler and the scheduler's interval (:class:`~mlplab.tasks.Task`).
     """
 
     monitor = "val/psnr"
@@ -70,11 +66,9 @@ class ImageRestoration(Task):
         scale: int = 2,
         eval_seed: int = 1234,
         num_logged_images: int = 8,
-        optimizer: OptimizerCallable = torch.optim.AdamW,
-        lr_scheduler: LRSchedulerCallable | None = LinearWarmupDecay,
-        lr_scheduler_interval: Literal["step", "epoch"] = "step",
+        **kwargs: Any,
     ):
-        super().__init__(optimizer, lr_scheduler, lr_scheduler_interval)
+        super().__init__(**kwargs)
         self.save_hyperparameters()
         if mode not in ("denoise", "super_resolution", "generative_classification"):
             raise ConfigError(
@@ -159,13 +153,11 @@ class ImageRestoration(Task):
         """The training loss (mean squared error); override it in a subclass to train with another."""
         return F.mse_loss(predictions, targets)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_loss(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
         inputs, targets = self.degrade(images, labels)
         self.record_flops(inputs)
-        loss = self.loss(self(inputs), targets)
-        self.log("train/loss", loss, prog_bar=True)
-        return loss
+        return self.loss(self(inputs), targets)
 
     def _evaluate(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, stage: str

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 
 from mlplab.data.tokenizer import CharTokenizer
 from mlplab.errors import CheckpointError, ConfigError
-from mlplab.optim import LinearWarmupDecay
 from mlplab.tasks.sequence import BitsPerToken, Perplexity, SequenceBackbone, SequenceTask
 
 
@@ -76,9 +74,7 @@ class LanguageModeling(SequenceTask):
         sample_temperature: Sampling temperature (0: greedy).
         sample_top_k: Sample among the k most likely tokens only (``None``: all).
         sample_seed: Seed of the sampling.
-        optimizer: See :class:`~mlplab.tasks.base.Task`.
-        lr_scheduler: See :class:`~mlplab.tasks.base.Task`.
-        lr_scheduler_interval: See :class:`~mlplab.tasks.base.Task`.
+        **kwargs: The optimiser, its LR scheduler and the scheduler's interval (:class:`~mlplab.tasks.Task`).
     """
 
     monitor = "val/loss"
@@ -95,11 +91,9 @@ class LanguageModeling(SequenceTask):
         sample_temperature: float = 1.0,
         sample_top_k: int | None = None,
         sample_seed: int = 1234,
-        optimizer: OptimizerCallable = torch.optim.AdamW,
-        lr_scheduler: LRSchedulerCallable | None = LinearWarmupDecay,
-        lr_scheduler_interval: Literal["step", "epoch"] = "step",
+        **kwargs: Any,
     ):
-        super().__init__(backbone, vocab_size, context_length, optimizer, lr_scheduler, lr_scheduler_interval)
+        super().__init__(backbone, vocab_size, context_length, **kwargs)
         self.save_hyperparameters()
         if vocabulary is not None and len(vocabulary) != vocab_size:
             raise ConfigError(

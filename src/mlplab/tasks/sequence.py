@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics import MeanMetric
 
 from mlplab.errors import CheckpointError, require_positive
-from mlplab.nn.moe import auxiliary_loss
-from mlplab.optim import LinearWarmupDecay
 from mlplab.tasks.base import Task
 
 #: A sequence family (class or ``functools.partial``) called as ``family(vocab_size, context_length)``;
@@ -38,18 +35,15 @@ class Perplexity(MeanMetric):
 class SequenceTask(Task):
     """Base of the sequence tasks: builds ``backbone(vocab_size, context_length)`` and trains it.
 
-    The training loss is :meth:`loss` plus the auxiliary losses the backbone's mixture-of-experts
-    layers leave after each forward pass (:func:`mlplab.nn.moe.auxiliary_loss`, logged as
-    ``train/aux_loss``). Loading a checkpoint whose ``vocab_size`` or ``context_length`` differ from
-    this run's ends with one line that names both values.
+    The training loss is :meth:`loss` (plus the backbone's auxiliary losses, as in every task).
+    Loading a checkpoint whose ``vocab_size`` or ``context_length`` differ from this run's ends with one
+    line that names both values.
 
     Args:
         backbone: The sequence family: its class path and arguments.
         vocab_size: Vocabulary size; filled in from the DataModule.
         context_length: Longest sequence; filled in from the DataModule.
-        optimizer: See :class:`~mlplab.tasks.base.Task`.
-        lr_scheduler: See :class:`~mlplab.tasks.base.Task`.
-        lr_scheduler_interval: See :class:`~mlplab.tasks.base.Task`.
+        **kwargs: The optimiser, its LR scheduler and the scheduler's interval (:class:`~mlplab.tasks.Task`).
     """
 
     def __init__(
@@ -57,11 +51,9 @@ class SequenceTask(Task):
         backbone: SequenceBackbone,
         vocab_size: int,
         context_length: int,
-        optimizer: OptimizerCallable = torch.optim.AdamW,
-        lr_scheduler: LRSchedulerCallable | None = LinearWarmupDecay,
-        lr_scheduler_interval: Literal["step", "epoch"] = "step",
+        **kwargs: Any,
     ):
-        super().__init__(optimizer, lr_scheduler, lr_scheduler_interval)
+        super().__init__(**kwargs)
         require_positive(type(self).__name__, vocab_size=vocab_size, context_length=context_length)
         self.vocab_size = vocab_size
         self.context_length = context_length
@@ -74,18 +66,12 @@ class SequenceTask(Task):
     def log_training_metrics(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
         """Hook for metrics of the training batch (no host synchronisation)."""
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_loss(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         inputs, targets = batch
         self.record_flops(inputs)
         logits = self(inputs)
-        loss = self.loss(logits, targets)
-        self.log("train/loss", loss, prog_bar=True)
         self.log_training_metrics(logits.detach(), targets)
-        extra = auxiliary_loss(self.backbone)
-        if extra is not None:
-            self.log("train/aux_loss", extra)
-            loss = loss + extra
-        return loss
+        return self.loss(logits, targets)
 
     def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, Any]:
         inputs, targets = batch

@@ -5,16 +5,17 @@ from mlplab.models import GatedAssociativeMemory, count_parameters
 
 def test_block_follows_the_official_code():
     torch.manual_seed(0)
-    model = GatedAssociativeMemory(11, 16, d_model=8, n_layers=1, memory_slots=5, channel_mlp=None)
+    model = GatedAssociativeMemory(11, 16, embed_dim=8, depth=1, memory_slots=5, channel_mlp=None)
     block = model.blocks[0]
+    mixer = block.mixer
     x = torch.randn(2, 16, 8)
     n = block.norm1(x)
     padded = torch.nn.functional.pad(n.transpose(1, 2), (2, 0))  # causal: two zeros in front
     local = torch.nn.functional.conv1d(
-        padded, block.conv.conv.weight, block.conv.conv.bias, groups=8
+        padded, mixer.conv.conv.weight, mixer.conv.conv.bias, groups=8
     ).transpose(1, 2)
-    retrieved = torch.softmax(n @ block.memory.t(), -1) @ block.memory
-    g_local, g_global = block.gate(n).chunk(2, -1)
+    retrieved = torch.softmax(n @ mixer.memory.t(), -1) @ mixer.memory
+    g_local, g_global = mixer.gate(n).chunk(2, -1)
     expected = x + torch.sigmoid(g_local) * local + torch.sigmoid(g_global) * retrieved
     torch.testing.assert_close(block(x), expected, atol=1e-6, rtol=1e-6)
 
@@ -23,7 +24,7 @@ def test_reach_is_the_kernel_only():
     # no long-range mixing: with kernel 3 and 2 layers, position t sees tokens t-4..t only
     torch.manual_seed(0)
     model = GatedAssociativeMemory(
-        11, 16, d_model=8, n_layers=2, memory_slots=5, learned_positions=False
+        11, 16, embed_dim=8, depth=2, memory_slots=5, learned_positions=False
     ).eval()
     tokens = torch.randint(0, 11, (1, 16))
     changed = tokens.clone()
@@ -39,5 +40,5 @@ def test_parameter_count_from_the_official_code():
     d, vocab, context, layers, slots = 512, 10_000, 256, 6, 512
     block = 4 * d + slots * d + (2 * d * d + 2 * d) + (8 * d * d + 5 * d) + 4 * d
     with torch.device("meta"):
-        model = GatedAssociativeMemory(vocab, context, d_model=d, n_layers=layers, memory_slots=slots)
+        model = GatedAssociativeMemory(vocab, context, embed_dim=d, depth=layers, memory_slots=slots)
     assert count_parameters(model)[0] == layers * block + vocab * d + context * d + 2 * d == 22_599_680

@@ -42,12 +42,12 @@ def test_parameter_count_from_the_operator_definition():
     mixer += d * d + d
     block = mixer + 2 * 2 * d + (d * 4 * d + 4 * d + 4 * d * d + d)
     with torch.device("meta"):
-        model = GatedConv(vocab, 256, d_model=d, n_layers=layers, filter_order=order)
+        model = GatedConv(vocab, 256, embed_dim=d, depth=layers, filter_order=order)
     assert count_parameters(model)[0] == layers * block + vocab * d + 2 * d == 10_902_528
 
 
 def test_bad_settings():
     with pytest.raises(ConfigError, match="filter must be implicit or explicit"):
-        GatedConv(13, 30, d_model=16, filter="fourier")
+        GatedConv(13, 30, embed_dim=16, filter="fourier")
     with pytest.raises(ConfigError, match="filter_emb_dim must be odd"):
-        GatedConv(13, 30, d_model=16, filter_emb_dim=4)
+        GatedConv(13, 30, embed_dim=16, filter_emb_dim=4)

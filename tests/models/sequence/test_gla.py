@@ -42,7 +42,7 @@ def test_recurrence_is_the_papers():
 
 def test_layer_modes_agree():
     torch.manual_seed(0)
-    model = GatedLinearAttention(13, 30, d_model=16, n_layers=2, n_heads=2, chunk_size=7)
+    model = GatedLinearAttention(13, 30, embed_dim=16, depth=2, num_heads=2, chunk_size=7)
     tokens = torch.randint(0, 13, (2, 30))
     chunked = model(tokens)
     for block in model.blocks:
@@ -57,12 +57,12 @@ def test_parameter_count_from_the_layer_definition():
     layer = 2 * d * d // 2 + 2 * d * d + d * 16 + 16 * d // 2 + d // 2 + d // heads + d * d
     block = layer + (d * 4 * d + 4 * d + 4 * d * d + d) + 2 * d
     with torch.device("meta"):
-        model = GatedLinearAttention(vocab, 256, d_model=d, n_layers=layers, n_heads=heads)
+        model = GatedLinearAttention(vocab, 256, embed_dim=d, depth=layers, num_heads=heads)
     assert count_parameters(model)[0] == layers * block + vocab * d + d == 10_715_328
 
 
 def test_bad_settings():
-    with pytest.raises(ConfigError, match="n_heads=5 must divide the key width 8"):
-        GatedLinearAttention(13, 30, d_model=16, n_heads=5)
+    with pytest.raises(ConfigError, match="num_heads=5 must divide the key width 8"):
+        GatedLinearAttention(13, 30, embed_dim=16, num_heads=5)
     with pytest.raises(ConfigError, match="mode must be chunk or recurrent"):
-        GatedLinearAttention(13, 30, d_model=16, n_heads=2, mode="fused")
+        GatedLinearAttention(13, 30, embed_dim=16, num_heads=2, mode="fused")

@@ -43,9 +43,9 @@ def test_parameter_count_from_the_layer_definition():
     lookup = 2 * d + d * d + 2 * patterns * d
     mlp = 2 * d + d * 4 * d + 4 * d + 4 * d * d + d
     with torch.device("meta"):
-        plain = HopfieldLM(vocab, context, d_model=d, n_layers=layers, n_heads=6)
+        plain = HopfieldLM(vocab, context, embed_dim=d, depth=layers, num_heads=6)
         with_memory = HopfieldLM(
-            vocab, context, d_model=d, n_layers=layers, n_heads=6, stored_patterns=patterns
+            vocab, context, embed_dim=d, depth=layers, num_heads=6, stored_patterns=patterns
         )
     embeddings = vocab * d + context * d + 2 * d
     assert count_parameters(plain)[0] == layers * (association + mlp) + embeddings == 10_780_032
@@ -54,6 +54,6 @@ def test_parameter_count_from_the_layer_definition():
 
 def test_bad_settings():
     with pytest.raises(ConfigError, match="update_steps must be >= 0"):
-        HopfieldLM(13, 30, d_model=16, n_heads=2, update_steps=-1)
-    with pytest.raises(ConfigError, match="n_heads=3 must divide d_model=16"):
-        HopfieldLM(13, 30, d_model=16, n_heads=3)
+        HopfieldLM(13, 30, embed_dim=16, num_heads=2, update_steps=-1)
+    with pytest.raises(ConfigError, match="num_heads=3 must divide embed_dim=16"):
+        HopfieldLM(13, 30, embed_dim=16, num_heads=3)

@@ -11,7 +11,7 @@ def test_mamba_130m_parameter_count():
     # dt_rank 48, vocabulary padded to 50,280, tied embeddings -- 129,135,360 parameters (the count of
     # the published checkpoint, as transformers' MambaForCausalLM loads it).
     with torch.device("meta"):
-        model = Mamba(50_280, 2048, d_model=768, n_layers=24)
+        model = Mamba(50_280, 2048, embed_dim=768, depth=24)
     assert count_parameters(model) == (129_135_360, 129_135_360)
     mixer = model.blocks[0].mixer
     assert (mixer.d_inner, mixer.dt_rank, mixer.d_state) == (1536, 48, 16)
@@ -42,7 +42,7 @@ def test_parallel_scan_equals_the_sequential_reference(chunk_size):
 
 def test_scans_agree_inside_the_model_and_with_recomputation():
     torch.manual_seed(0)
-    model = Mamba(17, 40, d_model=16, n_layers=2, d_state=4, chunk_size=8, recompute_scan=True)
+    model = Mamba(17, 40, embed_dim=16, depth=2, d_state=4, chunk_size=8, recompute_scan=True)
     tokens = torch.randint(0, 17, (2, 40))
     parallel = model(tokens)
     parallel.sum().backward()
@@ -57,7 +57,7 @@ def test_scans_agree_inside_the_model_and_with_recomputation():
 
 
 def test_official_initialisation():
-    model = Mamba(17, 40, d_model=32, n_layers=2, dt_min=1e-3, dt_max=1e-1)
+    model = Mamba(17, 40, embed_dim=32, depth=2, dt_min=1e-3, dt_max=1e-1)
     mixer = model.blocks[0].mixer
     torch.testing.assert_close(-torch.exp(mixer.A_log[0]), -torch.arange(1.0, 17.0))  # S4D-real
     assert torch.equal(mixer.D, torch.ones(64))
@@ -68,6 +68,6 @@ def test_official_initialisation():
 
 def test_bad_settings():
     with pytest.raises(ConfigError, match="scan must be parallel or sequential"):
-        Mamba(17, 40, d_model=16, n_layers=1, scan="fast")
+        Mamba(17, 40, embed_dim=16, depth=1, scan="fast")
     with pytest.raises(ConfigError, match="need 0 < dt_min <= dt_max"):
-        Mamba(17, 40, d_model=16, n_layers=1, dt_min=0.5, dt_max=0.1)
+        Mamba(17, 40, embed_dim=16, depth=1, dt_min=0.5, dt_max=0.1)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mlplab.errors import ConfigError
-from mlplab.models import Activator
+from mlplab.models import Activator, registry
 from mlplab.nn import ChannelMLP, HourglassChannelMLP
 from tests.models.vision.checks import check_classifier_trains, check_size_errors, parameter_count
 
@@ -36,25 +36,19 @@ def test_structure_follows_the_official_code():
     assert block.ffn.drop1.p == 0.5
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"ffn": False}, {"activation": "silu"}])
-def test_shapes_gradients_training(kwargs):
-    check_classifier_trains(Activator, d_model=32, d_ffn=64, num_layers=2, dropout=0.0, **kwargs)
+@pytest.mark.parametrize("option", [{"ffn": False}, {"activation": "silu"}])
+def test_options_train(option):  # the tiny variant itself: tests/models/test_registry.py
+    check_classifier_trains(Activator, **registry.variant_args("Activator", **option))
 
 
 def test_hourglass_channel_mlp():
-    model = check_classifier_trains(
-        Activator,
-        d_model=32,
-        d_ffn=64,
-        num_layers=2,
-        dropout=0.0,
-        channel_mlp=ChannelMLP(kind="hourglass"),
-        train=False,
+    model = Activator(
+        (3, 16, 16), (10,), **registry.variant_args("Activator"), channel_mlp=ChannelMLP(kind="hourglass")
     )
     assert isinstance(model.blocks[0].ffn, HourglassChannelMLP)
 
 
 def test_sizes():
-    check_size_errors(Activator, d_model=16, d_ffn=16, num_layers=1)
-    with pytest.raises(ConfigError, match="d_model must be a positive integer"):
-        Activator((3, 32, 32), (10,), d_model=0)
+    check_size_errors(Activator, embed_dim=16, mlp_dim=16, depth=1)
+    with pytest.raises(ConfigError, match="embed_dim must be a positive integer"):
+        Activator((3, 32, 32), (10,), embed_dim=0)

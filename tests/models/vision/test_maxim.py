@@ -3,51 +3,13 @@ import torch
 import torch.nn.functional as F
 
 from mlplab.errors import ConfigError
-from mlplab.models import MAXIM
+from mlplab.models import MAXIM, registry
 from mlplab.models.vision.maxim import GatedMlpLayer, block_images, unblock_images
 from mlplab.nn import ChannelMLP, HourglassChannelMLP
 from tests.helpers import assert_every_trainable_parameter_gets_a_gradient, assert_steps_lower_the_loss
-from tests.models.vision.checks import meta_count
 
-SIZE = (3, 256, 256)
-TINY = {
-    "features": 8,
-    "depth": 2,
-    "num_stages": 2,
-    "num_groups": 1,
-    "num_bottleneck_blocks": 1,
-    "num_supervision_scales": 2,
-    "block_size_hr": (4, 4),
-    "grid_size_hr": (4, 4),
-    "block_size_lr": (2, 2),
-    "channels_reduction": 1,  # with 8 channels and reduction 4 a squeeze layer of 2 units can die at init
-}
-
-
-@pytest.mark.parametrize(
-    ("variant", "kwargs", "official"),
-    # The parameter counts the official code states for its variants (google-research/maxim,
-    # maxim/models/maxim.py, Model(): "params: 6.108515000000001 M" for S-1, 13.35383 M for S-2,
-    # 20.599145 M for S-3, 19.361219 M for M-1), with the MAXIM class's defaults (one supervision scale).
-    [
-        ("S-1", {"num_stages": 1}, 6_108_515),
-        ("S-2", {"num_stages": 2}, 13_353_830),
-        ("S-3", {"num_stages": 3}, 20_599_145),
-        ("M-1", {"num_stages": 1, "features": 64}, 19_361_219),
-    ],
-)
-def test_official_variant_counts(variant, kwargs, official):
-    assert meta_count(MAXIM, SIZE, SIZE, **kwargs) == official
-
-
-@pytest.mark.parametrize(("stages", "published"), [(2, 14.1e6), (3, 22.2e6)])
-def test_published_counts_of_the_paper_models(stages, published):
-    # MAXIM-2S 14.1M (dehazing, deraining, enhancement) and MAXIM-3S 22.2M (denoising, deblurring):
-    # the paper's Table 1 and the official README, whose models run with 3 supervision scales
-    # (maxim/run_eval.py). MAXIM-2S, the smallest published model, is 14,176,178 here (0.5% off the
-    # rounded figure); the code's own comments (previous test) pin the layers down exactly.
-    count = meta_count(MAXIM, SIZE, SIZE, num_stages=stages, num_supervision_scales=3)
-    assert count == pytest.approx(published, rel=0.01)
+#: The tiny variant with two supervision scales, so forward_all has coarser outputs to check.
+TINY = registry.variant_args("MAXIM", num_supervision_scales=2)
 
 
 def test_denoising_shapes_gradients_training():

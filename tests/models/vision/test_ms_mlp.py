@@ -2,28 +2,11 @@ import pytest
 import torch
 
 from mlplab.errors import ConfigError
-from mlplab.models import MSMLP
+from mlplab.models import MSMLP, registry
 from mlplab.nn import ChannelMLP, HourglassChannelMLP
-from tests.models.vision.checks import check_classifier_trains, check_size_errors, meta_count
+from tests.models.vision.checks import check_size_errors
 
-TINY = {
-    "embed_dim": 10,
-    "depths": (1, 1, 1, 1),
-    "drop_path_rate": 0.0,
-    "layer_scale_init_value": 0.1,
-    "patch_size": 2,
-}
-
-
-def test_smallest_published_imagenet_model():
-    # MS-MLP-T (embed_dim 96, depths 3/3/9/3, shifts -2..2, mix sizes of msmlp_tiny_patch4_shift5_224.yaml):
-    # "28M" parameters in the paper (arXiv 2202.06510, Table 1) and the official README. The official code
-    # (JegZheng/MS-MLP, MS_MLP with that config) builds 28,656,232 parameters, 2.3% above the rounded
-    # "28M" (which truncates); the code is followed, so the count is checked exactly against it (this
-    # implementation also reproduces the code's outputs) and against the published figure's millions.
-    count = meta_count(MSMLP, (3, 224, 224), (1000,))
-    assert count == 28_656_232
-    assert int(count // 1e6) == 28
+TINY = registry.variant_args("MSMLP")
 
 
 def test_channel_groups_follow_torch_chunk():
@@ -41,14 +24,8 @@ def test_shift_is_circular_and_mixing_is_local():
     assert y[0, :, 4, 4].abs().sum() == 0  # beyond the reach of any shift and kernel
 
 
-def test_shapes_gradients_training():
-    check_classifier_trains(MSMLP, (3, 16, 16), **TINY)
-
-
 def test_hourglass_channel_mlp():
-    model = check_classifier_trains(
-        MSMLP, (3, 16, 16), channel_mlp=ChannelMLP(kind="hourglass"), train=False, **TINY
-    )
+    model = MSMLP((3, 16, 16), (10,), channel_mlp=ChannelMLP(kind="hourglass"), **TINY)
     assert isinstance(model.stages[0][0].mlp, HourglassChannelMLP)
 
 

@@ -2,26 +2,11 @@ import pytest
 import torch
 
 from mlplab.errors import ConfigError
-from mlplab.models import RaftMLP
+from mlplab.models import RaftMLP, registry
 from mlplab.nn import ChannelMLP, HourglassChannelMLP
-from tests.models.vision.checks import check_classifier_trains, check_size_errors, meta_count
+from tests.models.vision.checks import check_size_errors
 
-TINY = {
-    "dims": (8, 16),
-    "depths": (1, 1),
-    "patch_sizes": (4, 2),
-    "embedding_kernels": ((4, 8), (2, 4)),
-    "drop_path_rate": 0.0,
-}
-
-
-def test_smallest_published_imagenet_model():
-    # RaftMLP-S: 9.9M parameters (Tatsunami & Taki, ACCV 2022, Table 2). The official code
-    # (okojoalg/raft-mlp, RaftMLP with configs/settings/imagenet-raft-mlp-cross-mlp-emb-s.yaml) builds
-    # 9,868,768, which this implementation matches exactly (and reproduces the code's outputs).
-    count = meta_count(RaftMLP, (3, 224, 224), (1000,))
-    assert count == 9_868_768
-    assert count == pytest.approx(9.9e6, rel=0.01)
+TINY = registry.variant_args("RaftMLP")
 
 
 def test_token_mlps_mix_rafts_of_channels_along_one_axis():
@@ -37,14 +22,8 @@ def test_token_mlps_mix_rafts_of_channels_along_one_axis():
     assert set(touched[:, 2].tolist()) == {2, 6}  # and in the raft (channels 2 and 2 + 8/2)
 
 
-def test_shapes_gradients_training():
-    check_classifier_trains(RaftMLP, (3, 16, 16), **TINY)
-
-
 def test_hourglass_channel_mlp():
-    model = check_classifier_trains(
-        RaftMLP, (3, 16, 16), channel_mlp=ChannelMLP(kind="hourglass"), train=False, **TINY
-    )
+    model = RaftMLP((3, 16, 16), (10,), channel_mlp=ChannelMLP(kind="hourglass"), **TINY)
     assert isinstance(model.levels[1].blocks[0].mix_channels, HourglassChannelMLP)
 
 

@@ -2,41 +2,22 @@ import pytest
 import torch
 
 from mlplab.errors import ConfigError
-from mlplab.models import StripMLP
+from mlplab.models import StripMLP, registry
 from mlplab.nn import ChannelMLP, HourglassChannelMLP
-from tests.models.vision.checks import check_classifier_trains, check_size_errors, meta_count
+from tests.models.vision.checks import check_size_errors
 
-TINY = {"embed_dim": 16, "layers": (1, 1, 1, 1), "drop_path_rate": 0.0, "patch_size": 2}
-
-
-def test_smallest_published_imagenet_model():
-    # Strip-MLP-T* (embed_dim 80, layers 2/2/6/2, alpha 3): "18M" parameters in the paper (ICCV 2023,
-    # Table 2) and the official README. The official code (Med-Process/Strip_MLP, StripMLPNet with
-    # layers [2, 2, 6, 2]) builds 18,243,920 parameters: 1.35% above the rounded "18M", so the count is
-    # checked exactly against the code (this implementation also reproduces the code's outputs) and
-    # against the published figure at its precision (whole millions).
-    count = meta_count(StripMLP, (3, 224, 224), (1000,))
-    assert count == 18_243_920
-    assert round(count / 1e6) == 18
-    # Strip-MLP-T (layers 2/2/12/2): "25M" published, 24,903,920 in the code (0.4% off).
-    assert meta_count(StripMLP, (3, 224, 224), (1000,), layers=(2, 2, 12, 2)) == pytest.approx(25e6, rel=0.01)
+TINY = registry.variant_args("StripMLP")
 
 
 def test_strip_groups_follow_the_official_rule():
     assert (
-        StripMLP((3, 32, 32), (10,), embed_dim=80, layers=(1, 1, 1, 1)).stages[0][0].token_mixing.strips == 2
+        StripMLP((3, 32, 32), (10,), embed_dim=80, depths=(1, 1, 1, 1)).stages[0][0].token_mixing.strips == 2
     )
     assert StripMLP((3, 32, 32), (10,), **TINY).stages[0][0].token_mixing.strips == 4
 
 
-def test_shapes_gradients_training():
-    check_classifier_trains(StripMLP, (3, 16, 16), **TINY)
-
-
 def test_hourglass_channel_mlp():
-    model = check_classifier_trains(
-        StripMLP, (3, 16, 16), channel_mlp=ChannelMLP(kind="hourglass"), train=False, **TINY
-    )
+    model = StripMLP((3, 16, 16), (10,), channel_mlp=ChannelMLP(kind="hourglass"), **TINY)
     assert isinstance(model.stages[0][0].channel_mixing.mlp, HourglassChannelMLP)
 
 
@@ -45,7 +26,7 @@ def test_sizes():
     with pytest.raises(ConfigError, match="square images"):
         StripMLP((3, 32, 64), (10,), **TINY)
     with pytest.raises(ConfigError, match="block width of 12 cannot be cut into 4 strip groups"):
-        StripMLP((3, 32, 32), (10,), embed_dim=12, layers=(1, 1, 1, 1))
+        StripMLP((3, 32, 32), (10,), embed_dim=12, depths=(1, 1, 1, 1))
 
 
 def test_row_strip_layer_reads_only_adjacent_rows():

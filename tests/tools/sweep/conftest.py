@@ -21,9 +21,10 @@ TINY = {
     "trainer.log_every_n_steps": 1,
     "data.init_args.batch_size": 32,
 }
-# On the 8x8 digits (d_x = d_y = 64): hourglass d_z(128 + 2 L d_h), conventional 2*64*64 + 2 L 64 d_h.
-HOURGLASS = {"class_path": "HourglassMLP", "grid": {"d_z": [64, 128], "d_h": [8], "depth": [1]}}
-CONVENTIONAL = {"class_path": "ConventionalMLP", "grid": {"d_h": [72], "depth": [1]}}
+# On the 8x8 digits (d_x = d_y = 64): hourglass embed_dim (128 + 2 L mlp_dim),
+# conventional 2*64*64 + 2 L 64 mlp_dim.
+HOURGLASS = {"class_path": "HourglassMLP", "grid": {"embed_dim": [64, 128], "mlp_dim": [8], "depth": [1]}}
+CONVENTIONAL = {"class_path": "ConventionalMLP", "grid": {"mlp_dim": [72], "depth": [1]}}
 
 
 def write_sweep(folder: Path, name: str = "sweep.yaml", **changes) -> Path:

@@ -25,24 +25,28 @@ from mlplab.models import HourglassMLP
 
 class CrashingMLP(HourglassMLP):
     """An Hourglass MLP that fails in a real run, not on the meta device where the sweep counts it:
-    with d_h = 8 it raises in __init__; with d_h = 16 its process is killed as out-of-memory kills it."""
+    with mlp_dim = 8 it raises in __init__; with mlp_dim = 16 its process is killed as out-of-memory
+    kills it."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.d_h == 8 and torch.empty(0).device.type != "meta":
+        if self.mlp_dim == 8 and torch.empty(0).device.type != "meta":
             raise RuntimeError("crashing: this shape fails in __init__")
 
     def forward(self, x):
-        if self.d_h == 16 and x.device.type != "meta":
+        if self.mlp_dim == 16 and x.device.type != "meta":
             os.kill(os.getpid(), signal.SIGKILL)
         return super().forward(x)
 '''
-HOURGLASS_128 = {"class_path": "HourglassMLP", "grid": {"d_z": [128], "d_h": [8], "depth": [1]}}
+HOURGLASS_128 = {"class_path": "HourglassMLP", "grid": {"embed_dim": [128], "mlp_dim": [8], "depth": [1]}}
 
 
 def test_runs_are_processes_crashes_are_recorded_and_history_is_kept(tmp_path, mlplab, capsys):
     (tmp_path / "crashing.py").write_text(CRASHING_FAMILY)
-    crashing = {"class_path": "crashing.CrashingMLP", "grid": {"d_z": [64], "d_h": [8, 16], "depth": [1]}}
+    crashing = {
+        "class_path": "crashing.CrashingMLP",
+        "grid": {"embed_dim": [64], "mlp_dim": [8, 16], "depth": [1]},
+    }
     path = write_sweep(tmp_path, families={"hourglass": HOURGLASS_128, "crashing": crashing},
                        budgets=[9216, 10240, 18432])  # fmt: skip
     assert mlplab("sweep", "--config", str(path), "--out", "out") == 0
@@ -50,9 +54,9 @@ def test_runs_are_processes_crashes_are_recorded_and_history_is_kept(tmp_path, m
     out = tmp_path / "out"
     rows = {r["shape"]: r for r in read_csv(out / "results.csv")}
     fine, raised, killed = (
-        rows["d_z=128 d_h=8 depth=1"],
-        rows["d_z=64 d_h=8 depth=1"],
-        rows["d_z=64 d_h=16 depth=1"],
+        rows["embed_dim=128 mlp_dim=8 depth=1"],
+        rows["embed_dim=64 mlp_dim=8 depth=1"],
+        rows["embed_dim=64 mlp_dim=16 depth=1"],
     )
     assert fine["status"] == "ok" and float(fine["best_val"]) > 0 and float(fine["test"]) > 0
     run_dir = out / "runs" / fine["run_id"]
@@ -87,7 +91,7 @@ def test_runs_are_processes_crashes_are_recorded_and_history_is_kept(tmp_path, m
     assert mlplab("sweep", "--config", str(narrower), "--out", "out", "--trainer.max_epochs=2") == 0
     rows = read_csv(out / "results.csv")
     assert len(rows) == 4 and [r["current"] for r in rows] == ["yes", "no", "no", "no"]
-    assert rows[0]["epochs"] == "2" and rows[0]["shape"] == "d_z=128 d_h=8 depth=1"
+    assert rows[0]["epochs"] == "2" and rows[0]["shape"] == "embed_dim=128 mlp_dim=8 depth=1"
     earlier = next(r for r in rows if r["run_id"] == fine["run_id"])
     assert earlier["settings"] == "max_epochs=1" and earlier["best_val"] == fine["best_val"]
     best = {(r["family"], r["settings"], r["current"]) for r in read_csv(out / "best.csv")}
@@ -98,12 +102,17 @@ ERRORS = {
     "budget no shape meets": (
         {"budgets": [9216, 1_000_000]},
         "budgets: no shape of any family has 900k to 1.1M total parameters (budget 1M ± 10%; closest: "
-        "hourglass d_z=128 d_h=8 depth=1 with 18.4k); widen the grid or the tolerance, or drop the budget",
+        "hourglass embed_dim=128 mlp_dim=8 depth=1 with 18.4k); widen the grid or the tolerance, or drop the "
+        "budget",
     ),
     "every shape refused": (
-        {"families": {"hourglass": {"class_path": "HourglassMLP", "grid": {"d_z": [64], "d_h": [64]}}}},
+        {
+            "families": {
+                "hourglass": {"class_path": "HourglassMLP", "grid": {"embed_dim": [64], "mlp_dim": [64]}}
+            }
+        },
         "families.hourglass: HourglassMLP refuses every shape of the grid (HourglassMLP needs a narrow "
-        "bottleneck, d_h < d_z; got d_h=64, d_z=64",
+        "bottleneck, mlp_dim < embed_dim (d_h < d_z); got mlp_dim=64, embed_dim=64",
     ),
     "value of the wrong type": (
         {"families": {"hourglass": {"class_path": "HourglassMLP", "grid": {"depth": ["deep"]}}}},
@@ -177,7 +186,7 @@ def test_cli_py_runs_sweep(tmp_path):
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "3 runs (1 seed(s) each), 0 finished, 3 to run" in result.stdout
-    assert "conventional   d_h=72 depth=1" in result.stdout
+    assert "conventional   mlp_dim=72 depth=1" in result.stdout
     assert not (tmp_path / "out").exists()
 
 

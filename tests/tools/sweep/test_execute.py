@@ -19,7 +19,9 @@ from mlplab.tools.sweep.record import RESULT_FILE, RUN_FILE, read_record
 from mlplab.tools.sweep.spec import load_sweep
 from tests.tools.sweep.conftest import finish, quiet, read_csv, write_sweep
 
-ONE_RUN = {"hourglass": {"class_path": "HourglassMLP", "grid": {"d_z": [64], "d_h": [8], "depth": [1]}}}
+ONE_RUN = {
+    "hourglass": {"class_path": "HourglassMLP", "grid": {"embed_dim": [64], "mlp_dim": [8], "depth": [1]}}
+}
 
 
 def fake_worker(calls: list[str], interrupt_at: int = 0):

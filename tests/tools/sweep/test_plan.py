@@ -13,17 +13,17 @@ from tests.tools.sweep.conftest import CONVENTIONAL, QUICKSTART, write_sweep
 
 COUNT_CASES = {
     "hourglass, fixed W_in": (
-        [f"--config={QUICKSTART}", "--model.backbone.d_z=128", "--model.backbone.d_h=16",
+        [f"--config={QUICKSTART}", "--model.backbone.embed_dim=128", "--model.backbone.mlp_dim=16",
          "--model.backbone.depth=2", "--model.backbone.fixed_input_projection=true"],
         (128 * (128 + 2 * 2 * 16), 128 * (64 + 2 * 2 * 16)),
     ),
     "conventional, switched from the hourglass recipe": (
         [f"--config={QUICKSTART}",
          backbone_argument(load_sweep(REPO / "configs/sweeps/quickstart.yaml").families[1],
-                           {"d_h": 300, "depth": 2})],
+                           {"mlp_dim": 300, "depth": 2})],
         (2 * 64 * 64 + 2 * 2 * 64 * 300,) * 2,
     ),
-    "conventional on MNIST, super-resolution (d_z = d_y)": (
+    "conventional on MNIST, super-resolution (embed_dim = d_y)": (
         [f"--config={REPO / 'configs/image/conventional_mnist_sr.yaml'}", "--model.backbone.depth=2"],
         (196 * 784 + 2 * 2 * 784 * 785 + 784 * 784,) * 2,
     ),
@@ -39,7 +39,7 @@ def test_meta_counts_equal_real_counts(args, expected):
 
 
 def test_budget_filter_keeps_the_shapes_within_the_tolerance(tmp_path):
-    grid = {"d_z": [64, 128, 256], "d_h": [8, 16], "depth": [1, 2]}
+    grid = {"embed_dim": [64, 128, 256], "mlp_dim": [8, 16], "depth": [1, 2]}
     spec = load_sweep(
         write_sweep(
             tmp_path,
@@ -52,13 +52,13 @@ def test_budget_filter_keeps_the_shapes_within_the_tolerance(tmp_path):
     )
     plan = plan_sweep(spec, tmp_path / "out")
     expected = {}
-    for d_z in grid["d_z"]:
-        for d_h in grid["d_h"]:
+    for embed_dim in grid["embed_dim"]:
+        for mlp_dim in grid["mlp_dim"]:
             for depth in grid["depth"]:
-                params = d_z * (128 + 2 * depth * d_h)
+                params = embed_dim * (128 + 2 * depth * mlp_dim)
                 for budget in (10_000, 40_000):
                     if abs(params - budget) <= 0.1 * budget:
-                        expected[f"d_z={d_z} d_h={d_h} depth={depth}"] = budget
+                        expected[f"embed_dim={embed_dim} mlp_dim={mlp_dim} depth={depth}"] = budget
     kept = {c.shape_text: c.budget for c in plan.candidates if c.budget is not None}
     assert kept == expected and len(kept) == 6  # of the 12 shapes
     assert len(plan.runs) == len(kept) * 2 * 2  # x 2 learning rates x 2 seeds
@@ -72,14 +72,20 @@ def test_budget_filter_keeps_the_shapes_within_the_tolerance(tmp_path):
     assert run.config["seed_everything"] == 1  # each run is resolved to its full config
     assert run.config["model"]["init_args"]["optimizer"]["init_args"]["lr"] == 0.01
     backbone = run.config["model"]["init_args"]["backbone"]["init_args"]
-    assert f"d_z={backbone['d_z']} d_h={backbone['d_h']} depth={backbone['depth']}" == run.shape
+    assert (
+        f"embed_dim={backbone['embed_dim']} mlp_dim={backbone['mlp_dim']} depth={backbone['depth']}"
+        == run.shape
+    )
     # one curve per family: the runs differ only in shape, options and seed
     assert len({r.series_key for r in plan.runs}) == 1
 
 
 def test_runs_are_keyed_by_their_resolved_config(tmp_path):
     first = plan_sweep(load_sweep(write_sweep(tmp_path)), tmp_path / "out").runs
-    wider = {"class_path": "HourglassMLP", "grid": {"d_z": [64, 128, 256], "d_h": [8], "depth": [1]}}
+    wider = {
+        "class_path": "HourglassMLP",
+        "grid": {"embed_dim": [64, 128, 256], "mlp_dim": [8], "depth": [1]},
+    }
     more = plan_sweep(
         load_sweep(write_sweep(tmp_path, families={"hourglass": wider, "conventional": CONVENTIONAL},
                                seeds=[0, 1], budgets=[9216, 18432, 36864])),
@@ -112,11 +118,15 @@ def test_fit_solves_the_width_for_each_budget(tmp_path):
             families={
                 "hourglass": {
                     "class_path": "HourglassMLP",
-                    "grid": {"d_z": [64, 256], "depth": [1, 2]},  # d_z = 64 refuses the recipe's d_h = 128,
-                    "fit": "d_h",  # where the search starts: it starts again from 1
+                    "grid": {
+                        "embed_dim": [64, 256],
+                        "depth": [1, 2],
+                    },  # embed_dim = 64 refuses the recipe's mlp_dim = 128,
+                    "fit": "mlp_dim",  # where the search starts: it starts again from 1
                 },
-                # widths up to 64 are refused (d_h > d_z = 64): the search starts at the default 1024
-                "conventional": {"class_path": "ConventionalMLP", "grid": {"depth": [1]}, "fit": "d_h"},
+                # widths up to 64 are refused (mlp_dim > embed_dim = 64): the search starts at the
+                # default 1024
+                "conventional": {"class_path": "ConventionalMLP", "grid": {"depth": [1]}, "fit": "mlp_dim"},
             },
             budgets=[16_000, 50_000, 100_000],
             tolerance=0.02,
@@ -125,14 +135,14 @@ def test_fit_solves_the_width_for_each_budget(tmp_path):
     plan = plan_sweep(spec, tmp_path / "out")
     kept = {(c.family.name, c.shape_text): c.params_total for c in plan.candidates if c.budget}
     assert kept == {
-        ("hourglass", "d_z=64 d_h=61 depth=1"): 16_000,
-        ("hourglass", "d_z=64 d_h=30 depth=2"): 15_872,
-        ("hourglass", "d_z=256 d_h=34 depth=1"): 50_176,
-        ("hourglass", "d_z=256 d_h=17 depth=2"): 50_176,
-        ("hourglass", "d_z=256 d_h=131 depth=1"): 99_840,
-        ("hourglass", "d_z=256 d_h=66 depth=2"): 100_352,
-        ("conventional", "d_h=327 depth=1"): 50_048,
-        ("conventional", "d_h=717 depth=1"): 99_968,
+        ("hourglass", "embed_dim=64 mlp_dim=61 depth=1"): 16_000,
+        ("hourglass", "embed_dim=64 mlp_dim=30 depth=2"): 15_872,
+        ("hourglass", "embed_dim=256 mlp_dim=34 depth=1"): 50_176,
+        ("hourglass", "embed_dim=256 mlp_dim=17 depth=2"): 50_176,
+        ("hourglass", "embed_dim=256 mlp_dim=131 depth=1"): 99_840,
+        ("hourglass", "embed_dim=256 mlp_dim=66 depth=2"): 100_352,
+        ("conventional", "mlp_dim=327 depth=1"): 50_048,
+        ("conventional", "mlp_dim=717 depth=1"): 99_968,
     }
 
 

@@ -25,8 +25,8 @@ def test_a_sweep_file_reads_into_a_checked_spec(tmp_path):
     path = write_sweep(
         tmp_path,
         base="recipes/mine.yaml",  # relative to the sweep file
-        families={"hourglass": {"class_path": "HourglassMLP", "grid": {"d_z": 64, "depth": [1, 2]},
-                                "fit": "d_h", "init_args": {"output_activation": "identity"}}},
+        families={"hourglass": {"class_path": "HourglassMLP", "grid": {"embed_dim": 64, "depth": [1, 2]},
+                                "fit": "mlp_dim", "init_args": {"output_activation": "identity"}}},
         budgets=["10k", 2e4, 30000],
         repeats=2,
         seeds=None,
@@ -34,7 +34,7 @@ def test_a_sweep_file_reads_into_a_checked_spec(tmp_path):
     )  # fmt: skip
     spec = load_sweep(path, ["--trainer.max_epochs=2"])
     (family,) = spec.families
-    assert family.grid == {"d_z": [64], "depth": [1, 2]} and family.fit == "d_h"
+    assert family.grid == {"embed_dim": [64], "depth": [1, 2]} and family.fit == "mlp_dim"
     assert family.base == [(tmp_path / "recipes" / "mine.yaml").resolve()]
     assert spec.budgets == [10_000, 20_000, 30_000] and spec.seeds == [0, 1] and spec.count == "total"
     assert spec.overrides[-1] == "--trainer.max_epochs=2"  # the command line after the file's overrides
@@ -51,7 +51,7 @@ def test_parse_count(value, count):
 SPEC_ERRORS = {
     "unknown key": ({"budget": [1]}, "sweep.yaml: unknown key 'budget' (a sweep file has families, base,"),
     "unknown family key": (
-        {"families": {"hg": {"class_path": "HourglassMLP", "grid": {"d_z": [64]}, "fits": "d_h"}}},
+        {"families": {"hg": {"class_path": "HourglassMLP", "grid": {"embed_dim": [64]}, "fits": "mlp_dim"}}},
         "sweep.yaml: families.hg: unknown key 'fits' (a family has class_path, grid, fit, init_args, base)",
     ),
     "family without a grid": (
@@ -73,10 +73,14 @@ SPEC_ERRORS = {
     ),
     "grid argument the family does not take": (
         {"families": {"hourglass": {"class_path": "HourglassMLP", "grid": {"dz": [64]}}}},
-        "families.hourglass.grid: HourglassMLP takes no argument 'dz' (it takes d_z, d_h, depth",
+        "families.hourglass.grid: HourglassMLP takes no argument 'dz' (it takes embed_dim, mlp_dim, depth",
     ),
     "fit argument the family does not take": (
-        {"families": {"hourglass": {"class_path": "HourglassMLP", "grid": {"d_z": [64]}, "fit": "width"}}},
+        {
+            "families": {
+                "hourglass": {"class_path": "HourglassMLP", "grid": {"embed_dim": [64]}, "fit": "width"}
+            }
+        },
         "families.hourglass.fit: HourglassMLP takes no argument 'width'",
     ),
 }

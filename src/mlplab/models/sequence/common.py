@@ -1,20 +1,23 @@
-"""What the sequence families share: embeddings, the residual stack, the LM head, causal convolutions.
+"""The one sequence model every sequence family is, with its own mixer; norms and causal convolutions.
 
 Contract of a sequence family (``LanguageModeling`` and ``AssociativeRecall`` call it this way):
 ``family(vocab_size, context_length, **args)`` maps int64 tokens ``(B, T)`` with ``T <= context_length``
 to next-token logits ``(B, T, vocab_size)``, causally: the output at position t depends on tokens
-``0..t`` only.
+``0..t`` only. A family file holds its mixer layer (``(B, T, d) -> (B, T, d)``, causal) and a small
+subclass of :class:`SequenceModel` that builds its blocks around it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import torch
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
+from mlplab.nn.channel_mlp import ChannelMLP
 from mlplab.nn.moe import link_gating_residuals
 
 SequenceNorm = Literal["layernorm", "rmsnorm"]
@@ -51,38 +54,100 @@ class CausalDepthwiseConv1d(nn.Module):
         return self.conv(x.transpose(1, 2))[..., : x.shape[1]].transpose(1, 2)
 
 
-class SequenceModel(nn.Module):
-    """Token embedding (+ learned positions), a stack of residual blocks, final norm, tied LM head.
+class PreNormResidualBlock(nn.Module):
+    """``x + drop(mixer(norm1(x)))``, then ``x + drop(mlp(norm2(x)))`` when the block has a channel MLP.
 
-    Subclasses call this ``__init__``, append their blocks (each ``(B, T, d) -> (B, T, d)``) to
-    ``self.blocks`` and end their ``__init__`` with :meth:`finish`, which initialises the weights
+    The block of every sequence family: only the mixer differs. Shapes: ``(B, T, d) -> (B, T, d)``.
+
+    Args:
+        dim: Width d.
+        mixer: The sequence mixer, ``(B, T, d) -> (B, T, d)``, causal.
+        channel_mlp: The channel MLP's config section, or ``None`` for a mixer-only block.
+        mlp_ratio: Hidden width of the channel MLP as a multiple of d.
+        norm: ``layernorm`` or ``rmsnorm``.
+        bias: Biases in the LayerNorms and the channel MLP.
+        dropout: Dropout on the residual branches.
+        norm_mixer_input: Normalise the mixer's input (``False`` for mixers that normalise it themselves).
+        mixer_dropout: Drop out the mixer branch too (``False``: the channel MLP's only).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        mixer: nn.Module,
+        channel_mlp: ChannelMLP | None,
+        mlp_ratio: float,
+        norm: SequenceNorm,
+        bias: bool,
+        dropout: float,
+        norm_mixer_input: bool = True,
+        mixer_dropout: bool = True,
+    ):
+        super().__init__()
+        self.norm1 = make_sequence_norm(norm, dim, bias) if norm_mixer_input else nn.Identity()
+        self.mixer = mixer
+        self.mlp = None
+        if channel_mlp is not None:
+            self.mlp = channel_mlp.build(dim, max(1, round(mlp_ratio * dim)), activation="gelu", bias=bias)
+        self.norm2 = make_sequence_norm(norm, dim, bias) if self.mlp is not None else None
+        self.dropout = nn.Dropout(dropout)
+        self.mixer_dropout = mixer_dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mixed = self.mixer(self.norm1(x))
+        x = x + (self.dropout(mixed) if self.mixer_dropout else mixed)
+        if self.mlp is not None:
+            x = x + self.dropout(self.mlp(self.norm2(x)))
+        return x
+
+
+class SequenceModel(nn.Module):
+    """Token embedding (+ learned positions), ``depth`` residual blocks around a mixer, final norm, tied head.
+
+    Every sequence family is this model with its own mixer layer (as flash-linear-attention composes
+    its models from layers): a family's ``__init__`` takes its mixer's arguments, and the defaults it
+    wants for the arguments below, passes the rest on (``**kwargs``) to this ``__init__``, and ends
+    with :meth:`build_blocks` given a factory of its mixer. The blocks are
+    :class:`PreNormResidualBlock`; :meth:`build_blocks` then initialises the weights
     (:meth:`init_weights`) and links MoE++ gating residuals across layers.
 
     Shapes: tokens ``(B, T)`` -> embeddings ``(B, T, d)`` -> blocks -> norm -> logits ``(B, T, V)``.
 
     Args:
-        vocab_size: Vocabulary V.
-        context_length: Longest sequence the model accepts (size of the position table).
-        d_model: Width d of the residual stream.
-        n_layers: Number of blocks (used by the initialisation).
-        learned_positions: Add a learned position embedding (GPT-2); families with their own notion
-            of order (recurrences, convolutions) go without.
-        norm: Final normalisation.
-        norm_bias: Whether a LayerNorm has a bias.
-        embedding_dropout: Dropout on the embeddings.
-        tie_embeddings: Share the embedding matrix with the LM head.
+        vocab_size: Vocabulary V; filled in from the data.
+        context_length: Longest sequence accepted (size of the position table); filled in from the data.
+        embed_dim: Width d of the residual stream (``d_model`` in the papers).
+        depth: Number of blocks (``n_layers``).
+        channel_mlp: The blocks' channel MLP (conventional, hourglass, moe, moe_plus_plus), or ``null``
+            for mixer-only blocks (Zoology's MQAR setting).
+        mlp_ratio: Hidden width of the channel MLP as a multiple of d.
+        norm: ``layernorm`` or ``rmsnorm``, in the blocks and at the end.
+        bias: Biases in the LayerNorms and the channel MLPs.
+        dropout: Dropout on the residual branches (and, unless set, the embeddings).
+        embedding_dropout: Dropout on the embeddings; ``None`` means ``dropout``.
+        learned_positions: Add a learned position embedding (GPT-2); families with their own notion of
+            order (recurrences, convolutions) go without.
+        tie_embeddings: Share the token embedding with the LM head.
     """
+
+    #: Whether the blocks normalise the mixer's input (a mixer that normalises it itself says no).
+    norm_mixer_input: bool = True
+    #: Whether dropout follows the mixer branch as well as the channel MLP.
+    mixer_dropout: bool = True
 
     def __init__(
         self,
         vocab_size: int,
         context_length: int,
-        d_model: int,
-        n_layers: int,
-        learned_positions: bool = False,
+        embed_dim: int = 384,
+        depth: int = 6,
+        channel_mlp: ChannelMLP | None = ChannelMLP(),  # noqa: B008  (a config section; never mutated)
+        mlp_ratio: float = 4.0,
         norm: SequenceNorm = "layernorm",
-        norm_bias: bool = True,
-        embedding_dropout: float = 0.0,
+        bias: bool = True,
+        dropout: float = 0.0,
+        embedding_dropout: float | None = None,
+        learned_positions: bool = False,
         tie_embeddings: bool = True,
     ):
         super().__init__()
@@ -90,31 +155,53 @@ class SequenceModel(nn.Module):
             type(self).__name__,
             vocab_size=vocab_size,
             context_length=context_length,
-            d_model=d_model,
-            n_layers=n_layers,
+            embed_dim=embed_dim,
+            depth=depth,
         )
         self.vocab_size = vocab_size
         self.context_length = context_length
-        self.d_model = d_model
-        self.n_layers = n_layers
-        self.embedding = nn.Embedding(vocab_size, d_model)
-        self.position = nn.Embedding(context_length, d_model) if learned_positions else None
-        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.embed_dim = embed_dim
+        self.depth = depth
+        self.block_args = {
+            "channel_mlp": channel_mlp,
+            "mlp_ratio": mlp_ratio,
+            "norm": norm,
+            "bias": bias,
+            "dropout": dropout,
+        }
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.position = nn.Embedding(context_length, embed_dim) if learned_positions else None
+        self.embedding_dropout = nn.Dropout(dropout if embedding_dropout is None else embedding_dropout)
         self.blocks = nn.ModuleList()
-        self.norm = make_sequence_norm(norm, d_model, norm_bias)
-        self.head = nn.Linear(d_model, vocab_size, bias=False)
+        self.norm = make_sequence_norm(norm, embed_dim, bias)
+        self.head = nn.Linear(embed_dim, vocab_size, bias=False)
         if tie_embeddings:
             self.head.weight = self.embedding.weight
 
-    def finish(self) -> None:
-        """End of a subclass's ``__init__``: initialise the weights, link MoE++ gating residuals."""
+    @property
+    def dropout_rate(self) -> float:
+        """The ``dropout`` the model was built with."""
+        return self.block_args["dropout"]
+
+    def build_blocks(self, make_mixer: Callable[[], nn.Module]) -> None:
+        """End of a family's ``__init__``: ``depth`` blocks around ``make_mixer()``, then initialisation."""
+        for _ in range(self.depth):
+            self.blocks.append(
+                PreNormResidualBlock(
+                    self.embed_dim,
+                    make_mixer(),
+                    **self.block_args,
+                    norm_mixer_input=self.norm_mixer_input,
+                    mixer_dropout=self.mixer_dropout,
+                )
+            )
         self.init_weights()
         link_gating_residuals(self)
 
     def init_weights(self) -> None:
         """GPT-2's initialisation, as nanoGPT and Zoology.
 
-        N(0, 0.02) for linear and embedding weights, zero biases, N(0, 0.02 / sqrt(2 n_layers)) for the
+        N(0, 0.02) for linear and embedding weights, zero biases, N(0, 0.02 / sqrt(2 depth)) for the
         projections back into the residual stream (``out_proj`` and the channel MLPs' ``fc2``). Modules
         marked ``keep_init = True`` and parameters that are not in ``nn.Linear`` / ``nn.Embedding``
         layers keep their own initialisation.
@@ -128,7 +215,7 @@ class SequenceModel(nn.Module):
                     nn.init.zeros_(module.bias)
             elif isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, std=0.02)
-        residual_std = 0.02 / math.sqrt(2 * self.n_layers)
+        residual_std = 0.02 / math.sqrt(2 * self.depth)
         for name, module in self.named_modules():
             if isinstance(module, nn.Linear) and name.rsplit(".", 1)[-1] in ("out_proj", "fc2"):
                 if not getattr(module, "keep_init", False):
@@ -159,40 +246,3 @@ class SequenceModel(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.head(self.norm(x))
-
-
-def build_channel_mlp(channel_mlp, d_model: int, mlp_ratio: float, bias: bool = True) -> nn.Module | None:
-    """A block's channel MLP from its config section (``None``: the block has none)."""
-    if channel_mlp is None:
-        return None
-    return channel_mlp.build(d_model, max(1, round(mlp_ratio * d_model)), activation="gelu", bias=bias)
-
-
-class PreNormResidualBlock(nn.Module):
-    """``x + mixer(norm(x))``, then ``x + MLP(norm(x))`` when the block has a channel MLP.
-
-    The block of the Mamba, GLA and gated-convolution language models: only the sequence mixer differs.
-    Shapes: ``(B, T, d) -> (B, T, d)``.
-    """
-
-    def __init__(
-        self,
-        d_model: int,
-        mixer: nn.Module,
-        channel_mlp,
-        mlp_ratio: float,
-        norm: SequenceNorm,
-        dropout: float,
-    ):
-        super().__init__()
-        self.norm1 = make_sequence_norm(norm, d_model)
-        self.mixer = mixer
-        self.mlp = build_channel_mlp(channel_mlp, d_model, mlp_ratio)
-        self.norm2 = make_sequence_norm(norm, d_model) if self.mlp is not None else None
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.dropout(self.mixer(self.norm1(x)))
-        if self.mlp is not None:
-            x = x + self.dropout(self.mlp(self.norm2(x)))
-        return x

@@ -33,19 +33,18 @@ Shapes: tokens ``(B, T)`` -> logits ``(B, T, V)``; inside, ``(B, T, d)``, filter
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
+from mlplab.models.registry import BlockLayout, Variant, register_family
 from mlplab.models.sequence.common import (
     CausalDepthwiseConv1d,
     PreNormResidualBlock,
     SequenceModel,
-    SequenceNorm,
 )
-from mlplab.nn.channel_mlp import ChannelMLP
 
 FilterKind = Literal["implicit", "explicit"]
 
@@ -180,52 +179,42 @@ class GatedLongConv(nn.Module):
         return self.out_proj(v.to(x.dtype) * x2)
 
 
+@register_family(
+    domains=("sequence",),
+    channel_mlps=("conventional", "hourglass", "moe", "moe_plus_plus"),
+    variants={"tiny": Variant({"embed_dim": 16, "depth": 2, "filter_order": 8})},
+    blocks=BlockLayout(PreNormResidualBlock, mixer=("mixer",), mlp=("mlp",)),
+    renamed={"d_model": "embed_dim", "n_layers": "depth"},
+    source="own (Zoology's Hyena operator)",
+)
 class GatedConv(SequenceModel):
     """A language model of gated long convolutions (Hyena operator, see module docs).
 
     Args:
         vocab_size: Vocabulary V; filled in from the data.
         context_length: Longest sequence (the long filters' length); filled in from the data.
-        d_model: Width d.
-        n_layers: Number of blocks.
         short_kernel: Taps of the short causal convolution (3).
         filter: ``implicit`` (Hyena's MLP filter) or ``explicit`` (a learned kernel per channel).
         filter_order: Width of the implicit filter's MLP (64).
         filter_emb_dim: Positional features of the implicit filter (3).
-        channel_mlp: The blocks' channel MLP, or ``null`` for mixer-only blocks (Zoology's MQAR).
-        mlp_ratio: Hidden width of the channel MLP as a multiple of d.
-        norm: ``layernorm`` or ``rmsnorm``.
-        dropout: Dropout on the residual branches and the embeddings.
-        tie_embeddings: Share the token embedding with the LM head.
+        **kwargs: The arguments every sequence family shares (:class:`SequenceModel`): ``embed_dim``,
+            ``depth``, ``channel_mlp``, ``mlp_ratio``, ``norm``, ``bias``, ``dropout``,
+            ``embedding_dropout``, ``learned_positions``, ``tie_embeddings``.
     """
 
     def __init__(
         self,
         vocab_size: int,
         context_length: int,
-        d_model: int = 384,
-        n_layers: int = 6,
         short_kernel: int = 3,
         filter: FilterKind = "implicit",
         filter_order: int = 64,
         filter_emb_dim: int = 3,
-        channel_mlp: ChannelMLP | None = ChannelMLP(),  # noqa: B008  (a config section; never mutated)
-        mlp_ratio: float = 4.0,
-        norm: SequenceNorm = "layernorm",
-        dropout: float = 0.0,
-        tie_embeddings: bool = True,
+        **kwargs: Any,
     ):
-        super().__init__(
-            vocab_size,
-            context_length,
-            d_model,
-            n_layers,
-            learned_positions=False,
-            norm=norm,
-            embedding_dropout=dropout,
-            tie_embeddings=tie_embeddings,
+        super().__init__(vocab_size, context_length, **kwargs)
+        self.build_blocks(
+            lambda: GatedLongConv(
+                self.embed_dim, context_length, short_kernel, filter, filter_order, filter_emb_dim
+            )
         )
-        for _ in range(n_layers):
-            mixer = GatedLongConv(d_model, context_length, short_kernel, filter, filter_order, filter_emb_dim)
-            self.blocks.append(PreNormResidualBlock(d_model, mixer, channel_mlp, mlp_ratio, norm, dropout))
-        self.finish()

@@ -31,19 +31,19 @@ Shapes: tokens ``(B, T)`` -> logits ``(B, T, V)``; inside, heads ``(B, H, T, d_k
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
+from mlplab.models.registry import BlockLayout, Variant, register_family
 from mlplab.models.sequence.common import (
     PreNormResidualBlock,
     SequenceModel,
     SequenceNorm,
 )
-from mlplab.nn.channel_mlp import ChannelMLP
 
 GLAMode = Literal["chunk", "recurrent"]
 
@@ -128,7 +128,7 @@ class GLALayer(nn.Module):
         )
         if self.key_dim % n_heads or self.value_dim % n_heads:
             raise ConfigError(
-                f"GatedLinearAttention: n_heads={n_heads} must divide the key width {self.key_dim} and the "
+                f"GatedLinearAttention: num_heads={n_heads} must divide the key width {self.key_dim} and the "
                 f"value width {self.value_dim}"
             )
         if mode not in ("chunk", "recurrent"):
@@ -165,61 +165,52 @@ class GLALayer(nn.Module):
         return self.out_proj(o * F.silu(self.g_proj(x)))
 
 
+@register_family(
+    domains=("sequence",),
+    channel_mlps=("conventional", "hourglass", "moe", "moe_plus_plus"),
+    variants={"tiny": Variant({"embed_dim": 16, "depth": 2, "num_heads": 2, "chunk_size": 5})},
+    blocks=BlockLayout(PreNormResidualBlock, mixer=("mixer",), mlp=("mlp",)),
+    renamed={"d_model": "embed_dim", "n_layers": "depth", "n_heads": "num_heads"},
+    source="own, pure PyTorch (flash-linear-attention's layer)",
+)
 class GatedLinearAttention(SequenceModel):
     """A GLA Transformer: gated linear attention blocks with channel MLPs (see module docs).
 
     Args:
         vocab_size: Vocabulary V; filled in from the data.
         context_length: Longest sequence accepted; filled in from the data.
-        d_model: Width d.
-        n_layers: Number of blocks.
-        n_heads: Heads per layer.
+        num_heads: Heads per layer.
         expand_k: Key / query width as a multiple of d (0.5 in the paper).
         expand_v: Value width as a multiple of d (1.0 in the paper).
         gate_low_rank_dim: Rank of the forget-gate projection (16).
         gate_logit_normalizer: Divisor of ``logsigmoid`` in the forget gate (16).
         mode: ``chunk`` (chunkwise-parallel) or ``recurrent`` (the reference loop over time).
         chunk_size: Steps per chunk.
-        channel_mlp: The blocks' channel MLP, or ``null`` for mixer-only blocks.
-        mlp_ratio: Hidden width of the channel MLP as a multiple of d.
         norm: ``rmsnorm`` (paper) or ``layernorm``.
-        dropout: Dropout on the residual branches and the embeddings.
-        tie_embeddings: Share the token embedding with the LM head.
+        **kwargs: The arguments every sequence family shares (:class:`SequenceModel`): ``embed_dim``,
+            ``depth``, ``channel_mlp``, ``mlp_ratio``, ``bias``, ``dropout``, ``embedding_dropout``,
+            ``learned_positions``, ``tie_embeddings``.
     """
 
     def __init__(
         self,
         vocab_size: int,
         context_length: int,
-        d_model: int = 384,
-        n_layers: int = 6,
-        n_heads: int = 4,
+        num_heads: int = 4,
         expand_k: float = 0.5,
         expand_v: float = 1.0,
         gate_low_rank_dim: int = 16,
         gate_logit_normalizer: float = 16.0,
         mode: GLAMode = "chunk",
         chunk_size: int = 32,
-        channel_mlp: ChannelMLP | None = ChannelMLP(),  # noqa: B008  (a config section; never mutated)
-        mlp_ratio: float = 4.0,
         norm: SequenceNorm = "rmsnorm",
-        dropout: float = 0.0,
-        tie_embeddings: bool = True,
+        **kwargs: Any,
     ):
-        super().__init__(
-            vocab_size,
-            context_length,
-            d_model,
-            n_layers,
-            learned_positions=False,
-            norm=norm,
-            embedding_dropout=dropout,
-            tie_embeddings=tie_embeddings,
-        )
-        for _ in range(n_layers):
-            layer = GLALayer(
-                d_model,
-                n_heads,
+        super().__init__(vocab_size, context_length, norm=norm, **kwargs)
+        self.build_blocks(
+            lambda: GLALayer(
+                self.embed_dim,
+                num_heads,
                 expand_k,
                 expand_v,
                 gate_low_rank_dim,
@@ -227,5 +218,4 @@ class GatedLinearAttention(SequenceModel):
                 mode,
                 chunk_size,
             )
-            self.blocks.append(PreNormResidualBlock(d_model, layer, channel_mlp, mlp_ratio, norm, dropout))
-        self.finish()
+        )

@@ -18,8 +18,8 @@ layer is causal however many updates it runs; every association runs through SDP
 (``stored_patterns > 0``): ``softmax(beta LN(x) W_q Y^T) Y_v`` with learned ``Y`` and ``Y_v``, added to
 the residual stream beside the self-association.
 
-Blocks are ``x + Hopfield(x)`` (the layer's own LayerNorms take the place of the pre-norm)
-``[+ HopfieldLayer(x)]`` then ``x + MLP(LN(x))``; learned position embeddings; final LayerNorm; tied head.
+Blocks are ``x + Hopfield(x) [+ HopfieldLayer(x)]`` (the layer's own LayerNorms take the place of the
+pre-norm) then ``x + MLP(LN(x))``; learned position embeddings; final LayerNorm; tied head.
 
 Shapes: tokens ``(B, T)`` -> logits ``(B, T, V)``; inside, heads ``(B, H, T, head_dim)``.
 """
@@ -27,14 +27,15 @@ Shapes: tokens ``(B, T)`` -> logits ``(B, T, V)``; inside, heads ``(B, H, T, hea
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
-from mlplab.models.sequence.common import SequenceModel, build_channel_mlp
-from mlplab.nn.channel_mlp import ChannelMLP
+from mlplab.models.registry import BlockLayout, Variant, register_family
+from mlplab.models.sequence.common import PreNormResidualBlock, SequenceModel
 
 
 class HopfieldAssociation(nn.Module):
@@ -69,7 +70,7 @@ class HopfieldAssociation(nn.Module):
         if head_dim is None:
             if d_model % n_heads:
                 raise ConfigError(
-                    f"HopfieldLM: n_heads={n_heads} must divide d_model={d_model} (or set head_dim)"
+                    f"HopfieldLM: num_heads={n_heads} must divide embed_dim={d_model} (or set head_dim)"
                 )
             head_dim = d_model // n_heads
         require_positive("HopfieldLM", n_heads=n_heads, head_dim=head_dim)
@@ -131,95 +132,87 @@ class HopfieldLookup(nn.Module):
         return scores.softmax(dim=-1) @ self.pattern_values
 
 
-class HopfieldBlock(nn.Module):
-    """``x + Hopfield(x) [+ HopfieldLayer(x)]`` then ``x + MLP(LN(x))``.
+class HopfieldMixer(nn.Module):
+    """``Hopfield(x) [+ HopfieldLayer(x)]``: the self-association, plus the learned-pattern lookup if any.
 
     Shapes: ``(B, T, d) -> (B, T, d)``.
     """
 
-    def __init__(
-        self,
-        d_model: int,
-        association: HopfieldAssociation,
-        lookup: HopfieldLookup | None,
-        channel_mlp: ChannelMLP | None,
-        mlp_ratio: float,
-        dropout: float,
-    ):
+    def __init__(self, association: HopfieldAssociation, lookup: HopfieldLookup | None):
         super().__init__()
         self.association = association
         self.lookup = lookup
-        self.mlp = build_channel_mlp(channel_mlp, d_model, mlp_ratio)
-        self.norm = nn.LayerNorm(d_model) if self.mlp is not None else None
-        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         update = self.association(x)
         if self.lookup is not None:
             update = update + self.lookup(x)
-        x = x + self.dropout(update)
-        if self.mlp is not None:
-            x = x + self.dropout(self.mlp(self.norm(x)))
-        return x
+        return update
 
 
+@register_family(
+    domains=("sequence",),
+    channel_mlps=("conventional", "hourglass", "moe", "moe_plus_plus"),
+    variants={
+        "tiny": Variant(
+            {"embed_dim": 16, "depth": 2, "num_heads": 2, "update_steps": 2, "stored_patterns": 8}
+        )
+    },
+    blocks=BlockLayout(PreNormResidualBlock, mixer=("mixer",), mlp=("mlp",)),
+    renamed={"d_model": "embed_dim", "n_layers": "depth", "n_heads": "num_heads"},
+    legacy_keys=[
+        (r"^(blocks\.\d+\.)association\.", r"\1mixer.association."),
+        (r"^(blocks\.\d+\.)lookup\.", r"\1mixer.lookup."),
+        (r"^(blocks\.\d+\.)norm\.", r"\1norm2."),
+    ],
+    source="own (the Hopfield layers of hflayers, causal)",
+)
 class HopfieldLM(SequenceModel):
     """A causal language model of modern Hopfield layers (see module docs).
 
     Args:
         vocab_size: Vocabulary V; filled in from the data.
         context_length: Longest sequence (size of the position table); filled in from the data.
-        d_model: Width d.
-        n_layers: Number of blocks.
-        n_heads: Association heads per block.
-        head_dim: Width of each head's association space; ``None`` means ``d / n_heads``.
+        num_heads: Association heads per block.
+        head_dim: Width of each head's association space; ``None`` means ``d / num_heads``.
         beta: Inverse temperature of the association; ``None`` means ``1 / sqrt(head_dim)``.
         update_steps: Extra Hopfield updates before the read-out (0: a single association).
         normalize_patterns: LayerNorm the state, stored and projected patterns separately.
         stored_patterns: Learned stored patterns per block (``HopfieldLayer``); 0 for none.
-        channel_mlp: The blocks' channel MLP, or ``null`` for association-only blocks.
-        mlp_ratio: Hidden width of the channel MLP as a multiple of d.
-        bias: Biases in the association's projections.
-        dropout: Dropout on residual branches, association probabilities and embeddings.
+        bias: Biases in the association's projections (and the LayerNorms and channel MLPs).
         learned_positions: Learned absolute position embeddings.
-        tie_embeddings: Share the token embedding with the LM head.
+        **kwargs: The arguments every sequence family shares (:class:`SequenceModel`): ``embed_dim``,
+            ``depth``, ``channel_mlp``, ``mlp_ratio``, ``norm``, ``dropout`` (also on the association
+            probabilities), ``embedding_dropout``, ``tie_embeddings``.
     """
+
+    #: The association normalises its state, stored and projected patterns itself.
+    norm_mixer_input = False
 
     def __init__(
         self,
         vocab_size: int,
         context_length: int,
-        d_model: int = 384,
-        n_layers: int = 6,
-        n_heads: int = 6,
+        num_heads: int = 6,
         head_dim: int | None = None,
         beta: float | None = None,
         update_steps: int = 0,
         normalize_patterns: bool = True,
         stored_patterns: int = 0,
-        channel_mlp: ChannelMLP | None = ChannelMLP(),  # noqa: B008  (a config section; never mutated)
-        mlp_ratio: float = 4.0,
         bias: bool = True,
-        dropout: float = 0.0,
         learned_positions: bool = True,
-        tie_embeddings: bool = True,
+        **kwargs: Any,
     ):
-        super().__init__(
-            vocab_size,
-            context_length,
-            d_model,
-            n_layers,
-            learned_positions=learned_positions,
-            norm="layernorm",
-            embedding_dropout=dropout,
-            tie_embeddings=tie_embeddings,
-        )
+        super().__init__(vocab_size, context_length, bias=bias, learned_positions=learned_positions, **kwargs)
         if stored_patterns < 0:
             raise ConfigError(f"HopfieldLM: stored_patterns must be >= 0, got {stored_patterns}")
-        for _ in range(n_layers):
+
+        def mixer() -> HopfieldMixer:
             association = HopfieldAssociation(
-                d_model, n_heads, head_dim, beta, update_steps, normalize_patterns, bias, dropout
-            )
-            lookup = HopfieldLookup(d_model, stored_patterns) if stored_patterns else None
-            self.blocks.append(HopfieldBlock(d_model, association, lookup, channel_mlp, mlp_ratio, dropout))
-        self.finish()
+                self.embed_dim, num_heads, head_dim, beta, update_steps, normalize_patterns, bias,
+                self.dropout_rate,
+            )  # fmt: skip
+            lookup = HopfieldLookup(self.embed_dim, stored_patterns) if stored_patterns else None
+            return HopfieldMixer(association, lookup)
+
+        self.build_blocks(mixer)

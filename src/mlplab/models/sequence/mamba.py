@@ -18,7 +18,7 @@ Mixer, for input ``x`` of width d and ``d_inner = expand * d``:
 Blocks are ``x + mixer(RMSNorm(x))`` (the official ``Block`` with ``rms_norm=True``; the official fused
 kernels add the residual in a different place, with the same result), optionally followed by
 ``x + MLP(norm(x))``; no position embeddings; final RMSNorm and an LM head tied to the embedding. With
-``d_model=768, n_layers=24`` and the GPT-NeoX vocabulary padded to 50,280 this is mamba-130m:
+``embed_dim=768, depth=24`` and the GPT-NeoX vocabulary padded to 50,280 this is mamba-130m:
 129,135,360 parameters.
 
 The scan runs in float32. :func:`selective_scan_reference` is the plain loop over time, kept as the
@@ -34,7 +34,7 @@ Shapes: tokens ``(B, T)`` -> logits ``(B, T, V)``.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +42,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from mlplab.errors import ConfigError, require_positive
+from mlplab.models.registry import BlockLayout, Variant, register_family
 from mlplab.models.sequence.common import (
     CausalDepthwiseConv1d,
     PreNormResidualBlock,
@@ -226,14 +227,30 @@ class MambaMixer(nn.Module):
         return self.out_proj(y * F.silu(z))
 
 
+@register_family(
+    domains=("sequence",),
+    channel_mlps=("conventional", "hourglass", "moe", "moe_plus_plus"),
+    variants={
+        "tiny": Variant({"embed_dim": 16, "depth": 2, "chunk_size": 5, "d_state": 4}),
+        "130m": Variant(
+            {"embed_dim": 768, "depth": 24, "d_state": 16, "expand": 2, "d_conv": 4},
+            params=129_135_360,
+            shapes=(50_280, 2048),
+            source="state-spaces/mamba-130m's checkpoint (vocabulary padded to 50,280)",
+        ),
+    },
+    blocks=BlockLayout(PreNormResidualBlock, mixer=("mixer",), mlp=("mlp",)),
+    renamed={"d_model": "embed_dim", "n_layers": "depth"},
+    source="own, pure PyTorch (the official mamba_ssm layout)",
+)
 class Mamba(SequenceModel):
     """A stack of Mamba blocks: the mamba_ssm language model in pure PyTorch (see module docs).
+
+    mamba-130m (variant ``130m``) is ``embed_dim=768, depth=24`` with the defaults below.
 
     Args:
         vocab_size: Vocabulary V; filled in from the data.
         context_length: Longest sequence accepted; filled in from the data.
-        d_model: Width d.
-        n_layers: Number of blocks.
         d_state: State size N per channel.
         d_conv: Kernel of the causal depthwise convolution.
         expand: ``d_inner = expand * d``.
@@ -244,18 +261,16 @@ class Mamba(SequenceModel):
         chunk_size: Steps per chunk of the parallel scan.
         recompute_scan: Recompute the scan's states in the backward pass (less memory, more time).
         channel_mlp: An optional channel MLP after each mixer (Mamba has none: ``null``).
-        mlp_ratio: Hidden width of the channel MLP as a multiple of d.
         norm: ``rmsnorm`` (official) or ``layernorm``.
-        dropout: Dropout on the residual branches and the embeddings.
-        tie_embeddings: Share the token embedding with the LM head.
+        **kwargs: The arguments every sequence family shares (:class:`SequenceModel`): ``embed_dim``,
+            ``depth``, ``mlp_ratio``, ``bias``, ``dropout``, ``embedding_dropout``, ``learned_positions``,
+            ``tie_embeddings``.
     """
 
     def __init__(
         self,
         vocab_size: int,
         context_length: int,
-        d_model: int = 768,
-        n_layers: int = 24,
         d_state: int = 16,
         d_conv: int = 4,
         expand: int = 2,
@@ -266,34 +281,30 @@ class Mamba(SequenceModel):
         chunk_size: int = 64,
         recompute_scan: bool = False,
         channel_mlp: ChannelMLP | None = None,
-        mlp_ratio: float = 4.0,
         norm: SequenceNorm = "rmsnorm",
-        dropout: float = 0.0,
-        tie_embeddings: bool = True,
+        **kwargs: Any,
     ):
-        super().__init__(
-            vocab_size,
-            context_length,
-            d_model,
-            n_layers,
-            learned_positions=False,
-            norm=norm,
-            embedding_dropout=dropout,
-            tie_embeddings=tie_embeddings,
-        )
-        for _ in range(n_layers):
-            mixer = MambaMixer(
-                d_model, d_state, d_conv, expand, dt_rank, dt_min, dt_max, scan=scan, chunk_size=chunk_size,
+        super().__init__(vocab_size, context_length, channel_mlp=channel_mlp, norm=norm, **kwargs)
+        self.build_blocks(
+            lambda: MambaMixer(
+                self.embed_dim,
+                d_state,
+                d_conv,
+                expand,
+                dt_rank,
+                dt_min,
+                dt_max,
+                scan=scan,
+                chunk_size=chunk_size,
                 recompute_scan=recompute_scan,
             )  # fmt: skip
-            self.blocks.append(PreNormResidualBlock(d_model, mixer, channel_mlp, mlp_ratio, norm, dropout))
-        self.finish()
+        )
 
     def init_weights(self) -> None:
         """The official ``_init_weights`` (``mixer_seq_simple.py``).
 
         Linear layers keep PyTorch's default initialisation with zero biases (except ``dt_proj``),
-        embeddings N(0, 0.02), and ``out_proj`` is rescaled by ``1 / sqrt(n_layers)`` (one residual
+        embeddings N(0, 0.02), and ``out_proj`` is rescaled by ``1 / sqrt(depth)`` (one residual
         branch per layer; two with a channel MLP).
         """
         branches = 1 if all(block.mlp is None for block in self.blocks) else 2
@@ -308,4 +319,4 @@ class Mamba(SequenceModel):
                 nn.init.normal_(module.weight, std=0.02)
         for block in self.blocks:
             with torch.no_grad():
-                block.mixer.out_proj.weight.div_(math.sqrt(branches * self.n_layers))
+                block.mixer.out_proj.weight.div_(math.sqrt(branches * self.depth))

@@ -19,15 +19,15 @@ Shapes: tokens ``(B, T)`` -> logits ``(B, T, V)``; inside, ``(B, T, d)`` and hea
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
-from mlplab.models.sequence.common import SequenceModel, SequenceNorm, build_channel_mlp, make_sequence_norm
-from mlplab.nn.channel_mlp import ChannelMLP
+from mlplab.models.registry import BlockLayout, Variant, register_family
+from mlplab.models.sequence.common import PreNormResidualBlock, SequenceModel
 
 AttentionGate = Literal["none", "headwise", "elementwise"]
 
@@ -38,157 +38,102 @@ class CausalSelfAttention(nn.Module):
     Shapes: ``(B, T, d) -> (B, T, d)``.
 
     Args:
-        d_model: Width d.
-        n_heads: Number of heads (must divide d).
+        dim: Width d.
+        num_heads: Number of heads (must divide d).
         bias: Whether the projections have biases.
-        dropout: Dropout on the output.
         attention_dropout: Dropout on the attention probabilities.
         gate: ``none``, ``headwise`` or ``elementwise`` gating of the attention output.
     """
 
     def __init__(
         self,
-        d_model: int,
-        n_heads: int,
+        dim: int,
+        num_heads: int,
         bias: bool = False,
-        dropout: float = 0.0,
         attention_dropout: float = 0.0,
         gate: AttentionGate = "none",
     ):
         super().__init__()
-        if d_model % n_heads:
-            raise ConfigError(f"Transformer: n_heads={n_heads} must divide d_model={d_model}")
+        if dim % num_heads:
+            raise ConfigError(f"Transformer: num_heads={num_heads} must divide embed_dim={dim}")
         if gate not in ("none", "headwise", "elementwise"):
             raise ConfigError(
                 f"Transformer: attention_gate must be none, headwise or elementwise, got {gate!r}"
             )
-        self.n_heads = n_heads
-        self.head_dim = d_model // n_heads
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
         self.attention_dropout = attention_dropout
         self.gate_kind = gate
-        self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)
+        self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
         self.gate = (
-            None
-            if gate == "none"
-            else nn.Linear(d_model, n_heads if gate == "headwise" else d_model, bias=bias)
+            None if gate == "none" else nn.Linear(dim, num_heads if gate == "headwise" else dim, bias=bias)
         )
-        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.dropout = nn.Dropout(dropout)
+        self.out_proj = nn.Linear(dim, dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, length, width = x.shape
-        q, k, v = self.qkv(x).view(batch, length, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = self.qkv(x).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         dropout = self.attention_dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
         y = y.transpose(1, 2)  # (B, T, H, d/H)
         if self.gate is not None:
             gate = torch.sigmoid(self.gate(x))
             y = y * (gate[..., None] if self.gate_kind == "headwise" else gate.view_as(y))
-        return self.dropout(self.out_proj(y.reshape(batch, length, width)))
+        return self.out_proj(y.reshape(batch, length, width))
 
 
-class TransformerBlock(nn.Module):
-    """Pre-norm block ``x + attn(norm(x))`` then ``x + MLP(norm(x))`` (no MLP when ``channel_mlp`` is None).
-
-    Shapes: ``(B, T, d) -> (B, T, d)``.
-    """
-
-    def __init__(
-        self,
-        d_model: int,
-        n_heads: int,
-        channel_mlp: ChannelMLP | None,
-        mlp_ratio: float,
-        norm: SequenceNorm,
-        bias: bool,
-        dropout: float,
-        attention_dropout: float,
-        gate: AttentionGate,
-    ):
-        super().__init__()
-        self.norm1 = make_sequence_norm(norm, d_model, bias)
-        self.attn = CausalSelfAttention(d_model, n_heads, bias, dropout, attention_dropout, gate)
-        self.mlp = build_channel_mlp(channel_mlp, d_model, mlp_ratio, bias)
-        self.norm2 = make_sequence_norm(norm, d_model, bias) if self.mlp is not None else None
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
-        if self.mlp is not None:
-            x = x + self.dropout(self.mlp(self.norm2(x)))
-        return x
-
-
+@register_family(
+    domains=("sequence",),
+    channel_mlps=("conventional", "hourglass", "moe", "moe_plus_plus"),
+    variants={
+        "tiny": Variant({"embed_dim": 16, "depth": 2, "num_heads": 2}),
+        "nanogpt-shakespeare": Variant(
+            {"embed_dim": 384, "depth": 6, "num_heads": 6, "bias": False, "dropout": 0.2},
+            params=10_745_088,
+            shapes=(65, 256),
+            source="nanoGPT's train_shakespeare_char.py (10.65M without the positions)",
+        ),
+    },
+    blocks=BlockLayout(PreNormResidualBlock, mixer=("mixer",), mlp=("mlp",)),
+    renamed={"d_model": "embed_dim", "n_layers": "depth", "n_heads": "num_heads"},
+    legacy_keys=[(r"^(blocks\.\d+\.)attn\.", r"\1mixer.")],
+    source="own: nanoGPT's GPT with SDPA, and gated attention",
+)
 class Transformer(SequenceModel):
     """GPT-style decoder (nanoGPT) with SDPA attention and optional gated attention (see module docs).
 
-    nanoGPT's Shakespeare model is ``d_model=384, n_layers=6, n_heads=6, bias=False, dropout=0.2``
-    with context 256 and vocabulary 65: 10,745,088 parameters, of which 10,646,784 outside the
-    position table (nanoGPT prints "number of parameters: 10.65M").
+    nanoGPT's Shakespeare model (variant ``nanogpt-shakespeare``) is ``embed_dim=384, depth=6,
+    num_heads=6, bias=False, dropout=0.2`` with context 256 and vocabulary 65: 10,745,088 parameters,
+    of which 10,646,784 outside the position table (nanoGPT prints "number of parameters: 10.65M").
 
     Args:
         vocab_size: Vocabulary V; filled in from the data.
         context_length: Longest sequence (size of the position table); filled in from the data.
-        d_model: Width d.
-        n_layers: Number of blocks.
-        n_heads: Attention heads per block.
-        channel_mlp: The blocks' channel MLP (conventional, hourglass, moe, moe_plus_plus), or ``null``
-            for attention-only blocks (Zoology's MQAR setting).
-        mlp_ratio: Hidden width of the channel MLP as a multiple of d.
+        num_heads: Attention heads per block (nanoGPT's ``n_head``).
         attention_gate: Sigmoid gate on the attention output: ``none``, ``headwise`` or ``elementwise``.
-        norm: ``layernorm`` (GPT-2) or ``rmsnorm``.
-        bias: Biases in the linear layers and LayerNorms.
-        dropout: Dropout on the residual branches (and, unless set, the attention and embeddings).
         attention_dropout: Dropout on the attention probabilities; ``None`` means ``dropout``.
-        embedding_dropout: Dropout on the embeddings; ``None`` means ``dropout``.
+        bias: Biases in the linear layers and LayerNorms (nanoGPT's ``bias``).
         learned_positions: Learned absolute position embeddings (GPT-2); without them the model
             sees order only through causal masking.
-        tie_embeddings: Share the token embedding with the LM head.
+        **kwargs: The arguments every sequence family shares (:class:`SequenceModel`): ``embed_dim``,
+            ``depth``, ``channel_mlp``, ``mlp_ratio``, ``norm``, ``dropout``, ``embedding_dropout``,
+            ``tie_embeddings``.
     """
 
     def __init__(
         self,
         vocab_size: int,
         context_length: int,
-        d_model: int = 384,
-        n_layers: int = 6,
-        n_heads: int = 6,
-        channel_mlp: ChannelMLP | None = ChannelMLP(),  # noqa: B008  (a config section; never mutated)
-        mlp_ratio: float = 4.0,
+        num_heads: int = 6,
         attention_gate: AttentionGate = "none",
-        norm: SequenceNorm = "layernorm",
-        bias: bool = False,
-        dropout: float = 0.0,
         attention_dropout: float | None = None,
-        embedding_dropout: float | None = None,
+        bias: bool = False,
         learned_positions: bool = True,
-        tie_embeddings: bool = True,
+        **kwargs: Any,
     ):
-        super().__init__(
-            vocab_size,
-            context_length,
-            d_model,
-            n_layers,
-            learned_positions=learned_positions,
-            norm=norm,
-            norm_bias=bias,
-            embedding_dropout=dropout if embedding_dropout is None else embedding_dropout,
-            tie_embeddings=tie_embeddings,
+        super().__init__(vocab_size, context_length, bias=bias, learned_positions=learned_positions, **kwargs)
+        require_positive("Transformer", num_heads=num_heads)
+        attention_dropout = self.dropout_rate if attention_dropout is None else attention_dropout
+        self.build_blocks(
+            lambda: CausalSelfAttention(self.embed_dim, num_heads, bias, attention_dropout, attention_gate)
         )
-        require_positive("Transformer", n_heads=n_heads)
-        attention_dropout = dropout if attention_dropout is None else attention_dropout
-        for _ in range(n_layers):
-            self.blocks.append(
-                TransformerBlock(
-                    d_model,
-                    n_heads,
-                    channel_mlp,
-                    mlp_ratio,
-                    norm,
-                    bias,
-                    dropout,
-                    attention_dropout,
-                    attention_gate,
-                )
-            )
-        self.finish()

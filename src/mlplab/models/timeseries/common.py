@@ -15,16 +15,28 @@ from mlplab.errors import ConfigError, require_positive
 
 
 class ForecastingFamily(nn.Module):
-    """Base class of the forecasting families: checks and keeps the shapes, refuses other inputs.
+    """Base of the forecasting families: the shapes, optional RevIN around the model, refusal of other inputs.
+
+    Subclasses call this ``__init__`` first and implement :meth:`forecast`; :meth:`forward` checks the
+    input and wraps :meth:`forecast` in RevIN when the family was built with it (a family that needs
+    more, such as calendar features, overrides :meth:`forward`).
 
     Shapes: ``(B, lookback, num_series) -> (B, horizon, num_series)``.
 
     Args:
         input_shape: ``(lookback, num_series)`` of one history.
         output_shape: ``(horizon, num_series)`` of one forecast.
+        revin: Reversible instance normalisation around the model (per window and series).
+        revin_affine: Give that RevIN a learnable per-series scale and shift.
     """
 
-    def __init__(self, input_shape: tuple[int, int], output_shape: tuple[int, int]):
+    def __init__(
+        self,
+        input_shape: tuple[int, int],
+        output_shape: tuple[int, int],
+        revin: bool = False,
+        revin_affine: bool = False,
+    ):
         super().__init__()
         name = type(self).__name__
         if len(input_shape) != 2 or len(output_shape) != 2:
@@ -40,6 +52,18 @@ class ForecastingFamily(nn.Module):
                 f"input_shape {num_series}"
             )
         self.lookback, self.horizon, self.num_series = int(lookback), int(horizon), int(num_series)
+        self.revin = RevIN(self.num_series, affine=revin_affine) if revin else None
+
+    def forecast(self, x: torch.Tensor) -> torch.Tensor:
+        """The forecast ``(B, H, N)`` of a (normalised, when RevIN is on) history ``(B, L, N)``."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        if self.revin is None:
+            return self.forecast(x)
+        x, stats = self.revin.normalize(x)
+        return self.revin.denormalize(self.forecast(x), stats)
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise :class:`ConfigError` unless ``x`` is ``(B, lookback, num_series)``."""

@@ -19,9 +19,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mlplab.models.registry import Variant, register_family
 from mlplab.models.timeseries.common import ForecastingFamily, SeriesDecomposition
 
 
+@register_family(
+    domains=("forecasting",),
+    variants={
+        "tiny": Variant({"moving_avg": 5}),
+        "L96-H720": Variant(
+            {"moving_avg": 25},
+            params=139_680,
+            precision=100,
+            shapes=((96, 321), (720, 321)),
+            source="Zeng et al. 2023 (LTSF-Linear), efficiency table: 139.7K at L=96, T=720",
+        ),
+    },
+    source="own, following the official code",
+)
 class DLinear(ForecastingFamily):
     """DLinear (see the module docstring).
 
@@ -49,8 +64,7 @@ class DLinear(ForecastingFamily):
             for layer in (*self.seasonal, *self.trend):
                 layer.weight.fill_(1.0 / self.lookback)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
+    def forecast(self, x: torch.Tensor) -> torch.Tensor:
         seasonal, trend = (part.transpose(1, 2) for part in self.decomposition(x))  # (B, N, L)
         if self.individual:
             out = torch.stack(

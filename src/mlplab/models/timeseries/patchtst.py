@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
-from mlplab.models.timeseries.common import ForecastingFamily, RevIN
+from mlplab.models.registry import Variant, register_family
+from mlplab.models.timeseries.common import ForecastingFamily
 
 
 class BatchNormTokens(nn.Module):
@@ -57,7 +58,7 @@ class ResidualAttention(nn.Module):
     def __init__(self, d_model: int, n_heads: int, attn_dropout: float, proj_dropout: float):
         super().__init__()
         if d_model % n_heads:
-            raise ConfigError(f"PatchTST: d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+            raise ConfigError(f"PatchTST: embed_dim ({d_model}) must be divisible by num_heads ({n_heads})")
         self.n_heads, self.head_dim = n_heads, d_model // n_heads
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.attn_dropout = nn.Dropout(attn_dropout)
@@ -103,6 +104,39 @@ class PatchTSTEncoderLayer(nn.Module):
         return x, scores
 
 
+@register_family(
+    domains=("forecasting",),
+    variants={
+        "tiny": Variant(
+            {
+                "patch_len": 8,
+                "stride": 4,
+                "embed_dim": 16,
+                "num_heads": 2,
+                "depth": 2,
+                "mlp_dim": 32,
+                "dropout": 0.0,
+                "fc_dropout": 0.0,
+            }
+        ),
+        "etth1-336": Variant(
+            {"patch_len": 16, "stride": 8, "embed_dim": 16, "num_heads": 4, "depth": 3, "mlp_dim": 128},
+            params=81_731 - 3,
+            shapes=((336, 7), (96, 7)),
+            source="the official backbone (PatchTST/42, ETTh1): 81,731 with one frozen attention "
+            "scale per layer, which this one computes",
+        ),
+    },
+    # post-norm encoder layers: zeroing a sub-layer leaves a BatchNorm of the input, not the input
+    renamed={
+        "d_model": "embed_dim",
+        "n_heads": "num_heads",
+        "e_layers": "depth",
+        "d_ff": "mlp_dim",
+        "affine": "revin_affine",
+    },
+    source="own, following the official code",
+)
 class PatchTST(ForecastingFamily):
     """PatchTST (supervised), see the module docstring. Defaults: the official ETTh1 script (PatchTST/42).
 
@@ -111,15 +145,15 @@ class PatchTST(ForecastingFamily):
         output_shape: ``(horizon, num_series)``; filled in by the task.
         patch_len: Steps per patch.
         stride: Steps between patch starts (also the end padding).
-        d_model: Token width.
-        n_heads: Attention heads.
-        e_layers: Encoder layers.
-        d_ff: Hidden width of the feed-forward networks.
+        embed_dim: Token width (the official ``d_model``).
+        num_heads: Attention heads (the official ``n_heads``).
+        depth: Encoder layers (the official ``e_layers``).
+        mlp_dim: Hidden width of the feed-forward networks (the official ``d_ff``).
         dropout: Dropout in the encoder (the official ``dropout``; also after the embedding).
         fc_dropout: Kept for the official scripts' argument list; the forecasting head uses ``head_dropout``.
         head_dropout: Dropout after the flatten head.
         revin: Reversible instance normalisation around the model.
-        affine: Learnable RevIN scale and shift.
+        revin_affine: Learnable RevIN scale and shift (the official ``affine``).
     """
 
     def __init__(
@@ -128,45 +162,40 @@ class PatchTST(ForecastingFamily):
         output_shape: tuple[int, int],
         patch_len: int = 16,
         stride: int = 8,
-        d_model: int = 16,
-        n_heads: int = 4,
-        e_layers: int = 3,
-        d_ff: int = 128,
+        embed_dim: int = 16,
+        num_heads: int = 4,
+        depth: int = 3,
+        mlp_dim: int = 128,
         dropout: float = 0.3,
         fc_dropout: float = 0.3,
         head_dropout: float = 0.0,
         revin: bool = True,
-        affine: bool = False,
+        revin_affine: bool = False,
     ):
-        super().__init__(input_shape, output_shape)
+        super().__init__(input_shape, output_shape, revin=revin, revin_affine=revin_affine)
         require_positive(
             "PatchTST",
             patch_len=patch_len,
             stride=stride,
-            d_model=d_model,
-            n_heads=n_heads,
-            e_layers=e_layers,
+            embed_dim=embed_dim,
+            num_heads=num_heads,
+            depth=depth,
         )
         if patch_len > self.lookback:
             raise ConfigError(f"PatchTST: patch_len {patch_len} is longer than the lookback {self.lookback}")
         self.patch_len, self.stride = patch_len, stride
         self.num_patches = (self.lookback - patch_len) // stride + 2
-        self.revin = RevIN(self.num_series, affine=affine) if revin else None
-        self.embedding = nn.Linear(patch_len, d_model)
-        self.position = nn.Parameter(torch.empty(self.num_patches, d_model).uniform_(-0.02, 0.02))
+        self.embedding = nn.Linear(patch_len, embed_dim)
+        self.position = nn.Parameter(torch.empty(self.num_patches, embed_dim).uniform_(-0.02, 0.02))
         self.embedding_dropout = nn.Dropout(dropout)
         self.layers = nn.ModuleList(
-            PatchTSTEncoderLayer(d_model, n_heads, d_ff, dropout) for _ in range(e_layers)
+            PatchTSTEncoderLayer(embed_dim, num_heads, mlp_dim, dropout) for _ in range(depth)
         )
-        self.head = nn.Linear(self.num_patches * d_model, self.horizon)
+        self.head = nn.Linear(self.num_patches * embed_dim, self.horizon)
         self.head_dropout = nn.Dropout(head_dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
+    def forecast(self, x: torch.Tensor) -> torch.Tensor:
         batch = x.shape[0]
-        stats = None
-        if self.revin is not None:
-            x, stats = self.revin.normalize(x)
         series = x.transpose(1, 2)  # (B, N, L)
         series = torch.cat([series, series[..., -1:].expand(-1, -1, self.stride)], dim=-1)
         patches = series.unfold(-1, self.patch_len, self.stride)  # (B, N, P, patch_len)
@@ -178,7 +207,4 @@ class PatchTST(ForecastingFamily):
         tokens = tokens.view(batch, self.num_series, self.num_patches, -1)
         # The official head flattens (d_model, P) in that order: features outermost.
         y = self.head_dropout(self.head(tokens.transpose(2, 3).flatten(2)))  # (B, N, H)
-        y = y.transpose(1, 2)
-        if stats is not None:
-            y = self.revin.denormalize(y, stats)
-        return y
+        return y.transpose(1, 2)

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
+from mlplab.models.registry import BlockLayout, Variant, register_family
 from mlplab.models.timeseries.common import ForecastingFamily, RevIN, SeriesDecomposition
 from mlplab.nn import ChannelMLP
 
@@ -138,26 +139,54 @@ class PastDecomposableMixing(nn.Module):
         return [season + trend for _, season, trend in mixed]
 
 
+@register_family(
+    domains=("forecasting",),
+    channel_mlps=("conventional", "hourglass", "moe"),
+    variants={
+        "tiny": Variant(
+            {"embed_dim": 8, "mlp_dim": 16, "down_sampling_layers": 2, "moving_avg": 5, "dropout": 0.0}
+        ),
+        "etth1": Variant(
+            {
+                "embed_dim": 16,
+                "mlp_dim": 32,
+                "depth": 2,
+                "down_sampling_layers": 3,
+                "down_sampling_window": 2,
+                "moving_avg": 25,
+            },
+            params=75_497 - 2 * 32,
+            shapes=((96, 7), (96, 7)),
+            data_args={"num_time_features": 4},
+            source="the official Model with its ETTh1 recipe: 75,497, of which 2 x 32 in "
+            "LayerNorms it never calls",
+        ),
+    },
+    # in the channel-independent mode (the published one) a PDM block returns x + out_cross_layer(...)
+    blocks=BlockLayout(PastDecomposableMixing, mlp=("out_cross_layer",)),
+    renamed={"d_model": "embed_dim", "d_ff": "mlp_dim", "e_layers": "depth", "use_norm": "revin"},
+    source="own, weight for weight with the official code",
+)
 class TimeMixer(ForecastingFamily):
     """TimeMixer (see the module docstring). Defaults: the official ETTh1 recipe.
 
     Args:
         input_shape: ``(lookback, num_series)``; filled in by the task.
         output_shape: ``(horizon, num_series)``; filled in by the task.
-        d_model: Embedding width.
-        d_ff: Hidden width of the channel MLPs.
-        e_layers: Number of PDM blocks.
+        embed_dim: Embedding width (the official ``d_model``).
+        mlp_dim: Hidden width of the channel MLPs (the official ``d_ff``).
+        depth: Number of PDM blocks (the official ``e_layers``).
         down_sampling_layers: Number of coarser scales M.
         down_sampling_window: Pooling window w between scales.
         down_sampling_method: ``avg`` or ``max`` pooling, or a strided circular ``conv``.
         moving_avg: Kernel of the season / trend decomposition.
         dropout: Dropout after the embedding.
         channel_independence: Treat every series as its own sample (the published setting).
-        use_norm: Normalise every scale with an affine RevIN.
+        revin: Normalise every scale with an affine RevIN (the official ``use_norm``).
         use_time_features: Add an embedding of the calendar features (``timeF``) when the data has them.
         num_time_features: Number of calendar features F; filled in by the task from the data.
-        channel_mlp: The channel MLP ``d_model -> d_ff -> d_model`` of the PDM blocks, conventional (the
-            paper) or hourglass.
+        channel_mlp: The channel MLP ``embed_dim -> mlp_dim -> embed_dim`` of the PDM blocks, conventional
+            (the paper) or hourglass.
         time_feature_pairing: ``window`` pairs every series with its own window's calendar features;
             ``official`` reproduces the official code's tiling, which pairs series ``n`` of window ``b``
             with the features of window ``(b·N + n) mod B`` of the batch (channel-independent mode only).
@@ -167,16 +196,16 @@ class TimeMixer(ForecastingFamily):
         self,
         input_shape: tuple[int, int],
         output_shape: tuple[int, int],
-        d_model: int = 16,
-        d_ff: int = 32,
-        e_layers: int = 2,
+        embed_dim: int = 16,
+        mlp_dim: int = 32,
+        depth: int = 2,
         down_sampling_layers: int = 3,
         down_sampling_window: int = 2,
         down_sampling_method: Literal["avg", "max", "conv"] = "avg",
         moving_avg: int = 25,
         dropout: float = 0.1,
         channel_independence: bool = True,
-        use_norm: bool = True,
+        revin: bool = True,
         use_time_features: bool = True,
         num_time_features: int = 0,
         channel_mlp: ChannelMLP | None = None,
@@ -185,7 +214,7 @@ class TimeMixer(ForecastingFamily):
         super().__init__(input_shape, output_shape)
         name = type(self).__name__
         require_positive(
-            name, d_model=d_model, d_ff=d_ff, e_layers=e_layers, down_sampling_window=down_sampling_window
+            name, embed_dim=embed_dim, mlp_dim=mlp_dim, depth=depth, down_sampling_window=down_sampling_window
         )
         if down_sampling_layers < 0:
             raise ConfigError(f"{name}: down_sampling_layers must be >= 0, got {down_sampling_layers}")
@@ -217,25 +246,27 @@ class TimeMixer(ForecastingFamily):
             self.down_pool = nn.Conv1d(
                 n, n, 3, stride=down_sampling_window, padding=1, padding_mode="circular", bias=False
             )
-        self.norms = nn.ModuleList(RevIN(n, affine=True) for _ in self.lengths) if use_norm else None
+        self.norms = nn.ModuleList(RevIN(n, affine=True) for _ in self.lengths) if revin else None
         if not channel_independence:
             self.preprocess = SeriesDecomposition(moving_avg)
 
         c_in = 1 if channel_independence else n
-        self.value_embedding = nn.Conv1d(c_in, d_model, 3, padding=1, padding_mode="circular", bias=False)
+        self.value_embedding = nn.Conv1d(c_in, embed_dim, 3, padding=1, padding_mode="circular", bias=False)
         nn.init.kaiming_normal_(self.value_embedding.weight, mode="fan_in", nonlinearity="leaky_relu")
         self.num_time_features = num_time_features if use_time_features else 0
         self.time_embedding = (
-            nn.Linear(self.num_time_features, d_model, bias=False) if self.num_time_features else None
+            nn.Linear(self.num_time_features, embed_dim, bias=False) if self.num_time_features else None
         )
         self.embedding_dropout = nn.Dropout(dropout)
 
         self.pdm_blocks = nn.ModuleList(
-            PastDecomposableMixing(self.lengths, d_model, d_ff, moving_avg, channel_independence, channel_mlp)
-            for _ in range(e_layers)
+            PastDecomposableMixing(
+                self.lengths, embed_dim, mlp_dim, moving_avg, channel_independence, channel_mlp
+            )
+            for _ in range(depth)
         )
         self.predict_layers = nn.ModuleList(nn.Linear(length, self.horizon) for length in self.lengths)
-        self.projection = nn.Linear(d_model, 1 if channel_independence else n)
+        self.projection = nn.Linear(embed_dim, 1 if channel_independence else n)
         if not channel_independence:
             self.out_res_layers = nn.ModuleList(nn.Linear(length, length) for length in self.lengths)
             self.regression_layers = nn.ModuleList(nn.Linear(length, self.horizon) for length in self.lengths)

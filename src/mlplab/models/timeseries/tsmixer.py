@@ -39,7 +39,8 @@ from timm.layers import Mlp
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
-from mlplab.models.timeseries.common import ForecastingFamily, RevIN
+from mlplab.models.registry import BlockLayout, Variant, register_family
+from mlplab.models.timeseries.common import ForecastingFamily
 from mlplab.nn import ChannelMLP
 
 ChannelMode = Literal["independent", "mixing", "hybrid"]
@@ -146,6 +147,29 @@ class ReconciliationHead(nn.Module):
         return y + self.dropout(self.gate(self.linear(windows)))
 
 
+@register_family(
+    domains=("forecasting",),
+    channel_mlps=("conventional", "hourglass", "moe"),
+    variants={
+        "tiny": Variant(
+            {"patch_length": 8, "patch_stride": 4, "embed_dim": 16, "dropout": 0.0, "head_dropout": 0.0}
+        ),
+        "etth1": Variant(
+            {"patch_length": 16, "patch_stride": 16, "embed_dim": 48, "depth": 2, "mlp_ratio": 3.0},
+            params=196_144,
+            shapes=((512, 7), (96, 7)),
+            source="Hugging Face's ibm/patchtsmixer-etth1-pretrain configuration, by its layers",
+        ),
+    },
+    blocks=BlockLayout(MixerBlock, mlp=("mlp",)),
+    renamed={
+        "d_model": "embed_dim",
+        "num_layers": "depth",
+        "expansion_factor": "mlp_ratio",
+        "scaling": "revin",
+    },
+    source="own, following Hugging Face's PatchTSMixer",
+)
 class TSMixer(ForecastingFamily):
     """IBM's TSMixer (PatchTSMixer), see the module docstring. Defaults: HF's ETTh1 model card.
 
@@ -158,17 +182,17 @@ class TSMixer(ForecastingFamily):
         output_shape: ``(horizon, num_series)``; filled in by the task.
         patch_length: Steps per patch.
         patch_stride: Steps between the starts of consecutive patches.
-        d_model: Patch embedding width.
-        num_layers: Number of mixer layers.
-        expansion_factor: Hidden width of the MLPs as a multiple of their input width.
+        embed_dim: Patch embedding width (HF's ``d_model``).
+        depth: Number of mixer layers (HF's ``num_layers``).
+        mlp_ratio: Hidden width of the MLPs as a multiple of their input width (HF's ``expansion_factor``).
         dropout: Dropout inside the MLPs.
         head_dropout: Dropout before the forecast head (and on the reconciliation corrections).
         mode: ``independent``, ``mixing`` or ``hybrid`` (see the module docstring).
         gated_attention: Use the gated attention in every block.
         norm: ``layer`` or ``batch`` normalisation in the blocks.
-        scaling: Standardise each window (and undo it on the forecast).
+        revin: Standardise each window (and undo it on the forecast; HF's ``scaling``).
         reconciliation_context: Steps on each side seen by the hybrid mode's reconciliation head.
-        channel_mlp: The intra-patch (feature) MLP ``d_model -> e·d_model -> d_model``, conventional
+        channel_mlp: The intra-patch (feature) MLP ``d -> mlp_ratio·d -> d``, conventional
             (the paper) or hourglass.
     """
 
@@ -178,28 +202,25 @@ class TSMixer(ForecastingFamily):
         output_shape: tuple[int, int],
         patch_length: int = 16,
         patch_stride: int = 16,
-        d_model: int = 48,
-        num_layers: int = 2,
-        expansion_factor: int = 3,
+        embed_dim: int = 48,
+        depth: int = 2,
+        mlp_ratio: float = 3.0,
         dropout: float = 0.5,
         head_dropout: float = 0.5,
         mode: ChannelMode = "independent",
         gated_attention: bool = True,
         norm: Literal["layer", "batch"] = "layer",
-        scaling: bool = True,
+        revin: bool = True,
         reconciliation_context: int = 2,
         channel_mlp: ChannelMLP | None = None,
     ):
-        super().__init__(input_shape, output_shape)
+        super().__init__(input_shape, output_shape, revin=revin)
         name = type(self).__name__
         require_positive(
-            name,
-            patch_length=patch_length,
-            patch_stride=patch_stride,
-            d_model=d_model,
-            num_layers=num_layers,
-            expansion_factor=expansion_factor,
+            name, patch_length=patch_length, patch_stride=patch_stride, embed_dim=embed_dim, depth=depth
         )
+        if mlp_ratio <= 0:
+            raise ConfigError(f"{name}: mlp_ratio must be positive, got {mlp_ratio}")
         if mode not in ("independent", "mixing", "hybrid"):
             raise ConfigError(f"{name}: mode must be independent, mixing or hybrid, got {mode!r}")
         if patch_length > self.lookback:
@@ -214,28 +235,27 @@ class TSMixer(ForecastingFamily):
         self.patch_length, self.patch_stride = patch_length, patch_stride
         self.num_patches = (self.lookback - patch_length) // patch_stride + 1
         self.patch_start = self.lookback - (patch_length + patch_stride * (self.num_patches - 1))
-        self.scaler = RevIN(n, affine=False) if scaling else None
-        self.embedding = nn.Linear(patch_length, d_model)
+        self.embedding = nn.Linear(patch_length, embed_dim)
 
         def mlp(width: int) -> nn.Module:
-            return Mlp(width, width * expansion_factor, act_layer=nn.GELU, drop=dropout)
+            return Mlp(width, int(width * mlp_ratio), act_layer=nn.GELU, drop=dropout)
 
         layers = []
-        for _ in range(num_layers):
+        for _ in range(depth):
             blocks = []
             if mode == "mixing":
-                blocks.append(MixerBlock("channel", n, d_model, mlp(n), gated_attention, norm))
+                blocks.append(MixerBlock("channel", n, embed_dim, mlp(n), gated_attention, norm))
             blocks.append(
-                MixerBlock("patch", self.num_patches, d_model, mlp(self.num_patches), gated_attention, norm)
+                MixerBlock("patch", self.num_patches, embed_dim, mlp(self.num_patches), gated_attention, norm)
             )
             feature_mlp = channel_mlp.build(
-                d_model, d_model * expansion_factor, activation="gelu", drop=dropout
+                embed_dim, int(embed_dim * mlp_ratio), activation="gelu", drop=dropout
             )
-            blocks.append(MixerBlock("feature", d_model, d_model, feature_mlp, gated_attention, norm))
+            blocks.append(MixerBlock("feature", embed_dim, embed_dim, feature_mlp, gated_attention, norm))
             layers.append(nn.Sequential(*blocks))
         self.layers = nn.Sequential(*layers)
         self.head_dropout = nn.Dropout(head_dropout)
-        self.head = nn.Linear(self.num_patches * d_model, self.horizon)
+        self.head = nn.Linear(self.num_patches * embed_dim, self.horizon)
         self.reconciliation = (
             ReconciliationHead(n, reconciliation_context, head_dropout) if mode == "hybrid" else None
         )
@@ -245,15 +265,7 @@ class TSMixer(ForecastingFamily):
         x = x[:, self.patch_start :].transpose(1, 2)
         return x.unfold(-1, self.patch_length, self.patch_stride)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        stats = None
-        if self.scaler is not None:
-            x, stats = self.scaler.normalize(x)
+    def forecast(self, x: torch.Tensor) -> torch.Tensor:
         hidden = self.layers(self.embedding(self.patchify(x)))  # (B, N, P, d_model)
         y = self.head(self.head_dropout(hidden.flatten(2))).transpose(1, 2)  # (B, H, N)
-        if self.reconciliation is not None:
-            y = self.reconciliation(y)
-        if stats is not None:
-            y = self.scaler.denormalize(y, stats)
-        return y
+        return y if self.reconciliation is None else self.reconciliation(y)

@@ -7,7 +7,7 @@ github.com/google-research/google-research, folder ``tsmixer/tsmixer_basic`` (``
 (:class:`~mlplab.models.timeseries.TSMixer`), a different model with the same name.
 
 * RevIN over time with a learnable per-series scale and shift (``tsmixer_rev_in``).
-* ``n_block`` residual blocks, each
+* ``n_block`` (``depth``) residual blocks, each
   - **time mixing**: ``x + Dropout(act(Linear_L->L(Norm(x)ᵀ))ᵀ)``, one linear layer over time shared by
     the series;
   - **feature mixing**: ``x + Dropout(Linear_ff->N(Dropout(act(Linear_N->ff(Norm(x))))))`` over the
@@ -31,7 +31,8 @@ from timm.layers import get_act_layer
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
-from mlplab.models.timeseries.common import ForecastingFamily, RevIN
+from mlplab.models.registry import BlockLayout, Variant, register_family
+from mlplab.models.timeseries.common import ForecastingFamily
 from mlplab.nn import ChannelMLP
 
 
@@ -53,7 +54,7 @@ class PlaneNorm(nn.Module):
         elif kind == "layer":
             self.norm = nn.LayerNorm((lookback, num_series))
         else:
-            raise ConfigError(f"TSMixerGoogle: norm_type must be 'batch' or 'layer', got {kind!r}")
+            raise ConfigError(f"TSMixerGoogle: norm must be 'batch' or 'layer', got {kind!r}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "batch":
@@ -100,55 +101,64 @@ class TimeFeatureMixerBlock(nn.Module):
         return x + self.feature_mlp(self.feature_norm(x))
 
 
+@register_family(
+    domains=("forecasting",),
+    channel_mlps=("conventional", "hourglass", "moe"),
+    variants={
+        "tiny": Variant({"depth": 2, "mlp_dim": 16, "dropout": 0.0}),
+        "etth1": Variant(
+            {"depth": 2, "mlp_dim": 64},
+            params=605_180,
+            shapes=((512, 7), (96, 7)),
+            source="the official Keras layers (tsmixer_rev_in) at L=512, H=96",
+        ),
+    },
+    blocks=BlockLayout(TimeFeatureMixerBlock, mixer=("time_linear",), mlp=("feature_mlp",)),
+    renamed={"n_block": "depth", "ff_dim": "mlp_dim", "norm_type": "norm", "rev_in": "revin"},
+    legacy_keys=[(r"^rev_in\.", "revin.")],
+    source="own, following the official Keras code",
+)
 class TSMixerGoogle(ForecastingFamily):
     """Google's TSMixer with RevIN (see the module docstring).
 
     Args:
         input_shape: ``(lookback, num_series)``; filled in by the task.
         output_shape: ``(horizon, num_series)``; filled in by the task.
-        n_block: Number of mixer blocks.
-        ff_dim: Hidden width of the feature MLP.
+        depth: Number of mixer blocks (the official ``n_block``).
+        mlp_dim: Hidden width of the feature MLP (the official ``ff_dim``).
         dropout: Dropout rate.
-        norm_type: ``batch`` (the official default) or ``layer``.
+        norm: ``batch`` (the official default) or ``layer`` (the official ``norm_type``).
         activation: ``relu`` (the official default) or ``gelu``.
-        rev_in: Reversible instance normalisation around the model (``tsmixer_rev_in``).
-        channel_mlp: The feature MLP ``N -> ff_dim -> N``, conventional (the paper) or hourglass.
+        revin: Reversible instance normalisation (affine) around the model (``tsmixer_rev_in``).
+        channel_mlp: The feature MLP ``N -> mlp_dim -> N``, conventional (the paper) or hourglass.
     """
 
     def __init__(
         self,
         input_shape: tuple[int, int],
         output_shape: tuple[int, int],
-        n_block: int = 2,
-        ff_dim: int = 64,
+        depth: int = 2,
+        mlp_dim: int = 64,
         dropout: float = 0.9,
-        norm_type: Literal["batch", "layer"] = "batch",
+        norm: Literal["batch", "layer"] = "batch",
         activation: str = "relu",
-        rev_in: bool = True,
+        revin: bool = True,
         channel_mlp: ChannelMLP | None = None,
     ):
-        super().__init__(input_shape, output_shape)
-        require_positive("TSMixerGoogle", n_block=n_block, ff_dim=ff_dim)
+        super().__init__(input_shape, output_shape, revin=revin, revin_affine=True)
+        require_positive("TSMixerGoogle", depth=depth, mlp_dim=mlp_dim)
         if not 0 <= dropout < 1:
             raise ConfigError(f"TSMixerGoogle: dropout must be in [0, 1), got {dropout}")
         channel_mlp = channel_mlp or ChannelMLP()
-        self.rev_in = RevIN(self.num_series, affine=True) if rev_in else None
         self.blocks = nn.Sequential(
             *(
                 TimeFeatureMixerBlock(
-                    self.lookback, self.num_series, ff_dim, dropout, norm_type, activation, channel_mlp
+                    self.lookback, self.num_series, mlp_dim, dropout, norm, activation, channel_mlp
                 )
-                for _ in range(n_block)
+                for _ in range(depth)
             )
         )
         self.head = nn.Linear(self.lookback, self.horizon)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        stats = None
-        if self.rev_in is not None:
-            x, stats = self.rev_in.normalize(x)
-        y = self.head(self.blocks(x).transpose(1, 2)).transpose(1, 2)
-        if stats is not None:
-            y = self.rev_in.denormalize(y, stats)
-        return y
+    def forecast(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(x).transpose(1, 2)).transpose(1, 2)

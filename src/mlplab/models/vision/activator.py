@@ -4,11 +4,11 @@ Paper: Abdullah Nazhat Abdullah, Tarkan Aydin, "Activator: GLU Activation Functi
 of a Vision Transformer", arXiv 2405.15953 (2024). Official code: github.com/Abdullah-88/Activator
 (``activator.py``, ``activator_only_GEGLU.py``, ``train.py``).
 
-* Patch embedding: a ``p × p`` convolution of stride ``p`` to ``d_model`` channels, flattened to
-  ``N = (H/p)·(W/p)`` tokens.
+* Patch embedding: a ``p × p`` convolution of stride ``p`` to ``d_model`` (``embed_dim``) channels,
+  flattened to ``N = (H/p)·(W/p)`` tokens.
 * Block: ``x = x + GU(LN(x))``, then ``x = x + FFN(LN(x))`` (the FFN is dropped with ``ffn=False``,
   the paper's reduced variant). The gating unit is
-  ``GU(x) = W3 · (LN_h(act(W1 x)) ⊙ LN_h(W2 x))`` with ``W1, W2: d_model -> d_ffn``,
+  ``GU(x) = W3 · (LN_h(act(W1 x)) ⊙ LN_h(W2 x))`` with ``W1, W2: d_model -> d_ffn`` (``mlp_dim``),
   ``W3: d_ffn -> d_model`` (GELU: GEGLU; the paper's ablation also uses SiLU and ReLU).
 * Head: mean over the tokens, then a linear classifier (no final norm).
 
@@ -19,20 +19,22 @@ tokens: the only spatial aggregation is the final mean over patches.
 The FFN is the family's channel MLP (``channel_mlp``: conventional ``d_model -> d_ffn -> d_model`` with
 GELU and dropout as the official ``FeedForward``, or hourglass).
 
-CIFAR-10 protocol of the paper (its ``train.py``): 32×32, patch 4, ``d_model=256``, ``d_ffn=512``,
-4 blocks, dropout 0.5, Adam at 1e-3, batch 128, 100 epochs; 73.2% reported.
+CIFAR-10 protocol of the paper: that of :class:`~mlplab.models.vision.common.IsotropicPatchClassifier`
+(variant ``cifar10``); 73.2% reported.
 
 Shapes: ``(B, C, H, W) -> (B, N, d_model) -> (B, d_model) -> (B, num_classes)``.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
-from timm.layers import PatchEmbed, get_act_layer
+from timm.layers import get_act_layer
 from torch import nn
 
-from mlplab.errors import require_positive
-from mlplab.models.vision.common import CONVENTIONAL, check_batch, classification_shapes, require_divisible
+from mlplab.models.registry import BlockLayout, Variant, register_family
+from mlplab.models.vision.common import CIFAR10, CONVENTIONAL, IsotropicPatchClassifier
 from mlplab.nn import ChannelMLP
 
 
@@ -96,52 +98,51 @@ class ActivatorBlock(nn.Module):
         return x
 
 
-class Activator(nn.Module):
+@register_family(
+    domains=("image_classification",),
+    channel_mlps=("conventional", "hourglass", "moe"),
+    variants={
+        "tiny": Variant(IsotropicPatchClassifier.tiny_args),
+        "cifar10": Variant(
+            IsotropicPatchClassifier.cifar10_args,
+            params=2_650_890,
+            shapes=CIFAR10,
+            source="the official activator.py built with its train.py's CIFAR-10 configuration",
+        ),
+        "cifar10-no-ffn": Variant(
+            {**IsotropicPatchClassifier.cifar10_args, "ffn": False},
+            params=1_599_242,
+            shapes=CIFAR10,
+            source="the official activator_only_GEGLU.py, same configuration",
+        ),
+    },
+    blocks=BlockLayout(ActivatorBlock, mixer=("gating",), mlp=("ffn",)),
+    renamed={"d_model": "embed_dim", "d_ffn": "mlp_dim", "num_layers": "depth"},
+    source="own, following the official code",
+)
+class Activator(IsotropicPatchClassifier):
     """Activator image classifier (see the module docstring).
 
     Args:
         input_shape: ``(C, H, W)`` of the images; filled in from the data.
         output_shape: ``(num_classes,)``; filled in from the data.
-        patch_size: Side of the square patches; must divide the image size.
-        d_model: Token width.
-        d_ffn: Hidden width of the gating units and FFNs.
-        num_layers: Number of blocks.
-        dropout: Dropout inside the FFNs (0.5 in the official ``train.py``).
         ffn: Keep the FFN in every block (``False``: GLU units only, the paper's reduced variant).
         activation: Activation of the gating units (``gelu``, ``silu``, ``relu``).
-        channel_mlp: The FFN of every block: conventional or hourglass.
+        **kwargs: The arguments of :class:`~mlplab.models.vision.common.IsotropicPatchClassifier`:
+            ``patch_size``, ``embed_dim``, ``mlp_dim`` (the gating units' and FFNs' hidden width),
+            ``depth``, ``dropout`` (inside the FFNs), ``channel_mlp`` (the FFN).
     """
 
     def __init__(
         self,
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
-        patch_size: int = 4,
-        d_model: int = 256,
-        d_ffn: int = 512,
-        num_layers: int = 4,
-        dropout: float = 0.5,
         ffn: bool = True,
         activation: str = "gelu",
-        channel_mlp: ChannelMLP = CONVENTIONAL,
+        **kwargs: Any,
     ):
-        super().__init__()
-        require_positive(
-            "Activator", patch_size=patch_size, d_model=d_model, d_ffn=d_ffn, num_layers=num_layers
+        super().__init__(input_shape, output_shape, **kwargs)
+        self.set_blocks(
+            ActivatorBlock(self.embed_dim, self.mlp_dim, self.dropout_rate, ffn, activation, self.channel_mlp)
+            for _ in range(self.depth)
         )
-        channels, height, width, num_classes = classification_shapes("Activator", input_shape, output_shape)
-        require_divisible("Activator", height, width, patch_size, f"patch size {patch_size}")
-        self.input_shape = (channels, height, width)
-        self.patch_embed = PatchEmbed((height, width), patch_size, channels, d_model)
-        self.blocks = nn.Sequential(
-            *(
-                ActivatorBlock(d_model, d_ffn, dropout, ffn, activation, channel_mlp)
-                for _ in range(num_layers)
-            )
-        )
-        self.head = nn.Linear(d_model, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_batch("Activator", x, self.input_shape)
-        tokens = self.blocks(self.patch_embed(x))
-        return self.head(tokens.mean(dim=1))

@@ -32,13 +32,15 @@ Shapes: ``(B, C, H, W) -> (B, H/p, W/p, D) -> ... -> (B, H/8p, W/8p, 8D) -> (B, 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from timm.layers import DropPath, Mlp, trunc_normal_
 from torch import nn
 
-from mlplab.errors import ConfigError, require_positive
-from mlplab.models.vision.common import CONVENTIONAL, check_batch, classification_shapes, require_divisible
+from mlplab.errors import require_positive
+from mlplab.models.registry import BlockLayout, Variant, register_family
+from mlplab.models.vision.common import CONVENTIONAL, FourStagePatchClassifier
 from mlplab.nn import ChannelMLP
 
 
@@ -136,67 +138,57 @@ class Downsample(nn.Module):
         return self.norm(self.proj(x).permute(0, 2, 3, 1))
 
 
-class DynamicSpectrumMixer(nn.Module):
+@register_family(
+    domains=("image_classification",),
+    channel_mlps=("conventional", "hourglass", "moe"),
+    variants={
+        "tiny": Variant({"embed_dim": 8, "depths": (1, 1, 1, 1), "drop_path_rate": 0.0, "patch_size": 2})
+    },
+    blocks=BlockLayout(SpectrumBlock, mixer=("mixer",), mlp=("mlp",)),
+    source="own (no official code: mlplab's reading of the paper)",
+)
+class DynamicSpectrumMixer(FourStagePatchClassifier):
     """Dynamic Spectrum Mixer image classifier (see the module docstring).
 
     Args:
         input_shape: ``(C, H, W)`` of the images; filled in from the data.
         output_shape: ``(num_classes,)``; filled in from the data.
-        patch_size: Stride p of the stem; the image size must be divisible by ``8p``.
-        embed_dim: Width D of the first stage (then 2D, 4D, 8D).
-        depths: Blocks in each of the 4 stages.
         num_filters: Learned spectral filters per mixer, chosen between by the dynamic weights.
         reduction: Channel reduction of the weight generator.
-        mlp_ratio: Hidden width of the conventional channel MLP as a multiple of the stage width.
-        drop_path_rate: Stochastic depth rate, increasing linearly from 0 over the blocks.
-        channel_mlp: The channel MLP of every block: conventional or hourglass.
+        **kwargs: The arguments of :class:`~mlplab.models.vision.common.FourStagePatchClassifier`:
+            ``patch_size``, ``embed_dim`` (64), ``depths`` (2, 2, 6, 2), ``mlp_ratio``, ``drop_path_rate``,
+            ``channel_mlp``.
     """
 
     def __init__(
         self,
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
-        patch_size: int = 4,
-        embed_dim: int = 64,
-        depths: tuple[int, int, int, int] = (2, 2, 6, 2),
         num_filters: int = 4,
         reduction: int = 4,
-        mlp_ratio: float = 4.0,
-        drop_path_rate: float = 0.1,
-        channel_mlp: ChannelMLP = CONVENTIONAL,
+        **kwargs: Any,
     ):
-        super().__init__()
-        name = "DynamicSpectrumMixer"
-        require_positive(name, patch_size=patch_size, embed_dim=embed_dim, num_filters=num_filters)
-        require_positive(name, reduction=reduction)
-        channels, height, width, num_classes = classification_shapes(name, input_shape, output_shape)
-        if len(depths) != 4:
-            raise ConfigError(f"{name} has 4 stages: depths needs 4 block counts, got {tuple(depths)}")
-        require_divisible(
-            name, height, width, 8 * patch_size, f"patch size {patch_size} × 3 downsamplings by 2"
+        require_positive("DynamicSpectrumMixer", num_filters=num_filters, reduction=reduction)
+        super().__init__(input_shape, output_shape, **kwargs)
+        channels, height, width = self.input_shape
+        dims, patch = self.dims, self.patch_size
+        self.stem = Downsample(channels, dims[0], patch, channels_first_input=True)
+        side_h, side_w = height // patch, width // patch  # the token grid of the first stage
+        self.stages = self.build_stages(
+            lambda i, rate: SpectrumBlock(
+                dims[i],
+                side_h // 2**i,
+                side_w // 2**i,
+                num_filters,
+                reduction,
+                self.mlp_ratio,
+                rate,
+                self.channel_mlp,
+            ),  # fmt: skip
+            lambda i: Downsample(dims[i], dims[i + 1], 2),
         )
-        self.input_shape = (channels, height, width)
-        dims = [embed_dim * 2**i for i in range(4)]
-        total = sum(depths)
-        rates = [drop_path_rate * k / max(total - 1, 1) for k in range(total)]
-        self.stem = Downsample(channels, dims[0], patch_size, channels_first_input=True)
-        stages, grid = [], (height // patch_size, width // patch_size)
-        for i in range(4):
-            blocks = [
-                SpectrumBlock(
-                    dims[i], *grid, num_filters, reduction, mlp_ratio, rates[sum(depths[:i]) + j], channel_mlp
-                )
-                for j in range(depths[i])
-            ]
-            if i < 3:
-                blocks.append(Downsample(dims[i], dims[i + 1], 2))
-                grid = (grid[0] // 2, grid[1] // 2)
-            stages.append(nn.Sequential(*blocks))
-        self.stages = nn.Sequential(*stages)
         self.norm = nn.LayerNorm(dims[3])
-        self.head = nn.Linear(dims[3], num_classes)
+        self.head = nn.Linear(dims[3], self.num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_batch("DynamicSpectrumMixer", x, self.input_shape)
-        x = self.stages(self.stem(x))
-        return self.head(self.norm(x).mean(dim=(1, 2)))
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.stages(self.stem(x))).mean(dim=(1, 2))

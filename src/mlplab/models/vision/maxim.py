@@ -47,8 +47,9 @@ multi-scale loss (``forward_all``), so under the task's single-output loss they 
 Sizes: at level ``i`` the map is ``H/2^i``; it must be divisible by the block size and by the grid size
 of that level (``*_hr`` for the first ``high_res_stages`` levels, ``block_size_lr`` below them and at the
 bottleneck, ``H/2^depth``). The spatial gating layers hold ``b² × b²`` and ``g² × g²`` maps, so the
-parameter count does not depend on the image size. Official variants: ``S-1/2/3`` (``features=32``) and
-``M-1/2/3`` (``features=64``) with ``depth=3, num_groups=2, num_bottleneck_blocks=2`` and 1/2/3 stages;
+parameter count does not depend on the image size. Official variants: ``S-1/2/3`` (``features=32``, here
+``embed_dim``) and ``M-1/2/3`` (``features=64``) with ``depth=3, num_groups=2, num_bottleneck_blocks=2``
+and 1/2/3 stages;
 MAXIM-2S and -3S of the paper use 3 supervision scales.
 
 Shapes: ``(B, C, h, w) -> (B, H, W, C) -> UNet stages -> (B, C, H, W)``.
@@ -62,6 +63,7 @@ from timm.layers import Mlp
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
+from mlplab.models.registry import Variant, register_family
 from mlplab.models.vision.common import CONVENTIONAL, check_batch, image_shape, size_text
 from mlplab.nn import ChannelMLP
 
@@ -535,13 +537,56 @@ class MaximStage(nn.Module):
         return outputs, {"encs": encs, "decs": decs, "sam": sams}
 
 
+MAXIM_SIZE = ((3, 256, 256), (3, 256, 256))
+MAXIM_CODE = "the official code's own count (google-research/maxim, maxim/models/maxim.py, Model())"
+
+
+def _maxim(features: int, stages: int, params: int, scales: int = 1, precision: int = 1) -> Variant:
+    """An official variant (``depth=3, num_groups=2, num_bottleneck_blocks=2``) and its count."""
+    args = {"embed_dim": features, "depth": 3, "num_stages": stages, "num_groups": 2,
+            "num_bottleneck_blocks": 2, "num_supervision_scales": scales, "block_size_hr": (16, 16),
+            "grid_size_hr": (16, 16), "block_size_lr": (8, 8)}  # fmt: skip
+    source = MAXIM_CODE if scales == 1 else f"MAXIM-{stages}S in the paper's Table 1 and the official README"
+    return Variant(args, params, precision, MAXIM_SIZE, source=source)
+
+
+@register_family(
+    domains=("image_restoration",),
+    channel_mlps=("conventional", "hourglass", "moe"),
+    variants={
+        "tiny": Variant(
+            {
+                "embed_dim": 8,
+                "depth": 2,
+                "num_stages": 2,
+                "num_groups": 1,
+                "num_bottleneck_blocks": 1,
+                "num_supervision_scales": 1,
+                "block_size_hr": (4, 4),
+                "grid_size_hr": (4, 4),
+                "block_size_lr": (2, 2),
+                "channels_reduction": 1,
+            }
+        ),
+        "S-1": _maxim(32, 1, 6_108_515),
+        "S-2": _maxim(32, 2, 13_353_830),
+        "S-3": _maxim(32, 3, 20_599_145),
+        "M-1": _maxim(64, 1, 19_361_219),
+        # the paper's 14.1M and 22.2M (3 supervision scales) are 0.5% and 0.06% below these layers'
+        # 14,176,178 and 22,212,795, whose S/M counts above match the official code exactly
+        "2S": _maxim(32, 2, 14_100_000, scales=3, precision=200_000),
+        "3S": _maxim(32, 3, 22_200_000, scales=3, precision=200_000),
+    },
+    renamed={"features": "embed_dim"},
+    source="own, following the official JAX code",
+)
 class MAXIM(nn.Module):
     """MAXIM restoration backbone (see the module docstring); the default is the official ``S-2``.
 
     Args:
         input_shape: ``(C, h, w)`` of the degraded images; filled in by the task.
         output_shape: ``(C, H, W)`` of the restored images; ``H/h = W/w`` must be an integer ≥ 1.
-        features: Width of the first level (then 2×, 4×, ...).
+        embed_dim: Width of the first level (then 2×, 4×, ...; the official ``features``).
         depth: Number of encoder/decoder levels.
         num_stages: Number of UNet stages.
         num_groups: (MAB, RCAB) pairs per encoder/decoder block and (MAB, RDCAB) pairs per bottleneck block.
@@ -564,7 +609,7 @@ class MAXIM(nn.Module):
         self,
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
-        features: int = 32,
+        embed_dim: int = 32,
         depth: int = 3,
         num_stages: int = 2,
         num_groups: int = 2,
@@ -584,7 +629,7 @@ class MAXIM(nn.Module):
     ):
         super().__init__()
         name = "MAXIM"
-        require_positive(name, features=features, depth=depth, num_stages=num_stages, num_groups=num_groups)
+        require_positive(name, embed_dim=embed_dim, depth=depth, num_stages=num_stages, num_groups=num_groups)
         require_positive(name, num_supervision_scales=num_supervision_scales)
         channels, height, width = image_shape(name, input_shape)
         out_channels, out_height, out_width = image_shape(name, output_shape)
@@ -624,7 +669,7 @@ class MAXIM(nn.Module):
                     )
         settings = {
             "depth": depth,
-            "features": features,
+            "features": embed_dim,
             "num_supervision_scales": num_supervision_scales,
             "sizes": sizes,
             "block_size_lr": tuple(block_size_lr),

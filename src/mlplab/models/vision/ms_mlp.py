@@ -30,12 +30,15 @@ Shapes: ``(B, C, H, W) -> (B, D, H/p, W/p) -> ... -> (B, 8D, H/8p, W/8p) -> (B, 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from timm.layers import DropPath, trunc_normal_
 from torch import nn
 
-from mlplab.errors import ConfigError, require_positive
-from mlplab.models.vision.common import CONVENTIONAL, check_batch, classification_shapes, require_divisible
+from mlplab.errors import ConfigError
+from mlplab.models.registry import BlockLayout, Variant, register_family
+from mlplab.models.vision.common import CONVENTIONAL, IMAGENET, FourStagePatchClassifier
 from mlplab.nn import ChannelMLP
 
 TINY_MIX_SIZE = ((1, 1, 3, 5, 7), (1, 3, 3, 5, 7), (1, 5, 5, 5, 7), (1, 7, 7, 7, 7))
@@ -120,81 +123,87 @@ class MixShiftBlock(nn.Module):
         return x + self.drop_path(y.permute(0, 3, 1, 2))
 
 
-class MSMLP(nn.Module):
+@register_family(
+    domains=("image_classification",),
+    channel_mlps=("conventional", "hourglass", "moe"),
+    variants={
+        "tiny": Variant(
+            {
+                "embed_dim": 10,
+                "depths": (1, 1, 1, 1),
+                "drop_path_rate": 0.0,
+                "layer_scale_init_value": 0.1,
+                "patch_size": 2,
+            }
+        ),
+        "T": Variant(
+            {
+                "patch_size": 4,
+                "embed_dim": 96,
+                "depths": (3, 3, 9, 3),
+                "shift_dist": (-2, -1, 0, 1, 2),
+                "mix_size": TINY_MIX_SIZE,
+            },
+            params=28_656_232,
+            shapes=IMAGENET,
+            source="the official code's MS-MLP-T (the paper's \"28M\" truncates it, Table 1)",
+        ),
+    },
+    # the shift-and-mix of a block is not a residual branch of its own: only the channel MLP is
+    blocks=BlockLayout(MixShiftBlock, mlp=("mlp",)),
+    source="own, following the official code",
+)
+class MSMLP(FourStagePatchClassifier):
     """MS-MLP image classifier (see the module docstring).
 
     Args:
         input_shape: ``(C, H, W)`` of the images; filled in from the data.
         output_shape: ``(num_classes,)``; filled in from the data.
-        patch_size: Stride p of the patch embedding; the image size must be divisible by ``8p``.
         embed_dim: Width D of the first stage (then 2D, 4D, 8D).
         depths: Blocks in each of the 4 stages.
         shift_dist: Shift of each channel group (5 groups: -2..2 in the paper).
         mix_size: Depthwise kernel of each group, one tuple per stage.
-        mlp_ratio: Hidden width of the conventional channel MLP as a multiple of the stage width.
-        drop_path_rate: Stochastic depth rate, increasing linearly from 0 over the blocks.
         layer_scale_init_value: Initial LayerScale of every block.
-        channel_mlp: The channel MLP of every block: conventional or hourglass.
+        **kwargs: The arguments of :class:`~mlplab.models.vision.common.FourStagePatchClassifier`:
+            ``patch_size``, ``mlp_ratio``, ``drop_path_rate``, ``channel_mlp``.
     """
 
     def __init__(
         self,
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
-        patch_size: int = 4,
         embed_dim: int = 96,
         depths: tuple[int, int, int, int] = (3, 3, 9, 3),
         shift_dist: tuple[int, ...] = (-2, -1, 0, 1, 2),
         mix_size: tuple[tuple[int, ...], ...] = TINY_MIX_SIZE,
-        mlp_ratio: float = 4.0,
-        drop_path_rate: float = 0.1,
         layer_scale_init_value: float = 1e-6,
-        channel_mlp: ChannelMLP = CONVENTIONAL,
+        **kwargs: Any,
     ):
-        super().__init__()
-        require_positive("MSMLP", patch_size=patch_size, embed_dim=embed_dim)
-        channels, height, width, num_classes = classification_shapes("MSMLP", input_shape, output_shape)
-        if len(depths) != 4 or len(mix_size) != 4:
-            raise ConfigError(
-                "MSMLP has 4 stages: depths and mix_size need 4 entries, "
-                f"got {len(depths)} and {len(mix_size)}"
-            )
+        if len(mix_size) != 4:
+            raise ConfigError(f"MSMLP has 4 stages: mix_size needs 4 entries, got {len(mix_size)}")
         for kernels in mix_size:
             if len(kernels) != len(shift_dist) or any(k % 2 == 0 or k < 1 for k in kernels):
                 raise ConfigError(
                     f"MSMLP: every mix_size entry needs one odd kernel per shift ({len(shift_dist)}), "
                     f"got {tuple(kernels)}"
                 )
-        require_divisible(
-            "MSMLP", height, width, 8 * patch_size, f"patch size {patch_size} × 3 downsamplings by 2"
+        super().__init__(input_shape, output_shape, embed_dim=embed_dim, depths=depths, **kwargs)
+        dims = self.dims
+        self.patch_embed = ConvEmbed(self.input_shape[0], dims[0], self.patch_size)
+        self.stages = self.build_stages(
+            lambda i, rate: MixShiftBlock(
+                dims[i],
+                shift_dist,
+                mix_size[i],
+                self.mlp_ratio,
+                rate,
+                layer_scale_init_value,
+                self.channel_mlp,
+            ),
+            lambda i: ConvEmbed(dims[i], dims[i + 1], 2),
         )
-        self.input_shape = (channels, height, width)
-        dims = [embed_dim * 2**i for i in range(4)]
-        total = sum(depths)
-        rates = [
-            drop_path_rate * k / max(total - 1, 1) for k in range(total)
-        ]  # torch.linspace(0, rate, total)
-        self.patch_embed = ConvEmbed(channels, dims[0], patch_size)
-        stages = []
-        for i in range(4):
-            blocks = [
-                MixShiftBlock(
-                    dims[i],
-                    shift_dist,
-                    mix_size[i],
-                    mlp_ratio,
-                    rates[sum(depths[:i]) + j],
-                    layer_scale_init_value,
-                    channel_mlp,
-                )
-                for j in range(depths[i])
-            ]
-            if i < 3:
-                blocks.append(ConvEmbed(dims[i], dims[i + 1], 2))
-            stages.append(nn.Sequential(*blocks))
-        self.stages = nn.Sequential(*stages)
         self.norm = nn.LayerNorm(dims[3], eps=1e-6)
-        self.head = nn.Linear(dims[3], num_classes)
+        self.head = nn.Linear(dims[3], self.num_classes)
         self.apply(self._init_weights)
 
     @staticmethod
@@ -204,7 +213,5 @@ class MSMLP(nn.Module):
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_batch("MSMLP", x, self.input_shape)
-        x = self.stages(self.patch_embed(x))
-        return self.head(self.norm(x.mean(dim=(2, 3))))
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.stages(self.patch_embed(x)).mean(dim=(2, 3)))

@@ -19,20 +19,22 @@ one image size.
 ``channel_mlp`` (conventional or hourglass) is used for both channel MLPs of a block: the outer FFN and
 the inner Mixer block's channel MLP.
 
-CIFAR-10 protocol of the paper (its ``train.py``): 32×32, patch 4, ``d_model=256``, ``d_ffn=512``,
-4 blocks, dropout 0.5, Adam at 1e-3, batch 128, 100 epochs, no augmentation.
+CIFAR-10 protocol of the paper: that of :class:`~mlplab.models.vision.common.IsotropicPatchClassifier`
+(variant ``cifar10``).
 
 Shapes: ``(B, C, H, W) -> (B, N, d_model) -> (B, d_model) -> (B, num_classes)``.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
-from timm.layers import Mlp, PatchEmbed
+from timm.layers import Mlp
 from torch import nn
 
-from mlplab.errors import require_positive
-from mlplab.models.vision.common import CONVENTIONAL, check_batch, classification_shapes, require_divisible
+from mlplab.models.registry import BlockLayout, Variant, register_family
+from mlplab.models.vision.common import CIFAR10, CONVENTIONAL, IsotropicPatchClassifier
 from mlplab.nn import ChannelMLP
 
 
@@ -91,46 +93,38 @@ class NiNBlock(nn.Module):
         return x + self.ffn(self.norm(x))
 
 
-class NiNformer(nn.Module):
+@register_family(
+    domains=("image_classification",),
+    channel_mlps=("conventional", "hourglass", "moe"),
+    variants={
+        "tiny": Variant(IsotropicPatchClassifier.tiny_args),
+        "cifar10": Variant(
+            IsotropicPatchClassifier.cifar10_args,
+            params=2_652_170,
+            shapes=CIFAR10,
+            source="the official code built with its train.py's CIFAR-10 configuration",
+        ),
+    },
+    blocks=BlockLayout(NiNBlock, mixer=("gate",), mlp=("ffn",)),
+    renamed={"d_model": "embed_dim", "d_ffn": "mlp_dim", "num_layers": "depth"},
+    source="own, following the official code",
+)
+class NiNformer(IsotropicPatchClassifier):
     """NiNformer image classifier (see the module docstring).
+
+    Every MLP (token, channel and FFN) has ``mlp_dim`` hidden units; ``channel_mlp`` sets both channel
+    MLPs of a block.
 
     Args:
         input_shape: ``(C, H, W)`` of the images; filled in from the data.
         output_shape: ``(num_classes,)``; filled in from the data.
-        patch_size: Side of the square patches; must divide the image size.
-        d_model: Token width.
-        d_ffn: Hidden width of every MLP (token, channel and FFN).
-        num_layers: Number of blocks.
-        dropout: Dropout inside the MLPs (0.5 in the official ``train.py``).
-        channel_mlp: The channel MLPs of every block: conventional or hourglass.
+        **kwargs: The arguments of :class:`~mlplab.models.vision.common.IsotropicPatchClassifier`:
+            ``patch_size``, ``embed_dim``, ``mlp_dim``, ``depth``, ``dropout``, ``channel_mlp``.
     """
 
-    def __init__(
-        self,
-        input_shape: tuple[int, ...],
-        output_shape: tuple[int, ...],
-        patch_size: int = 4,
-        d_model: int = 256,
-        d_ffn: int = 512,
-        num_layers: int = 4,
-        dropout: float = 0.5,
-        channel_mlp: ChannelMLP = CONVENTIONAL,
-    ):
-        super().__init__()
-        require_positive(
-            "NiNformer", patch_size=patch_size, d_model=d_model, d_ffn=d_ffn, num_layers=num_layers
+    def __init__(self, input_shape: tuple[int, ...], output_shape: tuple[int, ...], **kwargs: Any):
+        super().__init__(input_shape, output_shape, **kwargs)
+        self.set_blocks(
+            NiNBlock(self.embed_dim, self.num_tokens, self.mlp_dim, self.dropout_rate, self.channel_mlp)
+            for _ in range(self.depth)
         )
-        channels, height, width, num_classes = classification_shapes("NiNformer", input_shape, output_shape)
-        require_divisible("NiNformer", height, width, patch_size, f"patch size {patch_size}")
-        self.input_shape = (channels, height, width)
-        self.patch_embed = PatchEmbed((height, width), patch_size, channels, d_model)
-        num_tokens = self.patch_embed.num_patches
-        self.blocks = nn.Sequential(
-            *(NiNBlock(d_model, num_tokens, d_ffn, dropout, channel_mlp) for _ in range(num_layers))
-        )
-        self.head = nn.Linear(d_model, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_batch("NiNformer", x, self.input_shape)
-        tokens = self.blocks(self.patch_embed(x))
-        return self.head(tokens.mean(dim=1))

@@ -42,7 +42,8 @@ from timm.layers import DropPath, Mlp
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
-from mlplab.models.vision.common import CONVENTIONAL, check_batch, classification_shapes, require_divisible
+from mlplab.models.registry import BlockLayout, Variant, register_family
+from mlplab.models.vision.common import CONVENTIONAL, IMAGENET, PatchClassifier
 from mlplab.nn import ChannelMLP
 
 
@@ -87,8 +88,8 @@ class RaftBlock(nn.Module):
         height: Rows h of the token grid.
         width: Columns w of the token grid.
         raft_size: Channels per raft r.
-        token_expansion: Hidden width of the token MLPs as a multiple of their input.
-        channel_expansion: Hidden width of the conventional channel MLP as a multiple of C.
+        token_mlp_ratio: Hidden width of the token MLPs as a multiple of their input.
+        mlp_ratio: Hidden width of the conventional channel MLP as a multiple of C.
         dropout: Dropout inside the MLPs.
         drop_path: Stochastic depth rate of each of the three branches.
         channel_mlp: Conventional or hourglass channel MLP.
@@ -100,8 +101,8 @@ class RaftBlock(nn.Module):
         height: int,
         width: int,
         raft_size: int,
-        token_expansion: int = 2,
-        channel_expansion: int = 4,
+        token_mlp_ratio: float = 2.0,
+        mlp_ratio: float = 4.0,
         dropout: float = 0.0,
         drop_path: float = 0.0,
         channel_mlp: ChannelMLP = CONVENTIONAL,
@@ -109,11 +110,11 @@ class RaftBlock(nn.Module):
         super().__init__()
         self.raft_size = raft_size
         self.norm_vertical = nn.LayerNorm(dim)
-        self.mix_vertical = Mlp(raft_size * height, token_expansion * raft_size * height, drop=dropout)
+        self.mix_vertical = Mlp(raft_size * height, int(token_mlp_ratio * raft_size * height), drop=dropout)
         self.norm_horizontal = nn.LayerNorm(dim)
-        self.mix_horizontal = Mlp(raft_size * width, token_expansion * raft_size * width, drop=dropout)
+        self.mix_horizontal = Mlp(raft_size * width, int(token_mlp_ratio * raft_size * width), drop=dropout)
         self.norm_channels = nn.LayerNorm(dim)
-        self.mix_channels = channel_mlp.build(dim, channel_expansion * dim, drop=dropout)
+        self.mix_channels = channel_mlp.build(dim, int(mlp_ratio * dim), drop=dropout)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def vertical(self, x: torch.Tensor) -> torch.Tensor:
@@ -162,7 +163,37 @@ class RaftLevel(nn.Module):
         return self.blocks(self.embed(x))
 
 
-class RaftMLP(nn.Module):
+@register_family(
+    domains=("image_classification",),
+    channel_mlps=("conventional", "hourglass", "moe"),
+    variants={
+        "tiny": Variant(
+            {
+                "dims": (8, 16),
+                "depths": (1, 1),
+                "patch_sizes": (4, 2),
+                "embedding_kernels": ((4, 8), (2, 4)),
+                "drop_path_rate": 0.0,
+            }
+        ),
+        "S": Variant(
+            {
+                "dims": (64, 128, 256, 512),
+                "depths": (2, 2, 6, 2),
+                "patch_sizes": (4, 2, 2, 2),
+                "embedding_kernels": ((4, 8), (2, 4), (2, 4), (2,)),
+                "raft_size": 2,
+            },
+            params=9_868_768,
+            shapes=IMAGENET,
+            source="the official code's RaftMLP-S (the paper's 9.9M, Table 2)",
+        ),
+    },
+    blocks=BlockLayout(RaftBlock, mixer=("mix_vertical", "mix_horizontal"), mlp=("mix_channels",)),
+    renamed={"token_expansion": "token_mlp_ratio", "channel_expansion": "mlp_ratio"},
+    source="own, following the official code",
+)
+class RaftMLP(PatchClassifier):
     """RaftMLP image classifier (see the module docstring).
 
     Args:
@@ -173,8 +204,9 @@ class RaftMLP(nn.Module):
         patch_sizes: Stride of each level's embedding; their product must divide the image size.
         embedding_kernels: Patch sizes of each level's cross-scale embedding (the first equals its stride).
         raft_size: Channels per raft r (divides every width).
-        token_expansion: Hidden width of the token MLPs as a multiple of their input.
-        channel_expansion: Hidden width of the conventional channel MLP as a multiple of the width.
+        token_mlp_ratio: Hidden width of the token MLPs as a multiple of their input (token expansion).
+        mlp_ratio: Hidden width of the conventional channel MLP as a multiple of the width (channel
+            expansion).
         dropout: Dropout inside the MLPs.
         drop_path_rate: Stochastic depth rate of every branch (the same throughout, as the official code).
         channel_mlp: The channel MLP of every block: conventional or hourglass.
@@ -189,33 +221,35 @@ class RaftMLP(nn.Module):
         patch_sizes: tuple[int, ...] = (4, 2, 2, 2),
         embedding_kernels: tuple[tuple[int, ...], ...] = ((4, 8), (2, 4), (2, 4), (2,)),
         raft_size: int = 2,
-        token_expansion: int = 2,
-        channel_expansion: int = 4,
+        token_mlp_ratio: float = 2.0,
+        mlp_ratio: float = 4.0,
         dropout: float = 0.0,
         drop_path_rate: float = 0.1,
         channel_mlp: ChannelMLP = CONVENTIONAL,
     ):
-        super().__init__()
         name = "RaftMLP"
-        channels, height, width, num_classes = classification_shapes(name, input_shape, output_shape)
         if not (len(dims) == len(depths) == len(patch_sizes) == len(embedding_kernels)) or not dims:
             raise ConfigError(
                 f"{name}: dims, depths, patch_sizes and embedding_kernels need one entry per level, got "
                 f"{len(dims)}, {len(depths)}, {len(patch_sizes)} and {len(embedding_kernels)}"
             )
-        require_positive(name, raft_size=raft_size, token_expansion=token_expansion)
+        require_positive(name, raft_size=raft_size)
+        if token_mlp_ratio <= 0 or mlp_ratio <= 0:
+            raise ConfigError(
+                f"{name}: token_mlp_ratio and mlp_ratio must be positive, got {token_mlp_ratio}, {mlp_ratio}"
+            )
         for dim in dims:
             if dim % raft_size:
                 raise ConfigError(
                     f"{name}: every width must be divisible by raft_size {raft_size}, got {tuple(dims)}"
                 )
-        stride = math.prod(patch_sizes)
-        require_divisible(name, height, width, stride, f"the product of the patch sizes {tuple(patch_sizes)}")
-        self.input_shape = (channels, height, width)
+        stride_text = f"the product of the patch sizes {tuple(patch_sizes)}"
+        super().__init__(input_shape, output_shape, math.prod(patch_sizes), stride_text=stride_text)
+        channels, height, width = self.input_shape
         block_args = {
             "raft_size": raft_size,
-            "token_expansion": token_expansion,
-            "channel_expansion": channel_expansion,
+            "token_mlp_ratio": token_mlp_ratio,
+            "mlp_ratio": mlp_ratio,
             "dropout": dropout,
             "drop_path": drop_path_rate,
             "channel_mlp": channel_mlp,
@@ -227,10 +261,9 @@ class RaftMLP(nn.Module):
             in_channels = dim
         self.levels = nn.ModuleList(levels)
         self.norm = nn.LayerNorm(dims[-1])
-        self.head = nn.Linear(dims[-1], num_classes)
+        self.head = nn.Linear(dims[-1], self.num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_batch("RaftMLP", x, self.input_shape)
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         for i, level in enumerate(self.levels):
             x = level(x if i == 0 else x.permute(0, 3, 1, 2))
-        return self.head(self.norm(x).mean(dim=(1, 2)))
+        return self.norm(x).mean(dim=(1, 2))

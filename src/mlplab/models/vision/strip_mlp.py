@@ -36,20 +36,23 @@ Following the official code (where it is more specific than the paper): ``C1`` i
 width is a multiple of 80 and 4 otherwise (so ``G = C / (2·C1)``); the drop-path rate is the same in
 every block (0.1); images must be square. Strip MLP layers hold ``W × W`` maps, so the network is built
 for one image size, which must be divisible by ``8p``. Strip-MLP-T* (the smallest published ImageNet
-model) is ``D = 80, layers = (2, 2, 6, 2), alpha = 3``.
+model) is ``D = 80, layers = (2, 2, 6, 2), alpha = 3`` (here ``embed_dim``, ``depths``, ``mlp_ratio``).
 
 Shapes: ``(B, C, H, W) -> (B, D, R, R) -> ... -> (B, 8D, R/8, R/8) -> (B, 8D) -> (B, num_classes)``.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from timm.layers import DropPath, GlobalResponseNormMlp, Mlp, trunc_normal_
 from torch import nn
 
-from mlplab.errors import ConfigError, require_positive
-from mlplab.models.vision.common import CONVENTIONAL, check_batch, classification_shapes, require_divisible
+from mlplab.errors import ConfigError
+from mlplab.models.registry import BlockLayout, Variant, register_family
+from mlplab.models.vision.common import CONVENTIONAL, IMAGENET, FourStagePatchClassifier
 from mlplab.nn import ChannelMLP
 
 
@@ -154,18 +157,18 @@ class ChannelMixing(nn.Module):
 
     Args:
         channels: Block width C.
-        alpha: Hidden width of the channel MLP as a multiple of C.
+        mlp_ratio: Hidden width of the channel MLP as a multiple of C (the paper's alpha).
         channel_mlp: Conventional (official, with GRN) or hourglass.
     """
 
-    def __init__(self, channels: int, alpha: int, channel_mlp: ChannelMLP = CONVENTIONAL):
+    def __init__(self, channels: int, mlp_ratio: float, channel_mlp: ChannelMLP = CONVENTIONAL):
         super().__init__()
         self.spatial = nn.Conv2d(channels, channels, 7, padding=3, groups=channels, bias=False)
         self.norm = nn.LayerNorm(channels)
         if channel_mlp.kind == "conventional":
-            self.mlp = GlobalResponseNormMlp(channels, alpha * channels)
+            self.mlp = GlobalResponseNormMlp(channels, int(mlp_ratio * channels))
         else:
-            self.mlp = channel_mlp.build(channels, alpha * channels)
+            self.mlp = channel_mlp.build(channels, int(mlp_ratio * channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm(self.spatial(x).permute(0, 2, 3, 1))
@@ -178,17 +181,22 @@ class StripBlock(nn.Module):
     Args:
         channels: Block width C.
         size: Side S of the square feature map.
-        alpha: Channel MLP ratio.
+        mlp_ratio: Channel MLP ratio (alpha).
         drop_path: Stochastic depth rate.
         channel_mlp: Conventional or hourglass channel MLP.
     """
 
     def __init__(
-        self, channels: int, size: int, alpha: int, drop_path: float, channel_mlp: ChannelMLP = CONVENTIONAL
+        self,
+        channels: int,
+        size: int,
+        mlp_ratio: float,
+        drop_path: float,
+        channel_mlp: ChannelMLP = CONVENTIONAL,
     ):
         super().__init__()
         self.token_mixing = StripMixing(channels, size)
-        self.channel_mixing = ChannelMixing(channels, alpha, channel_mlp)
+        self.channel_mixing = ChannelMixing(channels, mlp_ratio, channel_mlp)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -196,51 +204,62 @@ class StripBlock(nn.Module):
         return x + self.drop_path(self.channel_mixing(x))
 
 
-class StripMLP(nn.Module):
+@register_family(
+    domains=("image_classification",),
+    channel_mlps=("conventional", "hourglass", "moe"),
+    variants={
+        "tiny": Variant({"embed_dim": 16, "depths": (1, 1, 1, 1), "drop_path_rate": 0.0, "patch_size": 2}),
+        "T*": Variant(
+            {"patch_size": 4, "embed_dim": 80, "depths": (2, 2, 6, 2), "mlp_ratio": 3.0},
+            params=18_243_920,
+            shapes=IMAGENET,
+            source="the official code's StripMLPNet (the paper's \"18M\", Table 2)",
+        ),
+        "T": Variant(
+            {"patch_size": 4, "embed_dim": 80, "depths": (2, 2, 12, 2), "mlp_ratio": 3.0},
+            params=25_000_000,
+            precision=1_000_000,
+            shapes=IMAGENET,
+            source='the paper\'s "25M" (Table 2)',
+        ),
+    },
+    blocks=BlockLayout(StripBlock, mixer=("token_mixing",), mlp=("channel_mixing",)),
+    renamed={"layers": "depths", "alpha": "mlp_ratio"},
+    source="own, following the official code",
+)
+class StripMLP(FourStagePatchClassifier):
     """Strip-MLP image classifier (see the module docstring).
 
     Args:
         input_shape: ``(C, H, W)`` of square images; filled in from the data.
         output_shape: ``(num_classes,)``; filled in from the data.
-        patch_size: Stride p of the patch embedding; the image side must be divisible by ``8p``.
         embed_dim: Width D of the first stage (then 2D, 4D, 8D).
-        layers: Blocks in each of the 4 stages.
-        alpha: Channel MLP ratio.
-        drop_path_rate: Stochastic depth rate of every block (the official code uses 0.1 throughout).
-        channel_mlp: The channel MLP of every block: conventional (official, with GRN) or hourglass.
+        mlp_ratio: Hidden width of the channel MLP as a multiple of the stage width (the paper's alpha).
+        **kwargs: The arguments of :class:`~mlplab.models.vision.common.FourStagePatchClassifier`:
+            ``patch_size``, ``depths`` (the official ``layers``), ``drop_path_rate`` (the same in every
+            block, as the official code), ``channel_mlp`` (conventional: the official one, with GRN).
     """
+
+    #: The official strip layers take square images only.
+    square_only = True
 
     def __init__(
         self,
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
-        patch_size: int = 4,
         embed_dim: int = 80,
-        layers: tuple[int, int, int, int] = (2, 2, 6, 2),
-        alpha: int = 3,
-        drop_path_rate: float = 0.1,
-        channel_mlp: ChannelMLP = CONVENTIONAL,
+        mlp_ratio: float = 3.0,
+        **kwargs: Any,
     ):
-        super().__init__()
-        require_positive("StripMLP", patch_size=patch_size, embed_dim=embed_dim, alpha=alpha)
-        channels, height, width, num_classes = classification_shapes("StripMLP", input_shape, output_shape)
-        if len(layers) != 4:
-            raise ConfigError(f"StripMLP has 4 stages: layers needs 4 block counts, got {tuple(layers)}")
-        if height != width:
-            raise ConfigError(
-                f"StripMLP needs square images (the official strip layers do), got {height}×{width}"
-            )
-        require_divisible(
-            "StripMLP", height, width, 8 * patch_size, f"patch size {patch_size} × 3 downsamplings by 2"
-        )
-        self.input_shape = (channels, height, width)
-        size, dims = height // patch_size, [embed_dim * 2**i for i in range(4)]
-        self.patch_embed = nn.Conv2d(channels, dims[0], patch_size, patch_size, bias=False)
+        super().__init__(input_shape, output_shape, embed_dim=embed_dim, mlp_ratio=mlp_ratio, **kwargs)
+        channels, height, _ = self.input_shape
+        size, dims = height // self.patch_size, self.dims
+        self.patch_embed = nn.Conv2d(channels, dims[0], self.patch_size, self.patch_size, bias=False)
         self.stages = nn.ModuleList(
             nn.Sequential(
                 *(
-                    StripBlock(dims[i], size // 2**i, alpha, drop_path_rate, channel_mlp)
-                    for _ in range(layers[i])
+                    StripBlock(dims[i], size // 2**i, mlp_ratio, self.drop_path_rate, self.channel_mlp)
+                    for _ in range(self.depths[i])
                 )
             )
             for i in range(4)
@@ -251,10 +270,9 @@ class StripMLP(nn.Module):
         self.skip_1_to_4 = nn.Conv2d(dims[2], dims[3], 2, 2, groups=dims[2], bias=False)
         self.skip_2_to_4 = nn.Conv2d(dims[2], dims[3], 2, 2, groups=dims[2], bias=False)
         self.norm = nn.BatchNorm2d(dims[3])
-        self.head = nn.Linear(dims[3], num_classes)
+        self.head = nn.Linear(dims[3], self.num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_batch("StripMLP", x, self.input_shape)
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stages[0](self.patch_embed(x))
         x = self.merges[0](x)
         from_1_at_3 = self.skip_1_to_3(x)
@@ -263,4 +281,4 @@ class StripMLP(nn.Module):
         from_2_at_4 = self.skip_2_to_4(x)
         x = self.merges[2](self.stages[2](x + from_1_at_3))
         x = self.stages[3](x + from_1_at_4 + from_2_at_4)
-        return self.head(self.norm(x).mean(dim=(2, 3)))
+        return self.norm(x).mean(dim=(2, 3))

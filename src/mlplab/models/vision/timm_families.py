@@ -34,22 +34,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import torch
 from timm.layers import GatedMlp, trunc_normal_
+from timm.models.convit import Block as ConViTBlock
 from timm.models.convit import ConVit as TimmConVit
-from timm.models.metaformer import GroupNorm1, MetaFormer, Pooling
+from timm.models.metaformer import GroupNorm1, MetaFormer, MetaFormerBlock, Pooling
 from timm.models.mlp_mixer import Affine, MixerBlock, ResBlock, SpatialGatingBlock
 from timm.models.mlp_mixer import MlpMixer as TimmMlpMixer
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
-from mlplab.models.vision.common import CONVENTIONAL, check_batch, classification_shapes, require_divisible
+from mlplab.models.registry import BlockLayout, Variant, register_family
+from mlplab.models.vision.common import CONVENTIONAL, IMAGENET, PatchClassifier
 from mlplab.nn import ChannelMLP
 
+#: timm's ImageNet-1k parameter counts (pytorch-image-models, results/results-imagenet.csv, param_count).
+TIMM_RESULTS = "timm's results-imagenet.csv (param_count, to 0.01M)"
 
-class TimmClassifier(nn.Module):
-    """Base of the wrappers: holds timm's network as ``self.model`` and checks every batch's shape.
+
+class TimmClassifier(PatchClassifier):
+    """Base of the wrappers: holds timm's network as ``self.model`` (its features and head are timm's).
 
     Args:
         input_shape: ``(C, H, W)`` of the images.
@@ -61,35 +67,70 @@ class TimmClassifier(nn.Module):
     square_only = False
 
     def __init__(self, input_shape: tuple[int, ...], output_shape: tuple[int, ...], patch_size: int):
-        super().__init__()
-        name = type(self).__name__
-        require_positive(name, patch_size=patch_size)
-        channels, height, width, num_classes = classification_shapes(name, input_shape, output_shape)
-        require_divisible(name, height, width, patch_size, f"patch size {patch_size}")
-        if self.square_only and height != width:
-            raise ConfigError(f"{name}: timm builds this network for square images, got {height}×{width}")
-        self.input_shape = (channels, height, width)
-        self.num_classes = num_classes
+        super().__init__(input_shape, output_shape, patch_size, square_only=self.square_only)
         self.patch_size = patch_size
         self.model: nn.Module
 
-    def _timm_mlp_mixer(self, num_blocks: int, embed_dim: int, **kwargs) -> TimmMlpMixer:
-        """Build timm's ``MlpMixer`` for this image size, channels and classes; ``kwargs`` pick the family."""
-        require_positive(type(self).__name__, num_blocks=num_blocks, embed_dim=embed_dim)
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_features(x)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(features)
+
+
+class TimmMixerClassifier(TimmClassifier):
+    """Base of the families built on timm's ``MlpMixer`` network (MLP-Mixer, ResMLP, gMLP).
+
+    Holds the arguments the three share; a family declares its own (and the defaults it wants for
+    ``depth``, ``embed_dim``, ``mlp_ratio``), passes the rest on (``**kwargs``) and ends with
+    :meth:`build_network`, given the network's block settings.
+
+    Args:
+        input_shape: ``(C, H, W)`` of the images; filled in from the data.
+        output_shape: ``(num_classes,)``; filled in from the data.
+        patch_size: Side of the square patches; must divide the image size.
+        depth: Number of blocks (timm's ``num_blocks``).
+        embed_dim: Width of the patch embeddings (channels).
+        mlp_ratio: Hidden width of the channel MLP as a multiple of ``embed_dim``.
+        drop_rate: Dropout before the classifier.
+        proj_drop_rate: Dropout inside the MLPs.
+        drop_path_rate: Stochastic depth rate of every block.
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        output_shape: tuple[int, ...],
+        patch_size: int = 4,
+        depth: int = 8,
+        embed_dim: int = 256,
+        mlp_ratio: float = 4.0,
+        drop_rate: float = 0.0,
+        proj_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+    ):
+        super().__init__(input_shape, output_shape, patch_size)
+        require_positive(type(self).__name__, depth=depth, embed_dim=embed_dim)
+        self.mlp_ratio = mlp_ratio
+        self.network_args = {
+            "num_blocks": depth,
+            "embed_dim": embed_dim,
+            "mlp_ratio": mlp_ratio,
+            "drop_rate": drop_rate,
+            "proj_drop_rate": proj_drop_rate,
+            "drop_path_rate": drop_path_rate,
+        }
+
+    def build_network(self, **block_settings: Any) -> None:
+        """Build timm's ``MlpMixer`` for this image size and classes; ``block_settings`` pick the family."""
         channels, height, width = self.input_shape
-        return TimmMlpMixer(
+        self.model = TimmMlpMixer(
             num_classes=self.num_classes,
             img_size=(height, width),
             in_chans=channels,
             patch_size=self.patch_size,
-            num_blocks=num_blocks,
-            embed_dim=embed_dim,
-            **kwargs,
+            **{**self.network_args, **block_settings},
         )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_batch(type(self).__name__, x, self.input_shape)
-        return self.model(x)
 
 
 def _mixer_block_with(channel_mlp: ChannelMLP) -> Callable[..., MixerBlock]:
@@ -110,146 +151,178 @@ def _mixer_block_with(channel_mlp: ChannelMLP) -> Callable[..., MixerBlock]:
     return block
 
 
-class MlpMixer(TimmClassifier):
+@register_family(
+    domains=("image_classification",),
+    channel_mlps=("conventional", "hourglass", "moe"),
+    variants={
+        "tiny": Variant({"patch_size": 4, "depth": 2, "embed_dim": 32}),
+        "S/16": Variant({"patch_size": 16, "depth": 8, "embed_dim": 512}, shapes=IMAGENET),
+        "B/16": Variant(
+            {"patch_size": 16, "depth": 12, "embed_dim": 768},
+            params=59_880_000,
+            precision=10_000,
+            shapes=IMAGENET,
+            source=f"mixer_b16_224 in {TIMM_RESULTS}",
+        ),
+    },
+    blocks=BlockLayout(MixerBlock, mixer=("mlp_tokens",), mlp=("mlp_channels",)),
+    renamed={"num_blocks": "depth", "channel_mlp_ratio": "mlp_ratio"},
+    source="timm (`mlp_mixer.py`), typed wrapper",
+)
+class MlpMixer(TimmMixerClassifier):
     """MLP-Mixer (timm's ``MlpMixer``): patches, mixer blocks (token MLP, channel MLP), LN, mean, head.
 
-    Mixer-S/16 at 224 px is ``patch_size=16, num_blocks=8, embed_dim=512``; Mixer-B/16
-    ``patch_size=16, num_blocks=12, embed_dim=768``.
+    Mixer-S/16 at 224 px is ``patch_size=16, depth=8, embed_dim=512``; Mixer-B/16
+    ``patch_size=16, depth=12, embed_dim=768`` (variants ``S/16`` and ``B/16``).
 
     Args:
         input_shape: ``(C, H, W)`` of the images; filled in from the data.
         output_shape: ``(num_classes,)``; filled in from the data.
-        patch_size: Side of the square patches; must divide the image size.
-        num_blocks: Number of mixer blocks.
-        embed_dim: Width of the patch embeddings (channels).
         token_mlp_ratio: Hidden width of the token MLP as a multiple of ``embed_dim``.
-        channel_mlp_ratio: Hidden width of the channel MLP as a multiple of ``embed_dim``.
-        drop_rate: Dropout before the classifier.
-        proj_drop_rate: Dropout inside the MLPs.
-        drop_path_rate: Stochastic depth rate of every block.
         stem_norm: Normalise the patch embeddings.
         channel_mlp: The channel MLP of every block: conventional or hourglass.
+        **kwargs: The arguments of :class:`TimmMixerClassifier`: ``patch_size``, ``depth`` (8),
+            ``embed_dim`` (256), ``mlp_ratio`` (4), ``drop_rate``, ``proj_drop_rate``, ``drop_path_rate``.
     """
 
     def __init__(
         self,
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
-        patch_size: int = 4,
-        num_blocks: int = 8,
-        embed_dim: int = 256,
         token_mlp_ratio: float = 0.5,
-        channel_mlp_ratio: float = 4.0,
-        drop_rate: float = 0.0,
-        proj_drop_rate: float = 0.0,
-        drop_path_rate: float = 0.0,
         stem_norm: bool = False,
         channel_mlp: ChannelMLP = CONVENTIONAL,
+        **kwargs: Any,
     ):
-        super().__init__(input_shape, output_shape, patch_size)
-        self.model = self._timm_mlp_mixer(
-            num_blocks,
-            embed_dim,
-            mlp_ratio=(token_mlp_ratio, channel_mlp_ratio),
+        super().__init__(input_shape, output_shape, **kwargs)
+        self.build_network(
+            mlp_ratio=(token_mlp_ratio, self.mlp_ratio),
             block_layer=_mixer_block_with(channel_mlp),
-            drop_rate=drop_rate,
-            proj_drop_rate=proj_drop_rate,
-            drop_path_rate=drop_path_rate,
             stem_norm=stem_norm,
         )
 
 
-class ResMLP(TimmClassifier):
+@register_family(
+    domains=("image_classification",),
+    channel_mlps=("conventional", "hourglass", "moe"),
+    variants={
+        "tiny": Variant({"patch_size": 4, "depth": 2, "embed_dim": 32, "init_values": 0.1}),
+        "S12": Variant(
+            {"patch_size": 16, "depth": 12, "embed_dim": 384},
+            params=15_350_000,
+            precision=10_000,
+            shapes=IMAGENET,
+            source=f"resmlp_12_224 in {TIMM_RESULTS}",
+        ),
+    },
+    blocks=BlockLayout(ResBlock, mixer=("linear_tokens",), mlp=("mlp_channels",)),
+    renamed={"num_blocks": "depth"},
+    source="timm (`mlp_mixer.py`), typed wrapper",
+)
+class ResMLP(TimmMixerClassifier):
     """ResMLP (timm's ``MlpMixer`` with ``ResBlock`` and ``Affine``): linear token mixing, LayerScale.
 
-    ResMLP-S12 at 224 px is ``patch_size=16, num_blocks=12, embed_dim=384``.
+    ResMLP-S12 at 224 px (variant ``S12``) is ``patch_size=16, depth=12, embed_dim=384``.
 
     Args:
         input_shape: ``(C, H, W)`` of the images; filled in from the data.
         output_shape: ``(num_classes,)``; filled in from the data.
-        patch_size: Side of the square patches; must divide the image size.
-        num_blocks: Number of residual blocks.
+        depth: Number of residual blocks (timm's ``num_blocks``).
         embed_dim: Width of the patch embeddings.
-        mlp_ratio: Hidden width of the channel MLP as a multiple of ``embed_dim``.
         init_values: Initial LayerScale (1e-4 for 12 blocks, 1e-5 for 24, 1e-6 for 36 in the paper).
-        drop_rate: Dropout before the classifier.
-        proj_drop_rate: Dropout inside the channel MLPs.
-        drop_path_rate: Stochastic depth rate of every block.
         channel_mlp: The channel MLP of every block: conventional or hourglass.
+        **kwargs: The arguments of :class:`TimmMixerClassifier`: ``patch_size``, ``mlp_ratio`` (4),
+            ``drop_rate``, ``proj_drop_rate``, ``drop_path_rate``.
     """
 
     def __init__(
         self,
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
-        patch_size: int = 4,
-        num_blocks: int = 12,
+        depth: int = 12,
         embed_dim: int = 384,
-        mlp_ratio: float = 4.0,
         init_values: float = 1e-4,
-        drop_rate: float = 0.0,
-        proj_drop_rate: float = 0.0,
-        drop_path_rate: float = 0.0,
         channel_mlp: ChannelMLP = CONVENTIONAL,
+        **kwargs: Any,
     ):
-        super().__init__(input_shape, output_shape, patch_size)
+        super().__init__(input_shape, output_shape, depth=depth, embed_dim=embed_dim, **kwargs)
         extra = {} if channel_mlp.kind == "conventional" else {"mlp_layer": channel_mlp.as_timm_mlp_layer()}
-        self.model = self._timm_mlp_mixer(
-            num_blocks,
-            embed_dim,
-            mlp_ratio=mlp_ratio,
-            block_layer=partial(ResBlock, init_values=init_values),
-            norm_layer=Affine,
-            drop_rate=drop_rate,
-            proj_drop_rate=proj_drop_rate,
-            drop_path_rate=drop_path_rate,
-            **extra,
-        )
+        self.build_network(block_layer=partial(ResBlock, init_values=init_values), norm_layer=Affine, **extra)
 
 
-class GMLP(TimmClassifier):
+@register_family(
+    domains=("image_classification",),
+    variants={
+        "tiny": Variant({"patch_size": 4, "depth": 2, "embed_dim": 32}),
+        "Ti": Variant(
+            {"patch_size": 16, "depth": 30, "embed_dim": 128, "mlp_ratio": 6.0},
+            params=6_000_000,
+            precision=1_000_000,
+            shapes=IMAGENET,
+            source='the paper\'s "6M" (Liu et al. 2021, Table 1)',
+        ),
+        "S": Variant(
+            {"patch_size": 16, "depth": 30, "embed_dim": 256, "mlp_ratio": 6.0},
+            params=19_420_000,
+            precision=10_000,
+            shapes=IMAGENET,
+            source=f"gmlp_s16_224 in {TIMM_RESULTS}",
+        ),
+    },
+    blocks=BlockLayout(SpatialGatingBlock, mlp=("mlp_channels",)),
+    renamed={"num_blocks": "depth"},
+    source="timm (`mlp_mixer.py`), typed wrapper",
+)
+class GMLP(TimmMixerClassifier):
     """gMLP (timm's ``MlpMixer`` with ``SpatialGatingBlock``): channel MLP gated by a spatial linear layer.
 
-    gMLP-Ti / S / B at 224 px: ``patch_size=16, num_blocks=30, mlp_ratio=6`` and ``embed_dim`` 128 / 256
-    / 512. There is no ``channel_mlp`` argument: the spatial gating unit sits inside the channel MLP.
+    gMLP-Ti / S / B at 224 px: ``patch_size=16, depth=30, mlp_ratio=6`` and ``embed_dim`` 128 / 256
+    / 512 (variants ``Ti`` and ``S``). There is no ``channel_mlp`` argument: the spatial gating unit sits
+    inside the channel MLP.
 
     Args:
         input_shape: ``(C, H, W)`` of the images; filled in from the data.
         output_shape: ``(num_classes,)``; filled in from the data.
-        patch_size: Side of the square patches; must divide the image size.
-        num_blocks: Number of gMLP blocks.
+        depth: Number of gMLP blocks (timm's ``num_blocks``).
         embed_dim: Width of the patch embeddings.
         mlp_ratio: Hidden width of the gated channel MLP as a multiple of ``embed_dim``.
-        drop_rate: Dropout before the classifier.
-        proj_drop_rate: Dropout inside the MLPs.
-        drop_path_rate: Stochastic depth rate of every block.
+        **kwargs: The arguments of :class:`TimmMixerClassifier`: ``patch_size``, ``drop_rate``,
+            ``proj_drop_rate``, ``drop_path_rate``.
     """
 
     def __init__(
         self,
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
-        patch_size: int = 4,
-        num_blocks: int = 30,
+        depth: int = 30,
         embed_dim: int = 128,
         mlp_ratio: float = 6.0,
-        drop_rate: float = 0.0,
-        proj_drop_rate: float = 0.0,
-        drop_path_rate: float = 0.0,
+        **kwargs: Any,
     ):
-        super().__init__(input_shape, output_shape, patch_size)
-        self.model = self._timm_mlp_mixer(
-            num_blocks,
-            embed_dim,
-            mlp_ratio=mlp_ratio,
-            block_layer=SpatialGatingBlock,
-            mlp_layer=GatedMlp,
-            drop_rate=drop_rate,
-            proj_drop_rate=proj_drop_rate,
-            drop_path_rate=drop_path_rate,
+        super().__init__(
+            input_shape, output_shape, depth=depth, embed_dim=embed_dim, mlp_ratio=mlp_ratio, **kwargs
         )
+        self.build_network(block_layer=SpatialGatingBlock, mlp_layer=GatedMlp)
 
 
+@register_family(
+    domains=("image_classification",),
+    variants={
+        # three stages: at 16x16 a fourth would be a 1x1 map, where pooling minus identity is zero
+        "tiny": Variant(
+            {"patch_size": 2, "depths": (1, 1, 1), "dims": (8, 16, 24), "layer_scale_init_value": 0.1}
+        ),
+        "S12": Variant(
+            {"patch_size": 4, "depths": (2, 2, 6, 2), "dims": (64, 128, 320, 512)},
+            params=11_920_000,
+            precision=10_000,
+            shapes=IMAGENET,
+            source=f"poolformer_s12 in {TIMM_RESULTS}",
+        ),
+    },
+    blocks=BlockLayout(MetaFormerBlock, mixer=("token_mixer",), mlp=("mlp",)),
+    source="timm (`metaformer.py`), typed wrapper",
+)
 class PoolFormer(TimmClassifier):
     """PoolFormer (timm's ``MetaFormer`` with ``Pooling`` token mixers), as timm's ``poolformer_s12``.
 
@@ -312,6 +385,21 @@ class PoolFormer(TimmClassifier):
             self.model.stem.conv = stem
 
 
+@register_family(
+    domains=("image_classification",),
+    variants={
+        "tiny": Variant({"patch_size": 4, "depth": 2, "num_heads": 2, "head_dim": 8, "local_up_to_layer": 1}),
+        "Ti": Variant(
+            {"patch_size": 16, "depth": 12, "num_heads": 4, "head_dim": 48, "local_up_to_layer": 10},
+            params=5_710_000,
+            precision=10_000,
+            shapes=IMAGENET,
+            source=f"convit_tiny in {TIMM_RESULTS}",
+        ),
+    },
+    blocks=BlockLayout(ConViTBlock, mixer=("attn",), mlp=("mlp",)),
+    source="timm (`convit.py`), typed wrapper",
+)
 class ConViT(TimmClassifier):
     """ConViT (timm's ``ConVit``): a ViT whose first blocks use gated positional self-attention.
 

@@ -190,7 +190,7 @@ def build_on_meta(args: Sequence[str]) -> _MetaCountCLI:
 
     Raises:
         ArgumentsRejected: When the parser rejects the arguments (an unknown argument, a wrong type).
-        MLPLabError: When a family, task or DataModule refuses its arguments (e.g. ``d_h >= d_z``).
+        MLPLabError: When a family, task or DataModule refuses its arguments (e.g. ``mlp_dim >= embed_dim``).
         ConfigError: When the model cannot be built on the meta device at all.
     """
     try:
@@ -213,7 +213,7 @@ def count_on_meta(args: Sequence[str]) -> tuple[int, int, Any]:
 
     Raises:
         ArgumentsRejected: When the parser rejects the arguments (an unknown argument, a wrong type).
-        MLPLabError: When a family, task or DataModule refuses its arguments (e.g. ``d_h >= d_z``).
+        MLPLabError: When a family, task or DataModule refuses its arguments (e.g. ``mlp_dim >= embed_dim``).
         ConfigError: When the model cannot be built on the meta device at all.
     """
     cli = build_on_meta(args)
@@ -377,7 +377,7 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def short_key(key: str) -> str:
-    """A config key without jsonargparse's ``init_args`` levels: ``model.backbone.d_h``."""
+    """A config key without jsonargparse's ``init_args`` levels: ``model.backbone.mlp_dim``."""
     return ".".join(part for part in key.split(".") if part != "init_args")
 
 

@@ -39,7 +39,7 @@ class RunRecord:
         run_id: The folder name: family, shape, options, seed and a hash of the resolved config.
         family: The family's name in the sweep file (one curve of the figure).
         class_path: The backbone class.
-        shape: The shape arguments, ``d_z=256 d_h=34 depth=1``.
+        shape: The shape arguments, ``embed_dim=256 mlp_dim=34 depth=1``.
         options: The swept option values, ``lr=0.001`` (empty without options).
         seed: ``seed_everything`` of the run.
         budget: The parameter budget the shape was kept for.

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
 from mlplab.errors import ConfigError
+from mlplab.models import registry
 
 
 @dataclass
@@ -34,7 +35,7 @@ class FamilyConfig:
         grid: Shape arguments and their values; every combination is one shape (a single value is
             a list of one).
         fit: Optional name of one integer argument that is solved, for every grid point and
-            budget, so that the count meets the budget (e.g. ``d_h``).
+            budget, so that the count meets the budget (e.g. ``mlp_dim``).
         init_args: Fixed backbone arguments of every shape.
         base: This family's own recipe (or list of recipes), relative to the sweep file; default:
             the sweep's ``base``.
@@ -170,11 +171,14 @@ def resolve_class(class_path: str, where: str) -> type:
 
 
 def class_arguments(family_class: type) -> dict[str, inspect.Parameter] | None:
-    """The constructor arguments of a family (``None`` when it takes ``**kwargs``, so any name goes)."""
-    parameters = dict(inspect.signature(family_class).parameters)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return None
-    return parameters
+    """The constructor arguments of a family, following ``**kwargs`` into its bases (as the CLI does).
+
+    ``None`` when the class takes ``**kwargs`` that no base declares, so any name goes.
+    """
+    parameters = registry.constructor_parameters(family_class)
+    own = inspect.signature(family_class).parameters.values()
+    accepts_anything = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in own) and not parameters
+    return None if accepts_anything else parameters
 
 
 # -------------------------------------------------------------------------------------------- parsing
@@ -314,7 +318,7 @@ def _check_family(
         if fit in grid or fit in init_args:
             raise ConfigError(
                 f"{where}.fit: expected the name of one integer argument that is not in the grid or "
-                f"init_args (e.g. fit: d_h), got {fit!r}"
+                f"init_args (e.g. fit: mlp_dim), got {fit!r}"
             )
         if accepted is not None and fit not in accepted:
             raise ConfigError(f"{where}.fit: {family_class.__name__} takes no argument {fit!r}")

@@ -1,4 +1,4 @@
-"""The forecasting families' tests run tiny models: one thread is faster than two contending ones."""
+"""The family tests run tiny models: one thread is faster than two contending ones."""
 
 import pytest
 import torch

@@ -1,0 +1,155 @@
+"""Every registered family, from its registry entry alone: registered with a `tiny` variant, it is tested.
+
+For each family and each of its domains, the ``tiny`` variant is built for the domain's example data
+and must: hold as many parameters on the meta device as for real; take a few optimiser steps that
+lower the loss; then pass a gradient to every trainable parameter; and keep its domain's contract
+(``tests/models/domains.py``: output shapes, one-line errors for inputs it was not built for,
+causality for sequence families). Every variant builds on the meta device, and a variant with a
+published parameter count has it. Every channel-MLP kind a family declares is really built and trains
+(with its auxiliary loss where it has one), and a kind it does not declare is refused. The block
+layout a family declares finds its residual blocks, and zeroing the named sub-layers makes a block
+the identity (what layer-dropping tools rely on).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+from torch import nn
+
+from mlplab.errors import ConfigError
+from mlplab.models import count_parameters, registry
+from mlplab.nn import ChannelMLP, auxiliary_loss
+from tests.helpers import assert_every_trainable_parameter_gets_a_gradient, assert_steps_lower_the_loss
+from tests.models.domains import HARNESSES
+
+FAMILIES = registry.families()
+TINY = [(spec.name, domain) for spec in FAMILIES for domain in spec.domains]
+VARIANTS = [(spec.name, name) for spec in FAMILIES for name in spec.variants if name != "tiny"]
+KINDS = [(spec.name, kind) for spec in FAMILIES for kind in spec.channel_mlps if kind != "conventional"]
+LAYOUTS = [spec.name for spec in FAMILIES if spec.blocks is not None]
+#: Small settings of each channel-MLP kind, so the tiny variants stay tiny.
+SMALL_CHANNEL_MLPS = {
+    "hourglass": ChannelMLP(kind="hourglass", stream_ratio=2.0, bottleneck_ratio=0.5),
+    "moe": ChannelMLP(kind="moe", num_experts=3),
+    "moe_plus_plus": ChannelMLP(kind="moe_plus_plus", num_experts=2),
+}
+
+
+def tiny(name: str, domain: str, **overrides) -> tuple[nn.Module, tuple, dict]:
+    """The tiny variant built (seeded) for the domain's example data, its shapes and data arguments."""
+    spec = registry.get(name)
+    shapes = registry.DOMAINS[domain].example_shapes
+    data_args = spec.data_args("tiny", domain)
+    torch.manual_seed(0)
+    return registry.build(name, *shapes, **data_args, **overrides), shapes, data_args
+
+
+def test_every_domain_has_a_harness_and_every_family_a_tiny_variant():
+    assert set(registry.DOMAINS) <= set(HARNESSES), (
+        "add a Harness for the new domain in tests/models/domains.py"
+    )
+    assert len(FAMILIES) >= 27 and all("tiny" in spec.variants for spec in FAMILIES)
+
+
+@pytest.mark.parametrize(("name", "domain"), TINY, ids=[f"{n}-{d}" for n, d in TINY])
+def test_tiny_variant_trains_and_keeps_its_domain_contract(name, domain):
+    model, shapes, data_args = tiny(name, domain)
+    with torch.device("meta"):
+        meta, _, _ = tiny(name, domain)
+    assert count_parameters(meta) == count_parameters(model)
+
+    harness = HARNESSES[domain]
+    batch = harness.batch(shapes, data_args)
+    model.train()
+
+    def loss() -> torch.Tensor:
+        return harness.loss(model(*batch.args, **batch.kwargs), batch.target)
+
+    # the steps come first: some families start with a zero classifier (timm's MLP-Mixer), which passes
+    # no gradient back until it has taken a step
+    assert_steps_lower_the_loss(model, loss, steps=harness.steps, lr=harness.lr)
+    assert_every_trainable_parameter_gets_a_gradient(model, loss())
+    harness.contract(model, shapes, data_args)
+
+
+@pytest.mark.parametrize(("name", "variant"), VARIANTS, ids=[f"{n}-{v}" for n, v in VARIANTS])
+def test_named_variant_builds_and_has_its_published_parameter_count(name, variant):
+    declared = registry.get(name).variant(variant)
+    params = registry.count(name, variant)
+    assert params > 0
+    if declared.params is not None:
+        assert abs(params - declared.params) <= declared.precision / 2, (
+            f"{name} {variant}: {params:,} parameters, published {declared.params:,} ({declared.source})"
+        )
+
+
+@pytest.mark.parametrize(("name", "kind"), KINDS, ids=[f"{n}-{k}" for n, k in KINDS])
+def test_declared_channel_mlp_kind_is_built_and_trains(name, kind):
+    spec = registry.get(name)
+    domain = spec.domains[0]
+    model, shapes, data_args = tiny(name, domain, channel_mlp=SMALL_CHANNEL_MLPS[kind])
+    assert kind in registry.channel_mlp_kinds(model)
+    registry.check_channel_mlps(model)
+    harness = HARNESSES[domain]
+    batch = harness.batch(shapes, data_args)
+    loss = harness.loss(model(*batch.args, **batch.kwargs), batch.target)
+    if kind.startswith("moe"):
+        extra = auxiliary_loss(model)
+        assert extra is not None and torch.isfinite(extra)
+        loss = loss + extra
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_a_channel_mlp_kind_a_family_does_not_declare_is_refused_by_the_task():
+    from mlplab.tasks import ForecastingTask
+
+    family = functools.partial(registry.get("TSMixer").cls, **registry.variant_args("TSMixer"),
+                               channel_mlp=SMALL_CHANNEL_MLPS["moe_plus_plus"])  # fmt: skip
+    with pytest.raises(
+        ConfigError,
+        match=r"^TSMixer does not support channel_mlp.kind=moe_plus_plus \(it supports conventional",
+    ):
+        ForecastingTask(family, lookback=48, horizon=16, num_series=3)
+
+
+class Zero(nn.Module):
+    """A sub-layer dropped: zeros shaped like its input."""
+
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        return torch.zeros_like(x)
+
+
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_block_layout_finds_residual_blocks_whose_branches_can_be_dropped(name):
+    spec = registry.get(name)
+    domain = spec.domains[0]
+    model, shapes, data_args = tiny(name, domain)
+    model.eval()
+    layout = spec.blocks
+    blocks = layout.blocks(model)
+    assert blocks, f"{name}: no block of type {layout.block_types}"
+    named = layout.mixer + layout.mlp
+    assert all(any(hasattr(block, attribute) for _, block in blocks) for attribute in named)
+
+    first = blocks[0][1]
+    seen = {}
+    hook = first.register_forward_pre_hook(lambda module, args: seen.setdefault("input", args[0]))
+    batch = HARNESSES[domain].batch(shapes, data_args)
+    with torch.no_grad():
+        model(*batch.args, **batch.kwargs)
+    hook.remove()
+    branches = layout.branches(first, "mixer") + layout.branches(first, "mlp")
+    assert branches
+    for attribute, _ in branches:
+        setattr(first, attribute, Zero())
+    with torch.no_grad():
+        passed = first(seen["input"])
+    if isinstance(passed, (list, tuple)):
+        for out, given in zip(passed, seen["input"]):
+            torch.testing.assert_close(out, given)
+    else:
+        torch.testing.assert_close(passed, seen["input"])

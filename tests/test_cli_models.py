@@ -1,0 +1,113 @@
+"""The registry on the command line: `mlplab models`, short names without clashes, `variant:` in configs."""
+
+from __future__ import annotations
+
+import pytest
+import timm.models
+import yaml
+from torch import nn
+
+from mlplab.errors import ConfigError
+from mlplab.models import MlpMixer, registry
+from mlplab.models.registry import Variant, register_family
+
+DIGITS_CLASSIFIER = """
+model:
+  class_path: ImageClassification
+  init_args:
+    backbone:
+      class_path: MlpMixer
+      init_args:
+{backbone}
+data:
+  class_path: DigitsDataModule
+"""
+
+
+def write_config(tmp_path, backbone: str) -> str:
+    path = tmp_path / "config.yaml"
+    indented = "\n".join(f"        {line}" for line in backbone.strip().splitlines())
+    path.write_text(DIGITS_CLASSIFIER.format(backbone=indented))
+    return str(path)
+
+
+def test_models_lists_families_variants_and_counts(cli, capsys):
+    assert cli("models", "--domain", "sequence") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["family", "domain", "variant", "params"]
+    rows = {(line.split()[0], line.split()[2]): line for line in lines[1:]}
+    names = {spec.name for spec in registry.families("sequence")}
+    assert {family for family, _ in rows} == names and len(names) == 6
+    assert "129,135,360" in rows[("Mamba", "130m")]  # counted on the meta device, published beside it
+    assert cli("models", "--variant", "nanogpt-shakespeare") == 0
+    (row,) = capsys.readouterr().out.splitlines()[1:]
+    assert row.split()[:4] == ["Transformer", "sequence", "nanogpt-shakespeare", "10,745,088"]
+
+
+def test_models_refuses_an_unknown_domain_in_one_line(cli, capsys):
+    assert cli("models", "--domain", "audio") == 2
+    assert "invalid choice: 'audio'" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_short_name_resolves_to_mlplabs_family_though_timm_has_one_too(tmp_path):
+    from mlplab.cli import MLPLabCLI
+
+    assert timm.models.MlpMixer is not MlpMixer and issubclass(timm.models.MlpMixer, nn.Module)
+    config = write_config(tmp_path, "patch_size: 4\ndepth: 1\nembed_dim: 16")
+    built = MLPLabCLI(args=["--config", config], run=False).model
+    assert type(built.backbone) is MlpMixer
+
+
+def test_a_config_names_a_variant_and_overrides_single_arguments(tmp_path, cli, capsys):
+    config = write_config(tmp_path, "variant: tiny\nembed_dim: 24")
+    assert cli("fit", "--config", config, "--print_config") == 0
+    backbone = yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]["backbone"]["init_args"]
+    tiny = registry.get("MlpMixer").variant("tiny").args
+    assert backbone["embed_dim"] == 24  # the override
+    assert all(backbone[key] == value for key, value in tiny.items() if key != "embed_dim")
+    assert "variant" not in backbone  # the printed config is complete without it
+
+
+def test_an_unknown_variant_is_one_line(tmp_path, cli, capsys):
+    config = write_config(tmp_path, "variant: Q/99")
+    assert cli("fit", "--config", config) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: MlpMixer has no variant 'Q/99' (it has tiny, S/16, B/16)"
+    )
+
+
+def test_expand_config_leaves_other_classes_alone():
+    other = {"class_path": "my_mlps.LiftedGeluMLP", "init_args": {"variant": "x", "width": 3}}
+    assert registry.expand_config({"backbone": other}) == {"backbone": other}
+    expanded = registry.expand_config(
+        {"class_path": "mlplab.models.MlpMixer", "init_args": {"variant": "tiny"}}
+    )
+    assert expanded["init_args"] == dict(registry.get("MlpMixer").variant("tiny").args)
+
+
+def test_registration_mistakes_are_refused():
+    class Family(nn.Module):
+        def __init__(self, input_shape, output_shape, width: int = 4):
+            super().__init__()
+
+    with pytest.raises(ConfigError, match="every family needs a 'tiny' variant"):
+        register_family(domains=("image_classification",), variants={})(Family)
+    with pytest.raises(ConfigError, match=r"variant 'tiny' sets unknown arguments \['depth'\]"):
+        register_family(domains=("image_classification",), variants={"tiny": Variant({"depth": 2})})(Family)
+    with pytest.raises(ConfigError, match="unknown domains"):
+        register_family(domains=("audio",), variants={"tiny": Variant({})})(Family)
+    with pytest.raises(ConfigError, match="a family named 'MlpMixer' is already registered"):
+        register_family(domains=("image_classification",), variants={"tiny": Variant({})}, name="MlpMixer")(
+            Family
+        )
+    with pytest.raises(ConfigError, match="unknown family 'Nope'"):
+        registry.get("Nope")
+
+
+def test_constructor_parameters_follow_kwargs_into_the_base_with_the_familys_defaults():
+    parameters = registry.constructor_parameters(registry.get("ConventionalMLP").cls)
+    assert list(parameters)[:3] == ["input_shape", "output_shape", "mlp_dim"]
+    assert parameters["embed_dim"].default is None  # ConventionalMLP's own default, not the base's
+    assert {"fixed_input_projection", "projection_seed", "output_activation"} <= set(parameters)
+    mamba = registry.constructor_parameters(registry.get("Mamba").cls)
+    assert mamba["norm"].default == "rmsnorm" and mamba["embed_dim"].default == 384
