@@ -7,12 +7,11 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-from lightning.fabric.utilities.throughput import measure_flops
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from mlplab.errors import CheckpointError, ConfigError
-from mlplab.models.counting import count_parameters
+from mlplab.models.counting import count_parameters, count_training_flops
 from mlplab.optim import LinearWarmupDecay
 
 #: A family class (or ``functools.partial`` of one) whose first two arguments are the shape of one input
@@ -78,7 +77,7 @@ class Task(L.LightningModule):
         with torch.random.fork_rng(devices=[]), torch.device("meta"):
             meta_backbone = self._backbone_factory(*self._backbone_args)
             meta_input = torch.empty_like(example_input, device="meta")
-            return measure_flops(meta_backbone, lambda: meta_backbone(meta_input), loss_fn=lambda y: y.sum())
+            return count_training_flops(lambda: meta_backbone(meta_input))
 
     def record_flops(self, backbone_input: torch.Tensor) -> None:
         """Measure ``flops_per_batch`` once, at the first training batch (read by the throughput monitor)."""

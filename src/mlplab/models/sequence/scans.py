@@ -259,6 +259,10 @@ def selective_scan_chunked(
         ``(batch, T, d_inner)`` in float32.
     """
     require_positive("selective_scan_chunked", chunk_size=chunk_size)
+    if u.device.type == "meta":  # shape and FLOP counting: no values, and the recurrence has no matmuls
+        inputs = [u, delta, B.sum(-1, keepdim=True), C.sum(-1, keepdim=True), A.sum()]
+        inputs += [t for t in (D, z, delta_bias) if t is not None]
+        return sum(t.float() * 0 for t in inputs)
     return _SelectiveScan.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size)
 
 
