@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -36,8 +37,12 @@ def test_sequence_scans_benchmark_smoke():
     result = run_script("sequence_scans.py", "--device=cpu", "--batch=2", "--length=16", "--d-model=8",
                         "--repeats=1", "--warmup=0")  # fmt: skip
     record = json.loads(result.stdout.strip().splitlines()[-1])
-    assert record["mamba_max_abs_difference"] < 1e-4 and record["gla_max_abs_difference"] < 1e-4
-    assert record["mamba_speedup"] > 0 and record["gla_speedup"] > 0
+    assert set(record["mamba"]) == {"sequential", "parallel", "chunked"}  # no kernels on a CPU
+    assert set(record["gla"]) == {"recurrent", "chunkwise", "chunked"}
+    for form in [*record["mamba"].values(), *record["gla"].values()]:
+        assert form["max_abs_difference"] < 1e-4 and form["seconds"] > 0 and form["peak_mib"] >= 0
+    assert record["mamba_chunked_speedup_over_parallel"] > 0
+    assert record["gla_chunked_speedup_over_chunkwise"] > 0
 
 
 def test_sequence_shakespeare_benchmark_smoke(tmp_path):
@@ -50,12 +55,17 @@ def test_sequence_shakespeare_benchmark_smoke(tmp_path):
     run_script("sequence_shakespeare.py", f"--out={tmp_path}", "--device=cpu", "--corpus=pydoc_topics",
                "--max-steps=2", "--context=16", "--families", "transformer", *tiny)  # fmt: skip
     table = (tmp_path / "shakespeare.md").read_text()
-    assert "| transformer |" in table and "| cpu |" in table
+    assert "| transformer | -: torch |" in table and "| cpu |" in table
+    with open(tmp_path / "shakespeare.csv") as handle:
+        row = next(csv.DictReader(handle))
+    assert float(row["peak_memory_gib"]) > 0 and int(row["train_flops_per_token"]) > 0
+    assert int(row["train_tokens_per_sec"]) > 0
 
 
 def test_sequence_mqar_benchmark_smoke(tmp_path):
     run_script("sequence_mqar.py", f"--out={tmp_path}", "--device=cpu", "--preset=64x4", "--widths", "16",
                "--lrs", "0.001", "--epochs=1", "--train-examples=32", "--test-examples=8", "--families",
-               "transformer", "gated_conv")  # fmt: skip
+               "transformer", "mamba", "--backend=torch")  # fmt: skip
     table = (tmp_path / "mqar.md").read_text()
-    assert "| transformer | 0." in table and "| gated_conv |" in table
+    assert "| transformer | 0." in table and "| mamba (torch: torch) |" in table
+    assert "| mamba (torch: torch) | 16 |" in table  # the cost table: tokens/s, memory, FLOPs

@@ -88,6 +88,7 @@ class BackendChoice:
         self.owner = owner
         self.requested = requested
         self.library = LIBRARIES[library]
+        self.last: str | None = None  # what the last call on a real device used (benchmarks report it)
         if requested not in ("auto", "torch", library):
             raise ConfigError(f"{owner}: backend must be auto, torch or {library}, got {requested!r}")
         if requested == library:
@@ -104,8 +105,14 @@ class BackendChoice:
         Raises:
             ConfigError: When the library was requested and ``device`` is not a CUDA device.
         """
+        if device.type == "meta":
+            return "torch"
+        self.last = self._resolve(device)
+        return self.last
+
+    def _resolve(self, device: torch.device) -> str:
         kernel = self.library.name
-        if self.requested == "torch" or device.type == "meta":
+        if self.requested == "torch":
             return "torch"
         if self.requested == kernel:
             if device.type != "cuda":
@@ -133,19 +140,39 @@ class BackendChoice:
         return self.requested
 
 
+def backends_in_use(model: torch.nn.Module) -> str:
+    """The backends ``model``'s mixers used in their last call (``"torch"`` for families without a choice)."""
+    used = {
+        module.backend.last or "torch"
+        for module in model.modules()
+        if isinstance(getattr(module, "backend", None), BackendChoice)
+    }
+    return "+".join(sorted(used)) or "torch"
+
+
 # ----------------------------------------------------------------------------------- kernels
 
 
-def mamba_ssm_scan(u, delta, A, B, C, D, z, delta_bias) -> torch.Tensor:
-    """mamba-ssm's ``selective_scan_fn`` with softplus steps, on ``(batch, T, channels)`` tensors.
+def mamba_ssm_scan(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+) -> torch.Tensor:
+    """mamba-ssm's ``selective_scan_fn`` on ``(batch, T, channels)`` tensors.
 
-    Same arguments and result as :func:`mlplab.models.sequence.scans.selective_scan_chunked` with
-    ``delta_softplus=True``; the kernel takes time on the last axis.
+    Same arguments and result as :func:`mlplab.models.sequence.scans.selective_scan_chunked` (without
+    ``chunk_size``); the kernel takes time on the last axis.
     """
     from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
 
-    def channels_first(x: torch.Tensor) -> torch.Tensor:
-        return x.transpose(1, 2).contiguous()
+    def channels_first(x: torch.Tensor | None) -> torch.Tensor | None:
+        return None if x is None else x.transpose(1, 2).contiguous()
 
     y = selective_scan_fn(
         channels_first(u),
@@ -153,10 +180,10 @@ def mamba_ssm_scan(u, delta, A, B, C, D, z, delta_bias) -> torch.Tensor:
         A.float(),
         channels_first(B),
         channels_first(C),
-        D.float(),
+        None if D is None else D.float(),
         z=channels_first(z),
-        delta_bias=delta_bias.float(),
-        delta_softplus=True,
+        delta_bias=None if delta_bias is None else delta_bias.float(),
+        delta_softplus=delta_softplus,
     )
     return y.transpose(1, 2)
 

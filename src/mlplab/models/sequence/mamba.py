@@ -244,7 +244,7 @@ class MambaMixer(nn.Module):
         if kernel == "mamba_ssm" or self.scan == "chunked":  # softplus, D and the gate inside the scan
             dt = F.linear(dt, self.dt_proj.weight)
             if kernel == "mamba_ssm":
-                y = mamba_ssm_scan(u, dt, A, B, C, self.D, z, self.dt_proj.bias)
+                y = mamba_ssm_scan(u, dt, A, B, C, self.D, z, self.dt_proj.bias, delta_softplus=True)
             else:
                 y = selective_scan_chunked(
                     u,
