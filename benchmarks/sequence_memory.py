@@ -3,12 +3,14 @@
 Each recipe (``configs/text/*.yaml`` by default) runs in its own subprocess as a user would run it,
 ``python cli.py fit --config RECIPE --trainer.fast_dev_run N`` (N training and N validation batches at
 the recipe's full batch and context, on the CPU unless ``--accelerator`` says otherwise), one recipe at
-a time. The parent watches the child's resident set (``/proc/<pid>/status``) and kills it when it
-passes ``--limit-gib`` (so a shared machine is never pushed past that) or runs longer than
-``--timeout``. The peak is the child's maximum resident set size as the kernel reports it at exit
-(``getrusage``, the figure ``/usr/bin/time -v`` prints); the child times each training step (forward,
-backward, optimiser) and the whole fit. Results: ``<out>/memory.csv`` (one row per recipe and run;
-finished recipes are skipped when the command is repeated) and a markdown table.
+a time, with ``OMP_NUM_THREADS`` from ``--threads`` (on a CPU shared with other work, one thread per
+run avoids OpenMP threads waiting for each other, which slows small operations many times over).
+The parent watches the child's resident set (``/proc/<pid>/status``) and kills it when it passes
+``--limit-gib`` (so a shared machine is never pushed past that) or runs longer than ``--timeout``.
+The peak is the child's maximum resident set size as the kernel reports it at exit (``getrusage``,
+the figure ``/usr/bin/time -v`` prints); the child times each training step (forward, backward,
+optimiser) and the whole fit. Results: ``<out>/memory.csv`` (one row per recipe and run; finished
+recipes are skipped when the command is repeated) and a markdown table.
 
     python benchmarks/sequence_memory.py --out runs/memory                     # every text recipe
     python benchmarks/sequence_memory.py --out runs/memory --recipes configs/text/mamba_mqar.yaml
@@ -90,6 +92,8 @@ def measure(recipe: Path, options: argparse.Namespace) -> dict:
     command = [sys.executable, __file__, "--child", f"--recipe={recipe}", f"--child-out={result_file}"]
     command += [f"--steps={options.steps}", f"--accelerator={options.accelerator}", "--", *options.extra]
     env = dict(os.environ, PYTHONPATH=str(options.repo / "src"))
+    if options.threads:
+        env["OMP_NUM_THREADS"] = str(options.threads)
     limit = options.limit_gib * GIB
     start = time.perf_counter()
     child = subprocess.Popen(
@@ -180,6 +184,7 @@ def main() -> None:
     parser.add_argument("--repo", type=Path, default=REPO, help="checkout whose src/ and recipes are run")
     parser.add_argument("--steps", type=int, default=2, help="training (and validation) batches")
     parser.add_argument("--accelerator", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of the runs")
     parser.add_argument(
         "--limit-gib", type=float, default=12.0, help="kill a run whose resident set passes it"
     )
