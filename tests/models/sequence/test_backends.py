@@ -121,17 +121,22 @@ def test_cli_library_on_a_device_it_cannot_run_on(cli, capsys, importable):
 
 
 # ------------------------------------------------------------------------------- GPU: kernels
-# Tolerances, as the relative error ||kernel - torch|| / ||torch|| of outputs and of every gradient:
-# float32 inputs <= 1e-3 (the kernels reorder float32 sums); bfloat16 autocast <= 3e-2 (both paths see
-# the same bf16 projections; the PyTorch scans run in float32, the kernels partly in bf16).
-TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 3e-2}
+# Tolerances, as the relative error ||kernel - torch|| / ||torch|| of the outputs and of every parameter's
+# gradient. float32 inputs (TF32 off for the PyTorch path): mamba_ssm <= 1e-3 (the kernel reorders float32
+# sums), fla <= 5e-3 (its Triton dot products run in TF32). bfloat16 autocast: <= 3e-2 for both (the
+# projections are bf16 on both paths; the PyTorch scans then run in float32, the kernels take bf16
+# inputs, and fla's log-gates are cast to bf16 as fla's own layer computes them).
+TOLERANCE = {
+    "mamba_ssm": {torch.float32: 1e-3, torch.bfloat16: 3e-2},
+    "fla": {torch.float32: 5e-3, torch.bfloat16: 3e-2},
+}
 
 
 def relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:
     return ((ours.float() - reference.float()).norm() / reference.float().norm().clamp_min(1e-12)).item()
 
 
-def compare_kernel_with_torch(make_layer, width: int, dtype: torch.dtype) -> None:
+def compare_kernel_with_torch(make_layer, width: int, dtype: torch.dtype, library: str) -> None:
     torch.manual_seed(0)
     kernel_layer = make_layer("kernel").cuda()
     torch_layer = make_layer("torch").cuda()
@@ -144,41 +149,45 @@ def compare_kernel_with_torch(make_layer, width: int, dtype: torch.dtype) -> Non
         out.float().square().mean().backward()
         results.append((out, {name: p.grad for name, p in layer.named_parameters()}))
     (kernel_out, kernel_grads), (torch_out, torch_grads) = results
-    assert relative_error(kernel_out, torch_out) <= TOLERANCE[dtype]
+    assert (kernel_layer.backend.last, torch_layer.backend.last) == (library, "torch")
+    tolerance = TOLERANCE[library][dtype]
+    assert relative_error(kernel_out, torch_out) <= tolerance
     for name, grad in torch_grads.items():
-        assert relative_error(kernel_grads[name], grad) <= TOLERANCE[dtype], name
+        assert relative_error(kernel_grads[name], grad) <= tolerance, name
+
+
+@pytest.fixture
+def cuda_without_tf32(monkeypatch):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_mamba_ssm_kernels_match_the_pytorch_scan(dtype):
-    if not torch.cuda.is_available():
-        pytest.skip("needs CUDA")
+def test_mamba_ssm_kernels_match_the_pytorch_scan(dtype, cuda_without_tf32):
     pytest.importorskip("mamba_ssm")
 
     def make(kind):
         return MambaMixer(64, d_state=16, backend="mamba_ssm" if kind == "kernel" else "torch")
 
-    compare_kernel_with_torch(make, 64, dtype)
+    compare_kernel_with_torch(make, 64, dtype, "mamba_ssm")
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_fla_chunk_gla_matches_the_pytorch_chunked_form(dtype):
-    if not torch.cuda.is_available():
-        pytest.skip("needs CUDA")
+def test_fla_chunk_gla_matches_the_pytorch_chunked_form(dtype, cuda_without_tf32):
     pytest.importorskip("fla")
 
     def make(kind):
         return GLALayer(128, n_heads=2, backend="fla" if kind == "kernel" else "torch")
 
-    compare_kernel_with_torch(make, 128, dtype)
+    compare_kernel_with_torch(make, 128, dtype, "fla")
 
 
 @pytest.mark.gpu
-def test_auto_picks_the_kernels_on_cuda(monkeypatch):
-    if not torch.cuda.is_available():
-        pytest.skip("needs CUDA")
+def test_auto_picks_the_kernels_on_cuda(cuda_without_tf32):
     pytest.importorskip("mamba_ssm")
     pytest.importorskip("fla")
     assert BackendChoice("Mamba", "auto", "mamba_ssm").resolve(torch.device("cuda")) == "mamba_ssm"

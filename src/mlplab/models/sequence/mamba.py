@@ -236,7 +236,7 @@ class MambaMixer(nn.Module):
         conv_kernel = causal_conv1d_kernel() if kernel == "mamba_ssm" else None
         if conv_kernel is not None:
             weight, bias = self.conv.conv.weight.squeeze(1), self.conv.conv.bias
-            u = conv_kernel(u.transpose(1, 2), weight, bias, activation="silu").transpose(1, 2)
+            u = conv_kernel(u.transpose(1, 2).contiguous(), weight, bias, activation="silu").transpose(1, 2)
         else:
             u = F.silu(self.conv(u))
         dt, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
