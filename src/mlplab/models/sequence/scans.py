@@ -43,7 +43,7 @@ _LOG2_E = 1.4426950408889634  # exp(x) = exp2(x log2(e))
 # ------------------------------------------------------------------------------------ Mamba
 
 
-def _autocast_off(x: torch.Tensor) -> contextlib.AbstractContextManager:
+def autocast_off(x: torch.Tensor) -> contextlib.AbstractContextManager:
     """Autocast disabled on ``x``'s device (nothing to disable on the meta device)."""
     if torch.amp.is_autocast_available(x.device.type):
         return torch.autocast(x.device.type, enabled=False)
@@ -112,7 +112,7 @@ class _SelectiveScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus, chunk_size):
-        with _autocast_off(u):
+        with autocast_off(u):
             batch, length, channels = u.shape
             dtype = _compute_dtype(u)
             A2 = A.to(dtype).t().mul(_LOG2_E).contiguous()  # (N, d_inner)
@@ -138,7 +138,7 @@ class _SelectiveScan(torch.autograd.Function):
     def backward(ctx, grad_output):
         u, delta, A, B, C, D, z, delta_bias, starts = ctx.saved_tensors
         dtype = starts.dtype
-        with _autocast_off(u):
+        with autocast_off(u):
             A_t = A.to(dtype).t().contiguous()  # (N, d_inner)
             A2 = A_t * _LOG2_E
             D32 = D.to(dtype) if D is not None else None
@@ -324,7 +324,7 @@ def gla_chunked(
             intermediates, ``(B, H, C, C, d_k)`` floats per chunk, as autograd does by default).
     """
     require_positive("gla_chunked", chunk_size=chunk_size)
-    with _autocast_off(q):
+    with autocast_off(q):
         q, k, v, log_alpha = (t.to(_compute_dtype(q)) for t in (q, k, v, log_alpha))
         state = q.new_zeros(*q.shape[:2], q.shape[-1], v.shape[-1])
         tracked = any(t.requires_grad for t in (q, k, v, log_alpha))
