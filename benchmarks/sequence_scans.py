@@ -4,21 +4,24 @@ On the inputs of one layer of width ``d_model`` (Mamba: ``d_inner = 2 d_model``,
 ``d_k = d_model / 8``, ``d_v = d_model / 4``), times forward + backward of
 
 * Mamba's selective scan: ``sequential`` (:func:`selective_scan_reference`, the loop over time),
-  ``parallel`` (:func:`selective_scan_parallel`, the log-depth scan that stores every state: the
-  form the recipes used before the chunked scan), ``chunked``
-  (:func:`mlplab.models.sequence.scans.selective_scan_chunked`, one saved state per chunk) and, on
-  CUDA with mamba-ssm installed, ``mamba_ssm`` (its ``selective_scan_fn``);
-* GLA: ``recurrent`` (:func:`gla_recurrent`), ``chunkwise`` (every chunk's intermediates stored: the
-  form before), ``chunked`` (each chunk recomputed in the backward pass) and, on CUDA with
-  flash-linear-attention installed, ``fla`` (``chunk_gla``).
+  ``parallel`` (:func:`selective_scan_parallel`, the log-depth scan that stores every state),
+  ``parallel_recompute`` (the same under activation checkpointing: how the recipes ran it before the
+  chunked scan), ``chunked`` (:func:`mlplab.models.sequence.scans.selective_scan_chunked`, one saved
+  state per chunk) and, on CUDA with mamba-ssm installed, ``mamba_ssm`` (its ``selective_scan_fn``);
+* GLA: ``recurrent`` (:func:`gla_recurrent`), ``chunkwise`` (every chunk's intermediates stored, at
+  ``--gla-chunk-before`` steps per chunk: the recipes' form before), ``chunked`` (each chunk
+  recomputed in the backward pass, at ``--gla-chunk``) and, on CUDA with flash-linear-attention
+  installed, ``fla`` (``chunk_gla``).
 
 Every form is first checked against its reference (the largest absolute difference of the outputs,
 float32). Each timing is the median of ``--repeats`` runs after ``--warmup`` untimed ones, between
 device synchronisations; the forms are interleaved, repeat by repeat, so that a machine shared with
-other work slows them alike. Peak memory is the most CUDA memory allocated during a form's timed
-runs, or on a CPU the growth of the process's peak resident set over what it held before the form
-ran (Linux). ``--no-reference-timing`` checks against the references without timing them (they are
-slow and, with autograd, hold every state).
+other work slows them alike. Memory: ``peak_mib``, the most memory a form's forward + backward
+holds beyond what was held before it (CUDA: the allocator's peak; CPU: the growth of the process's
+peak resident set, Linux, after returning freed heap memory to the system with ``malloc_trim``), and
+``saved_mib``, what autograd keeps for the backward pass beyond the inputs (saved-tensor hooks, each
+storage once; activation checkpointing hides its recomputation from them, the peak shows it).
+``--no-reference-timing`` checks against the references without timing them.
 
     python benchmarks/sequence_scans.py                                   # GPU, the Shakespeare model's layer
     python benchmarks/sequence_scans.py --device cpu --batch 8 --length 256 --d-model 128
@@ -28,6 +31,7 @@ slow and, with autograd, hold every state).
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import platform
 import statistics
@@ -37,6 +41,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from mlplab.models.sequence.backends import LIBRARIES, fla_chunk_gla, import_problem, mamba_ssm_scan
 from mlplab.models.sequence.gla import gla_chunkwise, gla_recurrent
@@ -53,48 +58,60 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def resident_peak() -> int:
-    """The process's peak resident set in bytes (Linux; 0 elsewhere)."""
-    status = Path("/proc/self/status")
-    if not status.exists():
-        return 0
-    for line in status.read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
+def saved_bytes(fn: Callable[[], torch.Tensor], inputs: list[torch.Tensor]) -> int:
+    """Bytes autograd keeps for the backward pass of ``fn()`` beyond ``inputs``, each storage once."""
+    seen = {t.untyped_storage().data_ptr() for t in inputs}
+    total = 0
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in seen:
+            seen.add(storage.data_ptr())
+            total += storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        output = fn()
+    del output
+    return total
 
 
-def resident_now() -> int:
+def proc_status(field: str) -> int:
+    """A ``/proc/self/status`` memory field in bytes (0 where there is none)."""
     status = Path("/proc/self/status")
-    if not status.exists():
-        return 0
-    for line in status.read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
     return 0
 
 
 def reset_peak(device: torch.device) -> int:
-    """Start a new peak; returns the baseline the peak is measured from."""
+    """Start a new peak; returns what the peak is measured from."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         return torch.cuda.memory_allocated(device)
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # freed heap memory back to the system (glibc)
+    except OSError:
+        pass
     clear = Path("/proc/self/clear_refs")
     if clear.exists():
-        clear.write_text("5")  # resets VmHWM to the current resident set
-    return resident_now()
+        clear.write_text("5")  # VmHWM := VmRSS
+    return proc_status("VmRSS")
 
 
 def peak_since(device: torch.device, baseline: int) -> int:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) - baseline
-    return resident_peak() - baseline
+    return proc_status("VmHWM") - baseline
 
 
 def time_forms(
     forms: dict[str, Callable[[], torch.Tensor]], device: torch.device, warmup: int, repeats: int
 ) -> dict[str, dict[str, float]]:
-    """Median seconds and peak memory (MiB) of ``fn().sum().backward()`` for each form, interleaved."""
+    """Median seconds and peak memory (MiB) of ``fn().sum().backward()`` per form, interleaved."""
     times: dict[str, list[float]] = {name: [] for name in forms}
     peaks: dict[str, int] = dict.fromkeys(forms, 0)
     for _ in range(warmup):
@@ -153,6 +170,7 @@ def main() -> None:
     parser.add_argument("--d-model", type=int, default=384)
     parser.add_argument("--mamba-chunk", type=int, default=64)
     parser.add_argument("--gla-chunk", type=int, default=16)
+    parser.add_argument("--gla-chunk-before", type=int, default=32, help="the chunkwise form's chunk")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
@@ -168,6 +186,9 @@ def main() -> None:
     mamba_forms = {
         "sequential": lambda: selective_scan_reference(*mamba),
         "parallel": lambda: selective_scan_parallel(*mamba, chunk_size=options.mamba_chunk),
+        "parallel_recompute": lambda: checkpoint(
+            selective_scan_parallel, *mamba, options.mamba_chunk, use_reentrant=False
+        ),
         "chunked": lambda: selective_scan_chunked(u, delta, A, B, C, D, chunk_size=options.mamba_chunk),
     }
     if kernel_usable("mamba_ssm", device):
@@ -175,7 +196,7 @@ def main() -> None:
     gla = gla_inputs(options, device)
     gla_forms = {
         "recurrent": lambda: gla_recurrent(*gla),
-        "chunkwise": lambda: gla_chunkwise(*gla, chunk_size=options.gla_chunk),
+        "chunkwise": lambda: gla_chunkwise(*gla, chunk_size=options.gla_chunk_before),
         "chunked": lambda: gla_chunked(*gla, chunk_size=options.gla_chunk),
     }
     if kernel_usable("fla", device):
@@ -183,10 +204,11 @@ def main() -> None:
     if options.compile:
         compiled_mamba, compiled_gla = torch.compile(selective_scan_parallel), torch.compile(gla_chunkwise)
         mamba_forms["parallel_compiled"] = lambda: compiled_mamba(*mamba, chunk_size=options.mamba_chunk)
-        gla_forms["chunkwise_compiled"] = lambda: compiled_gla(*gla, chunk_size=options.gla_chunk)
+        gla_forms["chunkwise_compiled"] = lambda: compiled_gla(*gla, chunk_size=options.gla_chunk_before)
 
     result: dict = {"shape": {"batch": options.batch, "length": options.length, "d_model": options.d_model}}
-    for family, forms, reference in (("mamba", mamba_forms, "sequential"), ("gla", gla_forms, "recurrent")):
+    families = (("mamba", mamba_forms, "sequential", mamba), ("gla", gla_forms, "recurrent", gla))
+    for family, forms, reference, inputs in families:
         with torch.no_grad():
             expected = forms[reference]()
             differences = {
@@ -200,8 +222,9 @@ def main() -> None:
         measured = time_forms(timed, device, options.warmup, options.repeats)
         for name, figures in measured.items():
             figures["max_abs_difference"] = differences.get(name, 0.0)
+            figures["saved_mib"] = round(saved_bytes(forms[name], inputs) / MIB, 1)
         result[family] = measured
-    before = {"mamba": "parallel", "gla": "chunkwise"}
+    before = {"mamba": "parallel_recompute", "gla": "chunkwise"}
     for family, old in before.items():
         result[f"{family}_chunked_speedup_over_{old}"] = round(
             result[family][old]["seconds"] / result[family]["chunked"]["seconds"], 2
