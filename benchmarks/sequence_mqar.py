@@ -1,5 +1,9 @@
 """MQAR at Zoology's sizes for every sequence family: best test accuracy per width, beside Zoology's figures.
 
+Each run also records its training tokens/s, peak memory, training FLOPs per token and the
+sequence-mixer backend used (as ``sequence_shakespeare.py`` describes them; ``--backend`` for the
+families that have one).
+
 Runs ``configs/text/<family>_mqar.yaml`` through mlplab's CLI (Zoology's setting: 2 layers, no channel
 MLP, vocabulary 8192, 100k training / 3k test examples, AdamW with a cosine schedule over 64 epochs,
 stopping at accuracy 0.99) for every family x width x learning rate, at sequence length 256 with 16
@@ -22,7 +26,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sequence_runs import REPO, append_row, commit, device_name, finished_rows, parameters, run_recipe
+from sequence_runs import (
+    REPO,
+    append_row,
+    backends,
+    commit,
+    device_name,
+    finished_rows,
+    flops_per_token,
+    parameters,
+    run_recipe,
+)
 
 FAMILIES = ["transformer", "mamba", "gla", "hopfield", "gam", "gated_conv"]
 ZOOLOGY_LRS = [float(f"{lr:.4g}") for lr in np.logspace(-4, -2, 4)]  # 1e-4, 4.642e-4, 2.154e-3, 1e-2
@@ -32,8 +46,11 @@ ZOOLOGY = {
     "transformer": {64: "~1.0", 128: "~1.0", 256: "~1.0"},
     "gated_conv": {64: ".08 (H3)", 128: ".63 (H3)", 256: ".61 (H3)"},
 }
-FIELDS = ["family", "width", "lr", "params", "best_val_acc", "epochs", "fit_seconds", "preset", "device",
-          "commit", "run_dir"]  # fmt: skip
+WITH_BACKEND = {"mamba", "gla"}  # families with a backend argument
+BACKENDS = ["auto", "torch", "fla", "mamba_ssm"]
+FIELDS = ["family", "backend", "backend_used", "width", "lr", "params", "best_val_acc", "epochs",
+          "fit_seconds", "train_tokens_per_sec", "peak_memory_gib", "train_flops_per_token", "preset",
+          "device", "commit", "run_dir"]  # fmt: skip
 
 
 def run_one(family: str, width: int, lr: float, options: argparse.Namespace) -> dict:
@@ -58,16 +75,25 @@ def run_one(family: str, width: int, lr: float, options: argparse.Namespace) -> 
         args += [f"--data.init_args.num_train_examples={options.train_examples}"]
     if options.test_examples:
         args += [f"--data.init_args.num_test_examples={options.test_examples}"]
+    if family in WITH_BACKEND:
+        args += [f"--model.backbone.init_args.backend={options.backend}"]
     cli, recorder, seconds = run_recipe(args + options.extra, "val/acc")
     accuracies = [entry["val/acc"] for entry in recorder.validations]
+    data = cli.datamodule
+    tokens_per_batch = data.batch_size * data.context_length
     return {
         "family": family,
+        "backend": options.backend if family in WITH_BACKEND else "-",
+        "backend_used": backends(cli),
         "width": width,
         "lr": lr,
         "params": parameters(cli),
         "best_val_acc": round(max(accuracies), 4) if accuracies else "",
         "epochs": cli.trainer.current_epoch,
         "fit_seconds": round(seconds, 1),
+        "train_tokens_per_sec": round(cli.trainer.global_step * tokens_per_batch / recorder.train_seconds),
+        "peak_memory_gib": recorder.peak_memory_gib,
+        "train_flops_per_token": flops_per_token(cli, tokens_per_batch),
         "preset": options.preset,
         "device": device_name(cli),
         "commit": commit(),
@@ -75,21 +101,38 @@ def run_one(family: str, width: int, lr: float, options: argparse.Namespace) -> 
     }
 
 
+def label(row: dict) -> str:
+    """A family, with its backend when it has one (``mamba (auto: torch)``)."""
+    backend = row.get("backend", "-") or "-"
+    return row["family"] if backend == "-" else f"{row['family']} ({backend}: {row['backend_used']})"
+
+
 def table(rows: list[dict], widths: list[int]) -> str:
     best: dict[tuple[str, int], tuple[float, str]] = defaultdict(lambda: (-1.0, ""))
+    cost: dict[tuple[str, int], dict] = {}
     for row in rows:
-        key = (row["family"], int(row["width"]))
+        key = (label(row), int(row["width"]))
         if row["best_val_acc"] != "" and float(row["best_val_acc"]) > best[key][0]:
             best[key] = (float(row["best_val_acc"]), row["lr"])
+            cost[key] = row
     header = "| family | " + " | ".join(f"d={w} (lr)" for w in widths) + " | Zoology (same widths) |"
     lines = [header, "|---|" + "---|" * (len(widths) + 1)]
-    for family in dict.fromkeys(row["family"] for row in rows):
+    families = list(dict.fromkeys(label(row) for row in rows))
+    for family in families:
         cells = []
         for width in widths:
             accuracy, lr = best.get((family, width), (-1.0, ""))
             cells.append(f"{accuracy:.3f} ({lr})" if accuracy >= 0 else "-")
-        zoology = " / ".join(ZOOLOGY.get(family, {}).get(w, "-") for w in widths)
+        zoology = " / ".join(ZOOLOGY.get(family.split(" ")[0], {}).get(w, "-") for w in widths)
         lines.append(f"| {family} | " + " | ".join(cells) + f" | {zoology} |")
+    lines += ["", "| family | width | params | tokens/s | peak memory | training FLOPs/token | device |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for (family, width), row in cost.items():
+        flops = f"{int(row['train_flops_per_token']) / 1e6:.2f}M" if row.get("train_flops_per_token") else "-"
+        lines.append(
+            f"| {family} | {width} | {row['params']} | {row.get('train_tokens_per_sec', '')} "
+            f"| {row.get('peak_memory_gib', '')} GiB | {flops} | {row['device']} |"
+        )
     return "\n".join(lines)
 
 
@@ -107,6 +150,7 @@ def main() -> None:
         "--preset-config", nargs="*", default=None, help="trainer presets (default: gpu-bf16 on GPUs)"
     )
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="of the families that have one")
     parser.add_argument("--epochs", type=int, default=None, help="fewer epochs than Zoology's 64")
     parser.add_argument("--train-examples", type=int, default=None)
     parser.add_argument("--test-examples", type=int, default=None)
@@ -118,11 +162,15 @@ def main() -> None:
         )
     torch.set_float32_matmul_precision("high")
     results = options.out / "mqar.csv"
-    done = {(row["family"], int(row["width"]), float(row["lr"])) for row in finished_rows(results)}
+    done = {
+        (row["family"], row.get("backend", "-"), int(row["width"]), float(row["lr"]))
+        for row in finished_rows(results)
+    }
     for family in options.families:
+        backend = options.backend if family in WITH_BACKEND else "-"
         for width in options.widths:
             for lr in options.lrs:
-                if (family, width, lr) not in done:
+                if (family, backend, width, lr) not in done:
                     append_row(results, FIELDS, run_one(family, width, lr, options))
     markdown = table(finished_rows(results), options.widths)
     (options.out / "mqar.md").write_text(markdown + "\n")

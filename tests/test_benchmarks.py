@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -36,8 +37,13 @@ def test_sequence_scans_benchmark_smoke():
     result = run_script("sequence_scans.py", "--device=cpu", "--batch=2", "--length=16", "--d-model=8",
                         "--repeats=1", "--warmup=0")  # fmt: skip
     record = json.loads(result.stdout.strip().splitlines()[-1])
-    assert record["mamba_max_abs_difference"] < 1e-4 and record["gla_max_abs_difference"] < 1e-4
-    assert record["mamba_speedup"] > 0 and record["gla_speedup"] > 0
+    assert set(record["mamba"]) == {"sequential", "parallel", "parallel_recompute", "chunked"}  # no kernels
+    assert set(record["gla"]) == {"recurrent", "chunkwise", "chunked"}
+    for form in [*record["mamba"].values(), *record["gla"].values()]:
+        assert form["max_abs_difference"] < 1e-4 and form["seconds"] > 0
+        assert form["saved_mib"] >= 0 and form["peak_mib"] >= 0
+    assert record["mamba_chunked_speedup_over_parallel_recompute"] > 0
+    assert record["gla_chunked_speedup_over_chunkwise"] > 0
 
 
 def test_sequence_shakespeare_benchmark_smoke(tmp_path):
@@ -50,12 +56,32 @@ def test_sequence_shakespeare_benchmark_smoke(tmp_path):
     run_script("sequence_shakespeare.py", f"--out={tmp_path}", "--device=cpu", "--corpus=pydoc_topics",
                "--max-steps=2", "--context=16", "--families", "transformer", *tiny)  # fmt: skip
     table = (tmp_path / "shakespeare.md").read_text()
-    assert "| transformer |" in table and "| cpu |" in table
+    assert "| transformer | -: torch |" in table and "| cpu |" in table
+    with open(tmp_path / "shakespeare.csv") as handle:
+        row = next(csv.DictReader(handle))
+    assert float(row["peak_memory_gib"]) > 0 and int(row["train_flops_per_token"]) > 0
+    assert int(row["train_tokens_per_sec"]) > 0
 
 
 def test_sequence_mqar_benchmark_smoke(tmp_path):
     run_script("sequence_mqar.py", f"--out={tmp_path}", "--device=cpu", "--preset=64x4", "--widths", "16",
                "--lrs", "0.001", "--epochs=1", "--train-examples=32", "--test-examples=8", "--families",
-               "transformer", "gated_conv")  # fmt: skip
+               "transformer", "mamba", "--backend=torch")  # fmt: skip
     table = (tmp_path / "mqar.md").read_text()
-    assert "| transformer | 0." in table and "| gated_conv |" in table
+    assert "| transformer | 0." in table and "| mamba (torch: torch) |" in table
+    assert "| mamba (torch: torch) | 16 |" in table  # the cost table: tokens/s, memory, FLOPs
+
+
+def test_sequence_memory_benchmark_smoke(tmp_path):
+    tiny = ["--data.init_args.preset=64x4", "--data.init_args.num_train_examples=16",
+            "--data.init_args.num_test_examples=8", "--data.init_args.batch_size=4",
+            "--model.backbone.init_args.embed_dim=8"]  # fmt: skip
+    recipe = str(REPO / "configs" / "text" / "transformer_mqar.yaml")
+    run_script("sequence_memory.py", f"--out={tmp_path}", "--recipes", recipe, "--threads=1", "--", *tiny)
+    run_script("sequence_memory.py", f"--out={tmp_path}", "--recipes", recipe, "--label=guarded",
+               "--limit-gib=0.2", "--", *tiny)  # fmt: skip
+    with open(tmp_path / "memory.csv") as handle:
+        finished, guarded = list(csv.DictReader(handle))
+    assert finished["status"] == "ok" and float(finished["peak_rss_gib"]) > 0.2 and finished["threads"] == "1"
+    assert len(finished["train_step_seconds"].split()) == 2  # fast_dev_run 2: two training steps
+    assert guarded["status"] == "killed: resident set passed 0.2 GiB"

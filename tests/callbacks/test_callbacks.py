@@ -70,6 +70,31 @@ def test_throughput_gets_flops_from_the_task(tmp_path):
     assert leading_batch_size((torch.zeros(7, 3), torch.zeros(7))) == 7
 
 
+@pytest.mark.parametrize("task_name", ["LanguageModeling", "AssociativeRecall"])
+def test_throughput_logs_tokens_per_second_for_sequence_tasks(task_name, tmp_path):
+    from mlplab.data import CharTextDataModule, MQARDataModule
+    from mlplab.models import Transformer
+    from mlplab.tasks import AssociativeRecall, LanguageModeling
+
+    backbone = functools.partial(Transformer, embed_dim=16, depth=1, num_heads=2)
+    if task_name == "LanguageModeling":
+        data = CharTextDataModule(corpus="pydoc_topics", context_length=24, batch_size=4, batches_per_epoch=8)
+        task = LanguageModeling(backbone, data.vocab_size, data.context_length, sample_length=0)
+    else:
+        data = MQARDataModule(preset=None, sequence_length=24, num_kv_pairs=2, vocab_size=32, batch_size=4,
+                              num_train_examples=32, num_test_examples=8)  # fmt: skip
+        task = AssociativeRecall(backbone, data.vocab_size, data.context_length)
+    logger = RecordingLogger()
+    trainer = L.Trainer(max_epochs=1, limit_val_batches=1, log_every_n_steps=2, logger=logger,
+                        callbacks=[Throughput(window_size=2)], enable_progress_bar=False)  # fmt: skip
+    trainer.fit(task, datamodule=data)
+    rates = [m for _, m in logger.records if "train/device/tokens_per_sec" in m]
+    assert rates, "no tokens/s logged"
+    last = rates[-1]
+    assert last["train/device/tokens_per_sec"] == pytest.approx(last["train/device/samples_per_sec"] * 24)
+    assert last["train/tokens"] == trainer.global_step * 4 * 24  # cumulative tokens at that step
+
+
 def test_compile_callback_compiles_the_backbone_in_place(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(

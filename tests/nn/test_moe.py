@@ -26,13 +26,46 @@ def test_top_k_routing_matches_a_written_out_mixture():
 
 
 @pytest.mark.parametrize("kind", ["moe", "moe_plus_plus"])
-def test_sparse_dispatch_gives_the_dense_result(kind):
+@pytest.mark.parametrize("bias", [True, False])
+def test_sparse_dispatch_gives_the_dense_result(kind, bias):
     torch.manual_seed(0)
-    layer = ChannelMLP(kind=kind, num_experts=4).build(8, 16)
-    x = torch.randn(3, 7, 8)
+    layer = ChannelMLP(kind=kind, num_experts=4).build(8, 16, bias=bias)
+    assert layer.sparse_dispatch  # the default: only the selected experts run
+    x = torch.randn(3, 7, 8, requires_grad=True)
+    sparse = layer(x)
+    sparse_grads = torch.autograd.grad(sparse.square().sum(), [x, *layer.parameters()], allow_unused=True)
+    layer.sparse_dispatch = False
     dense = layer(x)
-    layer.sparse_dispatch = True
-    torch.testing.assert_close(layer(x), dense, atol=1e-5, rtol=1e-5)
+    dense_grads = torch.autograd.grad(dense.square().sum(), [x, *layer.parameters()], allow_unused=True)
+    torch.testing.assert_close(sparse, dense, atol=1e-5, rtol=1e-5)
+    for ours, theirs in zip(sparse_grads, dense_grads):
+        if theirs is None:
+            assert ours is None
+        else:
+            torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+
+
+def forward_flops(layer: nn.Module, x: torch.Tensor) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        layer(x)
+    return counter.get_total_flops()
+
+
+def test_sparse_dispatch_computes_only_the_selected_experts():
+    tokens, dim, hidden, experts, top_k = 64, 16, 32, 8, 2
+    router = 2 * tokens * dim * experts
+    torch.manual_seed(0)
+    layer = MixtureOfExperts(dim, hidden, num_experts=experts, top_k=top_k)
+    x = torch.randn(tokens, dim)
+    assert forward_flops(layer, x) == router + 2 * tokens * top_k * 2 * dim * hidden  # top-2 slots only
+    layer.sparse_dispatch = False  # every expert on every token, plus the gates' bias mix
+    dense = router + 2 * tokens * experts * 2 * dim * hidden + 2 * tokens * experts * dim
+    assert forward_flops(layer, x) == dense
+    with torch.device("meta"):  # FLOP counting on the meta device: uniform routing, the same count
+        meta = MixtureOfExperts(dim, hidden, num_experts=experts, top_k=top_k)
+        assert forward_flops(meta, torch.empty(tokens, dim)) == router + 2 * tokens * top_k * 2 * dim * hidden
 
 
 def test_load_balancing_loss_is_one_when_uniform_and_larger_when_collapsed():

@@ -30,8 +30,13 @@ IMAGE_FOLDER = (
 #: (id, command, exit status, what the error line must contain)
 CASES: list[tuple[str, str, int, str]] = [
     # ------------------------------------------------------------------ image: model and task arguments
-    ("img-dh-wider-than-dz", IMG + " --model.backbone.d_h=2048", 2, "d_h < d_z"),
-    ("img-dz-negative", IMG + " --model.backbone.d_z=-5", 2, "d_z must be a positive integer, got -5"),
+    ("img-dh-wider-than-dz", IMG + " --model.backbone.mlp_dim=2048", 2, "d_h < d_z"),
+    (
+        "img-dz-negative",
+        IMG + " --model.backbone.embed_dim=-5",
+        2,
+        "embed_dim must be a positive integer, got -5",
+    ),
     ("img-depth-zero", IMG + " --model.backbone.depth=0", 2, "depth must be a positive integer, got 0"),
     ("img-unknown-family", IMG + " --model.backbone=NoSuchFamily", 2, "unknown class 'NoSuchFamily'"),
     (
@@ -93,9 +98,9 @@ CASES: list[tuple[str, str, int, str]] = [
     ),
     ("img-num-val-too-large", IMG + " --data.num_val=5000", 2, "must be positive and leave training images"),
     ("img-num-val-zero", IMG + " --data.num_val=0", 2, "must be positive and leave training images"),
-    ("img-batch-zero", IMG + " --data.batch_size=0", 2, "batch sizes must be positive"),
-    ("img-batch-negative", IMG + " --data.batch_size=-4", 2, "batch sizes must be positive"),
-    ("img-eval-batch-zero", IMG + " --data.eval_batch_size=0", 2, "batch sizes must be positive"),
+    ("img-batch-zero", IMG + " --data.batch_size=0", 2, "batch_size must be a positive integer, got 0"),
+    ("img-batch-negative", IMG + " --data.batch_size=-4", 2, "batch_size must be a positive integer, got -4"),
+    ("img-eval-batch-zero", IMG + " --data.eval_batch_size=0", 2, "eval_batch_size must be a positive integer"),
     ("img-source-split", IMG + " --data.source_split=val", 2, "source_split"),
     ("img-flip-copies", IMG + " --data.flip_copies=3", 2, "flip_copies"),
     ("img-crop-padding", IMG + " --data.crop_padding=-1", 2, "crop_padding must be >= 0"),
@@ -285,7 +290,7 @@ CASES: list[tuple[str, str, int, str]] = [
         2,
         "has characters outside the data's vocabulary",
     ),
-    ("text-heads", TXT + " --model.backbone.n_heads=3", 2, "must divide"),
+    ("text-heads", TXT + " --model.backbone.num_heads=3", 2, "must divide"),
     ("text-channel-mlp-kind", TXT + " '--model.backbone.channel_mlp={{kind: wide}}'", 2, "wide"),
     # ---------------------------------------------------------------------------------- recall (MQAR)
     ("recall-batch-zero", REC + " --data.batch_size=0", 2, "batch_size must be a positive integer, got 0"),
@@ -347,9 +352,9 @@ CASES: list[tuple[str, str, int, str]] = [
     ),
     (
         "ckpt-architecture-dh",
-        TEST_IMG + " --ckpt_path={image_best} --model.backbone.d_h=64",
+        TEST_IMG + " --ckpt_path={image_best} --model.backbone.mlp_dim=64",
         2,
-        "model.backbone.d_h: the checkpoint best.ckpt was trained with 32, this run gives 64",
+        "model.backbone.mlp_dim: the checkpoint best.ckpt was trained with 32, this run gives 64",
     ),
     (
         "ckpt-architecture-family",

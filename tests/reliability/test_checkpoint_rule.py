@@ -10,7 +10,7 @@ from mlplab.cli import MLPLabCLI
 from tests.reliability.workspace import QUICKSTART, QUIET
 
 TRAIN = [
-    "--config", str(QUICKSTART), "--model.backbone.d_z=128", "--model.backbone.d_h=32",
+    "--config", str(QUICKSTART), "--model.backbone.embed_dim=128", "--model.backbone.mlp_dim=32",
     "--trainer.max_epochs=1", "--trainer.default_root_dir=runs", *QUIET,
 ]  # fmt: skip
 
@@ -49,7 +49,10 @@ def test_what_the_command_leaves_out_comes_from_the_checkpoint(trained, tmp_path
     tested = MLPLabCLI(args=["test", *minimal, "--trainer.default_root_dir=runs", *QUIET])
     assert tested.model.noise_std == 0.2  # the checkpoint's, not the task's default of 0.25
     config, _ = recorded(tmp_path / "runs" / "lightning_logs" / "version_1")
-    assert config["backbone"]["init_args"]["d_z"] == 128 and config["backbone"]["init_args"]["d_h"] == 32
+    assert (
+        config["backbone"]["init_args"]["embed_dim"] == 128
+        and config["backbone"]["init_args"]["mlp_dim"] == 32
+    )
     assert config["noise_std"] == 0.2
 
 
@@ -62,10 +65,10 @@ def test_architecture_changes_are_refused_naming_both_values(trained, cli, capsy
         "--trainer.default_root_dir=runs",
     ]
     capsys.readouterr()
-    assert cli(*args, "--model.backbone.d_h=64", "--model.backbone.depth=2") == 2
+    assert cli(*args, "--model.backbone.mlp_dim=64", "--model.backbone.depth=2") == 2
     (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert line.startswith(
-        "error: model.backbone.d_h: the checkpoint best.ckpt was trained with 32, this run gives 64"
+        "error: model.backbone.mlp_dim: the checkpoint best.ckpt was trained with 32, this run gives 64"
     )
     assert "(and 1 more: model.backbone.depth)" in line
 

@@ -7,7 +7,14 @@ import torch
 
 from tests.reliability.workspace import QUICKSTART, QUIET
 
-FIT = ["fit", "--config", str(QUICKSTART), "--model.backbone.d_z=128", "--model.backbone.d_h=32", *QUIET]
+FIT = [
+    "fit",
+    "--config",
+    str(QUICKSTART),
+    "--model.backbone.embed_dim=128",
+    "--model.backbone.mlp_dim=32",
+    *QUIET,
+]
 
 
 def checkpoints_are_finite(root) -> list[str]:

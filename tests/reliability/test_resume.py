@@ -15,13 +15,13 @@ from tests.conftest import REPO
 from tests.reliability.workspace import QUICKSTART, QUIET
 
 SMALL = [
-    "--config", str(QUICKSTART), "--model.backbone.d_z=128", "--model.backbone.d_h=32",
+    "--config", str(QUICKSTART), "--model.backbone.embed_dim=128", "--model.backbone.mlp_dim=32",
     "--trainer.max_epochs=2", "--checkpoint.last_every_n_steps=5", *QUIET,
 ]  # fmt: skip
 #: Classification with every source of randomness a task draws from: flips and crops (torch), mixup (NumPy).
 AUGMENTED = [
-    *SMALL, "--model=ImageClassification", "--model.backbone=HourglassMLP", "--model.backbone.d_z=128",
-    "--model.backbone.d_h=32", "--model.backbone.output_activation=none", "--model.mixup_alpha=0.4",
+    *SMALL, "--model=ImageClassification", "--model.backbone=HourglassMLP", "--model.backbone.embed_dim=128",
+    "--model.backbone.mlp_dim=32", "--model.backbone.output_activation=none", "--model.mixup_alpha=0.4",
     "--data.normalize=true", "--data.horizontal_flip=true", "--data.crop_padding=1",
 ]  # fmt: skip
 
@@ -46,7 +46,7 @@ def test_kill_9_mid_epoch_then_resume_gives_the_uninterrupted_weights(cli, tmp_p
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")]),
-        "OMP_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": str(torch.get_num_threads()),  # as in this process: the same sums, bit for bit
     }
     killed = subprocess.run(
         [sys.executable, str(REPO / "cli.py"), "fit", *SMALL, "--trainer.default_root_dir=killed",

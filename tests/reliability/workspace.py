@@ -25,7 +25,7 @@ from tests.conftest import REPO, run_cli, shared_data_dir
 QUICKSTART = REPO / "configs" / "quickstart.yaml"
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
 #: The quickstart's Hourglass MLP, narrowed: checkpoints of 0.5 MB instead of 11 MB.
-SMALL_HOURGLASS = ["--model.backbone.d_z=128", "--model.backbone.d_h=32"]
+SMALL_HOURGLASS = ["--model.backbone.embed_dim=128", "--model.backbone.mlp_dim=32"]
 TEXT_A = "It is a truth universally acknowledged, that a single man in possession of a good fortune.\n" * 40
 TEXT_B = "ZYXW vuts 0123 !?;: QRPO " * 150
 

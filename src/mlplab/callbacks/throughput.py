@@ -29,7 +29,10 @@ def compute_dtype(precision: str) -> torch.dtype:
 
 
 class Throughput(Callback):
-    """Log ``train/device/samples_per_sec``, ``.../flops_per_sec`` and, on a GPU, ``train/device/mfu``.
+    """Log samples/s, FLOPs/s, on a GPU MFU, and tokens/s for the sequence tasks.
+
+    The metrics are ``train/device/samples_per_sec``, ``.../flops_per_sec``, ``.../mfu`` and, for
+    tasks that count items in their batches (the sequence tasks: tokens), ``.../tokens_per_sec``.
 
     Lightning's ``Throughput`` meter (the engine of its ``ThroughputMonitor``) is updated at every
     logging step (``trainer.log_every_n_steps``) with the samples, batches and FLOPs since the last
@@ -38,7 +41,8 @@ class Throughput(Callback):
     so the measurement does not slow down the training it measures. FLOPs per batch come from the
     task's ``flops_per_batch`` (measured once with ``measure_flops`` on a meta-device copy of the
     backbone, forward and backward); MFU divides by the device's peak FLOP/s in the training
-    precision, which Lightning knows for GPUs, not CPUs.
+    precision, which Lightning knows for GPUs, not CPUs. Items per batch come from the task's
+    ``items_in_batch(batch)`` and are named by its ``item_name`` (``"tokens"``).
 
     Args:
         window_size: Number of logging steps the rates are averaged over.
@@ -49,7 +53,7 @@ class Throughput(Callback):
         self.window_size = window_size
         self.meter: ThroughputMeter | None = None
         self._start = 0.0
-        self._batches = self._samples = self._batches_since_update = 0
+        self._batches = self._samples = self._batches_since_update = self._items = 0
         self._validation_start: float | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -63,7 +67,7 @@ class Throughput(Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.meter.reset()
         self._start = time.perf_counter()
-        self._batches = self._samples = self._batches_since_update = 0
+        self._batches = self._samples = self._batches_since_update = self._items = 0
 
     @rank_zero_only
     def on_train_batch_end(
@@ -72,6 +76,9 @@ class Throughput(Callback):
         self._batches += 1
         self._batches_since_update += 1
         self._samples += leading_batch_size(batch)
+        count_items = getattr(pl_module, "items_in_batch", None)
+        if count_items is not None:
+            self._items += count_items(batch)
         if self._batches % max(1, trainer.log_every_n_steps):
             return
         if trainer.strategy.root_device.type == "cuda":
@@ -82,9 +89,14 @@ class Throughput(Callback):
             batches=self._batches,
             samples=self._samples,
             flops=flops_per_batch * self._batches_since_update if flops_per_batch else None,
+            lengths=self._items if count_items is not None else None,
         )
         self._batches_since_update = 0
-        metrics = {f"train/{key}": value for key, value in self.meter.compute().items()}
+        item_name = getattr(pl_module, "item_name", "items")
+        metrics = {
+            f"train/{key.replace('items', item_name).replace('lengths', item_name)}": value
+            for key, value in self.meter.compute().items()
+        }
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
 

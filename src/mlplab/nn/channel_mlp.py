@@ -118,9 +118,10 @@ class ChannelMLP:
             heterogeneous load-balancing loss (the FFN experts have weight 1).
         gating_residual: MoE++: add a linear map of the previous layer's router logits to this
             layer's (the first MoE++ layer of a model has none).
-        sparse_dispatch: MoE / MoE++: run each expert only on its tokens (fewer FLOPs, but a host
-            synchronisation per expert); by default every expert runs on every token, weighted by
-            the sparse gates, which gives the same output with static shapes.
+        sparse_dispatch: MoE / MoE++: run each expert only on its tokens (the default: compute and
+            memory of the selected experts, two host synchronisations per layer); ``false`` runs every
+            expert on every token, weighted by the sparse gates (the same output with static shapes,
+            ``num_experts / top_k`` times the FLOPs).
     """
 
     kind: Literal["conventional", "hourglass", "moe", "moe_plus_plus"] = "conventional"
@@ -137,7 +138,7 @@ class ChannelMLP:
     constant_experts: int = 2
     zero_computation_balance: float = 0.75
     gating_residual: bool = True
-    sparse_dispatch: bool = False
+    sparse_dispatch: bool = True
 
     def build(
         self,

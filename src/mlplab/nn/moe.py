@@ -23,10 +23,17 @@ the training loss, so the router learns to spread the tokens.
   ``E_all * sum_i eta_i f_i P_i`` with ``eta_i = 1`` for MLP experts and ``tau`` for
   zero-computation experts (``zero_computation_balance``; the released code has no training loop).
 
-By default every expert runs on every token and the outputs are weighted by the sparse gates: the
-same result as dispatching tokens to their experts, with static shapes and no host synchronisation,
-at ``E / top_k`` times the FLOPs of the sparse computation (a fair trade for the small models here).
-``sparse_dispatch=True`` runs each expert only on its tokens instead.
+By default (``sparse_dispatch=True``) each MLP expert runs only on the tokens routed to it with a
+non-zero gate: the token slots are sorted by expert, each expert's MLP runs on its contiguous slice
+and the weighted outputs are added back, so compute and activation memory follow the ``top_k``
+selected experts (MoE++'s zero-computation experts cost nothing). Sorting costs two host
+synchronisations per layer (the number of routed slots and the per-expert counts), and the shapes
+change from batch to batch. ``sparse_dispatch=False`` runs every expert on every token and weights
+the outputs by the sparse gates instead: the same result with static shapes and no host
+synchronisation (what ``torch.compile`` and CUDA graphs want), at ``E / top_k`` times the FLOPs and
+an ``(tokens, E, hidden)`` activation per layer. On the meta device (parameter and FLOP counting),
+where routing is unknown, the sparse path counts every expert on ``tokens * top_k / num_routed``
+tokens: the FLOPs of uniform routing, which the load-balancing loss aims at.
 """
 
 from __future__ import annotations
@@ -88,7 +95,8 @@ class MixtureOfExperts(nn.Module):
         activation: Activation of the experts: a class, or a name ``timm.layers.get_act_layer`` knows.
         bias: Whether the experts' layers have biases.
         aux_loss_weight: Weight of the load-balancing loss stored in ``aux_loss``.
-        sparse_dispatch: Run each expert only on its tokens (see the module docs).
+        sparse_dispatch: Run each expert only on its tokens (``False``: every expert on every token;
+            see the module docs).
     """
 
     def __init__(
@@ -100,7 +108,7 @@ class MixtureOfExperts(nn.Module):
         activation: str | type[nn.Module] = "gelu",
         bias: bool = True,
         aux_loss_weight: float = 0.01,
-        sparse_dispatch: bool = False,
+        sparse_dispatch: bool = True,
     ):
         super().__init__()
         owner = type(self).__name__
@@ -166,20 +174,7 @@ class MixtureOfExperts(nn.Module):
         """``sum_e weights[:, e] * MLP_e(tokens)`` for tokens ``(N, dim)`` and weights ``(N, E)``."""
         weights = weights.to(tokens.dtype)
         if self.sparse_dispatch:
-            output = tokens.new_zeros(tokens.shape)
-            for expert in range(self.num_experts):
-                index = torch.nonzero(weights[:, expert]).squeeze(-1)
-                if index.numel() == 0:
-                    continue
-                chosen = tokens.index_select(0, index)
-                hidden = chosen @ self.w1[expert]
-                if self.b1 is not None:
-                    hidden = hidden + self.b1[expert]
-                out = self.act(hidden) @ self.w2[expert]
-                if self.b2 is not None:
-                    out = out + self.b2[expert]
-                output.index_add_(0, index, out * weights.index_select(0, index)[:, expert, None])
-            return output
+            return self.dispatched_experts(tokens, weights)
         hidden = torch.einsum("nd,edh->neh", tokens, self.w1)
         if self.b1 is not None:
             hidden = hidden + self.b1
@@ -188,6 +183,31 @@ class MixtureOfExperts(nn.Module):
         if self.b2 is not None:
             output = output + weights @ self.b2
         return output
+
+    def expert_mlp(self, expert: int, tokens: torch.Tensor) -> torch.Tensor:
+        """MLP expert ``expert`` on tokens ``(n, dim)``."""
+        w1, w2 = self.w1[expert], self.w2[expert]
+        hidden = tokens @ w1 if self.b1 is None else torch.addmm(self.b1[expert], tokens, w1)
+        hidden = self.act(hidden)
+        return hidden @ w2 if self.b2 is None else torch.addmm(self.b2[expert], hidden, w2)
+
+    def dispatched_experts(self, tokens: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """``mlp_experts`` with each expert run only on its tokens (the sorted dispatch, module docs)."""
+        if tokens.is_meta:  # FLOP counting: uniform routing, as many slots per expert
+            counts = [max(1, round(tokens.shape[0] * self.top_k / self.num_routed))] * self.num_experts
+            token_index = torch.empty(sum(counts), dtype=torch.long, device=tokens.device)
+            expert_index = torch.empty_like(token_index)
+        else:
+            token_index, expert_index = torch.nonzero(weights, as_tuple=True)  # slots with a non-zero gate
+            order = torch.argsort(expert_index, stable=True)
+            token_index, expert_index = token_index[order], expert_index[order]
+            counts = torch.bincount(expert_index, minlength=self.num_experts).tolist()
+        output = torch.zeros_like(tokens)
+        if not token_index.numel():  # MoE++: every token went to zero-computation experts
+            return output
+        routed = tokens.index_select(0, token_index).split(counts)
+        outputs = torch.cat([self.expert_mlp(e, part) for e, part in enumerate(routed) if part.shape[0]])
+        return output.index_add_(0, token_index, outputs * weights[token_index, expert_index, None])
 
     def extra_experts(self, tokens: torch.Tensor, weights: torch.Tensor) -> torch.Tensor | None:
         """Contribution of experts other than the MLPs (MoE++); ``None`` here."""
@@ -242,7 +262,7 @@ class MoEPlusPlus(MixtureOfExperts):
         activation: str | type[nn.Module] = "gelu",
         bias: bool = True,
         aux_loss_weight: float = 0.01,
-        sparse_dispatch: bool = False,
+        sparse_dispatch: bool = True,
         zero_experts: int = 1,
         copy_experts: int = 1,
         constant_experts: int = 2,

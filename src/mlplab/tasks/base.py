@@ -9,13 +9,12 @@ from typing import Any, ClassVar, Literal
 import lightning as L
 import numpy as np
 import torch
-from lightning.fabric.utilities.throughput import measure_flops
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from mlplab.errors import CheckpointError, ConfigError
-from mlplab.models.counting import count_parameters
+from mlplab.models.counting import count_parameters, count_training_flops
 from mlplab.models.registry import check_channel_mlps, upgrade_state_dict
 from mlplab.nn.moe import MixtureOfExperts, auxiliary_loss
 from mlplab.optim import LinearWarmupDecay
@@ -146,7 +145,7 @@ class Task(L.LightningModule):
         with torch.random.fork_rng(devices=[]), torch.device("meta"):
             meta_backbone = self._backbone_factory(*self._backbone_args)
             meta_input = torch.empty_like(example_input, device="meta")
-            return measure_flops(meta_backbone, lambda: meta_backbone(meta_input), loss_fn=lambda y: y.sum())
+            return count_training_flops(lambda: meta_backbone(meta_input))
 
     def record_flops(self, backbone_input: torch.Tensor) -> None:
         """Measure ``flops_per_batch`` once, at the first training batch (read by the throughput monitor)."""

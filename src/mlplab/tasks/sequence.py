@@ -59,6 +59,13 @@ class SequenceTask(Task):
         self.context_length = context_length
         self.backbone = self.build_backbone(backbone, vocab_size, context_length)
 
+    #: What :meth:`items_in_batch` counts (the throughput callback logs ``train/device/tokens_per_sec``).
+    item_name = "tokens"
+
+    def items_in_batch(self, batch: tuple[torch.Tensor, torch.Tensor]) -> int:
+        """Tokens in a training batch: ``B x T`` of its inputs."""
+        return batch[0].numel()
+
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The task's loss of logits ``(B, T, V)`` against targets ``(B, T)``."""
         raise NotImplementedError

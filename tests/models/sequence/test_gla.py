@@ -45,9 +45,16 @@ def test_layer_modes_agree():
     model = GatedLinearAttention(13, 30, embed_dim=16, depth=2, num_heads=2, chunk_size=7)
     tokens = torch.randint(0, 13, (2, 30))
     chunked = model(tokens)
+    chunked.square().sum().backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters()}
     for block in model.blocks:
         block.mixer.mode = "recurrent"
-    torch.testing.assert_close(model(tokens), chunked, atol=1e-4, rtol=1e-4)
+    model.zero_grad()
+    recurrent = model(tokens)
+    recurrent.square().sum().backward()
+    torch.testing.assert_close(recurrent, chunked, atol=1e-4, rtol=1e-4)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(grads[name], p.grad, atol=1e-4, rtol=1e-4, msg=name)
 
 
 def test_parameter_count_from_the_layer_definition():

@@ -45,6 +45,7 @@ from mlplab.models.sequence.common import (
     PreNormResidualBlock,
     SequenceModel,
 )
+from mlplab.models.sequence.scans import autocast_off
 
 FilterKind = Literal["implicit", "explicit"]
 
@@ -61,7 +62,7 @@ def causal_fft_conv(u: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """
     length = u.shape[1]
     size = 2 * length
-    with torch.autocast(device_type=u.device.type, enabled=False):
+    with autocast_off(u):  # (the meta device has no autocast to turn off)
         u_f = torch.fft.rfft(u.float(), n=size, dim=1)
         k_f = torch.fft.rfft(kernel.float(), n=size, dim=0)
         return torch.fft.irfft(u_f * k_f, n=size, dim=1)[:, :length]

@@ -14,15 +14,20 @@ Per head, with keys and queries of width ``d_k`` and values of width ``d_v``, a 
 The layer: ``q, k`` from ``d -> expand_k d`` and ``v, g`` from ``d -> expand_v d`` (no biases), split
 into heads; output ``W_o (RMSNorm(o) * swish(g))`` with the RMSNorm over each head's ``d_v`` channels.
 
-Two computations of the same ``o`` (float32):
+Computations of the same ``o`` (``mode`` and ``backend``):
 
-* :func:`gla_recurrent`: the recurrence above, one step at a time (the reference);
-* :func:`gla_chunkwise`: chunks of ``C`` steps; with ``G`` the cumulative log-gates inside a chunk,
-  ``o_t = (q_t * exp(G_t)) S_prev + sum_{s <= t in chunk} (q_t . (k_s * exp(G_t - G_s))) v_s`` and the
-  state passed on is ``exp(G_C) S_prev + sum_s (k_s * exp(G_C - G_s))^T v_s``. Every exponent is a
-  sum of log-gates over a later minus an earlier step, so it is <= 0 and nothing overflows; the
+* :func:`gla_recurrent`: the recurrence above, one step at a time (the reference, float32);
+* the chunkwise form (float32), chunks of ``C`` steps; with ``G`` the cumulative log-gates inside a
+  chunk, ``o_t = (q_t * exp(G_t)) S_prev + sum_{s <= t in chunk} (q_t . (k_s * exp(G_t - G_s))) v_s``
+  and the state passed on is ``exp(G_C) S_prev + sum_s (k_s * exp(G_C - G_s))^T v_s``. Every exponent
+  is a sum of log-gates over a later minus an earlier step, so it is <= 0 and nothing overflows; the
   intra-chunk decays are materialised as ``(B, H, C, C, d_k)`` per chunk (the paper's secondary
-  chunking avoids that tensor with tiled kernels; this form keeps pure PyTorch simple).
+  chunking avoids that tensor with tiled kernels; this form keeps pure PyTorch simple). The layer
+  runs it as :func:`mlplab.models.sequence.scans.gla_chunked`, which recomputes each chunk in the
+  backward pass so that only one chunk's decays exist at a time; :func:`gla_chunkwise` keeps every
+  chunk's intermediates for the backward pass instead (more memory, no recomputation);
+* flash-linear-attention's ``chunk_gla`` kernel (``backend: fla``, CUDA only; see
+  :mod:`mlplab.models.sequence.backends`).
 
 Blocks are ``x + GLA(RMSNorm(x))`` then ``x + MLP(RMSNorm(x))``; no position embeddings.
 
@@ -39,13 +44,16 @@ from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
 from mlplab.models.registry import BlockLayout, Variant, register_family
+from mlplab.models.sequence.backends import BackendChoice, fla_chunk_gla
 from mlplab.models.sequence.common import (
     PreNormResidualBlock,
     SequenceModel,
     SequenceNorm,
 )
+from mlplab.models.sequence.scans import gla_chunked
 
 GLAMode = Literal["chunk", "recurrent"]
+GLABackend = Literal["auto", "torch", "fla"]
 
 
 def gla_recurrent(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_alpha: torch.Tensor) -> torch.Tensor:
@@ -72,25 +80,12 @@ def gla_recurrent(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_alpha: 
 def gla_chunkwise(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_alpha: torch.Tensor, chunk_size: int = 32
 ) -> torch.Tensor:
-    """GLA outputs by the chunkwise-parallel form (module docs); same arguments as :func:`gla_recurrent`."""
-    q, k, v, log_alpha = (t.float() for t in (q, k, v, log_alpha))
-    batch, heads, length, _ = q.shape
-    state = q.new_zeros(batch, heads, q.shape[-1], v.shape[-1])
-    causal = torch.ones(chunk_size, chunk_size, dtype=torch.bool, device=q.device).tril()
-    outputs = []
-    for start in range(0, length, chunk_size):
-        stop = min(start + chunk_size, length)
-        size = stop - start
-        qc, kc, vc = q[:, :, start:stop], k[:, :, start:stop], v[:, :, start:stop]
-        cumulative = log_alpha[:, :, start:stop].cumsum(dim=2)  # G_t, (B, H, C, d_k)
-        inter = (qc * cumulative.exp()) @ state
-        exponent = cumulative[:, :, :, None, :] - cumulative[:, :, None, :, :]  # G_t - G_s, (B, H, C, C, d_k)
-        exponent = exponent.masked_fill(~causal[:size, :size, None], float("-inf"))
-        scores = (qc[:, :, :, None, :] * kc[:, :, None, :, :] * exponent.exp()).sum(-1)  # (B, H, C, C)
-        outputs.append(inter + scores @ vc)
-        last = cumulative[:, :, -1:, :]  # G_C
-        state = last.transpose(-1, -2).exp() * state + (kc * (last - cumulative).exp()).transpose(-1, -2) @ vc
-    return torch.cat(outputs, dim=2)
+    """GLA outputs by the chunkwise-parallel form, every chunk's intermediates kept for the backward pass.
+
+    Same arguments and result as :func:`gla_recurrent` (module docs); the layer uses
+    :func:`mlplab.models.sequence.scans.gla_chunked`, the same arithmetic with bounded memory.
+    """
+    return gla_chunked(q, k, v, log_alpha, chunk_size, recompute=False)
 
 
 class GLALayer(nn.Module):
@@ -107,6 +102,8 @@ class GLALayer(nn.Module):
         gate_logit_normalizer: Divisor of ``logsigmoid`` in the forget gate (16 in the paper).
         mode: ``chunk`` (chunkwise-parallel) or ``recurrent`` (the reference loop).
         chunk_size: Steps per chunk.
+        backend: ``auto``, ``torch`` or ``fla`` (flash-linear-attention's kernel, see
+            :mod:`mlplab.models.sequence.backends`; ``mode`` then does not apply).
     """
 
     def __init__(
@@ -118,7 +115,8 @@ class GLALayer(nn.Module):
         gate_low_rank_dim: int = 16,
         gate_logit_normalizer: float = 16.0,
         mode: GLAMode = "chunk",
-        chunk_size: int = 32,
+        chunk_size: int = 16,
+        backend: GLABackend = "auto",
     ):
         super().__init__()
         self.key_dim = int(d_model * expand_k)
@@ -133,6 +131,7 @@ class GLALayer(nn.Module):
             )
         if mode not in ("chunk", "recurrent"):
             raise ConfigError(f"GatedLinearAttention: mode must be chunk or recurrent, got {mode!r}")
+        self.backend = BackendChoice("GatedLinearAttention", backend, "fla")
         self.n_heads = n_heads
         self.mode = mode
         self.chunk_size = chunk_size
@@ -157,10 +156,12 @@ class GLALayer(nn.Module):
             F.logsigmoid(self.gk_up(self.gk_down(x)).float()) / self.gate_logit_normalizer
         )
         q = q * q.shape[-1] ** -0.5
-        if self.mode == "recurrent":
+        if self.backend.resolve(x.device) == "fla":
+            o = fla_chunk_gla(q, k, v, log_alpha)
+        elif self.mode == "recurrent":
             o = gla_recurrent(q, k, v, log_alpha)
         else:
-            o = gla_chunkwise(q, k, v, log_alpha, self.chunk_size)
+            o = gla_chunked(q, k, v, log_alpha, self.chunk_size)
         o = self.g_norm(o.to(x.dtype)).transpose(1, 2).reshape(batch, length, self.value_dim)
         return self.out_proj(o * F.silu(self.g_proj(x)))
 
@@ -184,8 +185,11 @@ class GatedLinearAttention(SequenceModel):
         expand_v: Value width as a multiple of d (1.0 in the paper).
         gate_low_rank_dim: Rank of the forget-gate projection (16).
         gate_logit_normalizer: Divisor of ``logsigmoid`` in the forget gate (16).
-        mode: ``chunk`` (chunkwise-parallel) or ``recurrent`` (the reference loop over time).
-        chunk_size: Steps per chunk.
+        mode: ``chunk`` (chunkwise-parallel, each chunk recomputed in the backward pass) or
+            ``recurrent`` (the reference loop over time).
+        chunk_size: Steps per chunk (16: the pairwise decays cost ``T x chunk_size x d_k`` per head).
+        backend: ``auto`` (flash-linear-attention's kernel when installed and on CUDA, else
+            PyTorch), ``torch`` or ``fla``; see :mod:`mlplab.models.sequence.backends`.
         norm: ``rmsnorm`` (paper) or ``layernorm``.
         **kwargs: The arguments every sequence family shares (:class:`SequenceModel`): ``embed_dim``,
             ``depth``, ``channel_mlp``, ``mlp_ratio``, ``bias``, ``dropout``, ``embedding_dropout``,
@@ -202,7 +206,8 @@ class GatedLinearAttention(SequenceModel):
         gate_low_rank_dim: int = 16,
         gate_logit_normalizer: float = 16.0,
         mode: GLAMode = "chunk",
-        chunk_size: int = 32,
+        chunk_size: int = 16,
+        backend: GLABackend = "auto",
         norm: SequenceNorm = "rmsnorm",
         **kwargs: Any,
     ):
@@ -217,5 +222,6 @@ class GatedLinearAttention(SequenceModel):
                 gate_logit_normalizer,
                 mode,
                 chunk_size,
+                backend,
             )
         )

@@ -21,12 +21,18 @@ kernels add the residual in a different place, with the same result), optionally
 ``embed_dim=768, depth=24`` and the GPT-NeoX vocabulary padded to 50,280 this is mamba-130m:
 129,135,360 parameters.
 
-The scan runs in float32. :func:`selective_scan_reference` is the plain loop over time, kept as the
-reference the tests check against; :func:`selective_scan_parallel` runs a log-depth (Hillis-Steele)
-scan of the linear recurrence inside chunks of ``chunk_size`` steps and carries the state from chunk to
-chunk: ``log2(chunk_size)`` wide tensor operations per chunk instead of ``chunk_size`` small ones. It
-materialises the states ``(B, T, d_inner, N)``, so long sequences and wide models need memory;
-``recompute_scan`` trades time for memory by recomputing the scan in the backward pass.
+The scan runs in float32, by one of three PyTorch forms (``scan``) or mamba-ssm's fused kernel
+(``backend``, see :mod:`mlplab.models.sequence.backends`):
+
+* ``chunked`` (default): :func:`mlplab.models.sequence.scans.selective_scan_chunked`, which saves one
+  state per chunk of ``chunk_size`` steps and recomputes the chunk in the backward pass, so memory is
+  linear in ``B x T x d_inner``; like the official kernel it takes the softplus, ``D`` and the gate
+  ``z`` inside, so their intermediates are not stored either;
+* ``sequential``: :func:`selective_scan_reference`, the plain loop over time, kept as the reference
+  the tests check against;
+* ``parallel``: :func:`selective_scan_parallel`, a log-depth (Hillis-Steele) scan inside chunks; it
+  materialises the states ``(B, T, d_inner, N)`` (``recompute_scan`` recomputes them in the
+  backward pass instead of storing them, but the recomputation still holds them all at once).
 
 Shapes: tokens ``(B, T)`` -> logits ``(B, T, V)``.
 """
@@ -43,15 +49,18 @@ from torch.utils.checkpoint import checkpoint
 
 from mlplab.errors import ConfigError, require_positive
 from mlplab.models.registry import BlockLayout, Variant, register_family
+from mlplab.models.sequence.backends import BackendChoice, causal_conv1d_kernel, mamba_ssm_scan
 from mlplab.models.sequence.common import (
     CausalDepthwiseConv1d,
     PreNormResidualBlock,
     SequenceModel,
     SequenceNorm,
 )
+from mlplab.models.sequence.scans import selective_scan_chunked
 from mlplab.nn.channel_mlp import ChannelMLP
 
-ScanKind = Literal["parallel", "sequential"]
+ScanKind = Literal["chunked", "parallel", "sequential"]
+MambaBackend = Literal["auto", "torch", "mamba_ssm"]
 
 
 def _discretise(
@@ -148,9 +157,12 @@ class MambaMixer(nn.Module):
         dt_min: Smallest initial step size.
         dt_max: Largest initial step size.
         dt_init_floor: Floor of the initial step sizes.
-        scan: ``parallel`` (chunked log-depth scan) or ``sequential`` (the reference loop).
-        chunk_size: Steps per chunk of the parallel scan.
-        recompute_scan: Recompute the scan in the backward pass instead of storing its states.
+        scan: The PyTorch scan: ``chunked`` (bounded memory), ``parallel`` (log-depth) or
+            ``sequential`` (the reference loop).
+        chunk_size: Steps per chunk of the chunked and parallel scans.
+        recompute_scan: ``parallel`` scan: recompute it in the backward pass instead of storing its states.
+        backend: ``auto``, ``torch`` or ``mamba_ssm`` (the fused CUDA kernels, see
+            :mod:`mlplab.models.sequence.backends`; ``scan`` then does not apply).
     """
 
     def __init__(
@@ -163,14 +175,16 @@ class MambaMixer(nn.Module):
         dt_min: float = 1e-3,
         dt_max: float = 1e-1,
         dt_init_floor: float = 1e-4,
-        scan: ScanKind = "parallel",
+        scan: ScanKind = "chunked",
         chunk_size: int = 64,
         recompute_scan: bool = False,
+        backend: MambaBackend = "auto",
     ):
         super().__init__()
         require_positive("Mamba", d_state=d_state, d_conv=d_conv, expand=expand, chunk_size=chunk_size)
-        if scan not in ("parallel", "sequential"):
-            raise ConfigError(f"Mamba: scan must be parallel or sequential, got {scan!r}")
+        if scan not in ("chunked", "parallel", "sequential"):
+            raise ConfigError(f"Mamba: scan must be chunked, parallel or sequential, got {scan!r}")
+        self.backend = BackendChoice("Mamba", backend, "mamba_ssm")
         if not 0 < dt_min <= dt_max:
             raise ConfigError(f"Mamba: need 0 < dt_min <= dt_max, got {dt_min} and {dt_max}")
         self.d_inner = expand * d_model
@@ -219,10 +233,34 @@ class MambaMixer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u, z = self.in_proj(x).chunk(2, dim=-1)
-        u = F.silu(self.conv(u))
+        kernel = self.backend.resolve(x.device)
+        conv_kernel = causal_conv1d_kernel() if kernel == "mamba_ssm" else None
+        if conv_kernel is not None:
+            weight, bias = self.conv.conv.weight.squeeze(1), self.conv.conv.bias
+            u = conv_kernel(u.transpose(1, 2).contiguous(), weight, bias, activation="silu").transpose(1, 2)
+        else:
+            u = F.silu(self.conv(u))
         dt, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
-        delta = F.softplus(self.dt_proj(dt).float())
         A = -torch.exp(self.A_log.float())
+        if kernel == "mamba_ssm" or self.scan == "chunked":  # softplus, D and the gate inside the scan
+            dt = F.linear(dt, self.dt_proj.weight)
+            if kernel == "mamba_ssm":
+                y = mamba_ssm_scan(u, dt, A, B, C, self.D, z, self.dt_proj.bias, delta_softplus=True)
+            else:
+                y = selective_scan_chunked(
+                    u,
+                    dt,
+                    A,
+                    B,
+                    C,
+                    self.D,
+                    z,
+                    self.dt_proj.bias,
+                    delta_softplus=True,
+                    chunk_size=self.chunk_size,
+                )
+            return self.out_proj(y.to(u.dtype))
+        delta = F.softplus(self.dt_proj(dt).float())
         y = self.selective_scan(u, delta, A, B, C, self.D).to(u.dtype)
         return self.out_proj(y * F.silu(z))
 
@@ -257,9 +295,13 @@ class Mamba(SequenceModel):
         dt_rank: Rank of the step-size projection; ``None`` means ``ceil(d / 16)``.
         dt_min: Smallest initial step size.
         dt_max: Largest initial step size.
-        scan: ``parallel`` (chunked log-depth scan) or ``sequential`` (the reference loop over time).
-        chunk_size: Steps per chunk of the parallel scan.
-        recompute_scan: Recompute the scan's states in the backward pass (less memory, more time).
+        scan: The PyTorch scan: ``chunked`` (one saved state per chunk; memory linear in the
+            sequence), ``parallel`` (log-depth, stores every state) or ``sequential`` (the reference
+            loop over time).
+        chunk_size: Steps per chunk of the chunked and parallel scans.
+        recompute_scan: ``parallel`` scan: recompute its states in the backward pass.
+        backend: ``auto`` (mamba-ssm's kernels when installed and on CUDA, else PyTorch), ``torch``
+            or ``mamba_ssm``; see :mod:`mlplab.models.sequence.backends`.
         channel_mlp: An optional channel MLP after each mixer (Mamba has none: ``null``).
         norm: ``rmsnorm`` (official) or ``layernorm``.
         **kwargs: The arguments every sequence family shares (:class:`SequenceModel`): ``embed_dim``,
@@ -277,9 +319,10 @@ class Mamba(SequenceModel):
         dt_rank: int | None = None,
         dt_min: float = 1e-3,
         dt_max: float = 1e-1,
-        scan: ScanKind = "parallel",
+        scan: ScanKind = "chunked",
         chunk_size: int = 64,
         recompute_scan: bool = False,
+        backend: MambaBackend = "auto",
         channel_mlp: ChannelMLP | None = None,
         norm: SequenceNorm = "rmsnorm",
         **kwargs: Any,
@@ -297,6 +340,7 @@ class Mamba(SequenceModel):
                 scan=scan,
                 chunk_size=chunk_size,
                 recompute_scan=recompute_scan,
+                backend=backend,
             )  # fmt: skip
         )
 
