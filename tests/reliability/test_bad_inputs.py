@@ -100,7 +100,7 @@ CASES: list[tuple[str, str, int, str]] = [
     ("img-num-val-zero", IMG + " --data.num_val=0", 2, "must be positive and leave training images"),
     ("img-batch-zero", IMG + " --data.batch_size=0", 2, "batch_size must be a positive integer, got 0"),
     ("img-batch-negative", IMG + " --data.batch_size=-4", 2, "batch_size must be a positive integer, got -4"),
-    ("img-eval-batch-zero", IMG + " --data.eval_batch_size=0", 2, "eval_batch_size must be a positive integer"),
+    ("img-eval-batch-zero", IMG + " --data.eval_batch_size=0", 2, "eval_batch_size must be a positive"),
     ("img-source-split", IMG + " --data.source_split=val", 2, "source_split"),
     ("img-flip-copies", IMG + " --data.flip_copies=3", 2, "flip_copies"),
     ("img-crop-padding", IMG + " --data.crop_padding=-1", 2, "crop_padding must be >= 0"),
