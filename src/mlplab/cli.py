@@ -219,9 +219,7 @@ def check_config_file(path: str | Path, keys: str = "keys such as model, data an
         raise ConfigError(f"{path} is empty: a config is a mapping with {keys}")
     if not isinstance(data, dict):
         kind = {list: "a list", str: "a single string"}.get(type(data), f"a {type(data).__name__}")
-        raise ConfigError(
-            f"{path}: the top level must be a mapping ({keys}), not {kind}"
-        )
+        raise ConfigError(f"{path}: the top level must be a mapping ({keys}), not {kind}")
 
 
 def config_files_in(argv: list[str]) -> list[str]:
