@@ -51,7 +51,7 @@ FIELDS = ["task", "design", "budget", "shape", "params", "epochs", "best_val_psn
 
 
 def shape_label(args: dict) -> str:
-    return f"{args.get('d_z', 784)}/{args['d_h']}/L{args['depth']}"
+    return f"{args.get('embed_dim', 784)}/{args['mlp_dim']}/L{args['depth']}"
 
 
 def run_one(task: str, design: str, args: dict, options: argparse.Namespace, run_dir: Path) -> dict:

@@ -113,8 +113,8 @@ def main() -> None:
                 "backbone": f"MlpMixer({', '.join(f'{k}={v}' for k, v in args.items())})",
                 "params": build_count("mlplab.models.MlpMixer", args, "ImageClassification"),
                 "batch_size": batch_size,
-                "handwritten_samples_per_sec": round(handwritten),
-                "mlplab_samples_per_sec": round(ours),
+                "handwritten_samples_per_sec": round(handwritten, 1),
+                "mlplab_samples_per_sec": round(ours, 1),
                 "ratio": round(ours / handwritten, 3),
             }
         )
@@ -135,7 +135,7 @@ def main() -> None:
                     "params": build_count(backbone, args, task),
                     "batch_size": batch_size,
                     "mlplab_samples_per_sec": round(
-                        mlplab_samples_per_sec(options, backbone, args, task, batch_size)
+                        mlplab_samples_per_sec(options, backbone, args, task, batch_size), 1
                     ),
                 }
             )
