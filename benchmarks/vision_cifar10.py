@@ -48,6 +48,8 @@ PROTOCOLS = {
         "strip_mlp_cifar10",
         "ms_mlp_cifar10",
         "dynamic_spectrum_mixer_cifar10",
+        "efficient_mod_cifar10",
+        "spartan_cifar10",
     ],
 }
 

@@ -21,12 +21,14 @@ from mlplab.models.timeseries.tsmixer import TSMixer
 from mlplab.models.timeseries.tsmixer_google import TSMixerGoogle
 from mlplab.models.vision.activator import Activator
 from mlplab.models.vision.dynamic_spectrum_mixer import DynamicSpectrumMixer
+from mlplab.models.vision.efficient_mod import EfficientMod
 from mlplab.models.vision.hourglass import ConventionalMLP, HourglassMLP
 from mlplab.models.vision.maxim import MAXIM
 from mlplab.models.vision.ms_mlp import MSMLP
 from mlplab.models.vision.ninformer import NiNformer
 from mlplab.models.vision.raft_mlp import RaftMLP
 from mlplab.models.vision.scaling_mlp import BottleneckMLP, StandardMLP
+from mlplab.models.vision.spartan import SpaRTAN
 from mlplab.models.vision.strip_mlp import StripMLP
 from mlplab.models.vision.timm_families import GMLP, ConViT, MlpMixer, PoolFormer, ResMLP
 
@@ -40,6 +42,7 @@ __all__ = [
     "ConventionalMLP",
     "DLinear",
     "DynamicSpectrumMixer",
+    "EfficientMod",
     "FlatMLP",
     "GatedAssociativeMemory",
     "GatedConv",
@@ -54,6 +57,7 @@ __all__ = [
     "RaftMLP",
     "ResMLP",
     "SequenceModel",
+    "SpaRTAN",
     "StandardMLP",
     "StripMLP",
     "TSMixer",
