@@ -62,6 +62,7 @@ from sequence_shakespeare import FAMILIES as SEQUENCE_FAMILIES  # noqa: E402
 
 from mlplab.cli import MLPLabCLI  # noqa: E402
 from mlplab.models import count_parameters  # noqa: E402
+from mlplab.models.sequence.backends import LIBRARIES, backends_in_use, import_problem  # noqa: E402
 from mlplab.tools.provenance import code_version  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -528,15 +529,37 @@ def section_nanogpt(suite: Suite, deadline: Deadline) -> None:
 
 
 # -------------------------------------------------------------------------------- 4. sequence families
+#: The sequence families that can use a fused kernel library, and its name (``backend`` argument).
+KERNEL_BACKENDS = {"mamba": "mamba_ssm", "gla": "fla"}
+
+
+def sequence_cases(device: str) -> list[tuple[str, str | None]]:
+    """(family, backend) to measure: every family as configured, and each importable kernel beside torch."""
+    cases: list[tuple[str, str | None]] = []
+    for family in SEQUENCE_FAMILIES:
+        library = KERNEL_BACKENDS.get(family)
+        usable = (
+            library is not None and device == "cuda" and import_problem(LIBRARIES[library].module) is None
+        )
+        cases += [(family, "torch"), (family, library)] if usable else [(family, None)]
+    return cases
+
+
 def section_sequence(suite: Suite, deadline: Deadline) -> None:
-    """100 bf16 training steps of every sequence family's Shakespeare recipe: tokens/s and peak memory."""
+    """100 bf16 training steps of every sequence family's Shakespeare recipe: tokens/s and peak memory.
+
+    A family that can use a fused kernel library installed here runs twice, with the PyTorch scans and
+    with the kernels; the others run as their recipe says (``backend: auto``, which picks the PyTorch path
+    when no kernel library is installed).
+    """
     steps = 3 if suite.smoke else 100
     warmup = 1 if suite.smoke else 20
-    for number, family in enumerate(SEQUENCE_FAMILIES):
-        share = deadline.share(len(SEQUENCE_FAMILIES) - number)
+    cases = sequence_cases(suite.device)
+    for number, (family, backend) in enumerate(cases):
+        share = deadline.share(len(cases) - number)
         recipe = REPO / "configs" / "text" / f"{family}_shakespeare.yaml"
         args = device_args(suite) + [f"--config={recipe}"]
-        args += quiet_args(suite.scratch / "sequence" / family, logger=False)
+        args += quiet_args(suite.scratch / "sequence" / f"{family}_{backend or 'auto'}", logger=False)
         args += [
             f"--trainer.max_steps={steps}",
             "--trainer.limit_val_batches=0",
@@ -545,6 +568,8 @@ def section_sequence(suite: Suite, deadline: Deadline) -> None:
             "--checkpoint.save_top_k=0",
             "--checkpoint.save_last=false",
         ]
+        if backend is not None:
+            args += [f"--model.init_args.backbone.init_args.backend={backend}"]
         if suite.smoke:
             args += [arg for arg in text_smoke_args() if "limit_val" not in arg and "per_epoch" not in arg]
         reset_peak_memory(suite.device)
@@ -553,11 +578,12 @@ def section_sequence(suite: Suite, deadline: Deadline) -> None:
             with hard_limit(share.left() + 20):
                 cli = run_cli(args, recorder)
         except SectionTimeout as error:
-            suite.record("sequence", family=family, status="timeout", error=str(error))
+            suite.record("sequence", family=family, backend=backend, status="timeout", error=str(error))
             continue
         except Exception as error:  # one family's failure (e.g. out of memory) must not end the section
             traceback.print_exc()
-            suite.record("sequence", family=family, status="error", error=f"{type(error).__name__}: {error}")
+            failure = f"{type(error).__name__}: {error}"
+            suite.record("sequence", family=family, backend=backend, status="error", error=failure)
             reset_peak_memory(suite.device)
             continue
         data = cli.datamodule
@@ -569,6 +595,8 @@ def section_sequence(suite: Suite, deadline: Deadline) -> None:
             family=family,
             status="ok",
             backbone=type(cli.model.backbone).__name__,
+            backend=backend or "auto",
+            backend_used=backends_in_use(cli.model.backbone),
             params=count_parameters(cli.model.backbone)[0],
             steps=cli.trainer.global_step,
             timed_steps=recorder.timed_steps,
@@ -756,8 +784,8 @@ def summary(row: dict[str, Any]) -> str:
         return f"{row['ms_per_step']} ms/step, {reached} (bar: {'met' if row['bar_met'] else 'missed'})"
     if section == "sequence":
         return (
-            f"{row['family']}: {row['tokens_per_sec']} tokens/s, {row['peak_memory_gib']} GiB, "
-            f"{row['params'] / 1e6:.2f}M params"
+            f"{row['family']} ({row['backend_used']}): {row['tokens_per_sec']} tokens/s, "
+            f"{row['peak_memory_gib']} GiB, {row['params'] / 1e6:.2f}M params"
         )
     if section == "hourglass_mnist":
         return (

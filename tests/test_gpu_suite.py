@@ -41,7 +41,8 @@ def test_smoke_runs_every_section(tmp_path, capsys):
     assert all(row["mlplab_samples_per_sec"] > 0 and row["ratio"] > 0 for row in by_section["fit_loop"])
     assert by_section["nanogpt"][0]["steps"] == 4 and by_section["nanogpt"][0]["validations"]
     families = [row["family"] for row in by_section["sequence"]]
-    assert families == gpu_suite.SEQUENCE_FAMILIES
+    assert families == gpu_suite.SEQUENCE_FAMILIES  # no kernel library on a CPU: each family once
+    assert all(row["backend_used"] == "torch" for row in by_section["sequence"])
     assert all(row["tokens_per_sec"] and row["params"] > 0 for row in by_section["sequence"])
     if have_data:
         assert all(row["test_psnr"] > 0 for row in by_section["hourglass_mnist"])
@@ -104,3 +105,12 @@ def test_prepared_command_fits_the_device_tool(tmp_path):
         "mnist/t10k-labels-idx1-ubyte.gz": "abc123",
         "tinyshakespeare.txt": "def456",
     }
+
+
+def test_families_with_an_installed_kernel_library_run_with_both_backends(monkeypatch):
+    only_fla = lambda module: None if module.startswith("fla") else "missing"  # noqa: E731
+    monkeypatch.setattr(gpu_suite, "import_problem", only_fla)
+    cases = gpu_suite.sequence_cases("cuda")
+    assert ("gla", "torch") in cases and ("gla", "fla") in cases and ("mamba", None) in cases
+    assert len(cases) == len(gpu_suite.SEQUENCE_FAMILIES) + 1
+    assert gpu_suite.sequence_cases("cpu") == [(family, None) for family in gpu_suite.SEQUENCE_FAMILIES]
