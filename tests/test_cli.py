@@ -209,3 +209,21 @@ def test_corrupt_dataset_file_is_one_line(cli, capsys, tmp_path):
     assert (
         last.startswith("error: ") and "fails its MD5 check" in last and "t10k-images-idx3-ubyte.gz" in last
     )
+
+
+def test_an_integer_batch_limit_counts_batches_and_a_float_is_a_fraction(tmp_path):
+    """``--trainer.limit_val_batches=1`` is one batch (jsonargparse used to make it 1.0: every batch)."""
+    from mlplab.cli import MLPLabCLI
+
+    (tmp_path / "limits.yaml").write_text("trainer:\n  limit_test_batches: 1\n  limit_predict_batches: 1.0\n")
+    given = ["--trainer.limit_val_batches=1", "--trainer.limit_train_batches", "0.5"]
+    args = ["--config", QUICKSTART, "--config", str(tmp_path / "limits.yaml"), *given, *QUIET]
+    run = MLPLabCLI(args=[*args, f"--trainer.default_root_dir={tmp_path}"], run=False)
+    trainer = run.config.trainer
+    assert (trainer.limit_val_batches, trainer.limit_test_batches) == (1, 1)
+    assert isinstance(trainer.limit_val_batches, int) and isinstance(trainer.limit_test_batches, int)
+    assert trainer.limit_train_batches == 0.5 and trainer.limit_predict_batches == 1.0
+    assert isinstance(trainer.limit_predict_batches, float)
+    assert run.trainer.limit_val_batches == 1 and isinstance(run.trainer.limit_val_batches, int)
+    overfit = MLPLabCLI(args=[*args, "--trainer.overfit_batches=2"], run=False)
+    assert overfit.config.trainer.overfit_batches == 2 and isinstance(overfit.config.trainer.overfit_batches, int)

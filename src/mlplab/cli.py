@@ -75,6 +75,15 @@ RESUMED_STATE_ARGUMENTS = ("optimizer", "lr_scheduler", "lr_scheduler_interval")
 #: ``--ckpt_path`` values Lightning resolves itself.
 LIGHTNING_CKPT_NAMES = ("hpc", "registry")
 
+#: Trainer arguments where an integer counts batches and a float is a fraction of them.
+BATCH_COUNT_OR_FRACTION = (
+    "limit_train_batches",
+    "limit_val_batches",
+    "limit_test_batches",
+    "limit_predict_batches",
+    "overfit_batches",
+)
+
 DESCRIPTION = (
     "mlplab: train MLP-centred architectures. fit / validate / test / predict run one config (see "
     "`mlplab fit --help`); `mlplab sweep --config SWEEP.yaml --out DIR` trains parameter-matched shapes of "
@@ -117,6 +126,23 @@ def resolve_registered_names_first() -> None:
 
 set_loader(PARSER_MODE, load_config_text, (yaml.YAMLError,))
 resolve_registered_names_first()
+
+
+def keep_batch_counts_integer(parser: LightningArgumentParser) -> None:
+    """Parse ``--trainer.limit_val_batches=1`` (and the others of :data:`BATCH_COUNT_OR_FRACTION`) as 1 batch.
+
+    The Trainer declares these ``Optional[Union[int, float]]``, but ``typing`` caches unions by their
+    set of members, so the annotation Python hands out can be ``Union[float, int, None]`` (whichever
+    order was built first in the process); jsonargparse tries the members in that order and turned the
+    integer 1 into the float 1.0, i.e. every batch instead of one. Here the arguments try ``int``
+    first, so an integer stays an integer and a float (``0.25``, ``1.0``) stays a fraction, from the
+    command line and from YAML alike. (jsonargparse has no public way to retype an argument a class
+    signature added; ``tests/test_cli.py`` checks that this still takes effect.)
+    """
+    wanted = {f"trainer.{name}" for name in BATCH_COUNT_OR_FRACTION}
+    for action in parser._actions:
+        if action.dest in wanted and hasattr(action, "_typehint"):
+            action._typehint = int | float | None
 
 
 def condense_parser_error(message: str) -> str:
@@ -382,6 +408,7 @@ class MLPLabCLI(LightningCLI):
         return {only: every[only]} if only else every
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        keep_batch_counts_integer(parser)
         parser.add_lightning_class_args(BestCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.filename": "best"})
         parser.add_lightning_class_args(DivergenceGuard, "divergence")
