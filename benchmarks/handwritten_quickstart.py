@@ -131,8 +131,12 @@ def train(out: Path, epochs: int = 80, batch_size: int = 64, log_every: int = 10
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, required=True, help="folder of the TensorBoard events and .pt files")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="folder of the TensorBoard events and .pt files"
+    )
     parser.add_argument("--epochs", type=int, default=80)
     options = parser.parse_args()
     start = time.perf_counter()

@@ -226,4 +226,6 @@ def test_an_integer_batch_limit_counts_batches_and_a_float_is_a_fraction(tmp_pat
     assert isinstance(trainer.limit_predict_batches, float)
     assert run.trainer.limit_val_batches == 1 and isinstance(run.trainer.limit_val_batches, int)
     overfit = MLPLabCLI(args=[*args, "--trainer.overfit_batches=2"], run=False)
-    assert overfit.config.trainer.overfit_batches == 2 and isinstance(overfit.config.trainer.overfit_batches, int)
+    assert overfit.config.trainer.overfit_batches == 2 and isinstance(
+        overfit.config.trainer.overfit_batches, int
+    )
