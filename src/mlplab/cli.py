@@ -70,7 +70,7 @@ DEBUG_ENV_VAR = "MLPLAB_DEBUG"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 #: Task arguments whose state a resumed fit takes from the checkpoint (optimiser moments, schedule).
-RESUMED_STATE_ARGUMENTS = ("optimizer", "lr_scheduler", "lr_scheduler_interval")
+RESUMED_STATE_ARGUMENTS = ("optimizer", "lr_scheduler", "lr_scheduler_interval", "exclude_from_weight_decay")
 
 #: ``--ckpt_path`` values Lightning resolves itself.
 LIGHTNING_CKPT_NAMES = ("hpc", "registry")

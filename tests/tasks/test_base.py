@@ -121,8 +121,8 @@ def logged_train_losses(task_class: type, folder, seed: int = 0) -> list[tuple[i
         num_logged_images=0,
     )
     logger = CSVLogger(folder)
-    trainer = L.Trainer(max_steps=23, log_every_n_steps=4, logger=logger, limit_val_batches=0,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    quiet = {"enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False}
+    trainer = L.Trainer(max_steps=23, log_every_n_steps=4, logger=logger, limit_val_batches=0, **quiet)
     trainer.fit(task, datamodule=DigitsDataModule(batch_size=32, normalize=False))
     import csv
 
