@@ -76,7 +76,7 @@ def test_the_task_hands_the_groups_to_its_optimizer_and_refuses_an_unknown_choic
     assert all(p.ndim == 2 for p in decayed["params"])
     assert any(p is task.backbone.embedding.weight for p in exempt["params"])
     with pytest.raises(ConfigError, match="exclude_from_weight_decay must be .* got 'biases'"):
-        ImageRestoration(HourglassMLP, image_shape=(1, 8, 8), num_classes=10, exclude_from_weight_decay="biases")
+        ImageRestoration(HourglassMLP, (1, 8, 8), num_classes=10, exclude_from_weight_decay="biases")
 
 
 def test_a_checkpoint_with_one_parameter_group_resumes_with_one():
