@@ -229,3 +229,21 @@ def test_an_integer_batch_limit_counts_batches_and_a_float_is_a_fraction(tmp_pat
     assert overfit.config.trainer.overfit_batches == 2 and isinstance(
         overfit.config.trainer.overfit_batches, int
     )
+
+
+def test_rich_progress_bar_and_model_summary_when_rich_is_installed_tqdm_otherwise(monkeypatch, tmp_path):
+    """The ``rich`` extra: Lightning picks its Rich progress bar and model summary when rich imports."""
+    from lightning.pytorch.callbacks import ModelSummary, RichModelSummary, RichProgressBar, TQDMProgressBar
+
+    from mlplab.cli import MLPLabCLI
+
+    def bars(run) -> set[type]:
+        kinds = (RichProgressBar, TQDMProgressBar, RichModelSummary, ModelSummary)
+        return {type(c) for c in run.trainer.callbacks if isinstance(c, kinds)}
+
+    args = ["--config", QUICKSTART, f"--trainer.default_root_dir={tmp_path}"]
+    monkeypatch.setattr("lightning.pytorch.trainer.connectors.callback_connector._RICH_AVAILABLE", False)
+    assert bars(MLPLabCLI(args=args, run=False)) == {TQDMProgressBar, ModelSummary}
+    pytest.importorskip("rich")
+    monkeypatch.setattr("lightning.pytorch.trainer.connectors.callback_connector._RICH_AVAILABLE", True)
+    assert bars(MLPLabCLI(args=args, run=False)) == {RichProgressBar, RichModelSummary}

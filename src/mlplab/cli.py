@@ -4,11 +4,12 @@
 (``data:``). Short class names work for everything mlplab ships (``class_path: HourglassMLP``) because
 this module imports the task, data and model packages. What the DataModule knows about the data
 (image shape, number of classes, ...) is linked into the task, which hands it to its backbone, so a
-config never states a dimension twice. Five callbacks are always present and configured under their
+config never states a dimension twice. These callbacks are always present and configured under their
 own top-level keys: ``checkpoint`` (``checkpoints/best.ckpt`` by the task's main metric, and
 ``last.ckpt``), ``divergence`` (stop on a non-finite loss or weights), ``throughput`` (samples/s,
-FLOPs/s, MFU), ``lr_monitor``, ``compile`` (opt-in ``torch.compile``) and ``predictions`` (``predict``
-writes ``predictions.pt`` to the run directory).
+FLOPs/s, MFU), ``lr_monitor``, ``compile`` (opt-in ``torch.compile``), ``predictions`` (``predict``
+writes ``predictions.pt`` to the run directory) and ``summary`` (``summary.json`` and TensorBoard's
+HParams entry of the run, read by ``mlplab compare``).
 
 With ``--ckpt_path`` the run's arguments meet the checkpoint's (see :meth:`MLPLabCLI._parse_ckpt_path`
 and ``docs/reliability.md``): what the config files and the command line give explicitly is honoured,
@@ -43,6 +44,7 @@ from mlplab.callbacks import (
     CompileBackbone,
     DivergenceGuard,
     LearningRates,
+    RunSummary,
     SavePredictions,
     SaveRunConfig,
     Throughput,
@@ -88,7 +90,8 @@ DESCRIPTION = (
     "mlplab: train MLP-centred architectures. fit / validate / test / predict run one config (see "
     "`mlplab fit --help`); `mlplab sweep --config SWEEP.yaml --out DIR` trains parameter-matched shapes of "
     "one or more families and draws their Pareto frontiers (see `mlplab sweep --help`); `mlplab models` "
-    "lists the registered families, their named variants and parameter counts."
+    "lists the registered families, their named variants and parameter counts; `mlplab compare DIR...` "
+    "tables and plots finished runs side by side."
 )
 
 #: The jsonargparse parser mode of mlplab's configs: YAML in which a registered family's
@@ -416,6 +419,7 @@ class MLPLabCLI(LightningCLI):
         parser.add_lightning_class_args(LearningRates, "lr_monitor")
         parser.add_lightning_class_args(CompileBackbone, "compile")
         parser.add_lightning_class_args(SavePredictions, "predictions")
+        parser.add_lightning_class_args(RunSummary, "summary")
         for attribute in LINKED_DATA_ATTRIBUTES:
             parser.link_arguments(f"data.{attribute}", f"model.init_args.{attribute}", apply_on="instantiate")
 
@@ -599,7 +603,7 @@ def main(args: list[str] | None = None) -> None:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # users' own modules in the working directory are importable
     argv = sys.argv[1:] if args is None else list(args)
-    if argv[:1] in (["sweep"], ["models"]):  # a `mlplab` script installed before mlplab.__main__ existed
+    if argv[:1] in (["sweep"], ["models"], ["compare"]):  # a `mlplab` script older than mlplab.__main__
         sys.stderr.write(
             f"error: this `mlplab` script predates mlplab.__main__, which runs `mlplab {argv[0]}`: reinstall "
             f"mlplab (pip install -e .) or run `python -m mlplab {argv[0]} ...`\n"

@@ -1,10 +1,11 @@
-"""Callbacks for cross-cutting concerns: checkpoints, divergence, throughput / FLOPs / MFU, compilation."""
+"""Cross-cutting callbacks: checkpoints, divergence, throughput / FLOPs / MFU, compilation, run summaries."""
 
 from mlplab.callbacks.checkpoint import AtomicCheckpointIO, BestCheckpoint
 from mlplab.callbacks.compile import CompileBackbone
 from mlplab.callbacks.divergence import DivergenceGuard
 from mlplab.callbacks.logging import LearningRates, SaveRunConfig
 from mlplab.callbacks.predictions import SavePredictions
+from mlplab.callbacks.summary import RunSummary
 from mlplab.callbacks.throughput import Throughput, leading_batch_size
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "DivergenceGuard",
     "LearningRates",
     "SavePredictions",
+    "RunSummary",
     "SaveRunConfig",
     "Throughput",
     "leading_batch_size",
