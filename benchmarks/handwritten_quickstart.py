@@ -91,7 +91,7 @@ def train(out: Path, epochs: int = 80, batch_size: int = 64, log_every: int = 10
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     train_images = splits["train"]
     steps_per_epoch = len(train_images) // batch_size
-    total_steps = epochs * steps_per_epoch
+    total_steps = max(1, epochs * steps_per_epoch)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - min(1.0, step / total_steps))
     out.mkdir(parents=True, exist_ok=True)
     writer = SummaryWriter(str(out))

@@ -233,17 +233,29 @@ def test_an_integer_batch_limit_counts_batches_and_a_float_is_a_fraction(tmp_pat
 
 def test_rich_progress_bar_and_model_summary_when_rich_is_installed_tqdm_otherwise(monkeypatch, tmp_path):
     """The ``rich`` extra: Lightning picks its Rich progress bar and model summary when rich imports."""
-    from lightning.pytorch.callbacks import ModelSummary, RichModelSummary, RichProgressBar, TQDMProgressBar
+    import importlib.util
 
+    from lightning.pytorch.callbacks import ModelSummary, RichModelSummary, TQDMProgressBar
+    from lightning.pytorch.callbacks.progress import ProgressBar
+
+    from mlplab.callbacks import ThrottledRichProgressBar, ThrottledTQDMProgressBar
     from mlplab.cli import MLPLabCLI
 
-    def bars(run) -> set[type]:
-        kinds = (RichProgressBar, TQDMProgressBar, RichModelSummary, ModelSummary)
-        return {type(c) for c in run.trainer.callbacks if isinstance(c, kinds)}
+    def bars(*extra: str) -> set[type]:
+        run = MLPLabCLI(
+            args=["--config", QUICKSTART, f"--trainer.default_root_dir={tmp_path}", *extra], run=False
+        )
+        return {type(c) for c in run.trainer.callbacks if isinstance(c, (ProgressBar, ModelSummary))}
 
-    args = ["--config", QUICKSTART, f"--trainer.default_root_dir={tmp_path}"]
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "rich" else find_spec(name, *a)
+    )
     monkeypatch.setattr("lightning.pytorch.trainer.connectors.callback_connector._RICH_AVAILABLE", False)
-    assert bars(MLPLabCLI(args=args, run=False)) == {TQDMProgressBar, ModelSummary}
+    assert bars() == {ThrottledTQDMProgressBar, ModelSummary}
+    assert bars("--trainer.callbacks+=TQDMProgressBar") == {TQDMProgressBar, ModelSummary}  # the config's own
+    assert bars("--trainer.enable_progress_bar=false") == {ModelSummary}
+    monkeypatch.undo()
     pytest.importorskip("rich")
     monkeypatch.setattr("lightning.pytorch.trainer.connectors.callback_connector._RICH_AVAILABLE", True)
-    assert bars(MLPLabCLI(args=args, run=False)) == {RichProgressBar, RichModelSummary}
+    assert bars() == {ThrottledRichProgressBar, RichModelSummary}

@@ -9,7 +9,9 @@ own top-level keys: ``checkpoint`` (``checkpoints/best.ckpt`` by the task's main
 ``last.ckpt``), ``divergence`` (stop on a non-finite loss or weights), ``throughput`` (samples/s,
 FLOPs/s, MFU), ``lr_monitor``, ``compile`` (opt-in ``torch.compile``), ``predictions`` (``predict``
 writes ``predictions.pt`` to the run directory) and ``summary`` (``summary.json`` and TensorBoard's
-HParams entry of the run, read by ``mlplab compare``).
+HParams entry of the run, read by ``mlplab compare``). The progress bar is Lightning's Rich bar when
+``rich`` is installed, its TQDM bar otherwise, redrawn ten times a second rather than after every step
+(:mod:`mlplab.callbacks.progress`).
 
 With ``--ckpt_path`` the run's arguments meet the checkpoint's (see :meth:`MLPLabCLI._parse_ckpt_path`
 and ``docs/reliability.md``): what the config files and the command line give explicitly is honoured,
@@ -50,6 +52,7 @@ from mlplab.callbacks import (
     Throughput,
 )
 from mlplab.callbacks.checkpoint import verify_checkpoint_file
+from mlplab.callbacks.progress import default_progress_bar
 from mlplab.errors import CheckpointError, ConfigError, MLPLabError
 from mlplab.models import registry
 from mlplab.tasks.base import plain
@@ -553,6 +556,11 @@ class MLPLabCLI(LightningCLI):
         """Build the Trainer; what its arguments' checks raise is reported as one ``trainer:`` line."""
         if self._resume_logger is not None and "logger" not in kwargs:
             kwargs["logger"] = TensorBoardLogger(**self._resume_logger)
+        trainer_config = self._get(self.config_init, "trainer", default={})
+        progress_bar = default_progress_bar({**trainer_config, **kwargs})
+        if progress_bar is not None and "callbacks" not in kwargs:
+            given = trainer_config.get("callbacks") or []
+            kwargs["callbacks"] = [*(given if isinstance(given, list) else [given]), progress_bar]
         try:
             trainer = super().instantiate_trainer(**kwargs)
         except (ValueError, TypeError, MisconfigurationException) as error:

@@ -5,6 +5,7 @@ from mlplab.callbacks.compile import CompileBackbone
 from mlplab.callbacks.divergence import DivergenceGuard
 from mlplab.callbacks.logging import LearningRates, SaveRunConfig
 from mlplab.callbacks.predictions import SavePredictions
+from mlplab.callbacks.progress import ThrottledRichProgressBar, ThrottledTQDMProgressBar
 from mlplab.callbacks.summary import RunSummary
 from mlplab.callbacks.throughput import Throughput, leading_batch_size
 
@@ -17,6 +18,8 @@ __all__ = [
     "SavePredictions",
     "RunSummary",
     "SaveRunConfig",
+    "ThrottledRichProgressBar",
+    "ThrottledTQDMProgressBar",
     "Throughput",
     "leading_batch_size",
 ]
