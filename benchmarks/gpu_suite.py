@@ -478,7 +478,7 @@ def text_smoke_args() -> list[str]:
         "--data.init_args.context_length=32",
         "--data.init_args.batch_size=4",
         "--data.init_args.batches_per_epoch=2",
-        "--trainer.limit_val_batches=2",  # "1" would be parsed as 1.0, i.e. every batch
+        "--trainer.limit_val_batches=2",
         "--model.init_args.backbone.init_args.embed_dim=48",  # divisible by every recipe's head count
         "--model.init_args.backbone.init_args.depth=1",
     ]

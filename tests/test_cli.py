@@ -209,3 +209,53 @@ def test_corrupt_dataset_file_is_one_line(cli, capsys, tmp_path):
     assert (
         last.startswith("error: ") and "fails its MD5 check" in last and "t10k-images-idx3-ubyte.gz" in last
     )
+
+
+def test_an_integer_batch_limit_counts_batches_and_a_float_is_a_fraction(tmp_path):
+    """``--trainer.limit_val_batches=1`` is one batch (jsonargparse used to make it 1.0: every batch)."""
+    from mlplab.cli import MLPLabCLI
+
+    (tmp_path / "limits.yaml").write_text("trainer:\n  limit_test_batches: 1\n  limit_predict_batches: 1.0\n")
+    given = ["--trainer.limit_val_batches=1", "--trainer.limit_train_batches", "0.5"]
+    args = ["--config", QUICKSTART, "--config", str(tmp_path / "limits.yaml"), *given, *QUIET]
+    run = MLPLabCLI(args=[*args, f"--trainer.default_root_dir={tmp_path}"], run=False)
+    trainer = run.config.trainer
+    assert (trainer.limit_val_batches, trainer.limit_test_batches) == (1, 1)
+    assert isinstance(trainer.limit_val_batches, int) and isinstance(trainer.limit_test_batches, int)
+    assert trainer.limit_train_batches == 0.5 and trainer.limit_predict_batches == 1.0
+    assert isinstance(trainer.limit_predict_batches, float)
+    assert run.trainer.limit_val_batches == 1 and isinstance(run.trainer.limit_val_batches, int)
+    overfit = MLPLabCLI(args=[*args, "--trainer.overfit_batches=2"], run=False)
+    assert overfit.config.trainer.overfit_batches == 2 and isinstance(
+        overfit.config.trainer.overfit_batches, int
+    )
+
+
+def test_rich_progress_bar_and_model_summary_when_rich_is_installed_tqdm_otherwise(monkeypatch, tmp_path):
+    """The ``rich`` extra: Lightning picks its Rich progress bar and model summary when rich imports."""
+    import importlib.util
+
+    from lightning.pytorch.callbacks import ModelSummary, RichModelSummary, TQDMProgressBar
+    from lightning.pytorch.callbacks.progress import ProgressBar
+
+    from mlplab.callbacks import ThrottledRichProgressBar, ThrottledTQDMProgressBar
+    from mlplab.cli import MLPLabCLI
+
+    def bars(*extra: str) -> set[type]:
+        run = MLPLabCLI(
+            args=["--config", QUICKSTART, f"--trainer.default_root_dir={tmp_path}", *extra], run=False
+        )
+        return {type(c) for c in run.trainer.callbacks if isinstance(c, (ProgressBar, ModelSummary))}
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "rich" else find_spec(name, *a)
+    )
+    monkeypatch.setattr("lightning.pytorch.trainer.connectors.callback_connector._RICH_AVAILABLE", False)
+    assert bars() == {ThrottledTQDMProgressBar, ModelSummary}
+    assert bars("--trainer.callbacks+=TQDMProgressBar") == {TQDMProgressBar, ModelSummary}  # the config's own
+    assert bars("--trainer.enable_progress_bar=false") == {ModelSummary}
+    monkeypatch.undo()
+    pytest.importorskip("rich")
+    monkeypatch.setattr("lightning.pytorch.trainer.connectors.callback_connector._RICH_AVAILABLE", True)
+    assert bars() == {ThrottledRichProgressBar, RichModelSummary}

@@ -4,11 +4,14 @@
 (``data:``). Short class names work for everything mlplab ships (``class_path: HourglassMLP``) because
 this module imports the task, data and model packages. What the DataModule knows about the data
 (image shape, number of classes, ...) is linked into the task, which hands it to its backbone, so a
-config never states a dimension twice. Five callbacks are always present and configured under their
+config never states a dimension twice. These callbacks are always present and configured under their
 own top-level keys: ``checkpoint`` (``checkpoints/best.ckpt`` by the task's main metric, and
 ``last.ckpt``), ``divergence`` (stop on a non-finite loss or weights), ``throughput`` (samples/s,
-FLOPs/s, MFU), ``lr_monitor``, ``compile`` (opt-in ``torch.compile``) and ``predictions`` (``predict``
-writes ``predictions.pt`` to the run directory).
+FLOPs/s, MFU), ``lr_monitor``, ``compile`` (opt-in ``torch.compile``), ``predictions`` (``predict``
+writes ``predictions.pt`` to the run directory) and ``summary`` (``summary.json`` and TensorBoard's
+HParams entry of the run, read by ``mlplab compare``). The progress bar is Lightning's Rich bar when
+``rich`` is installed, its TQDM bar otherwise, redrawn ten times a second rather than after every step
+(:mod:`mlplab.callbacks.progress`).
 
 With ``--ckpt_path`` the run's arguments meet the checkpoint's (see :meth:`MLPLabCLI._parse_ckpt_path`
 and ``docs/reliability.md``): what the config files and the command line give explicitly is honoured,
@@ -43,11 +46,13 @@ from mlplab.callbacks import (
     CompileBackbone,
     DivergenceGuard,
     LearningRates,
+    RunSummary,
     SavePredictions,
     SaveRunConfig,
     Throughput,
 )
 from mlplab.callbacks.checkpoint import verify_checkpoint_file
+from mlplab.callbacks.progress import default_progress_bar
 from mlplab.errors import CheckpointError, ConfigError, MLPLabError
 from mlplab.models import registry
 from mlplab.tasks.base import plain
@@ -70,16 +75,26 @@ DEBUG_ENV_VAR = "MLPLAB_DEBUG"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 #: Task arguments whose state a resumed fit takes from the checkpoint (optimiser moments, schedule).
-RESUMED_STATE_ARGUMENTS = ("optimizer", "lr_scheduler", "lr_scheduler_interval")
+RESUMED_STATE_ARGUMENTS = ("optimizer", "lr_scheduler", "lr_scheduler_interval", "exclude_from_weight_decay")
 
 #: ``--ckpt_path`` values Lightning resolves itself.
 LIGHTNING_CKPT_NAMES = ("hpc", "registry")
+
+#: Trainer arguments where an integer counts batches and a float is a fraction of them.
+BATCH_COUNT_OR_FRACTION = (
+    "limit_train_batches",
+    "limit_val_batches",
+    "limit_test_batches",
+    "limit_predict_batches",
+    "overfit_batches",
+)
 
 DESCRIPTION = (
     "mlplab: train MLP-centred architectures. fit / validate / test / predict run one config (see "
     "`mlplab fit --help`); `mlplab sweep --config SWEEP.yaml --out DIR` trains parameter-matched shapes of "
     "one or more families and draws their Pareto frontiers (see `mlplab sweep --help`); `mlplab models` "
-    "lists the registered families, their named variants and parameter counts."
+    "lists the registered families, their named variants and parameter counts; `mlplab compare DIR...` "
+    "tables and plots finished runs side by side."
 )
 
 #: The jsonargparse parser mode of mlplab's configs: YAML in which a registered family's
@@ -117,6 +132,23 @@ def resolve_registered_names_first() -> None:
 
 set_loader(PARSER_MODE, load_config_text, (yaml.YAMLError,))
 resolve_registered_names_first()
+
+
+def keep_batch_counts_integer(parser: LightningArgumentParser) -> None:
+    """Parse ``--trainer.limit_val_batches=1`` (and the others of :data:`BATCH_COUNT_OR_FRACTION`) as 1 batch.
+
+    The Trainer declares these ``Optional[Union[int, float]]``, but ``typing`` caches unions by their
+    set of members, so the annotation Python hands out can be ``Union[float, int, None]`` (whichever
+    order was built first in the process); jsonargparse tries the members in that order and turned the
+    integer 1 into the float 1.0, i.e. every batch instead of one. Here the arguments try ``int``
+    first, so an integer stays an integer and a float (``0.25``, ``1.0``) stays a fraction, from the
+    command line and from YAML alike. (jsonargparse has no public way to retype an argument a class
+    signature added; ``tests/test_cli.py`` checks that this still takes effect.)
+    """
+    wanted = {f"trainer.{name}" for name in BATCH_COUNT_OR_FRACTION}
+    for action in parser._actions:
+        if action.dest in wanted and hasattr(action, "_typehint"):
+            action._typehint = int | float | None
 
 
 def condense_parser_error(message: str) -> str:
@@ -382,6 +414,7 @@ class MLPLabCLI(LightningCLI):
         return {only: every[only]} if only else every
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        keep_batch_counts_integer(parser)
         parser.add_lightning_class_args(BestCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.filename": "best"})
         parser.add_lightning_class_args(DivergenceGuard, "divergence")
@@ -389,6 +422,7 @@ class MLPLabCLI(LightningCLI):
         parser.add_lightning_class_args(LearningRates, "lr_monitor")
         parser.add_lightning_class_args(CompileBackbone, "compile")
         parser.add_lightning_class_args(SavePredictions, "predictions")
+        parser.add_lightning_class_args(RunSummary, "summary")
         for attribute in LINKED_DATA_ATTRIBUTES:
             parser.link_arguments(f"data.{attribute}", f"model.init_args.{attribute}", apply_on="instantiate")
 
@@ -522,6 +556,11 @@ class MLPLabCLI(LightningCLI):
         """Build the Trainer; what its arguments' checks raise is reported as one ``trainer:`` line."""
         if self._resume_logger is not None and "logger" not in kwargs:
             kwargs["logger"] = TensorBoardLogger(**self._resume_logger)
+        trainer_config = self._get(self.config_init, "trainer", default={})
+        progress_bar = default_progress_bar({**trainer_config, **kwargs})
+        if progress_bar is not None and "callbacks" not in kwargs:
+            given = trainer_config.get("callbacks") or []
+            kwargs["callbacks"] = [*(given if isinstance(given, list) else [given]), progress_bar]
         try:
             trainer = super().instantiate_trainer(**kwargs)
         except (ValueError, TypeError, MisconfigurationException) as error:
@@ -572,7 +611,7 @@ def main(args: list[str] | None = None) -> None:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # users' own modules in the working directory are importable
     argv = sys.argv[1:] if args is None else list(args)
-    if argv[:1] in (["sweep"], ["models"]):  # a `mlplab` script installed before mlplab.__main__ existed
+    if argv[:1] in (["sweep"], ["models"], ["compare"]):  # a `mlplab` script older than mlplab.__main__
         sys.stderr.write(
             f"error: this `mlplab` script predates mlplab.__main__, which runs `mlplab {argv[0]}`: reinstall "
             f"mlplab (pip install -e .) or run `python -m mlplab {argv[0]} ...`\n"

@@ -1,11 +1,68 @@
-"""Learning-rate schedules that need to know the length of training."""
+"""Learning-rate schedules that need to know the length of training, and the optimiser's parameter groups.
+
+A schedule with a ``total_steps`` argument left at ``None`` runs over the whole fit: mlplab's tasks
+pass the trainer's ``estimated_stepping_batches`` when they build it. That holds for the schedules
+here and for torch's own, such as ``torch.optim.lr_scheduler.OneCycleLR``::
+
+    lr_scheduler:
+      class_path: torch.optim.lr_scheduler.OneCycleLR
+      init_args: {max_lr: 0.01, pct_start: 0.2}     # total_steps: the run's length
+"""
 
 from __future__ import annotations
 
 import math
+import warnings
+from typing import Literal
 
+from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
+
+#: Which parameters the optimiser's weight decay leaves out (see :func:`weight_decay_groups`).
+WeightDecayExclusion = Literal["norms_biases_embeddings", "norms_biases", "nothing"]
+
+
+def weight_decay_groups(module: nn.Module, exclude: WeightDecayExclusion = "norms_biases_embeddings") -> list:
+    """The trainable parameters of ``module`` as optimiser parameter groups, some without weight decay.
+
+    * ``norms_biases_embeddings`` (mlplab's default, as timm's ``param_groups_weight_decay``): no decay
+      for parameters of one dimension or fewer (norm scales and shifts, biases, gates, learned scalars),
+      for ``nn.Embedding`` tables, and for the names a module lists in its ``no_weight_decay()`` (timm's
+      convention: position embeddings, class tokens).
+    * ``norms_biases`` (nanoGPT's): no decay for parameters of one dimension or fewer; embedding tables
+      decay like every matrix.
+    * ``nothing``: every parameter decays (PyTorch's behaviour with ``model.parameters()``).
+
+    Frozen parameters (``requires_grad=False``) are left out altogether. The group without decay sets
+    ``weight_decay: 0``; the other keeps the optimiser's own. Empty groups are dropped, so a model
+    without norms and biases gets one group.
+    """
+    embeddings, listed = set(), set()
+    if exclude == "norms_biases_embeddings":
+        for child in module.modules():
+            if isinstance(child, (nn.Embedding, nn.EmbeddingBag)):
+                embeddings.add(id(child.weight))
+            if callable(getattr(child, "no_weight_decay", None)):
+                listed |= {str(name).rsplit(".", 1)[-1] for name in child.no_weight_decay()}
+    decay, keep, seen = [], [], set()
+    for name, parameter in module.named_parameters():
+        if not parameter.requires_grad or id(parameter) in seen:
+            continue
+        seen.add(id(parameter))
+        excluded = exclude != "nothing" and (
+            parameter.ndim <= 1
+            or name.endswith(".bias")
+            or id(parameter) in embeddings
+            or name.rsplit(".", 1)[-1] in listed
+        )
+        (keep if excluded else decay).append(parameter)
+    groups = []
+    if decay:
+        groups.append({"params": decay})
+    if keep:
+        groups.append({"params": keep, "weight_decay": 0.0})
+    return groups
 
 
 class LinearWarmupDecay(LRScheduler):
@@ -48,15 +105,37 @@ class LinearWarmupDecay(LRScheduler):
         if self.total_steps is None:
             return 1.0
         decay_steps = max(1, self.total_steps - self.warmup_steps)
-        progress = min(1.0, (step - self.warmup_steps) / decay_steps)
+        return self.decay(min(1.0, (step - self.warmup_steps) / decay_steps))
+
+    def decay(self, progress: float) -> float:
+        """Multiplier of the base LR after the warm-up, ``progress`` going from 0 to 1: a straight line."""
         return 1.0 - (1.0 - self.final_fraction) * progress
 
     def get_lr(self) -> list[float]:
         return [base_lr * self.factor(self.last_epoch) for base_lr in self.base_lrs]
 
 
+class WarmupCosine(LinearWarmupDecay):
+    """Linear warm-up from 0, then a cosine decay to ``final_fraction`` of the base LR at the last step.
+
+    nanoGPT's schedule (``get_lr`` in its ``train.py``: ``warmup_iters``, then a half cosine down to
+    ``min_lr`` at ``lr_decay_iters``), stepped per optimiser step; the arguments are
+    :class:`LinearWarmupDecay`'s. ``total_steps=None`` lets the task fill in the run's length.
+    """
+
+    def decay(self, progress: float) -> float:
+        """Multiplier of the base LR after the warm-up: half a cosine from 1 to ``final_fraction``."""
+        return self.final_fraction + (1.0 - self.final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 class OneCycle(LRScheduler):
-    """One-cycle schedule (``torch.optim.lr_scheduler.OneCycleLR``'s cosine shape) over the whole run.
+    """Deprecated: use ``torch.optim.lr_scheduler.OneCycleLR`` (its ``max_lr`` the optimiser's ``lr``).
+
+    Kept, unchanged, so that run directories and checkpoints of earlier versions keep running and
+    resuming; it warns once when built. Torch's ``OneCycleLR`` gives the same learning rates and
+    momenta (``tests/test_optim.py``), and mlplab's tasks fill in its ``total_steps`` the same way.
+
+    One-cycle schedule (``torch.optim.lr_scheduler.OneCycleLR``'s cosine shape) over the whole run.
 
     The LR rises from ``base_lr / div_factor`` to the base LR (the optimiser's ``lr``) over the first
     ``pct_start`` of the steps, then anneals to ``base_lr / (div_factor · final_div_factor)``, both on
@@ -95,6 +174,12 @@ class OneCycle(LRScheduler):
         self.cycle_momentum = cycle_momentum
         self.base_momentum = base_momentum
         self.max_momentum = max_momentum
+        warnings.warn(
+            "mlplab.optim.OneCycle is deprecated: use torch.optim.lr_scheduler.OneCycleLR with max_lr set to "
+            "the optimiser's lr (mlplab fills in total_steps as before)",
+            FutureWarning,
+            stacklevel=2,
+        )
         super().__init__(optimizer, last_epoch)
 
     @staticmethod

@@ -46,6 +46,24 @@ def test_offline_corpus_batches():
     assert val_inputs.shape == (4, 32)
 
 
+def test_fit_validates_on_a_fixed_evenly_spaced_subset_and_test_on_every_window():
+    data = CharTextDataModule(corpus="pydoc_topics", context_length=64, batch_size=8, val_windows=100)
+    inputs, _ = data.eval_windows()
+    assert len(inputs) > 700  # pydoc's help topics: about 0.5 MB, a tenth of it validation
+    val = torch.cat([batch[0] for batch in data.val_dataloader()])
+    test = torch.cat([batch[0] for batch in data.test_dataloader()])
+    assert len(val) == 100 and torch.equal(test, inputs)
+    chosen = data.validation_subset(len(inputs))
+    assert chosen[0] == 0 and chosen[-1] == len(inputs) - 1 and torch.equal(val, inputs[chosen])
+    gaps = chosen.diff()
+    assert gaps.max() - gaps.min() <= 1  # evenly spaced
+    assert torch.equal(torch.cat([b[0] for b in data.val_dataloader()]), val)  # the same at every validation
+    everything = CharTextDataModule(corpus="pydoc_topics", context_length=64, val_windows=None)
+    assert len(torch.cat([batch[0] for batch in everything.val_dataloader()])) == len(inputs)
+    with pytest.raises(ConfigError, match="val_windows must be a positive integer"):
+        CharTextDataModule(corpus="pydoc_topics", val_windows=0)
+
+
 def test_random_windows_cover_the_stream():
     tokens = torch.arange(40)
     loader = RandomWindowLoader(tokens, context_length=8, batch_size=64, batches=20)

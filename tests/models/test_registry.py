@@ -54,6 +54,14 @@ def test_every_domain_has_a_harness_and_every_family_a_tiny_variant():
     assert len(FAMILIES) >= 27 and all("tiny" in spec.variants for spec in FAMILIES)
 
 
+def test_every_family_is_importable_from_mlplab_models_by_its_short_name():
+    import mlplab.models
+
+    missing = [spec.name for spec in FAMILIES if spec.name not in mlplab.models.__all__]
+    assert not missing, f"add {missing} to mlplab.models.__all__"
+    assert all(getattr(mlplab.models, spec.name) is spec.cls for spec in FAMILIES)
+
+
 @pytest.mark.parametrize(("name", "domain"), TINY, ids=[f"{n}-{d}" for n, d in TINY])
 def test_tiny_variant_trains_and_keeps_its_domain_contract(name, domain):
     model, shapes, data_args = tiny(name, domain)

@@ -1,4 +1,5 @@
 import functools
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -98,3 +99,41 @@ def test_every_task_adds_the_mixture_of_experts_balancing_loss(task, family, sha
     extra = auxiliary_loss(model.backbone)
     assert extra is not None and extra > 0
     torch.testing.assert_close(model.training_step(batch, 0), plain + extra)
+
+
+class EveryStepRestoration(ImageRestoration):
+    """The task as it logged before: ``self.log`` on every training step."""
+
+    def logs_this_step(self) -> bool:
+        return True
+
+
+def logged_train_losses(task_class: type, folder, seed: int = 0) -> list[tuple[int, float]]:
+    from lightning.pytorch.loggers import CSVLogger
+
+    from mlplab.data import DigitsDataModule
+
+    L.seed_everything(seed)
+    task = task_class(
+        functools.partial(HourglassMLP, embed_dim=96, mlp_dim=16, depth=2),
+        image_shape=(1, 8, 8),
+        num_classes=10,
+        num_logged_images=0,
+    )
+    logger = CSVLogger(folder)
+    quiet = {"enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False}
+    trainer = L.Trainer(max_steps=23, log_every_n_steps=4, logger=logger, limit_val_batches=0, **quiet)
+    trainer.fit(task, datamodule=DigitsDataModule(batch_size=32, normalize=False))
+    import csv
+
+    with open(Path(logger.log_dir) / "metrics.csv") as handle:
+        rows = [row for row in csv.DictReader(handle) if row.get("train/loss")]
+    return [(int(row["step"]), float(row["train/loss"])) for row in rows]
+
+
+def test_train_loss_logged_only_on_logging_steps_draws_the_same_curve(tmp_path):
+    """Skipping ``self.log`` on the steps Lightning does not write loses nothing from the curves."""
+    every_step = logged_train_losses(EveryStepRestoration, tmp_path / "every")
+    logging_steps = logged_train_losses(ImageRestoration, tmp_path / "logging")
+    assert logging_steps == every_step
+    assert [step for step, _ in logging_steps] == [3, 7, 11, 15, 19]  # every 4th step

@@ -1,10 +1,12 @@
-"""Callbacks for cross-cutting concerns: checkpoints, divergence, throughput / FLOPs / MFU, compilation."""
+"""Cross-cutting callbacks: checkpoints, divergence, throughput / FLOPs / MFU, compilation, run summaries."""
 
 from mlplab.callbacks.checkpoint import AtomicCheckpointIO, BestCheckpoint
 from mlplab.callbacks.compile import CompileBackbone
 from mlplab.callbacks.divergence import DivergenceGuard
 from mlplab.callbacks.logging import LearningRates, SaveRunConfig
 from mlplab.callbacks.predictions import SavePredictions
+from mlplab.callbacks.progress import ThrottledRichProgressBar, ThrottledTQDMProgressBar
+from mlplab.callbacks.summary import RunSummary
 from mlplab.callbacks.throughput import Throughput, leading_batch_size
 
 __all__ = [
@@ -14,7 +16,10 @@ __all__ = [
     "DivergenceGuard",
     "LearningRates",
     "SavePredictions",
+    "RunSummary",
     "SaveRunConfig",
+    "ThrottledRichProgressBar",
+    "ThrottledTQDMProgressBar",
     "Throughput",
     "leading_batch_size",
 ]

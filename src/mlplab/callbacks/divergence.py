@@ -16,10 +16,10 @@ from mlplab.errors import ConfigError, TrainingDivergedError
 class DivergenceGuard(Callback):
     """Stop training with :class:`~mlplab.errors.TrainingDivergedError` when it stops being finite.
 
-    The training loss of every step is checked on the device without waiting for it: a device flag
-    keeps the first step whose loss was NaN or infinite. The host reads the flag, and checks every
-    weight, every ``check_every_n_steps`` steps, before validation, before every checkpoint is written
-    (so no checkpoint ever holds a diverged state) and at the end of training. The error's one line
+    The training loss of every step is kept (a reference to the detached tensor: no copy, no kernel, no
+    waiting for the device). Every ``check_every_n_steps`` steps, before validation, before every
+    checkpoint is written (so no checkpoint ever holds a diverged state) and at the end of training,
+    the host checks the losses kept since the last check, all at once, and every weight. The error's one line
     names what went non-finite, the step, the epoch and the learning rate. An ``EarlyStopping`` that
     stopped the run because its metric was not finite ends the run with such a line too. The CLI exits
     with status 1.
@@ -34,13 +34,11 @@ class DivergenceGuard(Callback):
             raise ConfigError(f"divergence.check_every_n_steps must be positive, got {check_every_n_steps}")
         self.enabled = enabled
         self.check_every_n_steps = check_every_n_steps
-        self._first_bad_step: torch.Tensor | None = None
-        self._bad_loss: torch.Tensor | None = None
-        self._epochs: dict[int, tuple[int, int]] = {}
+        self._losses: list[torch.Tensor] = []
+        self._where: list[tuple[int, int, int]] = []  # (step, epoch, batch) of each kept loss
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._first_bad_step = self._bad_loss = None
-        self._epochs = {}
+        self._losses, self._where = [], []
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -49,18 +47,9 @@ class DivergenceGuard(Callback):
             return
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if isinstance(loss, torch.Tensor):
-            loss = loss.detach().float()
-            step = trainer.global_step
-            self._epochs.setdefault(step, (trainer.current_epoch, batch_idx))
-            if self._first_bad_step is None:
-                self._first_bad_step = torch.full((), -1, dtype=torch.int64, device=loss.device)
-                self._bad_loss = torch.zeros((), device=loss.device)
-            first = (self._first_bad_step < 0) & ~torch.isfinite(loss)
-            # a Python scalar travels as a kernel argument: no copy, no waiting for the device
-            here = torch.full((), step, dtype=torch.int64, device=loss.device)
-            self._first_bad_step = torch.where(first, here, self._first_bad_step)
-            self._bad_loss = torch.where(first, loss, self._bad_loss)
-        if trainer.global_step % self.check_every_n_steps == 0:
+            self._losses.append(loss.detach().reshape(()))
+            self._where.append((trainer.global_step, trainer.current_epoch, batch_idx))
+        if trainer.global_step % self.check_every_n_steps == 0 or len(self._losses) >= 4096:
             self.check(trainer, pl_module)
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -99,17 +88,22 @@ class DivergenceGuard(Callback):
         """Raise :class:`TrainingDivergedError` if a loss so far or a weight now is not finite."""
         if not self.enabled:
             return
-        first = int(self._first_bad_step) if self._first_bad_step is not None else -1
-        bad_weights = non_finite_weights(pl_module) if first < 0 else []
-        local = first >= 0 or bool(bad_weights)
+        bad_loss = None
+        if self._losses:
+            losses = torch.stack([loss.float() for loss in self._losses])
+            bad = (~torch.isfinite(losses)).nonzero()
+            if len(bad):
+                first = int(bad[0, 0])
+                bad_loss = (float(losses[first]), *self._where[first])
+        bad_weights = non_finite_weights(pl_module) if bad_loss is None else []
+        local = bad_loss is not None or bool(bad_weights)
         if not trainer.strategy.reduce_boolean_decision(local, all=False):  # any process diverged
-            self._epochs.clear()  # steps up to here were finite
+            self._losses, self._where = [], []  # the steps up to here were finite
             return
         lr = _learning_rate(trainer)
-        if first >= 0:
-            epoch, batch = self._epochs.get(first, (trainer.current_epoch, -1))
-            what = f"the training loss became {float(self._bad_loss):g} at step {first} (epoch {epoch}"
-            what += f", batch {batch})" if batch >= 0 else ")"
+        if bad_loss is not None:
+            value, step, epoch, batch = bad_loss
+            what = f"the training loss became {value:g} at step {step} (epoch {epoch}, batch {batch})"
         elif bad_weights:
             more = f" and {len(bad_weights) - 1} more" if len(bad_weights) > 1 else ""
             what = (

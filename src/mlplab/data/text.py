@@ -94,10 +94,13 @@ class CharTextDataModule(InMemoryDataModule):
     split (65 for Tiny Shakespeare); validation characters outside it are dropped, with a warning.
 
     The file is read in ``__init__``, so ``vocab_size``, ``vocabulary`` and ``context_length`` are known
-    there and linked to the task. Training batches are random windows (:class:`RandomWindowLoader`);
-    evaluation uses every non-overlapping window of the validation split once (the last partial window
-    is left out). Batches are ``(inputs, targets)``, int64 ``(B, T)``, targets shifted by one. On a GPU
-    the token streams live on the device (``on_device``).
+    there and linked to the task. Training batches are random windows (:class:`RandomWindowLoader`).
+    Evaluation uses the non-overlapping windows of the validation split (the last partial window is
+    left out): ``test`` (and ``predict``) every one of them; validation during ``fit`` (and ``validate``)
+    at most ``val_windows`` of them, evenly spaced over the split and the same at every validation, so
+    that validation costs the same for a long text as for a short one (Tiny Shakespeare has 435
+    windows of 256 characters: all of them). Batches are ``(inputs, targets)``, int64 ``(B, T)``,
+    targets shifted by one. On a GPU the token streams live on the device (``on_device``).
 
     Args:
         corpus: Built-in text used when ``text_file`` is not given.
@@ -109,12 +112,14 @@ class CharTextDataModule(InMemoryDataModule):
         batches_per_epoch: Training batches per epoch; ``None`` means one pass's worth of characters,
             ``len(train) // (batch_size * context_length)``.
         val_fraction: Fraction of the text (its end) held out for validation.
+        val_windows: Validation windows during fit, evenly spaced over the validation split; ``None``:
+            every window (``test`` always uses every window).
         seed: Seed of the random training windows.
         on_device: Keep the token streams on the accelerator; ``None``: on a GPU, when they fit easily.
         download: Download Tiny Shakespeare when it is missing.
     """
 
-    loader_splits = {"train": "train", "val": "val", "test": "val", "predict": "val"}
+    loader_splits = {"train": "train", "val": "val", "test": "test", "predict": "test"}
     summary = ("source", "split_characters", "vocab_size", "context_length")
 
     def __init__(
@@ -127,6 +132,7 @@ class CharTextDataModule(InMemoryDataModule):
         eval_batch_size: int | None = None,
         batches_per_epoch: int | None = None,
         val_fraction: float = 0.1,
+        val_windows: int | None = 512,
         seed: int = 0,
         on_device: bool | None = None,
         download: bool = True,
@@ -136,6 +142,8 @@ class CharTextDataModule(InMemoryDataModule):
         require_positive(name, context_length=context_length)
         if batches_per_epoch is not None:
             require_positive(name, batches_per_epoch=batches_per_epoch)
+        if val_windows is not None:
+            require_positive(name, val_windows=val_windows)
         if not 0.0 < val_fraction < 1.0:
             raise ConfigError(f"{name}: val_fraction must be between 0 and 1, got {val_fraction}")
         if corpus not in ("tinyshakespeare", "pydoc_topics"):
@@ -145,6 +153,7 @@ class CharTextDataModule(InMemoryDataModule):
         self.data_dir = resolve_data_dir(data_dir)
         self.context_length = context_length
         self.val_fraction = val_fraction
+        self.val_windows = val_windows
         self.seed = seed
         self.download = download
 
@@ -221,8 +230,20 @@ class CharTextDataModule(InMemoryDataModule):
 
     # ---------------------------------------------------------------------------------- loaders
     def build_splits(self) -> dict[str, tuple[torch.Tensor, ...]]:
-        """The training token stream, and the validation split as its evaluation windows."""
-        return {"train": (self.train_tokens,), "val": self.eval_windows()}
+        """The training token stream; the validation split's windows: all (``test``) and the fit's subset."""
+        inputs, targets = self.eval_windows()
+        chosen = self.validation_subset(len(inputs))
+        return {
+            "train": (self.train_tokens,),
+            "val": (inputs[chosen], targets[chosen]),
+            "test": (inputs, targets),
+        }
+
+    def validation_subset(self, count: int) -> torch.Tensor:
+        """Indices of the windows validated during fit: ``val_windows`` of ``count``, evenly spaced."""
+        if self.val_windows is None or self.val_windows >= count:
+            return torch.arange(count)
+        return torch.linspace(0, count - 1, self.val_windows).round().long()
 
     def eval_windows(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every non-overlapping validation window: inputs and targets ``(W, T)``."""

@@ -37,6 +37,13 @@ similarity, layer dropping) where the residual blocks are and which of their sub
 branches. ``renamed`` lists argument names a family had before (old configs and run directories keep
 working: :func:`expand_config` renames them, with a warning) and ``legacy_keys`` state-dict keys it had
 before (old checkpoints load: :func:`upgrade_state_dict`).
+
+**Loading**: a family file is imported when its family is first asked for, not before, so a run pays
+for the libraries its own family needs (timm for the vision families) and for no others. A short name
+(``HourglassMLP``) is looked up in :func:`defining_modules`, which reads the ``class`` statements of
+the files under :mod:`mlplab.models` as text, and only the file that defines it is imported; a class
+path imports its own module. :func:`families` (``mlplab models``, the tests, the README tables)
+imports every file.
 """
 
 from __future__ import annotations
@@ -255,7 +262,8 @@ def register_family(
         legacy_keys: ``(pattern, replacement)`` regular expressions that turn state-dict keys of older
             versions of the family into the current ones.
         source: One line on where the implementation comes from (for the README tables).
-        name: The short name; the class name by default.
+        name: The short name; the class name by default. (Another name is found by short name once the
+            family's file has been imported, e.g. by :func:`get` or ``mlplab models``.)
     """
 
     def decorate(cls: type[nn.Module]) -> type[nn.Module]:
@@ -320,6 +328,41 @@ def _load() -> None:
     _load.done = True  # type: ignore[attr-defined]
 
 
+@functools.cache
+def defining_modules() -> dict[str, tuple[str, ...]]:
+    """The modules of :mod:`mlplab.models` whose source defines a class of each name, found without importing.
+
+    Each file's top-level ``class Name`` statements are read as text (a few milliseconds for every
+    file), so a short name leads to the one file to import (see the module docstring, Loading).
+    """
+    root = Path(__file__).resolve().parent
+    found: dict[str, list[str]] = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).with_suffix("").parts
+        module = ".".join(("mlplab.models", *parts[: -1 if parts[-1] == "__init__" else None]))
+        for name in re.findall(r"^class (\w+)\b", path.read_text(encoding="utf-8"), re.MULTILINE):
+            found.setdefault(name, []).append(module)
+    return {name: tuple(modules) for name, modules in found.items()}
+
+
+def import_defining_module(name: str) -> Any:
+    """The class ``name`` of :mod:`mlplab.models`, importing only the file that defines it; else None."""
+    for module in defining_modules().get(name, ()):
+        value = getattr(importlib.import_module(module), name, None)
+        if isinstance(value, type):
+            return value
+    return None
+
+
+def _import_class_path(path: str) -> Any:
+    """The object a dotted ``module.Name`` path names, or None when it cannot be imported."""
+    module, _, name = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except Exception:  # not importable (a typo, a broken user module): the caller reports the path
+        return None
+
+
 def families(domain: str | None = None, variant: str | None = None) -> list[FamilySpec]:
     """The registered families by main domain (:data:`DOMAINS` order), optionally of one domain or variant."""
     _load()
@@ -338,34 +381,41 @@ def get(family: str | type) -> FamilySpec:
     """The spec of a family given by short name, class path or class; a one-line error when unknown."""
     spec = find(family)
     if spec is None:
+        _load()  # a family registered under another name than its class's
+        spec = find(family)
+    if spec is None:
         raise ConfigError(f"unknown family {family!r}: `mlplab models` lists the registered ones")
     return spec
 
 
 def find(family: str | type | Any) -> FamilySpec | None:
-    """The spec of a family (short name, class path, class, or ``functools.partial`` of one), else None."""
-    _load()
+    """The spec of a family (short name, class path, class, or ``functools.partial`` of one), else None.
+
+    Imports at most the module that defines the family (see the module docstring, Loading): a class
+    is registered once its module ran, a class path names its module, and a short name is looked up
+    by :func:`import_defining_module`.
+    """
     if isinstance(family, functools.partial):
         candidates = [family.func, *family.args]
         return next((s for s in map(find, candidates) if s is not None), None)
     if isinstance(family, type):
         return next((s for s in _FAMILIES.values() if s.cls is family), None)
-    if not isinstance(family, str):
+    if not isinstance(family, str) or not family:
         return None
     if family in _FAMILIES:
         return _FAMILIES[family]
-    for spec in _FAMILIES.values():
-        if family in (spec.class_path, f"mlplab.models.{spec.cls.__name__}"):
-            return spec
-    return None
+    if "." in family:
+        found = _import_class_path(family)
+        return find(found) if isinstance(found, type) else None
+    import_defining_module(family)
+    return _FAMILIES.get(family)
 
 
 def resolve_short_name(name: str) -> str | None:
     """The class path of a registered family's short name (what the CLI resolves first), else None."""
     if "." in name:
         return None
-    _load()
-    spec = _FAMILIES.get(name)
+    spec = find(name)
     return spec.class_path if spec is not None else None
 
 
@@ -603,11 +653,13 @@ __all__ = [
     "check_channel_mlps",
     "constructor_parameters",
     "count",
+    "defining_modules",
     "expand_config",
     "families",
     "find",
     "format_table",
     "get",
+    "import_defining_module",
     "main",
     "markdown_table",
     "register_domain",

@@ -26,11 +26,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from timm.layers import Mlp, get_act_layer
 from torch import nn
 
 from mlplab.errors import ConfigError
-from mlplab.nn.mlp import NormKind, ResidualMLPBlock
+from mlplab.nn.mlp import NormKind, ResidualMLPBlock, activation_layer
 from mlplab.nn.moe import MixtureOfExperts, MoEPlusPlus
 from mlplab.nn.projection import RandomProjection
 
@@ -52,7 +51,8 @@ class HourglassChannelMLP(nn.Module):
         out_features: Output width (``None``: ``in_features``).
         depth: Number of bottleneck blocks in the stream.
         fixed_lift: Freeze ``W_lift`` at its seeded random initialisation.
-        activation: Activation inside the bottlenecks: a class, or a name ``timm.layers.get_act_layer`` knows.
+        activation: Activation inside the bottlenecks: a class, or a name
+            :func:`~mlplab.nn.mlp.activation_layer` knows.
         norm: Normalisation at the start of each bottleneck (``layernorm`` works on token tensors).
         bias: Whether the bottleneck layers have biases.
     """
@@ -154,7 +154,10 @@ class ChannelMLP:
         ``bias`` applies to the conventional MLP and to the experts (the hourglass blocks keep theirs).
         """
         if self.kind == "conventional":
-            return Mlp(dim, hidden, out_features, act_layer=get_act_layer(activation), drop=drop, bias=bias)
+            from timm.layers import Mlp  # imported when a conventional channel MLP is built
+
+            act_layer = activation_layer(activation)
+            return Mlp(dim, hidden, out_features, act_layer=act_layer, drop=drop, bias=bias)
         if self.kind == "hourglass":
             return HourglassChannelMLP(
                 dim,

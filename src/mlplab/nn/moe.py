@@ -42,10 +42,10 @@ import math
 
 import torch
 import torch.nn.functional as F
-from timm.layers import get_act_layer
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
+from mlplab.nn.mlp import activation_layer
 
 
 def auxiliary_loss(module: nn.Module) -> torch.Tensor | None:
@@ -92,7 +92,8 @@ class MixtureOfExperts(nn.Module):
         hidden: Hidden width of each expert.
         num_experts: Number of MLP experts E.
         top_k: Experts per token.
-        activation: Activation of the experts: a class, or a name ``timm.layers.get_act_layer`` knows.
+        activation: Activation of the experts: a class, or a name :func:`~mlplab.nn.mlp.activation_layer`
+            knows.
         bias: Whether the experts' layers have biases.
         aux_loss_weight: Weight of the load-balancing loss stored in ``aux_loss``.
         sparse_dispatch: Run each expert only on its tokens (``False``: every expert on every token;
@@ -126,7 +127,7 @@ class MixtureOfExperts(nn.Module):
         self.w2 = nn.Parameter(torch.empty(num_experts, hidden, dim))
         self.b1 = nn.Parameter(torch.empty(num_experts, hidden)) if bias else None
         self.b2 = nn.Parameter(torch.empty(num_experts, dim)) if bias else None
-        self.act = get_act_layer(activation)()
+        self.act = activation_layer(activation)()
         self.aux_loss: torch.Tensor | None = None
         self.reset_experts()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import random
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
@@ -17,7 +19,7 @@ from mlplab.errors import CheckpointError, ConfigError
 from mlplab.models.counting import count_parameters, count_training_flops
 from mlplab.models.registry import check_channel_mlps, upgrade_state_dict
 from mlplab.nn.moe import MixtureOfExperts, auxiliary_loss
-from mlplab.optim import LinearWarmupDecay
+from mlplab.optim import LinearWarmupDecay, WeightDecayExclusion, weight_decay_groups
 
 #: A family class (or ``functools.partial`` of one) whose first two arguments are the shape of one input
 #: sample and the shape of one output sample; the task calls it with the shapes it gets from the data.
@@ -80,15 +82,23 @@ class Task(L.LightningModule):
     balancing, whatever the family and the task). Only parameters that require gradients reach the
     optimiser, so frozen weights keep no optimiser state and never change.
 
-    A subclass declares its own arguments and passes the optimiser trio below on with ``**kwargs``
+    A subclass declares its own arguments and passes the optimiser arguments below on with ``**kwargs``
     (``super().__init__(**kwargs)``): the CLI shows them for every task from this docstring.
 
     Args:
         optimizer: Optimiser class with its arguments (``class_path`` / ``init_args``); AdamW with
             PyTorch's defaults when not given.
         lr_scheduler: LR scheduler with its arguments; ``None`` keeps the LR constant. The default,
-            :class:`~mlplab.optim.LinearWarmupDecay`, decays linearly to zero over the whole run.
+            :class:`~mlplab.optim.LinearWarmupDecay`, decays linearly to zero over the whole run. A
+            scheduler whose ``total_steps`` is left at ``None`` (mlplab's, torch's ``OneCycleLR``) gets
+            the run's length in optimiser steps.
         lr_scheduler_interval: Step the scheduler every optimiser ``step`` or every ``epoch``.
+        exclude_from_weight_decay: Parameters the optimiser's weight decay leaves out:
+            ``norms_biases_embeddings`` (norm scales and shifts, biases and other one-dimensional
+            parameters, embedding tables, and what a module lists in ``no_weight_decay()``, as timm does),
+            ``norms_biases`` (nanoGPT's choice: embedding tables decay) or ``nothing`` (every parameter
+            decays, as ``torch.optim`` does with ``model.parameters()``). See
+            :func:`mlplab.optim.weight_decay_groups`.
     """
 
     #: Name of the validation metric the best checkpoint is chosen by.
@@ -106,11 +116,19 @@ class Task(L.LightningModule):
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_scheduler: LRSchedulerCallable | None = LinearWarmupDecay,
         lr_scheduler_interval: Literal["step", "epoch"] = "step",
+        exclude_from_weight_decay: WeightDecayExclusion = "norms_biases_embeddings",
     ):
         super().__init__()
+        if exclude_from_weight_decay not in ("norms_biases_embeddings", "norms_biases", "nothing"):
+            raise ConfigError(
+                "model.exclude_from_weight_decay must be norms_biases_embeddings, norms_biases or nothing, "
+                f"got {exclude_from_weight_decay!r}"
+            )
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
         self.lr_scheduler_interval = lr_scheduler_interval
+        self.exclude_from_weight_decay = exclude_from_weight_decay
+        self._saved_param_groups: int | None = None
         self.flops_per_batch: int | None = None
         self._backbone_factory: Callable[..., nn.Module] | None = None
         self._backbone_args: tuple = ()
@@ -164,30 +182,59 @@ class Task(L.LightningModule):
         raise NotImplementedError
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        """:meth:`training_loss` plus the backbone's auxiliary losses (``train/aux_loss``)."""
+        """:meth:`training_loss` plus the backbone's auxiliary losses (``train/aux_loss``).
+
+        ``train/loss`` and ``train/aux_loss`` are handed to Lightning only on the steps whose metrics it
+        writes to the loggers (every ``trainer.log_every_n_steps``, see :meth:`logs_this_step`): the
+        curves are the same, and the other steps skip ``self.log``, which costs about a millisecond.
+        """
         loss = self.training_loss(batch, batch_idx)
-        self.log("train/loss", loss, prog_bar=True)
         extra = auxiliary_loss(self.backbone) if self._adds_auxiliary_loss else None
+        if self.logs_this_step():
+            self.log("train/loss", loss, prog_bar=True)
+            if extra is not None:
+                self.log("train/aux_loss", extra)
         if extra is not None:
-            self.log("train/aux_loss", extra)
             loss = loss + extra
         return loss
 
+    def logs_this_step(self) -> bool:
+        """Whether Lightning writes the step metrics of the current training step to the loggers.
+
+        The same test Lightning applies after the step (its logger connector's ``should_update_logs``:
+        every ``log_every_n_steps`` optimiser steps, when the run is about to stop, and every step of a
+        ``fast_dev_run``), so a value logged only on these steps draws the curve a value logged on
+        every step draws. Outside a fit (a bare module) it is always true.
+        """
+        trainer = self._trainer
+        connector = getattr(trainer, "_logger_connector", None)
+        if connector is None or not trainer.training:
+            return True
+        return bool(connector.should_update_logs or trainer.fast_dev_run)
+
     # ------------------------------------------------------------------------------ optimiser
     def configure_optimizers(self) -> Any:
-        trainable = [p for p in self.parameters() if p.requires_grad]
+        groups = weight_decay_groups(self, self.exclude_from_weight_decay)
+        if self._saved_param_groups == 1 and len(groups) > 1:
+            rank_zero_warn(
+                "the checkpoint's optimiser has one parameter group (saved before mlplab left norms, biases "
+                "and embeddings out of the weight decay): the resumed fit keeps decaying every parameter"
+            )
+            groups = [p for p in self.parameters() if p.requires_grad]
         try:
-            optimizer = self.optimizer_factory(trainable)
+            optimizer = self.optimizer_factory(groups)
         except (ValueError, TypeError) as error:  # torch.optim checks its arguments: "Invalid learning rate"
             raise ConfigError(f"model.optimizer: {str(error).strip().splitlines()[0]}") from error
         if self.lr_scheduler_factory is None:
             return optimizer
+        run_length = {}
+        if leaves_run_length_open(self.lr_scheduler_factory):
+            self._run_length = int(self.trainer.estimated_stepping_batches)
+            run_length["total_steps"] = self._run_length
         try:
-            scheduler = self.lr_scheduler_factory(optimizer)
+            scheduler = self.lr_scheduler_factory(optimizer, **run_length)
         except (ValueError, TypeError) as error:
             raise ConfigError(f"model.lr_scheduler: {str(error).strip().splitlines()[0]}") from error
-        if getattr(scheduler, "total_steps", 0) is None:
-            scheduler.total_steps = self._run_length = int(self.trainer.estimated_stepping_batches)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": self.lr_scheduler_interval},
@@ -242,6 +289,9 @@ class Task(L.LightningModule):
         per_rank = checkpoint.get(RNG_STATES_KEY)
         if per_rank:
             self._rng_states_to_restore = per_rank[min(self.global_rank, len(per_rank) - 1)]
+        optimizer_states = checkpoint.get("optimizer_states") or []
+        if optimizer_states and isinstance(optimizer_states[0], dict):
+            self._saved_param_groups = len(optimizer_states[0].get("param_groups", ())) or None
         if "state_dict" in checkpoint:
             upgraded = upgrade_state_dict(self.backbone, checkpoint["state_dict"], prefix="backbone.")
             checkpoint["state_dict"] = upgraded
@@ -269,6 +319,24 @@ class Task(L.LightningModule):
         )
 
 
+def leaves_run_length_open(scheduler: Any) -> bool:
+    """Whether an LR scheduler (class or ``functools.partial`` of one) has a ``total_steps`` left at ``None``.
+
+    jsonargparse hands the task a partial holding every argument, defaults included; torch's
+    ``OneCycleLR`` may be given ``epochs`` and ``steps_per_epoch`` instead of ``total_steps``.
+    """
+    if isinstance(scheduler, functools.partial):
+        given = scheduler.keywords
+        if "total_steps" in given:
+            return given["total_steps"] is None and given.get("epochs") is None
+        scheduler = scheduler.func
+    try:
+        parameter = inspect.signature(scheduler).parameters.get("total_steps")
+    except (TypeError, ValueError):
+        return False
+    return parameter is not None and parameter.default is None
+
+
 def gather_from_processes(value: Any) -> list[Any]:
     """``value`` of every process, in rank order (``[value]`` in a single process)."""
     distributed = torch.distributed
@@ -286,7 +354,7 @@ def differing_hyperparameters(saved: dict[str, Any], current: dict[str, Any]) ->
         for key in current
         if key in saved
         and not key.startswith("_")
-        and key not in ("backbone", "optimizer", "lr_scheduler")
+        and key not in ("backbone", "optimizer", "lr_scheduler", "exclude_from_weight_decay")
         and plain(saved[key]) != plain(current[key])
     ]
     return ", ".join(differences)

@@ -6,8 +6,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from timm.data import Mixup
-from timm.loss import SoftTargetCrossEntropy
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -64,8 +62,9 @@ class ImageClassification(Task):
         self.label_smoothing = label_smoothing
         self.backbone = self.build_backbone(backbone, self.image_shape, (num_classes,))
         self.mixup = None
-        self.soft_target_loss = SoftTargetCrossEntropy()
         if mixup_alpha > 0 or cutmix_alpha > 0:
+            from timm.data import Mixup  # imported only when mixing: timm takes most of a second to import
+
             self.mixup = Mixup(
                 mixup_alpha=mixup_alpha,
                 cutmix_alpha=cutmix_alpha,
@@ -88,8 +87,8 @@ class ImageClassification(Task):
         Cross-entropy against class indices (with label smoothing) or, after mixup, against soft
         targets ``(B, K)``.
         """
-        if targets.is_floating_point():
-            return self.soft_target_loss(logits, targets)
+        if targets.is_floating_point():  # probabilities: timm's SoftTargetCrossEntropy, in torch
+            return F.cross_entropy(logits, targets)
         return F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
 
     def training_loss(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:

@@ -1,0 +1,407 @@
+"""Small runs against hand-written PyTorch: the quickstart, a small model's steps, startup, text validation.
+
+Issue 16's bars, each measured against the hand-written equivalent on the same machine, the two
+interleaved (A, B, A, B, ...; one torch thread each) so that a loaded machine slows both alike; every
+section reports the median ratio and its range over the repeats, wall-clock and CPU time both (CPU
+time, the process's own, is far less disturbed by other jobs than the wall clock):
+
+* ``quickstart``: wall time of ``python cli.py fit --config configs/quickstart.yaml`` (the README's
+  command, its output to /dev/null) against ``benchmarks/handwritten_quickstart.py``, which trains
+  the same model on the same data with the same validation schedule. Bar: <= 1.2x.
+* ``steps``: samples/s of training steps of the quickstart's model (batch 64), mlplab's fit loop as a
+  user runs it (the quickstart config, its logger, callbacks and progress bar; validation off) against
+  a hand-written loop (same model, data, AdamW, LR schedule, ``loss.item()`` every 10 steps), after
+  20 warm-up steps. Bar: >= 0.9x.
+* ``startup``: wall time from the command to the end of a one-step fit, mlplab's quickstart with
+  ``--trainer.max_steps=1`` and no validation against the hand-written script with ``--epochs 0``.
+* ``validation``: the share of a text recipe's fit spent validating (Shakespeare: one epoch of 250
+  training batches of 64 x 256 and the validation after it, with its generated sample), from the
+  measured time of training steps and of one validation, at a reduced width (the shipped width needs
+  7 GiB and 25 s per step on this CPU). Bar: < 15 %.
+
+    OMP_NUM_THREADS=1 python benchmarks/small_runs.py --out runs/small_runs              # all, ~15 min
+    OMP_NUM_THREADS=1 python benchmarks/small_runs.py --out runs/small_runs --sections steps --repeats 9
+
+Results: ``OUT/small_runs.jsonl`` (one line per measurement) and a markdown summary on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+QUICKSTART = REPO / "configs" / "quickstart.yaml"
+HAND = REPO / "benchmarks" / "handwritten_quickstart.py"
+STEPS_WARMUP = 20
+
+
+# ----------------------------------------------------------------------------------------- helpers
+def child_environment() -> dict[str, str]:
+    """This environment with one thread per process and this checkout's ``src`` first on the path."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
+    return env
+
+
+def timed_command(command: list[str]) -> tuple[float, float, str]:
+    """Run ``command`` in the repository; return its wall seconds, CPU seconds and its stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=REPO, env=child_environment(), capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, result.stdout
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Median, minimum and maximum."""
+    return {
+        "median": round(statistics.median(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+    }
+
+
+def record(out: Path, row: dict[str, Any]) -> None:
+    """Append ``row`` (with the load average and the time) to ``OUT/small_runs.jsonl``."""
+    row = {**row, "load_average": [round(x, 1) for x in os.getloadavg()], "time": time.strftime("%F %T")}
+    with open(out / "small_runs.jsonl", "a") as handle:
+        handle.write(json.dumps(row) + "\n")
+
+
+def code_version() -> str:
+    """The checkout's commit."""
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+# -------------------------------------------------------------------------------------- quickstart
+def quickstart(out: Path, repeats: int) -> dict[str, Any]:
+    """The README's quickstart against the hand-written script, interleaved, each in a fresh process."""
+    pairs = []
+    for repeat in range(repeats):
+        with tempfile.TemporaryDirectory() as scratch:
+            first_hand = repeat % 2 == 1  # alternate which goes first
+            runs = {}
+            for which in ["hand", "mlplab"] if first_hand else ["mlplab", "hand"]:
+                if which == "mlplab":
+                    command = [
+                        sys.executable,
+                        "cli.py",
+                        "fit",
+                        "--config",
+                        str(QUICKSTART),
+                        f"--trainer.default_root_dir={scratch}/mlplab",
+                    ]
+                    wall, cpu, _ = timed_command(command)
+                    summary = json.loads(next(Path(scratch, "mlplab").rglob("summary.json")).read_text())
+                    runs[which] = (wall, cpu, summary["best_val"])
+                else:
+                    wall, cpu, printed = timed_command(
+                        [sys.executable, str(HAND), "--out", f"{scratch}/hand"]
+                    )
+                    psnr = float(re.search(r"best val/psnr ([0-9.]+)", printed).group(1))
+                    runs[which] = (wall, cpu, psnr)
+        row = {
+            "section": "quickstart",
+            "repeat": repeat,
+            "mlplab_wall_s": round(runs["mlplab"][0], 2),
+            "hand_wall_s": round(runs["hand"][0], 2),
+            "mlplab_cpu_s": round(runs["mlplab"][1], 2),
+            "hand_cpu_s": round(runs["hand"][1], 2),
+            "wall_ratio": round(runs["mlplab"][0] / runs["hand"][0], 3),
+            "cpu_ratio": round(runs["mlplab"][1] / runs["hand"][1], 3),
+            "mlplab_best_val_psnr": round(runs["mlplab"][2], 2),
+            "hand_best_val_psnr": round(runs["hand"][2], 2),
+        }
+        record(out, row)
+        pairs.append(row)
+        print(
+            f"quickstart {repeat}: mlplab {row['mlplab_wall_s']} s, hand {row['hand_wall_s']} s "
+            f"(wall {row['wall_ratio']}x, CPU {row['cpu_ratio']}x)",
+            flush=True,
+        )
+    return {
+        "wall_ratio": spread([p["wall_ratio"] for p in pairs]),
+        "cpu_ratio": spread([p["cpu_ratio"] for p in pairs]),
+        "mlplab_wall_s": spread([p["mlplab_wall_s"] for p in pairs]),
+        "hand_wall_s": spread([p["hand_wall_s"] for p in pairs]),
+        "mlplab_best_val_psnr": spread([p["mlplab_best_val_psnr"] for p in pairs]),
+        "hand_best_val_psnr": spread([p["hand_best_val_psnr"] for p in pairs]),
+    }
+
+
+# ------------------------------------------------------------------------------------------- steps
+def hand_steps(steps: int) -> tuple[float, float]:
+    """Samples/s (wall, CPU) of the hand-written loop over ``steps`` steps after the warm-up."""
+    import torch
+    import torch.nn.functional as F
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from handwritten_quickstart import Hourglass, digits_splits, noisy
+
+    images = digits_splits()["train"]
+    model = Hourglass()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    total = steps + STEPS_WARMUP
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - min(1.0, step / total))
+    per_epoch, step = len(images) // 64, 0
+    while step < total:
+        order = torch.randperm(len(images))
+        for batch in range(per_epoch):
+            x = images[order[batch * 64 : (batch + 1) * 64]]
+            loss = F.mse_loss(model(noisy(x)), x)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            step += 1
+            if step % 10 == 0:
+                loss.item()
+            if step == STEPS_WARMUP:
+                start = (time.perf_counter(), time.process_time())
+            if step == total:
+                break
+    end = (time.perf_counter(), time.process_time())
+    return steps * 64 / (end[0] - start[0]), steps * 64 / (end[1] - start[1])
+
+
+def mlplab_steps(steps: int, scratch: str) -> tuple[float, float]:
+    """Samples/s (wall, CPU) of mlplab's fit loop on the quickstart config, validation off."""
+    import lightning as L
+
+    from mlplab.cli import MLPLabCLI
+
+    class StepClock(L.Callback):
+        def on_train_batch_end(self, trainer, *args) -> None:
+            if trainer.global_step == STEPS_WARMUP:
+                self.start = (time.perf_counter(), time.process_time())
+
+        def on_train_end(self, trainer, *args) -> None:
+            self.end = (time.perf_counter(), time.process_time())
+
+    args = [
+        "--config",
+        str(QUICKSTART),
+        f"--trainer.max_steps={steps + STEPS_WARMUP}",
+        "--trainer.limit_val_batches=0",
+        "--trainer.num_sanity_val_steps=0",
+        f"--trainer.default_root_dir={scratch}",
+    ]
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        cli = MLPLabCLI(args=args, run=False)
+        clock = StepClock()
+        cli.trainer.callbacks.append(clock)
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    return steps * 64 / (clock.end[0] - clock.start[0]), steps * 64 / (clock.end[1] - clock.start[1])
+
+
+def training_steps(out: Path, repeats: int, steps: int) -> dict[str, Any]:
+    """mlplab's fit loop against the hand-written loop, interleaved in this process."""
+    import torch
+
+    torch.set_num_threads(1)
+    rows = []
+    for repeat in range(repeats):
+        with tempfile.TemporaryDirectory() as scratch:
+            if repeat % 2:
+                ours, hand = mlplab_steps(steps, scratch), hand_steps(steps)
+            else:
+                hand, ours = hand_steps(steps), mlplab_steps(steps, scratch)
+        row = {
+            "section": "steps",
+            "repeat": repeat,
+            "steps": steps,
+            "batch_size": 64,
+            "mlplab_samples_per_s_wall": round(ours[0]),
+            "hand_samples_per_s_wall": round(hand[0]),
+            "mlplab_samples_per_s_cpu": round(ours[1]),
+            "hand_samples_per_s_cpu": round(hand[1]),
+            "wall_ratio": round(ours[0] / hand[0], 3),
+            "cpu_ratio": round(ours[1] / hand[1], 3),
+        }
+        record(out, row)
+        rows.append(row)
+        print(
+            f"steps {repeat}: mlplab {row['mlplab_samples_per_s_wall']}/s, "
+            f"hand {row['hand_samples_per_s_wall']}/s (wall {row['wall_ratio']}x, CPU {row['cpu_ratio']}x)",
+            flush=True,
+        )
+    return {
+        "wall_ratio": spread([r["wall_ratio"] for r in rows]),
+        "cpu_ratio": spread([r["cpu_ratio"] for r in rows]),
+        "hand_samples_per_s_cpu": spread([r["hand_samples_per_s_cpu"] for r in rows]),
+        "mlplab_samples_per_s_cpu": spread([r["mlplab_samples_per_s_cpu"] for r in rows]),
+    }
+
+
+# ----------------------------------------------------------------------------------------- startup
+def startup(out: Path, repeats: int) -> dict[str, Any]:
+    """Command to the end of a one-step fit: mlplab's quickstart against the hand-written script."""
+    rows = []
+    for repeat in range(repeats):
+        with tempfile.TemporaryDirectory() as scratch:
+            ours_command = [
+                sys.executable,
+                "cli.py",
+                "fit",
+                "--config",
+                str(QUICKSTART),
+                "--trainer.max_steps=1",
+                "--trainer.limit_val_batches=0",
+                "--trainer.num_sanity_val_steps=0",
+                f"--trainer.default_root_dir={scratch}/mlplab",
+            ]
+            hand_command = [sys.executable, str(HAND), "--out", f"{scratch}/hand", "--epochs", "0"]
+            if repeat % 2:
+                ours, hand = timed_command(ours_command), timed_command(hand_command)
+            else:
+                hand, ours = timed_command(hand_command), timed_command(ours_command)
+        row = {
+            "section": "startup",
+            "repeat": repeat,
+            "mlplab_wall_s": round(ours[0], 2),
+            "hand_wall_s": round(hand[0], 2),
+            "mlplab_cpu_s": round(ours[1], 2),
+            "hand_cpu_s": round(hand[1], 2),
+        }
+        record(out, row)
+        rows.append(row)
+        print(
+            f"startup {repeat}: mlplab {row['mlplab_wall_s']} s ({row['mlplab_cpu_s']} s CPU), hand "
+            f"{row['hand_wall_s']} s ({row['hand_cpu_s']} s CPU)",
+            flush=True,
+        )
+    return {
+        key: spread([r[key] for r in rows])
+        for key in ("mlplab_wall_s", "hand_wall_s", "mlplab_cpu_s", "hand_cpu_s")
+    }
+
+
+# -------------------------------------------------------------------------------------- validation
+def validation_share(out: Path, config: str, extra: list[str], steps: int) -> dict[str, Any]:
+    """Share of a text recipe's epoch spent validating, from measured step and validation times."""
+    import lightning as L
+
+    from mlplab.cli import MLPLabCLI
+
+    class Clock(L.Callback):
+        def __init__(self):
+            self.step_times: list[float] = []
+            self.validation = 0.0
+
+        def on_train_batch_start(self, *args) -> None:
+            self._step = time.perf_counter()
+
+        def on_train_batch_end(self, *args) -> None:
+            self.step_times.append(time.perf_counter() - self._step)
+
+        def on_validation_start(self, trainer, *args) -> None:
+            self._validation = time.perf_counter()
+
+        def on_validation_end(self, trainer, *args) -> None:
+            if not trainer.sanity_checking:
+                self.validation = time.perf_counter() - self._validation
+
+    import yaml
+
+    batches_per_epoch = yaml.safe_load((REPO / config).read_text())["data"]["init_args"]["batches_per_epoch"]
+    with tempfile.TemporaryDirectory() as scratch:
+        args = [
+            "--config",
+            str(REPO / config),
+            "--trainer.max_epochs=1",
+            "--trainer.num_sanity_val_steps=0",
+            f"--data.init_args.batches_per_epoch={steps}",
+            f"--trainer.default_root_dir={scratch}",
+            *extra,
+        ]
+        with (
+            open(os.devnull, "w") as sink,
+            contextlib.redirect_stdout(sink),
+            contextlib.redirect_stderr(sink),
+        ):
+            cli = MLPLabCLI(args=args, run=False)
+            clock = Clock()
+            cli.trainer.callbacks.append(clock)
+            cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+        windows = len(cli.datamodule.splits["val"][0])
+    step = statistics.median(clock.step_times[1:])
+    epoch = batches_per_epoch * step
+    row = {
+        "section": "validation",
+        "config": config,
+        "settings": " ".join(extra),
+        "val_windows": windows,
+        "batches_per_epoch": batches_per_epoch,
+        "step_s": round(step, 3),
+        "validation_s": round(clock.validation, 2),
+        "share": round(clock.validation / (epoch + clock.validation), 4),
+    }
+    record(out, row)
+    print(
+        f"validation {config}: {windows} windows in {row['validation_s']} s against "
+        f"{batches_per_epoch} steps of {row['step_s']} s: {row['share']:.1%} of the epoch",
+        flush=True,
+    )
+    return row
+
+
+# -------------------------------------------------------------------------------------------- main
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, required=True, help="folder of small_runs.jsonl")
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        default=["steps", "startup", "quickstart", "validation"],
+        choices=["steps", "startup", "quickstart", "validation"],
+    )
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved pairs per section")
+    parser.add_argument("--steps", type=int, default=400, help="timed training steps per run (section steps)")
+    options = parser.parse_args()
+    options.out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    results: dict[str, Any] = {"commit": code_version(), "load_average_start": os.getloadavg()}
+    if "steps" in options.sections:
+        results["steps"] = training_steps(options.out, options.repeats, options.steps)
+    if "startup" in options.sections:
+        results["startup"] = startup(options.out, options.repeats)
+    if "quickstart" in options.sections:
+        results["quickstart"] = quickstart(options.out, options.repeats)
+    if "validation" in options.sections:
+        small = [
+            "--model.init_args.backbone.init_args.embed_dim=96",
+            "--model.init_args.backbone.init_args.depth=2",
+            "--model.init_args.backbone.init_args.num_heads=2",
+        ]
+        results["validation"] = [
+            validation_share(options.out, "configs/text/transformer_shakespeare.yaml", small, steps=6),
+        ]
+    results["load_average_end"] = os.getloadavg()
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

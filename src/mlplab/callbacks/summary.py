@@ -1,0 +1,267 @@
+"""What a run was and how it did: ``summary.json`` in the run directory and TensorBoard's HParams tab.
+
+``mlplab compare`` (:mod:`mlplab.tools.compare`) tables and plots any set of runs from their
+``summary.json``; TensorBoard's HParams tab shows the same columns for every run of a log folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+
+from mlplab.callbacks.throughput import leading_batch_size
+
+SUMMARY_FILE = "summary.json"
+
+#: The metrics of the HParams tab (scalars under these tags; ``hp_metric`` is not used).
+HPARAMS_METRICS = ("hp/best_val", "hp/test", "hp/time_s")
+
+
+def family_and_arguments(pl_module: L.LightningModule) -> tuple[str, dict[str, Any]]:
+    """The backbone's family (its registered short name, else its class name) and its arguments.
+
+    The arguments are those the run's config gave the family (``model.backbone.init_args``; nested
+    sections such as ``channel_mlp`` flattened to ``channel_mlp.kind``), so they read as in the config.
+    """
+    from mlplab.models import registry
+
+    backbone = getattr(pl_module, "backbone", None)
+    if backbone is None:
+        return type(pl_module).__name__, {}
+    spec = registry.find(type(backbone))
+    family = spec.name if spec is not None else type(backbone).__name__
+    given = getattr(pl_module, "hparams", {}).get("backbone")
+    if isinstance(given, dict) or hasattr(given, "as_dict"):
+        given = given.as_dict() if hasattr(given, "as_dict") else given
+        arguments = given.get("init_args") or {}
+    else:
+        arguments = dict(getattr(given, "keywords", {}) or {})
+    return family, flatten(arguments)
+
+
+def flatten(values: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as ``{"a.b": value}`` with plain values (lists and others as text)."""
+    if hasattr(values, "as_dict"):
+        values = values.as_dict()
+    if not isinstance(values, dict):
+        return {prefix: plain_value(values)} if prefix else {}
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def plain_value(value: Any) -> Any:
+    """``value`` as a JSON and HParams-friendly scalar: numbers, text, booleans; anything else as text."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def read_summary(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The ``summary.json`` of a run directory, or None when it has none (or an unreadable one)."""
+    try:
+        loaded = json.loads((Path(run_dir) / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
+def write_summary(run_dir: str | os.PathLike, summary: dict[str, Any]) -> None:
+    """Write ``summary.json`` through a temporary file and a rename (a reader never sees half of it)."""
+    path = Path(run_dir) / SUMMARY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{SUMMARY_FILE}.tmp")
+    temporary.write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    os.replace(temporary, path)
+
+
+def finite_or_none(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number, else None."""
+    value = plain_value(value)
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+class RunSummary(Callback):
+    """Record what a run trains and how it did, for ``mlplab compare`` and TensorBoard's HParams tab.
+
+    At the end of ``fit`` the run directory gets ``summary.json``: the task, the family and the
+    arguments the config gave it, parameters (total and trainable), FLOPs per sample (forward and
+    backward of one training sample, as the throughput callback counts them), the task's main metric
+    (``val/psnr``, ...), its best value (the best checkpoint's), the wall time of the fit (summed over
+    the parts of a resumed run), epochs, steps, seed and learning rate. ``test`` with a checkpoint of a
+    run directory (``mlplab test --ckpt_path <run>/checkpoints/best.ckpt``, or ``best``) adds the test
+    value of the same metric (``test/psnr``) to that run's summary, whatever folder the test itself
+    logs to.
+
+    In TensorBoard every run gets one HParams entry with the same columns: the hyper-parameters above
+    and the metrics ``hp/best_val``, ``hp/test`` and ``hp/time_s`` (Lightning's ``hp_metric = -1``
+    placeholder is switched off). Without a logger a run has no directory and nothing is written.
+
+    Args:
+        enabled: Whether to write the summary at all.
+    """
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self._started = 0.0
+        self._flops_per_sample: float | None = None
+        self._best: float | None = None
+        self._session_written = False
+
+    # ------------------------------------------------------------------------------------- fit
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if not self.enabled:
+            return
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger) and hasattr(logger, "_default_hp_metric"):
+                logger._default_hp_metric = False  # the HParams entry is written here, with real metrics
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = time.monotonic()
+        self._best = None
+        self._session_written = False
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self._session_written or not self.enabled or trainer.log_dir is None:
+            return
+        flops = getattr(pl_module, "flops_per_batch", None)
+        if flops:
+            self._flops_per_sample = flops / max(1, leading_batch_size(batch))
+        self._write_hparams_session(trainer, pl_module)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        value = finite_or_none(trainer.callback_metrics.get(getattr(pl_module, "monitor", "")))
+        larger = getattr(pl_module, "monitor_mode", "min") == "max"
+        if value is not None and (self._best is None or (value > self._best) == larger):
+            self._best = value
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.enabled or not trainer.loggers or trainer.log_dir is None:
+            return
+        run_dir = Path(trainer.log_dir)
+        earlier = read_summary(run_dir) or {}
+        resumed = trainer.ckpt_path is not None and earlier.get("steps", 0) < trainer.global_step
+        summary = self.describe(trainer, pl_module)
+        before = earlier.get("time_s") or 0 if resumed else 0
+        summary["time_s"] = round(time.monotonic() - self._started + before, 1)
+        if earlier.get("test") is not None and earlier.get("best_checkpoint") == summary["best_checkpoint"]:
+            summary["test"] = earlier["test"]  # the same checkpoint was tested before
+        metrics = {"hp/best_val": summary["best_val"], "hp/time_s": summary["time_s"]}
+        self._publish(trainer, run_dir, summary, metrics)
+
+    # ------------------------------------------------------------------------------------ test
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Add the test value of the task's metric to the summary of the tested checkpoint's run."""
+        if not self.enabled or trainer.ckpt_path is None:
+            return
+        checkpoint = Path(trainer.ckpt_path)
+        run_dir = checkpoint.parent.parent
+        summary = read_summary(run_dir) if checkpoint.parent.name == "checkpoints" else None
+        if summary is None:
+            return
+        name = summary.get("test_metric") or ""
+        value = finite_or_none(trainer.callback_metrics.get(name))
+        if value is None:
+            return
+        summary["test"] = value
+        summary["tested_checkpoint"] = str(checkpoint.resolve())
+        self._publish(trainer, run_dir, summary, {"hp/test": value})
+
+    # ---------------------------------------------------------------------------------- helpers
+    def describe(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        """The summary of the run as it stands (``test`` left empty)."""
+        from mlplab.models.counting import count_parameters
+
+        family, arguments = family_and_arguments(pl_module)
+        module = getattr(pl_module, "backbone", pl_module)
+        total, trainable = count_parameters(module)
+        monitor = getattr(pl_module, "monitor", "val/loss")
+        best, best_path = self._best, ""
+        checkpoint = trainer.checkpoint_callback
+        if checkpoint is not None and getattr(checkpoint, "monitor", None) == monitor:
+            if checkpoint.best_model_score is not None:
+                best = finite_or_none(checkpoint.best_model_score)
+            best_path = str(Path(checkpoint.best_model_path).resolve()) if checkpoint.best_model_path else ""
+        optimizer = trainer.optimizers[0] if trainer.optimizers else None
+        group = optimizer.param_groups[0] if optimizer is not None else {}
+        seed = os.environ.get("PL_GLOBAL_SEED", "")  # what seed_everything set
+        return {
+            "run_dir": str(Path(trainer.log_dir).resolve()) if trainer.log_dir else None,
+            "task": type(pl_module).__name__,
+            "family": family,
+            "arguments": arguments,
+            "params_total": total,
+            "params_trainable": trainable,
+            "flops_per_sample": round(self._flops_per_sample) if self._flops_per_sample else None,
+            "metric": monitor,
+            "mode": getattr(pl_module, "monitor_mode", "min"),
+            "best_val": best,
+            "best_checkpoint": best_path,
+            "test_metric": "test/" + monitor.split("/", 1)[-1],
+            "test": None,
+            "time_s": None,
+            "epochs": trainer.current_epoch,
+            "steps": trainer.global_step,
+            "seed": int(seed) if seed.lstrip("-").isdigit() else None,
+            "lr": finite_or_none(group.get("initial_lr", group.get("lr"))),
+        }
+
+    @rank_zero_only
+    def _write_hparams_session(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """One HParams entry per run: its hyper-parameters and the metric tags it will log."""
+        from torch.utils.tensorboard.summary import hparams
+
+        self._session_written = True
+        summary = self.describe(trainer, pl_module)
+        shown = {
+            "task": summary["task"],
+            "family": summary["family"],
+            **{f"family.{key}": value for key, value in summary["arguments"].items() if value is not None},
+            "params_total": summary["params_total"],
+            "params_trainable": summary["params_trainable"],
+            "flops_per_sample": summary["flops_per_sample"] or 0,
+            "metric": summary["metric"],
+            "lr": summary["lr"] if summary["lr"] is not None else 0.0,
+            "seed": summary["seed"] if summary["seed"] is not None else "",
+        }
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                writer = logger.experiment._get_file_writer()
+                for part in hparams(shown, dict.fromkeys(HPARAMS_METRICS, math.nan)):
+                    writer.add_summary(part)
+
+    @rank_zero_only
+    def _publish(
+        self, trainer: L.Trainer, run_dir: Path, summary: dict[str, Any], metrics: dict[str, Any]
+    ) -> None:
+        write_summary(run_dir, summary)
+        values = {key: value for key, value in metrics.items() if value is not None}
+        same_run = trainer.log_dir is not None and Path(trainer.log_dir).resolve() == run_dir.resolve()
+        loggers = [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+        if same_run and loggers:
+            for logger in loggers:
+                logger.log_metrics(values, step=trainer.global_step)
+                logger.experiment.flush()
+        elif values:  # a test of another run's checkpoint: its metric joins that run's events
+            from torch.utils.tensorboard import SummaryWriter
+
+            with SummaryWriter(str(run_dir)) as writer:
+                for key, value in values.items():
+                    writer.add_scalar(key, value, global_step=summary.get("steps", 0))

@@ -1,0 +1,83 @@
+"""Runs you can compare: summary.json and the HParams entry of every run, and ``mlplab compare``."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from tests.conftest import REPO
+
+QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
+SHORT = ["--trainer.max_epochs=2", "--trainer.limit_train_batches=3", "--trainer.enable_progress_bar=false",
+         "--trainer.enable_model_summary=false"]  # fmt: skip
+
+
+def fit(cli, root: str, *extra: str) -> None:
+    args = ["fit", "--config", QUICKSTART, *SHORT, f"--trainer.default_root_dir={root}", *extra]
+    assert cli(*args) == 0
+
+
+def hparams_entry(run) -> tuple[dict, list[str]]:
+    events = EventAccumulator(str(run))
+    events.Reload()
+    hparams, metrics = {}, []
+    for raw in events.PluginTagToContent("hparams").values():
+        data = plugin_data_pb2.HParamsPluginData.FromString(raw)
+        if data.HasField("session_start_info"):
+            for key, value in data.session_start_info.hparams.items():
+                hparams[key] = value.string_value if value.HasField("string_value") else value.number_value
+        if data.HasField("experiment"):
+            metrics = [info.name.tag for info in data.experiment.metric_infos]
+    return hparams, metrics, set(events.Tags()["scalars"])
+
+
+def test_a_fit_and_a_test_fill_the_summary_and_the_hparams_tab_and_compare_tables_them(cli, capsys, tmp_path):
+    fit(cli, "runs")
+    fit(cli, "runs", "--model.init_args.backbone.init_args.embed_dim=256")
+    wide = tmp_path / "runs" / "lightning_logs" / "version_0"
+    best = wide / "checkpoints" / "best.ckpt"
+    quiet = "--trainer.enable_progress_bar=false"
+    assert cli("test", "--config", str(wide / "config.yaml"), "--ckpt_path", str(best), quiet) == 0
+
+    summary = json.loads((wide / "summary.json").read_text())
+    assert summary["family"] == "HourglassMLP" and summary["task"] == "ImageRestoration"
+    assert summary["arguments"]["embed_dim"] == 1024 and summary["arguments"]["depth"] == 3
+    assert (
+        summary["params_total"] == summary["params_trainable"] == 64 * 1024 + 3 * 2 * 1024 * 128 + 1024 * 64
+    )
+    assert summary["flops_per_sample"] > 3 * 2 * summary["params_total"] * 0.9  # forward + backward
+    assert summary["metric"] == "val/psnr" and summary["test_metric"] == "test/psnr"
+    assert summary["best_val"] > 5 and summary["test"] > 5 and summary["time_s"] > 0
+    assert (summary["epochs"], summary["steps"], summary["seed"], summary["lr"]) == (2, 6, 0, 0.001)
+
+    hparams, metrics, scalars = hparams_entry(wide)
+    assert metrics == ["hp/best_val", "hp/test", "hp/time_s"]
+    assert {"hp/best_val", "hp/test", "hp/time_s"} <= scalars and "hp_metric" not in scalars
+    assert hparams["family"] == "HourglassMLP" and hparams["family.embed_dim"] == 1024
+    assert hparams["params_total"] == summary["params_total"] and hparams["flops_per_sample"] > 0
+    assert hparams["metric"] == "val/psnr"
+
+    capsys.readouterr()
+    assert cli("compare", "runs", "--out", "compared") == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("| run | family | arguments | params_total |") and "2 runs;" in printed
+    with open(tmp_path / "compared" / "compare.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(int(r["params_total"]) for r in rows) == [16384 + 3 * 2 * 256 * 128 + 16384, 917504]
+    tested = [r for r in rows if r["test"]]
+    assert len(tested) == 1 and float(tested[0]["test"]) == summary["test"]
+    assert (tmp_path / "compared" / "val_psnr_vs_params.png").stat().st_size > 10_000
+    assert (tmp_path / "compared" / "val_psnr_vs_time.png").stat().st_size > 10_000
+
+
+def test_compare_without_runs_is_one_line(cli, capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert cli("compare", "empty") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: compare: no runs in empty: a run folder holds summary.json, which `mlplab fit` "
+                   "writes when training ends (with a logger)"]  # fmt: skip
+    assert cli("compare", "missing/*") == 2
+    assert capsys.readouterr().err.strip() == "error: compare: missing/* does not exist"
