@@ -29,6 +29,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
 
+from mlplab.callbacks.watchdog import is_collective_failure
 from mlplab.errors import CheckpointError, ConfigError, TrainingDivergedError
 
 PARTIAL_SUFFIX = ".partial"
@@ -249,7 +250,8 @@ class BestCheckpoint(ModelCheckpoint):
         super().on_train_start(trainer, pl_module)
         self._last_written_time = time.monotonic()
         self._last_written_step = trainer.global_step  # a resumed run starts from a written state
-        self._install_interrupt_handler()
+        if trainer.world_size == 1:  # several processes: the watchdog stops them all at the same step
+            self._install_interrupt_handler()
 
     def on_sanity_check_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Check, before training starts, that the monitored metric is one the run logs."""
@@ -330,6 +332,8 @@ class BestCheckpoint(ModelCheckpoint):
         self._restore_interrupt_handler()
         if isinstance(exception, TrainingDivergedError) or trainer.state.fn != "fit":
             return
+        if trainer.world_size > 1 and is_collective_failure(exception):
+            return  # writing needs the other processes, which are stuck or gone
         progress = trainer.fit_loop.epoch_loop.batch_progress.current
         if progress.ready > progress.completed:  # stopped inside a step: resume at that step
             for loader in getattr(trainer.fit_loop._combined_loader, "flattened", []):
