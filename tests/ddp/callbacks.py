@@ -26,6 +26,19 @@ class StallOnRank(Callback):
             time.sleep(self.seconds)
 
 
+class SignalAtStep(Callback):
+    """Process ``rank`` sends itself ``signum`` (SIGTERM) at the start of training step ``step``."""
+
+    def __init__(self, rank: int = 0, step: int = 3, signum: int = 15):
+        self.rank, self.step, self.signum = rank, step, signum
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_rank == self.rank and trainer.global_step == self.step:
+            import os
+
+            os.kill(os.getpid(), self.signum)
+
+
 class RecordRandomDraws(Callback):
     """Write two draws of torch's generator at the start of training to ``<folder>/draws.rank<r>.json``."""
 

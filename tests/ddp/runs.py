@@ -33,9 +33,14 @@ def run(argv: list[str]) -> dict[str, Any]:
 
 
 def main() -> None:
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     jobs, out = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2])
     for job in jobs:
-        record = run(job["argv"])
+        try:
+            record = run(job["argv"])
+        except SIGTERMException:  # a job stopped by a signal on purpose: its checkpoint is what counts
+            continue
         torch.save(record, out / f"{job['name']}.rank{record['rank']}.pt")
 
 

@@ -48,6 +48,22 @@ def denoise_jobs(root: Path, processes: list[str]) -> list[dict]:
     return jobs
 
 
+def resume_jobs(root: Path, processes: list[str]) -> list[dict]:
+    """A denoiser fit to step 6 in one go, and one stopped by SIGTERM (rank 0's) and resumed to step 6."""
+
+    def fit(name: str, *extra: str) -> dict:
+        argv = image_restoration(root / name, "denoise", 32, "--trainer.max_steps", "6",
+                                 "--model.lr_scheduler", "null", *processes, *extra)  # fmt: skip
+        return {"name": name, "argv": argv}
+
+    last = root / "stopped" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    return [
+        fit("uninterrupted"),
+        fit("stopped", "--trainer.callbacks+=tests.ddp.callbacks.SignalAtStep"),
+        fit("resumed", "--ckpt_path", str(last)),
+    ]
+
+
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory) -> Path:
     """The 2-process runs, started once by torchrun; their records are ``<name>.rank<r>.pt`` in the folder."""
@@ -56,6 +72,7 @@ def two_processes(tmp_path_factory) -> Path:
         {"name": "image", "argv": image_classification(out / "image", 32, *TWO_PROCESSES)},
         *denoise_jobs(out, TWO_PROCESSES),
         {"name": "text", "argv": text(out / "text", 8, 8, *TWO_PROCESSES)},
+        *resume_jobs(out, TWO_PROCESSES),
     ]  # fmt: skip
     (out / "jobs.json").write_text(json.dumps(jobs))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -124,6 +141,17 @@ def test_evaluation_does_not_depend_on_processes_or_batch_size(two_processes, tm
     for size in (7, 64):
         assert_close_metrics(two[size], two[64], rtol=1e-5)
         assert_close_metrics(one[size], two[64], rtol=1e-5)
+
+
+def test_a_two_process_fit_stopped_by_sigterm_resumes_exactly(two_processes):
+    # SIGTERM to rank 0 at step 3: both processes stop after it and write last.ckpt; each process's
+    # loader position and random streams (the training noise) come back from it
+    last = two_processes / "stopped" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["global_step"] == 4
+    uninterrupted, resumed = records(two_processes, "uninterrupted"), records(two_processes, "resumed")
+    for rank in (0, 1):
+        assert resumed[rank]["global_step"] == uninterrupted[rank]["global_step"] == 6
+        assert_close_weights(resumed[rank]["state_dict"], uninterrupted[rank]["state_dict"], atol=0.0)
 
 
 def test_uneven_forecasting_split_completes_and_equals_one_process(tmp_path):

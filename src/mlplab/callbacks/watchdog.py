@@ -86,12 +86,15 @@ class DistributedWatchdog(Callback):
     (``trainer.strategy``'s ``timeout``) is set to ``timeout_s`` + 60 s unless the config sets it: a
     backstop for a process whose interpreter cannot run the watchdog's thread.
 
-    **Ctrl-C and SIGTERM** stop every process at the same step: the first one is noted and every
-    process stops at the start of the next training step (Lightning broadcasts rank 0's decision
-    each step), after writing ``last.ckpt`` (see :class:`~mlplab.callbacks.BestCheckpoint`). A
-    process that is stuck in a collective cannot run Python's signal handlers; the watchdog's thread
-    sees the signal all the same (``signal.set_wakeup_fd``) and ends the process when it has made no
-    progress for ``signal_grace_s`` seconds since, or at once on a second Ctrl-C or SIGTERM.
+    **Ctrl-C and SIGTERM** stop every process at the same step: a signal received by any process is
+    noted, the processes agree at the end of every training step whether one was (a one-number
+    all-reduce), and then all stop together after writing ``last.ckpt`` (see
+    :class:`~mlplab.callbacks.BestCheckpoint`); the exit status is 128 + the signal's number. (Were
+    each process to stop where it received the signal, the others would wait for it in the next
+    all-reduce.) A process that is stuck in a collective cannot run Python's signal handlers; the
+    watchdog's thread sees the signal all the same (``signal.set_wakeup_fd``) and ends the process
+    when it has made no progress for ``signal_grace_s`` seconds since, or at once on a second Ctrl-C
+    or SIGTERM.
 
     Args:
         enabled: Whether to watch at all (only ever active with several processes).
@@ -120,6 +123,7 @@ class DistributedWatchdog(Callback):
         self._previous_wakeup_fd = -1
         self._previous_handlers: dict[int, Any] = {}
         self._signals: list[tuple[float, int]] = []
+        self._signalled: int | None = None
 
     # ------------------------------------------------------------------------------ configuration
     def process_group_timeout(self) -> timedelta:
@@ -149,6 +153,11 @@ class DistributedWatchdog(Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs, batch, batch_idx: int) -> None:
         self._progress(f"the end of {self._training(trainer, batch_idx)}")
+        if self._thread is None:
+            return
+        if trainer.strategy.reduce_boolean_decision(self._signalled is not None, all=False):
+            # every process at once: Lightning ends the step with SIGTERMException, checkpoints, exits
+            trainer._signal_connector.received_sigterm = True
 
     def on_before_backward(self, trainer: L.Trainer, pl_module: Any, loss: Any) -> None:
         self._progress(f"the backward pass of training step {trainer.global_step}")
@@ -201,6 +210,7 @@ class DistributedWatchdog(Callback):
         self._trainer = trainer
         self._stop.clear()
         self._signals = []
+        self._signalled = None
         self._progress(f"the setup of {stage}")
         self._watch_signals()
         self._thread = threading.Thread(target=self._watch, name="mlplab-watchdog", daemon=True)
@@ -235,20 +245,18 @@ class DistributedWatchdog(Callback):
 
     # ---------------------------------------------------------------------------------- signals
     def _stop_at_next_step(self, signum: int, frame: Any) -> None:
-        """Ctrl-C or SIGTERM: every process stops at the start of the next training step.
+        """Ctrl-C or SIGTERM: note it; every process stops at the end of the step (``on_train_batch_end``).
 
-        Lightning broadcasts rank 0's SIGTERM flag at the start of every training step and then raises
-        ``SIGTERMException`` on every process together; stopping where each process happens to be
-        would leave the others waiting in the next all-reduce.
+        Lightning's own flag is not set here: Lightning reads it in each process on its own (at the end
+        of a step, in validation), and a process that stopped alone would leave the others waiting.
         """
         if signum not in received_signals:
             received_signals.append(signum)
-        trainer = self._trainer
-        if trainer is not None:
-            trainer._signal_connector.received_sigterm = True
+        if self._signalled is None:
+            self._signalled = signum
         name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        if trainer is None or trainer.is_global_zero:
-            sys.stderr.write(f"{name}: every process stops at the next step and writes last.ckpt\n")
+        if self._trainer is None or self._trainer.is_global_zero:
+            sys.stderr.write(f"{name}: every process stops at the end of this step and writes last.ckpt\n")
 
     def _watch_signals(self) -> None:
         """Let the watchdog's thread see Ctrl-C and SIGTERM even while the main thread cannot handle them."""
