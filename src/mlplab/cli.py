@@ -534,6 +534,14 @@ class MLPLabCLI(LightningCLI):
             if isinstance(error, MLPLabError):
                 raise
             raise ConfigError(f"trainer: {' '.join(str(error).split())}") from error
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else self.config
+        if config.get("trainer", {}).get("sync_batchnorm") and trainer.world_size > 1:
+            if trainer.strategy.root_device.type == "cpu":
+                raise ConfigError(
+                    "trainer.sync_batchnorm: torch's SyncBatchNorm runs on GPUs only; on CPUs every process "
+                    "normalises with its own batch's statistics: leave the flag out"
+                )
         for callback in trainer.callbacks:
             if isinstance(callback, BestCheckpoint) and self._resume_logger is not None:
                 callback.resuming_in_place = True

@@ -18,6 +18,8 @@ QUIET = [
     "--watchdog.timeout_s", "120",
 ]  # fmt: skip
 TWO_PROCESSES = ["--trainer.devices", "2", "--trainer.strategy", "ddp"]
+#: The multi-GPU preset, on two CPU processes.
+DDP_PRESET = ["--config", str(CONFIGS / "trainer" / "ddp.yaml"), "--trainer.devices", "2"]
 
 
 def run_process(command: list[str], cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -80,10 +82,10 @@ def text(root: Path, batch_size: int, batches_per_epoch: int, *extra: str) -> li
     ]  # fmt: skip
 
 
-def forecasting(root: Path, batch_size: int, *extra: str) -> list[str]:
+def forecasting(root: Path, batch_size: int, *extra: str, preset: tuple[str, ...] = ()) -> list[str]:
     """DLinear on ETTh1 (lookback and horizon 96: 8,449 training windows), one epoch."""
     return [
-        "fit", "--config", str(CONFIGS / "timeseries" / "dlinear_etth1_96.yaml"),
+        "fit", *preset, "--config", str(CONFIGS / "timeseries" / "dlinear_etth1_96.yaml"),
         "--data.batch_size", str(batch_size), "--data.eval_batch_size", "256",
         "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(root), *QUIET, *extra,
     ]  # fmt: skip

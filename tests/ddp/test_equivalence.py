@@ -17,6 +17,7 @@ import torch
 
 from tests.conftest import require_data
 from tests.ddp.conftest import (
+    DDP_PRESET,
     TWO_PROCESSES,
     assert_close_weights,
     epoch_metrics,
@@ -157,7 +158,7 @@ def test_a_two_process_fit_stopped_by_sigterm_resumes_exactly(two_processes):
 def test_uneven_forecasting_split_completes_and_equals_one_process(tmp_path):
     require_data("ETTh1.csv")
     # 8,449 windows: 4,225 and 4,224 per process, 169 and 168 batches of 25 before they were cut equal
-    command = mlplab_command(*forecasting(tmp_path / "two", 25, *TWO_PROCESSES))
+    command = mlplab_command(*forecasting(tmp_path / "two", 25, preset=DDP_PRESET))  # the preset + a recipe
     done = run_process(command, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     saved = torch.load(
