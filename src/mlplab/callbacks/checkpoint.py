@@ -187,8 +187,10 @@ class BestCheckpoint(ModelCheckpoint):
     ``last_every_n_steps`` training steps and/or every ``last_every_minutes`` of training, at the end of
     fit, and when training stops on an exception (not a divergence) or on Ctrl-C. The first Ctrl-C
     stops training at the end of the current step (a second one stops at once), so that the saved
-    state resumes exactly; so does ``SIGTERM`` (Lightning stops after the step). A ``last.ckpt`` is never
-    replaced by one with non-finite weights.
+    state resumes exactly; so does ``SIGTERM`` (Lightning stops after the step). With several processes
+    the :class:`~mlplab.callbacks.DistributedWatchdog` handles both, so that every process stops at the
+    same step, and nothing is written after a failed collective (writing needs every process). A
+    ``last.ckpt`` is never replaced by one with non-finite weights.
 
     Every checkpoint the trainer writes goes through :class:`AtomicCheckpointIO` (temporary file,
     fsync, rename) when the strategy uses Lightning's default checkpoint I/O.
