@@ -268,7 +268,8 @@ class TensorBatchLoader(ResumableLoader):
         seed: Base seed of the shuffling.
         rank: This process's index among ``world_size`` processes.
         world_size: Number of processes that share the data.
-        shards: How the processes' shares are made equal (see above).
+        shards: How the processes' shares are made equal (see above); ``None``: ``cut`` when shuffling
+            (training), ``pad`` otherwise.
     """
 
     def __init__(
@@ -280,12 +281,13 @@ class TensorBatchLoader(ResumableLoader):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
-        shards: Shards = "cut",
+        shards: Shards | None = None,
     ):
         super().__init__()
         sizes = {len(t) for t in tensors}
         if len(sizes) != 1:
             raise ValueError(f"tensors must share their first dimension, got sizes {sorted(sizes)}")
+        shards = shards or ("cut" if shuffle else "pad")
         if shards not in ("cut", "pad", "uneven"):
             raise ValueError(f"shards must be cut, pad or uneven, got {shards!r}")
         self.tensors = tuple(tensors)

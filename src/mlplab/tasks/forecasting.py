@@ -272,8 +272,8 @@ class ForecastingTask(Task):
         return figure
 
     def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking or self._logged is None:
-            return
+        if self.trainer.sanity_checking or self._logged is None or not self.trainer.is_global_zero:
+            return  # rank 0 writes the figure (of its own first validation batch)
         loggers = [logger for logger in self.loggers if isinstance(logger, TensorBoardLogger)]
         if not loggers:
             return
