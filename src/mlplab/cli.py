@@ -26,6 +26,7 @@ import functools
 import importlib
 import os
 import re
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -37,6 +38,8 @@ from jsonargparse import get_loader, set_loader
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 import mlplab.data  # noqa: F401  (registers the DataModules for short class names)
 import mlplab.models  # noqa: F401  (registers the families)
@@ -44,6 +47,7 @@ import mlplab.tasks  # noqa: F401  (registers the tasks)
 from mlplab.callbacks import (
     BestCheckpoint,
     CompileBackbone,
+    DistributedWatchdog,
     DivergenceGuard,
     LearningRates,
     RunSummary,
@@ -53,6 +57,7 @@ from mlplab.callbacks import (
 )
 from mlplab.callbacks.checkpoint import verify_checkpoint_file
 from mlplab.callbacks.progress import default_progress_bar
+from mlplab.callbacks.watchdog import collective_failure_line, is_collective_failure, received_signals
 from mlplab.errors import CheckpointError, ConfigError, MLPLabError
 from mlplab.models import registry
 from mlplab.tasks.base import plain
@@ -423,6 +428,7 @@ class MLPLabCLI(LightningCLI):
         parser.add_lightning_class_args(CompileBackbone, "compile")
         parser.add_lightning_class_args(SavePredictions, "predictions")
         parser.add_lightning_class_args(RunSummary, "summary")
+        parser.add_lightning_class_args(DistributedWatchdog, "watchdog")
         for attribute in LINKED_DATA_ATTRIBUTES:
             parser.link_arguments(f"data.{attribute}", f"model.init_args.{attribute}", apply_on="instantiate")
 
@@ -567,10 +573,19 @@ class MLPLabCLI(LightningCLI):
             if isinstance(error, MLPLabError):
                 raise
             raise ConfigError(f"trainer: {' '.join(str(error).split())}") from error
-        if self._resume_logger is not None:
-            for callback in trainer.callbacks:
-                if isinstance(callback, BestCheckpoint):
-                    callback.resuming_in_place = True
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else self.config
+        if config.get("trainer", {}).get("sync_batchnorm") and trainer.world_size > 1:
+            if trainer.strategy.root_device.type == "cpu":
+                raise ConfigError(
+                    "trainer.sync_batchnorm: torch's SyncBatchNorm runs on GPUs only; on CPUs every process "
+                    "normalises with its own batch's statistics: leave the flag out"
+                )
+        for callback in trainer.callbacks:
+            if isinstance(callback, BestCheckpoint) and self._resume_logger is not None:
+                callback.resuming_in_place = True
+            if isinstance(callback, DistributedWatchdog):
+                callback.configure_strategy(trainer.strategy)
         return trainer
 
 
@@ -619,7 +634,13 @@ def main(args: list[str] | None = None) -> None:
         sys.exit(2)
     try:
         MLPLabCLI(args=args)
+    except SIGTERMException:  # Ctrl-C or SIGTERM in a multi-process run: every process stopped at one step
+        sys.exit(128 + (received_signals[0] if received_signals else signal.SIGTERM))
     except Exception as error:
+        if is_collective_failure(error) and not os.environ.get(DEBUG_ENV_VAR):
+            world_size = int(os.environ.get("WORLD_SIZE", "1"))
+            sys.stderr.write(f"error: {collective_failure_line(error, rank_zero_only.rank, world_size)}\n")
+            sys.exit(1)
         user_error = find_user_error(error)
         if user_error is None or os.environ.get(DEBUG_ENV_VAR):
             raise

@@ -20,9 +20,15 @@ def test_denoise_inputs_are_noisy_clamped_and_eval_noise_is_fixed():
     noisy, target = task.degrade(images, labels)
     assert torch.equal(target, images) and noisy.min() >= 0 and noisy.max() <= 1
     assert 0.2 < (noisy - images).std() < 0.3  # clamping shrinks the noise a little
-    first, _ = task.degrade(images, labels, task._eval_generator(3, images.device))
-    second, _ = task.degrade(images, labels, task._eval_generator(3, images.device))
+    indices = torch.arange(100, 164)
+    first, _ = task.degrade(images, labels, indices)
+    second, _ = task.degrade(images, labels, indices)
     assert torch.equal(first, second)
+    # an image's evaluation noise is its own: the same in any batch, at any position
+    order = torch.randperm(64)
+    shuffled, _ = task.degrade(images[order], labels[order], indices[order])
+    assert torch.equal(shuffled, first[order])
+    assert not torch.equal(first[:32], task.degrade(images[:32], labels[:32], indices[32:])[0])
 
 
 def test_super_resolution_downsamples_by_the_scale():

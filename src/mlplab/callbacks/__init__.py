@@ -1,4 +1,4 @@
-"""Cross-cutting callbacks: checkpoints, divergence, throughput / FLOPs / MFU, compilation, run summaries."""
+"""Cross-cutting callbacks: checkpoints, divergence, throughput, compilation, run summaries, watchdog."""
 
 from mlplab.callbacks.checkpoint import AtomicCheckpointIO, BestCheckpoint
 from mlplab.callbacks.compile import CompileBackbone
@@ -8,11 +8,13 @@ from mlplab.callbacks.predictions import SavePredictions
 from mlplab.callbacks.progress import ThrottledRichProgressBar, ThrottledTQDMProgressBar
 from mlplab.callbacks.summary import RunSummary
 from mlplab.callbacks.throughput import Throughput, leading_batch_size
+from mlplab.callbacks.watchdog import DistributedWatchdog
 
 __all__ = [
     "AtomicCheckpointIO",
     "BestCheckpoint",
     "CompileBackbone",
+    "DistributedWatchdog",
     "DivergenceGuard",
     "LearningRates",
     "SavePredictions",

@@ -29,6 +29,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
 
+from mlplab.callbacks.watchdog import is_collective_failure
 from mlplab.errors import CheckpointError, ConfigError, TrainingDivergedError
 
 PARTIAL_SUFFIX = ".partial"
@@ -190,8 +191,10 @@ class BestCheckpoint(ModelCheckpoint):
     ``last_every_n_steps`` training steps and/or every ``last_every_minutes`` of training, at the end of
     fit, and when training stops on an exception (not a divergence) or on Ctrl-C. The first Ctrl-C
     stops training at the end of the current step (a second one stops at once), so that the saved
-    state resumes exactly; so does ``SIGTERM`` (Lightning stops after the step). A ``last.ckpt`` is never
-    replaced by one with non-finite weights.
+    state resumes exactly; so does ``SIGTERM`` (Lightning stops after the step). With several processes
+    the :class:`~mlplab.callbacks.DistributedWatchdog` handles both, so that every process stops at the
+    same step, and nothing is written after a failed collective (writing needs every process). A
+    ``last.ckpt`` is never replaced by one with non-finite weights.
 
     Every checkpoint the trainer writes goes through :class:`AtomicCheckpointIO` (temporary file,
     fsync, rename) when the strategy uses Lightning's default checkpoint I/O.
@@ -263,7 +266,8 @@ class BestCheckpoint(ModelCheckpoint):
         super().on_train_start(trainer, pl_module)
         self._last_written_time = time.monotonic()
         self._last_written_step = trainer.global_step  # a resumed run starts from a written state
-        self._install_interrupt_handler()
+        if trainer.world_size == 1:  # several processes: the watchdog stops them all at the same step
+            self._install_interrupt_handler()
 
     def on_sanity_check_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Check, before training starts, that the monitored metric is one the run logs."""
@@ -344,6 +348,8 @@ class BestCheckpoint(ModelCheckpoint):
         self._restore_interrupt_handler()
         if isinstance(exception, TrainingDivergedError) or trainer.state.fn != "fit":
             return
+        if trainer.world_size > 1 and is_collective_failure(exception):
+            return  # writing needs the other processes, which are stuck or gone
         progress = trainer.fit_loop.epoch_loop.batch_progress.current
         if progress.ready > progress.completed:  # stopped inside a step: resume at that step
             for loader in getattr(trainer.fit_loop._combined_loader, "flattened", []):

@@ -120,6 +120,7 @@ class RunSummary(Callback):
         self._flops_per_sample: float | None = None
         self._best: float | None = None
         self._session_written = False
+        self._log_dir: str | None = None
 
     # ------------------------------------------------------------------------------------- fit
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -133,12 +134,15 @@ class RunSummary(Callback):
         self._started = time.monotonic()
         self._best = None
         self._session_written = False
+        # read here by every process: ``trainer.log_dir`` is a collective (a broadcast) under DDP
+        self._log_dir = trainer.log_dir
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if self._session_written or not self.enabled or trainer.log_dir is None:
+        if self._session_written or not self.enabled or self._log_dir is None:
             return
+        self._session_written = True  # on every process, so that all of them stop here alike
         flops = getattr(pl_module, "flops_per_batch", None)
         if flops:
             self._flops_per_sample = flops / max(1, leading_batch_size(batch))
@@ -153,9 +157,9 @@ class RunSummary(Callback):
             self._best = value
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self.enabled or not trainer.loggers or trainer.log_dir is None:
+        if not self.enabled or not trainer.loggers or self._log_dir is None:
             return
-        run_dir = Path(trainer.log_dir)
+        run_dir = Path(self._log_dir)
         earlier = read_summary(run_dir) or {}
         resumed = trainer.ckpt_path is not None and earlier.get("steps", 0) < trainer.global_step
         summary = self.describe(trainer, pl_module)
@@ -182,6 +186,7 @@ class RunSummary(Callback):
             return
         summary["test"] = value
         summary["tested_checkpoint"] = str(checkpoint.resolve())
+        self._log_dir = trainer.log_dir  # every process (a collective under DDP)
         self._publish(trainer, run_dir, summary, {"hp/test": value})
 
     # ---------------------------------------------------------------------------------- helpers
@@ -203,7 +208,7 @@ class RunSummary(Callback):
         group = optimizer.param_groups[0] if optimizer is not None else {}
         seed = os.environ.get("PL_GLOBAL_SEED", "")  # what seed_everything set
         return {
-            "run_dir": str(Path(trainer.log_dir).resolve()) if trainer.log_dir else None,
+            "run_dir": str(Path(self._log_dir).resolve()) if self._log_dir else None,
             "task": type(pl_module).__name__,
             "family": family,
             "arguments": arguments,
@@ -228,7 +233,6 @@ class RunSummary(Callback):
         """One HParams entry per run: its hyper-parameters and the metric tags it will log."""
         from torch.utils.tensorboard.summary import hparams
 
-        self._session_written = True
         summary = self.describe(trainer, pl_module)
         shown = {
             "task": summary["task"],
@@ -253,7 +257,7 @@ class RunSummary(Callback):
     ) -> None:
         write_summary(run_dir, summary)
         values = {key: value for key, value in metrics.items() if value is not None}
-        same_run = trainer.log_dir is not None and Path(trainer.log_dir).resolve() == run_dir.resolve()
+        same_run = self._log_dir is not None and Path(self._log_dir).resolve() == run_dir.resolve()
         loggers = [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
         if same_run and loggers:
             for logger in loggers:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torchvision
 
-from mlplab.data.common import missing_data_message
+from mlplab.data.common import download_lock, missing_data_message
 from mlplab.data.image import ImageDataModule, Split
 from mlplab.errors import DataCorruptError, DataNotFoundError
 
@@ -52,8 +52,11 @@ class CIFAR10DataModule(ImageDataModule):
             )
         log = io.StringIO()
         try:
-            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-                cls(root=str(self.data_dir), train=True, download=True)
+            with download_lock(folder):  # one process downloads, the others wait
+                if self._folder_present():
+                    return
+                with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                    cls(root=str(self.data_dir), train=True, download=True)
         except (RuntimeError, OSError) as error:
             raise DataNotFoundError(
                 missing_data_message(self.display_name, folder, self._files(), cls.url, str(error).strip())

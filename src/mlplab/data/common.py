@@ -1,4 +1,4 @@
-"""Pieces every DataModule uses: where data lives, downloads with checksums, in-memory batching."""
+"""Pieces every DataModule uses: where data lives, downloads with checksums and locks, in-memory batching."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import torch
+from filelock import FileLock
 
 from mlplab.errors import DataCorruptError, DataNotFoundError
 
@@ -96,6 +97,16 @@ def download_file(
     return destination
 
 
+def download_lock(target: Path) -> FileLock:
+    """The lock a process holds while it downloads ``target``: a file ``.<name>.lock`` beside it.
+
+    The processes of a multi-GPU run (or of several runs) that all miss a dataset download it once:
+    the first takes the lock, the others wait for it and then find the file.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(target.parent / f".{target.name}.lock"))
+
+
 def fetch_file(
     folder: Path, filename: str, url: str, checksum: str | None, what: str, download: bool = True
 ) -> Path:
@@ -109,6 +120,8 @@ def fetch_file(
         what: Human name of the dataset, for messages.
         download: Whether a missing file may be downloaded.
 
+    Several processes that miss the file at once download it once (:func:`download_lock`).
+
     Raises:
         DataNotFoundError: The file is missing and cannot be downloaded.
         DataCorruptError: The file fails its checksum.
@@ -120,7 +133,11 @@ def fetch_file(
     if not download:
         raise DataNotFoundError(missing_data_message(what, folder, [filename], url, "downloads are disabled"))
     try:
-        return download_file(url, path, checksum)
+        with download_lock(path):
+            if path.is_file():  # another process downloaded it while this one waited
+                verify_checksum(path, checksum)
+                return path
+            return download_file(url, path, checksum)
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise DataNotFoundError(missing_data_message(what, folder, [filename], url, str(reason))) from error
@@ -183,23 +200,76 @@ class ResumableLoader:
             yield batch
 
 
+class BatchSamples(NamedTuple):
+    """Which samples of its split a batch holds.
+
+    Attributes:
+        indices: The split index of every row of the batch, int64 ``(B,)``, on the CPU.
+        count: How many rows, from the first, are real; the rest pad a process's share of an
+            evaluation split to the length of the others' and must not be counted in metrics.
+    """
+
+    indices: torch.Tensor
+    count: int
+
+
+def per_sample_normal(
+    indices: torch.Tensor, shape: Sequence[int], seed: int, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Standard normal noise ``(len(indices), *shape)``: the row of sample ``i`` depends on seed and i only.
+
+    Evaluation noise drawn this way is the same whatever the batch a sample lands in, the evaluation
+    batch size, the number of processes and the device: each row comes from a CPU generator seeded
+    with a mix of ``seed`` and the sample's index (distinct for every index below 2³²).
+
+    Args:
+        indices: The samples' indices in their split, ``(B,)`` (on the CPU, for no device round trip).
+        shape: The shape of one sample's noise.
+        seed: The evaluation seed.
+        dtype: Floating type of the noise.
+    """
+    noise = torch.empty(len(indices), *shape, dtype=dtype)
+    generator = torch.Generator()
+    for row, index in enumerate(indices.tolist()):
+        generator.manual_seed((seed * 0x9E3779B1 + index * 0x85EBCA77 + 0x632BE5AB) & 0xFFFFFFFF)
+        torch.randn(tuple(shape), generator=generator, dtype=dtype, out=noise[row])
+    return noise
+
+
+#: How the shares of ``world_size > 1`` processes are cut (see :class:`TensorBatchLoader`).
+Shards = Literal["cut", "pad", "uneven"]
+
+
 class TensorBatchLoader(ResumableLoader):
     """Batches of in-memory tensors taken by index: no per-sample Python work, no worker processes.
 
     The tensors may live on the CPU or on the accelerator; on the accelerator the batches never leave
     it. Shuffling draws a fresh permutation each epoch from ``seed + epoch``, so the order is
     reproducible, and a fit resumed mid-epoch continues the same order (see :class:`ResumableLoader`).
-    With ``world_size > 1`` each process takes every ``world_size``-th sample of the epoch's
-    permutation, like ``DistributedSampler``.
+
+    With ``world_size > 1`` every process takes every ``world_size``-th sample of the epoch's order,
+    starting at its rank, and the shares are made equal in length, so that every process runs the same
+    number of batches (a process with one batch more would wait forever for the others at its
+    gradient all-reduce):
+
+    * ``shards="cut"`` (training): each share is cut to ⌊N/W⌋ samples. Batch ``k`` of the W processes
+      together then holds exactly the samples of batch ``k`` of one process with a W times larger
+      batch, which is what makes a W-process fit follow the 1-process trajectory.
+    * ``shards="pad"`` (evaluation): each share is padded to ⌈N/W⌉ samples with samples from the start
+      of the order, as ``DistributedSampler`` does; :meth:`batch_samples` says which rows are padding
+      (at most the last row of a process's last batch), so metrics count every sample exactly once.
+    * ``shards="uneven"`` (prediction, which waits for no other process): the shares as they fall.
 
     Args:
         tensors: Tensors sharing their first dimension (e.g. images and labels).
-        batch_size: Samples per batch.
+        batch_size: Samples per batch (per process).
         shuffle: Whether to permute the samples every epoch.
         drop_last: Whether to drop the last, smaller batch.
         seed: Base seed of the shuffling.
         rank: This process's index among ``world_size`` processes.
         world_size: Number of processes that share the data.
+        shards: How the processes' shares are made equal (see above); ``None``: ``cut`` when shuffling
+            (training), ``pad`` otherwise.
     """
 
     def __init__(
@@ -211,11 +281,15 @@ class TensorBatchLoader(ResumableLoader):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        shards: Shards | None = None,
     ):
         super().__init__()
         sizes = {len(t) for t in tensors}
         if len(sizes) != 1:
             raise ValueError(f"tensors must share their first dimension, got sizes {sorted(sizes)}")
+        shards = shards or ("cut" if shuffle else "pad")
+        if shards not in ("cut", "pad", "uneven"):
+            raise ValueError(f"shards must be cut, pad or uneven, got {shards!r}")
         self.tensors = tuple(tensors)
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -223,28 +297,74 @@ class TensorBatchLoader(ResumableLoader):
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
+        self.shards = shards
+        self._order_cache: tuple[int, torch.Tensor | None, torch.Tensor | None] | None = None
+
+    @property
+    def total(self) -> int:
+        """Samples in the split."""
+        return len(self.tensors[0])
+
+    @property
+    def real_samples(self) -> int:
+        """Samples of the split this process covers per epoch (padding not counted)."""
+        if self.world_size == 1:
+            return self.total
+        if self.shards == "cut":
+            return self.total // self.world_size
+        return len(range(self.rank, self.total, self.world_size))
 
     @property
     def num_samples(self) -> int:
-        """Samples this process sees per epoch."""
-        total = len(self.tensors[0])
-        return len(range(self.rank, total, self.world_size))
+        """Rows this process delivers per epoch (padding included)."""
+        if self.world_size > 1 and self.shards == "pad":
+            return -(-self.total // self.world_size)
+        return self.real_samples
 
     def __len__(self) -> int:
         if self.drop_last:
             return self.num_samples // self.batch_size
         return -(-self.num_samples // self.batch_size)
 
-    def epoch_batches(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, ...]]:
-        total = len(self.tensors[0])
-        device = self.tensors[0].device
+    def order(self, epoch: int, device: bool = True) -> torch.Tensor | None:
+        """This process's sample indices for ``epoch``, padding included (``None``: all, in order).
+
+        On the data's device, or on the CPU when ``device`` is false.
+        """
+        if self._order_cache is None or self._order_cache[0] != epoch:
+            self._order_cache = (epoch, *self._compute_order(epoch))
+        return self._order_cache[1] if device else self._order_cache[2]
+
+    def _compute_order(self, epoch: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        total, world_size = self.total, self.world_size
         if self.shuffle:
             generator = torch.Generator().manual_seed(self.seed + epoch)
-            order = torch.randperm(total, generator=generator)[self.rank :: self.world_size].to(device)
-        elif self.world_size > 1:
-            order = torch.arange(self.rank, total, self.world_size, device=device)
+            order = torch.randperm(total, generator=generator)
+        elif world_size > 1:
+            order = torch.arange(total)
         else:
-            order = None
+            return None, None
+        if world_size > 1:
+            share = order[self.rank :: world_size]
+            if self.shards == "cut":
+                share = share[: total // world_size]
+            elif self.shards == "pad":
+                missing = self.num_samples - len(share)
+                share = torch.cat([share, order[torch.arange(missing) % total]])
+            order = share
+        return order.to(self.tensors[0].device), order
+
+    def batch_samples(self, batch: int, epoch: int | None = None) -> BatchSamples:
+        """The split indices of the rows of batch number ``batch`` (of ``epoch``, else the current one)."""
+        first = batch * self.batch_size
+        stop = min(first + self.batch_size, self.num_samples)
+        order = self.order(self.epoch if epoch is None else epoch, device=False)
+        indices = torch.arange(first, stop) if order is None else order[first:stop]
+        real = max(0, min(stop, self.real_samples) - first)
+        return BatchSamples(indices, real)
+
+    def epoch_batches(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, ...]]:
+        order = self.order(epoch)
         for batch in range(start, len(self)):
             first, stop = batch * self.batch_size, (batch + 1) * self.batch_size
             if order is None:
@@ -260,13 +380,19 @@ def process_rank(trainer: L.Trainer | None) -> tuple[int, int]:
 
 
 def split_loader(
-    tensors: Sequence[torch.Tensor], batch_size: int, train: bool, seed: int, trainer: L.Trainer | None
+    tensors: Sequence[torch.Tensor],
+    batch_size: int,
+    train: bool,
+    seed: int,
+    trainer: L.Trainer | None,
+    shards: Shards | None = None,
 ) -> TensorBatchLoader:
     """The loader of one split, shared among the trainer's processes.
 
     Training shuffles and drops its last, smaller batch (it can hold a single sample, which
     batch-normalised families cannot train on) unless that batch is all there is; validation, test and
-    prediction keep the order and never drop a sample.
+    prediction keep the order and never drop a sample. Among several processes, training shares are
+    cut to equal length, evaluation shares padded (see :class:`TensorBatchLoader`).
 
     Args:
         tensors: The split's tensors, sharing their first dimension.
@@ -274,6 +400,8 @@ def split_loader(
         train: Whether this is the training split.
         seed: Base seed of the shuffling.
         trainer: The trainer the DataModule is attached to, if any (for the process rank).
+        shards: How the processes' shares are made equal; ``None``: ``cut`` for training, ``pad``
+            otherwise.
     """
     rank, world_size = process_rank(trainer)
     return TensorBatchLoader(
@@ -284,4 +412,5 @@ def split_loader(
         seed=seed,
         rank=rank,
         world_size=world_size,
+        shards=shards or ("cut" if train else "pad"),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from mlplab.data.common import TensorBatchLoader, split_loader
+from mlplab.data.common import Shards, TensorBatchLoader, split_loader
 from mlplab.errors import require_positive
 
 
@@ -16,8 +16,9 @@ class InMemoryDataModule(L.LightningDataModule):
     share their first dimension) and say which split each loader serves (``loader_splits``); this class
     builds them once, moves them to the accelerator when they fit (``on_device``), serves every loader
     through :func:`mlplab.data.common.split_loader` (shuffled, last small batch dropped, for training
-    only) and prints itself without touching the data (``summary``: jsonargparse prints the DataModule
-    when it skips a data -> task link, and Lightning's own ``__str__`` iterates the loaders).
+    only; among several processes, equal shares: cut for training, padded for evaluation) and prints
+    itself without touching the data (``summary``: jsonargparse prints the DataModule when it skips a
+    data -> task link, and Lightning's own ``__str__`` iterates the loaders).
 
     Args:
         batch_size: Training batch size.
@@ -75,12 +76,17 @@ class InMemoryDataModule(L.LightningDataModule):
         """The tensors a loader of ``split`` batches (the split itself unless a subclass derives them)."""
         return self.splits[split]
 
-    def loader(self, split: str, train: bool = False) -> TensorBatchLoader:
-        """The batches of ``split``: shuffled (and the last small batch dropped) when ``train``."""
+    def loader(self, split: str, train: bool = False, shards: Shards | None = None) -> TensorBatchLoader:
+        """The batches of ``split``: shuffled (and the last small batch dropped) when ``train``.
+
+        Among several processes, ``shards`` says how their shares are made equal (by default cut for
+        training, padded for evaluation; see :class:`~mlplab.data.common.TensorBatchLoader`).
+        """
         if self.splits is None:
             self.setup()
         batch_size = self.batch_size if train else self.eval_batch_size
-        return split_loader(self.split_tensors(split), batch_size, train, self.loader_seed, self.trainer)
+        tensors = self.split_tensors(split)
+        return split_loader(tensors, batch_size, train, self.loader_seed, self.trainer, shards)
 
     def train_dataloader(self) -> TensorBatchLoader:
         return self.loader(self.loader_splits["train"], train=True)
@@ -92,4 +98,5 @@ class InMemoryDataModule(L.LightningDataModule):
         return self.loader(self.loader_splits["test"])
 
     def predict_dataloader(self) -> TensorBatchLoader:
-        return self.loader(self.loader_splits["predict"])
+        # prediction waits for no other process: each writes its own share, unpadded
+        return self.loader(self.loader_splits["predict"], shards="uneven")

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torchvision
 
-from mlplab.data.common import file_digest, missing_data_message
+from mlplab.data.common import download_lock, file_digest, missing_data_message
 from mlplab.data.image import ImageDataModule, Split
 from mlplab.errors import DataCorruptError, DataNotFoundError
 
@@ -94,9 +94,12 @@ class MNISTDataModule(ImageDataModule):
             )
         log = io.StringIO()
         try:
-            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-                for train in (True, False):
-                    self.torchvision_class(root=str(self.data_dir), train=train, download=True)
+            with download_lock(self.data_dir / self.folders[-1]):  # one process downloads, the others wait
+                if not any(self._missing(split) for split in self._splits_needed()):
+                    return
+                with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                    for train in (True, False):
+                        self.torchvision_class(root=str(self.data_dir), train=train, download=True)
         except (RuntimeError, OSError) as error:
             raise DataNotFoundError(
                 missing_data_message(self.display_name, folder, expected, mirrors, str(error), hint)

@@ -35,18 +35,23 @@ class RandomWindowLoader(ResumableLoader):
 
     Each batch holds ``batch_size`` windows of ``context_length + 1`` consecutive tokens starting at
     uniformly random offsets (nanoGPT's sampling), split into inputs ``(B, T)`` and next-token targets
-    ``(B, T)``. Offsets come from a generator seeded with ``seed``, the process rank and the epoch, so
-    runs are reproducible, processes see different windows, and a fit resumed mid-epoch draws the same
-    windows as an uninterrupted one (see :class:`~mlplab.data.common.ResumableLoader`). An "epoch" is
-    ``batches`` batches.
+    ``(B, T)``. Offsets come from a generator seeded with ``seed`` and the epoch, so runs are
+    reproducible and a fit resumed mid-epoch draws the same windows as an uninterrupted one (see
+    :class:`~mlplab.data.common.ResumableLoader`). An "epoch" is ``batches`` batches.
+
+    Among ``world_size`` processes, every process draws the offsets of the whole step (``world_size``
+    x ``batch_size`` windows, the same on every process) and keeps every ``world_size``-th from its
+    rank on: the processes see different windows, and together exactly those one process would draw
+    with a ``world_size`` times larger batch (the draws of a single process are unchanged).
 
     Args:
         tokens: The token stream, int64 ``(N,)``.
         context_length: Tokens per input window T.
-        batch_size: Windows per batch.
-        batches: Batches per epoch.
+        batch_size: Windows per batch (per process).
+        batches: Batches per epoch (per process).
         seed: Base seed.
-        rank: This process's index (mixed into the seed).
+        rank: This process's index among ``world_size``.
+        world_size: Number of processes that share the steps.
     """
 
     def __init__(
@@ -57,6 +62,7 @@ class RandomWindowLoader(ResumableLoader):
         batches: int,
         seed: int = 0,
         rank: int = 0,
+        world_size: int = 1,
     ):
         super().__init__()
         self.tokens = tokens
@@ -65,6 +71,7 @@ class RandomWindowLoader(ResumableLoader):
         self.batches = batches
         self.seed = seed
         self.rank = rank
+        self.world_size = world_size
         self._offsets = torch.arange(context_length + 1, device=tokens.device)
 
     def __len__(self) -> int:
@@ -72,13 +79,14 @@ class RandomWindowLoader(ResumableLoader):
 
     def epoch_batches(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         device = self.tokens.device
-        generator = torch.Generator(device=device).manual_seed(self.seed + 1_000_003 * self.rank + epoch)
+        generator = torch.Generator(device=device).manual_seed(self.seed + epoch)
         high = len(self.tokens) - self.context_length
+        step = (self.batch_size * self.world_size, 1)
         for batch in range(self.batches):
-            starts = torch.randint(0, high, (self.batch_size, 1), device=device, generator=generator)
+            starts = torch.randint(0, high, step, device=device, generator=generator)
             if batch < start:
                 continue  # drawn and skipped: the generator stays where an uninterrupted epoch has it
-            windows = self.tokens[starts + self._offsets]
+            windows = self.tokens[starts[self.rank :: self.world_size] + self._offsets]
             yield windows[:, :-1], windows[:, 1:]
 
 
@@ -109,7 +117,9 @@ class CharTextDataModule(InMemoryDataModule):
         context_length: Characters per training window T (the model's context).
         batch_size: Training windows per batch.
         eval_batch_size: Validation / test windows per batch; ``None`` means ``batch_size``.
-        batches_per_epoch: Training batches per epoch; ``None`` means one pass's worth of characters,
+        batches_per_epoch: Training batches of ``batch_size`` windows per epoch, counted over all
+            processes: each of W processes draws ``batches_per_epoch // W`` (at least one), so an epoch
+            holds the same tokens whatever W. ``None`` means one pass's worth of characters,
             ``len(train) // (batch_size * context_length)``.
         val_fraction: Fraction of the text (its end) held out for validation.
         val_windows: Validation windows during fit, evenly spaced over the validation split; ``None``:
@@ -256,8 +266,9 @@ class CharTextDataModule(InMemoryDataModule):
     def train_dataloader(self) -> RandomWindowLoader:
         if self.splits is None:
             self.setup()
-        rank, _ = process_rank(self.trainer)
+        rank, world_size = process_rank(self.trainer)
         (tokens,) = self.splits["train"]
+        batches = max(1, self.batches_per_epoch // world_size)
         return RandomWindowLoader(
-            tokens, self.context_length, self.batch_size, self.batches_per_epoch, self.seed, rank
+            tokens, self.context_length, self.batch_size, batches, self.seed, rank, world_size
         )

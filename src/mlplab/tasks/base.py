@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import random
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
@@ -12,9 +13,11 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.trainer.states import RunningStage
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
+from mlplab.data.common import BatchSamples
 from mlplab.errors import CheckpointError, ConfigError
 from mlplab.models.counting import count_parameters, count_training_flops
 from mlplab.models.registry import check_channel_mlps, upgrade_state_dict
@@ -70,6 +73,39 @@ def restore_rng_states(states: dict[str, Any]) -> None:
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state(states["cuda"])
+
+
+def seed_process(rank: int) -> None:
+    """Give process ``rank`` random streams of its own, derived from the run's seed and the rank.
+
+    Lightning seeds every process of a multi-process run alike (``seed_everything``), so noise, crops,
+    flips, mixup and dropout would repeat on every process. Processes other than rank 0 reseed Python's,
+    NumPy's and torch's generators (CPU and CUDA) from ``(seed, rank)``; rank 0 keeps its streams, so a
+    single-process run draws what it always drew.
+    """
+    if rank == 0:
+        return
+    base = int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed()))
+    seed = int(np.random.SeedSequence([base % 2**64, rank]).generate_state(1)[0])
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def current_loader(trainer: L.Trainer | None) -> Any:
+    """The loader of the evaluation or prediction loop running now (``None`` outside one, or with several)."""
+    if trainer is None:
+        return None
+    stage = trainer.state.stage
+    if stage in (RunningStage.VALIDATING, RunningStage.SANITY_CHECKING):
+        loaders = trainer.val_dataloaders
+    elif stage == RunningStage.TESTING:
+        loaders = trainer.test_dataloaders
+    elif stage == RunningStage.PREDICTING:
+        loaders = trainer.predict_dataloaders
+    else:
+        return None
+    return None if isinstance(loaders, (list, tuple, dict)) else loaders
 
 
 class Task(L.LightningModule):
@@ -176,6 +212,23 @@ class Task(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
 
+    def evaluation_samples(self, batch_idx: int, size: int) -> BatchSamples:
+        """Which samples of its split the evaluation or prediction batch ``batch_idx`` (``size`` rows) holds.
+
+        mlplab's loaders know it (:meth:`~mlplab.data.common.TensorBatchLoader.batch_samples`), also
+        when several processes share a split and a process's last batch ends with padding rows, which
+        metrics must leave out: only the first ``count`` rows are real. For another loader the rows
+        are taken to be samples ``batch_idx * size + row`` (one process, batches of equal size).
+        Randomness of an evaluation is keyed by these indices, so it does not depend on the batch
+        size or on the number of processes.
+        """
+        loader = current_loader(self._trainer)
+        if hasattr(loader, "batch_samples"):
+            samples = loader.batch_samples(batch_idx)
+            if len(samples.indices) == size:
+                return samples
+        return BatchSamples(torch.arange(batch_idx * size, (batch_idx + 1) * size), size)
+
     # ------------------------------------------------------------------------------------ training
     def training_loss(self, batch: Any, batch_idx: int) -> torch.Tensor:
         """The task's loss of one training batch (logged as ``train/loss``); subclasses implement it."""
@@ -204,13 +257,17 @@ class Task(L.LightningModule):
         The same test Lightning applies after the step (its logger connector's ``should_update_logs``:
         every ``log_every_n_steps`` optimiser steps, when the run is about to stop, and every step of a
         ``fast_dev_run``), so a value logged only on these steps draws the curve a value logged on
-        every step draws. Outside a fit (a bare module) it is always true.
+        every step draws. The last batch of an epoch logs too (Lightning writes it to the loggers only
+        when it is such a step), so that ``train/loss`` is in ``trainer.callback_metrics`` for callbacks
+        that monitor it at the end of an epoch, however short the epoch. Outside a fit (a bare module)
+        it is always true.
         """
         trainer = self._trainer
         connector = getattr(trainer, "_logger_connector", None)
         if connector is None or not trainer.training:
             return True
-        return bool(connector.should_update_logs or trainer.fast_dev_run)
+        last_batch = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        return bool(connector.should_update_logs or trainer.fast_dev_run or last_batch)
 
     # ------------------------------------------------------------------------------ optimiser
     def configure_optimizers(self) -> Any:
@@ -242,6 +299,7 @@ class Task(L.LightningModule):
 
     # ------------------------------------------------------------------------ bookkeeping hooks
     def on_fit_start(self) -> None:
+        seed_process(self.global_rank)  # each process its own random streams (a resumed fit restores them)
         total, trainable = count_parameters(self.backbone)
         for logger in self.loggers:
             logger.log_hyperparams({"params_total": total, "params_trainable": trainable})

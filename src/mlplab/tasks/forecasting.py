@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import OptimizerCallable
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
-from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
+from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection
 
 from mlplab.errors import CheckpointError, ConfigError, require_positive
 from mlplab.models.timeseries.common import RevIN
@@ -55,7 +55,8 @@ class ForecastingTask(Task):
     argument gets the data's number of calendar features and is called as
     ``backbone(history, time_features=history_time_features)``.
 
-    Loss: MSE on the standardised scale (see :meth:`loss`). Metrics, one torchmetrics object per stage:
+    Loss: MSE on the standardised scale (see :meth:`loss`). Metrics, one torchmetrics object per stage
+    (summed over the processes of a multi-process run):
     ``<stage>/mse`` and ``<stage>/mae`` on the standardised scale (what the published tables report,
     averaged over every window, step and series), ``<stage>/loss`` (= mse), and with
     ``original_scale_metrics`` also ``<stage>/mse_original`` and ``<stage>/mae_original`` in the data's
@@ -118,6 +119,8 @@ class ForecastingTask(Task):
         self.register_buffer("series_std", torch.ones(num_series))
         self.val_metrics = self._metrics("val")
         self.test_metrics = self._metrics("test")
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
         if original_scale_metrics:
             self.val_original = self._metrics("val", "_original")
             self.test_original = self._metrics("test", "_original")
@@ -195,17 +198,26 @@ class ForecastingTask(Task):
         self.record_flops(history)
         return self.loss(self(history, history_marks), future)
 
-    def _evaluate(self, batch: tuple[torch.Tensor, ...], stage: str) -> tuple[torch.Tensor, ...]:
+    def _evaluate(
+        self, batch: tuple[torch.Tensor, ...], batch_idx: int, stage: str
+    ) -> tuple[torch.Tensor, ...]:
         history, future, history_marks, _ = batch
         self._check_batch(history, future)
         predictions = self(history, history_marks).float().contiguous()
+        real = self.evaluation_samples(batch_idx, len(history)).count  # later rows pad this process's share
         metrics = self.val_metrics if stage == "val" else self.test_metrics
-        metrics.update(predictions, future)
-        self.log(f"{stage}/loss", F.mse_loss(predictions, future), batch_size=len(history))
+        loss = self.val_loss if stage == "val" else self.test_loss
+        if real > 0:
+            metrics.update(predictions[:real], future[:real])
+            loss.update(F.mse_loss(predictions[:real], future[:real]), weight=real)
+        self.log(f"{stage}/loss", loss, batch_size=len(history))
         self.log_dict(metrics, prog_bar=stage == "val", batch_size=len(history))
         if self.original_scale_metrics:
             original = self.val_original if stage == "val" else self.test_original
-            original.update(self.to_original_scale(predictions), self.to_original_scale(future))
+            if real > 0:
+                original.update(
+                    self.to_original_scale(predictions[:real]), self.to_original_scale(future[:real])
+                )
             self.log_dict(original, batch_size=len(history))
         return history, predictions, future
 
@@ -214,11 +226,11 @@ class ForecastingTask(Task):
         return values * self.series_std + self.series_mean
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        history, predictions, future = self._evaluate(batch, "val")
+        history, predictions, future = self._evaluate(batch, batch_idx, "val")
         self._keep_for_figure(batch_idx, history, predictions, future)
 
     def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        self._evaluate(batch, "test")
+        self._evaluate(batch, batch_idx, "test")
 
     def predict_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> dict[str, Any]:
         history, future, history_marks, _ = batch
@@ -260,8 +272,8 @@ class ForecastingTask(Task):
         return figure
 
     def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking or self._logged is None:
-            return
+        if self.trainer.sanity_checking or self._logged is None or not self.trainer.is_global_zero:
+            return  # rank 0 writes the figure (of its own first validation batch)
         loggers = [logger for logger in self.loggers if isinstance(logger, TensorBoardLogger)]
         if not loggers:
             return

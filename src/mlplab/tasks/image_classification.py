@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from mlplab.errors import ConfigError
@@ -20,8 +20,9 @@ class ImageClassification(Task):
     zero, timm's ``Mixup`` mixes the training batch and its (smoothed) one-hot targets and the loss is
     soft-target cross-entropy. Metrics: ``<stage>/acc`` (top-1) and ``<stage>/acc_top5`` (when there are
     more than 5 classes), one torchmetrics object per evaluation stage, plus ``<stage>/loss`` (plain
-    cross-entropy on validation and test); ``train/acc`` is the epoch's top-1 accuracy on the
-    un-mixed training batches (absent with mixup).
+    cross-entropy on validation and test, the mean over every image); ``train/acc`` is the epoch's
+    top-1 accuracy on the un-mixed training batches (absent with mixup). Epoch figures cover the
+    processes of a multi-process run together.
 
     Args:
         backbone: The family: its class path and arguments; it is called with
@@ -74,6 +75,8 @@ class ImageClassification(Task):
             )
         self.val_metrics = self._metrics("val")
         self.test_metrics = self._metrics("test")
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
 
     def _metrics(self, stage: str) -> MetricCollection:
         metrics = {"acc": MulticlassAccuracy(self.num_classes, top_k=1, average="micro")}
@@ -102,22 +105,26 @@ class ImageClassification(Task):
         logits = self(images)
         # a plain mean keeps the accelerator busy: metric objects check their inputs on the host
         accuracy = (logits.detach().argmax(-1) == labels).float().mean()
-        self.log("train/acc", accuracy, on_step=False, on_epoch=True)
+        self.log("train/acc", accuracy, on_step=False, on_epoch=True, sync_dist=True)
         return self.loss(logits, labels)
 
-    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, stage: str) -> None:
         images, labels = batch
         logits = self(images)
+        real = self.evaluation_samples(batch_idx, len(images)).count  # later rows pad this process's share
         metrics = self.val_metrics if stage == "val" else self.test_metrics
-        metrics.update(logits, labels)
-        self.log(f"{stage}/loss", F.cross_entropy(logits, labels), prog_bar=stage == "val")
+        loss = self.val_loss if stage == "val" else self.test_loss
+        if real > 0:
+            metrics.update(logits[:real], labels[:real])
+            loss.update(F.cross_entropy(logits[:real], labels[:real]), weight=real)
+        self.log(f"{stage}/loss", loss, prog_bar=stage == "val")
         self.log_dict(metrics, prog_bar=stage == "val")
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "val")
+        self._evaluate(batch, batch_idx, "val")
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "test")
+        self._evaluate(batch, batch_idx, "test")
 
     def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, Any]:
         images, labels = batch

@@ -7,10 +7,11 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.loggers import TensorBoardLogger
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 from torchvision.utils import make_grid
 
+from mlplab.data.common import per_sample_normal
 from mlplab.errors import ConfigError
 from mlplab.tasks.base import ImageBackbone, Task
 
@@ -28,11 +29,14 @@ class ImageRestoration(Task):
     * ``generative_classification``: input = image, target = the prototype of its class, i.e. the
       first training image of that class (taken from the DataModule, saved in checkpoints).
 
-    Training noise is fresh every step; validation and test noise is drawn from a generator seeded with
-    ``eval_seed`` and the batch index, so every evaluation of a model sees the same noisy images.
+    Training noise is fresh every step (each process of a multi-process run draws its own); the noise
+    of a validation, test or prediction image is drawn from ``(eval_seed, its index in the split)``
+    (:func:`~mlplab.data.common.per_sample_normal`), so every evaluation of a model sees the same noisy
+    images, whatever the evaluation batch size, the number of processes or the device.
 
-    Metrics, one torchmetrics object per stage: ``<stage>/psnr`` (data range 1, the mean of per-image
-    PSNR), ``<stage>/ssim`` and ``<stage>/loss``, and for denoising and super-resolution
+    Metrics, one torchmetrics object per stage (summed over the processes of a multi-process run):
+    ``<stage>/psnr`` (data range 1, the mean of per-image PSNR), ``<stage>/ssim`` and ``<stage>/loss``
+    (the mean squared error over every image), and for denoising and super-resolution
     ``<stage>/psnr_input``, the PSNR of the degraded input itself (bicubic upsampling for
     super-resolution): the bar a model must clear. Each validation epoch writes a TensorBoard image grid
     ``val/samples`` with rows input / prediction / target.
@@ -99,6 +103,8 @@ class ImageRestoration(Task):
         self.test_metrics = self._metrics("test")
         self.val_input_psnr = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
         self.test_input_psnr = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
         self._logged_samples: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     @staticmethod
@@ -124,11 +130,23 @@ class ImageRestoration(Task):
 
     # ------------------------------------------------------------------------------ degradations
     def degrade(
-        self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None
+        self, images: torch.Tensor, labels: torch.Tensor, sample_indices: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Build ``(input, target)`` from clean images ``(B, C, H, W)`` and their labels."""
+        """Build ``(input, target)`` from clean images ``(B, C, H, W)`` and their labels.
+
+        Args:
+            images: Clean images in [0, 1].
+            labels: Their classes.
+            sample_indices: The images' indices in their split, for evaluation: the noise of each is
+                drawn from ``(eval_seed, index)``. ``None`` (training): fresh noise from torch's
+                generator.
+        """
         if self.mode == "denoise":
-            noise = torch.randn(images.shape, generator=generator, device=images.device, dtype=images.dtype)
+            if sample_indices is None:
+                noise = torch.randn(images.shape, device=images.device, dtype=images.dtype)
+            else:
+                noise = per_sample_normal(sample_indices.cpu(), images.shape[1:], self.eval_seed)
+                noise = noise.to(device=images.device, dtype=images.dtype, non_blocking=True)
             return (images + self.noise_std * noise).clamp_(0.0, 1.0), images
         if self.mode == "super_resolution":
             low = F.interpolate(images, size=self.input_shape[1:], mode="bicubic", align_corners=False)
@@ -145,9 +163,6 @@ class ImageRestoration(Task):
             ).clamp(0, 1)
         return None
 
-    def _eval_generator(self, batch_idx: int, device: torch.device) -> torch.Generator:
-        return torch.Generator(device=device).manual_seed(self.eval_seed + batch_idx)
-
     # ------------------------------------------------------------------------------------ steps
     def loss(self, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The training loss (mean squared error); override it in a subclass to train with another."""
@@ -163,16 +178,22 @@ class ImageRestoration(Task):
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, stage: str
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         images, labels = batch
-        inputs, targets = self.degrade(images, labels, self._eval_generator(batch_idx, images.device))
+        samples = self.evaluation_samples(batch_idx, len(images))
+        inputs, targets = self.degrade(images, labels, samples.indices)
         predictions = self(inputs).float()
+        real = samples.count  # the rows after it pad this process's share: not counted
         metrics = self.val_metrics if stage == "val" else self.test_metrics
-        metrics.update(predictions, targets)
-        self.log(f"{stage}/loss", self.loss(predictions, targets))
-        self.log_dict(metrics, prog_bar=stage == "val")
+        loss = self.val_loss if stage == "val" else self.test_loss
+        input_psnr = self.val_input_psnr if stage == "val" else self.test_input_psnr
         baseline = self.input_baseline(inputs)
+        if real > 0:
+            metrics.update(predictions[:real], targets[:real])
+            loss.update(self.loss(predictions[:real], targets[:real]), weight=real)
+            if baseline is not None:
+                input_psnr.update(baseline[:real], targets[:real])
+        self.log(f"{stage}/loss", loss)
+        self.log_dict(metrics, prog_bar=stage == "val")
         if baseline is not None:
-            input_psnr = self.val_input_psnr if stage == "val" else self.test_input_psnr
-            input_psnr.update(baseline, targets)
             self.log(f"{stage}/psnr_input", input_psnr)
         return inputs, predictions, targets
 
@@ -187,7 +208,8 @@ class ImageRestoration(Task):
 
     def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, Any]:
         images, labels = batch
-        inputs, targets = self.degrade(images, labels, self._eval_generator(batch_idx, images.device))
+        samples = self.evaluation_samples(batch_idx, len(images))
+        inputs, targets = self.degrade(images, labels, samples.indices)
         return {"inputs": inputs, "predictions": self(inputs), "targets": targets}
 
     # ---------------------------------------------------------------------------------- figures

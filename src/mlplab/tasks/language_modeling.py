@@ -132,18 +132,20 @@ class LanguageModeling(SequenceTask):
         """Mean cross-entropy over all positions; override it in a subclass to train with another."""
         return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
 
-    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, stage: str) -> None:
         inputs, targets = batch
-        loss = self.loss(self(inputs), targets).float()
+        logits = self(inputs)
+        real = self.evaluation_samples(batch_idx, len(inputs)).count  # later rows pad this process's share
         metrics = self.val_metrics if stage == "val" else self.test_metrics
-        metrics.update(loss, weight=targets.numel())
+        if real > 0:
+            metrics.update(self.loss(logits[:real], targets[:real]).float(), weight=targets[:real].numel())
         self.log_dict(metrics, prog_bar=stage == "val")
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "val")
+        self._evaluate(batch, batch_idx, "val")
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "test")
+        self._evaluate(batch, batch_idx, "test")
 
     # --------------------------------------------------------------------------------- samples
     def sample(self, prompt: str | None = None, length: int | None = None, seed: int | None = None) -> str:
@@ -168,6 +170,8 @@ class LanguageModeling(SequenceTask):
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking or self.tokenizer is None or self.sample_length == 0:
+            return
+        if not self.trainer.is_global_zero:  # the same text on every process; rank 0 writes it
             return
         loggers = [logger for logger in self.loggers if isinstance(logger, TensorBoardLogger)]
         if not loggers:
