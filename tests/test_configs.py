@@ -14,7 +14,9 @@ import yaml
 
 from tests.conftest import REPO, require_data
 
-RECIPES = sorted(p for p in (REPO / "configs").rglob("*.yaml") if p.parent.name not in ("trainer", "sweeps"))
+RECIPES = sorted(
+    p for p in (REPO / "configs").rglob("*.yaml") if p.parent.name not in ("trainer", "sweeps", "logger")
+)  # the logger presets are run by tests/test_loggers.py
 PRESETS = sorted((REPO / "configs" / "trainer").glob("*.yaml"))
 TINY = ["--trainer.fast_dev_run", "1", "--trainer.accelerator", "cpu", "--data.init_args.batch_size", "8"]
 

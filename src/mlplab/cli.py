@@ -49,6 +49,7 @@ from mlplab.callbacks import (
 )
 from mlplab.callbacks.checkpoint import verify_checkpoint_file
 from mlplab.errors import CheckpointError, ConfigError, MLPLabError
+from mlplab.loggers import check_preset_file, prepare_logger_config
 from mlplab.models import registry
 from mlplab.tasks.base import plain
 
@@ -362,6 +363,7 @@ class MLPLabCLI(LightningCLI):
         for file in config_files_in(self._argv or []):
             if Path(file).is_file():
                 check_config_file(file)
+            check_preset_file(file)
         self._resume_logger: dict[str, Any] | None = None
         kwargs.setdefault("subclass_mode_model", True)
         kwargs.setdefault("subclass_mode_data", True)
@@ -513,6 +515,11 @@ class MLPLabCLI(LightningCLI):
         run = ckpt_path.resolve().parent.parent
         if ckpt_path.resolve().parent.name == "checkpoints" and run.parent == root / "lightning_logs":
             self._resume_logger = {"save_dir": str(given_root), "version": run.name, "purge_step": step}
+
+    def before_instantiate_classes(self) -> None:
+        """Put ``default_root_dir`` into the loggers' ``{default_root_dir}`` (:mod:`mlplab.loggers`)."""
+        subcommand = self.config.get("subcommand")
+        prepare_logger_config((self.config[subcommand] if subcommand else self.config).trainer)
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         kwargs.setdefault("allow_abbrev", False)  # --model.noise must not silently mean --model.noise_std

@@ -10,11 +10,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import OptimizerCallable
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 
 from mlplab.errors import CheckpointError, ConfigError, require_positive
+from mlplab.loggers import log_figure
 from mlplab.models.timeseries.common import RevIN
 from mlplab.tasks.base import Task
 
@@ -59,9 +59,9 @@ class ForecastingTask(Task):
     ``<stage>/mse`` and ``<stage>/mae`` on the standardised scale (what the published tables report,
     averaged over every window, step and series), ``<stage>/loss`` (= mse), and with
     ``original_scale_metrics`` also ``<stage>/mse_original`` and ``<stage>/mae_original`` in the data's
-    units. The best checkpoint is chosen by ``val/mse``. Each validation epoch writes a TensorBoard
-    figure ``val/forecasts``: history, forecast and truth of the target series (the last one) for
-    ``num_logged_series`` validation windows spread over the split.
+    units. The best checkpoint is chosen by ``val/mse``. Each validation epoch writes a figure
+    ``val/forecasts`` to the run's loggers (:mod:`mlplab.loggers`): history, forecast and truth of the
+    target series (the last one) for ``num_logged_series`` validation windows spread over the split.
 
     Args:
         backbone: The family: its class path and arguments.
@@ -74,7 +74,7 @@ class ForecastingTask(Task):
             do so inside; this is for those that do not, or for experiments.
         revin_affine: Give that RevIN a learnable per-series scale and shift.
         original_scale_metrics: Also report MSE / MAE in the data's original units.
-        num_logged_series: Validation windows drawn in the TensorBoard figure (0: none).
+        num_logged_series: Validation windows drawn in the logged figure (0: none).
         optimizer: Optimiser class with its arguments; Adam (the papers' scripts) when not given.
         **kwargs: The LR scheduler and its interval (:class:`~mlplab.tasks.Task`).
     """
@@ -262,12 +262,10 @@ class ForecastingTask(Task):
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking or self._logged is None:
             return
-        loggers = [logger for logger in self.loggers if isinstance(logger, TensorBoardLogger)]
-        if not loggers:
+        if not self.loggers:
             return
         figure = self.forecast_figure()
-        for logger in loggers:
-            logger.experiment.add_figure("val/forecasts", figure, global_step=self.global_step, close=False)
+        log_figure(self.loggers, "val/forecasts", figure, self.global_step)
         import matplotlib.pyplot as plt
 
         plt.close(figure)
