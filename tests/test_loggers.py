@@ -57,7 +57,9 @@ def test_tensorboard_gets_images_figures_and_text(tmp_path):
     assert {"val/samples", "val/forecasts"} <= set(events.Tags()["images"])
     image = events.Images("val/samples")[0]
     assert (image.step, image.width, image.height) == (7, 6, 4)
-    texts = {tag: events.Tensors(tag)[0].tensor_proto.string_val[0].decode() for tag in events.Tags()["tensors"]}
+    texts = {
+        tag: events.Tensors(tag)[0].tensor_proto.string_val[0].decode() for tag in events.Tags()["tensors"]
+    }
     assert texts["val/sample/text_summary"] == "    To be,\n    or not"  # preformatted
     assert texts["sweep/best/text_summary"].startswith("| a | b |")  # rendered as markdown
 
@@ -179,7 +181,9 @@ def test_an_unknown_preset_is_one_line(cli, capsys):
 def test_a_logger_whose_package_is_missing_is_one_line(cli, capsys, preset, package):
     real = importlib.util.find_spec
     with mock.patch("importlib.util.find_spec", lambda name, *a: None if name == package else real(name, *a)):
-        status = cli("fit", "--config", QUICKSTART, "--config", str(REPO / "configs" / "logger" / f"{preset}.yaml"))
+        status = cli(
+            "fit", "--config", QUICKSTART, "--config", str(REPO / "configs" / "logger" / f"{preset}.yaml")
+        )
     assert status == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: trainer.logger: ")

@@ -221,8 +221,27 @@ class ForecastingTask(Task):
         self._evaluate(batch, "test")
 
     def predict_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> dict[str, Any]:
+        """Forecasts in the data's units: ``history``, ``predictions`` and ``targets`` (NaN when unknown).
+
+        The batch is standardised with the DataModule's statistics; the model sees it standardised with
+        its own (those it was trained with, from the checkpoint), which differ when the file has grown
+        since: new rows move the training split's statistics.
+        """
         history, future, history_marks, _ = batch
-        return {"history": history, "predictions": self(history, history_marks), "targets": future}
+        self._check_batch(history, future)
+        mean, std = self._data_statistics()
+        history, future = history * std + mean, future * std + mean
+        model_history = (history - self.series_mean) / self.series_std
+        predictions = self.to_original_scale(self(model_history, history_marks).float())
+        return {"history": history, "predictions": predictions, "targets": future}
+
+    def _data_statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mean and std the DataModule standardised the batches with (the model's without one)."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        mean, std = getattr(datamodule, "mean", None), getattr(datamodule, "std", None)
+        if not (isinstance(mean, torch.Tensor) and isinstance(std, torch.Tensor)):
+            return self.series_mean, self.series_std
+        return mean.to(self.series_mean), std.to(self.series_std)
 
     # ---------------------------------------------------------------------------------- figures
     def _keep_for_figure(
