@@ -33,7 +33,7 @@ import itertools
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
 import numpy as np
 import torch
@@ -544,6 +544,28 @@ class ForecastingDataModule(InMemoryDataModule):
             for i, name in enumerate(self.series_names):
                 columns[f"{name}_true"] = truth[:, i]
         return columns
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a user of the trained model needs to prepare its inputs, kept in checkpoints.
+
+        The series in order, the standardisation (``x = (values - mean) / std`` per series), the window
+        lengths and the calendar features; :func:`mlplab.load_run` returns it as the run's
+        ``preprocessing``.
+        """
+        return {
+            "preprocessing": {
+                "series_names": list(self.series_names),
+                "target": self.target,
+                "date_column": self.date_column,
+                "freq": self.freq,
+                "num_time_features": self.num_time_features,
+                "lookback": self.lookback,
+                "horizon": self.horizon,
+                "scale": self.scale,
+                "mean": self.mean.tolist(),
+                "std": self.std.tolist(),
+            }
+        }
 
     # ------------------------------------------------------------------------------------- loaders
     def train_dataloader(self):

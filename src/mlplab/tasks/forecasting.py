@@ -161,21 +161,31 @@ class ForecastingTask(Task):
     # ------------------------------------------------------------------------------------ model
     def forward(self, history: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
         """Forecast ``(B, H, N)`` from a standardised history ``(B, L, N)`` (and its time features)."""
-        stats = None
-        if self.revin is not None:
-            history, stats = self.revin.normalize(history)
-        if self.uses_time_features:
-            forecast = self.backbone(history, time_features=time_features)
-        else:
-            forecast = self.backbone(history)
-        if stats is not None:
-            forecast = self.revin.denormalize(forecast, stats)
+        forecast = forecast_with(self.backbone, self.revin, self.uses_time_features, history, time_features)
         if forecast.shape[1:] != (self.horizon, self.num_series):
             raise ConfigError(
                 f"{type(self.backbone).__name__} returned forecasts of shape {tuple(forecast.shape[1:])}, "
                 f"expected (horizon, num_series) = ({self.horizon}, {self.num_series})"
             )
         return forecast
+
+    def inference_module(self) -> nn.Module:
+        """The trained model alone, as ``mlplab export`` writes it.
+
+        The family, or with the task's RevIN or calendar features a :class:`Forecaster` around it, called
+        as ``(history[, time_features])``.
+        """
+        if self.revin is None and not self.uses_time_features:
+            return self.backbone
+        return Forecaster(self.backbone, self.revin, self.uses_time_features)
+
+    def example_inputs(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, Any]:
+        """Inputs of :meth:`inference_module` by name: a standardised ``history`` (and ``time_features``)."""
+        inputs = {"history": torch.randn(batch_size, self.lookback, self.num_series, generator=generator)}
+        if self.uses_time_features:
+            shape = (batch_size, self.lookback, self.num_time_features)
+            inputs["time_features"] = torch.rand(shape, generator=generator) - 0.5
+        return inputs
 
     def loss(self, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The training loss (mean squared error); override it in a subclass to train with another."""
@@ -288,6 +298,40 @@ class ForecastingTask(Task):
         import matplotlib.pyplot as plt
 
         plt.close(figure)
+
+
+def forecast_with(
+    backbone: nn.Module,
+    revin: RevIN | None,
+    uses_time_features: bool,
+    history: torch.Tensor,
+    time_features: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The family's forecast of a standardised history, inside RevIN when there is one."""
+    stats = None
+    if revin is not None:
+        history, stats = revin.normalize(history)
+    if uses_time_features:
+        forecast = backbone(history, time_features=time_features)
+    else:
+        forecast = backbone(history)
+    return revin.denormalize(forecast, stats) if stats is not None else forecast
+
+
+class Forecaster(nn.Module):
+    """A trained forecasting family with the task's RevIN and calendar features: ``(history[, features])``.
+
+    The submodules are the task's own (``backbone``, ``revin``), so the weights keep their names.
+    """
+
+    def __init__(self, backbone: nn.Module, revin: RevIN | None, uses_time_features: bool):
+        super().__init__()
+        self.backbone = backbone
+        self.revin = revin
+        self.uses_time_features = uses_time_features
+
+    def forward(self, history: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
+        return forecast_with(self.backbone, self.revin, self.uses_time_features, history, time_features)
 
 
 def _with_time_features(
