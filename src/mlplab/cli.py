@@ -80,7 +80,8 @@ DESCRIPTION = (
     "mlplab: train MLP-centred architectures. fit / validate / test / predict run one config (see "
     "`mlplab fit --help`); `mlplab sweep --config SWEEP.yaml --out DIR` trains parameter-matched shapes of "
     "one or more families and draws their Pareto frontiers (see `mlplab sweep --help`); `mlplab models` "
-    "lists the registered families, their named variants and parameter counts."
+    "lists the registered families, their named variants and parameter counts; `mlplab export --run DIR "
+    "--format safetensors|onnx|torchscript` writes a trained model (see `mlplab export --help`)."
 )
 
 #: The jsonargparse parser mode of mlplab's configs: YAML in which a registered family's
