@@ -14,7 +14,9 @@ import yaml
 
 from tests.conftest import REPO, require_data
 
-RECIPES = sorted(p for p in (REPO / "configs").rglob("*.yaml") if p.parent.name not in ("trainer", "sweeps"))
+RECIPES = sorted(
+    p for p in (REPO / "configs").rglob("*.yaml") if p.parent.name not in ("trainer", "sweeps", "logger")
+)  # the logger presets are run by tests/test_loggers.py
 #: Presets that start a process group: each run in processes of its own by tests/ddp (in pytest's process
 #: the group would outlive the test).
 DISTRIBUTED_PRESETS = ("ddp.yaml",)

@@ -2,7 +2,8 @@
 
 ``mlplab sweep ...`` goes to :mod:`mlplab.tools.sweep`, ``mlplab models ...`` (the registered families)
 to :func:`mlplab.models.registry.main`, ``mlplab compare ...`` (runs side by side) to
-:mod:`mlplab.tools.compare`; every other command (fit, validate, test, predict) to the
+:mod:`mlplab.tools.compare`, ``mlplab export ...`` (a trained run as safetensors, ONNX or TorchScript)
+to :mod:`mlplab.tools.export`; every other command (fit, validate, test, predict) to the
 training CLI, :func:`mlplab.cli.main`. The sweep imports the training CLI (it counts
 and resolves runs with its parser); the training CLI imports nothing of the sweep, so dispatching
 here keeps the two free of an import cycle.
@@ -31,6 +32,10 @@ def main(args: list[str] | None = None) -> None:
         from mlplab.tools.compare import main as compare_main
 
         compare_main(argv[1:])
+    elif argv[:1] == ["export"]:
+        from mlplab.tools.export import main as export_main
+
+        export_main(argv[1:])
     else:
         from mlplab.cli import main as cli_main
 

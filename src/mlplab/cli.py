@@ -59,6 +59,7 @@ from mlplab.callbacks.checkpoint import verify_checkpoint_file
 from mlplab.callbacks.progress import default_progress_bar
 from mlplab.callbacks.watchdog import collective_failure_line, is_collective_failure, received_signals
 from mlplab.errors import CheckpointError, ConfigError, MLPLabError
+from mlplab.loggers import check_preset_file, prepare_logger_config
 from mlplab.models import registry
 from mlplab.tasks.base import plain
 
@@ -99,7 +100,8 @@ DESCRIPTION = (
     "`mlplab fit --help`); `mlplab sweep --config SWEEP.yaml --out DIR` trains parameter-matched shapes of "
     "one or more families and draws their Pareto frontiers (see `mlplab sweep --help`); `mlplab models` "
     "lists the registered families, their named variants and parameter counts; `mlplab compare DIR...` "
-    "tables and plots finished runs side by side."
+    "tables and plots finished runs side by side; `mlplab export --run DIR --format "
+    "safetensors|onnx|torchscript` writes a trained model (see `mlplab export --help`)."
 )
 
 #: The jsonargparse parser mode of mlplab's configs: YAML in which a registered family's
@@ -399,6 +401,7 @@ class MLPLabCLI(LightningCLI):
         for file in config_files_in(self._argv or []):
             if Path(file).is_file():
                 check_config_file(file)
+            check_preset_file(file)
         self._resume_logger: dict[str, Any] | None = None
         kwargs.setdefault("subclass_mode_model", True)
         kwargs.setdefault("subclass_mode_data", True)
@@ -553,6 +556,11 @@ class MLPLabCLI(LightningCLI):
         run = ckpt_path.resolve().parent.parent
         if ckpt_path.resolve().parent.name == "checkpoints" and run.parent == root / "lightning_logs":
             self._resume_logger = {"save_dir": str(given_root), "version": run.name, "purge_step": step}
+
+    def before_instantiate_classes(self) -> None:
+        """Put ``default_root_dir`` into the loggers' ``{default_root_dir}`` (:mod:`mlplab.loggers`)."""
+        subcommand = self.config.get("subcommand")
+        prepare_logger_config((self.config[subcommand] if subcommand else self.config).trainer)
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         kwargs.setdefault("allow_abbrev", False)  # --model.noise must not silently mean --model.noise_std

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 
 import numpy as np
 import pytest
@@ -159,7 +160,7 @@ def test_user_errors_are_one_clear_line(tmp_path):
         CSVDataModule(file="nodate.csv", data_dir=str(tmp_path))
     _write_small(tmp_path / "notarget.csv", header=("date", "x", "y"))
     with pytest.raises(ConfigError, match="has no target 'OT'.*set data.init_args.target"):
-        CSVDataModule(file="notarget.csv", data_dir=str(tmp_path))
+        CSVDataModule(file="notarget.csv", target="OT", data_dir=str(tmp_path))
     _write_small(tmp_path / "nan.csv", nan_at=123)
     data = CSVDataModule(file="nan.csv", data_dir=str(tmp_path), lookback=8, horizon=8)
     with pytest.raises(DataCorruptError, match="1 missing values .* column 'OT' at data row 123"):
@@ -206,3 +207,134 @@ def test_training_drops_only_its_last_incomplete_batch(tmp_path):
     assert (
         sum(len(batch[0]) for batch in data.val_dataloader()) == data.window_count("val") == 100 + 24 - 36 + 1
     )
+
+
+# ------------------------------------------------------------------------------ files as they come
+def _plain_and_variants(tmp_path, count=300):
+    values = np.round(np.random.default_rng(4).normal(size=(count, 3)), 4)
+    write_csv(tmp_path / "mine.csv", hourly(count), values, ["date", "load", "temp", "OT"])
+    text = (tmp_path / "mine.csv").read_text()
+    with gzip.open(tmp_path / "mine.csv.gz", "wt") as handle:
+        handle.write(text)
+    (tmp_path / "noheader.csv").write_text(text.split("\n", 1)[1])
+    return values
+
+
+def test_gzip_and_header_less_files_read_as_the_plain_one(tmp_path):
+    values = _plain_and_variants(tmp_path)
+    plain, gz, bare = (
+        CSVDataModule(file=name, lookback=24, horizon=12, data_dir=str(tmp_path))
+        for name in ("mine.csv", "mine.csv.gz", "noheader.csv")
+    )
+    assert plain.series_names == gz.series_names == ["load", "temp", "OT"]
+    assert (bare.header, bare.date_column, bare.series_names) == (False, "0", ["1", "2", "3"])
+    for data in (plain, gz, bare):
+        assert (data.freq, data.num_time_features) == ("h", 4)
+        data.setup()
+    np.testing.assert_allclose(plain.mean.numpy(), values[:210].mean(axis=0), rtol=1e-6)
+    for split in ("train", "val", "test"):
+        for a, b, c in zip(plain.splits[split], gz.splits[split], bare.splits[split]):
+            assert torch.equal(a, b) and torch.equal(a, c)
+
+
+def test_a_file_without_dates_has_an_integer_time_index_said_once(tmp_path, caplog):
+    values = np.random.default_rng(5).normal(size=(200, 2))
+    (tmp_path / "numbers.csv").write_text("\n".join(",".join(f"{v:.5f}" for v in row) for row in values))
+    with caplog.at_level("INFO"):
+        data = CSVDataModule(file="numbers.csv", lookback=16, horizon=8, data_dir=str(tmp_path))
+        CSVDataModule(file="numbers.csv", lookback=16, horizon=8, data_dir=str(tmp_path))
+    notes = [r.getMessage() for r in caplog.records if "has no date column" in r.getMessage()]
+    assert notes == [
+        "numbers.csv has no date column: its rows are an integer time index (0, 1, ...) and the windows "
+        "carry no calendar features"
+    ]
+    assert (data.date_column, data.freq, data.num_time_features, data.series_names) == (
+        None,
+        None,
+        0,
+        ["0", "1"],
+    )
+    history, _, marks, future_marks = data.on_after_batch_transfer(next(iter(data.test_dataloader())), 0)
+    assert history.shape == (32, 16, 2) and marks.shape == (32, 16, 0) and future_marks.shape == (32, 8, 0)
+    assert data.times[0] == 0 and data.times[-1] == 200 + 8 - 1
+    header = CSVDataModule(file="numbers.csv", header=True, lookback=4, horizon=4, data_dir=str(tmp_path))
+    assert header.num_series == 2 and header.date_column is None  # its first row taken as names
+
+
+def test_freq_is_inferred_from_the_dates_and_a_disagreeing_one_is_warned(tmp_path):
+    count = 400
+    quarter_hours = np.datetime64("2021-03-01T00:00") + np.arange(count) * np.timedelta64(15, "m")
+    write_csv(tmp_path / "fast.csv", quarter_hours, np.ones((count, 2)), ["date", "a", "OT"])
+    inferred = CSVDataModule(file="fast.csv", data_dir=str(tmp_path))
+    assert (inferred.freq, inferred.num_time_features) == ("t", 5)
+    with pytest.warns(
+        UserWarning, match="freq 'h' is given but the dates of fast.csv are spaced as freq 't'"
+    ):
+        given = CSVDataModule(file="fast.csv", freq="h", data_dir=str(tmp_path))
+    assert (given.freq, given.num_time_features) == ("h", 4)
+    write_csv(tmp_path / "ETTm1.csv", quarter_hours, np.ones((count, 7)), ["date", *SERIES])
+    ett = ETTDataModule(name="ETTm1", data_dir=str(tmp_path), download=False)
+    assert ett.freq == "h"  # Time-Series-Library's setting for the 15-minute sets too, without a warning
+    assert ETTDataModule(name="ETTm1", freq="auto", data_dir=str(tmp_path), download=False).freq == "t"
+
+
+def test_the_run_seed_orders_the_training_windows_unless_a_shuffle_seed_is_given(tmp_path):
+    from lightning.pytorch import seed_everything
+
+    _plain_and_variants(tmp_path)
+
+    def first_batch(**kwargs):
+        data = CSVDataModule(file="mine.csv", lookback=24, horizon=12, data_dir=str(tmp_path), **kwargs)
+        return next(iter(data.train_dataloader()))[0]
+
+    seed_everything(1)
+    one, fixed_one = first_batch(), first_batch(shuffle_seed=7)
+    seed_everything(2)
+    two, fixed_two = first_batch(), first_batch(shuffle_seed=7)
+    seed_everything(1)
+    assert torch.equal(one, first_batch()) and not torch.equal(one, two)
+    assert torch.equal(fixed_one, fixed_two)
+
+
+def test_the_future_split_forecasts_after_the_last_row(tmp_path):
+    values = _plain_and_variants(tmp_path)
+    data = CSVDataModule(
+        file="mine.csv", lookback=24, horizon=6, data_dir=str(tmp_path), predict_split="future"
+    )
+    history, future, marks, future_marks = data.on_after_batch_transfer(
+        next(iter(data.predict_dataloader())), 0
+    )
+    assert history.shape == (1, 24, 3) and torch.isnan(future).all()
+    np.testing.assert_allclose(
+        history[0].numpy() * data.std.numpy() + data.mean.numpy(), values[-24:], atol=1e-4
+    )
+    expected_marks = time_features(hourly(306)[-30:], "h")
+    np.testing.assert_allclose(torch.cat([marks[0], future_marks[0]]).numpy(), expected_marks)
+    table = data.prediction_table({"predictions": torch.zeros(1, 6, 3), "targets": future})
+    assert list(table) == ["origin", "date", "step", "load", "temp", "OT"]  # no truth for the future
+    assert (table["origin"] == hourly(300)[-1]).all() and (table["date"] == hourly(306)[-6:]).all()
+    monthly = np.array(
+        [f"20{y:02d}-{m:02d}-01" for y in range(10, 20) for m in range(1, 13)], dtype="datetime64[s]"
+    )
+    write_csv(tmp_path / "monthly.csv", monthly, np.ones((120, 1)), ["date", "OT"])
+    months = CSVDataModule(file="monthly.csv", lookback=8, horizon=3, data_dir=str(tmp_path))
+    months.setup()
+    assert months.freq == "m" and [str(d)[:10] for d in months.times[-3:]] == [
+        "2020-01-01",
+        "2020-02-01",
+        "2020-03-01",
+    ]
+
+
+def test_column_errors_of_files_as_they_come(tmp_path):
+    _plain_and_variants(tmp_path)
+    with pytest.raises(ConfigError, match="date_column is null but column 'date' holds dates"):
+        CSVDataModule(file="mine.csv", date_column=None, data_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="predict_split must be test, val, train or future, got 'later'"):
+        CSVDataModule(file="mine.csv", predict_split="later", data_dir=str(tmp_path))
+    (tmp_path / "empty.csv.gz").write_bytes(gzip.compress(b""))
+    with pytest.raises(DataCorruptError, match="empty.csv.gz is empty"):
+        CSVDataModule(file="empty.csv.gz", data_dir=str(tmp_path))
+    (tmp_path / "broken.csv.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(DataCorruptError, match="cannot read .*broken.csv.gz as a CSV file"):
+        CSVDataModule(file="broken.csv.gz", data_dir=str(tmp_path))

@@ -158,7 +158,7 @@ CSV_ERRORS = [
     ({"header": ("time", "x", "OT")}, [], "has no date column 'date' (its columns: time, x, OT)"),
     (
         {"header": ("date", "x", "y")},
-        [],
+        ["--data.target=OT"],
         "has no target 'OT' (its columns: date, x, y); set data.init_args.target",
     ),
     ({"nan_at": 10}, [], "1 missing values (NaN or empty), the first in column 'x' at data row 10"),
@@ -179,3 +179,98 @@ def test_csv_user_errors_end_the_cli_with_one_line(cli, capsys, tmp_path, csv_kw
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and message in err[-1]
     assert not any("Traceback" in line for line in err)
+
+
+# ------------------------------------------------------------------------------------- predict
+def _write_config(tmp_path, file="mine.csv", extra=""):
+    config = tmp_path / "forecast.yaml"
+    config.write_text(
+        "model:\n  class_path: ForecastingTask\n  init_args:\n    backbone: DLinear\n"
+        f"data:\n  class_path: CSVDataModule\n  init_args:\n    file: {file}\n    data_dir: .\n"
+        f"    lookback: 24\n    horizon: 12\n{extra}trainer:\n  max_epochs: 1\n  default_root_dir: run\n"
+    )
+    return str(config)
+
+
+def _read_csv(path):
+    import csv
+
+    with open(path) as handle:
+        rows = list(csv.DictReader(handle))
+    return rows
+
+
+def test_predict_writes_forecasts_in_the_data_units_with_dates_and_names(cli, tmp_path):
+    import numpy as np
+
+    _small_csv(tmp_path / "mine.csv", header=("date", "load", "OT"), rows=400)
+    raw = _read_csv(tmp_path / "mine.csv")
+    for row in raw:  # written as 2021-01-01 00:00, read back with the seconds
+        row["date"] += ":00"
+    assert cli("fit", "--config", _write_config(tmp_path), *QUIET) == 0
+    run = tmp_path / "run" / "lightning_logs"
+    config = str(run / "version_0" / "config.yaml")
+    assert cli("predict", "--config", config, "--ckpt_path=best", *QUIET) == 0
+    rows = _read_csv(run / "version_1" / "predictions.csv")
+    assert list(rows[0]) == ["origin", "date", "step", "load", "OT", "load_true", "OT_true"]
+    assert len(rows) == (80 + 24 - 24 - 12 + 1) * 12  # test windows (20 % of 400 rows) x horizon
+    by_date = {row["date"]: row for row in raw}
+    first = rows[0]  # the first test window forecasts the rows after the first 320 (70 % + 10 %)
+    assert (first["origin"], first["date"], first["step"]) == (raw[319]["date"], raw[320]["date"], "1")
+    for row in rows[::97]:
+        assert float(row["OT_true"]) == pytest.approx(float(by_date[row["date"]]["OT"]), abs=1e-4)
+    saved = torch.load(run / "version_1" / "predictions.pt", weights_only=True)
+    np.testing.assert_allclose(
+        saved["predictions"].reshape(-1, 2).numpy(),
+        [[float(row["load"]), float(row["OT"])] for row in rows],
+        rtol=1e-5,
+    )
+
+    assert cli("predict", "--config", config, "--ckpt_path=best", "--data.predict_split=future", *QUIET) == 0
+    future = _read_csv(run / "version_2" / "predictions.csv")
+    assert [row["step"] for row in future] == [str(i) for i in range(1, 13)]
+    assert future[0]["origin"] == raw[-1]["date"] and future[0]["date"] == "2021-01-17 16:00:00"
+    assert future[-1]["date"] == "2021-01-18 03:00:00" and "OT_true" not in future[0]
+
+    pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    assert (
+        cli("predict", "--config", config, "--ckpt_path=best", "--predictions.table_format=parquet", *QUIET)
+        == 0
+    )
+    table = pq.read_table(run / "version_3" / "predictions.parquet").to_pydict()
+    assert [float(v) for v in table["OT"][:5]] == pytest.approx([float(r["OT"]) for r in rows[:5]], rel=1e-6)
+    assert str(table["date"][0]) == rows[0]["date"]
+
+
+def test_predict_uses_the_checkpoint_scaler_when_the_file_has_grown(tmp_path):
+    task = ForecastingTask(DLinear, lookback=8, horizon=4, num_series=2)
+    task.series_mean.copy_(torch.tensor([10.0, -3.0]))
+    task.series_std.copy_(torch.tensor([2.0, 0.5]))
+    data = type("Data", (), {"mean": torch.tensor([11.0, -2.0]), "std": torch.tensor([3.0, 1.0])})()
+    task._trainer = type("T", (), {"datamodule": data})()
+    history = torch.randn(3, 8, 2)  # standardised with the data's statistics
+    outputs = task.predict_step((history, torch.full((3, 4, 2), float("nan")), torch.zeros(3, 8, 0), None), 0)
+    original = history * data.std + data.mean
+    torch.testing.assert_close(outputs["history"], original)
+    expected = task((original - task.series_mean) / task.series_std) * task.series_std + task.series_mean
+    torch.testing.assert_close(outputs["predictions"], expected)
+    assert torch.isnan(outputs["targets"]).all()
+
+
+def test_parquet_without_pyarrow_is_one_line(cli, capsys, tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "pyarrow" else real(name, *a)
+    )
+    _small_csv(tmp_path / "mine.csv")
+    status = cli("fit", "--config", _write_config(tmp_path), "--predictions.table_format=parquet", *QUIET)
+    assert status == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        "error: predictions.table_format parquet needs the pyarrow package, which is not installed: "
+        "pip install 'mlplab[parquet]' (or pip install pyarrow), or use csv"
+    )

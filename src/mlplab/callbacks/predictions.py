@@ -1,30 +1,48 @@
-"""Save what ``predict`` returns into the run directory."""
+"""Save what ``predict`` returns into the run directory, and a table of it where the data can name it."""
 
 from __future__ import annotations
 
+import csv
+import importlib.util
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info
 
+from mlplab.errors import ConfigError
+
 
 class SavePredictions(BasePredictionWriter):
-    """Write the predictions of ``mlplab predict`` to ``<run dir>/predictions.pt``.
+    """Write the predictions of ``mlplab predict`` to ``<run dir>/predictions.pt`` (and a table).
 
     The tasks' ``predict_step`` returns a dict of tensors per batch (e.g. ``predictions``,
     ``targets``); they are concatenated along the batch axis and saved with ``torch.save``, to be read
-    back with ``torch.load(path)``.
+    back with ``torch.load(path)``. When the DataModule can say what the predictions are
+    (``prediction_table(outputs, first_window, every)``: the forecasting DataModules give each
+    forecast's dates and series names), the table is written beside it as ``predictions.csv`` or
+    ``predictions.parquet``.
 
     Args:
         filename: File name inside the run directory.
+        table_format: Format of the table: ``csv`` or ``parquet`` (needs ``pyarrow``:
+            ``pip install 'mlplab[parquet]'``).
     """
 
-    def __init__(self, filename: str = "predictions.pt"):
+    def __init__(self, filename: str = "predictions.pt", table_format: Literal["csv", "parquet"] = "csv"):
         super().__init__(write_interval="epoch")
+        if table_format not in ("csv", "parquet"):
+            raise ConfigError(f"predictions.table_format must be csv or parquet, got {table_format!r}")
+        if table_format == "parquet" and importlib.util.find_spec("pyarrow") is None:
+            raise ConfigError(
+                "predictions.table_format parquet needs the pyarrow package, which is not installed: "
+                "pip install 'mlplab[parquet]' (or pip install pyarrow), or use csv"
+            )
         self.filename = filename
+        self.table_format = table_format
 
     def write_on_epoch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, predictions: Any, batch_indices: Any
@@ -39,3 +57,35 @@ class SavePredictions(BasePredictionWriter):
         path = folder / (self.filename + suffix)
         torch.save(merged, path)
         rank_zero_info(f"predictions saved to {path}")
+        table = getattr(trainer.datamodule, "prediction_table", None)
+        if table is None:
+            return
+        columns = table(merged, first_window=trainer.global_rank, every=trainer.world_size)
+        table_path = folder / f"{Path(self.filename).stem}{suffix}.{self.table_format}"
+        write_table(columns, table_path)
+        rows = len(next(iter(columns.values()))) if columns else 0
+        rank_zero_info(f"a table of the predictions ({rows} rows) saved to {table_path}")
+
+
+def write_table(columns: dict[str, np.ndarray], path: Path) -> None:
+    """Write columns of equal length to ``path``: CSV (dates as ``YYYY-MM-DD HH:MM:SS``) or Parquet."""
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({name: np.asarray(values) for name, values in columns.items()}), path)
+        return
+    cells = [_text(np.asarray(values)) for values in columns.values()]
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(list(columns))
+        writer.writerows(zip(*cells))
+
+
+def _text(values: np.ndarray) -> list[str]:
+    """A column's cells as text: dates without the ``T``, floats with 7 significant digits."""
+    if np.issubdtype(values.dtype, np.datetime64):
+        return [text.replace("T", " ") for text in np.datetime_as_string(values, unit="s")]
+    if np.issubdtype(values.dtype, np.floating):
+        return [format(value, ".7g") for value in values.tolist()]
+    return [str(value) for value in values.tolist()]

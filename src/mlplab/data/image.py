@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -129,6 +129,22 @@ class ImageDataModule(InMemoryDataModule):
         self._device_statistics = None
         splits["train"] = flip_copies(*splits["train"], self.flip_copies)
         return splits
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a user of the trained model needs to prepare its inputs, kept in checkpoints.
+
+        ``x = (pixels / 255 - mean) / std`` per channel (without ``normalize``: ``pixels / 255``);
+        :func:`mlplab.load_run` returns it as the run's ``preprocessing``.
+        """
+        return {
+            "preprocessing": {
+                "image_shape": list(self.image_shape),
+                "pixel_scale": 1 / 255,
+                "normalize": self.normalize,
+                "mean": self.mean.tolist() if self.normalize else None,
+                "std": self.std.tolist() if self.normalize else None,
+            }
+        }
 
     def _carve_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         name = type(self).__name__

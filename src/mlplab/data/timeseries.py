@@ -16,7 +16,8 @@ TimeMixer, ...) use:
   ETTh1, H=96 the test set has exactly 2,785 windows for any L). Training shuffles the windows every
   epoch and drops its last incomplete batch.
 * **Time features** from the date column: Time-Series-Library's ``timeF`` encoding, each in
-  [-0.5, 0.5] (for ``freq='h'``: hour of day, day of week, day of month, day of year).
+  [-0.5, 0.5] (for ``freq='h'``: hour of day, day of week, day of month, day of year); none for a
+  file without dates.
 
 Batches are ``(history, future, history_time_features, future_time_features)`` with shapes
 ``(B, L, N)``, ``(B, H, N)``, ``(B, L, F)`` and ``(B, H, F)``, float32, standardised. The series are
@@ -27,19 +28,23 @@ index from strided views, so a batch costs one indexing operation and no Python 
 from __future__ import annotations
 
 import csv
+import gzip
+import itertools
+import os
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TextIO
 
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from mlplab.data.common import fetch_file, missing_data_message, resolve_data_dir
 from mlplab.data.in_memory import InMemoryDataModule
 from mlplab.errors import ConfigError, DataCorruptError, DataNotFoundError, require_positive
 
 Features = Literal["M", "S"]
-Split = Literal["train", "val", "test"]
+Split = Literal["train", "val", "test", "future"]
 
 #: Time-Series-Library's ``timeF`` features per frequency (``utils/timefeatures.py``).
 TIME_FEATURES: dict[str, tuple[str, ...]] = {
@@ -118,40 +123,102 @@ def infer_freq(dates: np.ndarray) -> str:
     return "m"
 
 
-def read_header(path: Path) -> list[str]:
-    """Column names of a CSV file."""
+def next_dates(dates: np.ndarray, count: int) -> np.ndarray:
+    """``count`` dates after the last of ``dates`` at their median spacing (in months for monthly data)."""
+    last = dates[-1]
+    if infer_freq(dates) == "m":
+        months = np.median(np.diff(dates.astype("datetime64[M]")).astype(np.int64))
+        start = last.astype("datetime64[M]")
+        offset = last - start  # the day and time within the month
+        ahead = start + (np.arange(1, count + 1) * max(int(months), 1)).astype("timedelta64[M]")
+        return (ahead.astype("datetime64[s]") + offset).astype(dates.dtype)
+    step = np.median(np.diff(dates).astype("timedelta64[s]").astype(np.int64))
+    return last + (np.arange(1, count + 1) * int(step)).astype("timedelta64[s]")
+
+
+#: Notes said once per process (a sweep builds a run's DataModule several times).
+_said: set[str] = set()
+
+
+def say_once(message: str, warning: bool = False) -> None:
+    """Log ``message`` (as a warning with ``warning``) unless this process has said it already."""
+    if message not in _said:
+        _said.add(message)
+        (rank_zero_warn if warning else rank_zero_info)(message)
+
+
+def run_seed() -> int:
+    """The seed of the run, as ``seed_everything`` set it (``PL_GLOBAL_SEED``); 0 when none was set."""
+    return int(os.environ.get("PL_GLOBAL_SEED", 0))
+
+
+def open_text(path: Path) -> TextIO:
+    """``path`` opened as text for the ``csv`` module, decompressed on the fly when it ends in ``.gz``."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", newline="", encoding="utf-8")
+    return open(path, newline="", encoding="utf-8")
+
+
+def read_rows(path: Path, limit: int | None = None) -> list[list[str]]:
+    """The non-empty rows of a CSV file (the first ``limit`` of them), cells stripped of spaces."""
     try:
-        with open(path, newline="") as handle:
-            header = next(csv.reader(handle), None)
-    except (OSError, UnicodeDecodeError) as error:
+        with open_text(path) as handle:
+            rows = ([cell.strip() for cell in row] for row in csv.reader(handle) if row)
+            return list(rows if limit is None else itertools.islice(rows, limit))
+    except (OSError, UnicodeDecodeError, EOFError, csv.Error) as error:
         raise DataCorruptError(f"cannot read {path} as a CSV file ({error})") from error
-    if not header:
-        raise DataCorruptError(f"{path} is empty: expected a header line with a date column and series")
-    return [name.strip() for name in header]
 
 
-def read_series(path: Path, date_column: str, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Read the dates and the named series of a CSV file: ``datetime64[s]`` ``(T,)`` and float64 ``(T, N)``.
+def is_number(cell: str) -> bool:
+    """Whether a CSV cell holds a number (``nan`` and ``inf`` count)."""
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def is_date(cell: str) -> bool:
+    """Whether a CSV cell holds a date or time in a format :func:`parse_dates` reads (numbers never do)."""
+    if not cell or is_number(cell):
+        return False
+    try:
+        parse_dates([cell], Path(""))
+    except DataCorruptError:
+        return False
+    return True
+
+
+def is_header(row: list[str]) -> bool:
+    """Whether a CSV's first row names its columns: unless it holds only numbers (and a date in front)."""
+    cells = row[1:] if row and is_date(row[0]) else row
+    return not all(is_number(cell) for cell in cells)
+
+
+def read_series(
+    path: Path, header: bool, date_index: int | None, indices: list[int], names: list[str]
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """Read the dates (``datetime64[s]`` ``(T,)``, or ``None``) and the chosen series (float64 ``(T, N)``).
+
+    Args:
+        path: The CSV file (``.csv`` or ``.csv.gz``).
+        header: Whether the first row names the columns (it is skipped).
+        date_index: Position of the date column, or ``None`` for none.
+        indices: Positions of the series to read, in order.
+        names: Their names, for messages.
 
     Raises:
         DataCorruptError: A value is not a number, or a series has missing values (NaN or empty cells)
             or infinite ones (``inf``, or a number beyond float64's range such as ``1e400``).
     """
-    header = read_header(path)
-    date_index = header.index(date_column)
-    indices = [header.index(name) for name in columns]
-    dates, rows = [], []
-    with open(path, newline="") as handle:
-        reader = csv.reader(handle)
-        next(reader)
-        for row in reader:
-            if not row:
-                continue
-            dates.append(row[date_index])
-            rows.append([row[i].strip() if i < len(row) else "" for i in indices])
+    rows = read_rows(path)[1 if header else 0 :]
     if not rows:
         raise DataCorruptError(f"{path} has a header but no rows")
-    text = np.array(rows, dtype=str)
+    dates = (
+        [row[date_index] if date_index < len(row) else "" for row in rows] if date_index is not None else None
+    )
+    text = np.array([[row[i] if i < len(row) else "" for i in indices] for row in rows], dtype=str)
+    where = (lambda row: f" ({dates[row]})") if dates is not None else (lambda row: "")
     text[text == ""] = "nan"
     try:
         values = text.astype(np.float64)
@@ -164,41 +231,58 @@ def read_series(path: Path, date_column: str, columns: list[str]) -> tuple[np.nd
         row, column = (int(i) for i in np.argwhere(missing)[0])
         raise DataCorruptError(
             f"{path} has {int(missing.sum())} missing values (NaN or empty), the first in column "
-            f"{columns[column]!r} at data row {row} ({dates[row]}); fill or drop them before training"
+            f"{names[column]!r} at data row {row}{where(row)}; fill or drop them before training"
         )
     infinite = np.isinf(values)
     if infinite.any():
         row, column = (int(i) for i in np.argwhere(infinite)[0])
         raise DataCorruptError(
             f"{path} has {int(infinite.sum())} infinite values (inf, or beyond float64's range), the first "
-            f"in column {columns[column]!r} at data row {row} ({dates[row]}: {rows[row][column]!r}); "
+            f"in column {names[column]!r} at data row {row}{where(row)}: {text[row, column]!r}; "
             "fix or drop them before training"
         )
-    return parse_dates(dates, path), values
+    return (parse_dates(dates, path) if dates is not None else None), values
 
 
 class ForecastingDataModule(InMemoryDataModule):
-    """Base class: a CSV of dated series, split, standardised and windowed (see the module docstring).
+    """Base class: a CSV of series, split, standardised and windowed (see the module docstring).
 
     Subclasses say where the file comes from (:meth:`locate`) and where the splits end
     (:meth:`borders`). What the task needs is known right after ``__init__`` (the CLI links these
     attributes to the task's arguments of the same name): ``lookback``, ``horizon``, ``num_series`` and
     ``num_time_features``; ``series_names`` lists the series in their order.
 
+    The file may be gzip-compressed (``.csv.gz``), may lack a header line (its columns are then named
+    by position, ``"0"``, ``"1"``, ...: ``target: "3"``) and may lack a date column: the rows are then
+    an integer time index (0, 1, ...) and the windows carry no calendar features (``num_time_features``
+    0), which is said once. Without a header, a first column of dates is the date column.
+
+    ``predict`` forecasts the windows of ``predict_split``: ``test`` (default), ``val`` or ``train``, or
+    ``future``: one window from the last ``lookback`` rows of the file, forecasting the ``horizon`` steps
+    after its end (dates continued at the data's spacing). :meth:`prediction_table` gives the forecasts
+    with their dates and series names (``mlplab predict`` writes it beside ``predictions.pt``).
+
     Args:
         lookback: History length L of every window.
         horizon: Forecast length H of every window.
         features: ``M``: every series in and out (multivariate); ``S``: only ``target`` (univariate).
         target: The target series: the only one for ``S``, the last one for ``M`` (as
-            Time-Series-Library orders them) and the one drawn in the forecast figures.
-        date_column: Name of the date column.
+            Time-Series-Library orders them) and the one drawn in the forecast figures. ``None``: ``OT``
+            when the file has such a column (Time-Series-Library's default), else its last series.
+        date_column: Name of the date column; ``None``: the file has none (an integer time index). A
+            file with no column of dates at all needs neither.
+        header: Whether the first row names the columns; ``None``: it does unless it holds only numbers
+            (after a date).
         freq: Time-feature set: ``h`` (hour, weekday, day of month, day of year), ``t`` / ``min`` (plus
-            minute), ``s``, ``d``, ``b``, ``m``, or ``auto`` (from the spacing of the dates).
-            Time-Series-Library's scripts use ``h`` for every dataset.
+            minute), ``s``, ``d``, ``b``, ``m``; ``None`` or ``auto``: from the spacing of the dates (a
+            given one that disagrees with the dates is used, with a warning). Time-Series-Library's
+            scripts use ``h`` for every dataset; ``ETTDataModule`` does too unless told otherwise.
         scale: Standardise the series with the training rows' statistics.
         batch_size: Training batch size.
-        eval_batch_size: Validation / test batch size; ``None`` means ``batch_size``.
-        shuffle_seed: Seed of the per-epoch shuffling of the training windows.
+        eval_batch_size: Validation / test / prediction batch size; ``None`` means ``batch_size``.
+        shuffle_seed: Seed of the per-epoch shuffling of the training windows; ``None``: the run's
+            ``seed_everything``, so that another seed sees the windows in another order.
+        predict_split: The windows ``predict`` forecasts: ``test``, ``val``, ``train`` or ``future``.
         data_dir: Folder of the data files; ``None`` means ``$MLPLAB_DATA`` if set, else ``./data``.
         download: Download a missing file when online (where a public URL is known).
         on_device: Keep the series on the accelerator; ``None``: on a GPU, when they fit easily.
@@ -206,6 +290,8 @@ class ForecastingDataModule(InMemoryDataModule):
 
     #: Human name of the dataset, used in messages.
     display_name: str = "dataset"
+    #: The time-feature set used when ``freq`` is not given (``None``: from the dates).
+    default_freq: str | None = None
     summary = ("lookback", "horizon", "num_series")
 
     def __init__(
@@ -213,51 +299,65 @@ class ForecastingDataModule(InMemoryDataModule):
         lookback: int = 96,
         horizon: int = 96,
         features: Features = "M",
-        target: str = "OT",
-        date_column: str = "date",
-        freq: str = "h",
+        target: str | None = None,
+        date_column: str | None = "date",
+        header: bool | None = None,
+        freq: str | None = None,
         scale: bool = True,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
-        shuffle_seed: int = 0,
+        shuffle_seed: int | None = None,
+        predict_split: Literal["test", "val", "train", "future"] = "test",
         data_dir: str | None = None,
         download: bool = True,
         on_device: bool | None = None,
     ):
-        super().__init__(batch_size, eval_batch_size, shuffle_seed, on_device)
+        super().__init__(batch_size, eval_batch_size, shuffle_seed or 0, on_device)
         name = type(self).__name__
         require_positive(name, lookback=lookback, horizon=horizon)
         if features not in ("M", "S"):
             raise ConfigError(
                 f"{name}: features must be 'M' (multivariate) or 'S' (target only), got {features!r}"
             )
+        if predict_split not in ("test", "val", "train", "future"):
+            raise ConfigError(
+                f"{name}: predict_split must be test, val, train or future, got {predict_split!r}"
+            )
         self.lookback = lookback
         self.horizon = horizon
         self.features = features
-        self.target = target
-        self.date_column = date_column
         self.scale = scale
         self.shuffle_seed = shuffle_seed
+        self.predict_split = predict_split
+        self.loader_splits = {**type(self).loader_splits, "predict": predict_split}
         self.data_dir = resolve_data_dir(data_dir)
         self.download = download
 
         self.path = self.locate()
-        header = read_header(self.path)
-        for role, column in (("date_column", date_column), ("target", target)):
-            if column not in header:
-                raise ConfigError(
-                    f"{self.path.name} has no {role.replace('_', ' ')} {column!r} (its columns: "
-                    f"{', '.join(header)}); set data.init_args.{role} to one of them"
-                )
-        others = [c for c in header if c not in (date_column, target)]
-        self.series_names: list[str] = [target] if features == "S" else [*others, target]
+        first = read_rows(self.path, limit=65)
+        if not first:
+            raise DataCorruptError(
+                f"{self.path} is empty: expected rows of series (after a header line naming the columns)"
+            )
+        self.header = is_header(first[0]) if header is None else header
+        self.columns = first[0] if self.header else [str(i) for i in range(len(first[0]))]
+        sample = first[1:] if self.header else first
+        if not sample:
+            raise DataCorruptError(f"{self.path} has a header but no rows")
+        self.date_column = self._find_date_column(date_column, sample)
+        self.target = self._find_target(target)
+        others = [c for c in self.columns if c not in (self.date_column, self.target)]
+        self.series_names: list[str] = [self.target] if features == "S" else [*others, self.target]
         self.num_series = len(self.series_names)
-        self.freq = canonical_freq(self._first_dates_freq() if freq.lower() == "auto" else freq)
-        self.num_time_features = len(TIME_FEATURES[self.freq])
+        self.freq = self._find_freq(freq, sample)
+        self.num_time_features = len(TIME_FEATURES[self.freq]) if self.freq else 0
 
         self.mean = torch.zeros(self.num_series)
         self.std = torch.ones(self.num_series)
         self.num_rows = 0
+        #: The time of every row, then of the ``horizon`` steps after the data (``datetime64[s]``, or the
+        #: integer index without a date column); filled by :meth:`setup`.
+        self.times: np.ndarray | None = None
 
     # ----------------------------------------------------------------------------------- subclasses
     def locate(self) -> Path:
@@ -271,25 +371,89 @@ class ForecastingDataModule(InMemoryDataModule):
         """
         raise NotImplementedError
 
-    # ---------------------------------------------------------------------------------------- data
-    def _first_dates_freq(self) -> str:
-        with open(self.path, newline="") as handle:
-            reader = csv.reader(handle)
-            header = [h.strip() for h in next(reader)]
-            index = header.index(self.date_column)
-            first = [row[index] for _, row in zip(range(64), reader) if row]
-        if len(first) < 2:
-            raise DataCorruptError(f"{self.path} has fewer than two rows: cannot infer the date spacing")
-        return infer_freq(parse_dates(first, self.path))
+    # -------------------------------------------------------------------------------------- columns
+    def _find_date_column(self, date_column: str | None, sample: list[list[str]]) -> str | None:
+        """The date column: as given, else the first column of a header-less file holding dates, else none.
 
+        None (an integer time index) only when no column holds dates.
+        """
+        if date_column is not None and date_column in self.columns:
+            return date_column
+        first_row = sample[0] if sample else []
+        dated = [name for name, cell in zip(self.columns, first_row) if is_date(cell)]
+        if date_column is not None and dated and (self.header or dated[0] != self.columns[0]):
+            raise ConfigError(
+                f"{self.path.name} has no date column {date_column!r} (its columns: "
+                f"{', '.join(self.columns)}); set data.init_args.date_column to one of them"
+            )
+        if dated and date_column is not None:
+            return dated[0]  # no header: the first column holds the dates
+        if date_column is None and dated:
+            raise ConfigError(
+                f"{self.path.name}: date_column is null but column {dated[0]!r} holds dates "
+                f"({first_row[self.columns.index(dated[0])]!r}); name it or drop it from the file"
+            )
+        say_once(
+            f"{self.path.name} has no date column: its rows are an integer time index (0, 1, ...) and the "
+            "windows carry no calendar features"
+        )
+        return None
+
+    def _find_target(self, target: str | None) -> str:
+        candidates = [c for c in self.columns if c != self.date_column]
+        if target is None:
+            if not candidates:
+                raise DataCorruptError(f"{self.path} has no series besides its date column")
+            return "OT" if "OT" in candidates else candidates[-1]
+        if target not in candidates:
+            raise ConfigError(
+                f"{self.path.name} has no target {target!r} (its columns: {', '.join(self.columns)}); set "
+                "data.init_args.target to one of them"
+            )
+        return target
+
+    def _find_freq(self, freq: str | None, sample: list[list[str]]) -> str | None:
+        """The time-feature set: as given (warned when the dates disagree), the default, or the dates'."""
+        given = None if freq is None or freq.lower() == "auto" else canonical_freq(freq)
+        if self.date_column is None:
+            return None
+        index = self.columns.index(self.date_column)
+        dates = [row[index] for row in sample if index < len(row)]
+        if len(dates) < 2:
+            raise DataCorruptError(f"{self.path} has fewer than two rows: cannot infer the date spacing")
+        inferred = infer_freq(parse_dates(dates, self.path))
+        if given is None:
+            return canonical_freq(self.default_freq) if freq is None and self.default_freq else inferred
+        if given != inferred and {given, inferred} != {"b", "d"}:
+            say_once(
+                f"freq {freq!r} is given but the dates of {self.path.name} are spaced as freq "
+                f"{inferred!r}: the calendar features follow the given {freq!r}",
+                warning=True,
+            )
+        return given
+
+    # ---------------------------------------------------------------------------------------- data
     def window_count(self, split: Split) -> int:
         """Number of windows in a split (available after :meth:`setup`)."""
+        if split == "future":
+            return 1
         start, stop = self.borders(self.num_rows)[split]
         return (stop - start) - self.lookback - self.horizon + 1
 
     def build_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Series and calendar features of each split, standardised with the training rows' statistics."""
-        dates, values = read_series(self.path, self.date_column, self.series_names)
+        """Series and calendar features of each split, standardised with the training rows' statistics.
+
+        Besides ``train``, ``val`` and ``test``, ``future`` holds the last ``lookback`` rows followed by
+        ``horizon`` rows of NaN (the unknown future) and the calendar features of its dates.
+        """
+        date_index = self.columns.index(self.date_column) if self.date_column is not None else None
+        dates, values = read_series(
+            self.path,
+            self.header,
+            date_index,
+            [self.columns.index(name) for name in self.series_names],
+            self.series_names,
+        )
         self.num_rows = len(values)
         borders = self.borders(self.num_rows)
         name = type(self).__name__
@@ -318,13 +482,97 @@ class ForecastingDataModule(InMemoryDataModule):
                 + (" once standardised" if self.scale else "")
                 + f" (largest magnitude {np.abs(values).max():g}); rescale the series"
             )
-        marks = torch.from_numpy(time_features(dates, self.freq))
-        return {
+        if dates is None:
+            self.times = np.arange(self.num_rows + self.horizon)
+            marks = torch.zeros(self.num_rows + self.horizon, 0)
+        else:
+            self.times = np.concatenate([dates, next_dates(dates, self.horizon)])
+            marks = torch.from_numpy(time_features(self.times, self.freq))
+        splits = {
             split: (series[start:stop].contiguous(), marks[start:stop].contiguous())
             for split, (start, stop) in borders.items()
         }
+        unknown = torch.full((self.horizon, self.num_series), float("nan"))
+        splits["future"] = (
+            torch.cat([series[-self.lookback :], unknown]),
+            marks[-self.lookback - self.horizon :],
+        )
+        return splits
+
+    def split_start(self, split: str) -> int:
+        """The file row where a split's first window begins (available after :meth:`setup`)."""
+        if split == "future":
+            return self.num_rows - self.lookback
+        return self.borders(self.num_rows)[split][0]
+
+    def prediction_table(self, outputs: dict[str, torch.Tensor], first_window: int = 0, every: int = 1):
+        """The forecasts of ``predict`` as table columns, one row per window and forecast step.
+
+        Columns: ``origin`` (the time of the window's last observed row), ``date`` (the time forecast),
+        ``step`` (1 ... H), the forecast of every series under its name and, where the truth is known
+        (not for ``future``), the truth as ``<name>_true``. Times are dates, or row numbers without a
+        date column.
+
+        Args:
+            outputs: What the task's ``predict_step`` returned, concatenated: ``predictions`` (and
+                ``targets``), ``(W, H, N)``, in the data's units.
+            first_window: Index (in the split) of the first window in ``outputs``; ``every``: the step
+                between windows (a process of several takes every ``world_size``-th window).
+            every: See ``first_window``.
+
+        Returns:
+            Column name -> 1-D NumPy array, in column order.
+        """
+        if self.times is None:
+            self.setup()
+        predictions = outputs["predictions"].detach().float().cpu().numpy()
+        windows, horizon, _ = predictions.shape
+        window_index = first_window + every * np.arange(windows)
+        origin_rows = self.split_start(self.predict_split) + self.lookback - 1 + window_index
+        rows = origin_rows[:, None] + 1 + np.arange(horizon)[None, :]
+        columns: dict[str, np.ndarray] = {
+            "origin": np.repeat(self.times[origin_rows], horizon),
+            "date": self.times[rows].reshape(-1),
+            "step": np.tile(np.arange(1, horizon + 1), windows),
+        }
+        flat = predictions.reshape(windows * horizon, -1)
+        for i, name in enumerate(self.series_names):
+            columns[name] = flat[:, i]
+        targets = outputs.get("targets")
+        if targets is not None and torch.isfinite(targets).all():
+            truth = targets.detach().float().cpu().numpy().reshape(windows * horizon, -1)
+            for i, name in enumerate(self.series_names):
+                columns[f"{name}_true"] = truth[:, i]
+        return columns
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a user of the trained model needs to prepare its inputs, kept in checkpoints.
+
+        The series in order, the standardisation (``x = (values - mean) / std`` per series), the window
+        lengths and the calendar features; :func:`mlplab.load_run` returns it as the run's
+        ``preprocessing``.
+        """
+        return {
+            "preprocessing": {
+                "series_names": list(self.series_names),
+                "target": self.target,
+                "date_column": self.date_column,
+                "freq": self.freq,
+                "num_time_features": self.num_time_features,
+                "lookback": self.lookback,
+                "horizon": self.horizon,
+                "scale": self.scale,
+                "mean": self.mean.tolist(),
+                "std": self.std.tolist(),
+            }
+        }
 
     # ------------------------------------------------------------------------------------- loaders
+    def train_dataloader(self):
+        if self.shuffle_seed is None:
+            self.loader_seed = run_seed()
+        return super().train_dataloader()
+
     def split_tensors(self, split: Split) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.windows(split)
 
@@ -371,6 +619,7 @@ class ETTDataModule(ForecastingDataModule):
     """
 
     display_name = "ETT"
+    default_freq = "h"  # Time-Series-Library's scripts, for the 15-minute sets too
 
     def __init__(self, name: Literal["ETTh1", "ETTh2", "ETTm1", "ETTm2"] = "ETTh1", **kwargs):
         if name not in ("ETTh1", "ETTh2", "ETTm1", "ETTm2"):
@@ -409,17 +658,18 @@ CSV_SOURCES = {
 
 
 class CSVDataModule(ForecastingDataModule):
-    """Any CSV of a date column and numeric series, split 70 / 10 / 20 % (Time-Series-Library's custom data).
+    """Any CSV of numeric series, split 70 / 10 / 20 % (Time-Series-Library's custom data).
 
     For Weather, Electricity, Traffic, Exchange-rate or your own file; the splits are those of
-    Time-Series-Library's ``Dataset_Custom``.
+    Time-Series-Library's ``Dataset_Custom``. The file may be gzip-compressed, lack a header line or
+    lack a date column (see :class:`ForecastingDataModule`).
 
-    ``file`` is a path, absolute or relative to the data folder. With ``url`` (and ``sha256``) a missing
-    file is downloaded; the standard benchmark files come from Autoformer's collection, which has no
-    direct download link, so put them in the data folder yourself.
+    ``file`` is a path (``.csv`` or ``.csv.gz``), absolute or relative to the data folder. With ``url``
+    (and ``sha256``) a missing file is downloaded; the standard benchmark files come from Autoformer's
+    collection, which has no direct download link, so put them in the data folder yourself.
 
     Args:
-        file: The CSV file, e.g. ``weather.csv`` or ``/path/to/mine.csv``.
+        file: The CSV file, e.g. ``weather.csv`` or ``/path/to/mine.csv.gz``.
         url: Where to download the file from when it is missing.
         sha256: Expected sha256 of the file (checked when given).
         train_fraction: Fraction of the rows for training.

@@ -10,11 +10,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import OptimizerCallable
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection
 
 from mlplab.errors import CheckpointError, ConfigError, require_positive
+from mlplab.loggers import log_figure
 from mlplab.models.timeseries.common import RevIN
 from mlplab.tasks.base import Task
 
@@ -60,9 +60,9 @@ class ForecastingTask(Task):
     ``<stage>/mse`` and ``<stage>/mae`` on the standardised scale (what the published tables report,
     averaged over every window, step and series), ``<stage>/loss`` (= mse), and with
     ``original_scale_metrics`` also ``<stage>/mse_original`` and ``<stage>/mae_original`` in the data's
-    units. The best checkpoint is chosen by ``val/mse``. Each validation epoch writes a TensorBoard
-    figure ``val/forecasts``: history, forecast and truth of the target series (the last one) for
-    ``num_logged_series`` validation windows spread over the split.
+    units. The best checkpoint is chosen by ``val/mse``. Each validation epoch writes a figure
+    ``val/forecasts`` to the run's loggers (:mod:`mlplab.loggers`): history, forecast and truth of the
+    target series (the last one) for ``num_logged_series`` validation windows spread over the split.
 
     Args:
         backbone: The family: its class path and arguments.
@@ -75,7 +75,7 @@ class ForecastingTask(Task):
             do so inside; this is for those that do not, or for experiments.
         revin_affine: Give that RevIN a learnable per-series scale and shift.
         original_scale_metrics: Also report MSE / MAE in the data's original units.
-        num_logged_series: Validation windows drawn in the TensorBoard figure (0: none).
+        num_logged_series: Validation windows drawn in the logged figure (0: none).
         optimizer: Optimiser class with its arguments; Adam (the papers' scripts) when not given.
         **kwargs: The LR scheduler and its interval (:class:`~mlplab.tasks.Task`).
     """
@@ -164,21 +164,31 @@ class ForecastingTask(Task):
     # ------------------------------------------------------------------------------------ model
     def forward(self, history: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
         """Forecast ``(B, H, N)`` from a standardised history ``(B, L, N)`` (and its time features)."""
-        stats = None
-        if self.revin is not None:
-            history, stats = self.revin.normalize(history)
-        if self.uses_time_features:
-            forecast = self.backbone(history, time_features=time_features)
-        else:
-            forecast = self.backbone(history)
-        if stats is not None:
-            forecast = self.revin.denormalize(forecast, stats)
+        forecast = forecast_with(self.backbone, self.revin, self.uses_time_features, history, time_features)
         if forecast.shape[1:] != (self.horizon, self.num_series):
             raise ConfigError(
                 f"{type(self.backbone).__name__} returned forecasts of shape {tuple(forecast.shape[1:])}, "
                 f"expected (horizon, num_series) = ({self.horizon}, {self.num_series})"
             )
         return forecast
+
+    def inference_module(self) -> nn.Module:
+        """The trained model alone, as ``mlplab export`` writes it.
+
+        The family, or with the task's RevIN or calendar features a :class:`Forecaster` around it, called
+        as ``(history[, time_features])``.
+        """
+        if self.revin is None and not self.uses_time_features:
+            return self.backbone
+        return Forecaster(self.backbone, self.revin, self.uses_time_features)
+
+    def example_inputs(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, Any]:
+        """Inputs of :meth:`inference_module` by name: a standardised ``history`` (and ``time_features``)."""
+        inputs = {"history": torch.randn(batch_size, self.lookback, self.num_series, generator=generator)}
+        if self.uses_time_features:
+            shape = (batch_size, self.lookback, self.num_time_features)
+            inputs["time_features"] = torch.rand(shape, generator=generator) - 0.5
+        return inputs
 
     def loss(self, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The training loss (mean squared error); override it in a subclass to train with another."""
@@ -233,8 +243,27 @@ class ForecastingTask(Task):
         self._evaluate(batch, batch_idx, "test")
 
     def predict_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> dict[str, Any]:
+        """Forecasts in the data's units: ``history``, ``predictions`` and ``targets`` (NaN when unknown).
+
+        The batch is standardised with the DataModule's statistics; the model sees it standardised with
+        its own (those it was trained with, from the checkpoint), which differ when the file has grown
+        since: new rows move the training split's statistics.
+        """
         history, future, history_marks, _ = batch
-        return {"history": history, "predictions": self(history, history_marks), "targets": future}
+        self._check_batch(history, future)
+        mean, std = self._data_statistics()
+        history, future = history * std + mean, future * std + mean
+        model_history = (history - self.series_mean) / self.series_std
+        predictions = self.to_original_scale(self(model_history, history_marks).float())
+        return {"history": history, "predictions": predictions, "targets": future}
+
+    def _data_statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mean and std the DataModule standardised the batches with (the model's without one)."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        mean, std = getattr(datamodule, "mean", None), getattr(datamodule, "std", None)
+        if not (isinstance(mean, torch.Tensor) and isinstance(std, torch.Tensor)):
+            return self.series_mean, self.series_std
+        return mean.to(self.series_mean), std.to(self.series_std)
 
     # ---------------------------------------------------------------------------------- figures
     def _keep_for_figure(
@@ -274,15 +303,47 @@ class ForecastingTask(Task):
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking or self._logged is None or not self.trainer.is_global_zero:
             return  # rank 0 writes the figure (of its own first validation batch)
-        loggers = [logger for logger in self.loggers if isinstance(logger, TensorBoardLogger)]
-        if not loggers:
+        if not self.loggers:
             return
         figure = self.forecast_figure()
-        for logger in loggers:
-            logger.experiment.add_figure("val/forecasts", figure, global_step=self.global_step, close=False)
+        log_figure(self.loggers, "val/forecasts", figure, self.global_step)
         import matplotlib.pyplot as plt
 
         plt.close(figure)
+
+
+def forecast_with(
+    backbone: nn.Module,
+    revin: RevIN | None,
+    uses_time_features: bool,
+    history: torch.Tensor,
+    time_features: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The family's forecast of a standardised history, inside RevIN when there is one."""
+    stats = None
+    if revin is not None:
+        history, stats = revin.normalize(history)
+    if uses_time_features:
+        forecast = backbone(history, time_features=time_features)
+    else:
+        forecast = backbone(history)
+    return revin.denormalize(forecast, stats) if stats is not None else forecast
+
+
+class Forecaster(nn.Module):
+    """A trained forecasting family with the task's RevIN and calendar features: ``(history[, features])``.
+
+    The submodules are the task's own (``backbone``, ``revin``), so the weights keep their names.
+    """
+
+    def __init__(self, backbone: nn.Module, revin: RevIN | None, uses_time_features: bool):
+        super().__init__()
+        self.backbone = backbone
+        self.revin = revin
+        self.uses_time_features = uses_time_features
+
+    def forward(self, history: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
+        return forecast_with(self.backbone, self.revin, self.uses_time_features, history, time_features)
 
 
 def _with_time_features(

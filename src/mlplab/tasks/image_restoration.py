@@ -6,13 +6,13 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.loggers import TensorBoardLogger
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 from torchvision.utils import make_grid
 
 from mlplab.data.common import per_sample_normal
 from mlplab.errors import ConfigError
+from mlplab.loggers import log_image
 from mlplab.tasks.base import ImageBackbone, Task
 
 RestorationMode = Literal["denoise", "super_resolution", "generative_classification"]
@@ -38,8 +38,8 @@ class ImageRestoration(Task):
     ``<stage>/psnr`` (data range 1, the mean of per-image PSNR), ``<stage>/ssim`` and ``<stage>/loss``
     (the mean squared error over every image), and for denoising and super-resolution
     ``<stage>/psnr_input``, the PSNR of the degraded input itself (bicubic upsampling for
-    super-resolution): the bar a model must clear. Each validation epoch writes a TensorBoard image grid
-    ``val/samples`` with rows input / prediction / target.
+    super-resolution): the bar a model must clear. Each validation epoch writes an image grid
+    ``val/samples`` with rows input / prediction / target to the run's loggers (:mod:`mlplab.loggers`).
 
     The backbone is called with ``(input_shape, image_shape)`` and must return values in [0, 1] (the
     paper's families end in a sigmoid). The DataModule must deliver raw pixels: ``normalize: false``.
@@ -52,7 +52,7 @@ class ImageRestoration(Task):
         noise_std: Standard deviation of the Gaussian noise for ``denoise``.
         scale: Downsampling factor for ``super_resolution``.
         eval_seed: Seed of the validation / test noise.
-        num_logged_images: Images per row of the TensorBoard grid (0: no grid).
+        num_logged_images: Images per row of the logged grid (0: no grid).
         **kwargs: The optimiser, its LR scheduler and the scheduler's interval (:class:`~mlplab.tasks.Task`).
     """
 
@@ -224,9 +224,8 @@ class ImageRestoration(Task):
         return make_grid(rows, nrow=len(targets), padding=1, pad_value=1.0)
 
     def on_validation_epoch_end(self) -> None:
-        grid = self.sample_grid()
-        if grid is None or self.trainer.sanity_checking:
+        if self.trainer.sanity_checking or not self.loggers:
             return
-        for logger in self.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("val/samples", grid, global_step=self.global_step)
+        grid = self.sample_grid()
+        if grid is not None:
+            log_image(self.loggers, "val/samples", grid, self.global_step)

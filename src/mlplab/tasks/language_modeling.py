@@ -6,12 +6,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 
 from mlplab.data.tokenizer import CharTokenizer
 from mlplab.errors import CheckpointError, ConfigError
+from mlplab.loggers import log_text
 from mlplab.tasks.sequence import BitsPerToken, Perplexity, SequenceBackbone, SequenceTask
 
 
@@ -55,8 +55,8 @@ class LanguageModeling(SequenceTask):
     stage, averaged over all evaluated tokens: ``<stage>/loss`` (nats per token), ``<stage>/bpc``
     (bits per token: bits per character for character data) and ``<stage>/ppl`` (perplexity);
     ``train/loss`` per step. After every validation a sample of ``sample_length`` tokens generated
-    from ``sample_prompt`` (seeded by ``sample_seed``) is written to TensorBoard as the text
-    ``val/sample``.
+    from ``sample_prompt`` (seeded by ``sample_seed``) is written to the run's loggers as the text
+    ``val/sample`` (:mod:`mlplab.loggers`).
 
     The vocabulary (the characters of the tokenizer) comes from the DataModule and is kept in the
     hyper-parameters, hence in every checkpoint: :meth:`sample` decodes with it, and a checkpoint
@@ -173,13 +173,10 @@ class LanguageModeling(SequenceTask):
             return
         if not self.trainer.is_global_zero:  # the same text on every process; rank 0 writes it
             return
-        loggers = [logger for logger in self.loggers if isinstance(logger, TensorBoardLogger)]
-        if not loggers:
+        if not self.loggers:
             return
         self.last_sample = self.sample()
-        text = "\n".join("    " + line for line in self.last_sample.splitlines())  # markdown code block
-        for logger in loggers:
-            logger.experiment.add_text("val/sample", text, global_step=self.global_step)
+        log_text(self.loggers, "val/sample", self.last_sample, self.global_step)
 
     # ------------------------------------------------------------------------------ checkpoints
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

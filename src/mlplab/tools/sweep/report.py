@@ -122,13 +122,19 @@ def write_outputs(plan: Plan, records: list[RunRecord], log: Callable[[str], Non
     )  # fmt: skip
     figure.savefig(plan.out / "pareto.png")
     table = pareto.markdown_table(best, plan.metric, plan.test_metric)
-    from torch.utils.tensorboard import SummaryWriter
+    from lightning.pytorch.loggers import TensorBoardLogger
 
-    writer = SummaryWriter(str(plan.out / "tensorboard"))
+    from mlplab.loggers import log_figure, log_text
+
+    loggers = [TensorBoardLogger(str(plan.out), name="tensorboard", version="", default_hp_metric=False)]
     finished = sum(1 for record in records if record.status == "ok")
-    writer.add_figure("sweep/pareto", figure, global_step=finished, close=True)
-    writer.add_text("sweep/best", table, global_step=finished)
-    writer.close()
+    log_figure(loggers, "sweep/pareto", figure, finished)
+    log_text(loggers, "sweep/best", table, finished, markdown=True)
+    for logger in loggers:
+        logger.finalize("success")
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
 
     mine = [r for r in records if r.current]
     failed = [r for r in mine if r.status != "ok"]

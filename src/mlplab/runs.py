@@ -1,0 +1,140 @@
+"""Trained runs outside the command line: :func:`load_run` gives the model and what its inputs need.
+
+A run directory (``<default_root_dir>/lightning_logs/version_N``) holds ``config.yaml`` and
+``checkpoints/{best,last}.ckpt``. The checkpoint alone rebuilds the model: the task's
+hyper-parameters (its class, the family and every argument, the shapes the data gave) and weights are
+in it, and so is the DataModule's ``preprocessing`` (image normalisation statistics, the forecasting
+scaler and series names), which the DataModules keep there (their ``state_dict``). The vocabulary of a
+character model is a task argument.
+
+    >>> run = mlplab.load_run("lightning_logs/version_0")      # doctest: +SKIP
+    >>> run.model(x)                                           # the task's forward, in eval mode
+    >>> run.preprocessing["mean"], run.preprocessing["std"]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from mlplab.errors import CheckpointError
+
+
+@dataclass
+class Run:
+    """A trained run: its model in evaluation mode, and what preparing its inputs takes.
+
+    Attributes:
+        model: The task (a ``LightningModule``) with the trained weights, in eval mode; calling it is the
+            task's forward (logits, restored images, forecasts on the standardised scale, ...).
+        preprocessing: What the inputs need: for images ``image_shape``, ``pixel_scale`` (1/255),
+            ``normalize``, ``mean`` and ``std`` per channel; for forecasting ``series_names``,
+            ``lookback``, ``horizon``, ``freq``, ``num_time_features``, ``mean`` and ``std`` per series
+            (the model's scaler); for character models ``vocabulary``; plus ``task`` (its class name).
+        config: The run's ``config.yaml`` (empty when the checkpoint lies outside a run directory).
+        checkpoint: The checkpoint file the weights come from.
+        hyper_parameters: The task's arguments as the checkpoint holds them (``_class_path`` names the
+            task); they rebuild the model without the data.
+    """
+
+    model: nn.Module
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    checkpoint: Path | None = None
+    hyper_parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def backbone(self) -> nn.Module:
+        """The trained family (``model.backbone``)."""
+        return self.model.backbone
+
+    def datamodule(self) -> Any:
+        """The run's DataModule, built from ``config.yaml`` (it reads its data when set up)."""
+        if not self.config.get("data"):
+            raise CheckpointError(f"{self.checkpoint}: no config.yaml beside it names the run's data")
+        from jsonargparse import ArgumentParser
+        from lightning.pytorch import LightningDataModule
+
+        import mlplab.data  # noqa: F401  (short class names)
+
+        parser = ArgumentParser(exit_on_error=False)
+        parser.add_subclass_arguments(LightningDataModule, "data", fail_untyped=False)
+        return parser.instantiate_classes(parser.parse_object({"data": self.config["data"]})).data
+
+
+def find_checkpoint(run: str | Path, checkpoint: str = "best") -> Path:
+    """The checkpoint of a run directory (``best``, ``last`` or a file name), or ``run`` itself if a file.
+
+    Raises:
+        CheckpointError: There is no such checkpoint.
+    """
+    path = Path(run).expanduser()
+    if path.is_file():
+        return path
+    if Path(checkpoint).expanduser().is_file():
+        return Path(checkpoint).expanduser()
+    name = checkpoint if checkpoint.endswith(".ckpt") else f"{checkpoint}.ckpt"
+    found = path / "checkpoints" / name
+    if found.is_file():
+        return found
+    if not path.is_dir():
+        raise CheckpointError(f"no run at {path}: give a run directory such as lightning_logs/version_0")
+    raise CheckpointError(
+        f"no {name} in {path / 'checkpoints'}: give a run directory (lightning_logs/version_N) that holds "
+        "checkpoints/best.ckpt, or a checkpoint file"
+    )
+
+
+def load_run(run: str | Path, checkpoint: str = "best", map_location: str | torch.device = "cpu") -> Run:
+    """Load a trained run for use in a notebook or a script.
+
+    Args:
+        run: A run directory (``lightning_logs/version_0``, holding ``checkpoints/``) or a checkpoint file.
+        checkpoint: Which checkpoint of the directory: ``best``, ``last`` or a file name or path.
+        map_location: Where the weights go.
+
+    Returns:
+        The :class:`Run`: ``run.model`` (eval mode), ``run.preprocessing``, ``run.config``.
+
+    Raises:
+        CheckpointError: No checkpoint there, or one that mlplab's command line did not write.
+    """
+    from lightning.pytorch import LightningModule
+    from lightning.pytorch.cli import instantiate_module
+
+    import mlplab.models  # noqa: F401  (the registry's families)
+    import mlplab.tasks  # noqa: F401
+    from mlplab.models import registry
+
+    path = find_checkpoint(run, checkpoint)
+    state = torch.load(path, map_location=map_location, weights_only=True)
+    hparams = dict(state.get("hyper_parameters") or {})
+    hparams.pop("_instantiator", None)
+    if "_class_path" not in hparams:
+        raise CheckpointError(
+            f"{path} was not written by mlplab's command line (its hyper-parameters name no task class); "
+            "load it with the task class: Task.load_from_checkpoint(path, backbone=...)"
+        )
+    hparams = registry.expand_config(hparams)
+    model = instantiate_module(LightningModule, hparams)
+    model.on_load_checkpoint(state)
+    model.load_state_dict(state["state_dict"])
+    model.to(map_location).eval()
+
+    config_file = path.parent.parent / "config.yaml"
+    config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
+    preprocessing: dict[str, Any] = {"task": type(model).__name__}
+    for value in state.values():
+        if isinstance(value, dict) and isinstance(value.get("preprocessing"), dict):
+            preprocessing.update(value["preprocessing"])  # the DataModule's state
+    if getattr(model, "hparams", {}).get("vocabulary"):
+        preprocessing["vocabulary"] = model.hparams["vocabulary"]
+    if hasattr(model, "series_mean"):  # the forecasting scaler the model was trained with
+        preprocessing["mean"] = model.series_mean.tolist()
+        preprocessing["std"] = model.series_std.tolist()
+    return Run(model, preprocessing, config or {}, path, hparams)

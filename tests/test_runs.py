@@ -1,0 +1,77 @@
+"""``mlplab.load_run``: the trained model of a run directory and what preparing its inputs takes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import mlplab
+from mlplab.data import DigitsDataModule
+from mlplab.errors import CheckpointError
+
+QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+TEXT = "It is a truth universally acknowledged, that a single man in possession of a good fortune.\n" * 20
+
+
+def test_an_image_run_gives_its_model_and_normalisation(cli, tmp_path):
+    config = tmp_path / "digits.yaml"
+    config.write_text(
+        "model:\n  class_path: ImageClassification\n  init_args:\n    backbone:\n"
+        "      class_path: BottleneckMLP\n      init_args: {variant: tiny}\n"
+        "data:\n  class_path: DigitsDataModule\n  init_args: {batch_size: 64}\n"
+        "trainer:\n  max_epochs: 1\n  limit_train_batches: 3\n  limit_val_batches: 2\n"
+        "  default_root_dir: run\n"
+    )
+    assert cli("fit", "--config", str(config), *QUIET) == 0
+    run = mlplab.load_run("run/lightning_logs/version_0")
+    data = DigitsDataModule()
+    data.setup()
+    assert run.preprocessing["task"] == "ImageClassification" and run.preprocessing["image_shape"] == [
+        1,
+        8,
+        8,
+    ]
+    assert run.preprocessing["normalize"] and run.preprocessing["pixel_scale"] == 1 / 255
+    assert run.preprocessing["mean"] == pytest.approx(data.mean.tolist())
+    assert run.preprocessing["std"] == pytest.approx(data.std.tolist())
+    assert not run.model.training and type(run.backbone).__name__ == "BottleneckMLP"
+    saved = torch.load(run.checkpoint, weights_only=True)["state_dict"]
+    assert all(torch.equal(value, saved[key]) for key, value in run.model.state_dict().items())
+    images, _ = next(iter(data.test_dataloader()))  # uint8, as a user holds them
+    mean, std = (torch.tensor(run.preprocessing[k]).view(1, -1, 1, 1) for k in ("mean", "std"))
+    x = (images.float() * run.preprocessing["pixel_scale"] - mean) / std
+    torch.testing.assert_close(x, data.to_model_input(images))
+    assert run.model(x).shape == (len(images), 10)
+    assert run.config["data"]["class_path"].endswith("DigitsDataModule")
+    assert type(run.datamodule()).__name__ == "DigitsDataModule"
+    assert mlplab.load_run(run.checkpoint).checkpoint == run.checkpoint  # a checkpoint file works too
+
+
+def test_a_character_run_gives_its_vocabulary(cli, tmp_path):
+    (tmp_path / "book.txt").write_text(TEXT)
+    config = tmp_path / "text.yaml"
+    config.write_text(
+        "model:\n  class_path: LanguageModeling\n  init_args:\n    sample_length: 0\n    backbone:\n"
+        "      class_path: Transformer\n      init_args: {variant: tiny}\n"
+        "data:\n  class_path: CharTextDataModule\n  init_args:\n    text_file: book.txt\n"
+        "    context_length: 16\n    batch_size: 8\n    batches_per_epoch: 2\n"
+        "trainer:\n  max_epochs: 1\n  limit_val_batches: 2\n  default_root_dir: run\n"
+    )
+    assert cli("fit", "--config", str(config), *QUIET) == 0
+    run = mlplab.load_run("run/lightning_logs/version_0", checkpoint="last")
+    assert run.preprocessing["vocabulary"] == "".join(sorted(set(TEXT[: int(len(TEXT) * 0.9)])))
+    assert run.checkpoint.name == "last.ckpt"
+    tokens = torch.tensor([[run.preprocessing["vocabulary"].index(c) for c in "a truth"]])
+    assert run.model(tokens).shape == (1, 7, len(run.preprocessing["vocabulary"]))
+    assert run.model.sample("It is", length=5).startswith("It is")
+
+
+def test_no_run_there_is_one_clear_line(tmp_path):
+    with pytest.raises(CheckpointError, match="^no run at .*nowhere: give a run directory"):
+        mlplab.load_run(tmp_path / "nowhere")
+    (tmp_path / "empty" / "checkpoints").mkdir(parents=True)
+    with pytest.raises(CheckpointError, match=r"^no best.ckpt in .*empty/checkpoints: give a run directory"):
+        mlplab.load_run(tmp_path / "empty")
+    torch.save({"state_dict": {}}, tmp_path / "plain.ckpt")
+    with pytest.raises(CheckpointError, match="was not written by mlplab's command line"):
+        mlplab.load_run(tmp_path / "plain.ckpt")

@@ -1,0 +1,214 @@
+"""``mlplab export``: each format holds the trained model (outputs equal to the checkpoint's on a real
+batch), its config says what it needs, and a layer a format cannot hold is named in one line."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import mlplab
+from mlplab.data import CSVDataModule
+from mlplab.errors import ConfigError
+from mlplab.tasks import ForecastingTask, ImageClassification
+from mlplab.tools.export import export, load_exported
+from tests.conftest import run_cli
+
+QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+
+
+class DataDependent(nn.Module):
+    """Reads its input's spread as a Python number and branches on its mean: a graph can hold neither
+    (a trace keeps the first batch's number; ``torch.export`` cannot branch on data)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x / float(x.std())
+        return x if x.mean() > 0 else -x
+
+
+class Branchy(nn.Module):
+    """A forecasting family ``((L, N), (H, N))`` with a data-dependent layer (for the failure tests)."""
+
+    def __init__(self, input_shape: tuple[int, int], output_shape: tuple[int, int]):
+        super().__init__()
+        self.head = nn.Linear(input_shape[0], output_shape[0])
+        self.gate = DataDependent()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gate(self.head(x.transpose(1, 2)).transpose(1, 2))
+
+
+def _series(folder: Path, rows: int = 300) -> None:
+    t = np.arange(rows)
+    dates = np.datetime64("2022-05-01T00") + t.astype("timedelta64[h]")
+    lines = ["date,load,OT"] + [
+        f"{str(d).replace('T', ' ')}:00:00,{100 + 10 * np.sin(i / 4):.3f},{5 + np.cos(i / 9):.3f}"
+        for i, d in zip(t, dates)
+    ]
+    (folder / "series.csv").write_text("\n".join(lines) + "\n")
+
+
+def _fit(folder: Path, backbone: str, *extra: str) -> Path:
+    _series(folder)
+    config = folder / "forecast.yaml"
+    config.write_text(
+        f"model:\n  class_path: ForecastingTask\n  init_args:\n    backbone: {backbone}\n"
+        f"data:\n  class_path: CSVDataModule\n  init_args:\n    file: {folder / 'series.csv'}\n"
+        f"    lookback: 24\n    horizon: 6\ntrainer:\n  max_epochs: 1\n  default_root_dir: {folder / 'run'}\n"
+    )
+    assert run_cli("fit", "--config", str(config), *QUIET, *extra) == 0
+    return folder / "run" / "lightning_logs" / "version_0"
+
+
+@pytest.fixture(scope="module")
+def forecast_run(tmp_path_factory) -> Path:
+    """A DLinear run with RevIN (so the exported model is the task's forecaster, not the bare family)."""
+    torch.set_num_threads(1)
+    return _fit(tmp_path_factory.mktemp("forecast"), "DLinear", "--model.revin=true")
+
+
+def _real_batch(run: Path) -> torch.Tensor:
+    data = CSVDataModule(file=str(run.parents[2] / "series.csv"), lookback=24, horizon=6)
+    history, *_ = data.on_after_batch_transfer(next(iter(data.test_dataloader())), 0)
+    return history[:5]
+
+
+def _run_exported(format: str, folder: Path, history: torch.Tensor) -> torch.Tensor:
+    if format == "safetensors":
+        return load_exported(folder)(history)
+    if format == "torchscript":
+        return torch.jit.load(str(folder / "model.pt"))(history)
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    return torch.from_numpy(session.run(None, {"history": history.numpy()})[0])
+
+
+@pytest.mark.parametrize("format", ["safetensors", "torchscript", "onnx"])
+def test_each_format_holds_the_trained_model_with_its_config(forecast_run, format, capsys, tmp_path):
+    if format == "onnx":
+        for package in ("onnx", "onnxscript", "onnxruntime"):
+            pytest.importorskip(package)
+    out = tmp_path / format
+    capsys.readouterr()
+    assert run_cli("export", "--run", str(forecast_run), "--format", format, "--out", str(out)) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    suffix = {"safetensors": "safetensors", "torchscript": "pt", "onnx": "onnx"}[format]
+    assert line.startswith(
+        f"wrote {out / f'model.{suffix}'} and {out / 'config.json'} (checked on a batch of 2:"
+    )
+    config = json.loads((out / "config.json").read_text())
+    assert (config["format"], config["model"], config["family"]) == (
+        format,
+        "Forecaster",
+        "mlplab.models.DLinear",
+    )
+    assert config["inputs"] == [{"name": "history", "shape": ["batch", 24, 2], "dtype": "float32"}]
+    assert config["output"]["shape"] == ["batch", 6, 2]
+    assert (
+        config["preprocessing"]["series_names"] == ["load", "OT"]
+        and len(config["preprocessing"]["mean"]) == 2
+    )
+    assert config["task_args"]["revin"] is True and config["check"]["largest_relative_difference"] <= 1e-4
+
+    history = _real_batch(forecast_run)  # five test windows of the data, standardised
+    run = mlplab.load_run(forecast_run)
+    with torch.no_grad():
+        expected = run.model(history)
+        got = _run_exported(format, out, history)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    if format == "safetensors":
+        assert torch.equal(got, expected)
+
+
+def test_a_layer_a_format_cannot_hold_is_named_in_one_line(tmp_path, capsys):
+    pytest.importorskip("onnxscript")
+    run = _fit(tmp_path, "tests.tools.test_export.Branchy")
+    capsys.readouterr()
+    for format, reason in (
+        ("onnx", "Could not guard on data-dependent expression"),
+        ("torchscript", "its outputs on another batch differ from the model's"),
+    ):
+        assert run_cli("export", "--run", str(run), "--format", format) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1
+        assert err[0].startswith(
+            f"error: {format} cannot export Branchy: its layer gate (DataDependent) fails: "
+        )
+        assert reason in err[0] and err[0].endswith("; --format safetensors holds any model")
+        assert not (run / "export" / format / f"model.{'pt' if format == 'torchscript' else format}").exists()
+    assert run_cli("export", "--run", str(run), "--format", "safetensors") == 0
+
+
+def test_a_family_that_cannot_be_traced_names_its_layer(tmp_path):
+    """timm's ConViT caches its relative positions at its first call: the traces of two calls differ."""
+    from mlplab.models import registry
+
+    family = functools.partial(registry.get("ConViT").cls, **registry.variant_args("ConViT"))
+    task = ImageClassification(family, image_shape=(3, 32, 32), num_classes=10)
+    with pytest.raises(ConfigError) as raised:
+        export(task, "torchscript", tmp_path)
+    assert str(raised.value).startswith(
+        "torchscript cannot export ConViT: its layer model.blocks.0.attn (GPSA) fails: Tracing failed sanity "
+        "checks! ERROR: Graphs differed across invocations!"
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            ["--format", "tflite"],
+            "error: --format must be one of safetensors, onnx, torchscript, got 'tflite'",
+        ),
+        (
+            ["--run", "nowhere"],
+            "error: no run at nowhere: give a run directory such as lightning_logs/version_0",
+        ),
+        (["--checkpoint", "middle"], "error: no middle.ckpt in "),
+    ],
+)
+def test_export_user_errors_are_one_line(forecast_run, capsys, arguments, message):
+    given = {
+        "--run": str(forecast_run),
+        "--format": "safetensors",
+        **dict(zip(arguments[::2], arguments[1::2])),
+    }
+    assert run_cli("export", *[item for pair in given.items() for item in pair]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(message)
+
+
+def test_a_format_whose_package_is_missing_is_one_line(forecast_run, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    with mock.patch(
+        "importlib.util.find_spec", lambda name, *a: None if name == "onnxscript" else real(name, *a)
+    ):
+        assert run_cli("export", "--run", str(forecast_run), "--format", "onnx") == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --format onnx needs onnxscript, which is not installed: pip install 'mlplab[export]'"
+    ]
+
+
+def test_the_forecaster_keeps_the_task_weights_names():
+    task = ForecastingTask(
+        mlplab.models.DLinear, lookback=8, horizon=4, num_series=2, revin=True, revin_affine=True
+    )
+    module = task.inference_module()
+    assert set(module.state_dict()) == {k for k in task.state_dict() if k.startswith(("backbone.", "revin."))}
+    x = torch.randn(3, 8, 2)
+    torch.testing.assert_close(module(x), task(x))
+    assert (
+        ForecastingTask(mlplab.models.DLinear, lookback=8, horizon=4, num_series=2)
+        .inference_module()
+        .__class__.__name__
+        == "DLinear"
+    )
