@@ -63,6 +63,9 @@ LINKED_DATA_ATTRIBUTES = (
     "vocab_size",
     "context_length",
     "vocabulary",
+    "num_numeric",
+    "cardinalities",
+    "target_scale",
 )
 
 DEBUG_ENV_VAR = "MLPLAB_DEBUG"

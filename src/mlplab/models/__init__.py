@@ -14,6 +14,9 @@ from mlplab.models.sequence.gla import GatedLinearAttention
 from mlplab.models.sequence.hopfield import HopfieldLM
 from mlplab.models.sequence.mamba import Mamba
 from mlplab.models.sequence.transformer import Transformer
+from mlplab.models.tabular.finalmlp import FinalMLP
+from mlplab.models.tabular.mlp import TabularMLP
+from mlplab.models.tabular.tabm import TabM
 from mlplab.models.timeseries.dlinear import DLinear
 from mlplab.models.timeseries.patchtst import PatchTST
 from mlplab.models.timeseries.timemixer import TimeMixer
@@ -40,6 +43,7 @@ __all__ = [
     "ConventionalMLP",
     "DLinear",
     "DynamicSpectrumMixer",
+    "FinalMLP",
     "FlatMLP",
     "GatedAssociativeMemory",
     "GatedConv",
@@ -57,6 +61,8 @@ __all__ = [
     "StandardMLP",
     "StripMLP",
     "TSMixer",
+    "TabM",
+    "TabularMLP",
     "TSMixerGoogle",
     "TimeMixer",
     "Transformer",

@@ -174,10 +174,13 @@ class Task(L.LightningModule):
         return loss
 
     # ------------------------------------------------------------------------------ optimiser
+    def optimizer_parameters(self) -> list[Any]:
+        """What the optimiser gets: the trainable parameters, or parameter groups (a subclass's choice)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
     def configure_optimizers(self) -> Any:
-        trainable = [p for p in self.parameters() if p.requires_grad]
         try:
-            optimizer = self.optimizer_factory(trainable)
+            optimizer = self.optimizer_factory(self.optimizer_parameters())
         except (ValueError, TypeError) as error:  # torch.optim checks its arguments: "Invalid learning rate"
             raise ConfigError(f"model.optimizer: {str(error).strip().splitlines()[0]}") from error
         if self.lr_scheduler_factory is None:
