@@ -392,8 +392,8 @@ class TabularDataModule(InMemoryDataModule):
                 examples = ", ".join(repr(v) for v in unseen.unique()[:3])
                 rank_zero_warn(
                     f"TabularDataModule: column {column!r}: {len(unseen)} {split} rows hold values the "
-                    f"training split never has ({examples}); they get code 0 (unknown), which the families represent "
-                    "by a vector that starts at zero"
+                    f"training split never has ({examples}); they get code 0 (unknown), which the families "
+                    "represent by a vector that starts at zero"
                 )
 
     def _encode_target(
@@ -403,7 +403,7 @@ class TabularDataModule(InMemoryDataModule):
         if train.nunique() < 2:
             only = train.iloc[0] if len(train) else None
             raise ConfigError(f"TabularDataModule: the target column {self.target!r} is constant ({only!r}) "
-                              f"in the training split of {self.source}: there is nothing to learn")  # fmt: skip
+                              f"in the training split of {self.source}: nothing to learn")  # fmt: skip
         if objective == "auto":
             numeric = _is_numeric(values)
             integral = numeric and bool((train.dropna() % 1 == 0).all())
