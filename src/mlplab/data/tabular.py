@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from mlplab.data.common import fetch_file, resolve_data_dir
 from mlplab.data.in_memory import InMemoryDataModule
@@ -409,7 +409,7 @@ class TabularDataModule(InMemoryDataModule):
             integral = numeric and bool((train.dropna() % 1 == 0).all())
             few = train.nunique() <= MAX_AUTO_CLASSES
             objective = "regression" if numeric and not (integral and few) else "classification"
-            rank_zero_warn(f"TabularDataModule: objective auto -> {objective} for target {self.target!r} "
+            rank_zero_info(f"TabularDataModule: objective auto -> {objective} for target {self.target!r} "
                            f"({train.nunique()} distinct values in training)")  # fmt: skip
         if objective == "regression":
             if not _is_numeric(values):

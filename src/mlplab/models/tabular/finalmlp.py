@@ -77,7 +77,7 @@ class FieldEmbeddings(nn.Module):
 
 
 class FeatureGate(nn.Module):
-    """A stream's feature gate: ``2 * sigmoid(MLP(context))`` from a learned context vector, ``(B, D)``.
+    """A stream's feature gate: ``2 * sigmoid(MLP(context))`` from a learned context vector, ``(1, D)``.
 
     The context starts at N(0, 1). FuxiCTR starts it at zero, where, with the zero biases and the ReLU,
     no gradient reaches the context or the gate's hidden layers and only the output layer's bias learns.
@@ -89,8 +89,9 @@ class FeatureGate(nn.Module):
         self.mlp = stream_mlp(embed_dim, gate_dims, 0.0, False)
         self.out = nn.Linear(gate_dims[-1] if gate_dims else embed_dim, feature_dim)
 
-    def forward(self, batch: int) -> torch.Tensor:
-        return 2.0 * torch.sigmoid(self.out(self.mlp(self.context.expand(batch, -1))))
+    def forward(self) -> torch.Tensor:
+        # the same for every row: computed once, (1, D), and broadcast (FuxiCTR repeats it per row)
+        return 2.0 * torch.sigmoid(self.out(self.mlp(self.context)))
 
 
 class InteractionAggregation(nn.Module):
@@ -212,7 +213,7 @@ class FinalMLP(TabularFamily):
         if self.gates is None:
             first, second = flat, flat
         else:
-            first, second = flat * self.gates[0](len(flat)), flat * self.gates[1](len(flat))
+            first, second = flat * self.gates[0](), flat * self.gates[1]()
         return self.fusion(self.mlp1(first), self.mlp2(second))
 
 
