@@ -50,14 +50,24 @@ def people(rows: int = 120, seed: int = 0) -> pd.DataFrame:
         ("diabetes", "regression", 442, 10, (), 0),
         ("breast_cancer", "classification", 569, 30, (), 2),
         ("wine", "classification", 178, 13, (), 3),
-        ("penguins", "classification", 344, 5, (4, 4), 3),  # island: 3 + unknown; sex: 2 + <missing> + unknown
+        (
+            "penguins",
+            "classification",
+            344,
+            5,
+            (4, 4),
+            3,
+        ),  # island: 3 + unknown; sex: 2 + <missing> + unknown
     ],
 )
 def test_offline_datasets_load_split_and_batch(name, objective, rows, numeric, cardinalities, classes):
     data = quiet(dataset=name, batch_size=16)
     assert (data.objective, data.num_numeric, data.cardinalities, data.num_classes) == (
-        objective, numeric, cardinalities, classes,
-    )  # fmt: skip
+        objective,
+        numeric,
+        cardinalities,
+        classes,
+    )
     assert sum(data.split_sizes.values()) == rows
     assert data.split_sizes["test"] == int(np.ceil(0.2 * rows))
     x_num, x_cat, y = next(iter(data.train_dataloader()))
@@ -108,16 +118,20 @@ def test_numeric_statistics_come_from_the_training_split_only(tmp_path):
             reference = StandardScaler().fit(raw[train_rows])
         else:
             noise = np.random.default_rng(5).normal(0.0, 1e-5, raw[train_rows].shape)
-            reference = QuantileTransformer(n_quantiles=10, output_distribution="normal",
-                                            subsample=1_000_000_000, random_state=5).fit(raw[train_rows] + noise)  # fmt: skip
+            reference = QuantileTransformer(
+                n_quantiles=10, output_distribution="normal", subsample=1_000_000_000, random_state=5
+            ).fit(raw[train_rows] + noise)
         for split in ("train", "test"):
             expected = np.nan_to_num(reference.transform(raw[data._indices[split]]), nan=0.0)
-            torch.testing.assert_close(data.split_tensors(split)[0], torch.tensor(expected, dtype=torch.float32))
+            torch.testing.assert_close(
+                data.split_tensors(split)[0], torch.tensor(expected, dtype=torch.float32)
+            )
     # the regression target is standardised with the training mean and deviation
     spend = frame["spend"].to_numpy()[train_rows]
     assert data.target_scale == pytest.approx((spend.mean(), spend.std()))
     torch.testing.assert_close(
-        data.split_tensors("train")[2], torch.tensor((spend - spend.mean()) / spend.std(), dtype=torch.float32)
+        data.split_tensors("train")[2],
+        torch.tensor((spend - spend.mean()) / spend.std(), dtype=torch.float32),
     )
 
 
@@ -126,9 +140,14 @@ def test_a_category_unseen_in_training_gets_code_zero_and_a_warning(tmp_path):
     data_rows = split_indices(100, 0.2, 0.2, 0)
     frame.loc[data_rows["test"][:3], "city"] = "Atlantis"  # only in the test split
     frame.to_csv(tmp_path / "people.csv", index=False)
-    with pytest.warns(UserWarning, match=r"column 'city': 3 test rows hold values the training split never has "
-                                         r"\('Atlantis'\); they get code 0 \(unknown\)"):  # fmt: skip
-        data = TabularDataModule(path=str(tmp_path / "people.csv"), target="churn", objective="classification")
+    with pytest.warns(
+        UserWarning,
+        match=r"column 'city': 3 test rows hold values the training split never has "
+        r"\('Atlantis'\); they get code 0 \(unknown\)",
+    ):
+        data = TabularDataModule(
+            path=str(tmp_path / "people.csv"), target="churn", objective="classification"
+        )
     data.setup()
     city = data.categorical_columns.index("city")
     test_codes = data.split_tensors("test")[1][:, city]
@@ -166,8 +185,11 @@ def test_the_module_prints_without_touching_the_loaders():
 
 # ---------------------------------------------------------------------------------- downloads
 def test_named_downloads_refuse_in_one_line_when_they_cannot_download(tmp_path):
-    with pytest.raises(DataNotFoundError, match=r"California housing not found: expected cal_housing.tgz in "
-                                                r".*downloads are disabled.*ndownloader.figshare.com"):  # fmt: skip
+    with pytest.raises(
+        DataNotFoundError,
+        match=r"California housing not found: expected cal_housing.tgz in "
+        r".*downloads are disabled.*ndownloader.figshare.com",
+    ):
         TabularDataModule(dataset="california_housing", data_dir=str(tmp_path), download=False)
     with pytest.raises(DataNotFoundError, match=r"Adult not found: expected adult.data in .*adult"):
         TabularDataModule(dataset="adult", data_dir=str(tmp_path), download=False)
@@ -180,10 +202,14 @@ def sha256(data: bytes) -> str:
 def test_california_housing_is_read_as_scikit_learn_builds_it(tmp_path, monkeypatch):
     # the archive's layout, with four made-up districts (columns: longitude, latitude, age, rooms,
     # bedrooms, population, households, income, value)
-    rows = np.array([[-122.2, 37.9, 41, 880, 129, 322, 126, 8.3, 452600],
-                     [-122.2, 37.9, 21, 7099, 1106, 2401, 1138, 8.3, 358500],
-                     [-122.3, 37.9, 52, 1467, 190, 496, 177, 7.3, 352100],
-                     [-122.3, 37.9, 52, 1274, 235, 558, 219, 5.6, 341300]])  # fmt: skip
+    rows = np.array(
+        [
+            [-122.2, 37.9, 41, 880, 129, 322, 126, 8.3, 452600],
+            [-122.2, 37.9, 21, 7099, 1106, 2401, 1138, 8.3, 358500],
+            [-122.3, 37.9, 52, 1467, 190, 496, 177, 7.3, 352100],
+            [-122.3, 37.9, 52, 1274, 235, 558, 219, 5.6, 341300],
+        ]
+    )
     text = "\n".join(",".join(str(v) for v in row) for row in rows).encode()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
@@ -195,25 +221,35 @@ def test_california_housing_is_read_as_scikit_learn_builds_it(tmp_path, monkeypa
     frame, test = tabular._california(tmp_path, download=False)
     assert test is None and list(frame.columns)[-1] == "MedHouseVal"
     assert frame["MedHouseVal"].tolist() == pytest.approx([4.526, 3.585, 3.521, 3.413])
-    assert frame["AveRooms"][0] == pytest.approx(880 / 126) and frame["AveOccup"][0] == pytest.approx(322 / 126)
+    assert frame["AveRooms"][0] == pytest.approx(880 / 126) and frame["AveOccup"][0] == pytest.approx(
+        322 / 126
+    )
     monkeypatch.setattr(tabular, "CALIFORNIA_SHA256", "0" * 64)
     with pytest.raises(DataCorruptError, match="cal_housing.tgz fails its sha256 check"):
         tabular._california(tmp_path, download=False)
 
 
 def test_adult_reads_its_own_test_file(tmp_path, monkeypatch):
-    line = "39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, White, Male, 2174, 0, 40, {}, {}"
+    line = (
+        "39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, White, Male, "
+        "2174, 0, 40, {}, {}"
+    )
     train = "\n".join(line.format("United-States", label) for label in ("<=50K", ">50K", "<=50K", ">50K") * 5)
     test = "|1x3 Cross validator\n" + "\n".join(line.format("?", label) for label in ("<=50K.", ">50K."))
     folder = tmp_path / "adult"
     folder.mkdir()
     (folder / "adult.data").write_text(train + "\n")
     (folder / "adult.test").write_text(test + "\n")
-    monkeypatch.setattr(tabular, "ADULT_FILES", {"adult.data": sha256((train + "\n").encode()),
-                                                 "adult.test": sha256((test + "\n").encode())})  # fmt: skip
+    monkeypatch.setattr(
+        tabular,
+        "ADULT_FILES",
+        {"adult.data": sha256((train + "\n").encode()), "adult.test": sha256((test + "\n").encode())},
+    )
     data = quiet(dataset="adult", data_dir=str(tmp_path), download=False)
     assert data.split_sizes["test"] == 2 and data.classes == ["<=50K", ">50K"]
-    assert data.cardinalities[data.categorical_columns.index("native_country")] == 2  # the test's '?' is unknown
+    assert (
+        data.cardinalities[data.categorical_columns.index("native_country")] == 2
+    )  # the test's '?' is unknown
 
 
 # ---------------------------------------------------------------------------------- bad inputs
@@ -221,26 +257,54 @@ def test_adult_reads_its_own_test_file(tmp_path, monkeypatch):
     ("kwargs", "error", "message"),
     [
         ({"path": "nowhere.csv", "target": "y"}, DataNotFoundError, r"no file nowhere.csv"),
-        ({"path": "{csv}", "target": "label"}, ConfigError,
-         r"target column 'label' is not in people.csv \(its columns: age, income, city, plan, churn, spend\)"),
-        ({"path": "{csv}", "target": "churn", "categorical": ["town"]}, ConfigError,
-         r"categorical column 'town' is not in people.csv"),
+        (
+            {"path": "{csv}", "target": "label"},
+            ConfigError,
+            r"target column 'label' is not in people.csv \(its columns: age, income, city, plan, churn, "
+            r"spend\)",
+        ),
+        (
+            {"path": "{csv}", "target": "churn", "categorical": ["town"]},
+            ConfigError,
+            r"categorical column 'town' is not in people.csv",
+        ),
         ({"path": "{csv}", "target": "churn", "drop": ["zip"]}, ConfigError, r"drop column 'zip' is not in"),
-        ({"path": "{constant}", "target": "churn"}, ConfigError,
-         r"the target column 'churn' is constant \('no'\) in the training split of constant.csv"),
+        (
+            {"path": "{constant}", "target": "churn"},
+            ConfigError,
+            r"the target column 'churn' is constant \('no'\) in the training split of constant.csv",
+        ),
         ({"path": "{csv}"}, ConfigError, r"say which column is the target"),
-        ({"dataset": "iris"}, ConfigError, r"unknown dataset 'iris'; choose one of california_housing, adult"),
+        (
+            {"dataset": "iris"},
+            ConfigError,
+            r"unknown dataset 'iris'; choose one of california_housing, adult",
+        ),
         ({"path": "{csv}", "dataset": "wine"}, ConfigError, r"give either path .* or dataset"),
         ({"path": "{xlsx}", "target": "y"}, ConfigError, r"people.xlsx is neither CSV"),
         ({"path": "{empty}", "target": "y"}, DataCorruptError, r"cannot read .*empty.csv"),
-        ({"path": "{csv}", "target": "city", "objective": "regression"}, ConfigError,
-         r"regression needs a numeric target; 'city' holds values such as"),
-        ({"path": "{csv}", "target": "churn", "val_fraction": 0.0}, ConfigError, r"val_fraction must be in \(0, 1\)"),
-        ({"path": "{csv}", "target": "churn", "min_category_count": 0}, ConfigError,
-         r"min_category_count must be a positive integer, got 0"),
-        ({"path": "{only_target}", "target": "churn"}, ConfigError, r"has no feature column besides the target"),
+        (
+            {"path": "{csv}", "target": "city", "objective": "regression"},
+            ConfigError,
+            r"regression needs a numeric target; 'city' holds values such as",
+        ),
+        (
+            {"path": "{csv}", "target": "churn", "val_fraction": 0.0},
+            ConfigError,
+            r"val_fraction must be in \(0, 1\)",
+        ),
+        (
+            {"path": "{csv}", "target": "churn", "min_category_count": 0},
+            ConfigError,
+            r"min_category_count must be a positive integer, got 0",
+        ),
+        (
+            {"path": "{only_target}", "target": "churn"},
+            ConfigError,
+            r"has no feature column besides the target",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_tables_are_refused_in_one_line(tmp_path, kwargs, error, message):
     people(60).to_csv(tmp_path / "people.csv", index=False)
     constant = people(60).assign(churn="no")
@@ -248,10 +312,17 @@ def test_bad_tables_are_refused_in_one_line(tmp_path, kwargs, error, message):
     people(60)[["churn"]].to_csv(tmp_path / "only_target.csv", index=False)
     (tmp_path / "people.xlsx").write_bytes(b"PK")
     (tmp_path / "empty.csv").write_text("")
-    paths = {"csv": "people.csv", "constant": "constant.csv", "xlsx": "people.xlsx", "empty": "empty.csv",
-             "only_target": "only_target.csv"}  # fmt: skip
-    kwargs = {k: (v.format(**{n: str(tmp_path / p) for n, p in paths.items()}) if isinstance(v, str) else v)
-              for k, v in kwargs.items()}  # fmt: skip
+    paths = {
+        "csv": "people.csv",
+        "constant": "constant.csv",
+        "xlsx": "people.xlsx",
+        "empty": "empty.csv",
+        "only_target": "only_target.csv",
+    }
+    kwargs = {
+        k: (v.format(**{n: str(tmp_path / p) for n, p in paths.items()}) if isinstance(v, str) else v)
+        for k, v in kwargs.items()
+    }
     with pytest.raises(error, match=message) as raised:
         quiet(**kwargs)
     assert "\n" not in str(raised.value)
@@ -264,5 +335,7 @@ def test_a_class_only_in_the_test_split_is_refused(tmp_path):
     frame.loc[frame.index[::2], "churn"] = "yes"
     frame.loc[test_rows[0], "churn"] = "maybe"
     frame.to_csv(tmp_path / "people.csv", index=False)
-    with pytest.raises(ConfigError, match="the test split holds target class 'maybe', which the training split"):
+    with pytest.raises(
+        ConfigError, match="the test split holds target class 'maybe', which the training split"
+    ):
         quiet(path=str(tmp_path / "people.csv"), target="churn")

@@ -37,8 +37,15 @@ def task_for(data: TabularDataModule, family, **args) -> TabularTask:
 
 
 def trainer(tmp_path, epochs: int = 3) -> L.Trainer:
-    return L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                     enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+    return L.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
 
 
 def test_classification_metrics_are_scikit_learns(tmp_path):
@@ -61,7 +68,9 @@ def test_classification_metrics_are_scikit_learns(tmp_path):
 def test_binary_auroc_reads_the_positive_class(tmp_path):
     torch.manual_seed(0)
     data = data_module("breast_cancer")
-    task = task_for(data, FinalMLP, embed_dim=4, mlp1_dims=(16,), mlp2_dims=(16,), gate_dims=(8,), num_heads=2)
+    task = task_for(
+        data, FinalMLP, embed_dim=4, mlp1_dims=(16,), mlp2_dims=(16,), gate_dims=(8,), num_heads=2
+    )
     run = trainer(tmp_path, epochs=2)
     run.fit(task, data)
     (logged,) = run.test(task, data, verbose=False)
@@ -91,15 +100,24 @@ def test_regression_metrics_are_in_the_targets_units(tmp_path):
 
 
 def test_an_ensemble_trains_on_the_mean_of_its_members_losses_and_predicts_their_mean():
-    task = TabularTask(functools.partial(TabM, ensemble_size=3, depth=1, embed_dim=8), num_numeric=2,
-                       cardinalities=(3,), num_classes=4)  # fmt: skip
+    task = TabularTask(
+        functools.partial(TabM, ensemble_size=3, depth=1, embed_dim=8),
+        num_numeric=2,
+        cardinalities=(3,),
+        num_classes=4,
+    )
     outputs = torch.randn(5, 3, 4)
     targets = torch.randint(0, 4, (5,))
     members = [F.cross_entropy(outputs[:, i], targets) for i in range(3)]
     torch.testing.assert_close(task.loss(outputs, targets), torch.stack(members).mean())
     torch.testing.assert_close(task._combine(outputs), outputs.softmax(-1).mean(1))
-    regression = TabularTask(functools.partial(TabM, ensemble_size=3, depth=1, embed_dim=8), num_numeric=2,
-                             cardinalities=(), num_classes=0, target_scale=(10.0, 2.0))  # fmt: skip
+    regression = TabularTask(
+        functools.partial(TabM, ensemble_size=3, depth=1, embed_dim=8),
+        num_numeric=2,
+        cardinalities=(),
+        num_classes=0,
+        target_scale=(10.0, 2.0),
+    )
     values = torch.randn(5, 3, 1)
     torch.testing.assert_close(regression._combine(values), values.squeeze(-1).mean(1) * 2.0 + 10.0)
 
@@ -122,15 +140,21 @@ def test_fit_sets_the_bins_from_the_training_split_and_checkpoints_keep_them(tmp
 
 
 def test_biases_and_linear_embeddings_get_no_weight_decay():
-    task = TabularTask(functools.partial(TabM, ensemble_size=2, depth=1, embed_dim=8, num_bins=4), num_numeric=3,
-                       cardinalities=(2,), num_classes=2)  # fmt: skip
+    task = TabularTask(
+        functools.partial(TabM, ensemble_size=2, depth=1, embed_dim=8, num_bins=4),
+        num_numeric=3,
+        cardinalities=(2,),
+        num_classes=2,
+    )
     decayed, exempt = task.optimizer_parameters()
     names = {id(p): n for n, p in task.named_parameters()}
     assert exempt["weight_decay"] == 0.0
     assert sorted(names[id(p)] for p in exempt["params"]) == [
-        "backbone.blocks.0.linear.bias", "backbone.features.embeddings.linear.bias",
-        "backbone.features.embeddings.linear.weight", "backbone.head.bias",
-    ]  # fmt: skip
+        "backbone.blocks.0.linear.bias",
+        "backbone.features.embeddings.linear.bias",
+        "backbone.features.embeddings.linear.weight",
+        "backbone.head.bias",
+    ]
     assert "backbone.blocks.0.linear.r" in {names[id(p)] for p in decayed["params"]}
     task.weight_decay_exclusions = False
     assert len(task.optimizer_parameters()) == sum(1 for _ in task.parameters())
