@@ -65,6 +65,12 @@ def test_fit_and_test_a_csv_whose_test_split_has_an_unseen_category(cli, tmp_pat
     )
     out = capsys.readouterr().out
     assert "test/acc" in out and "test/auroc" in out and "test/logloss" in out
+    # the same checkpoint on the table split otherwise (other training rows, other statistics): refused
+    status = cli("test", "--config", str(run / "config.yaml"), "--ckpt_path", "best", "--data.split_seed=1",
+                 "--trainer.default_root_dir=run", *QUIET)  # fmt: skip
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert status == 2 and len(errors) == 1
+    assert "the checkpoint was trained on a table encoded otherwise" in errors[0]
 
 
 CASES = [

@@ -66,6 +66,7 @@ LINKED_DATA_ATTRIBUTES = (
     "num_numeric",
     "cardinalities",
     "target_scale",
+    "table_digest",
 )
 
 DEBUG_ENV_VAR = "MLPLAB_DEBUG"

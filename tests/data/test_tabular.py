@@ -339,3 +339,16 @@ def test_a_class_only_in_the_test_split_is_refused(tmp_path):
         ConfigError, match="the test split holds target class 'maybe', which the training split"
     ):
         quiet(path=str(tmp_path / "people.csv"), target="churn")
+
+
+def test_the_digest_changes_with_anything_the_encoding_depends_on(tmp_path):
+    frame = people(100)
+    frame.loc[frame.index[:2], "city"] = "Quito"
+    frame.to_csv(tmp_path / "people.csv", index=False)
+    frame.assign(income=frame["income"] + 1).to_csv(tmp_path / "richer.csv", index=False)
+    base = {"path": str(tmp_path / "people.csv"), "target": "churn"}
+    digest = quiet(**base).table_digest
+    assert quiet(**base).table_digest == digest and len(digest) == 16
+    for change in ({"split_seed": 1}, {"min_category_count": 3}, {"numeric_policy": "standard"},
+                   {"drop": ["plan"]}, {"path": str(tmp_path / "richer.csv")}):  # fmt: skip
+        assert quiet(**{**base, **change}).table_digest != digest, change

@@ -166,3 +166,18 @@ def test_bad_task_arguments_are_refused():
         TabularTask(family, num_numeric=2, cardinalities=(), num_classes=1)
     with pytest.raises(ConfigError, match="standard deviation must be positive"):
         TabularTask(family, num_numeric=2, cardinalities=(), num_classes=0, target_scale=(1.0, 0.0))
+
+
+@pytest.mark.gpu
+def test_tabm_with_bins_trains_on_the_gpu_with_the_table_on_the_device(tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    torch.manual_seed(0)
+    data = data_module("penguins")
+    task = task_for(data, TabM, ensemble_size=8, depth=2, embed_dim=64, num_bins=8)
+    run = L.Trainer(max_epochs=3, accelerator="gpu", devices=1, logger=False, enable_checkpointing=False,
+                    enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+    run.fit(task, data)
+    assert data.split_tensors("train")[0].is_cuda  # small tables live on the accelerator
+    (logged,) = run.test(task, data, verbose=False)
+    assert logged["test/acc"] > 0.6

@@ -33,6 +33,8 @@ network.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import tarfile
 from collections.abc import Callable, Sequence
@@ -245,7 +247,9 @@ class TabularDataModule(InMemoryDataModule):
         on_device: Keep the table on the accelerator (``None``: on a GPU when it fits easily).
     """
 
-    summary = ("source", "objective", "num_numeric", "cardinalities", "num_classes", "split_sizes")
+    summary = (
+        "source", "objective", "num_numeric", "cardinalities", "num_classes", "split_sizes", "table_digest",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -365,6 +369,25 @@ class TabularDataModule(InMemoryDataModule):
             self.target_scale = (float(values.mean()), float(values.std()))
         else:
             self.target_scale = (0.0, 1.0)
+        self.table_digest = self._digest(table, indices["train"], numeric_policy, split_seed)
+
+    def _digest(self, table: pd.DataFrame, train_rows: np.ndarray, policy: str, split_seed: int) -> str:
+        """sha256 of everything the encoding depends on: columns, codes, classes, policy and training rows.
+
+        The task keeps it in its checkpoints, so that a checkpoint is not evaluated on a table encoded
+        otherwise (other codes, other numeric statistics), which would give wrong answers silently.
+        """
+        import pandas as pd
+
+        described = {
+            "target": self.target, "numeric": self.numeric_columns, "categories": self.categories,
+            "classes": [str(c) for c in self.classes], "policy": policy, "split_seed": split_seed,
+        }  # fmt: skip
+        digest = hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode())
+        columns = [*self.numeric_columns, *self.categorical_columns, self.target]
+        rows = pd.util.hash_pandas_object(table.iloc[train_rows][columns], index=False).to_numpy()
+        digest.update(rows.tobytes())
+        return digest.hexdigest()[:16]
 
     # --------------------------------------------------------------------------------- checks
     def _check_columns(

@@ -15,7 +15,7 @@ from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection, R2Score
 from torchmetrics.classification import BinaryAUROC, MulticlassAccuracy, MulticlassAUROC
 
-from mlplab.errors import ConfigError
+from mlplab.errors import CheckpointError, ConfigError
 from mlplab.models.counting import count_training_flops
 from mlplab.tasks.base import Task
 
@@ -52,6 +52,8 @@ class TabularTask(Task):
         num_classes: Classes of the target, 0 for regression; filled in from the DataModule.
         target_scale: Mean and standard deviation of the training targets (regression); filled in from
             the DataModule.
+        table_digest: Fingerprint of the table's encoding and training rows; filled in from the
+            DataModule. Checkpoints keep it, and one trained on a table encoded otherwise is refused.
         weight_decay_exclusions: Give biases and the numeric features' linear embeddings no weight
             decay (the TabM paper's parameter groups); off: the optimiser's weight decay everywhere.
         **kwargs: The optimiser, its LR scheduler and the scheduler's interval (:class:`~mlplab.tasks.Task`).
@@ -66,6 +68,7 @@ class TabularTask(Task):
         cardinalities: tuple[int, ...],
         num_classes: int,
         target_scale: tuple[float, float] = (0.0, 1.0),
+        table_digest: str | None = None,
         weight_decay_exclusions: bool = True,
         **kwargs: Any,
     ):
@@ -82,6 +85,7 @@ class TabularTask(Task):
         self.classification = num_classes >= 2
         self.num_classes = num_classes
         self.target_mean, self.target_std = float(target_scale[0]), float(target_scale[1])
+        self.table_digest = table_digest
         self.weight_decay_exclusions = weight_decay_exclusions
         self.monitor, self.monitor_mode = ("val/acc", "max") if self.classification else ("val/rmse", "min")
         num_outputs = num_classes if self.classification else 1
@@ -133,6 +137,18 @@ class TabularTask(Task):
             return
         x_num, x_cat, y = data.split_tensors("train")
         fit(x_num, x_cat, y)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse, in one line, a checkpoint trained on a table encoded otherwise (codes, statistics)."""
+        theirs = checkpoint.get("hyper_parameters", {}).get("table_digest")
+        if theirs is not None and self.table_digest is not None and theirs != self.table_digest:
+            raise CheckpointError(
+                f"the checkpoint was trained on a table encoded otherwise (digest {theirs} there, "
+                f"{self.table_digest} here: other columns, category codes, classes or training rows); use "
+                "the data settings it was trained with (file, split_seed, categorical, drop, "
+                "min_category_count, numeric_policy)"
+            )
+        super().on_load_checkpoint(checkpoint)
 
     def optimizer_parameters(self) -> list[Any]:
         trainable = [(name, p) for name, p in self.named_parameters() if p.requires_grad]
