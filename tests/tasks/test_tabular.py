@@ -175,8 +175,16 @@ def test_tabm_with_bins_trains_on_the_gpu_with_the_table_on_the_device(tmp_path)
     torch.manual_seed(0)
     data = data_module("penguins")
     task = task_for(data, TabM, ensemble_size=8, depth=2, embed_dim=64, num_bins=8)
-    run = L.Trainer(max_epochs=3, accelerator="gpu", devices=1, logger=False, enable_checkpointing=False,
-                    enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+    run = L.Trainer(
+        max_epochs=3,
+        accelerator="gpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     run.fit(task, data)
     assert data.split_tensors("train")[0].is_cuda  # small tables live on the accelerator
     (logged,) = run.test(task, data, verbose=False)
