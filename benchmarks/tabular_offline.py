@@ -14,6 +14,7 @@ Each finished run appends a row to ``OUT/results.csv`` (re-running skips finishe
 
     python benchmarks/tabular_offline.py --out runs/tabular      # 4 tables x 3 models x 5 seeds
     python benchmarks/tabular_offline.py --out DIR --datasets wine --models tabm mlp --seeds 0 1
+    python benchmarks/tabular_offline.py --out DIR --linear-baseline     # least squares / logistic regression
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ import warnings
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.callbacks import EarlyStopping
 
 from mlplab.cli import MLPLabCLI
+from mlplab.data import TabularDataModule
 from mlplab.models import count_parameters
 from mlplab.tools.provenance import code_version
 
@@ -77,6 +80,32 @@ def run_one(dataset: str, model: str, seed: int, options: argparse.Namespace) ->
     return row
 
 
+def linear_baseline(dataset: str) -> tuple[str, float]:
+    """Test score of a linear model (least squares, or logistic regression) on the same split and features.
+
+    Numeric features as the DataModule transforms them, categorical ones one-hot: what the networks see.
+    """
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = TabularDataModule(dataset=dataset)
+    data.setup()
+
+    def features(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        x_num, x_cat, y = data.split_tensors(split)
+        codes = [F.one_hot(x_cat[:, i], c).float() for i, c in enumerate(data.cardinalities)]
+        return torch.cat([x_num, *codes], dim=1).numpy(), y.numpy()
+
+    (x_train, y_train), (x_test, y_test) = features("train"), features("test")
+    if data.objective == "regression":
+        mean, std = data.target_scale
+        predicted = LinearRegression().fit(x_train, y_train).predict(x_test) * std + mean
+        return "rmse", float(((predicted - (y_test * std + mean)) ** 2).mean() ** 0.5)
+    model = LogisticRegression(max_iter=5000).fit(x_train, y_train)
+    return "acc", float((model.predict(x_test) == y_test).mean())
+
+
 def summary(rows: list[dict]) -> str:
     """Mean ± standard deviation of the test score per dataset and model, as Markdown."""
     lines = ["| dataset | score | model | test score (mean ± std) | seeds | params | epochs (mean) |",
@@ -104,8 +133,15 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--epochs", type=int, default=None, help="override the recipes' max_epochs")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--linear-baseline", action="store_true",
+                        help="print a linear model's test score on each table instead (seconds)")  # fmt: skip
     options = parser.parse_args()
     torch.set_num_threads(options.threads)
+    if options.linear_baseline:
+        for dataset in options.datasets:
+            name, score = linear_baseline(dataset)
+            print(f"{dataset}: linear model, test {name} {score:.4f}")
+        return
     options.out.mkdir(parents=True, exist_ok=True)
     path = options.out / "results.csv"
     rows = list(csv.DictReader(open(path))) if path.is_file() else []
