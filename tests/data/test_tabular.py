@@ -177,6 +177,11 @@ def test_objective_auto_and_missing_targets(tmp_path):
     assert data.objective == "regression" and sum(data.split_sizes.values()) == 78
 
 
+def test_another_target_of_a_named_dataset_gets_its_own_objective():
+    data = quiet(dataset="penguins", target="body_mass_g")
+    assert data.objective == "regression" and data.num_numeric == 4 and data.cardinalities == (4, 4, 4)
+
+
 def test_the_module_prints_without_touching_the_loaders():
     data = quiet(dataset="wine")
     assert str(data).startswith("TabularDataModule(source='wine', objective='classification', num_numeric=13")

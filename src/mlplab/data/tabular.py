@@ -297,8 +297,9 @@ class TabularDataModule(InMemoryDataModule):
                 raise ConfigError(f"{name}: unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
             named = DATASETS[dataset]
             frame, test_frame = named.load(resolve_data_dir(data_dir), download)
+            if objective == "auto" and target in (None, named.target):
+                objective = named.objective
             target = target or named.target
-            objective = named.objective if objective == "auto" else objective
             self.source = dataset
         else:
             frame = read_table(Path(path).expanduser())
