@@ -51,7 +51,8 @@ def cifar10_jpeg_subset(archive: Path, per_class: int = 20) -> Path:
 
 def data_overrides(recipe: Path) -> list[str]:
     """Point a recipe at the real data in $MLPLAB_DATA (or skip); the CI machine has only some files."""
-    data = yaml.safe_load(recipe.read_text())["data"]["class_path"]
+    loaded = yaml.safe_load(recipe.read_text())["data"]
+    data = loaded["class_path"]
     if data == "MNISTDataModule":
         require_data("mnist/t10k-images-idx3-ubyte.gz")
         return ["--data.source_split", "test"]  # only the official test split is available here
@@ -65,6 +66,12 @@ def data_overrides(recipe: Path) -> list[str]:
         require_data("tinyshakespeare.txt")
         # a 32-character context and a 4-character sample keep the 10M-parameter models quick on a CPU
         return ["--data.init_args.context_length=32", "--model.init_args.sample_length=4"]
+    if data == "TabularDataModule":
+        # the downloaded benchmarks are replaced by offline tables of the same kind (regression; classes
+        # with categorical columns)
+        offline = {"california_housing": "diabetes", "adult": "penguins"}
+        dataset = loaded["init_args"].get("dataset")
+        return [f"--data.init_args.dataset={offline[dataset]}"] if dataset in offline else []
     if data == "MQARDataModule":
         return ["--data.init_args.preset=64x4", "--data.init_args.num_train_examples=64",
                 "--data.init_args.num_test_examples=16"]  # fmt: skip

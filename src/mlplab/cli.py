@@ -74,6 +74,10 @@ LINKED_DATA_ATTRIBUTES = (
     "vocab_size",
     "context_length",
     "vocabulary",
+    "num_numeric",
+    "cardinalities",
+    "target_scale",
+    "table_digest",
 )
 
 DEBUG_ENV_VAR = "MLPLAB_DEBUG"

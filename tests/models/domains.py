@@ -161,3 +161,38 @@ HARNESSES: dict[str, Harness] = {
     "forecasting": Harness(forecasting_batch, F.mse_loss, 30, 3e-3, forecasting_contract),
     "sequence": Harness(sequence_batch, sequence_loss, 15, 1e-2, sequence_contract),
 }
+
+
+# ------------------------------------------------------------------------------------ tabular
+def tabular_batch(shapes: tuple, data_args: dict) -> Batch:
+    num_numeric, cardinalities, num_outputs = shapes
+    generator = _generator()
+    x_num = torch.randn(32, num_numeric, generator=generator)
+    x_cat = torch.stack([torch.randint(0, c, (32,), generator=generator) for c in cardinalities], 1)
+    score = x_num[:, 0] + (x_cat[:, 0] == 1).float() - x_num[:, 1] * (x_cat[:, 1] > 2).float()
+    classes = torch.bucketize(score, torch.quantile(score, torch.linspace(0, 1, num_outputs + 1)[1:-1]))
+    return Batch((x_num, x_cat), {}, classes)
+
+
+def tabular_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    if outputs.ndim == 3:  # an ensemble: every member against the targets
+        targets = targets.unsqueeze(1).expand(-1, outputs.shape[1])
+    return F.cross_entropy(outputs.flatten(0, -2), targets.flatten())
+
+
+def tabular_contract(model: nn.Module, shapes: tuple, data_args: dict) -> None:
+    num_numeric, cardinalities, num_outputs = shapes
+    model.eval()
+    x_num = torch.randn(3, num_numeric)
+    x_cat = torch.stack([torch.randint(0, c, (3,)) for c in cardinalities], 1)
+    out = model(x_num, x_cat)
+    assert out.shape[0] == 3 and out.shape[-1] == num_outputs and out.ndim in (2, 3)
+    # code 0 (a category unseen in training) is accepted and keeps the output finite
+    unseen = x_cat.clone()
+    unseen[:, 0] = 0
+    assert torch.isfinite(model(x_num, unseen)).all()
+    with pytest.raises(ConfigError, match="built for"):
+        model(torch.randn(3, num_numeric + 1), x_cat)
+
+
+HARNESSES["tabular"] = Harness(tabular_batch, tabular_loss, 20, 1e-2, tabular_contract)

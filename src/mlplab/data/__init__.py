@@ -1,4 +1,4 @@
-"""LightningDataModules: image classification, time series, character-level text and synthetic recall."""
+"""LightningDataModules: image classification, time series, character-level text, synthetic recall, tables."""
 
 from mlplab.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from mlplab.data.common import TensorBatchLoader, resolve_data_dir
@@ -8,6 +8,7 @@ from mlplab.data.image_folder import ImageFolderDataModule
 from mlplab.data.in_memory import InMemoryDataModule
 from mlplab.data.mnist import FashionMNISTDataModule, MNISTDataModule
 from mlplab.data.mqar import MQAR_PRESETS, MQARDataModule, multiquery_ar
+from mlplab.data.tabular import TabularDataModule
 from mlplab.data.text import CharTextDataModule, RandomWindowLoader
 from mlplab.data.timeseries import CSVDataModule, ETTDataModule, ForecastingDataModule
 from mlplab.data.tokenizer import CharTokenizer
@@ -29,6 +30,7 @@ __all__ = [
     "MQARDataModule",
     "MQAR_PRESETS",
     "RandomWindowLoader",
+    "TabularDataModule",
     "TensorBatchLoader",
     "multiquery_ar",
     "resolve_data_dir",

@@ -7,6 +7,7 @@ from mlplab.tasks.image_classification import ImageClassification
 from mlplab.tasks.image_restoration import ImageRestoration
 from mlplab.tasks.language_modeling import LanguageModeling, generate
 from mlplab.tasks.sequence import SequenceBackbone, SequenceTask
+from mlplab.tasks.tabular import TabularBackbone, TabularTask
 
 __all__ = [
     "AssociativeRecall",
@@ -18,6 +19,8 @@ __all__ = [
     "LanguageModeling",
     "SequenceBackbone",
     "SequenceTask",
+    "TabularBackbone",
+    "TabularTask",
     "Task",
     "generate",
 ]

@@ -270,8 +270,15 @@ class Task(L.LightningModule):
         return bool(connector.should_update_logs or trainer.fast_dev_run or last_batch)
 
     # ------------------------------------------------------------------------------ optimiser
+    def optimizer_parameters(self) -> list[Any]:
+        """What the optimiser gets: parameter groups, those ``exclude_from_weight_decay`` names without decay.
+
+        A subclass may override it to group its parameters otherwise.
+        """
+        return weight_decay_groups(self, self.exclude_from_weight_decay)
+
     def configure_optimizers(self) -> Any:
-        groups = weight_decay_groups(self, self.exclude_from_weight_decay)
+        groups = self.optimizer_parameters()
         if self._saved_param_groups == 1 and len(groups) > 1:
             rank_zero_warn(
                 "the checkpoint's optimiser has one parameter group (saved before mlplab left norms, biases "

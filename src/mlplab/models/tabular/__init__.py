@@ -1,0 +1,1 @@
+"""Tabular families: numeric and categorical columns in, class logits or a regression value out."""

@@ -1,0 +1,216 @@
+"""Tabular learning: classification or regression from numeric and categorical columns.
+
+One task with both heads: the DataModule says which (``num_classes``: the classes, 0 for regression).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import nn
+from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection, R2Score
+from torchmetrics.classification import BinaryAUROC, MulticlassAccuracy, MulticlassAUROC
+
+from mlplab.errors import CheckpointError, ConfigError
+from mlplab.models.counting import count_training_flops
+from mlplab.tasks.base import Task
+
+#: A tabular family (or ``functools.partial`` of one), called as
+#: ``family(num_numeric, cardinalities, num_outputs)``.
+TabularBackbone = Callable[[int, tuple[int, ...], int], nn.Module]
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class TabularTask(Task):
+    """Predict a class or a value from a table's numeric and categorical columns.
+
+    Batches are ``(x_num (B, N), x_cat (B, C), y (B,))`` as :class:`~mlplab.data.TabularDataModule`
+    delivers them. The backbone is called with ``(num_numeric, cardinalities, num_outputs)`` and maps
+    ``(x_num, x_cat)`` to ``(B, num_outputs)``, or an ensemble of ``k`` members (TabM) to
+    ``(B, k, num_outputs)``: its members are trained together, the loss being the mean of theirs, and
+    its prediction is the mean of theirs (of the probabilities for classification), as in the TabM paper.
+
+    **Classification** (``num_classes >= 2``): cross-entropy; metrics ``<stage>/acc``, ``<stage>/auroc``
+    (binary: of the positive class's probability; more classes: macro one-vs-rest) and
+    ``<stage>/logloss`` (of the predicted probabilities); the best checkpoint by ``val/acc``.
+    **Regression** (``num_classes == 0``): MSE on the standardised target; metrics ``<stage>/rmse``,
+    ``<stage>/mae`` (in the target's units, through ``target_scale``) and ``<stage>/r2``; the best
+    checkpoint by ``val/rmse``. Metrics are torchmetrics objects, one set per evaluation stage.
+
+    Before training, a family with a ``fit_to_data`` method gets the training split (TabM and the MLP
+    set their piecewise-linear bins from it); checkpoints keep what it set.
+
+    Args:
+        backbone: The family: its class path and arguments.
+        num_numeric: Numeric columns; filled in from the DataModule.
+        cardinalities: Codes per categorical column; filled in from the DataModule.
+        num_classes: Classes of the target, 0 for regression; filled in from the DataModule.
+        target_scale: Mean and standard deviation of the training targets (regression); filled in from
+            the DataModule.
+        table_digest: Fingerprint of the table's encoding and training rows; filled in from the
+            DataModule. Checkpoints keep it, and one trained on a table encoded otherwise is refused.
+        **kwargs: The optimiser, its LR scheduler and the scheduler's interval (:class:`~mlplab.tasks.Task`).
+    """
+
+    architecture_arguments = ("backbone", "num_numeric", "cardinalities", "num_classes")
+
+    def __init__(
+        self,
+        backbone: TabularBackbone,
+        num_numeric: int,
+        cardinalities: tuple[int, ...],
+        num_classes: int,
+        target_scale: tuple[float, float] = (0.0, 1.0),
+        table_digest: str | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        if num_classes == 1 or num_classes < 0:
+            raise ConfigError(
+                f"TabularTask: num_classes must be 0 (regression) or at least 2, got {num_classes}"
+            )
+        if target_scale[1] <= 0:
+            raise ConfigError(
+                f"TabularTask: the target's standard deviation must be positive, got {target_scale[1]}"
+            )
+        self.classification = num_classes >= 2
+        self.num_classes = num_classes
+        self.target_mean, self.target_std = float(target_scale[0]), float(target_scale[1])
+        self.table_digest = table_digest
+        self.monitor, self.monitor_mode = ("val/acc", "max") if self.classification else ("val/rmse", "min")
+        num_outputs = num_classes if self.classification else 1
+        self.backbone = self.build_backbone(backbone, num_numeric, tuple(cardinalities), num_outputs)
+        self.val_metrics = self._metrics("val")
+        self.test_metrics = self._metrics("test")
+
+    def _metrics(self, stage: str) -> MetricCollection:
+        if self.classification:
+            auroc = BinaryAUROC() if self.num_classes == 2 else MulticlassAUROC(self.num_classes)
+            metrics = {"acc": MulticlassAccuracy(self.num_classes, average="micro"), "auroc": auroc,
+                       "logloss": MeanMetric()}  # fmt: skip
+        else:
+            metrics = {"rmse": MeanSquaredError(squared=False), "mae": MeanAbsoluteError(), "r2": R2Score()}
+        return MetricCollection(metrics, prefix=f"{stage}/")
+
+    # ---------------------------------------------------------------------------------- model
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x_num, x_cat)
+
+    def predict(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        """Class probabilities ``(B, K)``, or values ``(B,)`` in the target's units; ensembles averaged."""
+        return self._combine(self(x_num, x_cat))
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy or MSE (standardised target), averaged over an ensemble's members."""
+        if outputs.ndim == 3:  # (B, k, O): every member against the same targets
+            targets = targets.unsqueeze(1).expand(-1, outputs.shape[1])
+            outputs, targets = outputs.flatten(0, 1), targets.flatten()
+        if self.classification:
+            return F.cross_entropy(outputs.float(), targets)
+        return F.mse_loss(outputs.float().squeeze(-1), targets)
+
+    def measure_flops(self, example_input: tuple[torch.Tensor, torch.Tensor]) -> int:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            meta_backbone = self._backbone_factory(*self._backbone_args)
+            x_num, x_cat = (torch.empty_like(t, device="meta") for t in example_input)
+            return count_training_flops(lambda: meta_backbone(x_num, x_cat))
+
+    # ------------------------------------------------------------------------------- training
+    def setup(self, stage: str) -> None:
+        """Before a fit, hand the training split to a family that fits something to it (bins)."""
+        fit = getattr(self.backbone, "fit_to_data", None)
+        if stage != "fit" or fit is None:
+            return
+        data = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if data is None or not hasattr(data, "split_tensors"):
+            rank_zero_warn("TabularTask: no TabularDataModule, so the family keeps its default bins")
+            return
+        x_num, x_cat, y = data.split_tensors("train")
+        fit(x_num, x_cat, y)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse, in one line, a checkpoint trained on a table encoded otherwise (codes, statistics)."""
+        theirs = checkpoint.get("hyper_parameters", {}).get("table_digest")
+        if theirs is not None and self.table_digest is not None and theirs != self.table_digest:
+            raise CheckpointError(
+                f"the checkpoint was trained on a table encoded otherwise (digest {theirs} there, "
+                f"{self.table_digest} here: other columns, category codes, classes or training rows); use "
+                "the data settings it was trained with (file, split_seed, categorical, drop, "
+                "min_category_count, numeric_policy)"
+            )
+        super().on_load_checkpoint(checkpoint)
+
+    def optimizer_parameters(self) -> list[Any]:
+        """The base's groups, and the numeric features' linear embeddings without weight decay too.
+
+        These are the TabM paper's parameter groups (biases, norms and linear embeddings undecayed);
+        ``exclude_from_weight_decay: nothing`` decays every parameter.
+        """
+        groups = super().optimizer_parameters()
+        if self.exclude_from_weight_decay == "nothing":
+            return groups
+        embeddings = {id(p) for module in self.modules() if type(module).__name__ == "LinearEmbeddings"
+                      for p in module.parameters()}  # fmt: skip
+        decay = [p for group in groups if group.get("weight_decay") is None for p in group["params"]]
+        keep = [p for group in groups if group.get("weight_decay") == 0.0 for p in group["params"]]
+        moved = [p for p in decay if id(p) in embeddings]
+        decay = [p for p in decay if id(p) not in embeddings]
+        return [g for g in ({"params": decay}, {"params": keep + moved, "weight_decay": 0.0}) if g["params"]]
+
+    def training_loss(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        x_num, x_cat, y = batch
+        self.record_flops((x_num, x_cat))
+        outputs = self(x_num, x_cat)
+        if self.classification:
+            # a plain mean keeps the accelerator busy: metric objects check their inputs on the host
+            members = outputs.detach().softmax(-1)
+            predicted = (members.mean(1) if members.ndim == 3 else members).argmax(-1)
+            self.log("train/acc", (predicted == y).float().mean(), on_step=False, on_epoch=True)
+        return self.loss(outputs, y)
+
+    # ----------------------------------------------------------------------------- evaluation
+    def _evaluate(self, batch: Batch, stage: str) -> None:
+        x_num, x_cat, y = batch
+        outputs = self(x_num, x_cat)
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        self.log(f"{stage}/loss", self.loss(outputs, y), prog_bar=stage == "val")
+        predictions = self._combine(outputs)
+        if self.classification:
+            metrics["acc"].update(predictions, y)
+            metrics["auroc"].update(predictions[:, 1] if self.num_classes == 2 else predictions, y)
+            picked = predictions.gather(1, y.unsqueeze(1)).squeeze(1)
+            metrics["logloss"].update(-picked.clamp_min(1e-12).log())
+        else:
+            metrics.update(predictions, y * self.target_std + self.target_mean)
+        self.log_dict(metrics, prog_bar=stage == "val")
+
+    def _combine(self, outputs: torch.Tensor) -> torch.Tensor:
+        """The prediction from the backbone's outputs (as :meth:`predict`)."""
+        if self.classification:
+            probabilities = outputs.float().softmax(-1)
+            return probabilities.mean(1) if probabilities.ndim == 3 else probabilities
+        values = outputs.float().squeeze(-1)
+        values = values.mean(1) if values.ndim == 2 else values
+        return values * self.target_std + self.target_mean
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        x_num, x_cat, y = batch
+        predictions = self.predict(x_num, x_cat)
+        if self.classification:
+            return {"probabilities": predictions, "predictions": predictions.argmax(-1), "targets": y}
+        return {"predictions": predictions, "targets": y * self.target_std + self.target_mean}
+
+
+__all__ = ["TabularBackbone", "TabularTask"]

@@ -1,0 +1,359 @@
+"""TabularDataModule: real offline tables, the split and encoding protocol, downloads, bad inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.preprocessing import QuantileTransformer, StandardScaler
+
+from mlplab.data import tabular
+from mlplab.data.tabular import TabularDataModule, split_indices
+from mlplab.errors import ConfigError, DataCorruptError, DataNotFoundError
+
+
+def quiet(**kwargs) -> TabularDataModule:
+    """The DataModule, its warnings (the objective chosen, unseen values) silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return TabularDataModule(**kwargs)
+
+
+def people(rows: int = 120, seed: int = 0) -> pd.DataFrame:
+    """A small table: two numeric columns (one with gaps), two categorical ones, a class and a value."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(18, 80, rows).astype(float)
+    age[::17] = np.nan
+    frame = pd.DataFrame(
+        {
+            "age": age,
+            "income": rng.lognormal(10, 1, rows),
+            "city": rng.choice(["Oslo", "Lima", "Pune"], rows),
+            "plan": rng.choice(["basic", "pro", None], rows),
+        }
+    )
+    frame["churn"] = np.where(rng.random(rows) < 0.4, "yes", "no")
+    frame["spend"] = frame["income"] / 1000 + rng.normal(0, 1, rows)
+    return frame
+
+
+# ------------------------------------------------------------------------------ real, offline tables
+@pytest.mark.parametrize(
+    ("name", "objective", "rows", "numeric", "cardinalities", "classes"),
+    [
+        ("diabetes", "regression", 442, 10, (), 0),
+        ("breast_cancer", "classification", 569, 30, (), 2),
+        ("wine", "classification", 178, 13, (), 3),
+        (
+            "penguins",
+            "classification",
+            344,
+            5,
+            (4, 4),
+            3,
+        ),  # island: 3 + unknown; sex: 2 + <missing> + unknown
+    ],
+)
+def test_offline_datasets_load_split_and_batch(name, objective, rows, numeric, cardinalities, classes):
+    data = quiet(dataset=name, batch_size=16)
+    assert (data.objective, data.num_numeric, data.cardinalities, data.num_classes) == (
+        objective,
+        numeric,
+        cardinalities,
+        classes,
+    )
+    assert sum(data.split_sizes.values()) == rows
+    assert data.split_sizes["test"] == int(np.ceil(0.2 * rows))
+    x_num, x_cat, y = next(iter(data.train_dataloader()))
+    assert x_num.shape == (16, numeric) and x_num.dtype == torch.float32
+    assert x_cat.shape == (16, len(cardinalities)) and x_cat.dtype == torch.int64
+    assert y.dtype == (torch.int64 if classes else torch.float32)
+    train = data.split_tensors("train")[0]
+    assert train.mean().abs() < 0.1 and (train.std() - 1).abs() < 0.2  # quantile-normal features
+    assert "penguins" not in name or data.categories["sex"] == ["<missing>", "female", "male"]
+
+
+def test_splits_are_reproducible_disjoint_and_complete():
+    first, again, other = (split_indices(1000, 0.2, 0.2, seed) for seed in (3, 3, 4))
+    assert all(np.array_equal(first[s], again[s]) for s in first)
+    assert not np.array_equal(first["train"], other["train"])
+    everything = np.concatenate(list(first.values()))
+    assert sorted(everything.tolist()) == list(range(1000))
+    assert (len(first["train"]), len(first["val"]), len(first["test"])) == (640, 160, 200)
+    # California housing's 20,640 rows give the TabM paper's split sizes
+    sizes = {k: len(v) for k, v in split_indices(20640, 0.2, 0.2, 0).items()}
+    assert sizes == {"train": 13209, "val": 3303, "test": 4128}
+
+
+# -------------------------------------------------------------------------- encoding protocol
+def test_csv_and_parquet_give_the_same_tensors(tmp_path):
+    frame = people()
+    frame.to_csv(tmp_path / "people.csv", index=False)
+    frame.to_parquet(tmp_path / "people.parquet", index=False)
+    a = quiet(path=str(tmp_path / "people.csv"), target="churn")
+    b = quiet(path=str(tmp_path / "people.parquet"), target="churn")
+    a.setup(), b.setup()
+    for split in ("train", "val", "test"):
+        for x, y in zip(a.split_tensors(split), b.split_tensors(split)):
+            torch.testing.assert_close(x, y)
+    assert a.cardinalities == (4, 4) and a.categories["plan"] == ["<missing>", "basic", "pro"]
+    assert a.num_classes == 2 and a.classes == ["no", "yes"]
+
+
+def test_numeric_statistics_come_from_the_training_split_only(tmp_path):
+    frame = people(200)
+    frame.to_csv(tmp_path / "people.csv", index=False)
+    for policy in ("standard", "quantile"):
+        data = quiet(path=str(tmp_path / "people.csv"), target="spend", numeric_policy=policy, split_seed=5)
+        data.setup()
+        raw = frame[["age", "income"]].to_numpy()
+        train_rows = data._indices["train"]
+        if policy == "standard":
+            reference = StandardScaler().fit(raw[train_rows])
+        else:
+            noise = np.random.default_rng(5).normal(0.0, 1e-5, raw[train_rows].shape)
+            reference = QuantileTransformer(
+                n_quantiles=10, output_distribution="normal", subsample=1_000_000_000, random_state=5
+            ).fit(raw[train_rows] + noise)
+        for split in ("train", "test"):
+            expected = np.nan_to_num(reference.transform(raw[data._indices[split]]), nan=0.0)
+            torch.testing.assert_close(
+                data.split_tensors(split)[0], torch.tensor(expected, dtype=torch.float32)
+            )
+    # the regression target is standardised with the training mean and deviation
+    spend = frame["spend"].to_numpy()[train_rows]
+    assert data.target_scale == pytest.approx((spend.mean(), spend.std()))
+    torch.testing.assert_close(
+        data.split_tensors("train")[2],
+        torch.tensor((spend - spend.mean()) / spend.std(), dtype=torch.float32),
+    )
+
+
+def test_a_category_unseen_in_training_gets_code_zero_and_a_warning(tmp_path):
+    frame = people(100)
+    data_rows = split_indices(100, 0.2, 0.2, 0)
+    frame.loc[data_rows["test"][:3], "city"] = "Atlantis"  # only in the test split
+    frame.to_csv(tmp_path / "people.csv", index=False)
+    with pytest.warns(
+        UserWarning,
+        match=r"column 'city': 3 test rows hold values the training split never has "
+        r"\('Atlantis'\); they get code 0 \(unknown\)",
+    ):
+        data = TabularDataModule(
+            path=str(tmp_path / "people.csv"), target="churn", objective="classification"
+        )
+    data.setup()
+    city = data.categorical_columns.index("city")
+    test_codes = data.split_tensors("test")[1][:, city]
+    assert (test_codes[:3] == 0).all() and (test_codes[3:] > 0).all()
+    assert (data.split_tensors("train")[1][:, city] > 0).all()
+    assert "Atlantis" not in data.categories["city"]
+
+
+def test_rare_training_values_share_the_unknown_code(tmp_path):
+    frame = people(100)
+    frame.loc[frame.index[:2], "city"] = "Quito"  # two rows: rare
+    frame.to_csv(tmp_path / "people.csv", index=False)
+    common = quiet(path=str(tmp_path / "people.csv"), target="churn")
+    rare = quiet(path=str(tmp_path / "people.csv"), target="churn", min_category_count=3)
+    assert "Quito" in common.categories["city"] and "Quito" not in rare.categories["city"]
+    assert rare.cardinalities[0] == common.cardinalities[0] - 1
+
+
+def test_objective_auto_and_missing_targets(tmp_path):
+    frame = people(80)
+    frame["grade"] = np.arange(80) % 4  # few integers: classes
+    frame.loc[[5, 6], "spend"] = np.nan
+    frame.to_csv(tmp_path / "people.csv", index=False)
+    assert quiet(path=str(tmp_path / "people.csv"), target="grade").objective == "classification"
+    with pytest.warns(UserWarning, match="2 rows of people.csv have no 'spend'; they are left out"):
+        data = TabularDataModule(path=str(tmp_path / "people.csv"), target="spend")
+    assert data.objective == "regression" and sum(data.split_sizes.values()) == 78
+
+
+def test_another_target_of_a_named_dataset_gets_its_own_objective():
+    data = quiet(dataset="penguins", target="body_mass_g")
+    assert data.objective == "regression" and data.num_numeric == 4 and data.cardinalities == (4, 4, 4)
+
+
+def test_the_module_prints_without_touching_the_loaders():
+    data = quiet(dataset="wine")
+    assert str(data).startswith("TabularDataModule(source='wine', objective='classification', num_numeric=13")
+    assert data.splits is None
+
+
+# ---------------------------------------------------------------------------------- downloads
+def test_named_downloads_refuse_in_one_line_when_they_cannot_download(tmp_path):
+    with pytest.raises(
+        DataNotFoundError,
+        match=r"California housing not found: expected cal_housing.tgz in "
+        r".*downloads are disabled.*ndownloader.figshare.com",
+    ):
+        TabularDataModule(dataset="california_housing", data_dir=str(tmp_path), download=False)
+    with pytest.raises(DataNotFoundError, match=r"Adult not found: expected adult.data in .*adult"):
+        TabularDataModule(dataset="adult", data_dir=str(tmp_path), download=False)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_california_housing_is_read_as_scikit_learn_builds_it(tmp_path, monkeypatch):
+    # the archive's layout, with four made-up districts (columns: longitude, latitude, age, rooms,
+    # bedrooms, population, households, income, value)
+    rows = np.array(
+        [
+            [-122.2, 37.9, 41, 880, 129, 322, 126, 8.3, 452600],
+            [-122.2, 37.9, 21, 7099, 1106, 2401, 1138, 8.3, 358500],
+            [-122.3, 37.9, 52, 1467, 190, 496, 177, 7.3, 352100],
+            [-122.3, 37.9, 52, 1274, 235, 558, 219, 5.6, 341300],
+        ]
+    )
+    text = "\n".join(",".join(str(v) for v in row) for row in rows).encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("CaliforniaHousing/cal_housing.data")
+        info.size = len(text)
+        tar.addfile(info, io.BytesIO(text))
+    (tmp_path / "cal_housing.tgz").write_bytes(buffer.getvalue())
+    monkeypatch.setattr(tabular, "CALIFORNIA_SHA256", sha256(buffer.getvalue()))
+    frame, test = tabular._california(tmp_path, download=False)
+    assert test is None and list(frame.columns)[-1] == "MedHouseVal"
+    assert frame["MedHouseVal"].tolist() == pytest.approx([4.526, 3.585, 3.521, 3.413])
+    assert frame["AveRooms"][0] == pytest.approx(880 / 126) and frame["AveOccup"][0] == pytest.approx(
+        322 / 126
+    )
+    monkeypatch.setattr(tabular, "CALIFORNIA_SHA256", "0" * 64)
+    with pytest.raises(DataCorruptError, match="cal_housing.tgz fails its sha256 check"):
+        tabular._california(tmp_path, download=False)
+
+
+def test_adult_reads_its_own_test_file(tmp_path, monkeypatch):
+    line = (
+        "39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, White, Male, "
+        "2174, 0, 40, {}, {}"
+    )
+    train = "\n".join(line.format("United-States", label) for label in ("<=50K", ">50K", "<=50K", ">50K") * 5)
+    test = "|1x3 Cross validator\n" + "\n".join(line.format("?", label) for label in ("<=50K.", ">50K."))
+    folder = tmp_path / "adult"
+    folder.mkdir()
+    (folder / "adult.data").write_text(train + "\n")
+    (folder / "adult.test").write_text(test + "\n")
+    monkeypatch.setattr(
+        tabular,
+        "ADULT_FILES",
+        {"adult.data": sha256((train + "\n").encode()), "adult.test": sha256((test + "\n").encode())},
+    )
+    data = quiet(dataset="adult", data_dir=str(tmp_path), download=False)
+    assert data.split_sizes["test"] == 2 and data.classes == ["<=50K", ">50K"]
+    assert (
+        data.cardinalities[data.categorical_columns.index("native_country")] == 2
+    )  # the test's '?' is unknown
+
+
+# ---------------------------------------------------------------------------------- bad inputs
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"path": "nowhere.csv", "target": "y"}, DataNotFoundError, r"no file nowhere.csv"),
+        (
+            {"path": "{csv}", "target": "label"},
+            ConfigError,
+            r"target column 'label' is not in people.csv \(its columns: age, income, city, plan, churn, "
+            r"spend\)",
+        ),
+        (
+            {"path": "{csv}", "target": "churn", "categorical": ["town"]},
+            ConfigError,
+            r"categorical column 'town' is not in people.csv",
+        ),
+        ({"path": "{csv}", "target": "churn", "drop": ["zip"]}, ConfigError, r"drop column 'zip' is not in"),
+        (
+            {"path": "{constant}", "target": "churn"},
+            ConfigError,
+            r"the target column 'churn' is constant \('no'\) in the training split of constant.csv",
+        ),
+        ({"path": "{csv}"}, ConfigError, r"say which column is the target"),
+        (
+            {"dataset": "iris"},
+            ConfigError,
+            r"unknown dataset 'iris'; choose one of california_housing, adult",
+        ),
+        ({"path": "{csv}", "dataset": "wine"}, ConfigError, r"give either path .* or dataset"),
+        ({"path": "{xlsx}", "target": "y"}, ConfigError, r"people.xlsx is neither CSV"),
+        ({"path": "{empty}", "target": "y"}, DataCorruptError, r"cannot read .*empty.csv"),
+        (
+            {"path": "{csv}", "target": "city", "objective": "regression"},
+            ConfigError,
+            r"regression needs a numeric target; 'city' holds values such as",
+        ),
+        (
+            {"path": "{csv}", "target": "churn", "val_fraction": 0.0},
+            ConfigError,
+            r"val_fraction must be in \(0, 1\)",
+        ),
+        (
+            {"path": "{csv}", "target": "churn", "min_category_count": 0},
+            ConfigError,
+            r"min_category_count must be a positive integer, got 0",
+        ),
+        (
+            {"path": "{only_target}", "target": "churn"},
+            ConfigError,
+            r"has no feature column besides the target",
+        ),
+    ],
+)
+def test_bad_tables_are_refused_in_one_line(tmp_path, kwargs, error, message):
+    people(60).to_csv(tmp_path / "people.csv", index=False)
+    constant = people(60).assign(churn="no")
+    constant.to_csv(tmp_path / "constant.csv", index=False)
+    people(60)[["churn"]].to_csv(tmp_path / "only_target.csv", index=False)
+    (tmp_path / "people.xlsx").write_bytes(b"PK")
+    (tmp_path / "empty.csv").write_text("")
+    paths = {
+        "csv": "people.csv",
+        "constant": "constant.csv",
+        "xlsx": "people.xlsx",
+        "empty": "empty.csv",
+        "only_target": "only_target.csv",
+    }
+    kwargs = {
+        k: (v.format(**{n: str(tmp_path / p) for n, p in paths.items()}) if isinstance(v, str) else v)
+        for k, v in kwargs.items()
+    }
+    with pytest.raises(error, match=message) as raised:
+        quiet(**kwargs)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_class_only_in_the_test_split_is_refused(tmp_path):
+    frame = people(50)
+    test_rows = split_indices(50, 0.2, 0.2, 0)["test"]
+    frame["churn"] = "no"
+    frame.loc[frame.index[::2], "churn"] = "yes"
+    frame.loc[test_rows[0], "churn"] = "maybe"
+    frame.to_csv(tmp_path / "people.csv", index=False)
+    with pytest.raises(
+        ConfigError, match="the test split holds target class 'maybe', which the training split"
+    ):
+        quiet(path=str(tmp_path / "people.csv"), target="churn")
+
+
+def test_the_digest_changes_with_anything_the_encoding_depends_on(tmp_path):
+    frame = people(100)
+    frame.loc[frame.index[:2], "city"] = "Quito"
+    frame.to_csv(tmp_path / "people.csv", index=False)
+    frame.assign(income=frame["income"] + 1).to_csv(tmp_path / "richer.csv", index=False)
+    base = {"path": str(tmp_path / "people.csv"), "target": "churn"}
+    digest = quiet(**base).table_digest
+    assert quiet(**base).table_digest == digest and len(digest) == 16
+    for change in ({"split_seed": 1}, {"min_category_count": 3}, {"numeric_policy": "standard"},
+                   {"drop": ["plan"]}, {"path": str(tmp_path / "richer.csv")}):  # fmt: skip
+        assert quiet(**{**base, **change}).table_digest != digest, change

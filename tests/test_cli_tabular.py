@@ -1,0 +1,131 @@
+"""The command line on tables: a CSV with an unseen category end to end, and one-line errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mlplab.data.tabular import split_indices
+
+QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+TINY = {
+    "trainer": {"max_epochs": 2, "accelerator": "cpu", "log_every_n_steps": 2},
+    "model": {
+        "class_path": "TabularTask",
+        "init_args": {"backbone": {"class_path": "TabM", "init_args": {"variant": "tiny", "num_bins": 4}}},
+    },
+    "data": {
+        "class_path": "TabularDataModule",
+        "init_args": {"path": "shop.csv", "target": "bought", "batch_size": 16},
+    },
+}
+
+
+def shop(rows: int = 120) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "price": rng.lognormal(3, 1, rows),
+            "visits": rng.integers(0, 20, rows),
+            "channel": rng.choice(["ad", "mail", "search"], rows),
+        }
+    )
+    frame["bought"] = np.where(frame["visits"] + rng.normal(0, 3, rows) > 10, "yes", "no")
+    return frame
+
+
+def test_fit_and_test_a_csv_whose_test_split_has_an_unseen_category(cli, tmp_path, capsys):
+    frame = shop()
+    frame.loc[split_indices(len(frame), 0.2, 0.2, 0)["test"][:4], "channel"] = "radio"  # never in training
+    frame.to_csv(tmp_path / "shop.csv", index=False)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    with pytest.warns(
+        UserWarning,
+        match=r"column 'channel': 4 test rows hold values the training split never "
+        r"has \('radio'\); they get code 0 \(unknown\)",
+    ):
+        assert cli("fit", "--config", "tiny.yaml", "--trainer.default_root_dir=run", *QUIET) == 0
+    run = tmp_path / "run" / "lightning_logs" / "version_0"
+    hparams = yaml.unsafe_load((run / "hparams.yaml").read_text())
+    assert (hparams["num_numeric"], tuple(hparams["cardinalities"]), hparams["num_classes"]) == (2, (4,), 2)
+    capsys.readouterr()
+    assert (
+        cli(
+            "test",
+            "--config",
+            str(run / "config.yaml"),
+            "--ckpt_path",
+            "best",
+            "--trainer.default_root_dir=run",
+            *QUIET,
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "test/acc" in out and "test/auroc" in out and "test/logloss" in out
+    # the same checkpoint on the table split otherwise (other training rows, other statistics): refused
+    status = cli("test", "--config", str(run / "config.yaml"), "--ckpt_path", "best", "--data.split_seed=1",
+                 "--trainer.default_root_dir=run", *QUIET)  # fmt: skip
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert status == 2 and len(errors) == 1
+    assert "the checkpoint was trained on a table encoded otherwise" in errors[0]
+
+
+CASES = [
+    ("missing-file", ["--data.path=nowhere.csv"], "TabularDataModule: no file nowhere.csv"),
+    (
+        "wrong-target",
+        ["--data.target=purchased"],
+        "target column 'purchased' is not in shop.csv (its columns: price, visits, channel, bought)",
+    ),
+    ("wrong-categorical", ["--data.categorical=[chanel]"], "categorical column 'chanel' is not in shop.csv"),
+    ("constant-target", ["--data.path=constant.csv"], "the target column 'bought' is constant ('no')"),
+    ("no-target-column", ["--data.path=no_target.csv"], "target column 'bought' is not in no_target.csv"),
+    (
+        "regression-of-text",
+        ["--data.target=channel", "--data.objective=regression"],
+        "regression needs a numeric target",
+    ),
+    (
+        "tabm-arch",
+        ["--model.backbone.arch_type=tabm-huge"],
+        "'tabm-mini', 'tabm-packed']. Got value: tabm-huge",
+    ),
+    ("unknown-dataset", ["--data.path=null", "--data.dataset=iris"], "unknown dataset 'iris'"),
+    (
+        "california-offline",
+        [
+            "--data.path=null",
+            "--data.dataset=california_housing",
+            "--data.download=false",
+            "--data.data_dir=empty",
+        ],
+        "California housing not found: expected cal_housing.tgz",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "args", "cause"), CASES, ids=[case[0] for case in CASES])
+def test_bad_tabular_inputs_end_in_one_line(cli, tmp_path, capsys, name, args, cause):
+    shop().to_csv(tmp_path / "shop.csv", index=False)
+    shop().assign(bought="no").to_csv(tmp_path / "constant.csv", index=False)
+    shop().drop(columns="bought").to_csv(tmp_path / "no_target.csv", index=False)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    capsys.readouterr()
+    assert cli("fit", "--config", "tiny.yaml", "--trainer.default_root_dir=run", *args, *QUIET) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, err[-2000:]
+    assert cause in errors[0], errors[0]
+    assert "Traceback" not in err
+
+
+def test_models_lists_the_tabular_families(cli, capsys):
+    assert cli("models", "--domain", "tabular") == 0
+    out = capsys.readouterr().out
+    for family in ("TabM", "TabularMLP", "FinalMLP"):
+        assert family in out
+    assert "438,688" in out  # TabM's California configuration, as the paper's report counts it
