@@ -63,6 +63,8 @@ LINKED_DATA_ATTRIBUTES = (
     "vocab_size",
     "context_length",
     "vocabulary",
+    "num_inputs",
+    "num_outputs",
 )
 
 DEBUG_ENV_VAR = "MLPLAB_DEBUG"

@@ -1,5 +1,9 @@
-"""Callbacks for cross-cutting concerns: checkpoints, divergence, throughput / FLOPs / MFU, compilation."""
+"""Callbacks for cross-cutting concerns: checkpoints, divergence, throughput / FLOPs / MFU, compilation.
 
+Also the S-KAN selection phase (ActivationSelection).
+"""
+
+from mlplab.callbacks.activation_selection import ActivationSelection
 from mlplab.callbacks.checkpoint import AtomicCheckpointIO, BestCheckpoint
 from mlplab.callbacks.compile import CompileBackbone
 from mlplab.callbacks.divergence import DivergenceGuard
@@ -8,6 +12,7 @@ from mlplab.callbacks.predictions import SavePredictions
 from mlplab.callbacks.throughput import Throughput, leading_batch_size
 
 __all__ = [
+    "ActivationSelection",
     "AtomicCheckpointIO",
     "BestCheckpoint",
     "CompileBackbone",

@@ -1,8 +1,10 @@
-"""LightningDataModules: image classification, time series, character-level text and synthetic recall."""
+"""LightningDataModules: images, series, text, synthetic recall, an image's pixels, formula samples."""
 
 from mlplab.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from mlplab.data.common import TensorBatchLoader, resolve_data_dir
 from mlplab.data.digits import DigitsDataModule
+from mlplab.data.fields import ImageFittingDataModule
+from mlplab.data.functions import FunctionDataModule
 from mlplab.data.image import ImageDataModule
 from mlplab.data.image_folder import ImageFolderDataModule
 from mlplab.data.in_memory import InMemoryDataModule
@@ -22,7 +24,9 @@ __all__ = [
     "ETTDataModule",
     "FashionMNISTDataModule",
     "ForecastingDataModule",
+    "FunctionDataModule",
     "ImageDataModule",
+    "ImageFittingDataModule",
     "ImageFolderDataModule",
     "InMemoryDataModule",
     "MNISTDataModule",

@@ -6,7 +6,14 @@ imports them all. ``mlplab models`` lists them with their named variants.
 
 from mlplab.models import registry
 from mlplab.models.counting import count_parameters
+from mlplab.models.fields.cam import CAM
+from mlplab.models.fields.coordinate_mlp import CoordinateMLP
+from mlplab.models.fields.fresh import FreSh
+from mlplab.models.fields.rbfnet import GaussianRBFNet
+from mlplab.models.fields.siren import SIREN
 from mlplab.models.flat import FlatMLP
+from mlplab.models.kan.kan import KAN
+from mlplab.models.kan.skan import SKAN
 from mlplab.models.sequence.common import SequenceModel
 from mlplab.models.sequence.gam import GatedAssociativeMemory
 from mlplab.models.sequence.gated_conv import GatedConv
@@ -31,17 +38,24 @@ from mlplab.models.vision.strip_mlp import StripMLP
 from mlplab.models.vision.timm_families import GMLP, ConViT, MlpMixer, PoolFormer, ResMLP
 
 __all__ = [
+    "CAM",
     "GMLP",
+    "KAN",
     "MAXIM",
     "MSMLP",
+    "SIREN",
+    "SKAN",
     "Activator",
     "BottleneckMLP",
     "ConViT",
     "ConventionalMLP",
+    "CoordinateMLP",
     "DLinear",
     "DynamicSpectrumMixer",
     "FlatMLP",
+    "FreSh",
     "GatedAssociativeMemory",
+    "GaussianRBFNet",
     "GatedConv",
     "GatedLinearAttention",
     "HopfieldLM",
