@@ -57,7 +57,7 @@ def compile_formula(formula: str, num_inputs: int | None = None):
     function = sympy.lambdify(symbols, expression, modules=["scipy", "numpy"])
 
     def evaluate(x: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(np.asarray(function(*x.T), dtype=np.float64), (len(x),))
+        return np.array(np.broadcast_to(np.asarray(function(*x.T), dtype=np.float64), (len(x),)))
 
     return evaluate, count, expression
 
