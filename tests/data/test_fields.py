@@ -48,7 +48,9 @@ def test_file_folder_grayscale_and_training_stride(tmp_path):
     coords, colours = data.splits["all"]
     torch.testing.assert_close(colours[7], torch.tensor(pixels[1, 1], dtype=torch.float32) / 255)
     train_coords, _ = data.splits["train"]
-    assert len(train_coords) == 2 * 3 and torch.equal(train_coords[1], coords[2])  # rows 0, 2; columns 0, 2, 4
+    assert len(train_coords) == 2 * 3 and torch.equal(
+        train_coords[1], coords[2]
+    )  # rows 0, 2; columns 0, 2, 4
     torch.testing.assert_close(data.target_image()[:, 1, 1], colours[7])
     picked = ImageFittingDataModule(str(tmp_path), index=1, grayscale=True)
     assert picked.path.name == "b.png" and picked.image_shape == (1, 4, 6)
@@ -57,8 +59,8 @@ def test_file_folder_grayscale_and_training_stride(tmp_path):
 
 
 def test_loaders_serve_random_training_pixels_and_every_pixel_in_order_for_evaluation(tmp_path):
-    data = ImageFittingDataModule(str(write_png(tmp_path / "i.png", np.random.default_rng(0).integers(0, 255, (8, 8)))),
-                                  batch_size=16, eval_batch_size=24)  # fmt: skip
+    noise = np.random.default_rng(0).integers(0, 255, (8, 8))
+    data = ImageFittingDataModule(str(write_png(tmp_path / "i.png", noise)), batch_size=16, eval_batch_size=24)
     data.setup()
     train = list(data.train_dataloader())
     assert len(train) == 4 and not torch.equal(torch.cat([b[0] for b in train]), data.splits["all"][0])
@@ -70,7 +72,9 @@ def test_loaders_serve_random_training_pixels_and_every_pixel_in_order_for_evalu
 def test_an_undecodable_image_is_refused_in_one_line(tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("this is not a picture")
-    with pytest.raises(DataCorruptError, match=r"cannot decode the image .*notes.png \(UnidentifiedImageError"):
+    with pytest.raises(
+        DataCorruptError, match=r"cannot decode the image .*notes.png \(UnidentifiedImageError"
+    ):
         ImageFittingDataModule(str(bad))
     truncated = tmp_path / "cut.png"
     write_png(truncated, np.random.default_rng(0).integers(0, 255, (64, 64, 3)))
@@ -87,14 +91,18 @@ def test_a_grid_larger_than_memory_allows_is_refused_with_the_estimate(tmp_path,
         ImageFittingDataModule(str(path))
     message = str(refused.value)
     assert "the 200×300 image big.png needs 2.3 MiB for its coordinate grid (60,000 pixels" in message
-    assert "more than 0.5 of the 1.0 MiB available; fit a smaller copy with data.size (e.g. size: 91)" in message
+    assert (
+        "more than 0.5 of the 1.0 MiB available; fit a smaller copy with data.size (e.g. size: 91)" in message
+    )
     assert ImageFittingDataModule(str(path), size=91).grid_bytes() <= 500_000
 
 
 def test_missing_images_and_unreachable_urls_are_named(tmp_path):
     with pytest.raises(DataNotFoundError, match="image 'no_such_picture' not found"):
         ImageFittingDataModule("no_such_picture")
-    with pytest.raises(DataNotFoundError, match=r"image not found: expected x.png in .*fields; download failed"):
+    with pytest.raises(
+        DataNotFoundError, match=r"image not found: expected x.png in .*fields; download failed"
+    ):
         ImageFittingDataModule("http://127.0.0.1:9/x.png", data_dir=str(tmp_path))
     empty = tmp_path / "empty"
     empty.mkdir()

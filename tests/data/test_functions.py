@@ -17,7 +17,11 @@ def test_named_formulas_are_the_kan_papers_and_evaluate():
     data.setup()
     x, y = data.splits["train"]
     torch.testing.assert_close(y[:, 0], torch.exp(torch.sin(torch.pi * x[:, 0]) + x[:, 1] ** 2))
-    assert x.min() >= -1 and x.max() <= 1 and [len(data.splits[s][0]) for s in ("train", "val", "test")] == [50, 20, 30]
+    assert (
+        x.min() >= -1
+        and x.max() <= 1
+        and [len(data.splits[s][0]) for s in ("train", "val", "test")] == [50, 20, 30]
+    )
     assert FunctionDataModule("exp_sin_sq_100d", num_train=2, num_val=2, num_test=2).num_inputs == 100
     bessel = FunctionDataModule("bessel", num_train=5, num_val=2, num_test=2)
     bessel.setup()

@@ -69,13 +69,20 @@ class ImageFitting(Task):
         self._train_seconds = 0.0
         self._epoch_started: float | None = None
         self._reached_target = False
+        #: Seconds FreSh took to choose the frequency scale (0 when it did not run).
+        self.fresh_seconds = 0.0
 
     # ------------------------------------------------------------------------------------ FreSh
-    def setup(self, stage: str) -> None:
+    def on_fit_start(self) -> None:
+        """Choose the backbone's frequency scale with FreSh, unless the fit resumes from a checkpoint.
+
+        Lightning has restored a resumed fit's weights (the chosen scale among them) before this hook.
+        """
+        super().on_fit_start()
         fresh = getattr(self.backbone, "fresh", None)
         datamodule = getattr(self.trainer, "datamodule", None)
-        if fresh is None or stage != "fit" or datamodule is None or self.trainer.ckpt_path:
-            return  # a resumed fit takes the chosen scale from its checkpoint
+        if fresh is None or datamodule is None or self.trainer.ckpt_path:
+            return
         target = datamodule.target_image()
         channels, height, width = target.shape
         if (channels, height, width) != self.image_shape:
@@ -89,13 +96,14 @@ class ImageFitting(Task):
             lambda: self._backbone_factory(*self._backbone_args), target.to(device), coords, fresh
         )
         self.backbone.set_frequency_scale(best)
+        self.fresh_seconds = time.perf_counter() - started
         listed = ", ".join(f"{c:g}: {d:.3f}" for c, d in distances.items())
         rank_zero_info(
             f"FreSh chose frequency_scale {best:g} for {type(self.backbone).__name__} in "
-            f"{time.perf_counter() - started:.1f} s (spectrum distances {listed})"
+            f"{self.fresh_seconds:.1f} s (spectrum distances {listed})"
         )
         for logger in self.loggers:
-            logger.log_hyperparams({"fresh/frequency_scale": best})
+            logger.log_hyperparams({"fresh/frequency_scale": best, "fresh/seconds": self.fresh_seconds})
 
     # ------------------------------------------------------------------------------------ steps
     def loss(self, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,9 @@ def test_positional_encoding_keeps_the_input_and_doubles_octaves():
     out = encoding(coords)
     assert out.shape == (1, 2 * (1 + 2 * 3)) and encoding.out_features == out.shape[1]
     torch.testing.assert_close(out[0, :2], coords[0])
-    torch.testing.assert_close(out[0, 2:8], torch.sin(torch.tensor([1, 2, 4, 1, 2, 4]) * math.pi * coords[0].repeat_interleave(3)))
+    torch.testing.assert_close(
+        out[0, 2:8], torch.sin(torch.tensor([1, 2, 4, 1, 2, 4]) * math.pi * coords[0].repeat_interleave(3))
+    )
 
 
 def test_siren_initialisation_and_output_scale():
@@ -54,7 +56,9 @@ def test_cam_at_initialisation_is_a_normalised_ffn_and_reads_its_grid_bilinearly
     # the official normalisation: F.instance_norm over a (1, pixels, features) tensor
     official = F.relu(F.instance_norm(layer.linear(h)[None])[0])
     torch.testing.assert_close(layer(h, coords), official, atol=1e-5, rtol=1e-5)
-    assert layer.grid.detach().mul(10).eq(torch.cat([torch.ones(1, 1, 3, 3), torch.zeros(1, 1, 3, 3)], 1)).all()
+    assert (
+        layer.grid.detach().mul(10).eq(torch.cat([torch.ones(1, 1, 3, 3), torch.zeros(1, 1, 3, 3)], 1)).all()
+    )
     with torch.no_grad():  # gamma = 1, beta ramps with the column: read at the corners and the centre
         layer.grid[0, 1] = torch.tensor([[0.0, 1.0, 2.0]] * 3) / layer.multiplier
         layer.linear.weight.zero_()

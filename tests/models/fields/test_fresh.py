@@ -8,7 +8,12 @@ from scipy.stats import wasserstein_distance
 
 from mlplab.data.fields import pixel_grid
 from mlplab.models import SIREN, FreSh
-from mlplab.models.fields.fresh import image_spectrum, select_frequency_scale, spectrum_distance, spectrum_mask
+from mlplab.models.fields.fresh import (
+    image_spectrum,
+    select_frequency_scale,
+    spectrum_distance,
+    spectrum_mask,
+)
 
 
 def official_mask(side: int) -> torch.Tensor:

@@ -9,7 +9,13 @@ import torch
 
 from mlplab.errors import ConfigError
 from mlplab.models import KAN, SKAN
-from mlplab.models.kan.layers import ActivationBasis, BSplineKANLayer, SelectableKANLayer, bspline_basis, uniform_grid
+from mlplab.models.kan.layers import (
+    ActivationBasis,
+    BSplineKANLayer,
+    SelectableKANLayer,
+    bspline_basis,
+    uniform_grid,
+)
 
 
 def test_bsplines_sum_to_one_inside_the_grid_and_vanish_outside():
