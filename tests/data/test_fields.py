@@ -60,7 +60,8 @@ def test_file_folder_grayscale_and_training_stride(tmp_path):
 
 def test_loaders_serve_random_training_pixels_and_every_pixel_in_order_for_evaluation(tmp_path):
     noise = np.random.default_rng(0).integers(0, 255, (8, 8))
-    data = ImageFittingDataModule(str(write_png(tmp_path / "i.png", noise)), batch_size=16, eval_batch_size=24)
+    path = write_png(tmp_path / "i.png", noise)
+    data = ImageFittingDataModule(str(path), batch_size=16, eval_batch_size=24)
     data.setup()
     train = list(data.train_dataloader())
     assert len(train) == 4 and not torch.equal(torch.cat([b[0] for b in train]), data.splits["all"][0])
