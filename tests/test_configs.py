@@ -58,6 +58,10 @@ def data_overrides(recipe: Path) -> list[str]:
         require_data("tinyshakespeare.txt")
         # a 32-character context and a 4-character sample keep the 10M-parameter models quick on a CPU
         return ["--data.init_args.context_length=32", "--model.init_args.sample_length=4"]
+    if data == "ImageFittingDataModule":  # the bundled images, fitted at 16 pixels
+        return ["--data.init_args.size=16"]
+    if data == "FunctionDataModule":
+        return ["--data.init_args.num_train=64", "--data.init_args.num_val=16", "--data.init_args.num_test=16"]
     if data == "MQARDataModule":
         return ["--data.init_args.preset=64x4", "--data.init_args.num_train_examples=64",
                 "--data.init_args.num_test_examples=16"]  # fmt: skip
