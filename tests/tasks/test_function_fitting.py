@@ -63,3 +63,13 @@ def test_a_bad_formula_ends_with_one_error_line(cli, capsys, tmp_path):
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "cannot parse the formula 'sin(x1'" in errors[0], err[-1500:]
+
+
+@pytest.mark.gpu
+def test_skan_fits_on_the_gpu(cli, tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    args = [
+        a for a in fit_args(tmp_path, "SKAN", "--trainer.max_epochs=3") if a != "--trainer.accelerator=cpu"
+    ]
+    assert cli(*args, "--trainer.accelerator=gpu") == 0

@@ -97,3 +97,19 @@ def test_bad_images_end_with_one_error_line(cli, capsys, picture, tmp_path, make
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and cause in errors[0], err[-1500:]
     assert "Traceback" not in err
+
+
+@pytest.mark.gpu
+def test_fit_with_fresh_on_the_gpu_under_bf16(cli, picture, tmp_path, caplog):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    fresh = ["--model.backbone.fresh.candidates=[3.0, 30.0]", "--model.backbone.fresh.spectrum_size=8"]
+    args = fit_args(picture, tmp_path / "gpu", *fresh, "--trainer.precision=bf16-mixed")
+    args = [a for a in args if a != "--trainer.accelerator=cpu"] + ["--trainer.accelerator=gpu"]
+    assert cli(*args) == 0
+    assert "FreSh chose frequency_scale" in caplog.text
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "gpu" / "lightning_logs" / "version_0"
+    psnr = [e.value for e in EventAccumulator(str(run)).Reload().Scalars("val/psnr")]
+    assert psnr[-1] > psnr[0]
