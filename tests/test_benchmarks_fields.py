@@ -1,4 +1,4 @@
-"""The neural-field and KAN benchmark scripts stay runnable: tiny CPU runs of each."""
+"""The neural-field and KAN benchmark scripts stay runnable: tiny CPU runs of each (slow tier: a subprocess each)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import csv
 import json
 import subprocess
 import sys
+
+import pytest
 
 from tests.conftest import REPO
 
@@ -16,6 +18,7 @@ def run_script(name: str, *args: str) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_fields_image_benchmark_smoke(tmp_path):
     run_script("fields_image.py", f"--out={tmp_path}", "--image=china", "--size=8", "--steps=4",
                "--val-every=2", "--families", "siren", "siren_fresh", "--levels", "5", "60")  # fmt: skip
@@ -27,6 +30,7 @@ def test_fields_image_benchmark_smoke(tmp_path):
     assert "| siren_fresh |" in (tmp_path / "results.md").read_text()
 
 
+@pytest.mark.slow
 def test_kan_formulas_benchmark_smoke(tmp_path):
     run_script("kan_formulas.py", f"--out={tmp_path}", "--formulas", "product", "--epochs=10")
     with open(tmp_path / "results.csv") as handle:
