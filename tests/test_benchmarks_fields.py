@@ -1,4 +1,4 @@
-"""The neural-field and KAN benchmark scripts stay runnable: tiny CPU runs of each (slow tier: a subprocess each)."""
+"""The neural-field and KAN benchmark scripts stay runnable: tiny CPU runs of each (slow tier)."""
 
 from __future__ import annotations
 
