@@ -72,6 +72,14 @@ def data_overrides(recipe: Path) -> list[str]:
         offline = {"california_housing": "diabetes", "adult": "penguins"}
         dataset = loaded["init_args"].get("dataset")
         return [f"--data.init_args.dataset={offline[dataset]}"] if dataset in offline else []
+    if data == "ImageFittingDataModule":  # the bundled images, fitted at 16 pixels
+        return ["--data.init_args.size=16"]
+    if data == "FunctionDataModule":
+        return [
+            "--data.init_args.num_train=64",
+            "--data.init_args.num_val=16",
+            "--data.init_args.num_test=16",
+        ]
     if data == "MQARDataModule":
         return ["--data.init_args.preset=64x4", "--data.init_args.num_train_examples=64",
                 "--data.init_args.num_test_examples=16"]  # fmt: skip

@@ -78,6 +78,8 @@ LINKED_DATA_ATTRIBUTES = (
     "cardinalities",
     "target_scale",
     "table_digest",
+    "num_inputs",
+    "num_outputs",
 )
 
 DEBUG_ENV_VAR = "MLPLAB_DEBUG"

@@ -155,11 +155,46 @@ def sequence_contract(model: nn.Module, shapes: tuple, data_args: dict) -> None:
         model(torch.zeros(context_length, dtype=torch.long))
 
 
+# ------------------------------------------------------------------------------------ image fitting
+def image_fitting_batch(shapes: tuple, data_args: dict) -> Batch:
+    (_,), (channels,) = shapes
+    coords = torch.rand(256, 2, generator=_generator()) * 2 - 1
+    phase = torch.arange(channels).view(1, -1)
+    colours = 0.5 + 0.4 * torch.sin(3 * coords[:, :1] + phase) * torch.cos(2 * coords[:, 1:])
+    return Batch((coords,), {}, colours)
+
+
+def image_fitting_contract(model: nn.Module, shapes: tuple, data_args: dict) -> None:
+    (dims,), (channels,) = shapes
+    model.eval()
+    assert model(torch.rand(3, dims) * 2 - 1).shape == (3, channels)
+    with pytest.raises(ConfigError, match="built for coordinates"):
+        model(torch.rand(3, dims + 1))
+
+
+# ------------------------------------------------------------------------------------ function fitting
+def function_fitting_batch(shapes: tuple, data_args: dict) -> Batch:
+    (inputs,), (outputs,) = shapes
+    x = torch.rand(128, inputs, generator=_generator()) * 2 - 1
+    y = torch.sin(math.pi * x[:, :1]) + x.pow(2).sum(-1, keepdim=True)
+    return Batch((x,), {}, y.expand(-1, outputs))
+
+
+def function_fitting_contract(model: nn.Module, shapes: tuple, data_args: dict) -> None:
+    (inputs,), (outputs,) = shapes
+    model.eval()
+    assert model(torch.rand(3, inputs)).shape == (3, outputs)
+    with pytest.raises(ConfigError, match="built for"):
+        model(torch.rand(3, inputs + 1))
+
+
 HARNESSES: dict[str, Harness] = {
     "image_classification": Harness(classification_batch, F.cross_entropy, 10, 3e-3, classification_contract),
     "image_restoration": Harness(restoration_batch, F.mse_loss, 20, 3e-3, restoration_contract),
     "forecasting": Harness(forecasting_batch, F.mse_loss, 30, 3e-3, forecasting_contract),
     "sequence": Harness(sequence_batch, sequence_loss, 15, 1e-2, sequence_contract),
+    "image_fitting": Harness(image_fitting_batch, F.mse_loss, 20, 1e-2, image_fitting_contract),
+    "function_fitting": Harness(function_fitting_batch, F.mse_loss, 20, 1e-2, function_fitting_contract),
 }
 
 

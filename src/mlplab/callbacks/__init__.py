@@ -1,5 +1,9 @@
-"""Cross-cutting callbacks: checkpoints, divergence, throughput, compilation, run summaries, watchdog."""
+"""Cross-cutting callbacks: checkpoints, divergence, throughput, compilation, run summaries, watchdog.
 
+Also the S-KAN selection phase (ActivationSelection).
+"""
+
+from mlplab.callbacks.activation_selection import ActivationSelection
 from mlplab.callbacks.checkpoint import AtomicCheckpointIO, BestCheckpoint
 from mlplab.callbacks.compile import CompileBackbone
 from mlplab.callbacks.divergence import DivergenceGuard
@@ -11,6 +15,7 @@ from mlplab.callbacks.throughput import Throughput, leading_batch_size
 from mlplab.callbacks.watchdog import DistributedWatchdog
 
 __all__ = [
+    "ActivationSelection",
     "AtomicCheckpointIO",
     "BestCheckpoint",
     "CompileBackbone",

@@ -1,8 +1,10 @@
-"""LightningDataModules: image classification, time series, character-level text, synthetic recall, tables."""
+"""LightningDataModules: images, series, text, synthetic recall, tables, one image's pixels, formulas."""
 
 from mlplab.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from mlplab.data.common import TensorBatchLoader, resolve_data_dir
 from mlplab.data.digits import DigitsDataModule
+from mlplab.data.fields import ImageFittingDataModule
+from mlplab.data.functions import FunctionDataModule
 from mlplab.data.image import ImageDataModule
 from mlplab.data.image_folder import ImageFolderDataModule
 from mlplab.data.in_memory import InMemoryDataModule
@@ -23,7 +25,9 @@ __all__ = [
     "ETTDataModule",
     "FashionMNISTDataModule",
     "ForecastingDataModule",
+    "FunctionDataModule",
     "ImageDataModule",
+    "ImageFittingDataModule",
     "ImageFolderDataModule",
     "InMemoryDataModule",
     "MNISTDataModule",

@@ -1,0 +1,78 @@
+"""Function fitting: regress samples of a formula, as the KAN papers evaluate their networks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torchmetrics import MeanSquaredError
+
+from mlplab.errors import ConfigError, require_positive
+from mlplab.tasks.base import ImageBackbone, Task
+
+
+class FunctionFitting(Task):
+    """Fit ``y = f(x)`` from samples with the mean squared error; report the root mean squared error.
+
+    The backbone is called as ``family((num_inputs,), (num_outputs,))`` and maps ``(B, num_inputs)`` to
+    ``(B, num_outputs)`` (the KAN families, or any flat MLP such as ``StandardMLP``). Metrics:
+    ``<stage>/rmse`` (over the whole split) and ``<stage>/loss``; the best checkpoint is chosen by
+    ``val/rmse``.
+
+    Args:
+        backbone: The family: its class path and arguments.
+        num_inputs: Input dimension; filled in from the DataModule.
+        num_outputs: Output dimension; filled in from the DataModule.
+        **kwargs: The optimiser, its LR scheduler and the scheduler's interval (:class:`~mlplab.tasks.Task`).
+    """
+
+    monitor = "val/rmse"
+    monitor_mode = "min"
+
+    def __init__(self, backbone: ImageBackbone, num_inputs: int, num_outputs: int = 1, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        require_positive("FunctionFitting", num_inputs=num_inputs, num_outputs=num_outputs)
+        self.num_inputs, self.num_outputs = num_inputs, num_outputs
+        self.backbone = self.build_backbone(backbone, (num_inputs,), (num_outputs,))
+        self.val_rmse = MeanSquaredError(squared=False)
+        self.test_rmse = MeanSquaredError(squared=False)
+
+    def loss(self, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The training loss (mean squared error); override it in a subclass to train with another."""
+        return F.mse_loss(predictions, targets)
+
+    def _check(self, x: torch.Tensor) -> None:
+        if x.ndim != 2 or x.shape[-1] != self.num_inputs:
+            raise ConfigError(
+                f"FunctionFitting was built for {self.num_inputs} inputs, "
+                f"got a batch of shape {tuple(x.shape)}"
+            )
+
+    def training_loss(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        self._check(x)
+        self.record_flops(x)
+        return self.loss(self(x), y)
+
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+        x, y = batch
+        self._check(x)
+        predictions = self(x).float()
+        self.log(f"{stage}/loss", self.loss(predictions, y))
+        metric = self.val_rmse if stage == "val" else self.test_rmse
+        metric.update(predictions, y)
+        self.log(f"{stage}/rmse", metric, prog_bar=stage == "val")
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def predict_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> dict[str, torch.Tensor]:
+        x, y = batch
+        return {"inputs": x, "predictions": self(x), "targets": y}
