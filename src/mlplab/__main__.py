@@ -1,7 +1,8 @@
 """The ``mlplab`` program (also ``python -m mlplab`` and ``python cli.py``).
 
 ``mlplab sweep ...`` goes to :mod:`mlplab.tools.sweep`, ``mlplab models ...`` (the registered families)
-to :func:`mlplab.models.registry.main`; every other command (fit, validate, test, predict) to the
+to :func:`mlplab.models.registry.main`, ``mlplab analyze | drop-layers | prune ...`` (questions asked of
+a trained run) to :mod:`mlplab.analysis.command`; every other command (fit, validate, test, predict) to the
 training CLI, :func:`mlplab.cli.main`. The sweep imports the training CLI (it counts
 and resolves runs with its parser); the training CLI imports nothing of the sweep, so dispatching
 here keeps the two free of an import cycle.
@@ -26,6 +27,10 @@ def main(args: list[str] | None = None) -> None:
         from mlplab.models.registry import main as models_main
 
         models_main(argv[1:])
+    elif argv[:1] in (["analyze"], ["drop-layers"], ["prune"]):
+        from mlplab.analysis.command import main as analysis_main
+
+        analysis_main(argv[0], argv[1:])
     else:
         from mlplab.cli import main as cli_main
 

@@ -13,6 +13,8 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
+from mlplab.analysis.density import ActivationDensity, DensityProbe
+from mlplab.analysis.layers import drop_layers
 from mlplab.errors import CheckpointError, ConfigError
 from mlplab.models.counting import count_parameters, count_training_flops
 from mlplab.models.registry import check_channel_mlps, upgrade_state_dict
@@ -89,6 +91,12 @@ class Task(L.LightningModule):
         lr_scheduler: LR scheduler with its arguments; ``None`` keeps the LR constant. The default,
             :class:`~mlplab.optim.LinearWarmupDecay`, decays linearly to zero over the whole run.
         lr_scheduler_interval: Step the scheduler every optimiser ``step`` or every ``epoch``.
+        density: Log the activation density of the channel MLPs per block (``val/density/block{i}``) and,
+            with a ``weight``, add DEFT's density loss to the training loss
+            (:class:`~mlplab.analysis.density.ActivationDensity`); ``null``: neither.
+        dropped_layers: Residual blocks and branches removed from the backbone (module paths such as
+            ``blocks.3.mixer``), as ``mlplab drop-layers`` writes them into a dropped model's config;
+            an architecture argument.
     """
 
     #: Name of the validation metric the best checkpoint is chosen by.
@@ -99,15 +107,20 @@ class Task(L.LightningModule):
     #: command line with a checkpoint (``--ckpt_path``) they must equal the checkpoint's; every other
     #: argument given there is honoured (see ``docs/reliability.md``). The backbone always counts,
     #: with its class and every one of its arguments.
-    architecture_arguments: ClassVar[tuple[str, ...]] = ("backbone",)
+    architecture_arguments: ClassVar[tuple[str, ...]] = ("backbone", "dropped_layers")
 
     def __init__(
         self,
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_scheduler: LRSchedulerCallable | None = LinearWarmupDecay,
         lr_scheduler_interval: Literal["step", "epoch"] = "step",
+        density: ActivationDensity | None = None,
+        dropped_layers: list[str] | None = None,
     ):
         super().__init__()
+        self.density = density
+        self.density_probe: DensityProbe | None = None
+        self.dropped_layers = list(dropped_layers or [])
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
         self.lr_scheduler_interval = lr_scheduler_interval
@@ -132,8 +145,10 @@ class Task(L.LightningModule):
                 f"(the task passes it the data's shapes), got an instance of {type(factory).__name__}"
             )
         self._backbone_factory, self._backbone_args = factory, shapes
-        backbone = factory(*shapes)
+        backbone = drop_layers(factory(*shapes), self.dropped_layers)
         check_channel_mlps(backbone)
+        if self.density is not None:
+            self.density_probe = DensityProbe(backbone, self.density)
         self._adds_auxiliary_loss = any(isinstance(m, MixtureOfExperts) for m in backbone.modules())
         return backbone
 
@@ -143,7 +158,7 @@ class Task(L.LightningModule):
         The backbone is re-built on the meta device, so this costs no memory and no real compute.
         """
         with torch.random.fork_rng(devices=[]), torch.device("meta"):
-            meta_backbone = self._backbone_factory(*self._backbone_args)
+            meta_backbone = drop_layers(self._backbone_factory(*self._backbone_args), self.dropped_layers)
             meta_input = torch.empty_like(example_input, device="meta")
             return count_training_flops(lambda: meta_backbone(meta_input))
 
@@ -164,14 +179,40 @@ class Task(L.LightningModule):
         raise NotImplementedError
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        """:meth:`training_loss` plus the backbone's auxiliary losses (``train/aux_loss``)."""
+        """:meth:`training_loss` plus the backbone's auxiliary losses (``train/aux_loss``) and DEFT's."""
         loss = self.training_loss(batch, batch_idx)
         self.log("train/loss", loss, prog_bar=True)
         extra = auxiliary_loss(self.backbone) if self._adds_auxiliary_loss else None
         if extra is not None:
             self.log("train/aux_loss", extra)
             loss = loss + extra
+        density_loss = self.density_probe.pop_loss() if self.density_probe is not None else None
+        if density_loss is not None:
+            self.log("train/density_loss", density_loss)
+            loss = loss + self.density.weight * density_loss
         return loss
+
+    def _log_density(self, stage: str) -> None:
+        """Log the share of active channel-MLP activations of the last batch, per block and overall."""
+        if self.density_probe is None:
+            return
+        for group, active, size in self.density_probe.pop_counts():
+            name = f"{stage}/density/{group}" if group else f"{stage}/density"
+            self.log(
+                name, active.float() / size, on_step=False, on_epoch=True, batch_size=size, sync_dist=True
+            )
+
+    def on_validation_batch_end(
+        self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        self._log_density("val")
+
+    def on_test_batch_end(self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._log_density("test")
+
+    def on_predict_batch_end(self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if self.density_probe is not None:
+            list(self.density_probe.pop_counts())  # nothing is logged in predict: drop the counts
 
     # ------------------------------------------------------------------------------ optimiser
     def configure_optimizers(self) -> Any:
