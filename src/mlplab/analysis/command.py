@@ -239,6 +239,7 @@ def run_drop_layers(options: argparse.Namespace) -> dict[str, Any]:
         "family": spec.name,
         "part": options.part,
         "dropped": [{"sublayer": c.path, "similarity": by_path.get(c.path)} for c in dropped],
+        "similarities": {c.path: by_path.get(c.path) for c in candidates},
         "metric": run.monitor,
         "before": before,
         "after": after,

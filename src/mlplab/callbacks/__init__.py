@@ -1,10 +1,11 @@
-"""Callbacks for cross-cutting concerns: checkpoints, divergence, throughput / FLOPs / MFU, compilation."""
+"""Callbacks for cross-cutting concerns: checkpoints, divergence, throughput and FLOPs, compiling, pruning."""
 
 from mlplab.callbacks.checkpoint import AtomicCheckpointIO, BestCheckpoint
 from mlplab.callbacks.compile import CompileBackbone
 from mlplab.callbacks.divergence import DivergenceGuard
 from mlplab.callbacks.logging import LearningRates, SaveRunConfig
 from mlplab.callbacks.predictions import SavePredictions
+from mlplab.callbacks.pruning import GlobalMagnitudePruning
 from mlplab.callbacks.throughput import Throughput, leading_batch_size
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "BestCheckpoint",
     "CompileBackbone",
     "DivergenceGuard",
+    "GlobalMagnitudePruning",
     "LearningRates",
     "SavePredictions",
     "SaveRunConfig",
