@@ -3,7 +3,8 @@
 ``mlplab sweep ...`` goes to :mod:`mlplab.tools.sweep`, ``mlplab models ...`` (the registered families)
 to :func:`mlplab.models.registry.main`, ``mlplab compare ...`` (runs side by side) to
 :mod:`mlplab.tools.compare`, ``mlplab export ...`` (a trained run as safetensors, ONNX or TorchScript)
-to :mod:`mlplab.tools.export`; every other command (fit, validate, test, predict) to the
+to :mod:`mlplab.tools.export`, ``mlplab analyze | drop-layers | prune ...`` (questions asked of a
+trained run) to :mod:`mlplab.analysis.command`; every other command (fit, validate, test, predict) to the
 training CLI, :func:`mlplab.cli.main`. The sweep imports the training CLI (it counts
 and resolves runs with its parser); the training CLI imports nothing of the sweep, so dispatching
 here keeps the two free of an import cycle.
@@ -36,6 +37,10 @@ def main(args: list[str] | None = None) -> None:
         from mlplab.tools.export import main as export_main
 
         export_main(argv[1:])
+    elif argv[:1] in (["analyze"], ["drop-layers"], ["prune"]):
+        from mlplab.analysis.command import main as analysis_main
+
+        analysis_main(argv[0], argv[1:])
     else:
         from mlplab.cli import main as cli_main
 

@@ -1,6 +1,6 @@
 """Cross-cutting callbacks: checkpoints, divergence, throughput, compilation, run summaries, watchdog.
 
-Also the S-KAN selection phase (ActivationSelection).
+Also global magnitude pruning and the S-KAN selection phase (ActivationSelection).
 """
 
 from mlplab.callbacks.activation_selection import ActivationSelection
@@ -10,6 +10,7 @@ from mlplab.callbacks.divergence import DivergenceGuard
 from mlplab.callbacks.logging import LearningRates, SaveRunConfig
 from mlplab.callbacks.predictions import SavePredictions
 from mlplab.callbacks.progress import ThrottledRichProgressBar, ThrottledTQDMProgressBar
+from mlplab.callbacks.pruning import GlobalMagnitudePruning
 from mlplab.callbacks.summary import RunSummary
 from mlplab.callbacks.throughput import Throughput, leading_batch_size
 from mlplab.callbacks.watchdog import DistributedWatchdog
@@ -21,6 +22,7 @@ __all__ = [
     "CompileBackbone",
     "DistributedWatchdog",
     "DivergenceGuard",
+    "GlobalMagnitudePruning",
     "LearningRates",
     "SavePredictions",
     "RunSummary",

@@ -17,6 +17,8 @@ from lightning.pytorch.trainer.states import RunningStage
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
+from mlplab.analysis.density import ActivationDensity, DensityProbe
+from mlplab.analysis.layers import drop_layers
 from mlplab.data.common import BatchSamples
 from mlplab.errors import CheckpointError, ConfigError
 from mlplab.models.counting import count_parameters, count_training_flops
@@ -135,6 +137,12 @@ class Task(L.LightningModule):
             ``norms_biases`` (nanoGPT's choice: embedding tables decay) or ``nothing`` (every parameter
             decays, as ``torch.optim`` does with ``model.parameters()``). See
             :func:`mlplab.optim.weight_decay_groups`.
+        density: Log the activation density of the channel MLPs per block (``val/density/block{i}``) and,
+            with a ``weight``, add DEFT's density loss to the training loss
+            (:class:`~mlplab.analysis.density.ActivationDensity`); ``null``: neither.
+        dropped_layers: Residual blocks and branches removed from the backbone (module paths such as
+            ``blocks.3.mixer``), as ``mlplab drop-layers`` writes them into a dropped model's config;
+            an architecture argument.
     """
 
     #: Name of the validation metric the best checkpoint is chosen by.
@@ -145,7 +153,7 @@ class Task(L.LightningModule):
     #: command line with a checkpoint (``--ckpt_path``) they must equal the checkpoint's; every other
     #: argument given there is honoured (see ``docs/reliability.md``). The backbone always counts,
     #: with its class and every one of its arguments.
-    architecture_arguments: ClassVar[tuple[str, ...]] = ("backbone",)
+    architecture_arguments: ClassVar[tuple[str, ...]] = ("backbone", "dropped_layers")
 
     def __init__(
         self,
@@ -153,6 +161,8 @@ class Task(L.LightningModule):
         lr_scheduler: LRSchedulerCallable | None = LinearWarmupDecay,
         lr_scheduler_interval: Literal["step", "epoch"] = "step",
         exclude_from_weight_decay: WeightDecayExclusion = "norms_biases_embeddings",
+        density: ActivationDensity | None = None,
+        dropped_layers: list[str] | None = None,
     ):
         super().__init__()
         if exclude_from_weight_decay not in ("norms_biases_embeddings", "norms_biases", "nothing"):
@@ -160,6 +170,9 @@ class Task(L.LightningModule):
                 "model.exclude_from_weight_decay must be norms_biases_embeddings, norms_biases or nothing, "
                 f"got {exclude_from_weight_decay!r}"
             )
+        self.density = density
+        self.density_probe: DensityProbe | None = None
+        self.dropped_layers = list(dropped_layers or [])
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
         self.lr_scheduler_interval = lr_scheduler_interval
@@ -186,8 +199,10 @@ class Task(L.LightningModule):
                 f"(the task passes it the data's shapes), got an instance of {type(factory).__name__}"
             )
         self._backbone_factory, self._backbone_args = factory, shapes
-        backbone = factory(*shapes)
+        backbone = drop_layers(factory(*shapes), self.dropped_layers)
         check_channel_mlps(backbone)
+        if self.density is not None:
+            self.density_probe = DensityProbe(backbone, self.density)
         self._adds_auxiliary_loss = any(isinstance(m, MixtureOfExperts) for m in backbone.modules())
         return backbone
 
@@ -197,7 +212,7 @@ class Task(L.LightningModule):
         The backbone is re-built on the meta device, so this costs no memory and no real compute.
         """
         with torch.random.fork_rng(devices=[]), torch.device("meta"):
-            meta_backbone = self._backbone_factory(*self._backbone_args)
+            meta_backbone = drop_layers(self._backbone_factory(*self._backbone_args), self.dropped_layers)
             meta_input = torch.empty_like(example_input, device="meta")
             return count_training_flops(lambda: meta_backbone(meta_input))
 
@@ -235,7 +250,7 @@ class Task(L.LightningModule):
         raise NotImplementedError
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        """:meth:`training_loss` plus the backbone's auxiliary losses (``train/aux_loss``).
+        """:meth:`training_loss` plus the backbone's auxiliary losses (``train/aux_loss``) and DEFT's.
 
         ``train/loss`` and ``train/aux_loss`` are handed to Lightning only on the steps whose metrics it
         writes to the loggers (every ``trainer.log_every_n_steps``, see :meth:`logs_this_step`): the
@@ -249,6 +264,11 @@ class Task(L.LightningModule):
                 self.log("train/aux_loss", extra)
         if extra is not None:
             loss = loss + extra
+        density_loss = self.density_probe.pop_loss() if self.density_probe is not None else None
+        if density_loss is not None:
+            if self.logs_this_step():
+                self.log("train/density_loss", density_loss)
+            loss = loss + self.density.weight * density_loss
         return loss
 
     def logs_this_step(self) -> bool:
@@ -268,6 +288,28 @@ class Task(L.LightningModule):
             return True
         last_batch = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
         return bool(connector.should_update_logs or trainer.fast_dev_run or last_batch)
+
+    def _log_density(self, stage: str) -> None:
+        """Log the share of active channel-MLP activations of the last batch, per block and overall."""
+        if self.density_probe is None:
+            return
+        for group, active, size in self.density_probe.pop_counts():
+            name = f"{stage}/density/{group}" if group else f"{stage}/density"
+            self.log(
+                name, active.float() / size, on_step=False, on_epoch=True, batch_size=size, sync_dist=True
+            )
+
+    def on_validation_batch_end(
+        self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        self._log_density("val")
+
+    def on_test_batch_end(self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._log_density("test")
+
+    def on_predict_batch_end(self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if self.density_probe is not None:
+            list(self.density_probe.pop_counts())  # nothing is logged in predict: drop the counts
 
     # ------------------------------------------------------------------------------ optimiser
     def optimizer_parameters(self) -> list[Any]:

@@ -82,7 +82,7 @@ class ForecastingTask(Task):
 
     monitor = "val/mse"
     monitor_mode = "min"
-    architecture_arguments = ("backbone", "revin", "revin_affine")
+    architecture_arguments = ("backbone", "dropped_layers", "revin", "revin_affine")
 
     def __init__(
         self,

@@ -58,7 +58,7 @@ class ImageRestoration(Task):
 
     monitor = "val/psnr"
     monitor_mode = "max"
-    architecture_arguments = ("backbone", "mode")
+    architecture_arguments = ("backbone", "dropped_layers", "mode")
 
     def __init__(
         self,

@@ -57,7 +57,7 @@ class TabularTask(Task):
         **kwargs: The optimiser, its LR scheduler and the scheduler's interval (:class:`~mlplab.tasks.Task`).
     """
 
-    architecture_arguments = ("backbone", "num_numeric", "cardinalities", "num_classes")
+    architecture_arguments = ("backbone", "dropped_layers", "num_numeric", "cardinalities", "num_classes")
 
     def __init__(
         self,

@@ -1,0 +1,197 @@
+"""``mlplab analyze``, ``drop-layers`` and ``prune`` end to end on trained runs; their one-line refusals."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.conftest import REPO
+
+QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+#: A tiny character Transformer, trained with DEFT's density loss and pruned to 30% at step 3.
+TINY_LM = {
+    "seed_everything": 0,
+    "trainer": {
+        "max_epochs": 1,
+        "limit_val_batches": 2,
+        "log_every_n_steps": 2,
+        "callbacks": [
+            {
+                "class_path": "mlplab.callbacks.GlobalMagnitudePruning",
+                "init_args": {"sparsity": 0.3, "start_step": 3},
+            }
+        ],
+    },  # fmt: skip
+    "model": {
+        "class_path": "LanguageModeling",
+        "init_args": {
+            "sample_length": 4,
+            "density": {"weight": 0.5},
+            "backbone": {
+                "class_path": "Transformer",
+                "init_args": {"embed_dim": 16, "depth": 3, "num_heads": 2},
+            },
+        },
+    },
+    "data": {
+        "class_path": "CharTextDataModule",
+        "init_args": {
+            "corpus": "pydoc_topics",
+            "context_length": 16,
+            "batch_size": 8,
+            "batches_per_epoch": 6,
+        },
+    },
+}
+#: The S-MLP (not a stack of residual blocks) on the bundled digits.
+TINY_SMLP = {
+    "seed_everything": 0,
+    "trainer": {"max_epochs": 1, "limit_train_batches": 2, "limit_val_batches": 2},
+    "model": {"class_path": "ImageClassification",
+              "init_args": {"backbone": {"class_path": "StandardMLP", "init_args": {"variant": "tiny"}}}},
+    "data": {"class_path": "DigitsDataModule", "init_args": {"batch_size": 32}},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """Train the two runs once, in a process of their own (Lightning's log handlers stay out of pytest's)."""
+    root = tmp_path_factory.mktemp("runs")
+    script = ["from mlplab.__main__ import main"]
+    for name, config in (("lm", TINY_LM), ("smlp", TINY_SMLP)):
+        (root / f"{name}.yaml").write_text(yaml.safe_dump(config))
+        args = ["fit", "--config", f"{name}.yaml", f"--trainer.default_root_dir={name}", *QUIET]
+        script.append(f"main({args!r})")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", "\n".join(script)], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {name: root / name / "lightning_logs" / "version_0" for name in ("lm", "smlp")}
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def one_error_line(capsys) -> str:
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("error: "), "\n".join(err)
+    return err[0]
+
+
+def test_the_density_option_and_the_pruning_callback_from_a_config(runs):
+    events = EventAccumulator(str(runs["lm"]))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {
+        "train/density_loss",
+        "val/density",
+        "val/density/block0",
+        "val/density/block2",
+        "prune/sparsity",
+    } <= tags
+    assert events.Scalars("prune/sparsity")[-1].value == pytest.approx(0.3, abs=1e-3)
+
+
+def test_analyze_writes_tables_figures_and_events_and_leaves_the_checkpoint(cli, capsys, runs):
+    run = runs["lm"]
+    before = digest(run / "checkpoints" / "best.ckpt")
+    assert cli("analyze", "similarity", "--run", str(run), "--batches", "2") == 0
+    out = run / "analysis" / "similarity"
+    lines = (out / "similarity.csv").read_text().splitlines()
+    assert lines[0] == "index,block,part,sublayer,similarity,importance" and len(lines) == 1 + 3 * 3
+    assert (out / "similarity.png").stat().st_size > 0 and list(out.glob("events.out.tfevents.*"))
+    assert "| blocks.2 |" in capsys.readouterr().out
+    assert cli("analyze", "density", "--run", str(run), "--batches", "2", "--threshold", "0", "0.05") == 0
+    rows = (run / "analysis" / "density" / "density.csv").read_text().splitlines()
+    assert rows[0] == "threshold,group,density" and len(rows) == 1 + 2 * 4  # block0..2 and all, per threshold
+    assert digest(run / "checkpoints" / "best.ckpt") == before
+
+
+def test_drop_layers_removes_the_most_similar_and_writes_a_model_that_tests(cli, capsys, runs, tmp_path):
+    from mlplab.analysis.run import evaluate, load_run
+
+    run = runs["lm"]
+    before = digest(run / "checkpoints" / "best.ckpt")
+    out = tmp_path / "dropped"
+    args = ["--run", str(run), "--part", "attention", "--count", "2", "--batches", "2", "--test-batches", "2"]
+    assert cli("drop-layers", *args, "--out", str(out)) == 0
+    report = json.loads((out / "report.json").read_text())
+    ranked = sorted(report["similarities"], key=report["similarities"].get, reverse=True)
+    assert [d["sublayer"] for d in report["dropped"]] == ranked[:2]
+    assert report["params_after"] < report["params_before"] and report["metric"] == "test/loss"
+    assert (
+        yaml.safe_load((out / "config.yaml").read_text())["model"]["init_args"]["dropped_layers"]
+        == ranked[:2]
+    )
+    dropped = load_run(out, str(out / "model.ckpt"))
+    assert dropped.task.dropped_layers == ranked[:2]
+    assert evaluate(dropped, "test", 2, "cpu")["test/loss"] == pytest.approx(
+        report["after"]["test/loss"], rel=1e-5
+    )
+    capsys.readouterr()
+    test_args = [f"--ckpt_path={out / 'model.ckpt'}", "--trainer.limit_test_batches=2", *QUIET]
+    assert cli("test", "--config", str(out / "config.yaml"), *test_args) == 0
+    capsys.readouterr()
+    # the run's own config says dropped_layers: null, an architecture argument: refused in one line
+    assert cli("test", "--config", str(run / "config.yaml"), *test_args) == 2
+    assert "model.dropped_layers: the checkpoint model.ckpt was trained with" in one_error_line(capsys)
+    assert digest(run / "checkpoints" / "best.ckpt") == before
+
+
+def test_prune_reaches_the_sparsity_fine_tunes_and_loads_into_the_run_config(cli, capsys, runs, tmp_path):
+    import torch
+
+    run = runs["lm"]
+    before = digest(run / "checkpoints" / "best.ckpt")
+    out = tmp_path / "pruned"
+    args = ["--run", str(run), "--sparsity", "0.6", "--finetune-steps", "2", "--test-batches", "2"]
+    assert cli("prune", *args, "--out", str(out)) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["sparsity"] == pytest.approx(0.6, abs=1e-3) and report["sparsity_written"] >= 0.6 - 1e-3
+    assert {"before", "after_pruning", "after_finetune"} <= set(report)
+    state = torch.load(out / "model.ckpt", weights_only=True)["state_dict"]
+    assert not any(key.endswith(("weight_orig", "weight_mask")) for key in state)
+    capsys.readouterr()
+    test_args = [f"--ckpt_path={out / 'model.ckpt'}", "--trainer.limit_test_batches=2", *QUIET]
+    assert cli("test", "--config", str(run / "config.yaml"), *test_args) == 0  # the same architecture
+    assert digest(run / "checkpoints" / "best.ckpt") == before
+
+
+def test_what_cannot_be_read_or_handled_is_refused_in_one_line(cli, capsys, runs, tmp_path):
+    run, smlp = runs["lm"], runs["smlp"]
+    (tmp_path / "empty").mkdir()
+    broken = tmp_path / "broken"
+    shutil.copytree(run, broken, ignore=shutil.ignore_patterns("analysis"))
+    best = broken / "checkpoints" / "best.ckpt"
+    best.write_bytes(best.read_bytes()[:1000])
+    cases = [
+        (["analyze", "similarity", "--run", "nowhere"], "error: --run nowhere: no such folder"),
+        (["prune", "--run", str(tmp_path / "empty"), "--sparsity", "0.5"], "no config.yaml there"),
+        (["analyze", "density", "--run", str(broken)], "best.ckpt"),
+        (["analyze", "similarity", "--run", str(run), "--ckpt", "other.ckpt"], "--ckpt other.ckpt: no such"),
+        (["analyze", "similarity", "--run", str(smlp)],
+         "error: analyze similarity: StandardMLP is not a stack of residual blocks (no block layout; "),
+        (["drop-layers", "--run", str(smlp), "--part", "block", "--count", "1"],
+         "error: drop-layers: StandardMLP is not a stack of residual blocks"),
+        (["drop-layers", "--run", str(run), "--part", "attention", "--count", "9"],
+         "--count 9 but this Transformer has 3 attention sub-layers"),
+        (["prune", "--run", str(run), "--sparsity", "1.5"], "error: prune: --sparsity must lie between"),
+        (["drop-layers", "--run", str(run), "--count", "1"],
+         "error: mlplab drop-layers: the following arguments are required: --part (see --help)"),
+        (["analyze", "sideways", "--run", str(run)], "error: mlplab analyze: argument what: invalid choice"),
+    ]  # fmt: skip
+    for args, expected in cases:
+        assert cli(*args) == 2, args
+        assert expected in one_error_line(capsys), args
+    density = ["analyze", "density", "--run", str(smlp)]  # S-MLP: its GELU, no layout needed
+    assert cli(*density, "--batches", "1") == 0

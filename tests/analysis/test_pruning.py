@@ -1,0 +1,105 @@
+"""Global magnitude pruning (Gupta et al.): one threshold for the whole network, the Minimum Threshold."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from mlplab.analysis import pruning
+from mlplab.models import registry
+
+
+def small_net() -> nn.Module:
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3), nn.Flatten(), nn.Linear(8 * 4 * 4, 16), nn.ReLU(), nn.Linear(16, 4)
+    )
+    with torch.no_grad():
+        net[4].weight.mul_(0.01)  # a layer of small weights: global ranking empties it first
+    return net
+
+
+def test_prunes_the_globally_smallest_weights_to_the_exact_target():
+    net = small_net()
+    layers = pruning.prunable_layers(net)
+    assert [name for name, _ in layers] == ["0", "2", "4"]
+    everything = torch.cat([layer.weight.detach().abs().flatten() for _, layer in layers])
+    masked, total = pruning.global_magnitude_prune(layers, 0.5)
+    assert total == everything.numel() and masked == round(0.5 * total)
+    assert pruning.sparsity(layers) == (masked, total)
+    threshold = everything.sort().values[masked - 1]
+    for _, layer in layers:  # every pruned weight is at most the threshold, every kept one at least
+        original, mask = layer.weight_orig.detach().abs(), layer.weight_mask.bool()
+        assert original[~mask].max() <= threshold
+        assert not mask.any() or original[mask].min() >= threshold
+    assert layers[2][1].weight.count_nonzero() == 0  # the small layer collapsed
+
+
+def test_the_minimum_threshold_keeps_every_layer_alive():
+    net = small_net()
+    layers = pruning.prunable_layers(net)
+    masked, total = pruning.global_magnitude_prune(layers, 0.5, min_weights_per_layer=10)
+    assert masked == round(0.5 * total)  # still the target, taken from the other layers
+    assert all(layer.weight.count_nonzero() >= 10 for _, layer in layers)
+    small = layers[2][1]
+    kept = small.weight_mask.bool().flatten()
+    assert set(small.weight_orig.detach().abs().flatten().topk(10).indices.tolist()) == set(
+        kept.nonzero().flatten().tolist()
+    )
+
+
+def test_a_higher_target_prunes_further_and_keeps_earlier_masks():
+    net = small_net()
+    layers = pruning.prunable_layers(net)
+    pruning.global_magnitude_prune(layers, 0.3)
+    first = {name: layer.weight_mask.clone() for name, layer in layers}
+    masked, total = pruning.global_magnitude_prune(layers, 0.8)
+    assert masked == round(0.8 * total) == pruning.sparsity(layers)[0]
+    for name, layer in layers:
+        assert not (layer.weight_mask.bool() & ~first[name].bool()).any()  # nothing comes back
+    assert pruning.global_magnitude_prune(layers, 0.5) == (masked, total)  # a lower target: no change
+
+
+def test_pruned_weights_stay_zero_while_training_and_fold_into_plain_weights():
+    net = small_net()
+    layers = pruning.prunable_layers(net)
+    pruning.global_magnitude_prune(layers, 0.6)
+    zeros = {name: layer.weight == 0 for name, layer in layers}
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-2)
+    for _ in range(3):
+        loss = net(torch.randn(4, 3, 6, 6)).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    for name, layer in layers:
+        assert (layer.weight[zeros[name]] == 0).all()
+    saved = pruning.masks(layers)
+    pruning.make_permanent(layers)
+    assert all(
+        isinstance(layer.weight, nn.Parameter) and not hasattr(layer, "weight_mask") for _, layer in layers
+    )
+    assert pruning.sparsity(layers)[0] >= round(0.6 * pruning.sparsity(layers)[1])
+    fresh = small_net()  # a resumed fit: the saved masks come back as reparametrisations
+    fresh_layers = pruning.prunable_layers(fresh)
+    pruning.apply_masks(fresh_layers, saved)
+    for name, layer in fresh_layers:
+        assert torch.equal(layer.weight_mask.bool(), saved[name]) and (layer.weight[~saved[name]] == 0).all()
+
+
+def test_embeddings_tied_heads_and_fixed_projections_are_not_pruned():
+    model = registry.build("Transformer", 23, 24, embed_dim=16, depth=2, num_heads=2)
+    names = [name for name, _ in pruning.prunable_layers(model)]
+    assert "head" not in names and names == [
+        "blocks.0.mixer.qkv", "blocks.0.mixer.out_proj", "blocks.0.mlp.fc1", "blocks.0.mlp.fc2",
+        "blocks.1.mixer.qkv", "blocks.1.mixer.out_proj", "blocks.1.mlp.fc1", "blocks.1.mlp.fc2",
+    ]  # fmt: skip
+    untied = registry.build("Transformer", 23, 24, embed_dim=16, depth=1, num_heads=2, tie_embeddings=False)
+    assert "head" in [name for name, _ in pruning.prunable_layers(untied)]
+
+
+def test_cubic_schedule():
+    assert pruning.cubic_sparsity(0, 0.8, 10, 110) == 0.0
+    assert pruning.cubic_sparsity(10, 0.8, 10, 110) == 0.0
+    assert pruning.cubic_sparsity(60, 0.8, 10, 110) == pytest.approx(0.8 * (1 - 0.5**3))
+    assert pruning.cubic_sparsity(110, 0.8, 10, 110) == pruning.cubic_sparsity(500, 0.8, 10, 110) == 0.8
