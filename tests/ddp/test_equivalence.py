@@ -106,7 +106,17 @@ def test_image_training_equals_one_process_with_the_global_batch(two_processes, 
     one = run(image_classification(tmp_path, 64))
     assert ranks[0]["train_batches"] == one["train_batches"] == 1399 // 64  # 1,399 images cut to 2 x 699
     assert ranks[0]["global_step"] == one["global_step"]
-    assert_close_weights(ranks[0]["state_dict"], one["state_dict"], atol=1e-5)
+    # The token-mixing MLP's output bias adds one constant to every channel of a token, which the next
+    # LayerNorm (over channels) removes: its gradient is zero up to rounding, and Adam, dividing by the
+    # gradient's RMS, turns that rounding into learning-rate-sized steps that differ between the runs.
+    # Every weight that learns from the data agrees to 1e-5; those biases stay within lr x steps.
+    null_gradient = [key for key in one["state_dict"] if key.endswith("mlp_tokens.fc2.bias")]
+    assert null_gradient
+    learned = {key: value for key, value in one["state_dict"].items() if key not in null_gradient}
+    assert_close_weights({key: ranks[0]["state_dict"][key] for key in learned}, learned, atol=1e-5)
+    bound = 1e-3 * one["global_step"]  # the recipe's AdamW learning rate times the steps
+    for key in null_gradient:
+        assert float((ranks[0]["state_dict"][key] - one["state_dict"][key]).abs().max()) <= bound
     assert_close_metrics(epoch_metrics(ranks[0]), epoch_metrics(one), rtol=1e-5)
 
 
