@@ -259,3 +259,33 @@ def test_rich_progress_bar_and_model_summary_when_rich_is_installed_tqdm_otherwi
     pytest.importorskip("rich")
     monkeypatch.setattr("lightning.pytorch.trainer.connectors.callback_connector._RICH_AVAILABLE", True)
     assert bars() == {ThrottledRichProgressBar, RichModelSummary}
+
+
+def test_a_config_that_switches_the_optimizer_class_gets_that_class_defaults(tmp_path):
+    """jsonargparse carries AdamW's weight_decay 0.01 over to a config's Adam; the CLI gives Adam its own."""
+    from mlplab.cli import MLPLabCLI
+
+    switched = tmp_path / "adam.yaml"
+    switched.write_text(
+        "model:\n  init_args:\n    optimizer:\n      class_path: torch.optim.Adam\n"
+        "      init_args:\n        lr: 0.002\n"
+    )
+
+    def optimizer(*extra: str) -> torch.optim.Optimizer:
+        args = ["--config", QUICKSTART, f"--trainer.default_root_dir={tmp_path}", *extra]
+        run = MLPLabCLI(args=args, run=False)
+        return run.model.optimizer_factory([torch.nn.Parameter(torch.zeros(2))])
+
+    adamw = optimizer()  # the task's default class keeps its own default
+    assert type(adamw) is torch.optim.AdamW and adamw.defaults["weight_decay"] == 0.01
+    adam = optimizer("--config", str(switched))
+    assert type(adam) is torch.optim.Adam
+    assert adam.defaults["weight_decay"] == 0 and adam.defaults["lr"] == 0.002
+    given = optimizer("--config", str(switched), "--model.optimizer.init_args.weight_decay=0.05")
+    assert given.defaults["weight_decay"] == 0.05
+    assert (
+        optimizer("--model.optimizer=torch.optim.SGD", "--model.optimizer.init_args.lr=0.1").defaults[
+            "weight_decay"
+        ]
+        == 0
+    )

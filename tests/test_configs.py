@@ -73,7 +73,12 @@ def data_overrides(recipe: Path) -> list[str]:
         dataset = loaded["init_args"].get("dataset")
         return [f"--data.init_args.dataset={offline[dataset]}"] if dataset in offline else []
     if data == "ImageFittingDataModule":  # the bundled images, fitted at 16 pixels
-        return ["--data.init_args.size=16"]
+        from mlplab.data.fields import bundled_image
+
+        image = loaded["init_args"].get("image")
+        # scikit-image's images come with the fields extra; without it, scikit-learn's china stands in
+        substitute = [] if bundled_image(image) is not None else ["--data.init_args.image=china"]
+        return ["--data.init_args.size=16", *substitute]
     if data == "FunctionDataModule":
         return [
             "--data.init_args.num_train=64",

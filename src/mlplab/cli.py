@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import os
 import re
 import signal
@@ -34,7 +35,7 @@ from typing import Any
 
 import torch
 import yaml
-from jsonargparse import get_loader, set_loader
+from jsonargparse import Namespace, get_loader, set_loader
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -307,6 +308,11 @@ def import_class(path: str) -> Any:
         return None
 
 
+def qualified_name(cls: type) -> str:
+    """``module.Name`` of a class."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def same_class(first: Any, second: Any) -> bool:
     """Whether two class paths name the same class (``mlplab.models.X`` and the module path of ``X``)."""
     if first == second:
@@ -444,6 +450,7 @@ class MLPLabCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
+        self._drop_carried_init_args(subcommand)
         if not subcommand:
             return
         config = self.config[subcommand]
@@ -463,12 +470,55 @@ class MLPLabCLI(LightningCLI):
                 "an untrained model)"
             )
 
-    def _explicit_model_config(self, subcommand: str) -> dict[str, Any]:
+    def _drop_carried_init_args(self, subcommand: str | None) -> None:
+        """Give a class the config switches to (``optimizer: torch.optim.Adam``) its own defaults.
+
+        jsonargparse keeps the ``init_args`` of the class a value had before (the task's default
+        ``AdamW``, with its ``weight_decay: 0.01``) that the new class also accepts, so a recipe that
+        switches to ``Adam`` would train with AdamW's L2 decay of 0.01 without saying so. Here every
+        argument of such a class that no config file or command-line argument gives explicitly is set
+        back to the new class's own default. Only a task argument whose class differs from the task's
+        default class can be affected, so the other runs pay nothing.
+        """
+        model = (self.config[subcommand] if subcommand else self.config).get("model")
+        task = import_class(model.get("class_path", "")) if model is not None else None
+        if task is None or self._argv is None:
+            return
+        parameters: dict[str, inspect.Parameter] = {}
+        for cls in reversed(task.__mro__):  # a subclass passes the optimiser trio on as **kwargs
+            if "__init__" in vars(cls) and cls is not object:
+                parameters.update(inspect.signature(cls.__init__).parameters)
+        switched = []
+        for name, node in vars(model.get("init_args") or {}).items():
+            default = parameters[name].default if name in parameters else None
+            if (
+                isinstance(node, Namespace) and isinstance(node.get("class_path"), str)
+                and isinstance(default, type) and not same_class(node.class_path, qualified_name(default))
+            ):  # fmt: skip
+                switched.append(name)
+        if not switched:
+            return
+        explicit = self._explicit_model_config(subcommand).get("init_args") or {}
+        for name in switched:
+            node = model.init_args[name]
+            given = explicit.get(name) or {}
+            if not isinstance(given, dict) or not same_class(given.get("class_path"), node.class_path):
+                continue
+            cls = import_class(node.class_path)
+            own = inspect.signature(cls).parameters if cls is not None else {}
+            for key in list(vars(node.get("init_args") or {})):
+                if key in (given.get("init_args") or {}) or key not in own:
+                    continue
+                if own[key].default is not inspect.Parameter.empty:
+                    node.init_args[key] = own[key].default
+
+    def _explicit_model_config(self, subcommand: str | None) -> dict[str, Any]:
         """The model arguments the config files and the command line give, without any default."""
+        config = self.config[subcommand] if subcommand else self.config
         if self._argv is None:  # arguments given as a dict: all of it is explicit
-            return plain(self.config[subcommand].get("model")) or {}
+            return plain(config.get("model")) or {}
         explicit = self.parser.parse_args(self._argv, defaults=False)
-        return plain(explicit.get(subcommand, {}).get("model")) or {}
+        return plain((explicit.get(subcommand) or {}) if subcommand else explicit).get("model") or {}
 
     def _parse_ckpt_path(self) -> None:
         """Meet the run's model arguments with the hyper-parameters of ``--ckpt_path``'s checkpoint.
