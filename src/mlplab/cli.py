@@ -493,7 +493,8 @@ class MLPLabCLI(LightningCLI):
             default = parameters[name].default if name in parameters else None
             if (
                 isinstance(node, Namespace) and isinstance(node.get("class_path"), str)
-                and isinstance(default, type) and not same_class(node.class_path, qualified_name(default))
+                and isinstance(default, type) and default is not inspect.Parameter.empty
+                and not same_class(node.class_path, qualified_name(default))
             ):  # fmt: skip
                 switched.append(name)
         if not switched:
