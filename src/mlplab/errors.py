@@ -55,3 +55,15 @@ def require_positive(owner: str, **values: int) -> None:
     for name, value in values.items():
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ConfigError(f"{owner}: {name} must be a positive integer, got {value!r}")
+
+
+def require_rate(owner: str, **values: float) -> None:
+    """Raise :class:`ConfigError` unless every value is in ``[0, 1)`` (a dropout rate, label smoothing).
+
+    Args:
+        owner: Name of the class or function that checks, used in the message.
+        **values: The named rates to check.
+    """
+    for name, value in values.items():
+        if not 0.0 <= value < 1.0:
+            raise ConfigError(f"{owner}: {name} must be in [0, 1), got {value}")
