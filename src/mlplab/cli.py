@@ -22,14 +22,17 @@ the run directories under ``default_root_dir``, and a resumed ``fit`` continues 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
+import logging
 import os
 import re
 import signal
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -652,6 +655,31 @@ class MLPLabCLI(LightningCLI):
             if isinstance(callback, DistributedWatchdog):
                 callback.configure_strategy(trainer.strategy)
         return trainer
+
+
+@contextlib.contextmanager
+def plain_argv() -> Iterator[None]:
+    """Hide the calling command's own arguments from a CLI built in process (LightningCLI warns of them)."""
+    saved = sys.argv
+    sys.argv = saved[:1]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+@contextlib.contextmanager
+def quiet_loggers(*names: str, level: int = logging.WARNING) -> Iterator[None]:
+    """Set the named loggers to ``level`` (to keep Lightning's chatter off), then restore theirs."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        for logger, saved in zip(loggers, levels):
+            logger.setLevel(saved)
 
 
 def check_checkpoint_file(path: str) -> None:
