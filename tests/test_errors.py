@@ -1,4 +1,4 @@
-"""The argument checks of ``mlplab.errors`` raise one-line ``ConfigError`` messages naming the value."""
+"""The helpers of ``mlplab.errors``: argument checks and the one ``error:`` line a command ends with."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ import math
 
 import pytest
 
-from mlplab.errors import ConfigError, require_positive, require_rate
+from mlplab.errors import (
+    ConfigError,
+    TrainingDivergedError,
+    exit_with_error_line,
+    require_positive,
+    require_rate,
+)
 
 
 def test_require_rate_accepts_zero_up_to_one_exclusive() -> None:
@@ -23,3 +29,11 @@ def test_require_rate_names_the_owner_and_the_value(value: float) -> None:
 def test_require_positive_wants_a_positive_integer(value: object) -> None:
     with pytest.raises(ConfigError, match="^Owner: depth must be a positive integer, got "):
         require_positive("Owner", depth=value)
+
+
+def test_exit_with_error_line_folds_the_message_into_one_line_and_uses_the_status(capsys) -> None:
+    error = TrainingDivergedError("loss is nan\n  at step 3")
+    with pytest.raises(SystemExit) as exited:
+        exit_with_error_line(error)
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == "error: loss is nan at step 3\n"

@@ -62,7 +62,7 @@ from mlplab.callbacks import (
 from mlplab.callbacks.checkpoint import verify_checkpoint_file
 from mlplab.callbacks.progress import default_progress_bar
 from mlplab.callbacks.watchdog import collective_failure_line, is_collective_failure, received_signals
-from mlplab.errors import CheckpointError, ConfigError, MLPLabError
+from mlplab.errors import DEBUG_ENV_VAR, CheckpointError, ConfigError, MLPLabError, exit_with_error_line
 from mlplab.loggers import check_preset_file, prepare_logger_config
 from mlplab.models import registry
 from mlplab.tasks.base import plain
@@ -86,7 +86,6 @@ LINKED_DATA_ATTRIBUTES = (
     "num_outputs",
 )
 
-DEBUG_ENV_VAR = "MLPLAB_DEBUG"
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
@@ -737,5 +736,4 @@ def main(args: list[str] | None = None) -> None:
         user_error = find_user_error(error)
         if user_error is None or os.environ.get(DEBUG_ENV_VAR):
             raise
-        sys.stderr.write(f"error: {' '.join(str(user_error).split())}\n")
-        sys.exit(user_error.exit_status)
+        exit_with_error_line(user_error)

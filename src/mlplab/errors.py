@@ -8,6 +8,12 @@ as a library can catch ``ValueError`` or ``FileNotFoundError`` as usual.
 
 from __future__ import annotations
 
+import sys
+from typing import NoReturn
+
+#: Set it (to anything) for the full traceback of a user error instead of its one ``error:`` line.
+DEBUG_ENV_VAR = "MLPLAB_DEBUG"
+
 
 class MLPLabError(Exception):
     """Base class of the errors the CLI reports as one clear line.
@@ -43,6 +49,12 @@ class TrainingDivergedError(MLPLabError, FloatingPointError):
     """
 
     exit_status = 1
+
+
+def exit_with_error_line(error: MLPLabError) -> NoReturn:
+    """End the command as for every user error: one ``error:`` line on stderr, exit ``error.exit_status``."""
+    sys.stderr.write(f"error: {' '.join(str(error).split())}\n")
+    sys.exit(error.exit_status)
 
 
 def require_positive(owner: str, **values: int) -> None:
