@@ -22,14 +22,17 @@ the run directories under ``default_root_dir``, and a resumed ``fit`` continues 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
+import logging
 import os
 import re
 import signal
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +62,7 @@ from mlplab.callbacks import (
 from mlplab.callbacks.checkpoint import verify_checkpoint_file
 from mlplab.callbacks.progress import default_progress_bar
 from mlplab.callbacks.watchdog import collective_failure_line, is_collective_failure, received_signals
-from mlplab.errors import CheckpointError, ConfigError, MLPLabError
+from mlplab.errors import DEBUG_ENV_VAR, CheckpointError, ConfigError, MLPLabError, exit_with_error_line
 from mlplab.loggers import check_preset_file, prepare_logger_config
 from mlplab.models import registry
 from mlplab.tasks.base import plain
@@ -83,7 +86,6 @@ LINKED_DATA_ATTRIBUTES = (
     "num_outputs",
 )
 
-DEBUG_ENV_VAR = "MLPLAB_DEBUG"
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
@@ -654,6 +656,31 @@ class MLPLabCLI(LightningCLI):
         return trainer
 
 
+@contextlib.contextmanager
+def plain_argv() -> Iterator[None]:
+    """Hide the calling command's own arguments from a CLI built in process (LightningCLI warns of them)."""
+    saved = sys.argv
+    sys.argv = saved[:1]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+@contextlib.contextmanager
+def quiet_loggers(*names: str, level: int = logging.WARNING) -> Iterator[None]:
+    """Set the named loggers to ``level`` (to keep Lightning's chatter off), then restore theirs."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        for logger, saved in zip(loggers, levels):
+            logger.setLevel(saved)
+
+
 def check_checkpoint_file(path: str) -> None:
     """Raise :class:`CheckpointError` unless ``path`` is an intact, readable Lightning checkpoint."""
     verify_checkpoint_file(path)
@@ -709,5 +736,4 @@ def main(args: list[str] | None = None) -> None:
         user_error = find_user_error(error)
         if user_error is None or os.environ.get(DEBUG_ENV_VAR):
             raise
-        sys.stderr.write(f"error: {' '.join(str(user_error).split())}\n")
-        sys.exit(user_error.exit_status)
+        exit_with_error_line(user_error)

@@ -8,6 +8,12 @@ as a library can catch ``ValueError`` or ``FileNotFoundError`` as usual.
 
 from __future__ import annotations
 
+import sys
+from typing import NoReturn
+
+#: Set it (to anything) for the full traceback of a user error instead of its one ``error:`` line.
+DEBUG_ENV_VAR = "MLPLAB_DEBUG"
+
 
 class MLPLabError(Exception):
     """Base class of the errors the CLI reports as one clear line.
@@ -45,6 +51,12 @@ class TrainingDivergedError(MLPLabError, FloatingPointError):
     exit_status = 1
 
 
+def exit_with_error_line(error: MLPLabError) -> NoReturn:
+    """End the command as for every user error: one ``error:`` line on stderr, exit ``error.exit_status``."""
+    sys.stderr.write(f"error: {' '.join(str(error).split())}\n")
+    sys.exit(error.exit_status)
+
+
 def require_positive(owner: str, **values: int) -> None:
     """Raise :class:`ConfigError` unless every value is a positive integer.
 
@@ -55,3 +67,15 @@ def require_positive(owner: str, **values: int) -> None:
     for name, value in values.items():
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ConfigError(f"{owner}: {name} must be a positive integer, got {value!r}")
+
+
+def require_rate(owner: str, **values: float) -> None:
+    """Raise :class:`ConfigError` unless every value is in ``[0, 1)`` (a dropout rate, label smoothing).
+
+    Args:
+        owner: Name of the class or function that checks, used in the message.
+        **values: The named rates to check.
+    """
+    for name, value in values.items():
+        if not 0.0 <= value < 1.0:
+            raise ConfigError(f"{owner}: {name} must be in [0, 1), got {value}")

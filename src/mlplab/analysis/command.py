@@ -22,9 +22,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from mlplab.errors import ConfigError, MLPLabError
-
-DEBUG_ENV_VAR = "MLPLAB_DEBUG"
+from mlplab.errors import DEBUG_ENV_VAR, ConfigError, MLPLabError, exit_with_error_line
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -334,8 +332,7 @@ def main(command: str, argv: Sequence[str]) -> None:
         user_error = error if isinstance(error, MLPLabError) else find_user_error(error)
         if user_error is None or os.environ.get(DEBUG_ENV_VAR):
             raise
-        sys.stderr.write(f"error: {' '.join(str(user_error).split())}\n")
-        sys.exit(user_error.exit_status)
+        exit_with_error_line(user_error)
 
 
 __all__ = ["build_parsers", "main", "run_density", "run_drop_layers", "run_prune", "run_similarity"]

@@ -17,7 +17,6 @@ import contextlib
 import copy
 import logging
 import os
-import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -85,22 +84,13 @@ def checkpoint_in(directory: Path, checkpoint: str) -> Path:
 @contextlib.contextmanager
 def _quiet_lightning() -> Iterator[None]:
     """Keep Lightning's per-run chatter (devices, seeds, dataloader hints) off the command's output."""
+    from mlplab.cli import plain_argv, quiet_loggers
+
     names = ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero")
-    loggers = [logging.getLogger(name) for name in names]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    saved_argv = sys.argv
-    sys.argv = saved_argv[:1]  # LightningCLI warns when it sees arguments it was not given
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r".*(num_workers|does not have many workers).*")
-            warnings.filterwarnings("ignore", category=FutureWarning)
-            yield
-    finally:
-        sys.argv = saved_argv
-        for logger, level in zip(loggers, levels):
-            logger.setLevel(level)
+    with quiet_loggers(*names, level=logging.ERROR), plain_argv(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*(num_workers|does not have many workers).*")
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        yield
 
 
 def _build(config_file: Path, directory: Path) -> tuple[Any, L.LightningDataModule]:

@@ -64,20 +64,7 @@ class AssociativeRecall(SequenceTask):
         accuracy, _ = self.answer_accuracy(logits, labels)
         self.log("train/acc", accuracy, on_step=False, on_epoch=True, sync_dist=True)
 
-    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, stage: str) -> None:
-        inputs, labels = batch
-        logits = self(inputs)
-        real = self.evaluation_samples(batch_idx, len(inputs)).count  # later rows pad this process's share
-        metrics = self.val_metrics if stage == "val" else self.test_metrics
-        if real > 0:
-            logits, labels = logits[:real], labels[:real]
-            accuracy, count = self.answer_accuracy(logits, labels)
-            metrics["acc"].update(accuracy, weight=count)
-            metrics["loss"].update(self.loss(logits, labels).float(), weight=count)
-        self.log_dict(metrics, prog_bar=stage == "val")
-
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "val")
-
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "test")
+    def update_metrics(self, metrics: MetricCollection, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        accuracy, count = self.answer_accuracy(logits, targets)
+        metrics["acc"].update(accuracy, weight=count)
+        metrics["loss"].update(self.loss(logits, targets).float(), weight=count)

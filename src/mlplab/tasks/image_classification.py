@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from mlplab.errors import ConfigError
+from mlplab.errors import ConfigError, require_rate
 from mlplab.tasks.base import ImageBackbone, Task
 
 
@@ -52,10 +52,7 @@ class ImageClassification(Task):
     ):
         super().__init__(**kwargs)
         self.save_hyperparameters()
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ConfigError(
-                f"ImageClassification: label_smoothing must be in [0, 1), got {label_smoothing}"
-            )
+        require_rate("ImageClassification", label_smoothing=label_smoothing)
         if num_classes < 2:
             raise ConfigError(f"ImageClassification: num_classes must be at least 2, got {num_classes}")
         self.image_shape = tuple(image_shape)

@@ -132,20 +132,8 @@ class LanguageModeling(SequenceTask):
         """Mean cross-entropy over all positions; override it in a subclass to train with another."""
         return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
 
-    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, stage: str) -> None:
-        inputs, targets = batch
-        logits = self(inputs)
-        real = self.evaluation_samples(batch_idx, len(inputs)).count  # later rows pad this process's share
-        metrics = self.val_metrics if stage == "val" else self.test_metrics
-        if real > 0:
-            metrics.update(self.loss(logits[:real], targets[:real]).float(), weight=targets[:real].numel())
-        self.log_dict(metrics, prog_bar=stage == "val")
-
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "val")
-
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "test")
+    def update_metrics(self, metrics: MetricCollection, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        metrics.update(self.loss(logits, targets).float(), weight=targets.numel())
 
     # --------------------------------------------------------------------------------- samples
     def sample(self, prompt: str | None = None, length: int | None = None, seed: int | None = None) -> str:

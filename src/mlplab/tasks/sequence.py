@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, MetricCollection
 
 from mlplab.errors import CheckpointError, require_positive
 from mlplab.tasks.base import Task
@@ -36,6 +36,8 @@ class SequenceTask(Task):
     """Base of the sequence tasks: builds ``backbone(vocab_size, context_length)`` and trains it.
 
     The training loss is :meth:`loss` (plus the backbone's auxiliary losses, as in every task).
+    Validation and test update the subclass's ``val_metrics`` or ``test_metrics`` with the real rows of
+    every batch (:meth:`update_metrics`) and log them.
     Loading a checkpoint whose ``vocab_size`` or ``context_length`` differ from this run's ends with one
     line that names both values.
 
@@ -79,6 +81,25 @@ class SequenceTask(Task):
         logits = self(inputs)
         self.log_training_metrics(logits.detach(), targets)
         return self.loss(logits, targets)
+
+    def update_metrics(self, metrics: MetricCollection, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        """Add the real rows of an evaluation batch to a stage's ``metrics``; subclasses implement it."""
+        raise NotImplementedError
+
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, stage: str) -> None:
+        inputs, targets = batch
+        logits = self(inputs)
+        real = self.evaluation_samples(batch_idx, len(inputs)).count  # later rows pad this process's share
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        if real > 0:
+            self.update_metrics(metrics, logits[:real], targets[:real])
+        self.log_dict(metrics, prog_bar=stage == "val")
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "test")
 
     def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, Any]:
         inputs, targets = batch

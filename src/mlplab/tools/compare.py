@@ -22,13 +22,12 @@ import csv
 import glob
 import math
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from mlplab.callbacks.summary import SUMMARY_FILE, read_summary
-from mlplab.errors import ConfigError, MLPLabError
+from mlplab.errors import DEBUG_ENV_VAR, ConfigError, MLPLabError, exit_with_error_line
 
 #: Columns of the table, in order.
 COLUMNS = (
@@ -194,7 +193,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         print(compare(options.paths, options.out))
     except MLPLabError as error:
-        if os.environ.get("MLPLAB_DEBUG"):
+        if os.environ.get(DEBUG_ENV_VAR):
             raise
-        sys.stderr.write(f"error: {' '.join(str(error).split())}\n")
-        sys.exit(error.exit_status)
+        exit_with_error_line(error)

@@ -30,7 +30,6 @@ import json
 import math
 import os
 import re
-import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Sequence
@@ -42,7 +41,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mlplab.errors import ConfigError, MLPLabError
+from mlplab.errors import DEBUG_ENV_VAR, ConfigError, MLPLabError, exit_with_error_line
 
 #: File suffix of each format.
 FORMATS = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".pt"}
@@ -50,7 +49,6 @@ FORMATS = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".pt"}
 TOLERANCE = 1e-4
 #: Packages each format needs beyond torch: import name -> what to install.
 REQUIRED = {"safetensors": ["safetensors"], "onnx": ["onnx", "onnxscript"], "torchscript": []}
-DEBUG_ENV_VAR = "MLPLAB_DEBUG"
 
 
 @dataclass
@@ -514,8 +512,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except MLPLabError as error:
         if os.environ.get(DEBUG_ENV_VAR):
             raise
-        sys.stderr.write(f"error: {' '.join(str(error).split())}\n")
-        sys.exit(error.exit_status)
+        exit_with_error_line(error)
     checked = (
         f"checked on a batch of {options.batch_size}: largest difference {result.difference:.2g} of the "
         "outputs' scale"

@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mlplab.errors import ConfigError, require_positive
+from mlplab.errors import ConfigError, require_positive, require_rate
 from mlplab.models.registry import Variant, register_family
 from mlplab.models.tabular.common import TabularFamily
 
@@ -189,9 +189,7 @@ class FinalMLP(TabularFamily):
         for name, dims in (("mlp1_dims", mlp1_dims), ("mlp2_dims", mlp2_dims), ("gate_dims", gate_dims)):
             for width in dims:
                 require_positive(owner, **{f"every width of {name}": width})
-        for name, p in (("mlp1_dropout", mlp1_dropout), ("mlp2_dropout", mlp2_dropout)):
-            if not 0.0 <= p < 1.0:
-                raise ConfigError(f"{owner}: {name} must be in [0, 1), got {p}")
+        require_rate(owner, mlp1_dropout=mlp1_dropout, mlp2_dropout=mlp2_dropout)
         feature_dim = embed_dim * (num_numeric + len(self.cardinalities))
         self.embeddings = FieldEmbeddings(num_numeric, self.cardinalities, embed_dim)
         self.gates = (

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mlplab.errors import ConfigError, require_positive
+from mlplab.errors import require_positive, require_rate
 from mlplab.models.registry import Variant, register_family
 from mlplab.models.tabular.common import FlatFeatures, TabularFamily, zero_unknown_inputs
 
@@ -71,8 +71,7 @@ class TabularMLP(TabularFamily):
     ):
         super().__init__(num_numeric, cardinalities, num_outputs)
         require_positive(type(self).__name__, depth=depth, embed_dim=embed_dim)
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"{type(self).__name__}: dropout must be in [0, 1), got {dropout}")
+        require_rate(type(self).__name__, dropout=dropout)
         self.features = FlatFeatures(num_numeric, self.cardinalities, num_bins, numeric_embed_dim)
         widths = [self.features.width] + [embed_dim] * depth
         self.blocks = nn.ModuleList(

@@ -39,7 +39,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from mlplab.errors import ConfigError, require_positive
+from mlplab.errors import ConfigError, require_positive, require_rate
 from mlplab.models.registry import Variant, register_family
 from mlplab.models.tabular.common import FlatFeatures, TabularFamily, zero_unknown_inputs
 
@@ -191,8 +191,7 @@ class TabM(TabularFamily):
         require_positive(owner, ensemble_size=ensemble_size, depth=depth, embed_dim=embed_dim)
         if arch_type not in ("tabm", "tabm-mini", "tabm-packed"):
             raise ConfigError(f"{owner}: arch_type must be tabm, tabm-mini or tabm-packed, got {arch_type!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"{owner}: dropout must be in [0, 1), got {dropout}")
+        require_rate(owner, dropout=dropout)
         self.arch_type = arch_type
         self.k = ensemble_size
         self.features = FlatFeatures(num_numeric, self.cardinalities, num_bins, numeric_embed_dim)

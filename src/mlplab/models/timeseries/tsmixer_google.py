@@ -30,7 +30,7 @@ import torch
 from timm.layers import get_act_layer
 from torch import nn
 
-from mlplab.errors import ConfigError, require_positive
+from mlplab.errors import ConfigError, require_positive, require_rate
 from mlplab.models.registry import BlockLayout, Variant, register_family
 from mlplab.models.timeseries.common import ForecastingFamily
 from mlplab.nn import ChannelMLP
@@ -147,8 +147,7 @@ class TSMixerGoogle(ForecastingFamily):
     ):
         super().__init__(input_shape, output_shape, revin=revin, revin_affine=True)
         require_positive("TSMixerGoogle", depth=depth, mlp_dim=mlp_dim)
-        if not 0 <= dropout < 1:
-            raise ConfigError(f"TSMixerGoogle: dropout must be in [0, 1), got {dropout}")
+        require_rate("TSMixerGoogle", dropout=dropout)
         channel_mlp = channel_mlp or ChannelMLP()
         self.blocks = nn.Sequential(
             *(

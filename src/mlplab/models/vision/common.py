@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
-from timm.layers import PatchEmbed
+from timm.layers import PatchEmbed, trunc_normal_
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
@@ -91,6 +91,14 @@ def check_batch(owner: str, x: torch.Tensor, input_shape: tuple[int, int, int]) 
         raise ConfigError(
             f"{owner} was built for inputs of shape {tuple(input_shape)}, got a batch of shape {got}"
         )
+
+
+def init_linear_weights(module: nn.Module) -> None:
+    """For ``module.apply``: ``Linear`` weights truncated normal (std 0.02), biases zero."""
+    if isinstance(module, nn.Linear):
+        trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
 
 
 def drop_path_rates(rate: float, blocks: int) -> list[float]:

@@ -42,12 +42,18 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, trunc_normal_
+from timm.layers import DropPath
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
 from mlplab.models.registry import BlockLayout, Variant, register_family
-from mlplab.models.vision.common import CONVENTIONAL, IMAGENET, PatchClassifier, drop_path_rates
+from mlplab.models.vision.common import (
+    CONVENTIONAL,
+    IMAGENET,
+    PatchClassifier,
+    drop_path_rates,
+    init_linear_weights,
+)
 from mlplab.nn import ChannelMLP
 
 
@@ -293,14 +299,7 @@ class EfficientMod(PatchClassifier):
         self.stages = nn.Sequential(*stages)
         self.norm = nn.LayerNorm(dims[3])
         self.head = nn.Linear(dims[3], self.num_classes)
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            trunc_normal_(module.weight, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
+        self.apply(init_linear_weights)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stages(self.stem(x.permute(0, 2, 3, 1)))

@@ -33,12 +33,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from timm.layers import DropPath, trunc_normal_
+from timm.layers import DropPath
 from torch import nn
 
 from mlplab.errors import ConfigError
 from mlplab.models.registry import BlockLayout, Variant, register_family
-from mlplab.models.vision.common import CONVENTIONAL, IMAGENET, FourStagePatchClassifier
+from mlplab.models.vision.common import CONVENTIONAL, IMAGENET, FourStagePatchClassifier, init_linear_weights
 from mlplab.nn import ChannelMLP
 
 TINY_MIX_SIZE = ((1, 1, 3, 5, 7), (1, 3, 3, 5, 7), (1, 5, 5, 5, 7), (1, 7, 7, 7, 7))
@@ -204,14 +204,7 @@ class MSMLP(FourStagePatchClassifier):
         )
         self.norm = nn.LayerNorm(dims[3], eps=1e-6)
         self.head = nn.Linear(dims[3], self.num_classes)
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            trunc_normal_(module.weight, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
+        self.apply(init_linear_weights)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.stages(self.patch_embed(x)).mean(dim=(2, 3)))

@@ -117,21 +117,21 @@ class RaftBlock(nn.Module):
         self.mix_channels = channel_mlp.build(dim, int(mlp_ratio * dim), drop=dropout)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
-    def vertical(self, x: torch.Tensor) -> torch.Tensor:
-        """``MLP_v`` over the ``r·h`` values of every (column, raft)."""
+    def mix_rafts(self, x: torch.Tensor, mlp: nn.Module) -> torch.Tensor:
+        """``mlp`` over the ``r·h`` values of every (column, raft) of a ``(B, h, w, C)`` grid."""
         b, h, w, c = x.shape
         r = self.raft_size
-        y = x.view(b, h, w, r, c // r).permute(0, 4, 2, 3, 1).reshape(b, c // r, w, r * h)
-        y = self.mix_vertical(y).view(b, c // r, w, r, h)
+        y = x.unflatten(-1, (r, c // r)).permute(0, 4, 2, 3, 1).reshape(b, c // r, w, r * h)
+        y = mlp(y).view(b, c // r, w, r, h)
         return y.permute(0, 4, 2, 3, 1).reshape(b, h, w, c)
 
+    def vertical(self, x: torch.Tensor) -> torch.Tensor:
+        """``MLP_v`` over the ``r·h`` values of every (column, raft)."""
+        return self.mix_rafts(x, self.mix_vertical)
+
     def horizontal(self, x: torch.Tensor) -> torch.Tensor:
-        """``MLP_h`` over the ``r·w`` values of every (row, raft)."""
-        b, h, w, c = x.shape
-        r = self.raft_size
-        y = x.view(b, h, w, r, c // r).permute(0, 4, 1, 3, 2).reshape(b, c // r, h, r * w)
-        y = self.mix_horizontal(y).view(b, c // r, h, r, w)
-        return y.permute(0, 2, 4, 3, 1).reshape(b, h, w, c)
+        """``MLP_h`` over the ``r·w`` values of every (row, raft): the columns of the transposed grid."""
+        return self.mix_rafts(x.transpose(1, 2), self.mix_horizontal).transpose(1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop_path(self.vertical(self.norm_vertical(x)))

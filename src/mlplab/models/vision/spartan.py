@@ -41,12 +41,12 @@ import math
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, trunc_normal_
+from timm.layers import DropPath
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
 from mlplab.models.registry import BlockLayout, Variant, register_family
-from mlplab.models.vision.common import IMAGENET, PatchClassifier
+from mlplab.models.vision.common import IMAGENET, PatchClassifier, init_linear_weights
 
 
 class ConvBN(nn.Sequential):
@@ -251,10 +251,9 @@ class SpaRTAN(PatchClassifier):
         if isinstance(module, nn.Conv2d):
             fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels // module.groups
             nn.init.normal_(module.weight, 0.0, math.sqrt(2.0 / fan_out))
-        elif isinstance(module, nn.Linear):
-            trunc_normal_(module.weight, std=0.02)
-        if isinstance(module, (nn.Conv2d, nn.Linear)) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        init_linear_weights(module)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x)).mean(dim=(2, 3))

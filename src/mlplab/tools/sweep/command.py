@@ -33,7 +33,7 @@ from typing import Any, Optional
 
 from jsonargparse import ArgumentParser, Namespace
 
-from mlplab.errors import ConfigError, MLPLabError
+from mlplab.errors import DEBUG_ENV_VAR, ConfigError, MLPLabError
 from mlplab.tools import pareto
 from mlplab.tools.sweep import execute, report
 from mlplab.tools.sweep.execute import ENGINES, SlurmOptions
@@ -48,8 +48,6 @@ from mlplab.tools.sweep.spec import (
     check_sweep_file,
     sweep_error,
 )
-
-DEBUG_ENV_VAR = "MLPLAB_DEBUG"
 
 
 def check_out(out: str | Path) -> Path:

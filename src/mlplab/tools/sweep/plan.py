@@ -15,13 +15,10 @@ import hashlib
 import inspect
 import itertools
 import json
-import logging
 import os
 import re
-import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +26,7 @@ from typing import Any
 import torch
 import yaml
 
-from mlplab.cli import MLPLabCLI, condense_parser_error, find_user_error
+from mlplab.cli import MLPLabCLI, condense_parser_error, find_user_error, plain_argv, quiet_loggers
 from mlplab.errors import ConfigError, MLPLabError
 from mlplab.models.counting import count_parameters
 from mlplab.tools import pareto
@@ -157,30 +154,6 @@ class _MetaCountCLI(MLPLabCLI):
         return None
 
 
-@contextmanager
-def _quiet(*names: str) -> Iterator[None]:
-    loggers = [logging.getLogger(name) for name in names]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels):
-            logger.setLevel(level)
-
-
-@contextmanager
-def _plain_argv() -> Iterator[None]:
-    """Hide the sweep's own arguments from LightningCLI, which warns when it sees both."""
-    saved = sys.argv
-    sys.argv = saved[:1]
-    try:
-        yield
-    finally:
-        sys.argv = saved
-
-
 class ArgumentsRejected(ConfigError):
     """The parser rejected a run's arguments (an unknown argument, a wrong type): the sweep cannot go on."""
 
@@ -194,7 +167,8 @@ def build_on_meta(args: Sequence[str]) -> _MetaCountCLI:
         ConfigError: When the model cannot be built on the meta device at all.
     """
     try:
-        with _quiet("lightning.fabric.utilities.seed"), _plain_argv(), torch.random.fork_rng(devices=[]):
+        seed_logger = "lightning.fabric.utilities.seed"
+        with quiet_loggers(seed_logger), plain_argv(), torch.random.fork_rng(devices=[]):
             return _MetaCountCLI(args=list(args), run=False, parser_kwargs={"exit_on_error": False})
     except Exception as error:
         user_error = find_user_error(error)
@@ -277,7 +251,7 @@ class ShapeCounter:
         if isinstance(result, tuple):
             return dump_config(self.parser, result[2])
         try:
-            with _plain_argv():
+            with plain_argv():
                 config = self.parser.parse_args(list(args))
         except Exception as error:
             user_error = find_user_error(error)
