@@ -27,7 +27,7 @@ import torch
 
 from mlplab.cli import MLPLabCLI
 from mlplab.models import count_parameters
-from mlplab.tools.provenance import code_version
+from mlplab.tools.provenance import append_row, code_version
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -133,12 +133,7 @@ def main() -> None:
             continue
         row = run_one(family, options) | {"device": device, "threads": torch.get_num_threads(),
                                            "commit": code_version(REPO)}  # fmt: skip
-        new = not table.exists()
-        with open(table, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, FIELDS)
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        append_row(table, FIELDS, row)
         print(row, flush=True)
     with open(table) as handle:
         rows = list(csv.DictReader(handle))

@@ -23,7 +23,7 @@ import torch
 
 from mlplab.cli import MLPLabCLI
 from mlplab.models import count_parameters
-from mlplab.tools.provenance import code_version
+from mlplab.tools.provenance import append_row, code_version
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -120,12 +120,7 @@ def main() -> None:
             row = {"task": task, "design": design, "budget": budget, "shape": shape_label(args)}
             row |= run_one(task, design, args, options, options.out / f"{task}_{design}_{budget}")
             row |= {"device": device, "commit": commit}
-            new = not table.exists()
-            with open(table, "a", newline="") as handle:
-                writer = csv.DictWriter(handle, FIELDS)
-                if new:
-                    writer.writeheader()
-                writer.writerow(row)
+            append_row(table, FIELDS, row)
             print(row, flush=True)
     with open(table) as handle:
         rows = list(csv.DictReader(handle))

@@ -23,7 +23,7 @@ import torch
 
 from mlplab.cli import MLPLabCLI
 from mlplab.models import count_parameters
-from mlplab.tools.provenance import code_version
+from mlplab.tools.provenance import append_row, code_version
 
 REPO = Path(__file__).resolve().parents[1]
 FAMILIES = ("kan", "skan")
@@ -85,12 +85,7 @@ def main() -> None:
                     "device": device,
                     "commit": code_version(REPO),
                 }
-                new = not table.exists()
-                with open(table, "a", newline="") as handle:
-                    writer = csv.DictWriter(handle, FIELDS)
-                    if new:
-                        writer.writeheader()
-                    writer.writerow(row)
+                append_row(table, FIELDS, row)
                 print(row, flush=True)
     with open(table) as handle:
         rows = list(csv.DictReader(handle))

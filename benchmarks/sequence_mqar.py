@@ -28,7 +28,6 @@ import numpy as np
 import torch
 from sequence_runs import (
     REPO,
-    append_row,
     backends,
     commit,
     device_name,
@@ -37,6 +36,8 @@ from sequence_runs import (
     parameters,
     run_recipe,
 )
+
+from mlplab.tools.provenance import append_row
 
 FAMILIES = ["transformer", "mamba", "gla", "hopfield", "gam", "gated_conv"]
 ZOOLOGY_LRS = [float(f"{lr:.4g}") for lr in np.logspace(-4, -2, 4)]  # 1e-4, 4.642e-4, 2.154e-3, 1e-2

@@ -140,13 +140,3 @@ def finished_rows(path: Path) -> list[dict[str, Any]]:
         return []
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
-
-
-def append_row(path: Path, fields: list[str], row: dict[str, Any]) -> None:
-    new = not path.is_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        if new:
-            writer.writeheader()
-        writer.writerow({key: row.get(key, "") for key in fields})

@@ -32,7 +32,6 @@ from pathlib import Path
 import torch
 from sequence_runs import (
     REPO,
-    append_row,
     backends,
     commit,
     device_name,
@@ -41,6 +40,8 @@ from sequence_runs import (
     parameters,
     run_recipe,
 )
+
+from mlplab.tools.provenance import append_row
 
 FAMILIES = ["transformer", "mamba", "gla", "hopfield", "gam", "gated_conv", "transformer_moepp"]
 WITH_BACKEND = {"mamba", "gla"}  # families with a backend argument

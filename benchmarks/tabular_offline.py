@@ -35,7 +35,7 @@ from lightning.pytorch.callbacks import EarlyStopping
 from mlplab.cli import MLPLabCLI
 from mlplab.data import TabularDataModule
 from mlplab.models import count_parameters
-from mlplab.tools.provenance import code_version
+from mlplab.tools.provenance import append_row, code_version
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = {"tabm": "tabm_california", "tabm_ple": "tabm_ple_california", "mlp": "mlp_california"}
@@ -155,12 +155,7 @@ def main() -> None:
                     continue
                 row = {**run_one(dataset, model, seed, options), **common}
                 print(row, flush=True)
-                new = not path.is_file()
-                with open(path, "a", newline="") as handle:
-                    writer = csv.DictWriter(handle, fieldnames=FIELDS)
-                    if new:
-                        writer.writeheader()
-                    writer.writerow(row)
+                append_row(path, FIELDS, row)
                 rows.append(row)
     chosen = [r for r in rows if r["dataset"] in options.datasets and r["model"] in options.models]
     print(summary(chosen))

@@ -29,7 +29,7 @@ import torch
 
 from mlplab.cli import MLPLabCLI
 from mlplab.models import count_parameters
-from mlplab.tools.provenance import code_version
+from mlplab.tools.provenance import append_row, code_version
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -233,12 +233,7 @@ def main() -> None:
                 date=datetime.date.today().isoformat(),
                 overrides=overrides.strip(),
             )
-            new = not table.exists()
-            with open(table, "a", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=FIELDS)
-                if new:
-                    writer.writeheader()
-                writer.writerow(row)
+            append_row(table, FIELDS, row)
             print(row, flush=True)
 
 

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from mlplab.tools.provenance import code_version
+from mlplab.tools.provenance import append_row, code_version
 
 
 def git(folder, *args):
@@ -35,3 +35,12 @@ def test_code_version_is_the_commit_marked_when_the_code_differs(tmp_path):
 
 def test_code_version_outside_a_checkout_is_unknown(tmp_path):
     assert code_version(tmp_path) == "unknown"
+
+
+def test_append_row_writes_the_header_once_and_refuses_an_unknown_column(tmp_path):
+    table = tmp_path / "new" / "results.csv"
+    append_row(table, ["family", "psnr"], {"family": "siren", "psnr": 42.7})
+    append_row(table, ["family", "psnr"], {"family": "cam"})  # a missing column stays empty
+    assert table.read_text().splitlines() == ["family,psnr", "siren,42.7", "cam,"]
+    with pytest.raises(ValueError, match="fields not in fieldnames"):
+        append_row(table, ["family", "psnr"], {"family": "kan", "rmse": 0.01})

@@ -1,9 +1,11 @@
-"""Which code produced a result: the checkout's commit, marked when the code differs from it."""
+"""Which code produced a result (the checkout's commit, marked when the code differs) and where it is kept."""
 
 from __future__ import annotations
 
+import csv
 import subprocess
 from pathlib import Path
+from typing import Any
 
 #: The folders whose changes alter what a benchmark measures.
 CODE_FOLDERS = ("src", "configs", "benchmarks")
@@ -37,3 +39,19 @@ def code_version(path: Path | str) -> str:
         return "unknown"
     changes = _git(Path(root), "status", "--porcelain", "--", *CODE_FOLDERS)
     return f"{commit}+uncommitted" if changes else commit
+
+
+def append_row(path: Path, fields: list[str], row: dict[str, Any]) -> None:
+    """Append one result row to the CSV table ``path`` (its header first when the file is new).
+
+    Benchmarks write each result the moment they have it, so an interrupted run keeps what it measured
+    and a rerun can skip the rows already there. Missing columns are left empty; a key that is not a
+    column is an error (``csv.DictWriter``'s), so a renamed field cannot be dropped silently.
+    """
+    new = not path.is_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
