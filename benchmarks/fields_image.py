@@ -16,9 +16,7 @@ Finished families (a row in the CSV) are skipped when the command is run again.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -27,7 +25,7 @@ import torch
 
 from mlplab.cli import MLPLabCLI
 from mlplab.models import count_parameters
-from mlplab.tools.provenance import append_row, code_version
+from mlplab.tools.provenance import append_row, code_version, device_label, read_rows
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -123,11 +121,8 @@ def main() -> None:
     options = parser.parse_args()
     options.out.mkdir(parents=True, exist_ok=True)
     table = options.out / "results.csv"
-    done = set()
-    if table.exists():
-        with open(table) as handle:
-            done = {row["family"] for row in csv.DictReader(handle)}
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.machine()})"
+    done = {row["family"] for row in read_rows(table)}
+    device = device_label()
     for family in options.families:
         if family in done:
             continue
@@ -135,8 +130,7 @@ def main() -> None:
                                            "commit": code_version(REPO)}  # fmt: skip
         append_row(table, FIELDS, row)
         print(row, flush=True)
-    with open(table) as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_rows(table)
     lines = ["| family | params | steps | final PSNR | best PSNR | training s to " + " / ".join(
         f"{level:g}" for level in options.levels) + " dB | training s | FreSh s (scale) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip

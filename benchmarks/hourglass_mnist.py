@@ -14,16 +14,12 @@ Finished runs (a row in the CSV) are skipped when the command is run again.
 from __future__ import annotations
 
 import argparse
-import csv
-import platform
 import time
 from pathlib import Path
 
-import torch
-
 from mlplab.cli import MLPLabCLI
 from mlplab.models import count_parameters
-from mlplab.tools.provenance import append_row, code_version
+from mlplab.tools.provenance import append_row, code_version, device_label, read_rows
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,16 +98,9 @@ def main() -> None:
     options = parser.parse_args()
     options.out.mkdir(parents=True, exist_ok=True)
     table = options.out / "results.csv"
-    done = set()
-    if table.exists():
-        with open(table) as handle:
-            done = {(r["task"], r["design"], r["budget"]) for r in csv.DictReader(handle)}
+    done = {(r["task"], r["design"], r["budget"]) for r in read_rows(table)}
     commit = code_version(REPO)
-    device = (
-        torch.cuda.get_device_name()
-        if torch.cuda.is_available()
-        else f"CPU ({platform.processor() or 'x86_64'})"
-    )
+    device = device_label()
     for task in options.tasks:
         for design, budget, args in TASKS[task]:
             if (task, design, budget) in done:
@@ -122,8 +111,7 @@ def main() -> None:
             row |= {"device": device, "commit": commit}
             append_row(table, FIELDS, row)
             print(row, flush=True)
-    with open(table) as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_rows(table)
     columns = "task|budget|design|shape d_z/d_h/L|params|epochs|best val PSNR|test PSNR|test SSIM".split("|")
     lines = ["| " + " | ".join(columns) + " |", "|---|---|---|---|---:|---:|---:|---:|---:|"]
     for r in sorted(rows, key=lambda r: (r["task"], r["budget"], r["design"])):

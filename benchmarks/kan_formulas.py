@@ -13,17 +13,13 @@ Finished runs (a row in the CSV) are skipped when the command is run again.
 from __future__ import annotations
 
 import argparse
-import csv
-import platform
 import statistics
 import time
 from pathlib import Path
 
-import torch
-
 from mlplab.cli import MLPLabCLI
 from mlplab.models import count_parameters
-from mlplab.tools.provenance import append_row, code_version
+from mlplab.tools.provenance import append_row, code_version, device_label, read_rows
 
 REPO = Path(__file__).resolve().parents[1]
 FAMILIES = ("kan", "skan")
@@ -70,11 +66,8 @@ def main() -> None:
     options = parser.parse_args()
     options.out.mkdir(parents=True, exist_ok=True)
     table = options.out / "results.csv"
-    done = set()
-    if table.exists():
-        with open(table) as handle:
-            done = {(r["formula"], r["family"], int(r["seed"])) for r in csv.DictReader(handle)}
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.machine()})"
+    done = {(r["formula"], r["family"], int(r["seed"])) for r in read_rows(table)}
+    device = device_label()
     for formula in options.formulas:
         for family in options.families:
             for seed in options.seeds:
@@ -87,8 +80,7 @@ def main() -> None:
                 }
                 append_row(table, FIELDS, row)
                 print(row, flush=True)
-    with open(table) as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_rows(table)
     lines = [
         "| formula | family | params | seeds | test RMSE (mean) | test RMSE per seed |",
         "|---|---|---:|---:|---:|---|",

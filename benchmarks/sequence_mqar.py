@@ -31,13 +31,12 @@ from sequence_runs import (
     backends,
     commit,
     device_name,
-    finished_rows,
     flops_per_token,
     parameters,
     run_recipe,
 )
 
-from mlplab.tools.provenance import append_row
+from mlplab.tools.provenance import append_row, read_rows
 
 FAMILIES = ["transformer", "mamba", "gla", "hopfield", "gam", "gated_conv"]
 ZOOLOGY_LRS = [float(f"{lr:.4g}") for lr in np.logspace(-4, -2, 4)]  # 1e-4, 4.642e-4, 2.154e-3, 1e-2
@@ -165,7 +164,7 @@ def main() -> None:
     results = options.out / "mqar.csv"
     done = {
         (row["family"], row.get("backend", "-"), int(row["width"]), float(row["lr"]))
-        for row in finished_rows(results)
+        for row in read_rows(results)
     }
     for family in options.families:
         backend = options.backend if family in WITH_BACKEND else "-"
@@ -173,7 +172,7 @@ def main() -> None:
             for lr in options.lrs:
                 if (family, backend, width, lr) not in done:
                     append_row(results, FIELDS, run_one(family, width, lr, options))
-    markdown = table(finished_rows(results), options.widths)
+    markdown = table(read_rows(results), options.widths)
     (options.out / "mqar.md").write_text(markdown + "\n")
     print(markdown)
 

@@ -5,10 +5,8 @@ Not a benchmark itself; ``sequence_shakespeare.py`` and ``sequence_mqar.py`` imp
 
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import torch
@@ -133,10 +131,3 @@ def device_name(cli: MLPLabCLI) -> str:
 
 def commit() -> str:
     return code_version(REPO)
-
-
-def finished_rows(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))

@@ -35,13 +35,12 @@ from sequence_runs import (
     backends,
     commit,
     device_name,
-    finished_rows,
     flops_per_token,
     parameters,
     run_recipe,
 )
 
-from mlplab.tools.provenance import append_row
+from mlplab.tools.provenance import append_row, read_rows
 
 FAMILIES = ["transformer", "mamba", "gla", "hopfield", "gam", "gated_conv", "transformer_moepp"]
 WITH_BACKEND = {"mamba", "gla"}  # families with a backend argument
@@ -148,12 +147,12 @@ def main() -> None:
         options.preset = [REPO / "configs" / "trainer" / "gpu-bf16.yaml"] if options.device == "cuda" else []
     torch.set_float32_matmul_precision("high")
     results = options.out / "shakespeare.csv"
-    done = {(row["family"], row["backend"]) for row in finished_rows(results)}
+    done = {(row["family"], row["backend"]) for row in read_rows(results)}
     for family in options.families:
         if (family, options.backend if family in WITH_BACKEND else "-") in done:
             continue
         append_row(results, FIELDS, run_one(family, options))
-    markdown = table(finished_rows(results))
+    markdown = table(read_rows(results))
     (options.out / "shakespeare.md").write_text(markdown + "\n")
     print(markdown)
 

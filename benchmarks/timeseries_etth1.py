@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import platform
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import torch
 
 from mlplab.cli import MLPLabCLI
 from mlplab.models import count_parameters
-from mlplab.tools.provenance import append_row, code_version
+from mlplab.tools.provenance import append_row, code_version, device_label
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -214,7 +213,7 @@ def main() -> None:
         with open(table) as handle:
             done = {(r["family"], int(r["horizon"]), r["tag"]) for r in csv.DictReader(handle)}
     commit = code_version(REPO)
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.machine()})"
+    device = device_label()
     for family in options.families:
         for horizon in options.horizons:
             if (family, horizon, options.tag) in done:

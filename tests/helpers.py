@@ -1,9 +1,10 @@
-"""Checks every family must pass: gradients reach every trainable parameter; a few steps lower the loss."""
+"""Test helpers: checks every family must pass (gradients, loss going down) and a one-thread fixture."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+import pytest
 import torch
 from torch import nn
 
@@ -32,3 +33,16 @@ def assert_steps_lower_the_loss(
         first = loss.item() if first is None else first
     final = loss_fn().item()
     assert final < 0.9 * first, f"loss went from {first:.4g} to {final:.4g} in {steps} steps"
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """One torch thread for the test (tiny models: one thread beats two contending ones).
+
+    Import it into a test module or a folder's ``conftest.py``; being autouse, it then applies to every
+    test there.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -13,6 +13,7 @@ from mlplab.errors import ConfigError
 from mlplab.models import DLinear
 from mlplab.tasks import ForecastingTask
 from tests.conftest import REPO, require_data
+from tests.helpers import one_thread  # noqa: F401  (an autouse fixture: tiny models, one torch thread)
 
 RECIPE = str(REPO / "configs" / "timeseries" / "dlinear_etth1_96.yaml")
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
@@ -24,14 +25,6 @@ QUICK = [
     "--data.init_args.horizon=24",
     *QUIET,
 ]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread beats two contending ones
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_fit_logs_both_scales_and_a_forecast_figure_and_test_reproduces_the_metrics(cli, tmp_path):

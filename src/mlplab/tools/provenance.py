@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import platform
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -55,3 +56,18 @@ def append_row(path: Path, fields: list[str], row: dict[str, Any]) -> None:
         if new:
             writer.writeheader()
         writer.writerow(row)
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of the CSV table ``path`` that :func:`append_row` wrote (none when it does not exist yet)."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def device_label() -> str:
+    """What benchmarks record as the device: the CUDA device's name, or ``CPU (<machine>)``."""
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.machine()})"
