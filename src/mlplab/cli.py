@@ -410,6 +410,7 @@ class MLPLabCLI(LightningCLI):
     def __init__(self, args: Any = None, run: bool = True, **kwargs: Any):
         argv = sys.argv[1:] if args is None else args
         self._argv = list(argv) if isinstance(argv, (list, tuple)) else None
+        self._explicit: Namespace | None = None  # the arguments given, without defaults (parsed on demand)
         # build only the named subcommand's parser: each takes about a quarter of a second
         self._only_subcommand = self._argv[0] if run and self._argv and self._argv[0] in SUBCOMMANDS else None
         for file in config_files_in(self._argv or []):
@@ -520,7 +521,9 @@ class MLPLabCLI(LightningCLI):
         config = self.config[subcommand] if subcommand else self.config
         if self._argv is None:  # arguments given as a dict: all of it is explicit
             return plain(config.get("model")) or {}
-        explicit = self.parser.parse_args(self._argv, defaults=False)
+        if self._explicit is None:  # parsed once: both the class-switch and the checkpoint rules read it
+            self._explicit = self.parser.parse_args(self._argv, defaults=False)
+        explicit = self._explicit
         return plain((explicit.get(subcommand) or {}) if subcommand else explicit).get("model") or {}
 
     def _parse_ckpt_path(self) -> None:
