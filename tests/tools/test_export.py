@@ -189,12 +189,12 @@ def test_a_format_whose_package_is_missing_is_one_line(forecast_run, capsys):
     import importlib.util
 
     real = importlib.util.find_spec
-    with mock.patch(
-        "importlib.util.find_spec", lambda name, *a: None if name == "onnxscript" else real(name, *a)
-    ):
+    missing = ("onnx", "onnxscript")  # both, so that the line is the same whether or not onnx is installed
+    with mock.patch("importlib.util.find_spec", lambda name, *a: None if name in missing else real(name, *a)):
         assert run_cli("export", "--run", str(forecast_run), "--format", "onnx") == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "error: --format onnx needs onnxscript, which is not installed: pip install 'mlplab[export]'"
+        "error: --format onnx needs onnx and onnxscript, which are not installed: "
+        "pip install 'mlplab[export]'"
     ]
 
 
