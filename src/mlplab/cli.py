@@ -65,6 +65,7 @@ from mlplab.callbacks.watchdog import collective_failure_line, is_collective_fai
 from mlplab.errors import DEBUG_ENV_VAR, CheckpointError, ConfigError, MLPLabError, exit_with_error_line
 from mlplab.loggers import check_preset_file, prepare_logger_config
 from mlplab.models import registry
+from mlplab.runtime import QuietProfiler
 from mlplab.tasks.base import plain
 
 #: DataModule attributes handed to the task argument of the same name, when both exist.
@@ -637,6 +638,8 @@ class MLPLabCLI(LightningCLI):
         if progress_bar is not None and "callbacks" not in kwargs:
             given = trainer_config.get("callbacks") or []
             kwargs["callbacks"] = [*(given if isinstance(given, list) else [given]), progress_bar]
+        if trainer_config.get("profiler") is None and "profiler" not in kwargs:
+            kwargs["profiler"] = QuietProfiler()  # records nothing, as Lightning's default, more cheaply
         try:
             trainer = super().instantiate_trainer(**kwargs)
         except (ValueError, TypeError, MisconfigurationException) as error:

@@ -148,24 +148,34 @@ class DistributedWatchdog(Callback):
     def _training(self, trainer: L.Trainer, batch_idx: int) -> str:
         return f"training step {trainer.global_step} (epoch {trainer.current_epoch}, batch {batch_idx})"
 
+    # The per-batch hooks return at once when there is no thread to watch (a single process): they run
+    # several times a step, and describing the place costs a few microseconds each.
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if self._thread is None:
+            return
         self._progress(self._training(trainer, batch_idx))
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs, batch, batch_idx: int) -> None:
-        self._progress(f"the end of {self._training(trainer, batch_idx)}")
         if self._thread is None:
             return
+        self._progress(f"the end of {self._training(trainer, batch_idx)}")
         if trainer.strategy.reduce_boolean_decision(self._signalled is not None, all=False):
             # every process at once: Lightning ends the step with SIGTERMException, checkpoints, exits
             trainer._signal_connector.received_sigterm = True
 
     def on_before_backward(self, trainer: L.Trainer, pl_module: Any, loss: Any) -> None:
+        if self._thread is None:
+            return
         self._progress(f"the backward pass of training step {trainer.global_step}")
 
     def on_after_backward(self, trainer: L.Trainer, pl_module: Any) -> None:
+        if self._thread is None:
+            return
         self._progress(f"the optimiser step of training step {trainer.global_step}")
 
     def _evaluation(self, trainer: L.Trainer, stage: str, batch_idx: int, end: bool = False) -> None:
+        if self._thread is None:
+            return
         place = f"{stage} batch {batch_idx} (epoch {trainer.current_epoch}, step {trainer.global_step})"
         self._progress(f"the end of {place}" if end else place)
 
