@@ -8,7 +8,7 @@ import torch
 from mlplab.errors import CheckpointError, ConfigError
 from mlplab.models import HourglassMLP
 from mlplab.optim import LinearWarmupDecay
-from mlplab.tasks import ImageRestoration
+from mlplab.tasks import ImageClassification, ImageRestoration
 
 
 def make_task(**backbone_args) -> ImageRestoration:
@@ -137,3 +137,36 @@ def test_train_loss_logged_only_on_logging_steps_draws_the_same_curve(tmp_path):
     logging_steps = logged_train_losses(ImageRestoration, tmp_path / "logging")
     assert logging_steps == every_step
     assert [step for step, _ in logging_steps] == [3, 7, 11, 15, 19]  # every 4th step
+
+
+class PerStepAccuracy(ImageClassification):
+    """The task as it logged before: ``self.log(..., on_epoch=True)`` of the batch accuracy every step."""
+
+    def log_epoch_mean(self, name: str, value: torch.Tensor, weight: int | torch.Tensor) -> None:
+        self.log(name, value, on_step=False, on_epoch=True, sync_dist=True)
+
+
+def epoch_accuracy(task_class: type, root) -> float:
+    from mlplab.data import DigitsDataModule
+    from mlplab.models import ConventionalMLP
+
+    L.seed_everything(0)
+    backbone = functools.partial(ConventionalMLP, embed_dim=64, mlp_dim=96, depth=1)
+    task = task_class(backbone, image_shape=(1, 8, 8), num_classes=10)
+    quiet = {"enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False}
+    trainer = L.Trainer(max_epochs=2, logger=False, limit_val_batches=0, default_root_dir=root, **quiet)
+    data = DigitsDataModule(num_val=1597, num_test=100)  # 100 training images
+    data.setup("fit")
+    images, labels = data.train_dataloader().tensors
+    loader = torch.utils.data.DataLoader(  # a plain loader keeps the last, smaller batch: 48 + 48 + 4
+        torch.utils.data.TensorDataset(images.float() / 255, labels), batch_size=48
+    )
+    trainer.fit(task, train_dataloaders=loader)
+    return float(trainer.callback_metrics["train/acc"])
+
+
+def test_epoch_mean_equals_lightnings_on_epoch_mean_over_unequal_batches(tmp_path):
+    """``log_epoch_mean`` gives what logging every step with ``on_epoch=True`` gives (batches 48, 48, 4)."""
+    accuracy = epoch_accuracy(ImageClassification, tmp_path / "mean")
+    assert 0.0 < accuracy < 1.0
+    assert accuracy == pytest.approx(epoch_accuracy(PerStepAccuracy, tmp_path / "log"), abs=1e-6)

@@ -62,7 +62,7 @@ class AssociativeRecall(SequenceTask):
 
     def log_training_metrics(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
         accuracy, _ = self.answer_accuracy(logits, labels)
-        self.log("train/acc", accuracy, on_step=False, on_epoch=True, sync_dist=True)
+        self.log_epoch_mean("train/acc", accuracy, labels.shape[0])  # per batch row, as Lightning weighs
 
     def update_metrics(self, metrics: MetricCollection, logits: torch.Tensor, targets: torch.Tensor) -> None:
         accuracy, count = self.answer_accuracy(logits, targets)

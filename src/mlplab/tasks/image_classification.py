@@ -102,7 +102,7 @@ class ImageClassification(Task):
         logits = self(images)
         # a plain mean keeps the accelerator busy: metric objects check their inputs on the host
         accuracy = (logits.detach().argmax(-1) == labels).float().mean()
-        self.log("train/acc", accuracy, on_step=False, on_epoch=True, sync_dist=True)
+        self.log_epoch_mean("train/acc", accuracy, len(labels))
         return self.loss(logits, labels)
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, stage: str) -> None:

@@ -191,11 +191,21 @@ class ImageRestoration(Task):
             loss.update(self.loss(predictions[:real], targets[:real]), weight=real)
             if baseline is not None:
                 input_psnr.update(baseline[:real], targets[:real])
-        self.log(f"{stage}/loss", loss)
-        self.log_dict(metrics, prog_bar=stage == "val")
-        if baseline is not None:
-            self.log(f"{stage}/psnr_input", input_psnr)
         return inputs, predictions, targets
+
+    def _log_evaluation(self, stage: str) -> None:
+        """Hand the stage's metric objects to Lightning once an epoch; it computes, syncs and resets them.
+
+        Logged at the end of the epoch rather than every batch: the values are the same (each metric
+        accumulates over the batches either way), and each ``self.log`` costs Lightning most of a
+        millisecond.
+        """
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        input_psnr = self.val_input_psnr if stage == "val" else self.test_input_psnr
+        self.log(f"{stage}/loss", self.val_loss if stage == "val" else self.test_loss)
+        self.log_dict(metrics, prog_bar=stage == "val")
+        if input_psnr.update_called:
+            self.log(f"{stage}/psnr_input", input_psnr)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         inputs, predictions, targets = self._evaluate(batch, batch_idx, "val")
@@ -224,8 +234,12 @@ class ImageRestoration(Task):
         return make_grid(rows, nrow=len(targets), padding=1, pad_value=1.0)
 
     def on_validation_epoch_end(self) -> None:
+        self._log_evaluation("val")
         if self.trainer.sanity_checking or not self.loggers:
             return
         grid = self.sample_grid()
         if grid is not None:
             log_image(self.loggers, "val/samples", grid, self.global_step)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_evaluation("test")

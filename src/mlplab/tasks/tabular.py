@@ -171,7 +171,7 @@ class TabularTask(Task):
             # a plain mean keeps the accelerator busy: metric objects check their inputs on the host
             members = outputs.detach().softmax(-1)
             predicted = (members.mean(1) if members.ndim == 3 else members).argmax(-1)
-            self.log("train/acc", (predicted == y).float().mean(), on_step=False, on_epoch=True)
+            self.log_epoch_mean("train/acc", (predicted == y).float().mean(), len(y))
         return self.loss(outputs, y)
 
     # ----------------------------------------------------------------------------- evaluation
