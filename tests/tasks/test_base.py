@@ -137,3 +137,19 @@ def test_train_loss_logged_only_on_logging_steps_draws_the_same_curve(tmp_path):
     logging_steps = logged_train_losses(ImageRestoration, tmp_path / "logging")
     assert logging_steps == every_step
     assert [step for step, _ in logging_steps] == [3, 7, 11, 15, 19]  # every 4th step
+
+
+def test_stage_metrics_count_only_the_real_rows_and_weigh_the_loss_by_them():
+    task = make_task()
+    mse = torch.nn.functional.mse_loss
+    targets = torch.rand(4, 1, 8, 8)
+    predictions = targets.clone()
+    predictions[3] = 1 - targets[3]  # a padding row, far off: it must not count
+    metrics, loss = task.update_stage_metrics("val", 3, predictions, targets, mse)
+    assert metrics is task.val_metrics and loss is task.val_loss
+    assert float(loss.compute()) == 0.0
+    assert float(metrics.compute()["val/ssim"]) == pytest.approx(1.0)
+    task.update_stage_metrics("val", 1, torch.zeros(1, 1, 8, 8), torch.full((1, 1, 8, 8), 0.5), mse)
+    assert float(loss.compute()) == pytest.approx(0.25 / 4)  # 4 real rows: 3 with loss 0, 1 with 0.25
+    untouched, _ = task.update_stage_metrics("test", 0, predictions, targets, mse)
+    assert untouched is task.test_metrics and task.test_loss.update_count == 0
