@@ -170,3 +170,19 @@ def test_epoch_mean_equals_lightnings_on_epoch_mean_over_unequal_batches(tmp_pat
     accuracy = epoch_accuracy(ImageClassification, tmp_path / "mean")
     assert 0.0 < accuracy < 1.0
     assert accuracy == pytest.approx(epoch_accuracy(PerStepAccuracy, tmp_path / "log"), abs=1e-6)
+
+
+def test_stage_metrics_count_only_the_real_rows_and_weigh_the_loss_by_them():
+    task = make_task()
+    mse = torch.nn.functional.mse_loss
+    targets = torch.rand(4, 1, 8, 8)
+    predictions = targets.clone()
+    predictions[3] = 1 - targets[3]  # a padding row, far off: it must not count
+    metrics, loss = task.update_stage_metrics("val", 3, predictions, targets, mse)
+    assert metrics is task.val_metrics and loss is task.val_loss
+    assert float(loss.compute()) == 0.0
+    assert float(metrics.compute()["val/ssim"]) == pytest.approx(1.0)
+    task.update_stage_metrics("val", 1, torch.zeros(1, 1, 8, 8), torch.full((1, 1, 8, 8), 0.5), mse)
+    assert float(loss.compute()) == pytest.approx(0.25 / 4)  # 4 real rows: 3 with loss 0, 1 with 0.25
+    untouched, _ = task.update_stage_metrics("test", 0, predictions, targets, mse)
+    assert untouched is task.test_metrics and task.test_loss.update_count == 0

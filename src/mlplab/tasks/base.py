@@ -16,6 +16,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.trainer.states import RunningStage
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
+from torchmetrics import MeanMetric, MetricCollection
 
 from mlplab.analysis.density import ActivationDensity, DensityProbe
 from mlplab.analysis.layers import drop_layers
@@ -246,6 +247,31 @@ class Task(L.LightningModule):
             if len(samples.indices) == size:
                 return samples
         return BatchSamples(torch.arange(batch_idx * size, (batch_idx + 1) * size), size)
+
+    def update_stage_metrics(
+        self,
+        stage: str,
+        real: int,
+        predictions: torch.Tensor,
+        targets: torch.Tensor,
+        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    ) -> tuple[MetricCollection, MeanMetric]:
+        """Add the ``real`` rows of an evaluation batch to the stage's ``metrics`` and mean ``loss``.
+
+        For tasks that keep ``val_metrics`` / ``test_metrics`` (a ``MetricCollection``) and ``val_loss``
+        / ``test_loss`` (a ``MeanMetric``). Only the first ``real`` rows count (the count of
+        :meth:`evaluation_samples`: the rows after them pad this process's share); their ``loss`` enters
+        the mean weighted by their number.
+
+        Returns:
+            The stage's metrics and loss metric, for the task to log.
+        """
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        mean_loss = self.val_loss if stage == "val" else self.test_loss
+        if real > 0:
+            metrics.update(predictions[:real], targets[:real])
+            mean_loss.update(loss(predictions[:real], targets[:real]), weight=real)
+        return metrics, mean_loss
 
     # ------------------------------------------------------------------------------------ training
     def training_loss(self, batch: Any, batch_idx: int) -> torch.Tensor:

@@ -215,11 +215,7 @@ class ForecastingTask(Task):
         self._check_batch(history, future)
         predictions = self(history, history_marks).float().contiguous()
         real = self.evaluation_samples(batch_idx, len(history)).count  # later rows pad this process's share
-        metrics = self.val_metrics if stage == "val" else self.test_metrics
-        loss = self.val_loss if stage == "val" else self.test_loss
-        if real > 0:
-            metrics.update(predictions[:real], future[:real])
-            loss.update(F.mse_loss(predictions[:real], future[:real]), weight=real)
+        metrics, loss = self.update_stage_metrics(stage, real, predictions, future, F.mse_loss)
         self.log(f"{stage}/loss", loss, batch_size=len(history))
         self.log_dict(metrics, prog_bar=stage == "val", batch_size=len(history))
         if self.original_scale_metrics:

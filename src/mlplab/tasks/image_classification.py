@@ -109,11 +109,7 @@ class ImageClassification(Task):
         images, labels = batch
         logits = self(images)
         real = self.evaluation_samples(batch_idx, len(images)).count  # later rows pad this process's share
-        metrics = self.val_metrics if stage == "val" else self.test_metrics
-        loss = self.val_loss if stage == "val" else self.test_loss
-        if real > 0:
-            metrics.update(logits[:real], labels[:real])
-            loss.update(F.cross_entropy(logits[:real], labels[:real]), weight=real)
+        metrics, loss = self.update_stage_metrics(stage, real, logits, labels, F.cross_entropy)
         self.log(f"{stage}/loss", loss, prog_bar=stage == "val")
         self.log_dict(metrics, prog_bar=stage == "val")
 

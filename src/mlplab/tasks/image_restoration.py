@@ -182,15 +182,11 @@ class ImageRestoration(Task):
         inputs, targets = self.degrade(images, labels, samples.indices)
         predictions = self(inputs).float()
         real = samples.count  # the rows after it pad this process's share: not counted
-        metrics = self.val_metrics if stage == "val" else self.test_metrics
-        loss = self.val_loss if stage == "val" else self.test_loss
+        self.update_stage_metrics(stage, real, predictions, targets, self.loss)  # logged at the epoch's end
         input_psnr = self.val_input_psnr if stage == "val" else self.test_input_psnr
         baseline = self.input_baseline(inputs)
-        if real > 0:
-            metrics.update(predictions[:real], targets[:real])
-            loss.update(self.loss(predictions[:real], targets[:real]), weight=real)
-            if baseline is not None:
-                input_psnr.update(baseline[:real], targets[:real])
+        if real > 0 and baseline is not None:
+            input_psnr.update(baseline[:real], targets[:real])
         return inputs, predictions, targets
 
     def _log_evaluation(self, stage: str) -> None:

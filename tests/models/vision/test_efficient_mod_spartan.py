@@ -52,6 +52,7 @@ def test_cmixer_rotates_channel_pairs_in_float32_under_autocast():
         (EfficientMod, {"mlp_ratios": (1.5,)}, "mlp_ratios must be positive integers"),
         (EfficientMod, {"context_size": 4}, "context_size must be odd"),
         (EfficientMod, {"patch_size": 8}, "not divisible by 64"),
+        (SpaRTAN, {"mlp_ratios": (4, 4, 2)}, "SpaRTAN has 4 stages: mlp_ratios needs 4 values"),
         (SpaRTAN, {"patch_size": 3}, "must be 1, 2 or 4"),
         (SpaRTAN, {"dims": (12, 24, 48, 96)}, "multiple of 8"),
         (SpaRTAN, {"depths": (1, 0, 1, 1)}, "depths must be positive integers"),

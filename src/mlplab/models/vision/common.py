@@ -11,6 +11,7 @@ of another size), and both checks raise :class:`~mlplab.errors.ConfigError` nami
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 from timm.layers import PatchEmbed, trunc_normal_
@@ -73,6 +74,13 @@ def require_divisible(owner: str, height: int, width: int, divisor: int, what: s
             f"{owner}: the image size {size_text(height, width)} is not divisible by {divisor} "
             f"({what}); choose a patch size that divides it or resize the images"
         )
+
+
+def require_four_stages(owner: str, **values: Sequence[Any]) -> None:
+    """Raise :class:`ConfigError` unless each per-stage setting in ``values`` has 4 entries."""
+    for key, value in values.items():
+        if len(value) != 4:
+            raise ConfigError(f"{owner} has 4 stages: {key} needs 4 values, got {tuple(value)}")
 
 
 def check_batch(owner: str, x: torch.Tensor, input_shape: tuple[int, int, int]) -> None:

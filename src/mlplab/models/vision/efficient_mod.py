@@ -53,6 +53,7 @@ from mlplab.models.vision.common import (
     PatchClassifier,
     drop_path_rates,
     init_linear_weights,
+    require_four_stages,
 )
 from mlplab.nn import ChannelMLP
 
@@ -256,14 +257,13 @@ class EfficientMod(PatchClassifier):
         channel_mlp: ChannelMLP = CONVENTIONAL,
     ):
         name = type(self).__name__
-        for key, value in {
-            "dims": dims,
-            "depths": depths,
-            "attention_depths": attention_depths,
-            "attention_mlp_ratios": attention_mlp_ratios,
-        }.items():
-            if len(value) != 4:
-                raise ConfigError(f"{name} has 4 stages: {key} needs 4 values, got {tuple(value)}")
+        require_four_stages(
+            name,
+            dims=dims,
+            depths=depths,
+            attention_depths=attention_depths,
+            attention_mlp_ratios=attention_mlp_ratios,
+        )
         if not mlp_ratios or any(int(r) != r or r < 1 for r in mlp_ratios):
             raise ConfigError(f"{name}: mlp_ratios must be positive integers, got {tuple(mlp_ratios)}")
         if any(d < 0 for d in (*depths, *attention_depths)) or sum(depths) + sum(attention_depths) == 0:

@@ -46,7 +46,7 @@ from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
 from mlplab.models.registry import BlockLayout, Variant, register_family
-from mlplab.models.vision.common import IMAGENET, PatchClassifier, init_linear_weights
+from mlplab.models.vision.common import IMAGENET, PatchClassifier, init_linear_weights, require_four_stages
 
 
 class ConvBN(nn.Sequential):
@@ -209,9 +209,7 @@ class SpaRTAN(PatchClassifier):
         drop_path_rate: float = 0.1,
     ):
         name = type(self).__name__
-        for key, value in {"dims": dims, "depths": depths, "mlp_ratios": mlp_ratios}.items():
-            if len(value) != 4:
-                raise ConfigError(f"{name} has 4 stages: {key} needs 4 values, got {tuple(value)}")
+        require_four_stages(name, dims=dims, depths=depths, mlp_ratios=mlp_ratios)
         if patch_size not in (1, 2, 4):
             raise ConfigError(f"{name}: patch_size (the stem's stride) must be 1, 2 or 4, got {patch_size}")
         if any(d <= 0 or d % 8 for d in dims):
