@@ -12,6 +12,9 @@ time, the process's own, is far less disturbed by other jobs than the wall clock
   user runs it (the quickstart config, its logger, callbacks and progress bar; validation off) against
   a hand-written loop (same model, data, AdamW, LR schedule, ``loss.item()`` every 10 steps), after
   20 warm-up steps. Bar: >= 0.9x.
+* ``interleaved``: the same two loops, interleaved step by step in one process (25 hand-written steps
+  after every 25 steps of mlplab's fit, CPU time summed per side over 1,000+ steps): the steady,
+  repeatable form of ``steps``. Bar: >= 0.9x.
 * ``startup``: wall time from the command to the end of a one-step fit, mlplab's quickstart with
   ``--trainer.max_steps=1`` and no validation against the hand-written script with ``--epochs 0``.
 * ``validation``: the share of a text recipe's fit spent validating (Shakespeare: one epoch of 250
@@ -254,6 +257,124 @@ def training_steps(out: Path, repeats: int, steps: int) -> dict[str, Any]:
     }
 
 
+# ------------------------------------------------------------------------------------- interleaved
+class HandLoop:
+    """The hand-written loop of :func:`hand_steps`, run ``n`` steps at a time (it keeps its place)."""
+
+    def __init__(self) -> None:
+        import torch
+
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        from handwritten_quickstart import Hourglass, digits_splits
+
+        self.images = digits_splits()["train"]
+        self.model = Hourglass()
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-3)
+        decay = lambda step: 1.0 - min(1.0, step / 1e6)  # noqa: E731 - the same per-step schedule call
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, decay)
+        self.batches: list = []
+        self.step = 0
+
+    def run(self, n: int) -> None:
+        import torch
+        import torch.nn.functional as F
+        from handwritten_quickstart import noisy
+
+        for _ in range(n):
+            if not self.batches:
+                order = torch.randperm(len(self.images))
+                batches = range(len(self.images) // 64)
+                self.batches = [self.images[order[b * 64 : (b + 1) * 64]] for b in batches]
+            x = self.batches.pop()
+            loss = F.mse_loss(self.model(noisy(x)), x)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.schedule.step()
+            self.step += 1
+            if self.step % 10 == 0:
+                loss.item()
+
+
+def interleaved_steps(out: Path, repeats: int, steps: int, every: int = 25) -> dict[str, Any]:
+    """The ``steps`` comparison interleaved step by step: inside one mlplab fit, ``every`` hand steps
+    after every ``every`` steps of the fit, the CPU time of each side summed over ``steps`` steps.
+
+    The two loops alternate every quarter of a second, so a machine that slows down or speeds up
+    (other jobs, the clock) slows both alike: the ratio's run-to-run spread is about ±1 % here, where
+    alternating whole runs (section ``steps``) gives ±10 %.
+    """
+    import lightning as L
+    import torch
+
+    from mlplab.cli import MLPLabCLI
+
+    torch.set_num_threads(1)
+    warmup = 50
+
+    class Interleave(L.Callback):
+        def __init__(self) -> None:
+            self.hand = HandLoop()
+            self.ours = self.theirs = 0.0
+            self.count = 0
+            self.mark = 0.0
+
+        def on_train_batch_end(self, trainer, *args) -> None:
+            step = trainer.global_step
+            if step == warmup:
+                self.hand.run(warmup)
+            elif step < warmup or step % every:
+                return
+            else:
+                self.ours += time.process_time() - self.mark
+                start = time.process_time()
+                self.hand.run(every)
+                self.theirs += time.process_time() - start
+                self.count += every
+            self.mark = time.process_time()
+
+    rows = []
+    for repeat in range(repeats):
+        with tempfile.TemporaryDirectory() as scratch:
+            args = [
+                "--config",
+                str(QUICKSTART),
+                f"--trainer.max_steps={steps + warmup}",
+                "--trainer.limit_val_batches=0",
+                "--trainer.num_sanity_val_steps=0",
+                f"--trainer.default_root_dir={scratch}",
+            ]
+            with (
+                open(os.devnull, "w") as sink,
+                contextlib.redirect_stdout(sink),
+                contextlib.redirect_stderr(sink),
+            ):
+                cli = MLPLabCLI(args=args, run=False)
+                clock = Interleave()
+                cli.trainer.callbacks.append(clock)
+                cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+        row = {
+            "section": "interleaved",
+            "repeat": repeat,
+            "steps": clock.count,
+            "every": every,
+            "mlplab_ms_per_step_cpu": round(clock.ours / clock.count * 1e3, 3),
+            "hand_ms_per_step_cpu": round(clock.theirs / clock.count * 1e3, 3),
+            "cpu_ratio": round(clock.theirs / clock.ours, 3),  # samples/s: mlplab's over the hand loop's
+        }
+        record(out, row)
+        rows.append(row)
+        print(
+            f"interleaved {repeat}: mlplab {row['mlplab_ms_per_step_cpu']} ms, hand "
+            f"{row['hand_ms_per_step_cpu']} ms per step (CPU; samples/s ratio {row['cpu_ratio']}x)",
+            flush=True,
+        )
+    return {
+        key: spread([r[key] for r in rows])
+        for key in ("cpu_ratio", "mlplab_ms_per_step_cpu", "hand_ms_per_step_cpu")
+    }
+
+
 # ----------------------------------------------------------------------------------------- startup
 def startup(out: Path, repeats: int) -> dict[str, Any]:
     """Command to the end of a one-step fit: mlplab's quickstart against the hand-written script."""
@@ -375,8 +496,8 @@ def main() -> None:
     parser.add_argument(
         "--sections",
         nargs="+",
-        default=["steps", "startup", "quickstart", "validation"],
-        choices=["steps", "startup", "quickstart", "validation"],
+        default=["interleaved", "steps", "startup", "quickstart", "validation"],
+        choices=["interleaved", "steps", "startup", "quickstart", "validation"],
     )
     parser.add_argument("--repeats", type=int, default=5, help="interleaved pairs per section")
     parser.add_argument("--steps", type=int, default=400, help="timed training steps per run (section steps)")
@@ -384,6 +505,8 @@ def main() -> None:
     options.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     results: dict[str, Any] = {"commit": code_version(), "load_average_start": os.getloadavg()}
+    if "interleaved" in options.sections:
+        results["interleaved"] = interleaved_steps(options.out, options.repeats, max(options.steps, 1000))
     if "steps" in options.sections:
         results["steps"] = training_steps(options.out, options.repeats, options.steps)
     if "startup" in options.sections:
