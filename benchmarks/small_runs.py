@@ -296,9 +296,12 @@ class HandLoop:
                 loss.item()
 
 
-def interleaved_steps(out: Path, repeats: int, steps: int, every: int = 25) -> dict[str, Any]:
+def interleaved_steps(
+    out: Path, repeats: int, steps: int, every: int = 25, bare: bool = False
+) -> dict[str, Any]:
     """The ``steps`` comparison interleaved step by step: inside one mlplab fit, ``every`` hand steps
     after every ``every`` steps of the fit, the CPU time of each side summed over ``steps`` steps.
+    ``bare``: the fit without a logger and without any callback (Lightning's loop and the task alone).
 
     The two loops alternate every quarter of a second, so a machine that slows down or speeds up
     (other jobs, the clock) slows both alike: the ratio's run-to-run spread is about ±1 % here, where
@@ -343,6 +346,7 @@ def interleaved_steps(out: Path, repeats: int, steps: int, every: int = 25) -> d
                 "--trainer.limit_val_batches=0",
                 "--trainer.num_sanity_val_steps=0",
                 f"--trainer.default_root_dir={scratch}",
+                *(["--trainer.logger=false"] if bare else []),
             ]
             with (
                 open(os.devnull, "w") as sink,
@@ -351,10 +355,13 @@ def interleaved_steps(out: Path, repeats: int, steps: int, every: int = 25) -> d
             ):
                 cli = MLPLabCLI(args=args, run=False)
                 clock = Interleave()
+                if bare:
+                    cli.trainer.callbacks = []
                 cli.trainer.callbacks.append(clock)
                 cli.trainer.fit(cli.model, datamodule=cli.datamodule)
         row = {
             "section": "interleaved",
+            "bare": bare,
             "repeat": repeat,
             "steps": clock.count,
             "every": every,
@@ -501,12 +508,17 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=5, help="interleaved pairs per section")
     parser.add_argument("--steps", type=int, default=400, help="timed training steps per run (section steps)")
+    parser.add_argument(
+        "--bare", action="store_true", help="section interleaved: the fit without logger and callbacks"
+    )
     options = parser.parse_args()
     options.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     results: dict[str, Any] = {"commit": code_version(), "load_average_start": os.getloadavg()}
     if "interleaved" in options.sections:
-        results["interleaved"] = interleaved_steps(options.out, options.repeats, max(options.steps, 1000))
+        results["interleaved"] = interleaved_steps(
+            options.out, options.repeats, max(options.steps, 1000), bare=options.bare
+        )
     if "steps" in options.sections:
         results["steps"] = training_steps(options.out, options.repeats, options.steps)
     if "startup" in options.sections:
