@@ -306,7 +306,8 @@ class Task(L.LightningModule):
         The epoch's mean is handed to Lightning once, at the end of the training epoch, with its weight
         as the batch size: the value ``self.log(name, value, on_step=False, on_epoch=True,
         sync_dist=True)`` in every step gives (weighted by the samples, over every process), for a few
-        microseconds a step on the device instead of most of a millisecond in ``self.log``.
+        microseconds a step on the device instead of most of a millisecond in ``self.log``. A subclass
+        that overrides ``on_train_epoch_end`` calls ``super().on_train_epoch_end()``.
         """
         total, count = self._epoch_means.get(name, (0.0, 0))
         self._epoch_means[name] = (total + value.detach().float() * weight, count + weight)
