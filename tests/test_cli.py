@@ -289,3 +289,25 @@ def test_a_config_that_switches_the_optimizer_class_gets_that_class_defaults(tmp
         ]
         == 0
     )
+
+
+def test_lightnings_cloud_logger_advertisement_is_dropped_and_its_other_lines_kept(tmp_path):
+    import logging
+
+    import lightning as L
+
+    import mlplab.cli  # noqa: F401 - installs the filter
+
+    records: list[str] = []
+    collect = logging.Handler(level=logging.INFO)
+    collect.emit = lambda record: records.append(record.getMessage())
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level, rank_zero.level = rank_zero.level, logging.INFO
+    rank_zero.addHandler(collect)
+    try:
+        L.Trainer(logger=True, default_root_dir=tmp_path, accelerator="cpu")
+    finally:
+        rank_zero.removeHandler(collect)
+        rank_zero.setLevel(level)
+    assert any("GPU available" in line for line in records)
+    assert not any("litlogger" in line for line in records)

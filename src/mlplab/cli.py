@@ -673,6 +673,16 @@ def plain_argv() -> Iterator[None]:
         sys.argv = saved
 
 
+class DropAdvertisement(logging.Filter):
+    """Drop Lightning's line advertising its cloud logger (printed by every Trainer since Lightning 2.6)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pypi.org/project/litlogger" not in record.getMessage()
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(DropAdvertisement())
+
+
 @contextlib.contextmanager
 def quiet_loggers(*names: str, level: int = logging.WARNING) -> Iterator[None]:
     """Set the named loggers to ``level`` (to keep Lightning's chatter off), then restore theirs."""
