@@ -87,6 +87,20 @@ def record(out: Path, row: dict[str, Any]) -> None:
         handle.write(json.dumps(row) + "\n")
 
 
+def quiet_fit(args: list[str], clock: Any, bare: bool = False) -> Any:
+    """Fit mlplab's CLI run of ``args`` with ``clock`` added to its callbacks (only it when ``bare``),
+    its output to /dev/null; return the CLI object."""
+    from mlplab.cli import MLPLabCLI
+
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        cli = MLPLabCLI(args=args, run=False)
+        if bare:
+            cli.trainer.callbacks = []
+        cli.trainer.callbacks.append(clock)
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    return cli
+
+
 def code_version() -> str:
     """The checkout's commit."""
     try:
@@ -192,8 +206,6 @@ def mlplab_steps(steps: int, scratch: str) -> tuple[float, float]:
     """Samples/s (wall, CPU) of mlplab's fit loop on the quickstart config, validation off."""
     import lightning as L
 
-    from mlplab.cli import MLPLabCLI
-
     class StepClock(L.Callback):
         def on_train_batch_end(self, trainer, *args) -> None:
             if trainer.global_step == STEPS_WARMUP:
@@ -210,11 +222,8 @@ def mlplab_steps(steps: int, scratch: str) -> tuple[float, float]:
         "--trainer.num_sanity_val_steps=0",
         f"--trainer.default_root_dir={scratch}",
     ]
-    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-        cli = MLPLabCLI(args=args, run=False)
-        clock = StepClock()
-        cli.trainer.callbacks.append(clock)
-        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    clock = StepClock()
+    quiet_fit(args, clock)
     return steps * 64 / (clock.end[0] - clock.start[0]), steps * 64 / (clock.end[1] - clock.start[1])
 
 
@@ -310,8 +319,6 @@ def interleaved_steps(
     import lightning as L
     import torch
 
-    from mlplab.cli import MLPLabCLI
-
     torch.set_num_threads(1)
     warmup = 50
 
@@ -348,17 +355,8 @@ def interleaved_steps(
                 f"--trainer.default_root_dir={scratch}",
                 *(["--trainer.logger=false"] if bare else []),
             ]
-            with (
-                open(os.devnull, "w") as sink,
-                contextlib.redirect_stdout(sink),
-                contextlib.redirect_stderr(sink),
-            ):
-                cli = MLPLabCLI(args=args, run=False)
-                clock = Interleave()
-                if bare:
-                    cli.trainer.callbacks = []
-                cli.trainer.callbacks.append(clock)
-                cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+            clock = Interleave()
+            quiet_fit(args, clock, bare=bare)
         row = {
             "section": "interleaved",
             "bare": bare,
@@ -430,8 +428,6 @@ def validation_share(out: Path, config: str, extra: list[str], steps: int) -> di
     """Share of a text recipe's epoch spent validating, from measured step and validation times."""
     import lightning as L
 
-    from mlplab.cli import MLPLabCLI
-
     class Clock(L.Callback):
         def __init__(self):
             self.step_times: list[float] = []
@@ -463,15 +459,8 @@ def validation_share(out: Path, config: str, extra: list[str], steps: int) -> di
             f"--trainer.default_root_dir={scratch}",
             *extra,
         ]
-        with (
-            open(os.devnull, "w") as sink,
-            contextlib.redirect_stdout(sink),
-            contextlib.redirect_stderr(sink),
-        ):
-            cli = MLPLabCLI(args=args, run=False)
-            clock = Clock()
-            cli.trainer.callbacks.append(clock)
-            cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+        clock = Clock()
+        cli = quiet_fit(args, clock)
         windows = len(cli.datamodule.splits["val"][0])
     step = statistics.median(clock.step_times[1:])
     epoch = batches_per_epoch * step
