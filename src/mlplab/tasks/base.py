@@ -187,7 +187,7 @@ class Task(L.LightningModule):
         self._run_length: int | None = None
         self._adds_auxiliary_loss = False
         #: The training epoch's weighted sums and weights fed by :meth:`log_epoch_mean`, by logged name.
-        self._epoch_means: dict[str, tuple[torch.Tensor, float | torch.Tensor]] = {}
+        self._epoch_means: dict[str, tuple[torch.Tensor | float, int | torch.Tensor]] = {}
 
     # ------------------------------------------------------------------------------- backbone
     def build_backbone(self, factory: Callable[..., nn.Module], *shapes: Any) -> nn.Module:
