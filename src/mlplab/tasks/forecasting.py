@@ -215,17 +215,17 @@ class ForecastingTask(Task):
         self._check_batch(history, future)
         predictions = self(history, history_marks).float().contiguous()
         real = self.evaluation_samples(batch_idx, len(history)).count  # later rows pad this process's share
-        metrics, loss = self.update_stage_metrics(stage, real, predictions, future, F.mse_loss)
-        self.log(f"{stage}/loss", loss, batch_size=len(history))
-        self.log_dict(metrics, prog_bar=stage == "val", batch_size=len(history))
-        if self.original_scale_metrics:
+        self.update_stage_metrics(stage, real, predictions, future, F.mse_loss)
+        if self.original_scale_metrics and real > 0:
             original = self.val_original if stage == "val" else self.test_original
-            if real > 0:
-                original.update(
-                    self.to_original_scale(predictions[:real]), self.to_original_scale(future[:real])
-                )
-            self.log_dict(original, batch_size=len(history))
+            original.update(self.to_original_scale(predictions[:real]), self.to_original_scale(future[:real]))
         return history, predictions, future
+
+    def log_evaluation(self, stage: str) -> None:
+        self.log(f"{stage}/loss", self.val_loss if stage == "val" else self.test_loss)
+        self.log_dict(self.val_metrics if stage == "val" else self.test_metrics, prog_bar=stage == "val")
+        if self.original_scale_metrics:
+            self.log_dict(self.val_original if stage == "val" else self.test_original)
 
     def to_original_scale(self, values: torch.Tensor) -> torch.Tensor:
         """Undo the DataModule's standardisation of ``(..., N)`` values."""
@@ -297,6 +297,7 @@ class ForecastingTask(Task):
         return figure
 
     def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
         if self.trainer.sanity_checking or self._logged is None or not self.trainer.is_global_zero:
             return  # rank 0 writes the figure (of its own first validation batch)
         if not self.loggers:

@@ -109,9 +109,12 @@ class ImageClassification(Task):
         images, labels = batch
         logits = self(images)
         real = self.evaluation_samples(batch_idx, len(images)).count  # later rows pad this process's share
-        metrics, loss = self.update_stage_metrics(stage, real, logits, labels, F.cross_entropy)
-        self.log(f"{stage}/loss", loss, prog_bar=stage == "val")
-        self.log_dict(metrics, prog_bar=stage == "val")
+        self.update_stage_metrics(stage, real, logits, labels, F.cross_entropy)
+
+    def log_evaluation(self, stage: str) -> None:
+        shown = stage == "val"  # in the progress bar
+        self.log(f"{stage}/loss", self.val_loss if stage == "val" else self.test_loss, prog_bar=shown)
+        self.log_dict(self.val_metrics if stage == "val" else self.test_metrics, prog_bar=shown)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, batch_idx, "val")

@@ -158,6 +158,7 @@ class ImageFitting(Task):
             self._epoch_started = None
 
     def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
         rendered, targets = self._rendered, self._targets
         self._rendered, self._targets = [], []
         if self.trainer.sanity_checking:

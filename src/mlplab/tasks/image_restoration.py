@@ -189,13 +189,7 @@ class ImageRestoration(Task):
             input_psnr.update(baseline[:real], targets[:real])
         return inputs, predictions, targets
 
-    def _log_evaluation(self, stage: str) -> None:
-        """Hand the stage's metric objects to Lightning once an epoch; it computes, syncs and resets them.
-
-        Logged at the end of the epoch rather than every batch: the values are the same (each metric
-        accumulates over the batches either way), and each ``self.log`` costs Lightning most of a
-        millisecond.
-        """
+    def log_evaluation(self, stage: str) -> None:
         metrics = self.val_metrics if stage == "val" else self.test_metrics
         input_psnr = self.val_input_psnr if stage == "val" else self.test_input_psnr
         self.log(f"{stage}/loss", self.val_loss if stage == "val" else self.test_loss)
@@ -230,12 +224,9 @@ class ImageRestoration(Task):
         return make_grid(rows, nrow=len(targets), padding=1, pad_value=1.0)
 
     def on_validation_epoch_end(self) -> None:
-        self._log_evaluation("val")
+        super().on_validation_epoch_end()
         if self.trainer.sanity_checking or not self.loggers:
             return
         grid = self.sample_grid()
         if grid is not None:
             log_image(self.loggers, "val/samples", grid, self.global_step)
-
-    def on_test_epoch_end(self) -> None:
-        self._log_evaluation("test")

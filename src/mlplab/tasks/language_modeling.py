@@ -157,6 +157,7 @@ class LanguageModeling(SequenceTask):
         return prompt + self.tokenizer.decode(new)
 
     def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
         if self.trainer.sanity_checking or self.tokenizer is None or self.sample_length == 0:
             return
         if not self.trainer.is_global_zero:  # the same text on every process; rank 0 writes it

@@ -93,7 +93,9 @@ class SequenceTask(Task):
         metrics = self.val_metrics if stage == "val" else self.test_metrics
         if real > 0:
             self.update_metrics(metrics, logits[:real], targets[:real])
-        self.log_dict(metrics, prog_bar=stage == "val")
+
+    def log_evaluation(self, stage: str) -> None:
+        self.log_dict(self.val_metrics if stage == "val" else self.test_metrics, prog_bar=stage == "val")
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, batch_idx, "val")
