@@ -168,36 +168,51 @@ def quickstart(out: Path, repeats: int) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------- steps
+class HandLoop:
+    """The hand-written training loop (``benchmarks/handwritten_quickstart.py``'s model, data, AdamW and
+    linear LR decay over ``total_steps``; ``loss.item()`` every 10 steps), run ``n`` steps at a time."""
+
+    def __init__(self, total_steps: int) -> None:
+        import torch
+
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        from handwritten_quickstart import Hourglass, digits_splits
+
+        self.images = digits_splits()["train"]
+        self.model = Hourglass()
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-3)
+        decay = lambda step: 1.0 - min(1.0, step / total_steps)  # noqa: E731
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, decay)
+        self.batches: list = []
+        self.step = 0
+
+    def run(self, n: int) -> None:
+        import torch
+        import torch.nn.functional as F
+        from handwritten_quickstart import noisy
+
+        for _ in range(n):
+            if not self.batches:
+                order = torch.randperm(len(self.images))
+                batches = range(len(self.images) // 64)
+                self.batches = [self.images[order[b * 64 : (b + 1) * 64]] for b in batches]
+            x = self.batches.pop()
+            loss = F.mse_loss(self.model(noisy(x)), x)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.schedule.step()
+            self.step += 1
+            if self.step % 10 == 0:
+                loss.item()
+
+
 def hand_steps(steps: int) -> tuple[float, float]:
     """Samples/s (wall, CPU) of the hand-written loop over ``steps`` steps after the warm-up."""
-    import torch
-    import torch.nn.functional as F
-
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from handwritten_quickstart import Hourglass, digits_splits, noisy
-
-    images = digits_splits()["train"]
-    model = Hourglass()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    total = steps + STEPS_WARMUP
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - min(1.0, step / total))
-    per_epoch, step = len(images) // 64, 0
-    while step < total:
-        order = torch.randperm(len(images))
-        for batch in range(per_epoch):
-            x = images[order[batch * 64 : (batch + 1) * 64]]
-            loss = F.mse_loss(model(noisy(x)), x)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            step += 1
-            if step % 10 == 0:
-                loss.item()
-            if step == STEPS_WARMUP:
-                start = (time.perf_counter(), time.process_time())
-            if step == total:
-                break
+    loop = HandLoop(steps + STEPS_WARMUP)
+    loop.run(STEPS_WARMUP)
+    start = (time.perf_counter(), time.process_time())
+    loop.run(steps)
     end = (time.perf_counter(), time.process_time())
     return steps * 64 / (end[0] - start[0]), steps * 64 / (end[1] - start[1])
 
@@ -267,44 +282,6 @@ def training_steps(out: Path, repeats: int, steps: int) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------- interleaved
-class HandLoop:
-    """The hand-written loop of :func:`hand_steps`, run ``n`` steps at a time (it keeps its place)."""
-
-    def __init__(self) -> None:
-        import torch
-
-        sys.path.insert(0, str(REPO / "benchmarks"))
-        from handwritten_quickstart import Hourglass, digits_splits
-
-        self.images = digits_splits()["train"]
-        self.model = Hourglass()
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-3)
-        decay = lambda step: 1.0 - min(1.0, step / 1e6)  # noqa: E731 - the same per-step schedule call
-        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, decay)
-        self.batches: list = []
-        self.step = 0
-
-    def run(self, n: int) -> None:
-        import torch
-        import torch.nn.functional as F
-        from handwritten_quickstart import noisy
-
-        for _ in range(n):
-            if not self.batches:
-                order = torch.randperm(len(self.images))
-                batches = range(len(self.images) // 64)
-                self.batches = [self.images[order[b * 64 : (b + 1) * 64]] for b in batches]
-            x = self.batches.pop()
-            loss = F.mse_loss(self.model(noisy(x)), x)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.schedule.step()
-            self.step += 1
-            if self.step % 10 == 0:
-                loss.item()
-
-
 def interleaved_steps(
     out: Path, repeats: int, steps: int, every: int = 25, bare: bool = False
 ) -> dict[str, Any]:
@@ -324,7 +301,7 @@ def interleaved_steps(
 
     class Interleave(L.Callback):
         def __init__(self) -> None:
-            self.hand = HandLoop()
+            self.hand = HandLoop(steps + warmup)
             self.ours = self.theirs = 0.0
             self.count = 0
             self.mark = 0.0
