@@ -1,10 +1,16 @@
-"""Startup: a run imports what its subcommand and its family need, and nothing else (timm only if used)."""
+"""Startup: a run imports what its subcommand and its family need, and nothing else (timm only if used);
+the garbage collector skips its full passes over the start-up objects."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 
+import lightning as L
+import pytest
+
+from mlplab import startup
 from mlplab.models import registry
 from tests.conftest import REPO
 
@@ -33,3 +39,65 @@ def test_the_quickstart_imports_neither_timm_nor_the_other_families():
     assert timm == []
     family_files = {spec.cls.__module__ for spec in registry.families()}  # helpers (FreSh, RevIN) aside
     assert [module for module in families if module in family_files] == ["mlplab.models.vision.hourglass"]
+
+
+def test_the_collector_is_off_while_a_command_starts_then_on_without_the_start_up_objects():
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    with startup.collector_paused():
+        assert not gc.isenabled()
+        with startup.collector_paused():  # a command run by a command: the outer one decides
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+        startup.startup_done()
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+        frozen = gc.get_freeze_count()
+        startup.startup_done()  # a second call changes nothing
+        assert gc.get_freeze_count() == frozen
+    assert gc.isenabled() and gc.get_freeze_count() == 0  # the frozen objects are collectable again
+    startup.startup_done()  # outside a command: nothing
+    assert gc.get_freeze_count() == 0
+
+
+def test_the_collector_is_left_as_found_on_errors_when_switched_off_and_when_others_froze_objects():
+    with pytest.raises(ValueError), startup.collector_paused():
+        raise ValueError("a failing start-up")
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        with startup.collector_paused():
+            startup.startup_done()
+            assert not gc.isenabled()  # the user switched it off: it stays off
+        assert not gc.isenabled() and gc.get_freeze_count() == 0
+    finally:
+        gc.enable()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with startup.collector_paused():  # objects someone else froze: left alone, and theirs stay frozen
+            assert gc.isenabled()
+            startup.startup_done()
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
+def test_fit_and_models_run_after_start_up_is_done(cli, monkeypatch, tmp_path):
+    seen = {}
+
+    def instantiate_trainer(self, **kwargs):
+        seen["building"] = gc.isenabled()
+        return original(self, **kwargs)
+
+    from mlplab.cli import MLPLabCLI
+
+    original = MLPLabCLI.instantiate_trainer
+    monkeypatch.setattr(MLPLabCLI, "instantiate_trainer", instantiate_trainer)
+    monkeypatch.setattr(L.Trainer, "fit", lambda *a, **k: seen.update(fit=(gc.isenabled(), gc.get_freeze_count())))
+    monkeypatch.setattr(registry, "main", lambda *a: seen.update(models=(gc.isenabled(), gc.get_freeze_count())))
+    config = str(REPO / "configs" / "quickstart.yaml")
+    assert cli("fit", "--config", config, "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}") == 0
+    assert cli("models") == 0
+    assert seen["building"] is False
+    assert seen["fit"][0] and seen["fit"][1] > 0
+    assert seen["models"][0] and seen["models"][1] > 0
+    assert gc.isenabled() and gc.get_freeze_count() == 0

@@ -15,37 +15,44 @@ from __future__ import annotations
 import os
 import sys
 
+from mlplab.startup import collector_paused, startup_done
+
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``mlplab``: run ``mlplab sweep`` or the training CLI."""
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # users' own modules in the working directory are importable
     argv = sys.argv[1:] if args is None else list(args)
-    if argv[:1] == ["sweep"]:
-        from mlplab.tools.sweep.command import main as sweep_main
+    with collector_paused():  # start-up without full garbage-collector passes (see mlplab.startup)
+        if argv[:1] == ["sweep"]:
+            from mlplab.tools.sweep.command import main as sweep_main
 
-        sweep_main(argv[1:])
-    elif argv[:1] == ["models"]:
-        from mlplab.models.registry import main as models_main
+            startup_done()
+            sweep_main(argv[1:])
+        elif argv[:1] == ["models"]:
+            from mlplab.models.registry import main as models_main
 
-        models_main(argv[1:])
-    elif argv[:1] == ["compare"]:
-        from mlplab.tools.compare import main as compare_main
+            startup_done()
+            models_main(argv[1:])
+        elif argv[:1] == ["compare"]:
+            from mlplab.tools.compare import main as compare_main
 
-        compare_main(argv[1:])
-    elif argv[:1] == ["export"]:
-        from mlplab.tools.export import main as export_main
+            startup_done()
+            compare_main(argv[1:])
+        elif argv[:1] == ["export"]:
+            from mlplab.tools.export import main as export_main
 
-        export_main(argv[1:])
-    elif argv[:1] in (["analyze"], ["drop-layers"], ["prune"]):
-        from mlplab.analysis.command import main as analysis_main
+            startup_done()
+            export_main(argv[1:])
+        elif argv[:1] in (["analyze"], ["drop-layers"], ["prune"]):
+            from mlplab.analysis.command import main as analysis_main
 
-        analysis_main(argv[0], argv[1:])
-    else:
-        from mlplab.cli import main as cli_main
+            startup_done()
+            analysis_main(argv[0], argv[1:])
+        else:
+            from mlplab.cli import main as cli_main
 
-        cli_main(args)
-
+            cli_main(args)  # the training CLI says when start-up is done: after building, before running
 
 if __name__ == "__main__":
     main()

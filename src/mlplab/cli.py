@@ -66,6 +66,7 @@ from mlplab.errors import DEBUG_ENV_VAR, CheckpointError, ConfigError, MLPLabErr
 from mlplab.loggers import check_preset_file, prepare_logger_config
 from mlplab.models import registry
 from mlplab.runtime import QuietProfiler
+from mlplab.startup import startup_done
 from mlplab.tasks.base import plain
 
 #: DataModule attributes handed to the task argument of the same name, when both exist.
@@ -619,6 +620,10 @@ class MLPLabCLI(LightningCLI):
         run = ckpt_path.resolve().parent.parent
         if ckpt_path.resolve().parent.name == "checkpoints" and run.parent == root / "lightning_logs":
             self._resume_logger = {"save_dir": str(given_root), "version": run.name, "purge_step": step}
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        startup_done()  # everything is built: the collector resumes without the start-up objects
+        super()._run_subcommand(subcommand)
 
     def before_instantiate_classes(self) -> None:
         """Put ``default_root_dir`` into the loggers' ``{default_root_dir}`` (:mod:`mlplab.loggers`)."""
