@@ -92,10 +92,12 @@ def test_fit_and_models_run_after_start_up_is_done(cli, monkeypatch, tmp_path):
 
     original = MLPLabCLI.instantiate_trainer
     monkeypatch.setattr(MLPLabCLI, "instantiate_trainer", instantiate_trainer)
-    monkeypatch.setattr(L.Trainer, "fit", lambda *a, **k: seen.update(fit=(gc.isenabled(), gc.get_freeze_count())))
-    monkeypatch.setattr(registry, "main", lambda *a: seen.update(models=(gc.isenabled(), gc.get_freeze_count())))
+    collector = lambda: (gc.isenabled(), gc.get_freeze_count())  # noqa: E731
+    monkeypatch.setattr(L.Trainer, "fit", lambda *a, **k: seen.update(fit=collector()))
+    monkeypatch.setattr(registry, "main", lambda *a: seen.update(models=collector()))
     config = str(REPO / "configs" / "quickstart.yaml")
-    assert cli("fit", "--config", config, "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}") == 0
+    root = f"--trainer.default_root_dir={tmp_path}"
+    assert cli("fit", "--config", config, "--trainer.logger=false", root) == 0
     assert cli("models") == 0
     assert seen["building"] is False
     assert seen["fit"][0] and seen["fit"][1] > 0
