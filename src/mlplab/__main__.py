@@ -54,5 +54,6 @@ def main(args: list[str] | None = None) -> None:
 
             cli_main(args)  # the training CLI says when start-up is done: after building, before running
 
+
 if __name__ == "__main__":
     main()
