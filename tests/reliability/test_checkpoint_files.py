@@ -10,7 +10,13 @@ import sys
 import pytest
 import torch
 
-from mlplab.callbacks.checkpoint import atomic_save, verify_checkpoint_archive
+from mlplab.callbacks import checkpoint as checkpoints
+from mlplab.callbacks.checkpoint import (
+    atomic_save,
+    atomic_save_in_background,
+    finish_checkpoint_writes,
+    verify_checkpoint_archive,
+)
 from mlplab.errors import CheckpointError
 from tests.conftest import REPO
 
@@ -69,3 +75,34 @@ def test_a_flipped_bit_in_the_weights_is_found(tmp_path):
     assert torch.load(path, weights_only=True)["state_dict"]["w"].shape == (100_000,)  # torch does not notice
     with pytest.raises(CheckpointError, match="fails its CRC-32 check"):
         verify_checkpoint_archive(path)
+
+
+def test_a_background_write_holds_the_state_at_the_call_in_order_and_is_awaited_before_reading(tmp_path):
+    path = tmp_path / "best.ckpt"
+    weights = torch.zeros(50_000)
+    atomic_save_in_background({"state_dict": {"w": weights}, "step": 1}, path)
+    weights += 1  # training goes on while the file is written
+    atomic_save_in_background({"state_dict": {"w": weights}, "step": 2}, path)
+    weights += 1
+    verify_checkpoint_archive(path)  # waits for the write in flight
+    saved = torch.load(path, weights_only=True)
+    assert saved["step"] == 2 and bool((saved["state_dict"]["w"] == 1).all())
+    assert os.listdir(tmp_path) == ["best.ckpt"]
+    finish_checkpoint_writes()  # nothing in flight: returns
+
+
+def test_a_failed_background_write_is_raised_once_in_one_line_naming_the_file(tmp_path):
+    (tmp_path / "taken").write_text("a file where the checkpoint folder should be")
+    path = tmp_path / "taken" / "last.ckpt"
+    atomic_save_in_background({"state_dict": {}}, path)  # the caller goes on
+    with pytest.raises(CheckpointError, match=r"^writing the checkpoint .*taken/last.ckpt failed: "):
+        finish_checkpoint_writes()
+    finish_checkpoint_writes()  # reported once
+
+
+def test_a_checkpoint_over_the_background_limit_is_written_before_the_call_returns(tmp_path, monkeypatch):
+    monkeypatch.setattr(checkpoints, "BACKGROUND_LIMIT_BYTES", 1000)
+    path = tmp_path / "big.ckpt"
+    atomic_save_in_background({"state_dict": {"w": torch.zeros(1000)}}, path)  # 4,000 bytes
+    assert checkpoints._writes["thread"] is None
+    assert torch.load(path, weights_only=True)["state_dict"]["w"].shape == (1000,)

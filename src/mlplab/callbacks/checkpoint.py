@@ -4,7 +4,9 @@
   fsyncs it, then renames it over the target: a kill at any moment leaves the old file or the new one.
 * :func:`verify_checkpoint_file` checks a checkpoint before it is loaded (the zip's CRC of every
   record, then its structure) and names what is wrong in one line.
-* :class:`AtomicCheckpointIO` makes every checkpoint the trainer writes or reads go through both.
+* :func:`atomic_save_in_background` does the same with the file part in a thread (the state is
+  serialised at the call), so that training goes on while the checkpoint is written and fsynced.
+* :class:`AtomicCheckpointIO` makes every checkpoint the trainer writes or reads go through them.
 * :class:`BestCheckpoint` keeps ``best.ckpt`` by the task's main metric and ``last.ckpt`` at an
   interval, at the end of fit, on an exception and on Ctrl-C (which then stops at the end of the
   current step, so that the saved state resumes exactly).
@@ -12,6 +14,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import signal
@@ -20,8 +23,9 @@ import threading
 import time
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import lightning as L
 import torch
@@ -65,14 +69,11 @@ def _umask() -> int:
     return mask
 
 
-def atomic_save(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
-    """``torch.save`` that never leaves a partial file at ``path``.
+#: The process's umask, read once: reading it means setting it, which a writing thread must not do.
+_UMASK = _umask()
 
-    The checkpoint goes to ``.<name>.<random>.partial`` in the same folder, which is flushed and
-    fsynced and then renamed over ``path`` (an atomic replacement on POSIX and Windows); the folder is
-    fsynced so that the rename survives a power cut. Partial files of earlier, killed writes of the
-    same name are removed first; a failing write removes its own.
-    """
+
+def _atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_partial_files(target)
@@ -80,9 +81,9 @@ def atomic_save(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
         prefix=_partial_prefix(target), suffix=PARTIAL_SUFFIX, dir=target.parent
     )
     try:
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp creates 0600; a checkpoint is an ordinary file
+        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp creates 0600; a checkpoint is an ordinary file
         with os.fdopen(descriptor, "wb") as handle:
-            torch.save(checkpoint, handle)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)
@@ -92,13 +93,86 @@ def atomic_save(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
     _fsync_folder(target.parent)
 
 
+def atomic_save(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
+    """``torch.save`` that never leaves a partial file at ``path``.
+
+    The checkpoint goes to ``.<name>.<random>.partial`` in the same folder, which is flushed and
+    fsynced and then renamed over ``path`` (an atomic replacement on POSIX and Windows); the folder is
+    fsynced so that the rename survives a power cut. Partial files of earlier, killed writes of the
+    same name are removed first; a failing write removes its own.
+    """
+    _atomic_write(path, lambda handle: torch.save(checkpoint, handle))
+
+
+# ------------------------------------------------------------------------------ background writes
+#: Checkpoints up to this size (their tensors' bytes) are written in the background.
+BACKGROUND_LIMIT_BYTES = 512 * 2**20
+
+_writes: dict[str, Any] = {"thread": None, "error": None}
+_writes_lock = threading.Lock()
+
+
+def _tensor_bytes(value: Any) -> int:
+    """Bytes of the tensors in nested dicts, lists and tuples (where a checkpoint keeps them)."""
+    if isinstance(value, torch.Tensor):
+        return value.nbytes
+    if isinstance(value, dict):
+        return sum(_tensor_bytes(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_tensor_bytes(item) for item in value)
+    return 0
+
+
+def finish_checkpoint_writes() -> None:
+    """Wait for the background checkpoint write in flight, if any; raise the error of one that failed."""
+    with _writes_lock:
+        thread, _writes["thread"] = _writes["thread"], None
+    if thread is not None:
+        thread.join()
+    failed, _writes["error"] = _writes["error"], None
+    if failed is not None:
+        path, error = failed
+        raise CheckpointError(f"writing the checkpoint {path} failed: {error}") from error
+
+
+def atomic_save_in_background(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
+    """:func:`atomic_save`, with the file written, fsynced and renamed by a thread while the caller goes on.
+
+    The checkpoint is serialised at once, so the file holds the state as it is at the call. One write
+    is in flight at a time, in the order of the calls; :func:`finish_checkpoint_writes` waits for it
+    (reading, removing and verifying checkpoints do, and so does the end of every fit). A checkpoint
+    larger than ``BACKGROUND_LIMIT_BYTES`` is written in the foreground, streamed without a copy in
+    memory.
+    """
+    if _tensor_bytes(checkpoint) > BACKGROUND_LIMIT_BYTES:
+        finish_checkpoint_writes()
+        atomic_save(checkpoint, path)
+        return
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    finish_checkpoint_writes()  # the one before, first
+
+    def write() -> None:
+        try:
+            _atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))
+        except BaseException as error:  # raised by the next finish_checkpoint_writes()
+            _writes["error"] = (path, error)
+
+    thread = threading.Thread(target=write, name="mlplab-checkpoint-write")  # not a daemon: exit waits
+    with _writes_lock:
+        _writes["thread"] = thread
+    thread.start()
+
+
 def verify_checkpoint_archive(path: str | os.PathLike) -> None:
     """Raise :class:`CheckpointError`, in one line, unless ``path`` is a complete, undamaged checkpoint file.
 
-    Checks that the file exists and is a complete zip archive (PyTorch's format) whose every record
-    matches its CRC-32: ``torch.load`` itself does not check them, so a flipped bit in the weights would
-    load silently. Reading the records costs about as much as loading them.
+    Waits for a background write in flight first (:func:`finish_checkpoint_writes`). Checks that the
+    file exists and is a complete zip archive (PyTorch's format) whose every record matches its CRC-32:
+    ``torch.load`` itself does not check them, so a flipped bit in the weights would load silently.
+    Reading the records costs about as much as loading them.
     """
+    finish_checkpoint_writes()
     file = Path(path)
     if not file.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -139,21 +213,30 @@ def verify_checkpoint_file(path: str | os.PathLike) -> None:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint I/O, writing with :func:`atomic_save` and checking the archive before reading.
+    """Lightning's checkpoint I/O, writing with :func:`atomic_save_in_background`, checking before reading.
 
     Lightning's own writer serialises to memory and lets fsspec move a temporary file from the system's
     temporary folder into place: not fsynced, not atomic across file systems, and a kill leaves the
-    temporary file outside the run folder.
+    temporary file outside the run folder. This one writes atomically and durably, the file part in
+    a background thread; reading and removing a checkpoint, and the strategy's teardown at the end of
+    every fit, validate, test and predict, wait for the write in flight and raise its error if it failed.
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
-        atomic_save(checkpoint, path)
+        atomic_save_in_background(checkpoint, path)
 
     def load_checkpoint(self, path: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         verify_checkpoint_archive(path)
         return super().load_checkpoint(path, *args, **kwargs)
+
+    def remove_checkpoint(self, path: Any) -> None:
+        finish_checkpoint_writes()
+        super().remove_checkpoint(path)
+
+    def teardown(self) -> None:
+        finish_checkpoint_writes()
 
 
 # ----------------------------------------------------------------------------------- finiteness
