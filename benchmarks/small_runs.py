@@ -51,18 +51,19 @@ STEPS_WARMUP = 20
 
 
 # ----------------------------------------------------------------------------------------- helpers
-def child_environment() -> dict[str, str]:
-    """This environment with one thread per process and this checkout's ``src`` first on the path."""
+def child_environment(src: Path = REPO / "src") -> dict[str, str]:
+    """This environment with one thread per process and ``src`` (this checkout's) first on the path."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), env.get("PYTHONPATH")]))
     return env
 
 
-def timed_command(command: list[str]) -> tuple[float, float, str]:
-    """Run ``command`` in the repository; return its wall seconds, CPU seconds and its stdout."""
+def timed_command(command: list[str], src: Path = REPO / "src") -> tuple[float, float, str]:
+    """Run ``command`` in the repository, mlplab imported from ``src``; return its wall seconds, CPU
+    seconds and its stdout."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    result = subprocess.run(command, cwd=REPO, env=child_environment(), capture_output=True, text=True)
+    result = subprocess.run(command, cwd=REPO, env=child_environment(src), capture_output=True, text=True)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
@@ -91,13 +92,16 @@ def quiet_fit(args: list[str], clock: Any, bare: bool = False) -> Any:
     """Fit mlplab's CLI run of ``args`` with ``clock`` added to its callbacks (only it when ``bare``),
     its output to /dev/null; return the CLI object."""
     from mlplab.cli import MLPLabCLI
+    from mlplab.startup import collector_paused, startup_done
 
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-        cli = MLPLabCLI(args=args, run=False)
-        if bare:
-            cli.trainer.callbacks = []
-        cli.trainer.callbacks.append(clock)
-        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+        with collector_paused():  # the garbage collector as `mlplab fit` runs it (mlplab.startup)
+            cli = MLPLabCLI(args=args, run=False)
+            if bare:
+                cli.trainer.callbacks = []
+            cli.trainer.callbacks.append(clock)
+            startup_done()
+            cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     return cli
 
 
@@ -112,59 +116,54 @@ def code_version() -> str:
 
 
 # -------------------------------------------------------------------------------------- quickstart
-def quickstart(out: Path, repeats: int) -> dict[str, Any]:
-    """The README's quickstart against the hand-written script, interleaved, each in a fresh process."""
+def quickstart(out: Path, repeats: int, base_src: Path | None = None) -> dict[str, Any]:
+    """The README's quickstart against the hand-written script, interleaved, each in a fresh process.
+
+    With ``base_src`` (the ``src`` folder of a checkout of another commit), the same command is run a
+    third time with mlplab imported from there, so that a change is measured against its base in the
+    same minutes (the order of the three rotates).
+    """
+    sides = ["mlplab", "hand"] + (["base"] if base_src else [])
     pairs = []
     for repeat in range(repeats):
         with tempfile.TemporaryDirectory() as scratch:
-            first_hand = repeat % 2 == 1  # alternate which goes first
             runs = {}
-            for which in ["hand", "mlplab"] if first_hand else ["mlplab", "hand"]:
-                if which == "mlplab":
-                    command = [
-                        sys.executable,
-                        "cli.py",
-                        "fit",
-                        "--config",
-                        str(QUICKSTART),
-                        f"--trainer.default_root_dir={scratch}/mlplab",
-                    ]
-                    wall, cpu, _ = timed_command(command)
-                    summary = json.loads(next(Path(scratch, "mlplab").rglob("summary.json")).read_text())
-                    runs[which] = (wall, cpu, summary["best_val"])
-                else:
-                    wall, cpu, printed = timed_command(
-                        [sys.executable, str(HAND), "--out", f"{scratch}/hand"]
-                    )
+            turn = repeat % len(sides)  # rotate which goes first
+            for which in sides[turn:] + sides[:turn]:
+                if which == "hand":
+                    command = [sys.executable, str(HAND), "--out", f"{scratch}/hand"]
+                    wall, cpu, printed = timed_command(command)
                     psnr = float(re.search(r"best val/psnr ([0-9.]+)", printed).group(1))
                     runs[which] = (wall, cpu, psnr)
-        row = {
-            "section": "quickstart",
-            "repeat": repeat,
-            "mlplab_wall_s": round(runs["mlplab"][0], 2),
-            "hand_wall_s": round(runs["hand"][0], 2),
-            "mlplab_cpu_s": round(runs["mlplab"][1], 2),
-            "hand_cpu_s": round(runs["hand"][1], 2),
-            "wall_ratio": round(runs["mlplab"][0] / runs["hand"][0], 3),
-            "cpu_ratio": round(runs["mlplab"][1] / runs["hand"][1], 3),
-            "mlplab_best_val_psnr": round(runs["mlplab"][2], 2),
-            "hand_best_val_psnr": round(runs["hand"][2], 2),
-        }
+                    continue
+                root = Path(scratch, which)
+                command = [sys.executable, "cli.py", "fit", "--config", str(QUICKSTART),
+                           f"--trainer.default_root_dir={root}"]  # fmt: skip
+                wall, cpu, _ = timed_command(command, base_src if which == "base" else REPO / "src")
+                summary = json.loads(next(root.rglob("summary.json")).read_text())
+                runs[which] = (wall, cpu, summary["best_val"])
+        row: dict[str, Any] = {"section": "quickstart", "repeat": repeat}
+        for which in sides:
+            row[f"{which}_wall_s"] = round(runs[which][0], 2)
+            row[f"{which}_cpu_s"] = round(runs[which][1], 2)
+            row[f"{which}_best_val_psnr"] = round(runs[which][2], 2)
+        row["wall_ratio"] = round(runs["mlplab"][0] / runs["hand"][0], 3)
+        row["cpu_ratio"] = round(runs["mlplab"][1] / runs["hand"][1], 3)
+        if base_src:
+            row["base_src"] = str(base_src)
+            row["base_wall_ratio"] = round(runs["base"][0] / runs["hand"][0], 3)
+            row["base_cpu_ratio"] = round(runs["base"][1] / runs["hand"][1], 3)
         record(out, row)
         pairs.append(row)
+        against = f"; base {row['base_wall_s']} s ({row['base_wall_ratio']}x)" if base_src else ""
         print(
             f"quickstart {repeat}: mlplab {row['mlplab_wall_s']} s, hand {row['hand_wall_s']} s "
-            f"(wall {row['wall_ratio']}x, CPU {row['cpu_ratio']}x)",
+            f"(wall {row['wall_ratio']}x, CPU {row['cpu_ratio']}x){against}",
             flush=True,
         )
-    return {
-        "wall_ratio": spread([p["wall_ratio"] for p in pairs]),
-        "cpu_ratio": spread([p["cpu_ratio"] for p in pairs]),
-        "mlplab_wall_s": spread([p["mlplab_wall_s"] for p in pairs]),
-        "hand_wall_s": spread([p["hand_wall_s"] for p in pairs]),
-        "mlplab_best_val_psnr": spread([p["mlplab_best_val_psnr"] for p in pairs]),
-        "hand_best_val_psnr": spread([p["hand_best_val_psnr"] for p in pairs]),
-    }
+    keys = ["wall_ratio", "cpu_ratio"] + (["base_wall_ratio", "base_cpu_ratio"] if base_src else [])
+    keys += [f"{which}_{what}" for which in sides for what in ("wall_s", "best_val_psnr")]
+    return {key: spread([p[key] for p in pairs]) for key in keys}
 
 
 # ------------------------------------------------------------------------------------------- steps
@@ -477,6 +476,11 @@ def main() -> None:
     parser.add_argument(
         "--bare", action="store_true", help="section interleaved: the fit without logger and callbacks"
     )
+    parser.add_argument(
+        "--base-src",
+        type=Path,
+        help="section quickstart: also run mlplab from this src folder (a checkout of the commit to compare)",
+    )
     options = parser.parse_args()
     options.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -490,7 +494,7 @@ def main() -> None:
     if "startup" in options.sections:
         results["startup"] = startup(options.out, options.repeats)
     if "quickstart" in options.sections:
-        results["quickstart"] = quickstart(options.out, options.repeats)
+        results["quickstart"] = quickstart(options.out, options.repeats, options.base_src)
     if "validation" in options.sections:
         small = [
             "--model.init_args.backbone.init_args.embed_dim=96",

@@ -12,43 +12,39 @@ here keeps the two free of an import cycle.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
 from mlplab.startup import collector_paused, startup_done
 
+#: ``mlplab <command> ARGS``: the module whose ``main(ARGS)`` runs the command.
+COMMANDS = {
+    "sweep": "mlplab.tools.sweep.command",
+    "models": "mlplab.models.registry",
+    "compare": "mlplab.tools.compare",
+    "export": "mlplab.tools.export",
+}
+#: ``mlplab <command> ARGS``: questions asked of a trained run (``analysis.command.main(command, ARGS)``).
+ANALYSIS_COMMANDS = ("analyze", "drop-layers", "prune")
+
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of ``mlplab``: run ``mlplab sweep`` or the training CLI."""
+    """Entry point of ``mlplab``: run one of ``COMMANDS`` or ``ANALYSIS_COMMANDS``, or the training CLI."""
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # users' own modules in the working directory are importable
     argv = sys.argv[1:] if args is None else list(args)
+    command = argv[0] if argv else None
     with collector_paused():  # start-up without full garbage-collector passes (see mlplab.startup)
-        if argv[:1] == ["sweep"]:
-            from mlplab.tools.sweep.command import main as sweep_main
-
+        if command in COMMANDS:
+            run = importlib.import_module(COMMANDS[command]).main
             startup_done()
-            sweep_main(argv[1:])
-        elif argv[:1] == ["models"]:
-            from mlplab.models.registry import main as models_main
-
-            startup_done()
-            models_main(argv[1:])
-        elif argv[:1] == ["compare"]:
-            from mlplab.tools.compare import main as compare_main
-
-            startup_done()
-            compare_main(argv[1:])
-        elif argv[:1] == ["export"]:
-            from mlplab.tools.export import main as export_main
-
-            startup_done()
-            export_main(argv[1:])
-        elif argv[:1] in (["analyze"], ["drop-layers"], ["prune"]):
+            run(argv[1:])
+        elif command in ANALYSIS_COMMANDS:
             from mlplab.analysis.command import main as analysis_main
 
             startup_done()
-            analysis_main(argv[0], argv[1:])
+            analysis_main(command, argv[1:])
         else:
             from mlplab.cli import main as cli_main
 
