@@ -103,3 +103,17 @@ def test_fit_and_models_run_after_start_up_is_done(cli, monkeypatch, tmp_path):
     assert seen["fit"][0] and seen["fit"][1] > 0
     assert seen["models"][0] and seen["models"][1] > 0
     assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_the_program_leaves_its_start_up_objects_frozen_for_the_shutdown(monkeypatch):
+    from mlplab.__main__ import main
+
+    monkeypatch.setattr(registry, "main", lambda *a: None)
+    monkeypatch.setattr(sys, "argv", ["mlplab", "models"])
+    try:
+        main()  # the program: the process ends after it, so nothing is thawed for the shutdown to walk
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+    main(["models"])  # called in-process with its arguments: everything thawed again
+    assert gc.isenabled() and gc.get_freeze_count() == 0

@@ -35,7 +35,9 @@ def main(args: list[str] | None = None) -> None:
         sys.path.insert(0, os.getcwd())  # users' own modules in the working directory are importable
     argv = sys.argv[1:] if args is None else list(args)
     command = argv[0] if argv else None
-    with collector_paused():  # start-up without full garbage-collector passes (see mlplab.startup)
+    # start-up without full garbage-collector passes; the program (no args given) ends with the command,
+    # so its start-up objects stay frozen through the interpreter's shutdown (see mlplab.startup)
+    with collector_paused(thaw=args is not None):
         if command in COMMANDS:
             run = importlib.import_module(COMMANDS[command]).main
             startup_done()

@@ -13,7 +13,9 @@ command starts up; :func:`startup_done` (when the command is about to do its wor
 freezes the objects alive at that moment (``gc.freeze``: later passes leave them out) and switches the
 collector back on, so training runs with a collector that only walks what training creates. Leaving
 :func:`collector_paused` restores the collector as it was and makes the frozen objects collectable
-again, so a command run in-process (tests, notebooks) leaves nothing changed behind.
+again, so a command run in-process (tests, notebooks) leaves nothing changed behind; the ``mlplab``
+program itself, which ends right after, leaves them frozen (``thaw=False``): thawed, they made the
+interpreter's shutdown take 1.8 s instead of 0.3 s after a quickstart fit.
 
 This module imports nothing heavy: it runs before the imports it is about.
 """
@@ -28,8 +30,13 @@ _state = {"paused": False, "frozen": False, "was_enabled": True}
 
 
 @contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Run a command with the cyclic collector off until :func:`startup_done` (or the end)."""
+def collector_paused(thaw: bool = True) -> Iterator[None]:
+    """Run a command with the cyclic collector off until :func:`startup_done` (or the end).
+
+    Args:
+        thaw: Make the frozen objects collectable again at the end. ``False`` only where the process
+            ends with the command: what stays frozen is never collected (nor walked at shutdown).
+    """
     if _state["paused"] or _state["frozen"] or gc.get_freeze_count():  # a command in a command, or
         yield  # objects someone else froze (gc.unfreeze would thaw theirs too): leave the collector be
         return
@@ -38,7 +45,7 @@ def collector_paused() -> Iterator[None]:
     try:
         yield
     finally:
-        if _state["frozen"]:
+        if _state["frozen"] and thaw:
             gc.unfreeze()
         if _state["was_enabled"]:
             gc.enable()

@@ -72,6 +72,8 @@ def test_kill_9_mid_epoch_then_resume_gives_the_uninterrupted_weights(cli, tmp_p
 def test_ctrl_c_stops_after_the_step_and_the_resumed_run_is_the_same(cli, tmp_path):
     assert cli("fit", *AUGMENTED, "--trainer.default_root_dir=reference") == 0
     try:
+        # Python's own Ctrl-C handler, also where pytest was started as a background job (SIGINT ignored)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         status = cli(
             "fit", *AUGMENTED, "--trainer.default_root_dir=stopped",
             "--trainer.callbacks+=tests.reliability.callbacks.InterruptAtStep", "--trainer.callbacks.step=26",
