@@ -81,6 +81,11 @@ def spread(values: list[float]) -> dict[str, float]:
     }
 
 
+def spreads(rows: list[dict[str, Any]], keys: Any) -> dict[str, dict[str, float]]:
+    """:func:`spread` of each of ``keys`` over ``rows``."""
+    return {key: spread([row[key] for row in rows]) for key in keys}
+
+
 def record(out: Path, row: dict[str, Any]) -> None:
     """Append ``row`` (with the load average and the time) to ``OUT/small_runs.jsonl``."""
     row = {**row, "load_average": [round(x, 1) for x in os.getloadavg()], "time": time.strftime("%F %T")}
@@ -163,7 +168,7 @@ def quickstart(out: Path, repeats: int, base_src: Path | None = None) -> dict[st
         )
     keys = ["wall_ratio", "cpu_ratio"] + (["base_wall_ratio", "base_cpu_ratio"] if base_src else [])
     keys += [f"{which}_{what}" for which in sides for what in ("wall_s", "best_val_psnr")]
-    return {key: spread([p[key] for p in pairs]) for key in keys}
+    return spreads(pairs, keys)
 
 
 # ------------------------------------------------------------------------------------------- steps
@@ -272,12 +277,7 @@ def training_steps(out: Path, repeats: int, steps: int) -> dict[str, Any]:
             f"hand {row['hand_samples_per_s_wall']}/s (wall {row['wall_ratio']}x, CPU {row['cpu_ratio']}x)",
             flush=True,
         )
-    return {
-        "wall_ratio": spread([r["wall_ratio"] for r in rows]),
-        "cpu_ratio": spread([r["cpu_ratio"] for r in rows]),
-        "hand_samples_per_s_cpu": spread([r["hand_samples_per_s_cpu"] for r in rows]),
-        "mlplab_samples_per_s_cpu": spread([r["mlplab_samples_per_s_cpu"] for r in rows]),
-    }
+    return spreads(rows, ("wall_ratio", "cpu_ratio", "hand_samples_per_s_cpu", "mlplab_samples_per_s_cpu"))
 
 
 # ------------------------------------------------------------------------------------- interleaved
@@ -350,10 +350,7 @@ def interleaved_steps(
             f"{row['hand_ms_per_step_cpu']} ms per step (CPU; samples/s ratio {row['cpu_ratio']}x)",
             flush=True,
         )
-    return {
-        key: spread([r[key] for r in rows])
-        for key in ("cpu_ratio", "mlplab_ms_per_step_cpu", "hand_ms_per_step_cpu")
-    }
+    return spreads(rows, ("cpu_ratio", "mlplab_ms_per_step_cpu", "hand_ms_per_step_cpu"))
 
 
 # ----------------------------------------------------------------------------------------- startup
@@ -393,10 +390,7 @@ def startup(out: Path, repeats: int) -> dict[str, Any]:
             f"{row['hand_wall_s']} s ({row['hand_cpu_s']} s CPU)",
             flush=True,
         )
-    return {
-        key: spread([r[key] for r in rows])
-        for key in ("mlplab_wall_s", "hand_wall_s", "mlplab_cpu_s", "hand_cpu_s")
-    }
+    return spreads(rows, ("mlplab_wall_s", "hand_wall_s", "mlplab_cpu_s", "hand_cpu_s"))
 
 
 # -------------------------------------------------------------------------------------- validation

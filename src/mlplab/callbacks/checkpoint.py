@@ -108,8 +108,9 @@ def atomic_save(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
 #: Checkpoints up to this size (their tensors' bytes) are written in the background.
 BACKGROUND_LIMIT_BYTES = 512 * 2**20
 
+#: The write in flight and the error of one that failed (both set and read by the training thread,
+#: the error also by the writing thread).
 _writes: dict[str, Any] = {"thread": None, "error": None}
-_writes_lock = threading.Lock()
 
 
 def _tensor_bytes(value: Any) -> int:
@@ -125,8 +126,7 @@ def _tensor_bytes(value: Any) -> int:
 
 def finish_checkpoint_writes() -> None:
     """Wait for the background checkpoint write in flight, if any; raise the error of one that failed."""
-    with _writes_lock:
-        thread, _writes["thread"] = _writes["thread"], None
+    thread, _writes["thread"] = _writes["thread"], None
     if thread is not None:
         thread.join()
     failed, _writes["error"] = _writes["error"], None
@@ -159,8 +159,7 @@ def atomic_save_in_background(checkpoint: dict[str, Any], path: str | os.PathLik
             _writes["error"] = (path, error)
 
     thread = threading.Thread(target=write, name="mlplab-checkpoint-write")  # not a daemon: exit waits
-    with _writes_lock:
-        _writes["thread"] = thread
+    _writes["thread"] = thread
     thread.start()
 
 
