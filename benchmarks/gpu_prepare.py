@@ -7,13 +7,16 @@ by git, under 60 MiB):
 * ``.gpu/data/``: the files the suite reads through ``MLPLAB_DATA`` (the MNIST test files, Tiny
   Shakespeare, the CIFAR-10 JPEG archive), copied from ``--data`` (default ``$MLPLAB_DATA``) and checked
   against the checksums in that folder's ``SHA256SUMS`` when it has one;
-* ``.gpu/wheels/``: the pure-Python wheels of jsonargparse and its signature extras, at the versions
-  installed here, for CPython 3.12;
+* ``.gpu/wheels/``: the pure-Python wheels of jsonargparse and its signature extras and of
+  palmerpenguins (the tabular task's GPU test), at the versions installed here, and of
+  flash-linear-attention's Triton kernels (the ``kernels`` extra; version pinned below), for CPython 3.12;
 * ``.gpu/commit.txt``: the commit of this tree (the suite records it; the machine gets no ``.git``).
 
 It then prints the command to run from the repository root on the GPU machine, with the folder to carry
-along. On any machine with a GPU and mlplab installed, ``python benchmarks/gpu_suite.py --out DIR`` is all
-it takes; this script is for machines that can fetch nothing.
+along, and a second one for the GPU-marked tests (kernels against the PyTorch reference, training on the
+device), for a second call when device time is left after the suite. On any machine with a GPU and
+mlplab installed, ``python benchmarks/gpu_suite.py --out DIR`` is all it takes; this script is for
+machines that can fetch nothing.
 
     python benchmarks/gpu_prepare.py                        # data from $MLPLAB_DATA
     python benchmarks/gpu_prepare.py --data ../shared/data --budget-s 450
@@ -40,8 +43,23 @@ DATA_FILES = [
     "tinyshakespeare.txt",
     "cifar10-jpg.tar.gz",
 ]
-#: Distributions the GPU machine lacks (KINDS.md's package list); all pure Python.
-WHEELS = ["jsonargparse", "docstring-parser", "typeshed-client"]
+#: Distributions the GPU machine lacks (KINDS.md's package list), at the versions installed here; all
+#: pure Python.
+WHEELS = ["jsonargparse", "docstring-parser", "typeshed-client", "palmerpenguins"]
+#: flash-linear-attention's kernels (Triton, pure Python), not installed here: the version whose
+#: ``chunk_gla`` signature ``mlplab.models.sequence.backends.fla_chunk_gla`` was checked against. With
+#: them the suite measures GatedLinearAttention with ``backend: fla`` beside ``torch``. (mamba-ssm has
+#: CUDA extensions and no wheel on PyPI: it cannot travel this way.)
+KERNEL_WHEELS = ["flash-linear-attention==0.6.0", "fla-core==0.6.0"]
+#: The tests with a ``gpu`` mark that one GPU can run (tests/ddp needs two).
+GPU_TESTS = [
+    "tests/models/sequence/test_backends.py",
+    "tests/tasks/test_tabular.py",
+    "tests/tasks/test_function_fitting.py",
+    "tests/tasks/test_image_fitting.py",
+    "tests/analysis/test_gpu.py",
+    "tests/tools/sweep/test_execute.py",
+]
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "any"]
 LIMIT_MIB = 60
 
@@ -82,7 +100,7 @@ def download_wheels(target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
     for old in target.glob("*.whl"):
         old.unlink()
-    pins = [f"{name}=={importlib.metadata.version(name)}" for name in WHEELS]
+    pins = [f"{name}=={importlib.metadata.version(name)}" for name in WHEELS] + KERNEL_WHEELS
     platforms = [argument for platform in PLATFORMS for argument in ("--platform", platform)]
     command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"]
     command += ["--python-version", "3.12", "--implementation", "cp", *platforms, "-d", str(target), *pins]
@@ -96,13 +114,26 @@ def folder_mib(folder: Path) -> float:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) / 2**20
 
 
+#: The start of every command on the GPU machine: the carried wheels installed, the project on the path.
+SETUP = (
+    "set -o pipefail; python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir "
+    "--target /tmp/site .gpu/wheels/*.whl && export PYTHONPATH=/tmp/site:$PWD/src "
+    "MLPLAB_DATA=$PWD/.gpu/data PYTHONUNBUFFERED=1 && nvidia-smi -L && "
+)
+
+
 def device_command(budget_s: float) -> str:
     """The one-line command for the GPU machine, run from the repository root with ``.gpu`` carried."""
-    return (
-        "set -o pipefail; python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir "
-        "--target /tmp/site .gpu/wheels/*.whl && export PYTHONPATH=/tmp/site:$PWD/src "
-        "MLPLAB_DATA=$PWD/.gpu/data PYTHONUNBUFFERED=1 && nvidia-smi -L && "
+    return SETUP + (
         f"python3 benchmarks/gpu_suite.py --out $OUT --budget-s {budget_s:.0f} 2>&1 | tee $OUT/gpu_suite.log"
+    )
+
+
+def tests_command() -> str:
+    """The GPU-marked tests, for a second call (about two minutes); their report comes back in ``$OUT``."""
+    return SETUP + (
+        f"python3 -m pytest -m gpu -p no:cacheprovider -q -rs --junitxml=$OUT/gpu_tests.xml "
+        f"{' '.join(GPU_TESTS)} 2>&1 | tee $OUT/gpu_tests.log"
     )
 
 
@@ -130,6 +161,8 @@ def main() -> None:
     print(f"prepared {DEST} ({size:.1f} MiB, commit {(DEST / 'commit.txt').read_text().strip()})")
     print("on the GPU machine, from the repository root, carrying .gpu (timeout: budget + 120 s):")
     print(device_command(options.budget_s))
+    print("then, with device time left (timeout 300 s), the GPU-marked tests, carrying .gpu again:")
+    print(tests_command())
 
 
 if __name__ == "__main__":

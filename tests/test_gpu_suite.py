@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import shared_data_dir
+from tests.conftest import REPO, shared_data_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import gpu_prepare  # noqa: E402
@@ -105,6 +105,13 @@ def test_prepared_command_fits_the_device_tool(tmp_path):
         "mnist/t10k-labels-idx1-ubyte.gz": "abc123",
         "tinyshakespeare.txt": "def456",
     }
+
+
+def test_the_gpu_tests_command_fits_and_names_files_with_gpu_tests():
+    command = gpu_prepare.tests_command()
+    assert len(command) < 2000 and "-m gpu" in command and "$OUT/gpu_tests.log" in command
+    for path in gpu_prepare.GPU_TESTS:
+        assert path in command and "@pytest.mark.gpu" in (REPO / path).read_text(), path
 
 
 def test_families_with_an_installed_kernel_library_run_with_both_backends(monkeypatch):
