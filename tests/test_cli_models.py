@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import timm.models
 import yaml
@@ -10,6 +13,7 @@ from torch import nn
 from mlplab.errors import ConfigError
 from mlplab.models import MlpMixer, registry
 from mlplab.models.registry import Variant, register_family
+from tests.conftest import REPO
 
 DIGITS_CLASSIFIER = """
 model:
@@ -42,6 +46,21 @@ def test_models_lists_families_variants_and_counts(cli, capsys):
     assert cli("models", "--variant", "nanogpt-shakespeare") == 0
     (row,) = capsys.readouterr().out.splitlines()[1:]
     assert row.split()[:4] == ["Transformer", "sequence", "nanogpt-shakespeare", "10,745,088"]
+
+
+def test_models_knows_the_domains_of_families_not_yet_imported():
+    # a fresh process: the tabular, image-fitting and function-fitting domains are registered by their
+    # family packages, which `mlplab models` imports only when it runs (it once refused them)
+    domains = ["tabular", "image_fitting", "function_fitting"]
+    probe = (
+        "from mlplab.__main__ import main\n"
+        f"for domain in {domains!r}:\n"
+        "    main(['models', '--domain', domain, '--markdown'])\n"
+    )
+    command = [sys.executable, "-c", probe]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "`TabM`" in done.stdout and "`SIREN`" in done.stdout and "`SKAN`" in done.stdout
 
 
 def test_models_refuses_an_unknown_domain_in_one_line(cli, capsys):

@@ -623,6 +623,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "(counted on the meta device at the variant's published shapes, else at the domain's example "
         "shapes). A config selects a variant with `init_args: {variant: NAME}` beside the class_path.",
     )
+    _load()  # the domains the family packages register (tabular, image_fitting, ...) are known after it
     parser.add_argument("--domain", choices=list(DOMAINS), help="only the families of this domain")
     parser.add_argument("--variant", help="only this variant (e.g. tiny), of the families that have it")
     parser.add_argument(
