@@ -130,7 +130,7 @@ def device_command(budget_s: float) -> str:
 
 
 def tests_command() -> str:
-    """The GPU-marked tests, for a second call (about two minutes); their report comes back in ``$OUT``."""
+    """The GPU-marked tests, for a second call (not timed yet: no GPU so far); the report goes to $OUT."""
     return SETUP + (
         f"python3 -m pytest -m gpu -p no:cacheprovider -q -rs --junitxml=$OUT/gpu_tests.xml "
         f"{' '.join(GPU_TESTS)} 2>&1 | tee $OUT/gpu_tests.log"
