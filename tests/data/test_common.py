@@ -53,6 +53,18 @@ def test_missing_file_offline_is_one_clear_line(tmp_path):
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "x.csv.part").exists()
 
 
+def test_a_download_lands_whole_and_checked_or_not_at_all(tmp_path):
+    source = tmp_path / "served" / "x.csv"  # a file:// URL: urllib's download path without a network
+    source.parent.mkdir()
+    source.write_text("hello")
+    good = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    path = fetch_file(tmp_path / "data", "x.csv", source.as_uri(), good, "Example data")
+    assert path.read_text() == "hello" and not (tmp_path / "data" / "x.csv.part").exists()
+    with pytest.raises(DataCorruptError, match="fails its sha256 check"):
+        fetch_file(tmp_path / "other", "x.csv", source.as_uri(), "0" * 64, "Example data")
+    assert not (tmp_path / "other" / "x.csv").exists() and not (tmp_path / "other" / "x.csv.part").exists()
+
+
 def test_checksum_mismatch(tmp_path):
     path = tmp_path / "f.txt"
     path.write_text("hello")

@@ -269,6 +269,15 @@ def test_the_uci_adult_files_pass_their_checksums_and_give_the_tabm_papers_split
     assert data.cardinalities == (10, 17, 8, 16, 7, 6, 3, 42)  # observed values + missing + unknown
 
 
+def test_adult_downloads_the_uci_files_and_checks_them(tmp_path, monkeypatch):
+    # the download path end to end on the real files, served from a file:// URL in place of UCI's
+    folder = require_data("adult/adult.data", "adult/adult.test")
+    monkeypatch.setattr(tabular, "ADULT_URL", (folder / "adult").as_uri() + "/")
+    data = quiet(dataset="adult", data_dir=str(tmp_path), download=True)
+    assert sorted(path.name for path in (tmp_path / "adult").glob("adult.*")) == ["adult.data", "adult.test"]
+    assert data.split_sizes["test"] == 16281
+
+
 # ---------------------------------------------------------------------------------- bad inputs
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
