@@ -54,12 +54,13 @@ FIELDS = [
 
 def run_one(dataset: str, model: str, seed: int, options: argparse.Namespace) -> dict:
     own = REPO / "configs" / "tabular" / f"{model}_{dataset}.yaml"  # a table with its own tuned recipe
-    recipe = own if own.is_file() else REPO / "configs" / "tabular" / f"{RECIPES[model]}.yaml"
+    has_own = own.is_file()
+    recipe = own if has_own else REPO / "configs" / "tabular" / f"{RECIPES[model]}.yaml"
     run_dir = options.out / f"{dataset}_{model}_{seed}"
     args = [f"--config={recipe}", f"--seed_everything={seed}", f"--trainer.default_root_dir={run_dir}",
             "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false",
             "--trainer.enable_model_summary=false"]  # fmt: skip
-    if not own.is_file():
+    if not has_own:
         args += [f"--data.init_args.dataset={dataset}", "--data.init_args.batch_size=32"]
     if options.data_dir is not None:
         args.append(f"--data.init_args.data_dir={options.data_dir}")
