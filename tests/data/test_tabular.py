@@ -6,6 +6,7 @@ import hashlib
 import io
 import tarfile
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -233,6 +234,42 @@ def test_california_housing_is_read_as_scikit_learn_builds_it(tmp_path, monkeypa
     monkeypatch.setattr(tabular, "CALIFORNIA_SHA256", "0" * 64)
     with pytest.raises(DataCorruptError, match="cal_housing.tgz fails its sha256 check"):
         tabular._california(tmp_path, download=False)
+
+
+def test_california_housing_matches_scikit_learn(tmp_path, monkeypatch):
+    # The same URL and sha256 as scikit-learn's fetcher (which checks them on every download), and the
+    # same table from the same archive: scikit-learn's fetcher handed the archive instead of downloading.
+    from sklearn.datasets import _california_housing as theirs
+
+    assert tabular.CALIFORNIA_URL == theirs.ARCHIVE.url
+    assert tabular.CALIFORNIA_SHA256 == theirs.ARCHIVE.checksum
+    rng = np.random.default_rng(0)
+    scale = np.array([1, 97, 13, 71, 11])  # age, rooms, bedrooms, population, households
+    counts = rng.integers(1, 53, (50, 5)) * scale
+    place = [rng.uniform(-124, -114, 50), rng.uniform(32, 42, 50)]
+    rows = np.column_stack([*place, counts, rng.uniform(0.5, 15, 50), rng.integers(15_000, 500_001, 50)])
+    text = "\n".join(",".join(repr(float(v)) for v in row) for row in rows).encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("CaliforniaHousing/cal_housing.data")
+        info.size = len(text)
+        tar.addfile(info, io.BytesIO(text))
+    ours_dir, theirs_dir = tmp_path / "ours", tmp_path / "theirs"
+    ours_dir.mkdir()
+    theirs_dir.mkdir()
+    (ours_dir / "cal_housing.tgz").write_bytes(buffer.getvalue())
+    monkeypatch.setattr(tabular, "CALIFORNIA_SHA256", sha256(buffer.getvalue()))
+
+    def handed_over(remote, dirname, **kwargs):
+        path = Path(dirname) / remote.filename
+        path.write_bytes(buffer.getvalue())
+        return str(path)
+
+    monkeypatch.setattr(theirs, "_fetch_remote", handed_over)
+    expected = theirs.fetch_california_housing(data_home=str(theirs_dir), as_frame=True).frame
+    frame, _ = tabular._california(ours_dir, download=False)
+    assert list(frame.columns) == list(expected.columns)
+    np.testing.assert_allclose(frame.to_numpy(), expected.to_numpy(), rtol=1e-12)
 
 
 def test_adult_reads_its_own_test_file(tmp_path, monkeypatch):

@@ -62,8 +62,9 @@ MISSING = "<missing>"
 MAX_AUTO_CLASSES = 32
 
 # ------------------------------------------------------------------------------------- named datasets
-#: scikit-learn's copy of California housing (``sklearn/datasets/_california_housing.py``: same URL and
-#: sha256, verified by scikit-learn on every download; this machine has no network, so not re-checked here).
+#: scikit-learn's copy of California housing: the URL and sha256 its ``fetch_california_housing`` downloads
+#: and checks (a test holds them equal to the installed scikit-learn's, and the table built from an archive
+#: equal to the one scikit-learn's fetcher builds from it; the live download needs a network, not tried here).
 CALIFORNIA_URL = "https://ndownloader.figshare.com/files/5976036"
 CALIFORNIA_SHA256 = "aaa5c9a6afe2225cc2aed2723682ae403280c4a3695a2ddda4ffb5d8215ea681"
 #: The UCI originals (3,974,305 and 2,003,153 bytes). Their sha256 are the ones several independent public
