@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -311,3 +312,23 @@ def test_lightnings_cloud_logger_advertisement_is_dropped_and_its_other_lines_ke
         rank_zero.setLevel(level)
     assert any("GPU available" in line for line in records)
     assert not any("litlogger" in line for line in records)
+
+
+def leafspec_warnings(hide: bool) -> list[str]:
+    """The LeafSpec deprecations Lightning's batch flattening raises, with the program's filters or not."""
+    from lightning.pytorch.utilities._pytree import _tree_flatten
+
+    from mlplab.__main__ import hide_library_warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if hide:
+            hide_library_warnings()
+        _tree_flatten(1)  # Lightning builds a LeafSpec for a leaf
+    return [str(w.message) for w in caught if "LeafSpec" in str(w.message)]
+
+
+def test_the_program_hides_what_one_library_warns_about_another():
+    if not leafspec_warnings(hide=False):
+        pytest.skip("this torch does not deprecate LeafSpec")
+    assert leafspec_warnings(hide=True) == []

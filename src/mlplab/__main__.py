@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 
 from mlplab.startup import collector_paused, startup_done
 
@@ -27,6 +28,17 @@ COMMANDS = {
 }
 #: ``mlplab <command> ARGS``: questions asked of a trained run (``analysis.command.main(command, ARGS)``).
 ANALYSIS_COMMANDS = ("analyze", "drop-layers", "prune")
+#: Warnings one library raises about another's code, nothing a user can act on: (message, module) regexes.
+LIBRARY_WARNINGS = (
+    # torch (2.11 and 2.14 at least) deprecates LeafSpec, which Lightning 2.6 still builds for a batch
+    (r"`isinstance\(treespec, LeafSpec\)` is deprecated", r"lightning\.pytorch\.utilities\._pytree"),
+)
+
+
+def hide_library_warnings() -> None:
+    """Ignore :data:`LIBRARY_WARNINGS` from here on (every ``mlplab`` command starts with it)."""
+    for message, module in LIBRARY_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, module=module)
 
 
 def main(args: list[str] | None = None) -> None:
@@ -35,6 +47,7 @@ def main(args: list[str] | None = None) -> None:
         sys.path.insert(0, os.getcwd())  # users' own modules in the working directory are importable
     argv = sys.argv[1:] if args is None else list(args)
     command = argv[0] if argv else None
+    hide_library_warnings()
     # start-up without full garbage-collector passes; the program (no args given) ends with the command,
     # so its start-up objects stay frozen through the interpreter's shutdown (see mlplab.startup)
     with collector_paused(thaw=args is not None):
