@@ -39,6 +39,13 @@ class ThrottledRichProgressBar(RichProgressBar):
         self._drawn = now
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        """Lightning's metrics for the bar, the run's version as text (Rich shows numbers as ``0.000``)."""
+        metrics = super().get_metrics(trainer, pl_module)
+        if "v_num" in metrics:
+            metrics["v_num"] = str(metrics["v_num"])
+        return metrics
+
 
 class ThrottledTQDMProgressBar(TQDMProgressBar):
     """Lightning's ``TQDMProgressBar``, its bars redrawn at most every ``interval`` seconds.
