@@ -206,6 +206,18 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def california_archive(rows: np.ndarray) -> bytes:
+    """``cal_housing.tgz`` as scikit-learn's copy lays it out, holding ``rows`` (longitude, latitude, age,
+    rooms, bedrooms, population, households, income, value)."""
+    text = "\n".join(",".join(repr(float(v)) for v in row) for row in rows).encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("CaliforniaHousing/cal_housing.data")
+        info.size = len(text)
+        tar.addfile(info, io.BytesIO(text))
+    return buffer.getvalue()
+
+
 def test_california_housing_is_read_as_scikit_learn_builds_it(tmp_path, monkeypatch):
     # the archive's layout, with four made-up districts (columns: longitude, latitude, age, rooms,
     # bedrooms, population, households, income, value)
@@ -217,14 +229,9 @@ def test_california_housing_is_read_as_scikit_learn_builds_it(tmp_path, monkeypa
             [-122.3, 37.9, 52, 1274, 235, 558, 219, 5.6, 341300],
         ]
     )
-    text = "\n".join(",".join(str(v) for v in row) for row in rows).encode()
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        info = tarfile.TarInfo("CaliforniaHousing/cal_housing.data")
-        info.size = len(text)
-        tar.addfile(info, io.BytesIO(text))
-    (tmp_path / "cal_housing.tgz").write_bytes(buffer.getvalue())
-    monkeypatch.setattr(tabular, "CALIFORNIA_SHA256", sha256(buffer.getvalue()))
+    archive = california_archive(rows)
+    (tmp_path / "cal_housing.tgz").write_bytes(archive)
+    monkeypatch.setattr(tabular, "CALIFORNIA_SHA256", sha256(archive))
     frame, test = tabular._california(tmp_path, download=False)
     assert test is None and list(frame.columns)[-1] == "MedHouseVal"
     assert frame["MedHouseVal"].tolist() == pytest.approx([4.526, 3.585, 3.521, 3.413])
@@ -248,21 +255,16 @@ def test_california_housing_matches_scikit_learn(tmp_path, monkeypatch):
     counts = rng.integers(1, 53, (50, 5)) * scale
     place = [rng.uniform(-124, -114, 50), rng.uniform(32, 42, 50)]
     rows = np.column_stack([*place, counts, rng.uniform(0.5, 15, 50), rng.integers(15_000, 500_001, 50)])
-    text = "\n".join(",".join(repr(float(v)) for v in row) for row in rows).encode()
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        info = tarfile.TarInfo("CaliforniaHousing/cal_housing.data")
-        info.size = len(text)
-        tar.addfile(info, io.BytesIO(text))
+    archive = california_archive(rows)
     ours_dir, theirs_dir = tmp_path / "ours", tmp_path / "theirs"
     ours_dir.mkdir()
     theirs_dir.mkdir()
-    (ours_dir / "cal_housing.tgz").write_bytes(buffer.getvalue())
-    monkeypatch.setattr(tabular, "CALIFORNIA_SHA256", sha256(buffer.getvalue()))
+    (ours_dir / "cal_housing.tgz").write_bytes(archive)
+    monkeypatch.setattr(tabular, "CALIFORNIA_SHA256", sha256(archive))
 
     def handed_over(remote, dirname, **kwargs):
         path = Path(dirname) / remote.filename
-        path.write_bytes(buffer.getvalue())
+        path.write_bytes(archive)
         return str(path)
 
     monkeypatch.setattr(theirs, "_fetch_remote", handed_over)
