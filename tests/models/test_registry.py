@@ -4,11 +4,11 @@ For each family and each of its domains, the ``tiny`` variant is built for the d
 and must: hold as many parameters on the meta device as for real; take a few optimiser steps that
 lower the loss; then pass a gradient to every trainable parameter; and keep its domain's contract
 (``tests/models/domains.py``: output shapes, one-line errors for inputs it was not built for,
-causality for sequence families). Every variant builds on the meta device, and a variant with a
-published parameter count has it. Every channel-MLP kind a family declares is really built and trains
-(with its auxiliary loss where it has one), and a kind it does not declare is refused. The block
-layout a family declares finds its residual blocks, and zeroing the named sub-layers makes a block
-the identity (what layer-dropping tools rely on).
+causality for sequence families); its FLOPs count on the meta device. Every variant builds on the
+meta device, and a variant with a published parameter count has it. Every channel-MLP kind a family
+declares is really built and trains (with its auxiliary loss where it has one), and a kind it does not
+declare is refused. The block layout a family declares finds its residual blocks, and zeroing the
+named sub-layers makes a block the identity (what layer-dropping tools rely on).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from torch import nn
 
 from mlplab.errors import ConfigError
 from mlplab.models import count_parameters, registry
+from mlplab.models.counting import count_training_flops
 from mlplab.nn import ChannelMLP, auxiliary_loss
 from tests.helpers import assert_every_trainable_parameter_gets_a_gradient, assert_steps_lower_the_loss
 from tests.models.domains import HARNESSES
@@ -71,6 +72,11 @@ def test_tiny_variant_trains_and_keeps_its_domain_contract(name, domain):
 
     harness = HARNESSES[domain]
     batch = harness.batch(shapes, data_args)
+    # the throughput monitor and the model summary count FLOPs on the meta device
+    on_meta = lambda t: torch.empty_like(t, device="meta") if isinstance(t, torch.Tensor) else t  # noqa: E731
+    meta_args = [on_meta(a) for a in batch.args]
+    meta_kwargs = {k: on_meta(v) for k, v in batch.kwargs.items()}
+    assert count_training_flops(lambda: meta(*meta_args, **meta_kwargs)) > 0
     model.train()
 
     def loss() -> torch.Tensor:

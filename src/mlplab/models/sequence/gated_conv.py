@@ -45,7 +45,7 @@ from mlplab.models.sequence.common import (
     PreNormResidualBlock,
     SequenceModel,
 )
-from mlplab.models.sequence.scans import autocast_off
+from mlplab.nn.precision import autocast_off
 
 FilterKind = Literal["implicit", "explicit"]
 

@@ -30,24 +30,16 @@ autocast off.
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from mlplab.errors import require_positive
+from mlplab.nn.precision import autocast_off
 
 _LOG2_E = 1.4426950408889634  # exp(x) = exp2(x log2(e))
 
 # ------------------------------------------------------------------------------------ Mamba
-
-
-def autocast_off(x: torch.Tensor) -> contextlib.AbstractContextManager:
-    """Autocast disabled on ``x``'s device (nothing to disable on the meta device)."""
-    if torch.amp.is_autocast_available(x.device.type):
-        return torch.autocast(x.device.type, enabled=False)
-    return contextlib.nullcontext()
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:

@@ -47,6 +47,7 @@ from torch import nn
 from mlplab.errors import ConfigError, require_positive
 from mlplab.models.registry import BlockLayout, Variant, register_family
 from mlplab.models.vision.common import IMAGENET, PatchClassifier, init_linear_weights, require_four_stages
+from mlplab.nn.precision import autocast_off
 
 
 class ConvBN(nn.Sequential):
@@ -127,7 +128,7 @@ class CMixer(nn.Module):
         theta = F.gelu(self.theta(x))
         weight = self.proj(x)
         feature = weight * theta + weight.gather(1, index) * theta.gather(1, index)
-        with torch.autocast(x.device.type, enabled=False):
+        with autocast_off(x):
             pairs = feature.float().permute(0, 2, 3, 1).reshape(batch, height, width, -1, 2).contiguous()
             waves = torch.view_as_complex(pairs) * torch.view_as_complex(self.complex_weight.float())
             feature = torch.view_as_real(waves).reshape(batch, height, width, -1).permute(0, 3, 1, 2)
