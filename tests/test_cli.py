@@ -233,33 +233,47 @@ def test_an_integer_batch_limit_counts_batches_and_a_float_is_a_fraction(tmp_pat
 
 
 def test_rich_progress_bar_and_model_summary_when_rich_is_installed_tqdm_otherwise(monkeypatch, tmp_path):
-    """The ``rich`` extra: Lightning picks its Rich progress bar and model summary when rich imports."""
+    """The ``rich`` extra: Lightning's Rich progress bar and model summary when rich imports.
+
+    The summaries are mlplab's counterparts of Lightning's (FLOPs counted), also for one a config names.
+    """
     import importlib.util
 
-    from lightning.pytorch.callbacks import ModelSummary, RichModelSummary, TQDMProgressBar
+    from lightning.pytorch.callbacks import ModelSummary, TQDMProgressBar
     from lightning.pytorch.callbacks.progress import ProgressBar
 
-    from mlplab.callbacks import ThrottledRichProgressBar, ThrottledTQDMProgressBar
+    from mlplab.callbacks import (
+        FlopsModelSummary,
+        RichFlopsModelSummary,
+        ThrottledRichProgressBar,
+        ThrottledTQDMProgressBar,
+    )
     from mlplab.cli import MLPLabCLI
 
-    def bars(*extra: str) -> set[type]:
+    def callbacks(*extra: str) -> list:
         run = MLPLabCLI(
             args=["--config", QUICKSTART, f"--trainer.default_root_dir={tmp_path}", *extra], run=False
         )
-        return {type(c) for c in run.trainer.callbacks if isinstance(c, (ProgressBar, ModelSummary))}
+        return [c for c in run.trainer.callbacks if isinstance(c, (ProgressBar, ModelSummary))]
+
+    def bars(*extra: str) -> set[type]:
+        return {type(c) for c in callbacks(*extra)}
 
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "rich" else find_spec(name, *a)
     )
     monkeypatch.setattr("lightning.pytorch.trainer.connectors.callback_connector._RICH_AVAILABLE", False)
-    assert bars() == {ThrottledTQDMProgressBar, ModelSummary}
-    assert bars("--trainer.callbacks+=TQDMProgressBar") == {TQDMProgressBar, ModelSummary}  # the config's own
-    assert bars("--trainer.enable_progress_bar=false") == {ModelSummary}
+    assert bars() == {ThrottledTQDMProgressBar, FlopsModelSummary}
+    assert bars("--trainer.callbacks+=TQDMProgressBar") == {TQDMProgressBar, FlopsModelSummary}  # its own
+    assert bars("--trainer.enable_progress_bar=false") == {FlopsModelSummary}
+    assert bars("--trainer.enable_model_summary=false") == {ThrottledTQDMProgressBar}
+    named = callbacks("--trainer.callbacks+=ModelSummary", "--trainer.callbacks.max_depth=3")
+    assert [(type(c), c._max_depth) for c in named if isinstance(c, ModelSummary)] == [(FlopsModelSummary, 3)]
     monkeypatch.undo()
     pytest.importorskip("rich")
     monkeypatch.setattr("lightning.pytorch.trainer.connectors.callback_connector._RICH_AVAILABLE", True)
-    assert bars() == {ThrottledRichProgressBar, RichModelSummary}
+    assert bars() == {ThrottledRichProgressBar, RichFlopsModelSummary}
 
 
 def test_a_config_that_switches_the_optimizer_class_gets_that_class_defaults(tmp_path):

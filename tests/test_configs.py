@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlplab.callbacks import leading_batch_size
+from mlplab.tasks.base import Task
 from tests.conftest import REPO, require_data
 
 RECIPES = sorted(
@@ -96,8 +98,17 @@ def test_every_recipe_is_tested():
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: str(p.relative_to(REPO / "configs")))
-def test_recipe_runs_one_batch(recipe, cli):
+def test_recipe_runs_one_batch(recipe, cli, monkeypatch):
+    trained = []  # (task, the backbone's input of the first training batch)
+    record = Task.record_flops
+    monkeypatch.setattr(Task, "record_flops", lambda task, x: trained.append((task, x)) or record(task, x))
     assert cli("fit", "--config", str(recipe), *data_overrides(recipe), *TINY) == 0
+    # the model summary's FLOPs come from inputs of the shapes the training batches have
+    task, backbone_input = trained[0]
+    example = task.example_backbone_input(leading_batch_size(backbone_input))
+    assert task.flops_per_batch > 0
+    assert task.measure_flops(example) == task.flops_per_batch
+    assert task.forward_flops()["backbone"] > 0
 
 
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.name)

@@ -11,7 +11,8 @@ FLOPs/s, MFU), ``lr_monitor``, ``compile`` (opt-in ``torch.compile``), ``predict
 writes ``predictions.pt`` to the run directory) and ``summary`` (``summary.json`` and TensorBoard's
 HParams entry of the run, read by ``mlplab compare``). The progress bar is Lightning's Rich bar when
 ``rich`` is installed, its TQDM bar otherwise, redrawn ten times a second rather than after every step
-(:mod:`mlplab.callbacks.progress`).
+(:mod:`mlplab.callbacks.progress`); the model summary beside it counts the backbone's forward FLOPs
+per sample on the meta device (:mod:`mlplab.callbacks.model_summary`).
 
 With ``--ckpt_path`` the run's arguments meet the checkpoint's (see :meth:`MLPLabCLI._parse_ckpt_path`
 and ``docs/reliability.md``): what the config files and the command line give explicitly is honoured,
@@ -60,6 +61,7 @@ from mlplab.callbacks import (
     Throughput,
 )
 from mlplab.callbacks.checkpoint import verify_checkpoint_file
+from mlplab.callbacks.model_summary import count_flops_in_summary
 from mlplab.callbacks.progress import default_progress_bar
 from mlplab.callbacks.watchdog import collective_failure_line, is_collective_failure, received_signals
 from mlplab.errors import DEBUG_ENV_VAR, CheckpointError, ConfigError, MLPLabError, exit_with_error_line
@@ -651,6 +653,7 @@ class MLPLabCLI(LightningCLI):
             if isinstance(error, MLPLabError):
                 raise
             raise ConfigError(f"trainer: {' '.join(str(error).split())}") from error
+        count_flops_in_summary(trainer)
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config
         if config.get("trainer", {}).get("sync_batchnorm") and trainer.world_size > 1:

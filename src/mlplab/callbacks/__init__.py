@@ -8,6 +8,7 @@ from mlplab.callbacks.checkpoint import AtomicCheckpointIO, BestCheckpoint
 from mlplab.callbacks.compile import CompileBackbone
 from mlplab.callbacks.divergence import DivergenceGuard
 from mlplab.callbacks.logging import LearningRates, SaveRunConfig
+from mlplab.callbacks.model_summary import FlopsModelSummary, RichFlopsModelSummary
 from mlplab.callbacks.predictions import SavePredictions
 from mlplab.callbacks.progress import ThrottledRichProgressBar, ThrottledTQDMProgressBar
 from mlplab.callbacks.pruning import GlobalMagnitudePruning
@@ -22,8 +23,10 @@ __all__ = [
     "CompileBackbone",
     "DistributedWatchdog",
     "DivergenceGuard",
+    "FlopsModelSummary",
     "GlobalMagnitudePruning",
     "LearningRates",
+    "RichFlopsModelSummary",
     "SavePredictions",
     "RunSummary",
     "SaveRunConfig",

@@ -49,3 +49,14 @@ def count_training_flops(forward: Callable[[], torch.Tensor]) -> int:
     with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
         forward().sum().backward()
     return counter.get_total_flops()
+
+
+def count_forward_flops(forward: Callable[[], object]) -> dict[str, int]:
+    """FLOPs of ``forward()`` without gradients, by module: ``{"Global": ..., "Net.blocks.0": ...}``.
+
+    Module names as PyTorch's ``FlopCounterMode`` gives them: the root module's class name, then the
+    attribute path; what it counts is said in :func:`count_training_flops`.
+    """
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        forward()
+    return {name: sum(by_op.values()) for name, by_op in counter.get_flop_counts().items()}

@@ -22,7 +22,7 @@ from mlplab.analysis.density import ActivationDensity, DensityProbe
 from mlplab.analysis.layers import drop_layers
 from mlplab.data.common import BatchSamples
 from mlplab.errors import CheckpointError, ConfigError
-from mlplab.models.counting import count_parameters, count_training_flops
+from mlplab.models.counting import count_forward_flops, count_parameters, count_training_flops
 from mlplab.models.registry import check_channel_mlps, upgrade_state_dict
 from mlplab.nn.moe import MixtureOfExperts, auxiliary_loss
 from mlplab.optim import LinearWarmupDecay, WeightDecayExclusion, weight_decay_groups
@@ -210,17 +210,61 @@ class Task(L.LightningModule):
         self._adds_auxiliary_loss = any(isinstance(m, MixtureOfExperts) for m in backbone.modules())
         return backbone
 
-    def measure_flops(self, example_input: torch.Tensor) -> int:
+    def example_backbone_input(self, batch_size: int) -> Any:
+        """Inputs of ``batch_size`` samples for the backbone, shaped as the training batches give them.
+
+        A tensor, or a tuple of tensors (``None`` for an optional input left out), as :meth:`run_backbone`
+        takes them; made on the current default device, so under ``torch.device("meta")`` they hold no
+        memory. The model summary counts its FLOPs with them (:meth:`forward_flops`). None here: a task
+        that knows the shape of its data overrides this.
+        """
+        return None
+
+    def run_backbone(self, backbone: nn.Module, inputs: Any) -> torch.Tensor:
+        """Call ``backbone`` on ``inputs`` held as :meth:`example_backbone_input` holds them."""
+        return backbone(*inputs) if isinstance(inputs, tuple) else backbone(inputs)
+
+    def _meta_backbone(self) -> nn.Module:
+        """A copy of the backbone, built on the current default device (the meta device, for counting)."""
+        return drop_layers(self._backbone_factory(*self._backbone_args), self.dropped_layers)
+
+    def measure_flops(self, example_input: Any) -> int:
         """FLOPs of a training step (forward and backward) of the backbone on a batch like ``example_input``.
 
         The backbone is re-built on the meta device, so this costs no memory and no real compute.
         """
         with torch.random.fork_rng(devices=[]), torch.device("meta"):
-            meta_backbone = drop_layers(self._backbone_factory(*self._backbone_args), self.dropped_layers)
-            meta_input = torch.empty_like(example_input, device="meta")
-            return count_training_flops(lambda: meta_backbone(meta_input))
+            meta_backbone = self._meta_backbone()
+            meta_input = _on_meta(example_input)
+            return count_training_flops(lambda: self.run_backbone(meta_backbone, meta_input))
 
-    def record_flops(self, backbone_input: torch.Tensor) -> None:
+    def forward_flops(self) -> dict[str, int] | None:
+        """FLOPs of the backbone's forward pass on one sample, by module (named as in the model summary).
+
+        ``{"backbone": total, "backbone.blocks": ..., "backbone.blocks.0": ...}``, counted by PyTorch's
+        ``FlopCounterMode`` on a copy of the backbone built on the meta device with
+        :meth:`example_backbone_input` (no memory, no compute). None when the task cannot say its inputs
+        or the family cannot run on the meta device.
+        """
+        if self._backbone_factory is None:
+            return None
+        try:
+            with torch.random.fork_rng(devices=[]), torch.device("meta"):
+                inputs = self.example_backbone_input(1)
+                if inputs is None:
+                    return None
+                meta_backbone = self._meta_backbone().eval()  # batch norm takes one sample in eval mode
+                counts = count_forward_flops(lambda: self.run_backbone(meta_backbone, inputs))
+        except Exception:  # a family that cannot run on the meta device: the summary shows no FLOPs
+            return None
+        root = type(meta_backbone).__name__
+        return {
+            "backbone" + name[len(root) :]: flops
+            for name, flops in counts.items()
+            if name == root or name.startswith(root + ".")
+        }
+
+    def record_flops(self, backbone_input: Any) -> None:
         """Measure ``flops_per_batch`` once, at the first training batch (read by the throughput monitor)."""
         if self.flops_per_batch is None and self._backbone_factory is not None:
             try:
@@ -553,3 +597,10 @@ def plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [plain(item) for item in value]
     return value
+
+
+def _on_meta(inputs: Any) -> Any:
+    """``inputs`` (a tensor, a tuple of them, or None) as empty tensors of their shapes on the meta device."""
+    if isinstance(inputs, tuple):
+        return tuple(_on_meta(item) for item in inputs)
+    return torch.empty_like(inputs, device="meta") if isinstance(inputs, torch.Tensor) else inputs

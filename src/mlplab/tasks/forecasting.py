@@ -172,6 +172,19 @@ class ForecastingTask(Task):
             )
         return forecast
 
+    def example_backbone_input(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(history (B, L, N), time_features (B, L, F) or None)``, as :meth:`run_backbone` takes them."""
+        history = torch.zeros(batch_size, self.lookback, self.num_series)
+        if not self.uses_time_features:
+            return history, None
+        return history, torch.zeros(batch_size, self.lookback, self.num_time_features)
+
+    def run_backbone(
+        self, backbone: nn.Module, inputs: tuple[torch.Tensor, torch.Tensor | None]
+    ) -> torch.Tensor:
+        """The family's forecast of ``(history, time_features)`` (the features passed if it takes them)."""
+        return forecast_with(backbone, None, self.uses_time_features, *inputs)
+
     def inference_module(self) -> nn.Module:
         """The trained model alone, as ``mlplab export`` writes it.
 
@@ -205,7 +218,7 @@ class ForecastingTask(Task):
     def training_loss(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         history, future, history_marks, _ = batch
         self._check_batch(history, future)
-        self.record_flops(history)
+        self.record_flops((history, history_marks))
         return self.loss(self(history, history_marks), future)
 
     def _evaluate(

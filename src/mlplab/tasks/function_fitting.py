@@ -39,6 +39,10 @@ class FunctionFitting(Task):
         self.val_rmse = MeanSquaredError(squared=False)
         self.test_rmse = MeanSquaredError(squared=False)
 
+    def example_backbone_input(self, batch_size: int) -> torch.Tensor:
+        """Points ``(B, num_inputs)``."""
+        return torch.zeros(batch_size, self.num_inputs)
+
     def loss(self, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The training loss (mean squared error); override it in a subclass to train with another."""
         return F.mse_loss(predictions, targets)

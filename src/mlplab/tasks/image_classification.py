@@ -81,6 +81,10 @@ class ImageClassification(Task):
             metrics["acc_top5"] = MulticlassAccuracy(self.num_classes, top_k=5, average="micro")
         return MetricCollection(metrics, prefix=f"{stage}/")
 
+    def example_backbone_input(self, batch_size: int) -> torch.Tensor:
+        """Images ``(B, C, H, W)``."""
+        return torch.zeros(batch_size, *self.image_shape)
+
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The training loss; override it in a subclass to train with another.
 

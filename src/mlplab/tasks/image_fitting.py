@@ -106,6 +106,10 @@ class ImageFitting(Task):
             logger.log_hyperparams({"fresh/frequency_scale": best, "fresh/seconds": self.fresh_seconds})
 
     # ------------------------------------------------------------------------------------ steps
+    def example_backbone_input(self, batch_size: int) -> torch.Tensor:
+        """Pixel coordinates ``(B, 2)``."""
+        return torch.zeros(batch_size, 2)
+
     def loss(self, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The training loss (mean squared error); override it in a subclass to train with another."""
         return F.mse_loss(predictions, targets)

@@ -153,6 +153,10 @@ class ImageRestoration(Task):
             return low, images
         return images, self.prototypes[labels]
 
+    def example_backbone_input(self, batch_size: int) -> torch.Tensor:
+        """Degraded images ``(B, *input_shape)``: the clean images' shape, or theirs at 1/``scale``."""
+        return torch.zeros(batch_size, *self.input_shape)
+
     def input_baseline(self, inputs: torch.Tensor) -> torch.Tensor | None:
         """What the degraded input alone offers as an estimate of the target (None for prototypes)."""
         if self.mode == "denoise":

@@ -68,6 +68,10 @@ class SequenceTask(Task):
         """Tokens in a training batch: ``B x T`` of its inputs."""
         return batch[0].numel()
 
+    def example_backbone_input(self, batch_size: int) -> torch.Tensor:
+        """Token ids ``(B, context_length)``."""
+        return torch.zeros(batch_size, self.context_length, dtype=torch.long)
+
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The task's loss of logits ``(B, T, V)`` against targets ``(B, T)``."""
         raise NotImplementedError

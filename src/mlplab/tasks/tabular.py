@@ -16,7 +16,6 @@ from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, Metric
 from torchmetrics.classification import BinaryAUROC, MulticlassAccuracy, MulticlassAUROC
 
 from mlplab.errors import CheckpointError, ConfigError
-from mlplab.models.counting import count_training_flops
 from mlplab.tasks.base import Task
 
 #: A tabular family (or ``functools.partial`` of one), called as
@@ -115,11 +114,11 @@ class TabularTask(Task):
             return F.cross_entropy(outputs.float(), targets)
         return F.mse_loss(outputs.float().squeeze(-1), targets)
 
-    def measure_flops(self, example_input: tuple[torch.Tensor, torch.Tensor]) -> int:
-        with torch.random.fork_rng(devices=[]), torch.device("meta"):
-            meta_backbone = self._backbone_factory(*self._backbone_args)
-            x_num, x_cat = (torch.empty_like(t, device="meta") for t in example_input)
-            return count_training_flops(lambda: meta_backbone(x_num, x_cat))
+    def example_backbone_input(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x_num (B, N), x_cat (B, C))`` as the DataModule's batches hold them."""
+        num_numeric, cardinalities = self._backbone_args[:2]
+        shapes = (batch_size, num_numeric), (batch_size, len(cardinalities))
+        return torch.zeros(shapes[0]), torch.zeros(shapes[1], dtype=torch.long)
 
     # ------------------------------------------------------------------------------- training
     def setup(self, stage: str) -> None:
