@@ -81,3 +81,19 @@ def test_compare_without_runs_is_one_line(cli, capsys, tmp_path):
                    "writes when training ends (with a logger)"]  # fmt: skip
     assert cli("compare", "missing/*") == 2
     assert capsys.readouterr().err.strip() == "error: compare: missing/* does not exist"
+
+
+def test_the_summary_shows_the_arguments_the_task_fills_in_from_the_data():
+    import functools
+
+    from mlplab.callbacks.summary import family_and_arguments
+    from mlplab.models import DLinear, TimeMixer
+    from mlplab.tasks import ForecastingTask
+
+    backbone = functools.partial(TimeMixer, embed_dim=8, num_time_features=0)  # 0: the config's default
+    task = ForecastingTask(backbone, lookback=32, horizon=8, num_series=2, num_time_features=4)
+    family, arguments = family_and_arguments(task)
+    assert family == "TimeMixer" and arguments["embed_dim"] == 8
+    assert arguments["num_time_features"] == task.backbone.num_time_features == 4
+    plain = ForecastingTask(DLinear, lookback=32, horizon=8, num_series=2, num_time_features=4)
+    assert "num_time_features" not in family_and_arguments(plain)[1]

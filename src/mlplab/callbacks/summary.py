@@ -31,7 +31,9 @@ def family_and_arguments(pl_module: L.LightningModule) -> tuple[str, dict[str, A
     """The backbone's family (its registered short name, else its class name) and its arguments.
 
     The arguments are those the run's config gave the family (``model.backbone.init_args``; nested
-    sections such as ``channel_mlp`` flattened to ``channel_mlp.kind``), so they read as in the config.
+    sections such as ``channel_mlp`` flattened to ``channel_mlp.kind``), so they read as in the config,
+    with the values the task filled in from the data on top (its ``data_given_backbone_arguments``: a
+    forecasting family's ``num_time_features``).
     """
     from mlplab.models import registry
 
@@ -46,6 +48,7 @@ def family_and_arguments(pl_module: L.LightningModule) -> tuple[str, dict[str, A
         arguments = given.get("init_args") or {}
     else:
         arguments = dict(getattr(given, "keywords", {}) or {})
+    arguments = {**arguments, **getattr(pl_module, "data_given_backbone_arguments", {})}
     return family, flatten(arguments)
 
 

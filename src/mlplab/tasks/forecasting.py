@@ -104,6 +104,10 @@ class ForecastingTask(Task):
         self.lookback, self.horizon, self.num_series = lookback, horizon, num_series
         self.num_time_features = num_time_features
         self.uses_time_features = accepts_keyword(backbone, "num_time_features")
+        #: What the task gives the family from the data, over the config's value (read by the run summary).
+        self.data_given_backbone_arguments = (
+            {"num_time_features": num_time_features} if self.uses_time_features else {}
+        )
         if self.uses_time_features:
             self.backbone = self.build_backbone(
                 _with_time_features(backbone, num_time_features),
