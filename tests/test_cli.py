@@ -190,7 +190,10 @@ def test_predict_writes_predictions_to_the_run_directory(cli, tmp_path):
     assert short_fit(cli, "run") == 0
     run = tmp_path / "run" / "lightning_logs" / "version_0"
     args = ["--config", str(run / "config.yaml"), f"--ckpt_path={run / 'checkpoints' / 'best.ckpt'}", *QUIET]
-    assert cli("predict", *args) == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert cli("predict", *args) == 0
+    assert not [w for w in caught if "batch indices" in str(w.message)]  # (mlplab's loader; not needed)
     saved = torch.load(
         tmp_path / "run" / "lightning_logs" / "version_1" / "predictions.pt", weights_only=True
     )

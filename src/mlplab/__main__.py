@@ -32,6 +32,9 @@ ANALYSIS_COMMANDS = ("analyze", "drop-layers", "prune")
 LIBRARY_WARNINGS = (
     # torch (2.11 and 2.14 at least) deprecates LeafSpec, which Lightning 2.6 still builds for a batch
     (r"`isinstance\(treespec, LeafSpec\)` is deprecated", r"lightning\.pytorch\.utilities\._pytree"),
+    # Lightning hands a prediction writer the batches' sample indices from a DataLoader's batch sampler
+    # only; mlplab's writer (SavePredictions) places the predictions without them
+    (r"Couldn't infer the batch indices fetched from your dataloader: `TensorBatchLoader`", ""),
 )
 
 
