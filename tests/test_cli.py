@@ -119,6 +119,22 @@ BAD_INPUTS = [
 ]
 
 
+def test_a_variant_given_alone_on_the_command_line_is_one_line_naming_the_form_that_works(cli, capsys):
+    import shlex
+
+    from mlplab.cli import MLPLabCLI
+
+    assert cli("fit", "--config", QUICKSTART, "--model.backbone.variant", "785/115/L4") == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("error: model.backbone: HourglassMLP has no argument 'variant'; a variant (tiny, ")
+    suggestion = line.split(" is chosen together with the class: ")[1].removesuffix(" (see --help)")
+    suggested = shlex.split(suggestion)
+    assert suggested == ["--model.backbone", "{class_path: HourglassMLP, init_args: {variant: 785/115/L4}}"]
+    run = MLPLabCLI(args=["--config", QUICKSTART, *suggested], run=False)
+    built = run.model.backbone
+    assert (built.embed_dim, built.mlp_dim, built.depth) == (785, 115, 4)
+
+
 @pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[m for _, m in BAD_INPUTS])
 def test_user_errors_end_with_one_clear_line_and_leave_runs_untouched(cli, capsys, args, message):
     assert short_fit(cli, "runs") == 0

@@ -196,7 +196,15 @@ def condense_parser_error(message: str) -> str:
         spec = registry.find(class_path)
         renamed = spec.renamed.get(option.rsplit(".", 1)[-1]) if spec is not None else None
         hint = f" (it is now called {renamed!r})" if renamed else ""
-        return f"{prefix}{class_path.rsplit('.', 1)[-1]} has no argument {option!r}{hint}"
+        name = class_path.rsplit(".", 1)[-1]
+        if option.rsplit(".", 1)[-1] == "variant" and spec is not None and where:
+            given = re.search(r"variant='([^']+)'", message)
+            chosen = given.group(1) if given else next(iter(spec.variants))
+            hint = (  # jsonargparse checks each argument given alone against the class's signature
+                f"; a variant ({', '.join(spec.variants)}) is chosen together with the class: "
+                f"--{where} '{{class_path: {name}, init_args: {{variant: {chosen}}}}}'"
+            )
+        return f"{prefix}{name} has no argument {option!r}{hint}"
     if match := re.search(r"Option '([^']+)' is not accepted", message):
         return f"{prefix}unknown argument {match.group(1)!r}"
     expected = re.findall(r"Expected a <class '([^']+)'>", message)
