@@ -99,16 +99,17 @@ def test_every_recipe_is_tested():
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: str(p.relative_to(REPO / "configs")))
 def test_recipe_runs_one_batch(recipe, cli, monkeypatch):
-    trained = []  # (task, the backbone's input of the first training batch)
-    record = Task.record_flops
+    trained, summarised = [], []  # (task, the backbone's input of the first training batch); counts
+    record, count = Task.record_flops, Task.forward_flops
     monkeypatch.setattr(Task, "record_flops", lambda task, x: trained.append((task, x)) or record(task, x))
+    monkeypatch.setattr(Task, "forward_flops", lambda task: summarised.append(count(task)) or summarised[-1])
     assert cli("fit", "--config", str(recipe), *data_overrides(recipe), *TINY) == 0
-    # the model summary's FLOPs come from inputs of the shapes the training batches have
+    # the model summary counted FLOPs, with inputs of the shapes the training batches have
+    assert summarised and summarised[0]["backbone"] > 0
     task, backbone_input = trained[0]
     example = task.example_backbone_input(leading_batch_size(backbone_input))
     assert task.flops_per_batch > 0
     assert task.measure_flops(example) == task.flops_per_batch
-    assert task.forward_flops()["backbone"] > 0
 
 
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.name)
