@@ -18,14 +18,12 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from mlplab.callbacks import FlopsModelSummary, RichFlopsModelSummary
 from mlplab.callbacks.model_summary import FlopsSummary
 from mlplab.models.counting import count_forward_flops
-from mlplab.models.registry import variant_args
+from mlplab.models.registry import get, variant_args
 from mlplab.tasks import ForecastingTask, ImageRestoration, LanguageModeling, TabularTask
 from tests.helpers import one_thread  # noqa: F401  (an autouse fixture: tiny models, one torch thread)
 
 
 def tiny(family: str) -> functools.partial:
-    from mlplab.models.registry import get
-
     return functools.partial(get(family).cls, **variant_args(family))
 
 
