@@ -222,7 +222,8 @@ class ForecastingTask(Task):
     def training_loss(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         history, future, history_marks, _ = batch
         self._check_batch(history, future)
-        self.record_flops((history, history_marks))
+        marks = history_marks if self.uses_time_features else None  # what the family is given
+        self.record_flops((history, marks))
         return self.loss(self(history, history_marks), future)
 
     def _evaluate(
