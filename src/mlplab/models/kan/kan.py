@@ -17,12 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-from torch import nn
-
-from mlplab.errors import require_positive
-from mlplab.models.flat import FlatMLP
-from mlplab.models.kan.layers import BSplineKANLayer
+from mlplab.models.kan.layers import BSplineKANLayer, KANStack
 from mlplab.models.registry import Variant, register_family
 
 
@@ -39,7 +34,7 @@ from mlplab.models.registry import Variant, register_family
     },
     source="own, checked against pykan's layer",
 )
-class KAN(FlatMLP):
+class KAN(KANStack):
     """B-spline Kolmogorov-Arnold network (see the module docstring).
 
     Args:
@@ -63,11 +58,6 @@ class KAN(FlatMLP):
         grid_range: Sequence[float] = (-1.0, 1.0),
     ):
         super().__init__(input_shape, output_shape)
-        require_positive("KAN", embed_dim=embed_dim, depth=depth)
-        widths = [self.d_x] + [embed_dim] * (depth - 1) + [self.d_y]
-        self.layers = nn.Sequential(
-            *(BSplineKANLayer(a, b, grid_size, spline_order, grid_range) for a, b in zip(widths, widths[1:]))
+        self.build_layers(
+            embed_dim, depth, lambda a, b: BSplineKANLayer(a, b, grid_size, spline_order, grid_range)
         )
-
-    def body(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)

@@ -23,18 +23,21 @@ nodes: ``y_j = sum_i phi_ij(x_i)``. This module also registers the ``function_fi
   :meth:`SelectableKANLayer.select_activations` does that (the
   :class:`mlplab.callbacks.ActivationSelection` callback calls it at a chosen epoch); the kept spaces
   keep their weights, the others' terms are removed and no longer computed.
+
+:class:`KANStack` is what the KAN families share: a stack of such layers on flat inputs.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
+from mlplab.models.flat import FlatMLP
 from mlplab.models.registry import Domain, register_domain
 
 register_domain(Domain("function_fitting", ("FunctionFitting",),
@@ -251,10 +254,34 @@ class SelectableKANLayer(nn.Module):
         return y
 
 
+class KANStack(FlatMLP):
+    """Base of the KAN families: a stack of KAN layers on flat inputs.
+
+    A family calls :meth:`build_layers` with its layer at the end of its ``__init__``; the layers are
+    kept in ``layers`` (an ``nn.Sequential``), which is the whole body.
+
+    Shapes: ``(B, *input_shape) -> (B, d_in) -> (B, embed_dim) x (depth - 1) -> (B, d_out)``, reshaped
+    to ``(B, *output_shape)``.
+    """
+
+    def build_layers(self, embed_dim: int, depth: int, make_layer: Callable[[int, int], nn.Module]) -> None:
+        """End of a family's ``__init__``: ``depth`` layers ``make_layer(in_features, out_features)``.
+
+        The widths are pykan's ``width=[d_in] + [embed_dim] * (depth - 1) + [d_out]``.
+        """
+        require_positive(type(self).__name__, embed_dim=embed_dim, depth=depth)
+        widths = [self.d_x] + [embed_dim] * (depth - 1) + [self.d_y]
+        self.layers = nn.Sequential(*(make_layer(a, b) for a, b in zip(widths, widths[1:])))
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
 __all__ = [
     "BASES",
     "ActivationBasis",
     "BSplineKANLayer",
+    "KANStack",
     "SelectableKANLayer",
     "bspline_basis",
     "uniform_grid",

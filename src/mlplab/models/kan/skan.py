@@ -17,12 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-from torch import nn
-
-from mlplab.errors import require_positive
-from mlplab.models.flat import FlatMLP
-from mlplab.models.kan.layers import BASES, SelectableKANLayer
+from mlplab.models.kan.layers import BASES, KANStack, SelectableKANLayer
 from mlplab.models.registry import Variant, register_family
 
 
@@ -40,7 +35,7 @@ from mlplab.models.registry import Variant, register_family
     source="own (no official code: mlplab's reading of the paper)",
     name="SKAN",
 )
-class SKAN(FlatMLP):
+class SKAN(KANStack):
     """Kolmogorov-Arnold network with selectable activation spaces (see the module docstring).
 
     Args:
@@ -67,19 +62,13 @@ class SKAN(FlatMLP):
         grid_range: Sequence[float] = (-1.0, 1.0),
     ):
         super().__init__(input_shape, output_shape)
-        require_positive("SKAN", embed_dim=embed_dim, depth=depth)
-        widths = [self.d_x] + [embed_dim] * (depth - 1) + [self.d_y]
-        self.layers = nn.Sequential(
-            *(
-                SelectableKANLayer(a, b, bases, num_basis, spline_order, grid_range)
-                for a, b in zip(widths, widths[1:])
-            )
+        self.build_layers(
+            embed_dim,
+            depth,
+            lambda a, b: SelectableKANLayer(a, b, bases, num_basis, spline_order, grid_range),
         )
 
     def select_activations(self, keep: int = 1) -> None:
         """Keep every node's ``keep`` most weighted activation spaces (S-KAN's selection phase)."""
         for layer in self.layers:
             layer.select_activations(keep)
-
-    def body(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
