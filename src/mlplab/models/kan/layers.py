@@ -69,6 +69,11 @@ def bspline_basis(x: torch.Tensor, grid: torch.Tensor, spline_order: int) -> tor
     return bases
 
 
+def base_scale(in_features: int, out_features: int) -> nn.Parameter:
+    """Pykan's ``scale_base`` ``(in, out)``, the weights of the SiLU term, drawn in ``±1 / sqrt(in)``."""
+    return nn.Parameter((torch.rand(in_features, out_features) * 2 - 1) / math.sqrt(in_features))
+
+
 class BSplineKANLayer(nn.Module):
     """pykan's KAN layer (see the module docstring).
 
@@ -103,9 +108,7 @@ class BSplineKANLayer(nn.Module):
         self.coef = nn.Parameter(
             torch.empty(in_features, out_features, grid_size + spline_order).uniform_(-bound, bound)
         )
-        self.scale_base = nn.Parameter(
-            (torch.rand(in_features, out_features) * 2 - 1) / math.sqrt(in_features)
-        )
+        self.scale_base = base_scale(in_features, out_features)
         self.scale_sp = nn.Parameter(torch.ones(in_features, out_features) / math.sqrt(in_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -214,9 +217,7 @@ class SelectableKANLayer(nn.Module):
             nn.Parameter(torch.empty(in_features * basis.num_basis, out_features).uniform_(-bound, bound))
             for basis in self.bases
         )
-        self.scale_base = nn.Parameter(
-            (torch.rand(in_features, out_features) * 2 - 1) / math.sqrt(in_features)
-        )
+        self.scale_base = base_scale(in_features, out_features)
         self.selection = nn.Parameter(torch.zeros(out_features, len(self.bases)))
         self.register_buffer("active", torch.ones(out_features, len(self.bases), dtype=torch.bool))
         self._used: list[bool] | None = None  # the spaces some node still uses (computed once, not per step)
@@ -283,6 +284,7 @@ __all__ = [
     "BSplineKANLayer",
     "KANStack",
     "SelectableKANLayer",
+    "base_scale",
     "bspline_basis",
     "uniform_grid",
 ]
