@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
-from mlplab.models.fields.common import CoordinateField, FourierFeatures
+from mlplab.models.fields.common import CoordinateField, FourierFeatures, read_grid
 from mlplab.models.fields.fresh import FreSh
 from mlplab.models.registry import Variant, register_family
 
@@ -42,10 +42,9 @@ class ModulatedLayer(nn.Module):
 
     def forward(self, h: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
         h = F.layer_norm(self.linear(h), (self.linear.out_features,))  # per pixel, over the features
-        where = coords.flip(-1).view(1, -1, 1, 2).to(self.grid.dtype)  # grid_sample reads (column, row)
-        affine = F.grid_sample(self.grid * self.multiplier, where, padding_mode="border", align_corners=True)
-        gamma, beta = affine[0, :, :, 0]
-        return torch.relu(h * gamma[:, None] + beta[:, None])
+        affine = read_grid(self.grid * self.multiplier, coords, align_corners=True)
+        gamma, beta = affine[:, :1], affine[:, 1:]
+        return torch.relu(h * gamma + beta)
 
 
 @register_family(

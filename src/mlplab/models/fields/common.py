@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
@@ -68,6 +69,21 @@ class CoordinateField(nn.Module):
                 f"got a batch of shape {tuple(coords.shape)}"
             )
         return self.field(coords)
+
+
+def read_grid(grid: torch.Tensor, coords: torch.Tensor, align_corners: bool) -> torch.Tensor:
+    """Read a learned 2-D grid bilinearly at the coordinates; beyond the border the border's values.
+
+    Shapes: grid ``(1, C, H, W)`` and coordinates ``(B, 2)`` (row, column) in [-1, 1] -> ``(B, C)``.
+
+    Args:
+        grid: The grid's values, rows along ``H`` and columns along ``W``.
+        coords: The coordinates, in the domain's (row, column) order.
+        align_corners: ``grid_sample``'s: -1 and 1 are the centres of the corner cells (``True``) or
+            their outer edges (``False``).
+    """
+    where = coords.flip(-1).view(1, -1, 1, 2).to(grid.dtype)  # grid_sample reads (x = column, y = row)
+    return F.grid_sample(grid, where, padding_mode="border", align_corners=align_corners)[0, :, :, 0].t()
 
 
 class FrequencyScaled(nn.Module):
@@ -126,4 +142,4 @@ class PositionalEncoding(FrequencyScaled):
         return torch.cat([coords, torch.sin(phase), torch.cos(phase)], dim=-1)
 
 
-__all__ = ["CoordinateField", "FourierFeatures", "FrequencyScaled", "PositionalEncoding"]
+__all__ = ["CoordinateField", "FourierFeatures", "FrequencyScaled", "PositionalEncoding", "read_grid"]

@@ -25,11 +25,10 @@ Shapes: ``(B, 2) -> features (B, L F) -> RBF responses (B, L num_rbfs) -> (B, C)
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
-from mlplab.models.fields.common import CoordinateField
+from mlplab.models.fields.common import CoordinateField, read_grid
 from mlplab.models.registry import Variant, register_family
 
 
@@ -56,14 +55,7 @@ class MultiResolutionGrid(nn.Module):
         )
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        where = coords.flip(-1).view(1, -1, 1, 2)  # grid_sample reads (x = column, y = row)
-        features = [
-            F.grid_sample(
-                grid, where.to(grid.dtype), mode="bilinear", padding_mode="border", align_corners=False
-            )
-            for grid in self.grids
-        ]
-        return torch.cat([f[0, :, :, 0].t() for f in features], dim=-1)
+        return torch.cat([read_grid(grid, coords, align_corners=False) for grid in self.grids], dim=-1)
 
 
 @register_family(
