@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shlex
 import subprocess
 import sys
 import warnings
@@ -13,7 +14,7 @@ import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from mlplab.cli import condense_parser_error
+from mlplab.cli import MLPLabCLI, condense_parser_error
 from tests.conftest import REPO
 
 QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
@@ -66,8 +67,6 @@ def test_outputs_go_under_default_root_dir_with_config_seed_and_counts(cli, tmp_
 
 
 def test_data_dimensions_reach_the_backbone(cli, tmp_path):
-    from mlplab.cli import MLPLabCLI
-
     cli_run = MLPLabCLI(args=["--config", QUICKSTART, "--data.init_args.batch_size=16"], run=False)
     assert cli_run.model.image_shape == (1, 8, 8) and cli_run.model.backbone.input_shape == (1, 8, 8)
     assert cli_run.model.prototypes.shape == (10, 1, 8, 8)
@@ -81,8 +80,6 @@ def test_checkpoint_test_and_validate_reproduce_the_metrics(cli, tmp_path):
     events.Reload()
     best_val_psnr = max(e.value for e in events.Scalars("val/psnr"))
     assert torch.load(best, weights_only=True)["callbacks"]
-
-    from mlplab.cli import MLPLabCLI
 
     args = ["--config", str(run / "config.yaml"), f"--ckpt_path={best}", *QUIET]
     validated = MLPLabCLI(args=["validate", *args])
@@ -120,10 +117,6 @@ BAD_INPUTS = [
 
 
 def test_a_variant_given_alone_on_the_command_line_is_one_line_naming_the_form_that_works(cli, capsys):
-    import shlex
-
-    from mlplab.cli import MLPLabCLI
-
     assert cli("fit", "--config", QUICKSTART, "--model.backbone.variant", "785/115/L4") == 2
     line = capsys.readouterr().err.strip()
     assert line.startswith("error: model.backbone: HourglassMLP has no argument 'variant'; a variant (tiny, ")
@@ -233,8 +226,6 @@ def test_corrupt_dataset_file_is_one_line(cli, capsys, tmp_path):
 
 def test_an_integer_batch_limit_counts_batches_and_a_float_is_a_fraction(tmp_path):
     """``--trainer.limit_val_batches=1`` is one batch (jsonargparse used to make it 1.0: every batch)."""
-    from mlplab.cli import MLPLabCLI
-
     (tmp_path / "limits.yaml").write_text("trainer:\n  limit_test_batches: 1\n  limit_predict_batches: 1.0\n")
     given = ["--trainer.limit_val_batches=1", "--trainer.limit_train_batches", "0.5"]
     args = ["--config", QUICKSTART, "--config", str(tmp_path / "limits.yaml"), *given, *QUIET]
@@ -267,7 +258,6 @@ def test_rich_progress_bar_and_model_summary_when_rich_is_installed_tqdm_otherwi
         ThrottledRichProgressBar,
         ThrottledTQDMProgressBar,
     )
-    from mlplab.cli import MLPLabCLI
 
     def callbacks(*extra: str) -> list:
         run = MLPLabCLI(
@@ -297,8 +287,6 @@ def test_rich_progress_bar_and_model_summary_when_rich_is_installed_tqdm_otherwi
 
 def test_a_config_that_switches_the_optimizer_class_gets_that_class_defaults(tmp_path):
     """jsonargparse carries AdamW's weight_decay 0.01 over to a config's Adam; the CLI gives Adam its own."""
-    from mlplab.cli import MLPLabCLI
-
     switched = tmp_path / "adam.yaml"
     switched.write_text(
         "model:\n  init_args:\n    optimizer:\n      class_path: torch.optim.Adam\n"
