@@ -18,3 +18,14 @@ def test_the_rich_bar_shows_the_run_version_as_an_integer(monkeypatch):
     column = MetricsTextColumn(trainer=None, style=None, text_delimiter=" ", metrics_format=".3f")
     column._metrics = metrics
     assert list(column._generate_metrics_texts()) == ["v_num: 3", "loss: 0.250"]
+
+
+def test_the_rich_bar_refreshes_at_its_redraw_interval_unless_told_otherwise():
+    pytest.importorskip("rich")
+    assert ThrottledRichProgressBar().refresh_rate == 10  # Lightning's thread would wake 100 times a second
+    assert ThrottledRichProgressBar(interval=0.5).refresh_rate == 2
+    assert ThrottledRichProgressBar(interval=5).refresh_rate == 1
+    assert ThrottledRichProgressBar(interval=0.5, refresh_rate=30).refresh_rate == 30
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    assert ThrottledRichProgressBar(interval=0).refresh_rate == RichProgressBar().refresh_rate
