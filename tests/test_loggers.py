@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import warnings
 from pathlib import Path
 from unittest import mock
 
@@ -73,6 +74,18 @@ def test_csv_files_sit_beside_the_metrics(tmp_path):
     assert Image.open(media / "val" / "forecasts" / "step_7.png").size == (100, 75)
     assert (media / "val" / "sample" / "step_7.txt").read_text() == "To be,\nor not"
     assert (media / "sweep" / "best" / "step_7.md").read_text().startswith("| a | b |")
+
+
+def test_pixels_that_are_not_finite_are_drawn_black_or_white(tmp_path):
+    image = torch.full((1, 2, 3), 0.5)
+    image[0, 0] = torch.tensor([float("nan"), float("-inf"), float("inf")])
+    logger = CSVLogger(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "invalid value encountered in cast" among them
+        log_image([logger], "val/samples", image, 1)
+        log_image([TensorBoardLogger(tmp_path)], "val/samples", image, 1)
+    pixels = np.asarray(Image.open(Path(logger.log_dir) / "media" / "val" / "samples" / "step_1.png"))
+    assert pixels.tolist()[0] == [0, 0, 255] and set(pixels.tolist()[1]) <= {127, 128}  # gray stays gray
 
 
 def test_a_tag_cannot_leave_the_media_folder(tmp_path):

@@ -54,13 +54,16 @@ _warned: set[str] = set()
 def log_image(loggers: Iterable[Logger], tag: str, image: torch.Tensor, step: int) -> None:
     """Write an image ``(C, H, W)`` with values in [0, 1] (C = 1 or 3) to every logger.
 
+    Values outside [0, 1] are clipped; pixels that are not finite (a diverged model's) are drawn black
+    (NaN, -inf) or white (+inf) instead of whatever their cast to bytes gives.
+
     Args:
         loggers: The run's loggers (``trainer.loggers`` or ``module.loggers``).
         tag: Name such as ``val/samples``.
         image: The image, on any device.
         step: The global step it belongs to.
     """
-    image = image.detach().float().clamp(0, 1).cpu()
+    image = image.detach().float().nan_to_num(nan=0.0, posinf=1.0, neginf=0.0).clamp(0, 1).cpu()
     _write(loggers, tag, step, "image", image)
 
 
