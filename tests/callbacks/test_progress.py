@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
 
 from mlplab.callbacks import ThrottledRichProgressBar
@@ -26,6 +27,4 @@ def test_the_rich_bar_refreshes_at_its_redraw_interval_unless_told_otherwise():
     assert ThrottledRichProgressBar(interval=0.5).refresh_rate == 2
     assert ThrottledRichProgressBar(interval=5).refresh_rate == 1
     assert ThrottledRichProgressBar(interval=0.5, refresh_rate=30).refresh_rate == 30
-    from lightning.pytorch.callbacks import RichProgressBar
-
     assert ThrottledRichProgressBar(interval=0).refresh_rate == RichProgressBar().refresh_rate
