@@ -42,7 +42,10 @@ def assert_bit_identical(first: dict[str, torch.Tensor], second: dict[str, torch
 
 def test_kill_9_mid_epoch_then_resume_gives_the_uninterrupted_weights(cli, tmp_path):
     assert cli("fit", *SMALL, "--trainer.default_root_dir=reference") == 0
-    # 21 steps per epoch, 42 in all: killed at step 33 (epoch 1, batch 12); last.ckpt holds step 30 (batch 9)
+    # 21 steps per epoch, 42 in all: killed at step 33 (epoch 1, batch 12); last.ckpt holds step 30 (batch 9),
+    # or step 25 (batch 4) when the kill lands while step 30's background write is still in flight: then
+    # the step-25 file is still whole, and a partial file of the cut-off write is left for the resumed fit
+    # to remove
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")]),
@@ -55,8 +58,10 @@ def test_kill_9_mid_epoch_then_resume_gives_the_uninterrupted_weights(cli, tmp_p
     )  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     interrupted = torch.load(run_dir(tmp_path / "killed") / "checkpoints" / "last.ckpt", weights_only=True)
-    assert interrupted["global_step"] == 30
-    assert interrupted["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [{"epoch": 1, "position": 9}]
+    step, position = interrupted["global_step"], {30: 9, 25: 4}.get(interrupted["global_step"])
+    assert position is not None, f"last.ckpt holds step {step}"
+    loader = interrupted["loops"]["fit_loop"]["state_dict"]["combined_loader"]
+    assert loader == [{"epoch": 1, "position": position}]
 
     assert cli("fit", *SMALL, "--trainer.default_root_dir=killed", "--ckpt_path=last") == 0
     assert_bit_identical(weights(tmp_path / "reference", "last"), weights(tmp_path / "killed", "last"))
