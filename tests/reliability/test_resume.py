@@ -44,7 +44,7 @@ def test_kill_9_mid_epoch_then_resume_gives_the_uninterrupted_weights(cli, tmp_p
     assert cli("fit", *SMALL, "--trainer.default_root_dir=reference") == 0
     # 21 steps per epoch, 42 in all: killed at step 33 (epoch 1, batch 12); last.ckpt holds step 30 (batch 9),
     # or step 25 (batch 4) when the kill lands while step 30's background write is still in flight: then
-    # the step-25 file is still whole, and a partial file of the cut-off write is left for the resumed fit
+    # the step-25 file is still whole, and any partial file of the cut-off write is left for the resumed fit
     # to remove
     env = {
         **os.environ,
