@@ -41,7 +41,13 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from mlplab.data.common import fetch_file, missing_data_message, resolve_data_dir
 from mlplab.data.in_memory import InMemoryDataModule
-from mlplab.errors import ConfigError, DataCorruptError, DataNotFoundError, require_positive
+from mlplab.errors import (
+    CheckpointError,
+    ConfigError,
+    DataCorruptError,
+    DataNotFoundError,
+    require_positive,
+)
 
 Features = Literal["M", "S"]
 Split = Literal["train", "val", "test", "future"]
@@ -135,6 +141,9 @@ def next_dates(dates: np.ndarray, count: int) -> np.ndarray:
     step = np.median(np.diff(dates).astype("timedelta64[s]").astype(np.int64))
     return last + (np.arange(1, count + 1) * int(step)).astype("timedelta64[s]")
 
+
+#: What decides a forecasting DataModule's series and their order (in messages).
+DATA_SETTINGS = "file, columns, features, target"
 
 #: Notes said once per process (a sweep builds a run's DataModule several times).
 _said: set[str] = set()
@@ -566,6 +575,21 @@ class ForecastingDataModule(InMemoryDataModule):
                 "std": self.std.tolist(),
             }
         }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Refuse, in one line, a checkpoint whose model was trained on other series, or in another order.
+
+        The model reads the series by position (and ``predict`` applies the checkpoint's scaler by
+        position), so another ``target`` (it goes last), ``features`` or file would silently feed each
+        series to the weights of another.
+        """
+        saved = state.get("preprocessing", {}).get("series_names")
+        if saved is not None and list(saved) != list(self.series_names):
+            raise CheckpointError(
+                f"the checkpoint's model was trained on the series {', '.join(saved)} in this order, the "
+                f"data now gives {', '.join(self.series_names)}; use the data settings it was trained with "
+                f"({DATA_SETTINGS})"
+            )
 
     # ------------------------------------------------------------------------------------- loaders
     def train_dataloader(self):
