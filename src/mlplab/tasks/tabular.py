@@ -124,6 +124,18 @@ class TabularTask(Task):
         shapes = (batch_size, num_numeric), (batch_size, len(cardinalities))
         return torch.zeros(shapes[0]), torch.zeros(shapes[1], dtype=torch.long)
 
+    def example_inputs(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, Any]:
+        """Inputs of the backbone by name, as ``mlplab export`` traces it: ``x_num`` and ``x_cat``.
+
+        ``x_num`` ``(B, N)``: the numeric columns as the DataModule transforms them; ``x_cat`` ``(B, C)``:
+        the category codes (0 for an unknown value).
+        """
+        num_numeric, cardinalities = self._backbone_args[:2]
+        x_num = torch.randn(batch_size, num_numeric, generator=generator)
+        codes = [torch.randint(0, int(c), (batch_size,), generator=generator) for c in cardinalities]
+        x_cat = torch.stack(codes, 1) if codes else torch.zeros(batch_size, 0, dtype=torch.long)
+        return {"x_num": x_num, "x_cat": x_cat}
+
     # ------------------------------------------------------------------------------- training
     def setup(self, stage: str) -> None:
         """Before a fit, hand the training split to a family that fits something to it (bins)."""
