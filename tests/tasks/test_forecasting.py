@@ -274,6 +274,18 @@ def test_a_checkpoint_trained_on_other_series_is_one_clear_line(cli, capsys, tmp
     )
 
 
+def test_a_timemixer_recipe_smoke_run_too_short_for_its_one_cycle_is_one_line(cli, capsys, tmp_path):
+    require_data("ETTh1.csv")
+    recipe = str(REPO / "configs" / "timeseries" / "timemixer_etth1_96.yaml")
+    assert (
+        cli("fit", "--config", recipe, "--trainer.max_steps=5", "--trainer.default_root_dir=run", *QUIET) == 2
+    )
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: model.lr_scheduler: OneCycleLR cannot be built for a run of 5 optimiser steps (float "
+        "division by zero); run more (or fewer) steps, or set its total_steps"
+    )
+
+
 def test_parquet_without_pyarrow_is_one_line(cli, capsys, tmp_path, monkeypatch):
     import importlib.util
 
