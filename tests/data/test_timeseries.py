@@ -237,6 +237,24 @@ def test_gzip_and_header_less_files_read_as_the_plain_one(tmp_path):
             assert torch.equal(a, b) and torch.equal(a, c)
 
 
+def test_a_file_saved_with_a_byte_order_mark_reads_as_the_plain_one(tmp_path):
+    # Excel's "CSV UTF-8" starts the file with a BOM, which once stuck to the first column's name:
+    # "has no date column 'date' (its columns: date, load, temp, OT)".
+    _plain_and_variants(tmp_path)
+    text = (tmp_path / "mine.csv").read_text(encoding="utf-8")
+    (tmp_path / "bom.csv").write_text(text, encoding="utf-8-sig")
+    with gzip.open(tmp_path / "bom.csv.gz", "wt", encoding="utf-8-sig") as handle:
+        handle.write(text)
+    plain = CSVDataModule(file="mine.csv", lookback=24, horizon=12, data_dir=str(tmp_path))
+    plain.setup()
+    for name in ("bom.csv", "bom.csv.gz"):
+        data = CSVDataModule(file=name, lookback=24, horizon=12, data_dir=str(tmp_path))
+        assert (data.columns, data.date_column) == (plain.columns, "date")
+        data.setup()
+        assert np.array_equal(data.times, plain.times)
+        assert all(torch.equal(a, b) for a, b in zip(data.splits["train"], plain.splits["train"]))
+
+
 def test_a_file_without_dates_has_an_integer_time_index_said_once(tmp_path, caplog):
     values = np.random.default_rng(5).normal(size=(200, 2))
     (tmp_path / "numbers.csv").write_text("\n".join(",".join(f"{v:.5f}" for v in row) for row in values))

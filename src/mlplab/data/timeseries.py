@@ -162,10 +162,14 @@ def run_seed() -> int:
 
 
 def open_text(path: Path) -> TextIO:
-    """``path`` opened as text for the ``csv`` module, decompressed on the fly when it ends in ``.gz``."""
+    """``path`` opened as text for the ``csv`` module, decompressed on the fly when it ends in ``.gz``.
+
+    A byte order mark (Excel's "CSV UTF-8" writes one) is dropped, so that it does not stick to the
+    first column's name.
+    """
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", newline="", encoding="utf-8")
-    return open(path, newline="", encoding="utf-8")
+        return gzip.open(path, "rt", newline="", encoding="utf-8-sig")
+    return open(path, newline="", encoding="utf-8-sig")
 
 
 def read_rows(path: Path, limit: int | None = None) -> list[list[str]]:
