@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import re
 
 import numpy as np
 import pytest
@@ -294,6 +295,24 @@ def test_freq_is_inferred_from_the_dates_and_a_disagreeing_one_is_warned(tmp_pat
     ett = ETTDataModule(name="ETTm1", data_dir=str(tmp_path), download=False)
     assert ett.freq == "h"  # Time-Series-Library's setting for the 15-minute sets too, without a warning
     assert ETTDataModule(name="ETTm1", freq="auto", data_dir=str(tmp_path), download=False).freq == "t"
+
+
+def test_dates_that_do_not_increase_are_one_clear_line(tmp_path):
+    # A file written newest first once trained on reversed time with second-level calendar features
+    # (its median spacing, negative, read as freq 's') and forecast 'future' before its first row.
+    values = np.random.default_rng(6).normal(size=(200, 2))
+    write_csv(tmp_path / "newest_first.csv", hourly(200)[::-1], values, ["date", "a", "OT"])
+    expected = (
+        "newest_first.csv: the dates go backwards (2020-01-09 07:00:00 then 2020-01-09 06:00:00, ...): "
+        "sort the rows oldest first"
+    )
+    for freq in (None, "h"):
+        with pytest.raises(DataCorruptError, match=re.escape(expected)):
+            CSVDataModule(file="newest_first.csv", freq=freq, data_dir=str(tmp_path))
+    write_csv(tmp_path / "same.csv", hourly(200)[:1].repeat(200), values, ["date", "a", "OT"])
+    same = "same.csv: the dates do not advance (2020-01-01 00:00:00 then 2020-01-01 00:00:00, ...): give"
+    with pytest.raises(DataCorruptError, match=re.escape(same)):
+        CSVDataModule(file="same.csv", data_dir=str(tmp_path))
 
 
 def test_the_run_seed_orders_the_training_windows_unless_a_shuffle_seed_is_given(tmp_path):

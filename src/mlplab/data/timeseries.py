@@ -434,7 +434,16 @@ class ForecastingDataModule(InMemoryDataModule):
         dates = [row[index] for row in sample if index < len(row)]
         if len(dates) < 2:
             raise DataCorruptError(f"{self.path} has fewer than two rows: cannot infer the date spacing")
-        inferred = infer_freq(parse_dates(dates, self.path))
+        parsed = parse_dates(dates, self.path)
+        steps = np.diff(parsed)
+        if np.median(steps.astype(np.int64)) <= 0:  # a file newest first, or one time repeated
+            i = int(np.argmax(steps <= np.timedelta64(0, "s")))
+            shown = " then ".join(str(d).replace("T", " ") for d in parsed[i : i + 2])
+            backwards = np.median(steps.astype(np.int64)) < 0
+            how = "go backwards" if backwards else "do not advance"
+            fix = "sort the rows oldest first" if backwards else "give each row its own time, oldest first"
+            raise DataCorruptError(f"{self.path.name}: the dates {how} ({shown}, ...): {fix}")
+        inferred = infer_freq(parsed)
         if given is None:
             return canonical_freq(self.default_freq) if freq is None and self.default_freq else inferred
         if given != inferred and {given, inferred} != {"b", "d"}:
