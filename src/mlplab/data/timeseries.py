@@ -603,6 +603,7 @@ class ForecastingDataModule(InMemoryDataModule):
                 f"data now gives {', '.join(self.series_names)}; use the data settings it was trained with "
                 f"({DATA_SETTINGS})"
             )
+        super().load_state_dict(state)
 
     # ------------------------------------------------------------------------------------- loaders
     def train_dataloader(self):
