@@ -133,6 +133,21 @@ def test_torch_one_cycle_over_the_run_matches_the_hand_written_one():
     assert max(lr for lr, _ in torch_lrs) == pytest.approx(0.01)
 
 
+def test_a_schedule_that_cannot_span_the_run_is_one_line():
+    # torch's OneCycleLR divides by pct_start * total_steps - 1: zero for a 5-step smoke run at 0.2
+    # (the TimeMixer recipes' pct_start), which ended in a ZeroDivisionError traceback.
+    schedule = functools.partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=0.01, pct_start=0.2)
+    task = ImageRestoration(functools.partial(HourglassMLP, embed_dim=16, mlp_dim=4, depth=1),
+                            image_shape=(1, 4, 4), num_classes=2, lr_scheduler=schedule)  # fmt: skip
+    task.trainer = L.Trainer(max_steps=5, logger=False, enable_checkpointing=False)
+    message = (
+        "model.lr_scheduler: OneCycleLR cannot be built for a run of 5 optimiser steps (float division by "
+        "zero); run more (or fewer) steps, or set its total_steps"
+    )
+    with pytest.raises(ConfigError, match=f"^{message}$".replace("(", "\\(").replace(")", "\\)")):
+        task.configure_optimizers()
+
+
 def test_the_hand_written_one_cycle_says_it_is_deprecated():
     optimizer = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=0.01)
     with pytest.warns(FutureWarning, match="torch.optim.lr_scheduler.OneCycleLR"):

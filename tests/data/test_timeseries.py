@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import re
 
 import numpy as np
 import pytest
@@ -237,6 +238,24 @@ def test_gzip_and_header_less_files_read_as_the_plain_one(tmp_path):
             assert torch.equal(a, b) and torch.equal(a, c)
 
 
+def test_a_file_saved_with_a_byte_order_mark_reads_as_the_plain_one(tmp_path):
+    # Excel's "CSV UTF-8" starts the file with a BOM, which once stuck to the first column's name:
+    # "has no date column 'date' (its columns: date, load, temp, OT)".
+    _plain_and_variants(tmp_path)
+    text = (tmp_path / "mine.csv").read_text(encoding="utf-8")
+    (tmp_path / "bom.csv").write_text(text, encoding="utf-8-sig")
+    with gzip.open(tmp_path / "bom.csv.gz", "wt", encoding="utf-8-sig") as handle:
+        handle.write(text)
+    plain = CSVDataModule(file="mine.csv", lookback=24, horizon=12, data_dir=str(tmp_path))
+    plain.setup()
+    for name in ("bom.csv", "bom.csv.gz"):
+        data = CSVDataModule(file=name, lookback=24, horizon=12, data_dir=str(tmp_path))
+        assert (data.columns, data.date_column) == (plain.columns, "date")
+        data.setup()
+        assert np.array_equal(data.times, plain.times)
+        assert all(torch.equal(a, b) for a, b in zip(data.splits["train"], plain.splits["train"]))
+
+
 def test_a_file_without_dates_has_an_integer_time_index_said_once(tmp_path, caplog):
     values = np.random.default_rng(5).normal(size=(200, 2))
     (tmp_path / "numbers.csv").write_text("\n".join(",".join(f"{v:.5f}" for v in row) for row in values))
@@ -276,6 +295,24 @@ def test_freq_is_inferred_from_the_dates_and_a_disagreeing_one_is_warned(tmp_pat
     ett = ETTDataModule(name="ETTm1", data_dir=str(tmp_path), download=False)
     assert ett.freq == "h"  # Time-Series-Library's setting for the 15-minute sets too, without a warning
     assert ETTDataModule(name="ETTm1", freq="auto", data_dir=str(tmp_path), download=False).freq == "t"
+
+
+def test_dates_that_do_not_increase_are_one_clear_line(tmp_path):
+    # A file written newest first once trained on reversed time with second-level calendar features
+    # (its median spacing, negative, read as freq 's') and forecast 'future' before its first row.
+    values = np.random.default_rng(6).normal(size=(200, 2))
+    write_csv(tmp_path / "newest_first.csv", hourly(200)[::-1], values, ["date", "a", "OT"])
+    expected = (
+        "newest_first.csv: the dates go backwards (2020-01-09 07:00:00 then 2020-01-09 06:00:00, ...): "
+        "sort the rows oldest first"
+    )
+    for freq in (None, "h"):
+        with pytest.raises(DataCorruptError, match=re.escape(expected)):
+            CSVDataModule(file="newest_first.csv", freq=freq, data_dir=str(tmp_path))
+    write_csv(tmp_path / "same.csv", hourly(200)[:1].repeat(200), values, ["date", "a", "OT"])
+    same = "same.csv: the dates do not advance (2020-01-01 00:00:00 then 2020-01-01 00:00:00, ...): give"
+    with pytest.raises(DataCorruptError, match=re.escape(same)):
+        CSVDataModule(file="same.csv", data_dir=str(tmp_path))
 
 
 def test_the_run_seed_orders_the_training_windows_unless_a_shuffle_seed_is_given(tmp_path):

@@ -437,6 +437,12 @@ CASES: list[tuple[str, str, int, str]] = [
     ),
     ("ckpt-series-other-horizon", TEST_SER + " --ckpt_path={series_best} --data.horizon=24", 2, "horizon 12"),
     (
+        "ckpt-series-other-target",
+        TEST_SER + " --ckpt_path={series_best} --data.target=a",
+        2,
+        "trained on the series a, b, OT in this order, the data now gives b, OT, a",
+    ),
+    (
         "ckpt-series-revin",
         TEST_SER + " --ckpt_path={series_best} --model.revin=true",
         2,

@@ -252,6 +252,40 @@ def test_predict_uses_the_checkpoint_scaler_when_the_file_has_grown(tmp_path):
     assert torch.isnan(outputs["targets"]).all()
 
 
+def test_a_checkpoint_trained_on_other_series_is_one_clear_line(cli, capsys, tmp_path):
+    # Another target reorders the series (the target goes last): the model, and the checkpoint's scaler
+    # in predict, would read each series as another one. Fewer series: the hint names the settings.
+    _small_csv(tmp_path / "mine.csv", header=("date", "a", "b", "OT"))
+    assert cli("fit", "--config", _write_config(tmp_path), *QUIET) == 0
+    run = tmp_path / "run" / "lightning_logs" / "version_0"
+    best = f"--ckpt_path={run / 'checkpoints' / 'best.ckpt'}"
+    for stage in ("test", "predict"):
+        capsys.readouterr()
+        assert cli(stage, "--config", str(run / "config.yaml"), best, "--data.target=a", *QUIET) == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            "error: the checkpoint's model was trained on the series a, b, OT in this order, the data now "
+            "gives b, OT, a; use the data settings it was trained with (file, columns, features, target)"
+        )
+    capsys.readouterr()
+    assert cli("test", "--config", str(run / "config.yaml"), best, "--data.features=S", *QUIET) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: the checkpoint's model was built for num_series 3, the data now gives 1; use the data "
+        "settings it was trained with (file, columns, features, target)"
+    )
+
+
+def test_a_timemixer_recipe_smoke_run_too_short_for_its_one_cycle_is_one_line(cli, capsys, tmp_path):
+    require_data("ETTh1.csv")
+    recipe = str(REPO / "configs" / "timeseries" / "timemixer_etth1_96.yaml")
+    assert (
+        cli("fit", "--config", recipe, "--trainer.max_steps=5", "--trainer.default_root_dir=run", *QUIET) == 2
+    )
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: model.lr_scheduler: OneCycleLR cannot be built for a run of 5 optimiser steps (float "
+        "division by zero); run more (or fewer) steps, or set its total_steps"
+    )
+
+
 def test_parquet_without_pyarrow_is_one_line(cli, capsys, tmp_path, monkeypatch):
     import importlib.util
 

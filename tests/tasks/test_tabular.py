@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, log_loss, mean_absolute_error, r2_score, roc_auc_score
 
 from mlplab.data import TabularDataModule
+from mlplab.data.common import TensorBatchLoader
 from mlplab.errors import ConfigError
 from mlplab.models import FinalMLP, TabM, TabularMLP
 from mlplab.models.tabular.common import compute_bins
@@ -97,6 +98,26 @@ def test_regression_metrics_are_in_the_targets_units(tmp_path):
     assert logged["test/mae"] == pytest.approx(mean_absolute_error(truth, predicted), rel=1e-5)
     assert logged["test/r2"] == pytest.approx(r2_score(truth, predicted), abs=1e-5)
     assert 40 < logged["test/rmse"] < 80  # diabetes progression, in its own units (std 77)
+
+
+@pytest.mark.parametrize("dataset", ["penguins", "diabetes"])
+def test_the_rows_padding_a_process_share_are_left_out_of_every_metric(tmp_path, dataset):
+    # Process 1 of 2 evaluates every other test row from the second, its share padded with the first
+    # row when the split is odd (as the CLI's loaders do): its metrics and loss are those of its real rows.
+    torch.manual_seed(0)
+    data = data_module(dataset)
+    task = task_for(data, TabM, ensemble_size=2, depth=1, embed_dim=8, dropout=0.0)
+    tensors = data.split_tensors("test")
+    assert len(tensors[0]) % 2 == 1
+    padded = TensorBatchLoader(tensors, batch_size=40, rank=1, world_size=2, shards="pad")
+    real = TensorBatchLoader(tuple(t[1::2] for t in tensors), batch_size=40)
+    assert padded.num_samples == real.num_samples + 1
+    run = trainer(tmp_path)
+    (logged,) = run.test(task, dataloaders=padded, verbose=False)
+    (expected,) = run.test(task, dataloaders=real, verbose=False)
+    assert logged.keys() == expected.keys()
+    for name, value in expected.items():
+        assert logged[name] == pytest.approx(value, rel=1e-6, abs=1e-7), name
 
 
 def test_an_ensemble_trains_on_the_mean_of_its_members_losses_and_predicts_their_mean():

@@ -212,3 +212,47 @@ def test_the_forecaster_keeps_the_task_weights_names():
         .__class__.__name__
         == "DLinear"
     )
+
+
+@pytest.fixture(scope="module")
+def tabular_run(tmp_path_factory) -> Path:
+    """A tiny TabM ensemble on the penguins (numeric and categorical columns), one epoch."""
+    torch.set_num_threads(1)
+    folder = tmp_path_factory.mktemp("tabular")
+    recipe = Path(__file__).parents[2] / "configs" / "tabular" / "tabm_penguins.yaml"
+    small = ["--model.backbone.ensemble_size=4", "--model.backbone.depth=1", "--model.backbone.embed_dim=16"]
+    args = ["--config", str(recipe), *small, "--trainer.max_epochs=1", f"--trainer.default_root_dir={folder}"]
+    assert run_cli("fit", *args, *QUIET) == 0
+    return folder / "lightning_logs" / "version_0"
+
+
+@pytest.mark.parametrize("format", ["safetensors", "torchscript", "onnx"])
+def test_a_tabular_run_exports_with_its_numeric_and_categorical_inputs(tabular_run, format, tmp_path):
+    if format == "onnx":
+        for package in ("onnx", "onnxscript", "onnxruntime"):
+            pytest.importorskip(package)
+    out = tmp_path / format
+    assert run_cli("export", "--run", str(tabular_run), "--format", format, "--out", str(out)) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["inputs"] == [
+        {"name": "x_num", "shape": ["batch", 5], "dtype": "float32"},
+        {"name": "x_cat", "shape": ["batch", 2], "dtype": "int64"},
+    ]
+    assert config["output"]["shape"] == ["batch", 4, 3]  # 4 members' logits of the 3 species
+    run = mlplab.load_run(tabular_run)
+    x_num, x_cat, _ = run.datamodule().split_tensors("test")
+    x_num, x_cat = x_num[:5], x_cat[:5]
+    with torch.no_grad():
+        expected = run.model(x_num, x_cat)
+        if format == "safetensors":
+            got = load_exported(out)(x_num, x_cat)
+        elif format == "torchscript":
+            got = torch.jit.load(str(out / "model.pt"))(x_num, x_cat)
+        else:
+            import onnxruntime
+
+            session = onnxruntime.InferenceSession(
+                str(out / "model.onnx"), providers=["CPUExecutionProvider"]
+            )
+            got = torch.from_numpy(session.run(None, {"x_num": x_num.numpy(), "x_cat": x_cat.numpy()})[0])
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)

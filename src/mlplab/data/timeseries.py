@@ -41,7 +41,13 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from mlplab.data.common import fetch_file, missing_data_message, resolve_data_dir
 from mlplab.data.in_memory import InMemoryDataModule
-from mlplab.errors import ConfigError, DataCorruptError, DataNotFoundError, require_positive
+from mlplab.errors import (
+    CheckpointError,
+    ConfigError,
+    DataCorruptError,
+    DataNotFoundError,
+    require_positive,
+)
 
 Features = Literal["M", "S"]
 Split = Literal["train", "val", "test", "future"]
@@ -136,6 +142,9 @@ def next_dates(dates: np.ndarray, count: int) -> np.ndarray:
     return last + (np.arange(1, count + 1) * int(step)).astype("timedelta64[s]")
 
 
+#: What decides a forecasting DataModule's series and their order (in messages).
+DATA_SETTINGS = "file, columns, features, target"
+
 #: Notes said once per process (a sweep builds a run's DataModule several times).
 _said: set[str] = set()
 
@@ -153,10 +162,14 @@ def run_seed() -> int:
 
 
 def open_text(path: Path) -> TextIO:
-    """``path`` opened as text for the ``csv`` module, decompressed on the fly when it ends in ``.gz``."""
+    """``path`` opened as text for the ``csv`` module, decompressed on the fly when it ends in ``.gz``.
+
+    A byte order mark (Excel's "CSV UTF-8" writes one) is dropped, so that it does not stick to the
+    first column's name.
+    """
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", newline="", encoding="utf-8")
-    return open(path, newline="", encoding="utf-8")
+        return gzip.open(path, "rt", newline="", encoding="utf-8-sig")
+    return open(path, newline="", encoding="utf-8-sig")
 
 
 def read_rows(path: Path, limit: int | None = None) -> list[list[str]]:
@@ -421,7 +434,16 @@ class ForecastingDataModule(InMemoryDataModule):
         dates = [row[index] for row in sample if index < len(row)]
         if len(dates) < 2:
             raise DataCorruptError(f"{self.path} has fewer than two rows: cannot infer the date spacing")
-        inferred = infer_freq(parse_dates(dates, self.path))
+        parsed = parse_dates(dates, self.path)
+        steps = np.diff(parsed)
+        if np.median(steps.astype(np.int64)) <= 0:  # a file newest first, or one time repeated
+            i = int(np.argmax(steps <= np.timedelta64(0, "s")))
+            shown = " then ".join(str(d).replace("T", " ") for d in parsed[i : i + 2])
+            backwards = np.median(steps.astype(np.int64)) < 0
+            how = "go backwards" if backwards else "do not advance"
+            fix = "sort the rows oldest first" if backwards else "give each row its own time, oldest first"
+            raise DataCorruptError(f"{self.path.name}: the dates {how} ({shown}, ...): {fix}")
+        inferred = infer_freq(parsed)
         if given is None:
             return canonical_freq(self.default_freq) if freq is None and self.default_freq else inferred
         if given != inferred and {given, inferred} != {"b", "d"}:
@@ -566,6 +588,22 @@ class ForecastingDataModule(InMemoryDataModule):
                 "std": self.std.tolist(),
             }
         }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Refuse, in one line, a checkpoint whose model was trained on other series, or in another order.
+
+        The model reads the series by position (and ``predict`` applies the checkpoint's scaler by
+        position), so another ``target`` (it goes last), ``features`` or file would silently feed each
+        series to the weights of another.
+        """
+        saved = state.get("preprocessing", {}).get("series_names")
+        if saved is not None and list(saved) != list(self.series_names):
+            raise CheckpointError(
+                f"the checkpoint's model was trained on the series {', '.join(saved)} in this order, the "
+                f"data now gives {', '.join(self.series_names)}; use the data settings it was trained with "
+                f"({DATA_SETTINGS})"
+            )
+        super().load_state_dict(state)
 
     # ------------------------------------------------------------------------------------- loaders
     def train_dataloader(self):

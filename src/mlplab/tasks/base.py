@@ -449,6 +449,15 @@ class Task(L.LightningModule):
             scheduler = self.lr_scheduler_factory(optimizer, **run_length)
         except (ValueError, TypeError) as error:
             raise ConfigError(f"model.lr_scheduler: {str(error).strip().splitlines()[0]}") from error
+        except ZeroDivisionError as error:  # OneCycleLR when pct_start * total_steps is exactly 1
+            factory = self.lr_scheduler_factory  # jsonargparse's partial may hold the class in its args
+            parts = [factory.func, *factory.args] if isinstance(factory, functools.partial) else [factory]
+            name = next((part.__name__ for part in parts if isinstance(part, type)), "the scheduler")
+            steps = f"a run of {self._run_length} optimiser steps" if run_length else "its arguments"
+            raise ConfigError(
+                f"model.lr_scheduler: {name} cannot be built for {steps} ({error}); run more (or fewer) "
+                "steps, or set its total_steps"
+            ) from error
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": self.lr_scheduler_interval},

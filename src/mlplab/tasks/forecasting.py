@@ -18,6 +18,9 @@ from mlplab.loggers import log_figure
 from mlplab.models.timeseries.common import RevIN
 from mlplab.tasks.base import Task
 
+#: What decides the data's series and their order (as :mod:`mlplab.data.timeseries` says it too).
+DATA_SETTINGS = "file, columns, features, target"
+
 #: A forecasting family (or ``functools.partial`` of one), called as
 #: ``family((lookback, num_series), (horizon, num_series))``.
 ForecastingBackbone = Callable[[tuple[int, int], tuple[int, int]], nn.Module]
@@ -146,7 +149,7 @@ class ForecastingTask(Task):
             if theirs is not None and theirs != ours:
                 raise ConfigError(
                     f"the model was built for {name} {ours} but the data gives {theirs}; "
-                    f"set data.init_args.{name}: {ours} or train a model for {theirs}"
+                    f"{_data_hint(name, ours)} or train a model for {theirs}"
                 )
         if getattr(datamodule, "splits", None) is None:
             datamodule.setup(stage)
@@ -158,10 +161,12 @@ class ForecastingTask(Task):
         saved = checkpoint.get("hyper_parameters", {})
         for name in ("horizon", "lookback", "num_series"):
             if name in saved and saved[name] != getattr(self, name):
+                hint = _data_hint(name, saved[name])
+                if name != "num_series":
+                    hint += f" (or train a model for {getattr(self, name)})"
                 raise CheckpointError(
                     f"the checkpoint's model was built for {name} {saved[name]}, the data now gives "
-                    f"{getattr(self, name)}; set data.init_args.{name}: {saved[name]} (or train a model for "
-                    f"{getattr(self, name)})"
+                    f"{getattr(self, name)}; {hint}"
                 )
         super().on_load_checkpoint(checkpoint)
 
@@ -359,6 +364,13 @@ class Forecaster(nn.Module):
 
     def forward(self, history: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
         return forecast_with(self.backbone, self.revin, self.uses_time_features, history, time_features)
+
+
+def _data_hint(name: str, value: int) -> str:
+    """How to give the model's ``lookback``, ``horizon`` or ``num_series`` (``value``) to the data."""
+    if name == "num_series":  # not an argument: the data's columns and settings decide it
+        return f"use the data settings it was trained with ({DATA_SETTINGS})"
+    return f"set data.init_args.{name}: {value}"
 
 
 def _with_time_features(

@@ -39,7 +39,9 @@ class TabularTask(Task):
     ``<stage>/logloss`` (of the predicted probabilities); the best checkpoint by ``val/acc``.
     **Regression** (``num_classes == 0``): MSE on the standardised target; metrics ``<stage>/rmse``,
     ``<stage>/mae`` (in the target's units, through ``target_scale``) and ``<stage>/r2``; the best
-    checkpoint by ``val/rmse``. Metrics are torchmetrics objects, one set per evaluation stage.
+    checkpoint by ``val/rmse``. Metrics (and ``<stage>/loss``) are torchmetrics objects, one set per
+    evaluation stage, over every process of a multi-process run, without the rows that pad a process's
+    share.
 
     Before training, a family with a ``fit_to_data`` method gets the training split (TabM and the MLP
     set their piecewise-linear bins from it); checkpoints keep what it set.
@@ -87,6 +89,8 @@ class TabularTask(Task):
         self.backbone = self.build_backbone(backbone, num_numeric, tuple(cardinalities), num_outputs)
         self.val_metrics = self._metrics("val")
         self.test_metrics = self._metrics("test")
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
 
     def _metrics(self, stage: str) -> MetricCollection:
         if self.classification:
@@ -119,6 +123,18 @@ class TabularTask(Task):
         num_numeric, cardinalities = self._backbone_args[:2]
         shapes = (batch_size, num_numeric), (batch_size, len(cardinalities))
         return torch.zeros(shapes[0]), torch.zeros(shapes[1], dtype=torch.long)
+
+    def example_inputs(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, Any]:
+        """Inputs of the backbone by name, as ``mlplab export`` traces it: ``x_num`` and ``x_cat``.
+
+        ``x_num`` ``(B, N)``: the numeric columns as the DataModule transforms them; ``x_cat`` ``(B, C)``:
+        the category codes (0 for an unknown value).
+        """
+        num_numeric, cardinalities = self._backbone_args[:2]
+        x_num = torch.randn(batch_size, num_numeric, generator=generator)
+        codes = [torch.randint(0, int(c), (batch_size,), generator=generator) for c in cardinalities]
+        x_cat = torch.stack(codes, 1) if codes else torch.zeros(batch_size, 0, dtype=torch.long)
+        return {"x_num": x_num, "x_cat": x_cat}
 
     # ------------------------------------------------------------------------------- training
     def setup(self, stage: str) -> None:
@@ -174,11 +190,15 @@ class TabularTask(Task):
         return self.loss(outputs, y)
 
     # ----------------------------------------------------------------------------- evaluation
-    def _evaluate(self, batch: Batch, stage: str) -> None:
+    def _evaluate(self, batch: Batch, batch_idx: int, stage: str) -> None:
         x_num, x_cat, y = batch
         outputs = self(x_num, x_cat)
+        real = self.evaluation_samples(batch_idx, len(y)).count  # later rows pad this process's share
+        if real == 0:
+            return
+        outputs, y = outputs[:real], y[:real]
         metrics = self.val_metrics if stage == "val" else self.test_metrics
-        self.log(f"{stage}/loss", self.loss(outputs, y), prog_bar=stage == "val")
+        (self.val_loss if stage == "val" else self.test_loss).update(self.loss(outputs, y), weight=real)
         predictions = self._combine(outputs)
         if self.classification:
             metrics["acc"].update(predictions, y)
@@ -187,7 +207,11 @@ class TabularTask(Task):
             metrics["logloss"].update(-picked.clamp_min(1e-12).log())
         else:
             metrics.update(predictions, y * self.target_std + self.target_mean)
-        self.log_dict(metrics, prog_bar=stage == "val")
+
+    def log_evaluation(self, stage: str) -> None:
+        shown = stage == "val"  # in the progress bar
+        self.log(f"{stage}/loss", self.val_loss if stage == "val" else self.test_loss, prog_bar=shown)
+        self.log_dict(self.val_metrics if stage == "val" else self.test_metrics, prog_bar=shown)
 
     def _combine(self, outputs: torch.Tensor) -> torch.Tensor:
         """The prediction from the backbone's outputs (as :meth:`predict`)."""
@@ -199,10 +223,10 @@ class TabularTask(Task):
         return values * self.target_std + self.target_mean
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate(batch, "val")
+        self._evaluate(batch, batch_idx, "val")
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate(batch, "test")
+        self._evaluate(batch, batch_idx, "test")
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
         x_num, x_cat, y = batch
