@@ -417,8 +417,7 @@ def plan_sweep(spec: SweepSpec, out: str | Path) -> Plan:
     start = time.monotonic()
     checkpoint_args = []
     if spec.metric is not None:  # the best checkpoint follows the sweep's metric
-        mode = spec.mode or ("min" if "loss" in spec.metric else "max")
-        checkpoint_args = [f"--checkpoint.monitor={spec.metric}", f"--checkpoint.mode={mode}"]
+        checkpoint_args = [f"--checkpoint.monitor={spec.metric}", f"--checkpoint.mode={spec.mode}"]
     counter = ShapeCounter(spec, option_sets[0], checkpoint_args)
     candidates: list[Candidate] = []
     for family in spec.families:
@@ -434,11 +433,7 @@ def plan_sweep(spec: SweepSpec, out: str | Path) -> Plan:
         _check_option_keeps_sizes(spec, candidates, option_sets[0], options, checkpoint_args)
     task = counter.task
     metric = spec.metric or getattr(task, "monitor", None) or "val/loss"
-    mode = (
-        spec.mode
-        or (getattr(task, "monitor_mode", None) if spec.metric is None else None)
-        or ("min" if "loss" in metric else "max")
-    )
+    mode = spec.mode or getattr(task, "monitor_mode", None) or "min"  # spec.mode is set with a metric
 
     runs = []
     for candidate in candidates:
