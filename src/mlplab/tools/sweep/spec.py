@@ -388,34 +388,8 @@ def check_sweep(config: Namespace, path: Path, extra_args: Sequence[str] = ()) -
 
 
 #: Words of metric names for which lower values are better, and higher ones.
-LOWER_IS_BETTER = {
-    "loss",
-    "nll",
-    "bpc",
-    "ppl",
-    "perplexity",
-    "mse",
-    "mae",
-    "rmse",
-    "mape",
-    "error",
-    "err",
-    "fid",
-}
-HIGHER_IS_BETTER = {
-    "acc",
-    "accuracy",
-    "top1",
-    "top5",
-    "psnr",
-    "ssim",
-    "r2",
-    "auc",
-    "auroc",
-    "f1",
-    "iou",
-    "dice",
-}
+LOWER_IS_BETTER = {"loss", "nll", "bpc", "ppl", "perplexity", "mse", "mae", "rmse", "mape", "error", "fid"}
+HIGHER_IS_BETTER = {"acc", "accuracy", "top1", "top5", "psnr", "ssim", "r2", "auc", "f1", "iou", "dice"}
 
 
 def metric_mode(metric: str) -> Literal["min", "max"] | None:
