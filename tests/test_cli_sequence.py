@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+
+import torch
 import yaml
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
@@ -109,3 +112,43 @@ def test_print_config_round_trip_of_a_text_recipe(cli, capsys, tmp_path):
     (tmp_path / "printed.yaml").write_text(printed)
     assert cli("fit", "--config", "printed.yaml", "--print_config") == 0
     assert capsys.readouterr().out == printed
+
+
+def test_a_kernel_checkpoint_is_tested_with_the_torch_backend(cli, capsys, tmp_path):
+    """``backend``, ``mode`` and ``chunk_size`` choose how GLA computes, not the model (its
+    ``computation_arguments``): a GPU run's ``backend: fla`` checkpoint is tested on a CPU by giving
+    ``backend: torch``, which the checkpoint rule used to refuse as an architecture change."""
+    config = {**TINY_LM, "model": {**TINY_LM["model"], "init_args": {**TINY_LM["model"]["init_args"]}}}
+    config["model"]["init_args"]["backbone"] = {
+        "class_path": "GatedLinearAttention",
+        "init_args": {"embed_dim": 16, "depth": 1, "num_heads": 2, "backend": "torch"},
+    }
+    (tmp_path / "gla.yaml").write_text(yaml.safe_dump(config))
+    assert cli("fit", "--config", "gla.yaml", "--trainer.default_root_dir=run", *QUIET) == 0
+    run = tmp_path / "run" / "lightning_logs" / "version_0"
+    checkpoint = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
+    checkpoint["hyper_parameters"]["backbone"]["init_args"]["backend"] = "fla"  # as trained on a GPU
+    torch.save(checkpoint, tmp_path / "gpu.ckpt")
+    args = ["--config", str(run / "config.yaml"), f"--ckpt_path={tmp_path / 'gpu.ckpt'}", *QUIET]
+    given = [
+        "--model.backbone.backend=torch",
+        "--model.backbone.chunk_size=4",
+        "--model.backbone.mode=recurrent",
+    ]
+    assert cli("test", *args, *given, "--trainer.default_root_dir=tested") == 0
+    tested = yaml.safe_load(
+        (tmp_path / "tested" / "lightning_logs" / "version_0" / "config.yaml").read_text()
+    )
+    applied = tested["model"]["init_args"]["backbone"]["init_args"]
+    assert (applied["backend"], applied["chunk_size"], applied["mode"]) == ("torch", 4, "recurrent")
+    capsys.readouterr()
+    assert cli("test", *args, "--model.backbone.backend=torch", "--model.backbone.num_heads=4") == 2
+    assert "model.backbone.num_heads: the checkpoint gpu.ckpt was trained with 2" in one_error_line(capsys)
+
+
+def test_computation_arguments_are_arguments_of_their_family():
+    from mlplab.models import GatedLinearAttention, Mamba
+
+    for family in (GatedLinearAttention, Mamba):
+        assert "backend" in family.computation_arguments
+        assert set(family.computation_arguments) <= set(inspect.signature(family).parameters)

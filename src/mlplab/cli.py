@@ -601,15 +601,19 @@ class MLPLabCLI(LightningCLI):
                 "argument out, or start a new fit"
             )
             theirs = saved["init_args"].get(key)
+            free: tuple[str, ...] = ()  # the class's computation_arguments: how it computes, not what
             if isinstance(given, dict) and isinstance(theirs, dict) and "class_path" in given:
                 if not same_class(given["class_path"], theirs.get("class_path")):
                     refusals.append((f"model.{key}", theirs.get("class_path"), given["class_path"], why))
                     continue
+                free = getattr(import_class(given["class_path"]), "computation_arguments", ())
                 given, theirs = given.get("init_args") or {}, theirs.get("init_args") or {}
                 prefix = f"model.{key}."
             else:
                 given, theirs, prefix = {key: given}, {key: theirs}, "model."
             for name, value in leaves(given):
+                if name.split(".")[0] in free:
+                    continue
                 found, their_value = lookup(theirs, name)
                 if found and not same_class(value, their_value) and plain(value) != plain(their_value):
                     refusals.append((prefix + name, their_value, value, why))

@@ -308,6 +308,8 @@ CASES: list[tuple[str, str, int, str]] = [
         2,
         "has characters outside the data's vocabulary",
     ),
+    ("text-sample-top-k", TXT + " --model.sample_top_k=0", 2, "sample_top_k must be a positive integer"),
+    ("text-sample-prompt-empty", TXT + " --model.sample_prompt=''", 2, "sample_prompt is empty"),
     ("text-heads", TXT + " --model.backbone.num_heads=3", 2, "must divide"),
     ("text-channel-mlp-kind", TXT + " '--model.backbone.channel_mlp={{kind: wide}}'", 2, "wide"),
     # ---------------------------------------------------------------------------------- recall (MQAR)

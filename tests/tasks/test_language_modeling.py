@@ -75,3 +75,11 @@ def test_bad_settings():
         LanguageModeling(TINY, 5, 32, "abc")
     with pytest.raises(ConfigError, match="sample_prompt .* outside the data's vocabulary"):
         LanguageModeling(TINY, data.vocab_size, 32, data.vocabulary, sample_prompt="\u2603")
+    # both used to train a whole epoch and then crash in the first sample (topk of 0; an empty sequence)
+    for top_k in (0, -3):
+        with pytest.raises(ConfigError, match=f"sample_top_k must be .* got {top_k}"):
+            LanguageModeling(TINY, data.vocab_size, 32, data.vocabulary, sample_top_k=top_k)
+    with pytest.raises(ConfigError, match="sample_prompt is empty"):
+        LanguageModeling(TINY, data.vocab_size, 32, data.vocabulary, sample_prompt="")
+    one = LanguageModeling(TINY, data.vocab_size, 32, data.vocabulary, sample_top_k=1, sample_length=3)
+    assert len(one.sample()) == 4  # top-1 sampling is allowed

@@ -105,6 +105,15 @@ class LanguageModeling(SequenceTask):
                 "LanguageModeling: sample_length and sample_temperature must be >= 0, got "
                 f"{sample_length} and {sample_temperature}"
             )
+        if sample_top_k is not None and sample_top_k < 1:
+            raise ConfigError(
+                "LanguageModeling: sample_top_k must be a positive integer or null (all tokens), got "
+                f"{sample_top_k}"
+            )
+        if sample_prompt == "":
+            raise ConfigError(
+                "LanguageModeling: sample_prompt is empty; give at least one character, or null for a newline"
+            )
         self.tokenizer = CharTokenizer(vocabulary) if vocabulary else None
         if sample_prompt is None:
             sample_prompt = "\n" if not vocabulary or "\n" in vocabulary else vocabulary[0]

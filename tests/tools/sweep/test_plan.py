@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlplab.cli import MLPLabCLI
+from mlplab.errors import ConfigError
 from mlplab.models import count_parameters
 from mlplab.tools.sweep.plan import backbone_argument, count_on_meta, plan_sweep, settings_difference
 from mlplab.tools.sweep.spec import load_sweep
@@ -78,6 +79,21 @@ def test_budget_filter_keeps_the_shapes_within_the_tolerance(tmp_path):
     )
     # one curve per family: the runs differ only in shape, options and seed
     assert len({r.series_key for r in plan.runs}) == 1
+
+
+def test_an_option_that_changes_the_model_size_is_refused(tmp_path):
+    # counts and budgets are taken with the first option values: a depth option used to give the
+    # depth-2 runs the depth-1 count (and budget) in results.csv and on the Pareto figure
+    hourglass = {"class_path": "HourglassMLP", "grid": {"embed_dim": [64, 128], "mlp_dim": [8]}}
+    spec = load_sweep(
+        write_sweep(tmp_path, families={"hourglass": hourglass},
+                    options={"model.init_args.backbone.init_args.depth": [1, 2]})
+    )  # fmt: skip
+    expected = (
+        r"the hourglass shape .* has 10,240 parameters with depth=2 but 9,216 with depth=1: options must"
+    )
+    with pytest.raises(ConfigError, match=expected):
+        plan_sweep(spec, tmp_path / "out")
 
 
 def test_runs_are_keyed_by_their_resolved_config(tmp_path):

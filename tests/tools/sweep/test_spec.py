@@ -75,6 +75,10 @@ SPEC_ERRORS = {
         {"families": {"hourglass": {"class_path": "HourglassMLP", "grid": {"dz": [64]}}}},
         "families.hourglass.grid: HourglassMLP takes no argument 'dz' (it takes embed_dim, mlp_dim, depth",
     ),
+    "metric whose direction is unknown": (
+        {"metric": "val/widget"},
+        "sweep.yaml: mode: give mode: max or mode: min for metric val/widget",
+    ),
     "fit argument the family does not take": (
         {
             "families": {
@@ -101,3 +105,15 @@ def test_the_command_line_splits_into_the_sweeps_own_arguments_and_the_runs():
     )  # fmt: skip
     assert own == ["--config", "s.yaml", "--out=o", "--budgets=[1M]", "--dry-run", "--slurm.partition", "gpu"]
     assert runs == ["--trainer.max_epochs", "3", "--data.source_split=test", "--trainer.devices", "2"]
+
+
+@pytest.mark.parametrize(
+    ("metric", "mode"),
+    [("val/bpc", "min"), ("val/ppl", "min"), ("val/mae", "min"), ("val/rmse", "min"), ("val/aux_loss", "min"),
+     ("val/acc", "max"), ("val/ssim", "max"), ("val/psnr_input", "max")],
+)  # fmt: skip
+def test_a_metric_without_mode_is_judged_in_its_direction(tmp_path, metric, mode):
+    # only "loss" in the name meant min: a sweep by val/bpc, val/ppl or val/mae kept each run's worst
+    # epoch as its best checkpoint and chose the worst shape per budget
+    assert load_sweep(write_sweep(tmp_path, metric=metric)).mode == mode
+    assert load_sweep(write_sweep(tmp_path, metric=metric, mode="max")).mode == "max"  # given: used

@@ -36,7 +36,7 @@ Shapes: tokens ``(B, T)`` -> logits ``(B, T, V)``; inside, heads ``(B, H, T, d_k
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -195,6 +195,10 @@ class GatedLinearAttention(SequenceModel):
             ``depth``, ``channel_mlp``, ``mlp_ratio``, ``bias``, ``dropout``, ``embedding_dropout``,
             ``learned_positions``, ``tie_embeddings``.
     """
+
+    #: Arguments that choose how the same function is computed, not the model: a checkpoint may be
+    #: evaluated or resumed with other values (a GPU run's ``backend: fla`` tested on a CPU).
+    computation_arguments: ClassVar[tuple[str, ...]] = ("mode", "chunk_size", "backend")
 
     def __init__(
         self,

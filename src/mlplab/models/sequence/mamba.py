@@ -40,7 +40,7 @@ Shapes: tokens ``(B, T)`` -> logits ``(B, T, V)``.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -308,6 +308,10 @@ class Mamba(SequenceModel):
             ``depth``, ``mlp_ratio``, ``bias``, ``dropout``, ``embedding_dropout``, ``learned_positions``,
             ``tie_embeddings``.
     """
+
+    #: Arguments that choose how the same function is computed, not the model: a checkpoint may be
+    #: evaluated or resumed with other values (a GPU run's ``backend: mamba_ssm`` tested on a CPU).
+    computation_arguments: ClassVar[tuple[str, ...]] = ("scan", "chunk_size", "recompute_scan", "backend")
 
     def __init__(
         self,

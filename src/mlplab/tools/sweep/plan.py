@@ -417,8 +417,7 @@ def plan_sweep(spec: SweepSpec, out: str | Path) -> Plan:
     start = time.monotonic()
     checkpoint_args = []
     if spec.metric is not None:  # the best checkpoint follows the sweep's metric
-        mode = spec.mode or ("min" if "loss" in spec.metric else "max")
-        checkpoint_args = [f"--checkpoint.monitor={spec.metric}", f"--checkpoint.mode={mode}"]
+        checkpoint_args = [f"--checkpoint.monitor={spec.metric}", f"--checkpoint.mode={spec.mode}"]
     counter = ShapeCounter(spec, option_sets[0], checkpoint_args)
     candidates: list[Candidate] = []
     for family in spec.families:
@@ -430,13 +429,11 @@ def plan_sweep(spec: SweepSpec, out: str | Path) -> Plan:
             )
         candidates += family_candidates
     notes = _assign_budgets(spec, candidates)
+    for options in option_sets[1:]:
+        _check_option_keeps_sizes(spec, candidates, option_sets[0], options, checkpoint_args)
     task = counter.task
     metric = spec.metric or getattr(task, "monitor", None) or "val/loss"
-    mode = (
-        spec.mode
-        or (getattr(task, "monitor_mode", None) if spec.metric is None else None)
-        or ("min" if "loss" in metric else "max")
-    )
+    mode = spec.mode or getattr(task, "monitor_mode", None) or "min"  # spec.mode is set with a metric
 
     runs = []
     for candidate in candidates:
@@ -460,7 +457,7 @@ def plan_sweep(spec: SweepSpec, out: str | Path) -> Plan:
                         family=family.name,
                         class_path=family.class_path,
                         shape=candidate.shape_text,
-                        options=" ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in options.items()),
+                        options=options_text(options),
                         seed=seed,
                         budget=candidate.budget,
                         params_total=candidate.params_total,
@@ -479,6 +476,43 @@ def plan_sweep(spec: SweepSpec, out: str | Path) -> Plan:
     # budget by budget, so that a sweep stopped early has compared the families at the budgets it reached
     runs.sort(key=lambda r: (r.budget, r.seed, r.family, r.params_total, r.shape))
     return Plan(spec, out, candidates, runs, metric, mode, notes, time.monotonic() - start)
+
+
+def _check_option_keeps_sizes(
+    spec: SweepSpec,
+    candidates: list[Candidate],
+    first: dict[str, Any],
+    options: dict[str, Any],
+    extra_args: Sequence[str],
+) -> None:
+    """Refuse option values that change a model's size: every count and budget is taken with ``first``.
+
+    One kept shape of each family is counted again with ``options`` (an option that changes the size of
+    a model changes it for every shape of the family).
+
+    Raises:
+        ConfigError: When that shape's count differs.
+    """
+    counter = ShapeCounter(spec, options, extra_args)
+    checked = set()
+    for candidate in candidates:
+        if candidate.budget is None or candidate.family.name in checked:
+            continue
+        checked.add(candidate.family.name)
+        other = counter.count(candidate.family, candidate.shape)
+        if other.refused is None and other.params_total != candidate.params_total:
+            raise ConfigError(
+                f"{spec.name}: options: the {candidate.family.name} shape {candidate.shape_text} has "
+                f"{other.params_total:,} parameters with {options_text(options)} but "
+                f"{candidate.params_total:,} with {options_text(first)}: options must not change a model's "
+                "size (counts and budgets are taken with their first values); make it a grid argument of "
+                "the families instead"
+            )
+
+
+def options_text(options: dict[str, Any]) -> str:
+    """Option values as ``lr=0.001 weight_decay=0.1`` (the last part of each key)."""
+    return " ".join(f"{key.rsplit('.', 1)[-1]}={value}" for key, value in options.items())
 
 
 def _assign_budgets(spec: SweepSpec, candidates: list[Candidate]) -> list[str]:

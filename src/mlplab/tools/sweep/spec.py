@@ -63,8 +63,9 @@ class SweepConfig:
             projection counts in total only).
         metric: The validation metric that chooses the best checkpoint and configuration
             (default: the task's own monitor).
-        mode: Whether a higher (max) or lower (min) metric is better (default: the task's own, or
-            min for a loss).
+        mode: Whether a higher (max) or lower (min) metric is better (default: the task's own; for
+            another metric, told from its name: min for loss, bpc, ppl, mse, mae, rmse, ..., max for
+            acc, psnr, ssim, r2, ...; other names need it).
         seeds: The seeds every configuration is trained with (default [0]).
         repeats: Instead of seeds: train seeds 0 .. repeats-1.
         options: More settings to sweep (any CLI key and its values); every value with every
@@ -371,8 +372,33 @@ def check_sweep(config: Namespace, path: Path, extra_args: Sequence[str] = ()) -
         if not seeds:
             raise ConfigError(f"{name}: seeds: expected a list of integers, got []")
 
+    mode = config.mode
+    if config.metric is not None and mode is None:
+        mode = metric_mode(config.metric)
+        if mode is None:
+            raise ConfigError(
+                f"{name}: mode: give mode: max or mode: min for metric {config.metric} (whether a higher or "
+                "a lower value is better cannot be told from its name)"
+            )
     options = _value_lists(config.options, f"{name}: options") if config.options else {}
     overrides = [f"--{key}={format_value(value)}" for key, value in (config.overrides or {}).items()]
     resolved = sweep_parser().dump(Namespace({key: config[key] for key in SWEEP_KEYS}), skip_validation=True)
-    return SweepSpec(path, families, budgets, tolerance, config.count, config.metric, config.mode, seeds,
+    return SweepSpec(path, families, budgets, tolerance, config.count, config.metric, mode, seeds,
                      options, overrides + list(extra_args), resolved)  # fmt: skip
+
+
+#: Words of metric names for which lower values are better, and higher ones.
+LOWER_IS_BETTER = {"loss", "nll", "bpc", "ppl", "perplexity", "mse", "mae", "rmse", "mape", "error", "fid"}
+HIGHER_IS_BETTER = {"acc", "accuracy", "top1", "top5", "psnr", "ssim", "r2", "auc", "f1", "iou", "dice"}
+
+
+def metric_mode(metric: str) -> Literal["min", "max"] | None:
+    """``min`` or ``max`` for a metric whose name holds a word of known direction (``val/bpc``: min).
+
+    ``None`` when it holds none (or words of both directions).
+    """
+    words = set(re.split(r"[^a-z0-9]+", metric.rsplit("/", 1)[-1].lower()))
+    lower, higher = bool(words & LOWER_IS_BETTER), bool(words & HIGHER_IS_BETTER)
+    if lower == higher:
+        return None
+    return "min" if lower else "max"
