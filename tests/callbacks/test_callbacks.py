@@ -7,6 +7,7 @@ from lightning.pytorch.loggers import Logger
 
 from mlplab.callbacks import BestCheckpoint, CompileBackbone, Throughput, leading_batch_size
 from mlplab.data import DigitsDataModule
+from mlplab.errors import ConfigError
 from mlplab.models import HourglassMLP
 from mlplab.tasks import ImageClassification, ImageRestoration
 
@@ -53,6 +54,40 @@ class RecordingLogger(Logger):
 
     def log_hyperparams(self, params, *args, **kwargs):
         pass
+
+
+def test_a_monitor_given_without_mode_is_judged_by_its_name(tmp_path):
+    # Lightning's ModelCheckpoint would keep mode "min" for val/ssim: best.ckpt the worst epoch.
+    logger = RecordingLogger()
+    ssim = BestCheckpoint(filename="best", monitor="val/ssim")
+    fit(ImageRestoration(BACKBONE, (1, 8, 8), 10), tmp_path, [ssim], max_epochs=3, logger=logger)
+    scores = [m["val/ssim"] for _, m in logger.records if "val/ssim" in m]
+    assert len(scores) == 3 and len(set(scores)) == 3
+    assert ssim.mode == "max" and float(ssim.best_model_score) == pytest.approx(max(scores))
+    loss = BestCheckpoint(filename="best", monitor="val/loss")
+    fit(ImageRestoration(BACKBONE, (1, 8, 8), 10), tmp_path / "l", [loss], max_epochs=1)
+    assert loss.mode == "min"
+
+
+class ScoredRestoration(ImageRestoration):
+    def validation_step(self, batch, batch_idx):
+        super().validation_step(batch, batch_idx)
+        self.log("val/score", float(batch_idx))
+
+
+def test_a_monitor_whose_name_tells_no_direction_needs_mode(tmp_path):
+    unknown = BestCheckpoint(filename="best", monitor="val/score")
+    with pytest.raises(ConfigError, match="give max or min for --checkpoint.monitor val/score"):
+        fit(ScoredRestoration(BACKBONE, (1, 8, 8), 10), tmp_path, [unknown], max_epochs=1)
+    typo = BestCheckpoint(filename="best", monitor="val/scroe")  # a typo is named as such first
+    with pytest.raises(ConfigError, match="'val/scroe' is not a metric this run logs"):
+        fit(ScoredRestoration(BACKBONE, (1, 8, 8), 10), tmp_path / "t", [typo], max_epochs=1)
+    no_sanity = BestCheckpoint(filename="best", monitor="val/score")
+    with pytest.raises(ConfigError, match="give max or min"):
+        fit(ScoredRestoration(BACKBONE, (1, 8, 8), 10), tmp_path / "n", [no_sanity], num_sanity_val_steps=0)
+    given = BestCheckpoint(filename="best", monitor="val/score", mode="max")
+    fit(ScoredRestoration(BACKBONE, (1, 8, 8), 10), tmp_path / "g", [given], max_epochs=1)
+    assert given.mode == "max" and given.best_model_path.endswith("best.ckpt")
 
 
 def test_throughput_gets_flops_from_the_task(tmp_path):

@@ -25,7 +25,7 @@ import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 import lightning as L
 import torch
@@ -35,6 +35,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from mlplab.callbacks.watchdog import is_collective_failure
 from mlplab.errors import CheckpointError, ConfigError, TrainingDivergedError
+from mlplab.metrics import metric_mode
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -265,7 +266,10 @@ class BestCheckpoint(ModelCheckpoint):
 
     **best.ckpt**: when ``monitor`` is not set, the task's main validation metric (``monitor``, e.g.
     ``val/psnr``) and whether larger is better (``monitor_mode``) are picked up at setup, so a recipe
-    never spells them out. A ``monitor`` that names no metric the run logs ends the run with one
+    never spells them out. A ``monitor`` given without ``mode`` gets the task's mode when it is the
+    task's metric, else the mode its name tells (:func:`mlplab.metrics.metric_mode`: ``val/acc`` max,
+    ``val/bpc`` min); a name that tells none ends the run with one line asking for ``mode``. A
+    ``monitor`` that names no metric the run logs ends the run with one
     error line right after the sanity check, before training (or at the first validation when
     ``num_sanity_val_steps`` is 0). A NaN metric or non-finite weights are never saved.
 
@@ -282,6 +286,8 @@ class BestCheckpoint(ModelCheckpoint):
     fsync, rename) when the strategy uses Lightning's default checkpoint I/O.
 
     Args:
+        mode: ``min`` or ``max``: whether a lower or a higher ``monitor`` is better (default: as above,
+            never Lightning's silent ``min``).
         last_every_n_steps: Write ``last.ckpt`` every this many training steps (``None``: not by steps).
         last_every_minutes: Write ``last.ckpt`` when this many minutes of training have passed since the
             last write (``None``: not by time). A kill (``kill -9``, power loss) loses at most this much.
@@ -293,11 +299,14 @@ class BestCheckpoint(ModelCheckpoint):
     def __init__(
         self,
         *args: Any,
+        mode: Literal["min", "max"] | None = None,
         last_every_n_steps: int | None = None,
         last_every_minutes: float | None = 10.0,
         **kwargs: Any,
     ):
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, mode=mode or "min", **kwargs)
+        self._mode_given = mode
+        self._mode_unknown = False
         if last_every_n_steps is not None and last_every_n_steps <= 0:
             raise ConfigError(f"checkpoint.last_every_n_steps must be positive, got {last_every_n_steps}")
         if last_every_minutes is not None and last_every_minutes <= 0:
@@ -325,8 +334,12 @@ class BestCheckpoint(ModelCheckpoint):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.monitor is None and getattr(pl_module, "monitor", None):
             self.monitor = pl_module.monitor
-            self.mode = pl_module.monitor_mode
-            self.kth_value = torch.tensor(float("inf") if self.mode == "min" else float("-inf"))
+            self._set_mode(pl_module.monitor_mode)
+        elif self.monitor is not None and self._mode_given is None:
+            tasks = pl_module.monitor_mode if self.monitor == getattr(pl_module, "monitor", None) else None
+            mode = tasks or metric_mode(self.monitor)
+            self._mode_unknown = mode is None  # said once the metric is known to exist (a typo first)
+            self._set_mode(mode or "min")
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         self._stage = stage
@@ -334,6 +347,10 @@ class BestCheckpoint(ModelCheckpoint):
             if self.resuming_in_place:  # a resumed fit continues in its own folder, of course not empty
                 warnings.filterwarnings("ignore", message=".*exists and is not empty")
             super().setup(trainer, pl_module, stage)
+
+    def _set_mode(self, mode: Literal["min", "max"]) -> None:
+        self.mode = mode
+        self.kth_value = torch.tensor(float("inf") if mode == "min" else float("-inf"))
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if getattr(self, "_stage", "fit") != "fit":  # evaluating a checkpoint: its bookkeeping is moot
@@ -364,13 +381,20 @@ class BestCheckpoint(ModelCheckpoint):
                 f"checkpoint.monitor {self.monitor!r} is not a metric this run logs ({where} logged: "
                 f"{logged}); set --checkpoint.monitor to one of them"
             )
+        if self._mode_unknown:
+            raise ConfigError(
+                f"checkpoint.mode: give max or min for --checkpoint.monitor {self.monitor}: whether a "
+                "higher or a lower value is better cannot be told from its name"
+            )
 
     # ------------------------------------------------------------------------------- best.ckpt
     def _save_topk_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict[str, Any]) -> None:
         if self.save_top_k == 0:
             return
         if self.monitor is not None:
-            if self.monitor not in monitor_candidates and trainer.fit_loop.epoch_loop.val_loop._has_run:
+            if self._mode_unknown or (
+                self.monitor not in monitor_candidates and trainer.fit_loop.epoch_loop.val_loop._has_run
+            ):
                 self._require_monitor(monitor_candidates, "validation")
             if _is_nan(monitor_candidates.get(self.monitor)):
                 rank_zero_warn(f"{self.monitor} is NaN: no {self.filename or 'best'}.ckpt written for it")

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
 from mlplab.errors import ConfigError
+from mlplab.metrics import metric_mode
 from mlplab.models import registry
 
 
@@ -385,20 +386,3 @@ def check_sweep(config: Namespace, path: Path, extra_args: Sequence[str] = ()) -
     resolved = sweep_parser().dump(Namespace({key: config[key] for key in SWEEP_KEYS}), skip_validation=True)
     return SweepSpec(path, families, budgets, tolerance, config.count, config.metric, mode, seeds,
                      options, overrides + list(extra_args), resolved)  # fmt: skip
-
-
-#: Words of metric names for which lower values are better, and higher ones.
-LOWER_IS_BETTER = {"loss", "nll", "bpc", "ppl", "perplexity", "mse", "mae", "rmse", "mape", "error", "fid"}
-HIGHER_IS_BETTER = {"acc", "accuracy", "top1", "top5", "psnr", "ssim", "r2", "auc", "f1", "iou", "dice"}
-
-
-def metric_mode(metric: str) -> Literal["min", "max"] | None:
-    """``min`` or ``max`` for a metric whose name holds a word of known direction (``val/bpc``: min).
-
-    ``None`` when it holds none (or words of both directions).
-    """
-    words = set(re.split(r"[^a-z0-9]+", metric.rsplit("/", 1)[-1].lower()))
-    lower, higher = bool(words & LOWER_IS_BETTER), bool(words & HIGHER_IS_BETTER)
-    if lower == higher:
-        return None
-    return "min" if lower else "max"
