@@ -13,13 +13,11 @@ from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection
 
+from mlplab.data.timeseries import DATA_SETTINGS
 from mlplab.errors import CheckpointError, ConfigError, require_positive
 from mlplab.loggers import log_figure
 from mlplab.models.timeseries.common import RevIN
 from mlplab.tasks.base import Task
-
-#: What decides the data's series and their order (as :mod:`mlplab.data.timeseries` says it too).
-DATA_SETTINGS = "file, columns, features, target"
 
 #: A forecasting family (or ``functools.partial`` of one), called as
 #: ``family((lookback, num_series), (horizon, num_series))``.
