@@ -185,6 +185,13 @@ def test_export_user_errors_are_one_line(forecast_run, capsys, arguments, messag
     assert len(err) == 1 and err[0].startswith(message)
 
 
+def test_a_missing_option_is_one_line(capsys):
+    assert run_cli("export", "--run", "somewhere") == 2  # argparse's own error, without the usage block
+    assert capsys.readouterr().err.strip() == (
+        "error: mlplab export: the following arguments are required: --format (see --help)"
+    )
+
+
 def test_a_format_whose_package_is_missing_is_one_line(forecast_run, capsys):
     import importlib.util
 

@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mlplab.errors import DEBUG_ENV_VAR, ConfigError, MLPLabError, exit_with_error_line
+from mlplab.errors import DEBUG_ENV_VAR, ConfigError, MLPLabError, OneLineParser, exit_with_error_line
 
 #: File suffix of each format.
 FORMATS = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".pt"}
@@ -487,7 +487,7 @@ def export_run(
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``mlplab export`` command line."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="mlplab export",
         description="Write a trained run's model as safetensors, ONNX or TorchScript with a config.json "
         "(task, family and arguments, inputs, preprocessing); the file's outputs are checked against the "
