@@ -195,6 +195,14 @@ def test_console_script_and_cli_py_agree():
     assert module.returncode == 0 and "--model" in module.stdout and "--checkpoint.monitor" in module.stdout
 
 
+def test_the_programs_help_names_every_command():
+    from mlplab.__main__ import ANALYSIS_COMMANDS, COMMANDS
+    from mlplab.cli import DESCRIPTION
+
+    for command in [*COMMANDS, *ANALYSIS_COMMANDS]:  # analyze, drop-layers and prune were once missing
+        assert f"`mlplab {command}" in DESCRIPTION, command
+
+
 def test_predict_writes_predictions_to_the_run_directory(cli, tmp_path):
     assert short_fit(cli, "run") == 0
     run = tmp_path / "run" / "lightning_logs" / "version_0"

@@ -114,7 +114,9 @@ DESCRIPTION = (
     "one or more families and draws their Pareto frontiers (see `mlplab sweep --help`); `mlplab models` "
     "lists the registered families, their named variants and parameter counts; `mlplab compare DIR...` "
     "tables and plots finished runs side by side; `mlplab export --run DIR --format "
-    "safetensors|onnx|torchscript` writes a trained model (see `mlplab export --help`)."
+    "safetensors|onnx|torchscript` writes a trained model (see `mlplab export --help`); `mlplab analyze "
+    "similarity|density`, `mlplab drop-layers` and `mlplab prune --run DIR` ask questions of a trained run "
+    "(see `mlplab analyze --help`)."
 )
 
 #: The jsonargparse parser mode of mlplab's configs: YAML in which a registered family's
