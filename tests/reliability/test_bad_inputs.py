@@ -69,6 +69,12 @@ CASES: list[tuple[str, str, int, str]] = [
         2,
         "label_smoothing must be in [0, 1)",
     ),
+    (
+        "img-classification-mixup-negative",
+        IMG + " --model=ImageClassification --model.backbone=HourglassMLP --model.mixup_alpha=-1",
+        2,
+        "mixup_alpha and cutmix_alpha must be >= 0",
+    ),
     ("img-lr-negative", IMG + " --model.optimizer.lr=-0.1", 2, "Invalid learning rate: -0.1"),
     ("img-weight-decay-negative", IMG + " --model.optimizer.weight_decay=-1", 2, "weight_decay"),
     ("img-eps-negative", IMG + " --model.optimizer.eps=-1", 2, "Invalid epsilon value"),
