@@ -146,6 +146,27 @@ def test_a_layer_a_format_cannot_hold_is_named_in_one_line(tmp_path, capsys):
     assert run_cli("export", "--run", str(run), "--format", "safetensors") == 0
 
 
+@pytest.mark.parametrize(
+    ("task_name", "family", "inputs"),
+    [("ImageFitting", "SIREN", ("coords", [2])), ("FunctionFitting", "KAN", ("inputs", [3]))],
+)
+def test_neural_fields_and_function_fits_export(tmp_path, task_name, family, inputs):
+    # both tasks were refused ("export does not know the inputs of ImageFitting")
+    from mlplab import tasks
+    from mlplab.models import registry
+
+    backbone = functools.partial(registry.get(family).cls, **registry.variant_args(family, "tiny"))
+    shapes = {"image_shape": (3, 8, 8)} if task_name == "ImageFitting" else {"num_inputs": 3}
+    task = getattr(tasks, task_name)(backbone, **shapes).eval()
+    exported = export(task, "torchscript", tmp_path)
+    config = json.loads(exported.config.read_text())
+    name, shape = inputs
+    assert config["inputs"] == [{"name": name, "shape": ["batch", *shape], "dtype": "float32"}]
+    points = torch.rand(5, *shape) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.load(exported.path)(points), task.backbone(points))
+
+
 def test_a_family_that_cannot_be_traced_names_its_layer(tmp_path):
     """timm's ConViT caches its relative positions at its first call: the traces of two calls differ."""
     from mlplab.models import registry

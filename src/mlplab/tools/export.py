@@ -9,7 +9,8 @@ vocabulary: see :func:`mlplab.load_run`) and the check below.
 What is exported is the trained model alone, as the task calls it: the family (``task.backbone``), or
 what a task's ``inference_module()`` returns (a forecaster with the task's RevIN or calendar features).
 Its inputs come from the task's shapes (``example_inputs``): images ``(B, C, H, W)``, a standardised
-history ``(B, L, N)`` (and ``time_features`` ``(B, L, F)``), tokens ``(B, T)``.
+history ``(B, L, N)`` (and ``time_features`` ``(B, L, F)``), tokens ``(B, T)``, a neural field's pixel
+``coords`` ``(B, 2)``, a fitted function's ``inputs`` ``(B, d)``.
 
 Every export is checked: the written file is loaded back (safetensors into a rebuilt model, TorchScript
 with ``torch.jit.load``, ONNX with onnxruntime when it is installed) and its outputs on a fresh batch
