@@ -187,7 +187,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"the folders holding {SUMMARY_FILE} (mlplab fit writes it) under the given folders or globs.",
     )
     parser.add_argument("paths", nargs="+", metavar="DIR", help="run folders, folders of runs, or globs")
-    parser.add_argument("--out", type=Path, default=Path("compare"), help="where the table and figures go")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("compare"),
+        help="where the table and figures go (default: ./compare)",
+    )
     options = parser.parse_args(list(argv) if argv is not None else None)
     try:
         print(compare(options.paths, options.out))
