@@ -81,6 +81,7 @@ def test_flip_copies_grow_the_training_split_only():
         ),
         ({"resized_crop_scale": [0.0, 0.0]}, "resized_crop_scale must be"),
         ({"resized_crop_scale": [0.5]}, "resized_crop_scale must be"),
+        ({"split_seed": -1}, r"split_seed must be in \[0, 2\*\*32 - 1\], got -1"),  # once a traceback
     ],
 )
 def test_bad_settings(kwargs, message):

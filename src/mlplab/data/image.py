@@ -92,6 +92,8 @@ class ImageDataModule(InMemoryDataModule):
             raise ConfigError(f"{name}: flip_copies must be 1, 2 or 4, got {flip_copies!r}")
         if crop_padding < 0:
             raise ConfigError(f"{name}: crop_padding must be >= 0, got {crop_padding}")
+        if not 0 <= split_seed < 2**32:  # NumPy's RandomState seeds
+            raise ConfigError(f"{name}: split_seed must be in [0, 2**32 - 1], got {split_seed}")
         if resized_crop_scale is not None and (
             len(resized_crop_scale) != 2 or not 0 < resized_crop_scale[0] <= resized_crop_scale[1] <= 1
         ):
