@@ -64,6 +64,12 @@ CASES: list[tuple[str, str, int, str]] = [
     ("img-noise-negative", IMG + " --model.noise_std=-0.1", 2, "noise_std must be positive"),
     ("img-mode-unknown", IMG + " --model.mode=deblur", 2, "model.mode"),
     (
+        "img-logged-images-negative",
+        IMG + " --model.num_logged_images=-1",
+        2,
+        "num_logged_images must be >= 0",
+    ),
+    (
         "img-classification-smoothing",
         IMG + " --model=ImageClassification --model.backbone=HourglassMLP --model.label_smoothing=1.5",
         2,
