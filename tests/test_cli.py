@@ -321,6 +321,17 @@ def test_a_config_that_switches_the_optimizer_class_gets_that_class_defaults(tmp
     )
 
 
+def test_print_config_shows_the_switched_class_defaults_the_run_uses(cli, capsys, tmp_path):
+    # --print_config once printed Adam with AdamW's weight_decay 0.01 (the carried value the run drops),
+    # so re-running the printed config trained with a weight decay the original run did not have
+    switched = tmp_path / "adam.yaml"
+    switched.write_text("model:\n  init_args:\n    optimizer:\n      class_path: torch.optim.Adam\n")
+    assert cli("fit", "--config", QUICKSTART, "--config", str(switched), "--print_config") == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    optimizer = printed["model"]["init_args"]["optimizer"]
+    assert optimizer["class_path"] == "torch.optim.Adam" and optimizer["init_args"]["weight_decay"] == 0
+
+
 def test_lightnings_cloud_logger_advertisement_is_dropped_and_its_other_lines_kept(tmp_path):
     import logging
 
