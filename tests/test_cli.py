@@ -195,6 +195,14 @@ def test_console_script_and_cli_py_agree():
     assert module.returncode == 0 and "--model" in module.stdout and "--checkpoint.monitor" in module.stdout
 
 
+def test_the_programs_help_names_every_command():
+    from mlplab.__main__ import ANALYSIS_COMMANDS, COMMANDS
+    from mlplab.cli import DESCRIPTION
+
+    for command in [*COMMANDS, *ANALYSIS_COMMANDS]:  # analyze, drop-layers and prune were once missing
+        assert f"`mlplab {command}" in DESCRIPTION, command
+
+
 def test_predict_writes_predictions_to_the_run_directory(cli, tmp_path):
     assert short_fit(cli, "run") == 0
     run = tmp_path / "run" / "lightning_logs" / "version_0"
@@ -311,6 +319,17 @@ def test_a_config_that_switches_the_optimizer_class_gets_that_class_defaults(tmp
         ]
         == 0
     )
+
+
+def test_print_config_shows_the_switched_class_defaults_the_run_uses(cli, capsys, tmp_path):
+    # --print_config once printed Adam with AdamW's weight_decay 0.01 (the carried value the run drops),
+    # so re-running the printed config trained with a weight decay the original run did not have
+    switched = tmp_path / "adam.yaml"
+    switched.write_text("model:\n  init_args:\n    optimizer:\n      class_path: torch.optim.Adam\n")
+    assert cli("fit", "--config", QUICKSTART, "--config", str(switched), "--print_config") == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    optimizer = printed["model"]["init_args"]["optimizer"]
+    assert optimizer["class_path"] == "torch.optim.Adam" and optimizer["init_args"]["weight_decay"] == 0
 
 
 def test_lightnings_cloud_logger_advertisement_is_dropped_and_its_other_lines_kept(tmp_path):

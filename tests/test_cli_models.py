@@ -65,7 +65,20 @@ def test_models_knows_the_domains_of_families_not_yet_imported():
 
 def test_models_refuses_an_unknown_domain_in_one_line(cli, capsys):
     assert cli("models", "--domain", "audio") == 2
-    assert "invalid choice: 'audio'" in capsys.readouterr().err.strip().splitlines()[-1]
+    (line,) = capsys.readouterr().err.strip().splitlines()  # no usage block before it
+    assert line.startswith("error: mlplab models: argument --domain: invalid choice: 'audio'")
+
+
+def test_models_refuses_a_variant_no_family_has_in_one_line(cli, capsys):
+    # it once printed an empty table and exit status 0
+    assert cli("models", "--variant", "XL") == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: mlplab models: no family has a variant 'XL'; the variants are ")
+    assert cli("models", "--domain", "image_fitting", "--variant", "S-1") == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: mlplab models: no family of the image_fitting domain has a variant 'S-1'; the variants are "
+        "ffn, image, tiny (see --help)"
+    )
 
 
 def test_short_name_resolves_to_mlplabs_family_though_timm_has_one_too(tmp_path):

@@ -174,6 +174,16 @@ def test_each_preset_keeps_the_run_directory_and_gets_the_image_grid(preset, cli
         assert "val/samples" in _image_tags(run)  # TensorBoard beside them
 
 
+def test_the_csv_preset_writes_no_tensorboard_events(cli, tmp_path):
+    csv = str(REPO / "configs" / "logger" / "csv.yaml")
+    assert cli("fit", "--config", QUICKSTART, "--config", csv, *TINY_FIT) == 0
+    run = tmp_path / "run" / "lightning_logs" / "version_0"
+    checkpoint = str(run / "checkpoints" / "best.ckpt")
+    assert cli("test", "--config", str(run / "config.yaml"), "--ckpt_path", checkpoint) == 0
+    assert json.loads((run / "summary.json").read_text())["test"] is not None
+    assert not list((tmp_path / "run").rglob("events.out.tfevents.*"))
+
+
 def _image_tags(run: Path) -> list[str]:
     events = EventAccumulator(str(run))
     events.Reload()

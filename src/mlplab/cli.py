@@ -40,6 +40,7 @@ from typing import Any
 import torch
 import yaml
 from jsonargparse import Namespace, get_loader, set_loader
+from jsonargparse._actions import _ActionPrintConfig
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -114,7 +115,9 @@ DESCRIPTION = (
     "one or more families and draws their Pareto frontiers (see `mlplab sweep --help`); `mlplab models` "
     "lists the registered families, their named variants and parameter counts; `mlplab compare DIR...` "
     "tables and plots finished runs side by side; `mlplab export --run DIR --format "
-    "safetensors|onnx|torchscript` writes a trained model (see `mlplab export --help`)."
+    "safetensors|onnx|torchscript` writes a trained model (see `mlplab export --help`); `mlplab analyze "
+    "similarity|density`, `mlplab drop-layers` and `mlplab prune --run DIR` ask questions of a trained run "
+    "(see `mlplab analyze --help`)."
 )
 
 #: The jsonargparse parser mode of mlplab's configs: YAML in which a registered family's
@@ -463,9 +466,13 @@ class MLPLabCLI(LightningCLI):
             parser.link_arguments(f"data.{attribute}", f"model.init_args.{attribute}", apply_on="instantiate")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        super().parse_arguments(parser, args)
+        # --print_config waits until the carried arguments are dropped: it prints the config that runs
+        with _ActionPrintConfig.skip_print_config():
+            super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
-        self._drop_carried_init_args(subcommand)
+        with _ActionPrintConfig.skip_print_config():
+            self._drop_carried_init_args(subcommand)
+        _ActionPrintConfig.print_config_if_requested(parser, self.config)
         if not subcommand:
             return
         config = self.config[subcommand]

@@ -8,6 +8,7 @@ as a library can catch ``ValueError`` or ``FileNotFoundError`` as usual.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import NoReturn
 
@@ -55,6 +56,14 @@ def exit_with_error_line(error: MLPLabError) -> NoReturn:
     """End the command as for every user error: one ``error:`` line on stderr, exit ``error.exit_status``."""
     sys.stderr.write(f"error: {' '.join(str(error).split())}\n")
     sys.exit(error.exit_status)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one ``error:`` line and exit status 2 (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"error: {self.prog}: {message} (see --help)\n")
+        sys.exit(2)
 
 
 def require_positive(owner: str, **values: int) -> None:

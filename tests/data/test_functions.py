@@ -57,6 +57,7 @@ def test_expressions_inputs_and_noise():
         ("x1 * x3", {"num_inputs": 2}, "the formula uses x3 but num_inputs is 2"),
         ("log(x1)", {}, r"is not finite everywhere on \[-1.0, 1.0\]\^1"),
         ("x1", {"input_range": (1.0, 0.0)}, "input_range must be"),
+        ("x1", {"seed": -1}, "seed must be non-negative, got -1"),  # once NumPy's traceback
     ],
 )
 def test_bad_formulas_are_refused_in_one_line(formula, kwargs, message):

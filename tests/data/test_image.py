@@ -72,6 +72,16 @@ def test_flip_copies_grow_the_training_split_only():
         ({"num_val": 1700}, "must be positive and leave training images"),
         ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
         ({"flip_copies": 3}, "flip_copies must be 1, 2 or 4"),
+        # a reversed range once crashed with a traceback at the first training batch; areas above 1 or
+        # of 0 were taken silently
+        ({"resized_crop_scale": [0.9, 0.1]}, r"resized_crop_scale must be \[low, high\] area fractions"),
+        (
+            {"resized_crop_scale": [1.5, 2.0]},
+            r"0 < low <= high <= 1 \(e.g. \[0.08, 1.0\]\), got \[1.5, 2.0\]",
+        ),
+        ({"resized_crop_scale": [0.0, 0.0]}, "resized_crop_scale must be"),
+        ({"resized_crop_scale": [0.5]}, "resized_crop_scale must be"),
+        ({"split_seed": -1}, r"split_seed must be in \[0, 2\*\*32 - 1\], got -1"),  # once a traceback
     ],
 )
 def test_bad_settings(kwargs, message):

@@ -88,3 +88,17 @@ def test_errors(tmp_path):
     bad.write_bytes(b"\x1f\x8b\x08garbage")
     with pytest.raises(DataCorruptError, match="cannot read the archive"):
         ImageFolderDataModule(root=str(bad))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"decode_threads": 0}, "decode_threads must be a positive integer, got 0"),  # once a traceback
+        ({"max_images_per_class": 0}, "max_images_per_class must be a positive integer, got 0"),
+    ],
+)
+def test_counts_must_be_positive(tmp_path, kwargs, message):
+    (tmp_path / "train" / "a").mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(tmp_path / "train" / "a" / "x.png")
+    with pytest.raises(ConfigError, match=message):
+        ImageFolderDataModule(root=str(tmp_path), test_folder=None, **kwargs)

@@ -64,10 +64,22 @@ CASES: list[tuple[str, str, int, str]] = [
     ("img-noise-negative", IMG + " --model.noise_std=-0.1", 2, "noise_std must be positive"),
     ("img-mode-unknown", IMG + " --model.mode=deblur", 2, "model.mode"),
     (
+        "img-logged-images-negative",
+        IMG + " --model.num_logged_images=-1",
+        2,
+        "num_logged_images must be >= 0",
+    ),
+    (
         "img-classification-smoothing",
         IMG + " --model=ImageClassification --model.backbone=HourglassMLP --model.label_smoothing=1.5",
         2,
         "label_smoothing must be in [0, 1)",
+    ),
+    (
+        "img-classification-mixup-negative",
+        IMG + " --model=ImageClassification --model.backbone=HourglassMLP --model.mixup_alpha=-1",
+        2,
+        "mixup_alpha and cutmix_alpha must be >= 0",
     ),
     ("img-lr-negative", IMG + " --model.optimizer.lr=-0.1", 2, "Invalid learning rate: -0.1"),
     ("img-weight-decay-negative", IMG + " --model.optimizer.weight_decay=-1", 2, "weight_decay"),

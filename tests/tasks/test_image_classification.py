@@ -36,3 +36,10 @@ def test_bad_settings():
         ImageClassification(BACKBONE, (1, 8, 8), 10, label_smoothing=1.0)
     with pytest.raises(ConfigError, match="at least 2"):
         ImageClassification(BACKBONE, (1, 8, 8), 1)
+    # a negative alpha once switched mixup off silently, and a probability above 1 was taken as 1
+    with pytest.raises(ConfigError, match="mixup_alpha and cutmix_alpha must be >= 0"):
+        ImageClassification(BACKBONE, (1, 8, 8), 10, mixup_alpha=-1.0)
+    with pytest.raises(ConfigError, match="mixup_alpha and cutmix_alpha must be >= 0"):
+        ImageClassification(BACKBONE, (1, 8, 8), 10, cutmix_alpha=-0.5)
+    with pytest.raises(ConfigError, match=r"mixup_prob must be in \[0, 1\], got 3"):
+        ImageClassification(BACKBONE, (1, 8, 8), 10, mixup_alpha=0.8, mixup_prob=3.0)

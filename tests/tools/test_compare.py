@@ -81,6 +81,10 @@ def test_compare_without_runs_is_one_line(cli, capsys, tmp_path):
                    "writes when training ends (with a logger)"]  # fmt: skip
     assert cli("compare", "missing/*") == 2
     assert capsys.readouterr().err.strip() == "error: compare: missing/* does not exist"
+    assert cli("compare") == 2  # argparse's own errors too: no usage block
+    assert capsys.readouterr().err.strip() == (
+        "error: mlplab compare: the following arguments are required: DIR (see --help)"
+    )
 
 
 def test_the_summary_shows_the_arguments_the_task_fills_in_from_the_data():

@@ -146,6 +146,27 @@ def test_a_layer_a_format_cannot_hold_is_named_in_one_line(tmp_path, capsys):
     assert run_cli("export", "--run", str(run), "--format", "safetensors") == 0
 
 
+@pytest.mark.parametrize(
+    ("task_name", "family", "inputs"),
+    [("ImageFitting", "SIREN", ("coords", [2])), ("FunctionFitting", "KAN", ("inputs", [3]))],
+)
+def test_neural_fields_and_function_fits_export(tmp_path, task_name, family, inputs):
+    # both tasks were refused ("export does not know the inputs of ImageFitting")
+    from mlplab import tasks
+    from mlplab.models import registry
+
+    backbone = functools.partial(registry.get(family).cls, **registry.variant_args(family, "tiny"))
+    shapes = {"image_shape": (3, 8, 8)} if task_name == "ImageFitting" else {"num_inputs": 3}
+    task = getattr(tasks, task_name)(backbone, **shapes).eval()
+    exported = export(task, "torchscript", tmp_path)
+    config = json.loads(exported.config.read_text())
+    name, shape = inputs
+    assert config["inputs"] == [{"name": name, "shape": ["batch", *shape], "dtype": "float32"}]
+    points = torch.rand(5, *shape) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.load(exported.path)(points), task.backbone(points))
+
+
 def test_a_family_that_cannot_be_traced_names_its_layer(tmp_path):
     """timm's ConViT caches its relative positions at its first call: the traces of two calls differ."""
     from mlplab.models import registry
@@ -183,6 +204,13 @@ def test_export_user_errors_are_one_line(forecast_run, capsys, arguments, messag
     assert run_cli("export", *[item for pair in given.items() for item in pair]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(message)
+
+
+def test_a_missing_option_is_one_line(capsys):
+    assert run_cli("export", "--run", "somewhere") == 2  # argparse's own error, without the usage block
+    assert capsys.readouterr().err.strip() == (
+        "error: mlplab export: the following arguments are required: --format (see --help)"
+    )
 
 
 def test_a_format_whose_package_is_missing_is_one_line(forecast_run, capsys):

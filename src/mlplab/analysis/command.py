@@ -18,19 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any
 
-from mlplab.errors import DEBUG_ENV_VAR, ConfigError, MLPLabError, exit_with_error_line
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one ``error:`` line and exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"error: {self.prog}: {message} (see --help)\n")
-        sys.exit(2)
+from mlplab.errors import DEBUG_ENV_VAR, ConfigError, MLPLabError, OneLineParser, exit_with_error_line
 
 
 def _positive_int(text: str) -> int:

@@ -266,7 +266,9 @@ class RunSummary(Callback):
             for logger in loggers:
                 logger.log_metrics(values, step=trainer.global_step)
                 logger.experiment.flush()
-        elif values:  # a test of another run's checkpoint: its metric joins that run's events
+        elif values and not same_run and any(run_dir.glob("events.out.tfevents.*")):
+            # a test of another run's checkpoint: its metric joins that run's TensorBoard events (a run
+            # logged without TensorBoard, as with the CSV preset, gets no events file)
             from torch.utils.tensorboard import SummaryWriter
 
             with SummaryWriter(str(run_dir)) as writer:

@@ -113,6 +113,8 @@ class FunctionDataModule(InMemoryDataModule):
             )
         if noise_std < 0:
             raise ConfigError(f"FunctionDataModule: noise_std must be non-negative, got {noise_std}")
+        if seed < 0:  # NumPy's generators take non-negative seeds
+            raise ConfigError(f"FunctionDataModule: seed must be non-negative, got {seed}")
         self.formula = formula
         self.function, self.num_inputs, self.expression = compile_formula(formula, num_inputs)
         self.num_outputs = 1

@@ -92,6 +92,15 @@ class ImageDataModule(InMemoryDataModule):
             raise ConfigError(f"{name}: flip_copies must be 1, 2 or 4, got {flip_copies!r}")
         if crop_padding < 0:
             raise ConfigError(f"{name}: crop_padding must be >= 0, got {crop_padding}")
+        if not 0 <= split_seed < 2**32:  # NumPy's RandomState seeds
+            raise ConfigError(f"{name}: split_seed must be in [0, 2**32 - 1], got {split_seed}")
+        if resized_crop_scale is not None and (
+            len(resized_crop_scale) != 2 or not 0 < resized_crop_scale[0] <= resized_crop_scale[1] <= 1
+        ):
+            raise ConfigError(
+                f"{name}: resized_crop_scale must be [low, high] area fractions with 0 < low <= high <= 1 "
+                f"(e.g. [0.08, 1.0]), got {list(resized_crop_scale)}"
+            )
         self.data_dir = resolve_data_dir(data_dir)
         self.source_split = source_split
         self.num_val = self.default_num_val[source_split] if num_val is None else num_val

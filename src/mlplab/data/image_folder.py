@@ -63,6 +63,9 @@ class ImageFolderDataModule(ImageDataModule):
         super().__init__(**kwargs)
         if image_size is not None:
             require_positive("ImageFolderDataModule", image_size=image_size)
+        if max_images_per_class is not None:
+            require_positive("ImageFolderDataModule", max_images_per_class=max_images_per_class)
+        require_positive("ImageFolderDataModule", decode_threads=decode_threads)
         if channels not in (1, 3):
             raise ConfigError(f"ImageFolderDataModule: channels must be 1 or 3, got {channels!r}")
         path = Path(root).expanduser()

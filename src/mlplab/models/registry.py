@@ -615,9 +615,9 @@ def markdown_table(domain: str, recipes: Mapping[str, Sequence[str]] | None = No
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``mlplab models``: list the registered families, their variants and parameter counts."""
-    import argparse
+    from mlplab.errors import OneLineParser
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="mlplab models",
         description="List the registered families with their domain, named variants and parameter counts "
         "(counted on the meta device at the variant's published shapes, else at the domain's example "
@@ -638,6 +638,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             parser.error("--markdown needs a --domain")
         print(markdown_table(options.domain, recipes_by_family(options.configs)))
         return
+    if options.variant is not None and not families(options.domain, options.variant):
+        known = sorted({name for spec in families(options.domain) for name in spec.variants})
+        where = f" of the {options.domain} domain" if options.domain else ""
+        parser.error(
+            f"no family{where} has a variant {options.variant!r}; the variants are {', '.join(known)}"
+        )
     print(format_table(options.domain, options.variant))
 
 

@@ -43,6 +43,10 @@ class FunctionFitting(Task):
         """Points ``(B, num_inputs)``."""
         return torch.zeros(batch_size, self.num_inputs)
 
+    def example_inputs(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, Any]:
+        """Inputs of the backbone by name, for ``mlplab export``: points ``(B, num_inputs)`` in [-1, 1]."""
+        return {"inputs": torch.rand(batch_size, self.num_inputs, generator=generator) * 2 - 1}
+
     def loss(self, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The training loss (mean squared error); override it in a subclass to train with another."""
         return F.mse_loss(predictions, targets)

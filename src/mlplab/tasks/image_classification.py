@@ -55,6 +55,13 @@ class ImageClassification(Task):
         require_rate("ImageClassification", label_smoothing=label_smoothing)
         if num_classes < 2:
             raise ConfigError(f"ImageClassification: num_classes must be at least 2, got {num_classes}")
+        if mixup_alpha < 0 or cutmix_alpha < 0:
+            raise ConfigError(
+                "ImageClassification: mixup_alpha and cutmix_alpha must be >= 0 (0: off), "
+                f"got {mixup_alpha} and {cutmix_alpha}"
+            )
+        if not 0.0 <= mixup_prob <= 1.0:
+            raise ConfigError(f"ImageClassification: mixup_prob must be in [0, 1], got {mixup_prob}")
         self.image_shape = tuple(image_shape)
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing

@@ -110,6 +110,10 @@ class ImageFitting(Task):
         """Pixel coordinates ``(B, 2)``."""
         return torch.zeros(batch_size, 2)
 
+    def example_inputs(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, Any]:
+        """Inputs of the backbone by name, for ``mlplab export``: pixel ``coords`` ``(B, 2)`` in [-1, 1]."""
+        return {"coords": torch.rand(batch_size, 2, generator=generator) * 2 - 1}
+
     def loss(self, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The training loss (mean squared error); override it in a subclass to train with another."""
         return F.mse_loss(predictions, targets)

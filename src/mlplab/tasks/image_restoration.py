@@ -81,6 +81,10 @@ class ImageRestoration(Task):
             )
         if mode == "denoise" and noise_std <= 0:
             raise ConfigError(f"ImageRestoration: noise_std must be positive for denoising, got {noise_std}")
+        if num_logged_images < 0:
+            raise ConfigError(
+                f"ImageRestoration: num_logged_images must be >= 0 (0: no grid), got {num_logged_images}"
+            )
         channels, height, width = image_shape
         if mode == "super_resolution" and (scale < 2 or height % scale or width % scale):
             raise ConfigError(

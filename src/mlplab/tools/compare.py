@@ -17,7 +17,6 @@ validation and test values, wall time) and writes, in ``--out``:
 
 from __future__ import annotations
 
-import argparse
 import csv
 import glob
 import math
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mlplab.callbacks.summary import SUMMARY_FILE, read_summary
-from mlplab.errors import DEBUG_ENV_VAR, ConfigError, MLPLabError, exit_with_error_line
+from mlplab.errors import DEBUG_ENV_VAR, ConfigError, MLPLabError, OneLineParser, exit_with_error_line
 
 #: Columns of the table, in order.
 COLUMNS = (
@@ -181,14 +180,19 @@ def compare(paths: Sequence[str], out: Path) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``mlplab compare``: the command line."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="mlplab compare",
         description="Compare runs: a table of family, arguments, parameters, FLOPs per sample, metric "
         "(best validation, test) and time, and metric-against-parameters and -time figures. Runs are "
         f"the folders holding {SUMMARY_FILE} (mlplab fit writes it) under the given folders or globs.",
     )
     parser.add_argument("paths", nargs="+", metavar="DIR", help="run folders, folders of runs, or globs")
-    parser.add_argument("--out", type=Path, default=Path("compare"), help="where the table and figures go")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("compare"),
+        help="where the table and figures go (default: ./compare)",
+    )
     options = parser.parse_args(list(argv) if argv is not None else None)
     try:
         print(compare(options.paths, options.out))

@@ -9,7 +9,8 @@ vocabulary: see :func:`mlplab.load_run`) and the check below.
 What is exported is the trained model alone, as the task calls it: the family (``task.backbone``), or
 what a task's ``inference_module()`` returns (a forecaster with the task's RevIN or calendar features).
 Its inputs come from the task's shapes (``example_inputs``): images ``(B, C, H, W)``, a standardised
-history ``(B, L, N)`` (and ``time_features`` ``(B, L, F)``), tokens ``(B, T)``.
+history ``(B, L, N)`` (and ``time_features`` ``(B, L, F)``), tokens ``(B, T)``, a neural field's pixel
+``coords`` ``(B, 2)``, a fitted function's ``inputs`` ``(B, d)``.
 
 Every export is checked: the written file is loaded back (safetensors into a rebuilt model, TorchScript
 with ``torch.jit.load``, ONNX with onnxruntime when it is installed) and its outputs on a fresh batch
@@ -41,7 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mlplab.errors import DEBUG_ENV_VAR, ConfigError, MLPLabError, exit_with_error_line
+from mlplab.errors import DEBUG_ENV_VAR, ConfigError, MLPLabError, OneLineParser, exit_with_error_line
 
 #: File suffix of each format.
 FORMATS = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".pt"}
@@ -487,7 +488,7 @@ def export_run(
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``mlplab export`` command line."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="mlplab export",
         description="Write a trained run's model as safetensors, ONNX or TorchScript with a config.json "
         "(task, family and arguments, inputs, preprocessing); the file's outputs are checked against the "
