@@ -299,7 +299,7 @@ class BestCheckpoint(ModelCheckpoint):
     def __init__(
         self,
         *args: Any,
-        mode: Literal["min", "max"] | None = None,
+        mode: str | None = None,
         last_every_n_steps: int | None = None,
         last_every_minutes: float | None = 10.0,
         **kwargs: Any,
