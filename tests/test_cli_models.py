@@ -143,3 +143,16 @@ def test_constructor_parameters_follow_kwargs_into_the_base_with_the_familys_def
     assert {"fixed_input_projection", "projection_seed", "output_activation"} <= set(parameters)
     mamba = registry.constructor_parameters(registry.get("Mamba").cls)
     assert mamba["norm"].default == "rmsnorm" and mamba["embed_dim"].default == 384
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    # `mlplab models | head`: the pipe is closed before the table is written
+    listing = subprocess.Popen(
+        [sys.executable, "-m", "mlplab", "models", "--domain", "sequence"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+    )
+    listing.stdout.close()
+    errors = listing.stderr.read().decode()
+    assert listing.wait() == 1 and errors == ""

@@ -54,19 +54,30 @@ def main(args: list[str] | None = None) -> None:
     # start-up without full garbage-collector passes; the program (no args given) ends with the command,
     # so its start-up objects stay frozen through the interpreter's shutdown (see mlplab.startup)
     with collector_paused(thaw=args is not None):
-        if command in COMMANDS:
-            run = importlib.import_module(COMMANDS[command]).main
-            startup_done()
-            run(argv[1:])
-        elif command in ANALYSIS_COMMANDS:
-            from mlplab.analysis.command import main as analysis_main
+        try:
+            run_command(command, argv, args)
+        except BrokenPipeError:  # `mlplab models | head`: the reader has all it wanted
+            if args is not None:
+                raise
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            sys.exit(1)
 
-            startup_done()
-            analysis_main(command, argv[1:])
-        else:
-            from mlplab.cli import main as cli_main
 
-            cli_main(args)  # the training CLI says when start-up is done: after building, before running
+def run_command(command: str | None, argv: list[str], args: list[str] | None) -> None:
+    """Run ``command`` (``argv[0]``) with ``argv[1:]``; the training CLI parses ``args`` itself."""
+    if command in COMMANDS:
+        run = importlib.import_module(COMMANDS[command]).main
+        startup_done()
+        run(argv[1:])
+    elif command in ANALYSIS_COMMANDS:
+        from mlplab.analysis.command import main as analysis_main
+
+        startup_done()
+        analysis_main(command, argv[1:])
+    else:
+        from mlplab.cli import main as cli_main
+
+        cli_main(args)  # the training CLI says when start-up is done: after building, before running
 
 
 if __name__ == "__main__":

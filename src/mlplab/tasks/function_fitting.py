@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import MeanSquaredError
+from torchmetrics import MeanMetric, MeanSquaredError
 
 from mlplab.errors import ConfigError, require_positive
 from mlplab.tasks.base import ImageBackbone, Task
@@ -17,8 +17,8 @@ class FunctionFitting(Task):
 
     The backbone is called as ``family((num_inputs,), (num_outputs,))`` and maps ``(B, num_inputs)`` to
     ``(B, num_outputs)`` (the KAN families, or any flat MLP such as ``StandardMLP``). Metrics:
-    ``<stage>/rmse`` (over the whole split) and ``<stage>/loss``; the best checkpoint is chosen by
-    ``val/rmse``.
+    ``<stage>/rmse`` (over the whole split, every process of a multi-process run, without the rows that
+    pad a process's share) and ``<stage>/loss``; the best checkpoint is chosen by ``val/rmse``.
 
     Args:
         backbone: The family: its class path and arguments.
@@ -38,6 +38,7 @@ class FunctionFitting(Task):
         self.backbone = self.build_backbone(backbone, (num_inputs,), (num_outputs,))
         self.val_rmse = MeanSquaredError(squared=False)
         self.test_rmse = MeanSquaredError(squared=False)
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
 
     def example_backbone_input(self, batch_size: int) -> torch.Tensor:
         """Points ``(B, num_inputs)``."""
@@ -64,20 +65,29 @@ class FunctionFitting(Task):
         self.record_flops(x)
         return self.loss(self(x), y)
 
-    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, stage: str) -> None:
         x, y = batch
         self._check(x)
-        predictions = self(x).float()
-        self.log(f"{stage}/loss", self.loss(predictions, y))
-        metric = self.val_rmse if stage == "val" else self.test_rmse
-        metric.update(predictions, y)
-        self.log(f"{stage}/rmse", metric, prog_bar=stage == "val")
+        real = self.evaluation_samples(batch_idx, len(y)).count  # later rows pad this process's share
+        if real > 0:
+            predictions, y = self(x[:real]).float(), y[:real]
+            mean_loss, rmse = self._stage_metrics(stage)
+            mean_loss.update(self.loss(predictions, y), weight=real)
+            rmse.update(predictions, y)
+
+    def _stage_metrics(self, stage: str) -> tuple[MeanMetric, MeanSquaredError]:
+        return (self.val_loss, self.val_rmse) if stage == "val" else (self.test_loss, self.test_rmse)
+
+    def log_evaluation(self, stage: str) -> None:
+        mean_loss, rmse = self._stage_metrics(stage)
+        self.log(f"{stage}/loss", mean_loss)
+        self.log(f"{stage}/rmse", rmse, prog_bar=stage == "val")
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "val")
+        self._evaluate(batch, batch_idx, "val")
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "test")
+        self._evaluate(batch, batch_idx, "test")
 
     def predict_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int

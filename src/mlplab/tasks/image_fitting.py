@@ -8,6 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
+from torchmetrics import MeanMetric
 from torchmetrics.image import PeakSignalNoiseRatio
 
 from mlplab.errors import ConfigError
@@ -25,7 +26,8 @@ class ImageFitting(Task):
     serves random training pixels and every pixel, in row-major order, for validation and test.
 
     Metrics: ``<stage>/psnr``, the PSNR of the whole image (data range 1: from the squared error summed
-    over every pixel and channel, predictions clamped to [0, 1]) and ``<stage>/loss``; the best
+    over every pixel and channel, predictions clamped to [0, 1]) and ``<stage>/loss``, over every process of a
+    multi-process run without the rows that pad a process's share; the best
     checkpoint is chosen by ``val/psnr``. ``train/seconds_to_psnr`` is logged once, the first time a
     validation reaches ``target_psnr`` (training time since the fit started, validation excluded). Each
     validation writes a TensorBoard image ``val/fit``: the fit beside the target.
@@ -64,6 +66,7 @@ class ImageFitting(Task):
         self.backbone = self.build_backbone(backbone, (2,), (self.image_shape[0],))
         self.val_psnr = PeakSignalNoiseRatio(data_range=1.0)
         self.test_psnr = PeakSignalNoiseRatio(data_range=1.0)
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self._rendered: list[torch.Tensor] = []
         self._targets: list[torch.Tensor] = []
         self._train_seconds = 0.0
@@ -131,24 +134,36 @@ class ImageFitting(Task):
         self.record_flops(coords)
         return self.loss(self(coords), colours)
 
-    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+    def _evaluate(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, stage: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Update the stage's PSNR and loss with the batch's real pixels; return them, predicted and true."""
         coords, colours = batch
         self._check(colours)
-        predictions = self(coords).float()
-        self.log(f"{stage}/loss", self.loss(predictions, colours), prog_bar=False)
-        metric = self.val_psnr if stage == "val" else self.test_psnr
-        metric.update(predictions.clamp(0, 1), colours)
-        self.log(f"{stage}/psnr", metric, prog_bar=stage == "val")
-        return predictions
+        real = self.evaluation_samples(batch_idx, len(colours)).count  # later rows pad this process's share
+        predictions, colours = self(coords).float()[:real], colours[:real]
+        if real > 0:
+            mean_loss, psnr = self._stage_metrics(stage)
+            mean_loss.update(self.loss(predictions, colours), weight=real)
+            psnr.update(predictions.clamp(0, 1), colours)
+        return predictions, colours
+
+    def _stage_metrics(self, stage: str) -> tuple[MeanMetric, PeakSignalNoiseRatio]:
+        return (self.val_loss, self.val_psnr) if stage == "val" else (self.test_loss, self.test_psnr)
+
+    def log_evaluation(self, stage: str) -> None:
+        mean_loss, psnr = self._stage_metrics(stage)
+        self.log(f"{stage}/loss", mean_loss)
+        self.log(f"{stage}/psnr", psnr, prog_bar=stage == "val")
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        predictions = self._evaluate(batch, "val")
+        predictions, colours = self._evaluate(batch, batch_idx, "val")
         if self.log_images:
             self._rendered.append(predictions.detach().clamp(0, 1).cpu())
-            self._targets.append(batch[1].detach().float().cpu())
+            self._targets.append(colours.detach().float().cpu())
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "test")
+        self._evaluate(batch, batch_idx, "test")
 
     def predict_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
