@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -33,6 +34,27 @@ def assert_steps_lower_the_loss(
         first = loss.item() if first is None else first
     final = loss_fn().item()
     assert final < 0.9 * first, f"loss went from {first:.4g} to {final:.4g} in {steps} steps"
+
+
+def assert_padding_rows_are_left_out(
+    task: Any, tensors: tuple[torch.Tensor, ...], batch_size: int, root: Any
+) -> None:
+    """``task``'s test metrics over process 1's padded share of ``tensors`` (2 processes, an odd count: its
+    last batch ends with a padding row, as the CLI's loaders make it) equal those over its real rows."""
+    import lightning as L
+
+    from mlplab.data.common import TensorBatchLoader
+
+    assert len(tensors[0]) % 2 == 1
+    padded = TensorBatchLoader(tensors, batch_size=batch_size, rank=1, world_size=2, shards="pad")
+    real = TensorBatchLoader(tuple(t[1::2] for t in tensors), batch_size=batch_size)
+    assert padded.num_samples == real.num_samples + 1
+    trainer = L.Trainer(default_root_dir=root, logger=False, enable_progress_bar=False)
+    (logged,) = trainer.test(task, dataloaders=padded, verbose=False)
+    (expected,) = trainer.test(task, dataloaders=real, verbose=False)
+    assert logged.keys() == expected.keys() and "test/loss" in logged
+    for name, value in expected.items():
+        assert logged[name] == pytest.approx(value, rel=1e-6, abs=1e-7), name
 
 
 @pytest.fixture(autouse=True)

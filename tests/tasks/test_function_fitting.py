@@ -8,6 +8,7 @@ import torch
 from mlplab.data import FunctionDataModule
 from mlplab.models import KAN
 from mlplab.tasks import FunctionFitting
+from tests.helpers import assert_padding_rows_are_left_out
 
 QUIET = [
     "--trainer.enable_progress_bar=false",
@@ -76,22 +77,7 @@ def test_skan_fits_on_the_gpu(cli, tmp_path):
 
 
 def test_the_rows_padding_a_process_share_are_left_out_of_every_metric(tmp_path):
-    # Process 1 of 2 evaluates every other test row from the second, its share padded with the first
-    # row when the split is odd (as the CLI's loaders do): its metrics and loss are those of its real rows.
-    import lightning as L
-
-    from mlplab.data.common import TensorBatchLoader
-
     data = FunctionDataModule("x1 * x2", num_train=64, num_val=16, num_test=41)
     task = FunctionFitting(lambda *shapes: KAN(*shapes, embed_dim=3), num_inputs=data.num_inputs)
     data.setup()
-    tensors = data.split_tensors("test")
-    padded = TensorBatchLoader(tensors, batch_size=8, rank=1, world_size=2, shards="pad")
-    real = TensorBatchLoader(tuple(t[1::2] for t in tensors), batch_size=8)
-    assert padded.num_samples == real.num_samples + 1
-    trainer = L.Trainer(default_root_dir=tmp_path, logger=False, enable_progress_bar=False)
-    (logged,) = trainer.test(task, dataloaders=padded, verbose=False)
-    (expected,) = trainer.test(task, dataloaders=real, verbose=False)
-    assert logged.keys() == expected.keys() == {"test/loss", "test/rmse"}
-    for name, value in expected.items():
-        assert logged[name] == pytest.approx(value, rel=1e-6), name
+    assert_padding_rows_are_left_out(task, data.split_tensors("test"), 8, tmp_path)

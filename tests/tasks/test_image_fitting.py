@@ -10,6 +10,7 @@ from PIL import Image
 from mlplab.data import ImageFittingDataModule
 from mlplab.models import SIREN
 from mlplab.tasks import ImageFitting
+from tests.helpers import assert_padding_rows_are_left_out
 
 QUIET = [
     "--trainer.enable_progress_bar=false",
@@ -116,22 +117,8 @@ def test_fit_with_fresh_on_the_gpu_under_bf16(cli, picture, tmp_path, caplog):
 
 
 def test_the_rows_padding_a_process_share_are_left_out_of_every_metric(picture, tmp_path):
-    # Process 1 of 2 evaluates every other pixel from the second; 12 x 16 pixels in batches of 50 pad
-    # its share's last batch (as the CLI's loaders do): its metrics and loss are those of its real rows.
-    import lightning as L
-
-    from mlplab.data.common import TensorBatchLoader
-
     data = ImageFittingDataModule(str(picture))
     task = ImageFitting(lambda *shapes: SIREN(*shapes, embed_dim=8, depth=1), image_shape=data.image_shape)
     data.setup()
-    tensors = tuple(t[:-1] for t in data.split_tensors("all"))  # an odd count: one padding row
-    padded = TensorBatchLoader(tensors, batch_size=50, rank=1, world_size=2, shards="pad")
-    real = TensorBatchLoader(tuple(t[1::2] for t in tensors), batch_size=50)
-    assert padded.num_samples == real.num_samples + 1
-    trainer = L.Trainer(default_root_dir=tmp_path, logger=False, enable_progress_bar=False)
-    (logged,) = trainer.test(task, dataloaders=padded, verbose=False)
-    (expected,) = trainer.test(task, dataloaders=real, verbose=False)
-    assert logged.keys() == expected.keys() == {"test/loss", "test/psnr"}
-    for name, value in expected.items():
-        assert logged[name] == pytest.approx(value, rel=1e-6), name
+    pixels = tuple(t[:-1] for t in data.split_tensors("all"))  # 12 x 16 - 1: an odd count
+    assert_padding_rows_are_left_out(task, pixels, 50, tmp_path)

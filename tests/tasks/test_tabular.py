@@ -13,11 +13,11 @@ import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, log_loss, mean_absolute_error, r2_score, roc_auc_score
 
 from mlplab.data import TabularDataModule
-from mlplab.data.common import TensorBatchLoader
 from mlplab.errors import ConfigError
 from mlplab.models import FinalMLP, TabM, TabularMLP
 from mlplab.models.tabular.common import compute_bins
 from mlplab.tasks import TabularTask
+from tests.helpers import assert_padding_rows_are_left_out
 
 
 def data_module(name: str, **kwargs) -> TabularDataModule:
@@ -107,17 +107,7 @@ def test_the_rows_padding_a_process_share_are_left_out_of_every_metric(tmp_path,
     torch.manual_seed(0)
     data = data_module(dataset)
     task = task_for(data, TabM, ensemble_size=2, depth=1, embed_dim=8, dropout=0.0)
-    tensors = data.split_tensors("test")
-    assert len(tensors[0]) % 2 == 1
-    padded = TensorBatchLoader(tensors, batch_size=40, rank=1, world_size=2, shards="pad")
-    real = TensorBatchLoader(tuple(t[1::2] for t in tensors), batch_size=40)
-    assert padded.num_samples == real.num_samples + 1
-    run = trainer(tmp_path)
-    (logged,) = run.test(task, dataloaders=padded, verbose=False)
-    (expected,) = run.test(task, dataloaders=real, verbose=False)
-    assert logged.keys() == expected.keys()
-    for name, value in expected.items():
-        assert logged[name] == pytest.approx(value, rel=1e-6, abs=1e-7), name
+    assert_padding_rows_are_left_out(task, data.split_tensors("test"), 40, tmp_path)
 
 
 def test_an_ensemble_trains_on_the_mean_of_its_members_losses_and_predicts_their_mean():
