@@ -43,3 +43,20 @@ def test_bad_settings():
         ImageClassification(BACKBONE, (1, 8, 8), 10, cutmix_alpha=-0.5)
     with pytest.raises(ConfigError, match=r"mixup_prob must be in \[0, 1\], got 3"):
         ImageClassification(BACKBONE, (1, 8, 8), 10, mixup_alpha=0.8, mixup_prob=3.0)
+
+
+class CountingEvaluations(ImageClassification):
+    evaluated = 0
+
+    def validation_step(self, batch, batch_idx):
+        self.evaluated += 1
+        super().validation_step(batch, batch_idx)
+
+
+def test_mixup_with_an_odd_batch_size_is_refused_before_anything_runs():
+    # it was refused at the first training step, after loading the data and the sanity check
+    task = CountingEvaluations(BACKBONE, (1, 8, 8), 10, mixup_alpha=0.8)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    with pytest.raises(ConfigError, match="need an even data.batch_size, got 63"):
+        trainer.fit(task, datamodule=DigitsDataModule(batch_size=63))
+    assert task.evaluated == 0 and trainer.global_step == 0

@@ -30,7 +30,8 @@ class ImageClassification(Task):
         image_shape: ``(C, H, W)`` of the images; filled in from the DataModule.
         num_classes: Number of classes; filled in from the DataModule.
         label_smoothing: Label smoothing of the training loss.
-        mixup_alpha: Beta-distribution parameter of mixup (0: off).
+        mixup_alpha: Beta-distribution parameter of mixup (0: off). Mixup and CutMix pair the samples of
+            a batch: they need an even ``data.batch_size`` (checked before a fit starts).
         cutmix_alpha: Beta-distribution parameter of CutMix (0: off).
         mixup_prob: Probability of mixing a batch when mixup or CutMix is on.
         **kwargs: The optimiser, its LR scheduler and the scheduler's interval (:class:`~mlplab.tasks.Task`).
@@ -81,6 +82,14 @@ class ImageClassification(Task):
         self.test_metrics = self._metrics("test")
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
+
+    def setup(self, stage: str) -> None:
+        """Before a fit with mixup / CutMix, refuse an odd ``data.batch_size``: they pair the samples."""
+        batch_size = getattr(self.trainer.datamodule, "batch_size", None)
+        if stage == "fit" and self.mixup is not None and isinstance(batch_size, int) and batch_size % 2:
+            raise ConfigError(
+                f"ImageClassification: mixup / CutMix need an even data.batch_size, got {batch_size}"
+            )
 
     def _metrics(self, stage: str) -> MetricCollection:
         metrics = {"acc": MulticlassAccuracy(self.num_classes, top_k=1, average="micro")}
