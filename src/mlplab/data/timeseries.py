@@ -436,10 +436,11 @@ class ForecastingDataModule(InMemoryDataModule):
             raise DataCorruptError(f"{self.path} has fewer than two rows: cannot infer the date spacing")
         parsed = parse_dates(dates, self.path)
         steps = np.diff(parsed)
-        if np.median(steps.astype(np.int64)) <= 0:  # a file newest first, or one time repeated
+        typical = np.median(steps.astype(np.int64))
+        if typical <= 0:  # a file newest first, or one time repeated
             i = int(np.argmax(steps <= np.timedelta64(0, "s")))
             shown = " then ".join(str(d).replace("T", " ") for d in parsed[i : i + 2])
-            backwards = np.median(steps.astype(np.int64)) < 0
+            backwards = typical < 0
             how = "go backwards" if backwards else "do not advance"
             fix = "sort the rows oldest first" if backwards else "give each row its own time, oldest first"
             raise DataCorruptError(f"{self.path.name}: the dates {how} ({shown}, ...): {fix}")
