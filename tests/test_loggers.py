@@ -184,6 +184,18 @@ def test_the_csv_preset_writes_no_tensorboard_events(cli, tmp_path):
     assert not list((tmp_path / "run").rglob("events.out.tfevents.*"))
 
 
+@pytest.mark.parametrize("preset", ["csv", "tensorboard"])
+def test_best_and_last_find_the_runs_of_a_preset(preset, cli, tmp_path):
+    # the presets' save_dir is "{default_root_dir}": --ckpt_path best / last looked for a folder of that name
+    preset_file = str(REPO / "configs" / "logger" / f"{preset}.yaml")
+    config = ["--config", QUICKSTART, "--config", preset_file, *TINY_FIT]
+    assert cli("fit", *config) == 0
+    assert cli("test", *config, "--ckpt_path", "best") == 0
+    assert cli("fit", *config, "--trainer.max_epochs=2", "--ckpt_path", "last") == 0
+    resumed = tmp_path / "run" / "lightning_logs" / "version_2" / "checkpoints" / "last.ckpt"  # 1: the test
+    assert torch.load(resumed, weights_only=True)["global_step"] == 4  # 2 steps, then 2 more
+
+
 def _image_tags(run: Path) -> list[str]:
     events = EventAccumulator(str(run))
     events.Reload()

@@ -66,7 +66,7 @@ from mlplab.callbacks.model_summary import count_flops_in_summary
 from mlplab.callbacks.progress import default_progress_bar
 from mlplab.callbacks.watchdog import collective_failure_line, is_collective_failure, received_signals
 from mlplab.errors import DEBUG_ENV_VAR, CheckpointError, ConfigError, MLPLabError, exit_with_error_line
-from mlplab.loggers import check_preset_file, prepare_logger_config
+from mlplab.loggers import ROOT_PLACEHOLDER, check_preset_file, prepare_logger_config
 from mlplab.models import registry
 from mlplab.runtime import QuietProfiler
 from mlplab.startup import startup_done
@@ -368,16 +368,21 @@ def checkpoint_folders(config: Any) -> tuple[list[Path], Path]:
     """The folders a run's checkpoint callback writes into, and how to name them in a message.
 
     ``checkpoint.dirpath`` when set; else ``checkpoints`` in the run directory a configured logger names
-    (``save_dir`` / ``name`` / ``version``), or in every run directory of the logger's folder
-    (``<default_root_dir>/lightning_logs/*`` by default).
+    (``save_dir`` / ``name`` / ``version``; of several loggers the first, whose directory Lightning
+    uses), or in every run directory of the logger's folder (``<default_root_dir>/lightning_logs/*`` by
+    default). A ``save_dir`` holding ``{default_root_dir}`` (the logger presets) means the run's root.
     """
     dirpath = config.get("checkpoint", {}).get("dirpath")
     if dirpath:
         return [Path(dirpath).expanduser()], Path(dirpath)
-    root = Path(config.trainer.get("default_root_dir") or os.getcwd()).expanduser()
+    given_root = config.trainer.get("default_root_dir")
+    root = Path(given_root or os.getcwd()).expanduser()
     logger = plain(config.trainer.get("logger"))
+    if isinstance(logger, list):
+        logger = logger[0] if logger else None
     options = logger.get("init_args") or {} if isinstance(logger, dict) else {}
-    logs = Path(options.get("save_dir") or root).expanduser() / (options.get("name") or "lightning_logs")
+    save_dir = str(options.get("save_dir") or root).replace(ROOT_PLACEHOLDER, str(given_root or "."))
+    logs = Path(save_dir).expanduser() / (options.get("name") or "lightning_logs")
     version = options.get("version")
     if version is not None:
         run = logs / (version if isinstance(version, str) else f"version_{version}")
