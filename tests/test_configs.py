@@ -129,6 +129,18 @@ def test_trainer_preset_composes_with_a_recipe(preset, cli):
     assert cli("fit", "--config", str(preset), "--config", str(recipe), *TINY) == 0
 
 
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.name)
+def test_a_trainer_preset_keeps_the_callbacks_of_a_recipe_in_either_order(preset, cli, capsys):
+    # gpu-bf16.yaml listed a progress bar under trainer.callbacks: composed after a recipe it replaced the
+    # recipe's list (S-KAN's ActivationSelection, the forecasters' EarlyStopping) without a word
+    recipe = str(REPO / "configs" / "kan" / "skan_exp_sin.yaml")
+    for order in ([str(preset), recipe], [recipe, str(preset)]):
+        capsys.readouterr()
+        assert cli("fit", "--config", order[0], "--config", order[1], "--print_config") == 0
+        callbacks = yaml.safe_load(capsys.readouterr().out)["trainer"]["callbacks"]
+        assert [c["class_path"] for c in callbacks] == ["mlplab.callbacks.ActivationSelection"], order
+
+
 def test_profile_preset_writes_the_summary_and_a_chrome_trace(cli, tmp_path):
     # fast_dev_run (the smoke tests above) turns the logger off, so nothing is written there; a real
     # run writes the summary table and the trace into the run's log folder.
