@@ -182,3 +182,25 @@ def test_last_checkpoint_every_n_steps_and_at_the_end_only(tmp_path):
     at_the_end = BestCheckpoint(filename="best", save_last=True, save_top_k=0)  # every 10 minutes
     fit(ImageRestoration(BACKBONE, (1, 8, 8), 10), tmp_path / "b", [at_the_end, Spy()], logger=False)
     assert written == [42]
+
+
+@pytest.mark.parametrize(
+    ("name", "precision", "matmul", "peak"),
+    [
+        ("NVIDIA H200", "bf16-mixed", "highest", 989.4e12),  # Lightning found no peak: no MFU at all
+        ("NVIDIA H200", "32-true", "high", 494.7e12),  # float32 products on tensor cores (TF32)
+        ("NVIDIA H200", "32-true", "highest", 67e12),
+        ("NVIDIA H200 NVL", "16-mixed", "highest", 835.5e12),
+        ("NVIDIA A100-SXM4-80GB", "bf16-mixed", "highest", 312e12),  # Lightning's table, as before
+    ],
+)
+def test_the_mfu_divides_by_the_dense_peak_of_the_gpu(name, precision, matmul, peak, monkeypatch):
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: matmul)
+    strategy = SimpleNamespace(root_device=torch.device("cuda", 0))
+    trainer = SimpleNamespace(strategy=strategy, precision=precision, world_size=1)
+    throughput = Throughput()
+    throughput.setup(trainer, None, "fit")
+    assert throughput.meter.available_flops == pytest.approx(peak)

@@ -16,6 +16,18 @@ from mlplab.errors import require_positive
 
 PRECISION_DTYPES = {"bf16": torch.bfloat16, "16": torch.float16, "64": torch.float64}
 
+#: Dense peak FLOP/s (datasheet figures without sparsity) of GPUs whose peak Lightning does not find, by a
+#: part of the device's name, most specific first. Lightning 2.6 knows the H200 only under the names
+#: "h200 sxm1" / "h200 nvl1", which no device reports ("NVIDIA H200", "NVIDIA H200 NVL"), and with the
+#: figures of sparse matrices (twice the dense ones). "tfloat32": float32 matrix products on tensor cores
+#: (``torch.get_float32_matmul_precision()`` other than "highest").
+DENSE_PEAK_FLOPS: dict[str, dict[torch.dtype | str, float]] = {
+    "h200 nvl": {torch.float64: 30e12, torch.float32: 60e12, "tfloat32": 417.5e12,
+                 torch.bfloat16: 835.5e12, torch.float16: 835.5e12},
+    "h200": {torch.float64: 34e12, torch.float32: 67e12, "tfloat32": 494.7e12,
+             torch.bfloat16: 989.4e12, torch.float16: 989.4e12},
+}  # fmt: skip
+
 
 def leading_batch_size(batch: Any) -> int:
     """Number of samples in a batch: the first dimension of its first tensor."""
@@ -26,6 +38,20 @@ def leading_batch_size(batch: Any) -> int:
 def compute_dtype(precision: str) -> torch.dtype:
     """The dtype the matrix units run in under a Trainer ``precision`` setting (for the peak FLOP/s)."""
     return PRECISION_DTYPES.get(str(precision).split("-")[0], torch.float32)
+
+
+def peak_flops(device: torch.device, dtype: torch.dtype) -> float | None:
+    """The device's peak FLOP/s in ``dtype`` (dense): :data:`DENSE_PEAK_FLOPS`, else Lightning's table.
+
+    None for CPUs and for GPUs neither knows (Lightning then warns once).
+    """
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device).lower()
+        for chip, peaks in DENSE_PEAK_FLOPS.items():
+            if chip in name:
+                tensor_cores = dtype is torch.float32 and torch.get_float32_matmul_precision() != "highest"
+                return peaks.get("tfloat32" if tensor_cores else dtype)
+    return get_available_flops(device, dtype)
 
 
 class Throughput(Callback):
@@ -40,8 +66,9 @@ class Throughput(Callback):
     Unlike ``ThroughputMonitor``, which waits for the GPU after every step, this waits only when it logs,
     so the measurement does not slow down the training it measures. FLOPs per batch come from the
     task's ``flops_per_batch`` (measured once with ``measure_flops`` on a meta-device copy of the
-    backbone, forward and backward); MFU divides by the device's peak FLOP/s in the training
-    precision, which Lightning knows for GPUs, not CPUs. Items per batch come from the task's
+    backbone, forward and backward); MFU divides by the device's dense peak FLOP/s in the training
+    precision (:func:`peak_flops`: Lightning's table, and the H200, which it misses), known for GPUs,
+    not CPUs. Items per batch come from the task's
     ``items_in_batch(batch)`` and are named by its ``item_name`` (``"tokens"``).
 
     Args:
@@ -58,7 +85,7 @@ class Throughput(Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         device = trainer.strategy.root_device
-        available = get_available_flops(device, compute_dtype(trainer.precision))
+        available = peak_flops(device, compute_dtype(trainer.precision))
         self.meter = ThroughputMeter(
             available_flops=available, world_size=trainer.world_size, window_size=max(2, self.window_size)
         )
