@@ -101,3 +101,30 @@ def test_the_summary_shows_the_arguments_the_task_fills_in_from_the_data():
     assert arguments["num_time_features"] == task.backbone.num_time_features == 4
     plain = ForecastingTask(DLinear, lookback=32, horizon=8, num_series=2, num_time_features=4)
     assert "num_time_features" not in family_and_arguments(plain)[1]
+
+
+def test_the_wall_time_of_a_resumed_fit_counts_the_time_before_its_checkpoint(cli, tmp_path, monkeypatch):
+    # A run stopped by a kill or Ctrl-C writes no summary.json, and one resumed with a logger preset
+    # continues in a new run directory: either way time_s counted the resumed part alone.
+    import time
+
+    from mlplab.callbacks import RunSummary
+
+    start = RunSummary.on_fit_start
+
+    def started_long_ago(self, trainer, pl_module):
+        start(self, trainer, pl_module)
+        self._started = time.monotonic() - 1000.0  # as if the first part had taken 1,000 s
+
+    with monkeypatch.context() as patched:
+        patched.setattr(RunSummary, "on_fit_start", started_long_ago)
+        fit(cli, "killed")
+        fit(cli, "moved", "--config", str(REPO / "configs" / "logger" / "csv.yaml"))
+    first = tmp_path / "killed" / "lightning_logs" / "version_0"
+    (first / "summary.json").unlink()  # a killed run has none
+    fit(cli, "killed", "--trainer.max_epochs=3", "--ckpt_path=last")
+    fit(cli, "moved", "--config", str(REPO / "configs" / "logger" / "csv.yaml"), "--trainer.max_epochs=3",
+        "--ckpt_path=last")  # fmt: skip
+    for run in (first, tmp_path / "moved" / "lightning_logs" / "version_1"):
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["steps"] == 9 and 1000 <= summary["time_s"] < 1100, run

@@ -104,7 +104,9 @@ class RunSummary(Callback):
     arguments the config gave it, parameters (total and trainable), FLOPs per sample (forward and
     backward of one training sample, as the throughput callback counts them), the task's main metric
     (``val/psnr``, ...), its best value (the best checkpoint's), the wall time of the fit (summed over
-    the parts of a resumed run), epochs, steps, seed and learning rate. ``test`` with a checkpoint of a
+    the parts of a resumed run: every checkpoint holds the time up to it, so a fit resumed after a kill,
+    or in a new run directory, counts the time before its checkpoint), epochs, steps, seed and learning
+    rate. ``test`` with a checkpoint of a
     run directory (``mlplab test --ckpt_path <run>/checkpoints/best.ckpt``, or ``best``) adds the test
     value of the same metric (``test/psnr``) to that run's summary, whatever folder the test itself
     logs to.
@@ -119,7 +121,9 @@ class RunSummary(Callback):
 
     def __init__(self, enabled: bool = True):
         self.enabled = enabled
-        self._started = 0.0
+        self._started: float | None = None
+        #: Seconds of fitting before this session: the resumed checkpoint's (None: not resumed from one).
+        self._before: float | None = None
         self._flops_per_sample: float | None = None
         self._best: float | None = None
         self._session_written = False
@@ -127,6 +131,7 @@ class RunSummary(Callback):
 
     # ------------------------------------------------------------------------------------- fit
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._before = self._started = None  # a checkpoint's time, if any, is loaded after this
         if not self.enabled:
             return
         for logger in trainer.loggers:
@@ -151,6 +156,18 @@ class RunSummary(Callback):
             self._flops_per_sample = flops / max(1, leading_batch_size(batch))
         self._write_hparams_session(trainer, pl_module)
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps: the seconds of fitting up to it."""
+        return {"time_s": self.elapsed()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._before = float(state_dict.get("time_s") or 0.0)
+
+    def elapsed(self) -> float:
+        """Seconds of fitting so far, the parts before the resumed checkpoint included."""
+        now = time.monotonic() - self._started if self._started is not None else 0.0
+        return (self._before or 0.0) + now
+
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
@@ -166,8 +183,9 @@ class RunSummary(Callback):
         earlier = read_summary(run_dir) or {}
         resumed = trainer.ckpt_path is not None and earlier.get("steps", 0) < trainer.global_step
         summary = self.describe(trainer, pl_module)
-        before = earlier.get("time_s") or 0 if resumed else 0
-        summary["time_s"] = round(time.monotonic() - self._started + before, 1)
+        if self._before is None:  # a checkpoint without the time (older versions): the summary's
+            self._before = (earlier.get("time_s") or 0) if resumed else 0
+        summary["time_s"] = round(self.elapsed(), 1)
         if earlier.get("test") is not None and earlier.get("best_checkpoint") == summary["best_checkpoint"]:
             summary["test"] = earlier["test"]  # the same checkpoint was tested before
         metrics = {"hp/best_val": summary["best_val"], "hp/time_s": summary["time_s"]}
