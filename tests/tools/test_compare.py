@@ -128,3 +128,40 @@ def test_the_wall_time_of_a_resumed_fit_counts_the_time_before_its_checkpoint(cl
     for run in (first, tmp_path / "moved" / "lightning_logs" / "version_1"):
         summary = json.loads((run / "summary.json").read_text())
         assert summary["steps"] == 9 and 1000 <= summary["time_s"] < 1100, run
+
+
+def test_the_summary_follows_the_metric_that_chooses_the_best_checkpoint(tmp_path):
+    # With --checkpoint.monitor another metric than the task's, summary.json gave the best val/psnr of
+    # any epoch beside the test value of best.ckpt, chosen by the other metric at another epoch.
+    import functools
+
+    import lightning as L
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from mlplab.callbacks import BestCheckpoint, RunSummary
+    from mlplab.data import DigitsDataModule
+    from mlplab.models import HourglassMLP
+    from mlplab.tasks import ImageRestoration
+
+    class EarlyPeak(ImageRestoration):  # val/score is best at the first epoch, val/psnr at the last
+        def validation_step(self, batch, batch_idx):
+            super().validation_step(batch, batch_idx)
+            self.log("val/score", [3.0, 1.0, 2.0][self.current_epoch])
+
+        def test_step(self, batch, batch_idx):
+            super().test_step(batch, batch_idx)
+            self.log("test/score", 7.0)
+
+    task = EarlyPeak(functools.partial(HourglassMLP, embed_dim=32, mlp_dim=8, depth=1), (1, 8, 8), 10)
+    data = DigitsDataModule(normalize=False, batch_size=64)
+    best = BestCheckpoint(filename="best", monitor="val/score", mode="max")
+    trainer = L.Trainer(max_epochs=3, limit_train_batches=3, enable_progress_bar=False,
+                        logger=TensorBoardLogger(tmp_path), callbacks=[best, RunSummary()])  # fmt: skip
+    trainer.fit(task, datamodule=data)
+    run = tmp_path / "lightning_logs" / "version_0"
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["metric"], summary["mode"], summary["best_val"]) == ("val/score", "max", 3.0)
+    assert summary["best_checkpoint"] == str((run / "checkpoints" / "best.ckpt").resolve())
+    trainer.test(task, datamodule=data, ckpt_path=summary["best_checkpoint"], weights_only=False)
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["test_metric"], summary["test"]) == ("test/score", 7.0)

@@ -91,6 +91,19 @@ def write_summary(run_dir: str | os.PathLike, summary: dict[str, Any]) -> None:
     os.replace(temporary, path)
 
 
+def selection_metric(trainer: L.Trainer, pl_module: L.LightningModule) -> tuple[str, str]:
+    """The metric that chooses the run's best checkpoint and its mode (``min`` / ``max``).
+
+    The checkpoint callback's ``monitor`` (``--checkpoint.monitor``), which is the task's main metric
+    unless another is given; the task's when no checkpoint callback monitors one.
+    """
+    checkpoint = trainer.checkpoint_callback
+    monitor = getattr(checkpoint, "monitor", None)
+    if monitor:
+        return monitor, checkpoint.mode
+    return getattr(pl_module, "monitor", "val/loss"), getattr(pl_module, "monitor_mode", "min")
+
+
 def finite_or_none(value: Any) -> float | None:
     """``value`` as a float when it is a finite number, else None."""
     value = plain_value(value)
@@ -102,8 +115,10 @@ class RunSummary(Callback):
 
     At the end of ``fit`` the run directory gets ``summary.json``: the task, the family and the
     arguments the config gave it, parameters (total and trainable), FLOPs per sample (forward and
-    backward of one training sample, as the throughput callback counts them), the task's main metric
-    (``val/psnr``, ...), its best value (the best checkpoint's), the wall time of the fit (summed over
+    backward of one training sample, as the throughput callback counts them), the metric that chooses
+    the best checkpoint (the task's main metric, ``val/psnr``, ..., or the one ``--checkpoint.monitor``
+    names, so that its best value and the test value are the same checkpoint's), its best value (the
+    best checkpoint's), the wall time of the fit (summed over
     the parts of a resumed run: every checkpoint holds the time up to it, so a fit resumed after a kill,
     or in a new run directory, counts the time before its checkpoint), epochs, steps, seed and learning
     rate. ``test`` with a checkpoint of a
@@ -171,8 +186,9 @@ class RunSummary(Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
-        value = finite_or_none(trainer.callback_metrics.get(getattr(pl_module, "monitor", "")))
-        larger = getattr(pl_module, "monitor_mode", "min") == "max"
+        monitor, mode = selection_metric(trainer, pl_module)
+        value = finite_or_none(trainer.callback_metrics.get(monitor))
+        larger = mode == "max"
         if value is not None and (self._best is None or (value > self._best) == larger):
             self._best = value
 
@@ -218,7 +234,7 @@ class RunSummary(Callback):
         family, arguments = family_and_arguments(pl_module)
         module = getattr(pl_module, "backbone", pl_module)
         total, trainable = count_parameters(module)
-        monitor = getattr(pl_module, "monitor", "val/loss")
+        monitor, mode = selection_metric(trainer, pl_module)
         best, best_path = self._best, ""
         checkpoint = trainer.checkpoint_callback
         if checkpoint is not None and getattr(checkpoint, "monitor", None) == monitor:
@@ -237,7 +253,7 @@ class RunSummary(Callback):
             "params_trainable": trainable,
             "flops_per_sample": round(self._flops_per_sample) if self._flops_per_sample else None,
             "metric": monitor,
-            "mode": getattr(pl_module, "monitor_mode", "min"),
+            "mode": mode,
             "best_val": best,
             "best_checkpoint": best_path,
             "test_metric": "test/" + monitor.split("/", 1)[-1],
