@@ -223,3 +223,20 @@ def test_a_logger_whose_package_is_missing_is_one_line(cli, capsys, preset, pack
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: trainer.logger: ")
     assert f"needs the {package} package, which is not installed: pip install 'mlplab[{package}]'" in err[0]
+
+
+@pytest.mark.parametrize("first", ["TensorBoardLogger", "CSVLogger"])
+def test_tensorboard_and_csv_together_share_the_run_directory(first, cli, tmp_path):
+    # Each logger numbered its own version_N: the CSV files of a run went to version_1 while its
+    # TensorBoard events, checkpoints and config.yaml were in version_0.
+    second = {"TensorBoardLogger": "CSVLogger", "CSVLogger": "TensorBoardLogger"}[first]
+    entries = [f"    - class_path: {name}\n      init_args: {{save_dir: '{{default_root_dir}}'}}\n"
+               for name in (first, second)]  # fmt: skip
+    (tmp_path / "two.yaml").write_text("trainer:\n  logger:\n" + "".join(entries))
+    for version in ("version_0", "version_1"):
+        assert cli("fit", "--config", QUICKSTART, "--config", str(tmp_path / "two.yaml"), *TINY_FIT) == 0
+        run = tmp_path / "run" / "lightning_logs" / version
+        assert (run / "metrics.csv").is_file() and list(run.glob("media/val/samples/step_*.png"))
+        assert list(run.glob("events.out.tfevents.*")) and (run / "checkpoints" / "best.ckpt").is_file()
+    runs = sorted(path.name for path in (tmp_path / "run" / "lightning_logs").iterdir())
+    assert runs == ["version_0", "version_1"]

@@ -66,7 +66,7 @@ from mlplab.callbacks.model_summary import count_flops_in_summary
 from mlplab.callbacks.progress import default_progress_bar
 from mlplab.callbacks.watchdog import collective_failure_line, is_collective_failure, received_signals
 from mlplab.errors import DEBUG_ENV_VAR, CheckpointError, ConfigError, MLPLabError, exit_with_error_line
-from mlplab.loggers import ROOT_PLACEHOLDER, check_preset_file, prepare_logger_config
+from mlplab.loggers import ROOT_PLACEHOLDER, check_preset_file, prepare_logger_config, share_run_directory
 from mlplab.models import registry
 from mlplab.runtime import QuietProfiler
 from mlplab.startup import startup_done
@@ -678,6 +678,7 @@ class MLPLabCLI(LightningCLI):
                 raise
             raise ConfigError(f"trainer: {' '.join(str(error).split())}") from error
         count_flops_in_summary(trainer)
+        share_run_directory(trainer.loggers)
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config
         if config.get("trainer", {}).get("sync_batchnorm") and trainer.world_size > 1:

@@ -200,6 +200,21 @@ def prepare_logger_config(trainer_config: Any) -> None:
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
 
 
+def share_run_directory(loggers: Iterable[Logger]) -> None:
+    """Give TensorBoard and CSV loggers that share a folder the first one's run directory.
+
+    Each of them numbers its own ``version_N`` (the next free one in ``<save_dir>/<name>``), so a
+    TensorBoard and a CSV logger of one run got two directories: the second found the first's folder
+    taken and wrote ``metrics.csv`` and the media into the next. A logger given its own ``version``
+    keeps it.
+    """
+    numbered = [logger for logger in loggers if isinstance(logger, (TensorBoardLogger, CSVLogger))]
+    for logger in numbered[1:]:
+        first = next(other for other in numbered if other.root_dir == logger.root_dir)
+        if first is not logger and logger._version is None:
+            logger._version = first.version
+
+
 def check_preset_file(path: str | Path) -> None:
     """Raise :class:`ConfigError` naming the presets when ``path``, in a ``logger`` folder, does not exist.
 
