@@ -204,3 +204,15 @@ def test_the_mfu_divides_by_the_dense_peak_of_the_gpu(name, precision, matmul, p
     throughput = Throughput()
     throughput.setup(trainer, None, "fit")
     assert throughput.meter.available_flops == pytest.approx(peak)
+
+
+def test_throughput_logs_every_log_every_n_steps_optimizer_steps_with_gradient_accumulation(tmp_path):
+    # It counted batches: with two batches per optimizer step it logged (and waited for the device)
+    # twice as often as log_every_n_steps says, at steps 3, 5, 8, ...
+    task = ImageRestoration(BACKBONE, (1, 8, 8), 10)
+    logger = RecordingLogger()
+    fit(task, tmp_path, [Throughput(window_size=2)], log_every_n_steps=5, logger=logger,
+        accumulate_grad_batches=2)  # fmt: skip
+    logged = [(step, m) for step, m in logger.records if "train/batches" in m]
+    assert [step for step, _ in logged] == [5, 10, 15, 20]  # 2 epochs of 21 batches: 22 optimizer steps
+    assert [m["train/samples"] for _, m in logged] == [64 * 10, 64 * 20, 64 * 29, 64 * 39]  # every batch

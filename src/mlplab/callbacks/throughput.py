@@ -61,8 +61,9 @@ class Throughput(Callback):
     tasks that count items in their batches (the sequence tasks: tokens), ``.../tokens_per_sec``.
 
     Lightning's ``Throughput`` meter (the engine of its ``ThroughputMonitor``) is updated at every
-    logging step (``trainer.log_every_n_steps``) with the samples, batches and FLOPs since the last
-    one; rates are averaged over the last ``window_size`` updates, and validation time is left out.
+    logging step (every ``trainer.log_every_n_steps`` optimizer steps, whatever the gradient
+    accumulation) with the samples, batches and FLOPs since the last one; rates are averaged over the
+    last ``window_size`` updates, and validation time is left out.
     Unlike ``ThroughputMonitor``, which waits for the GPU after every step, this waits only when it logs,
     so the measurement does not slow down the training it measures. FLOPs per batch come from the
     task's ``flops_per_batch`` (measured once with ``measure_flops`` on a meta-device copy of the
@@ -82,6 +83,7 @@ class Throughput(Callback):
         self._start = 0.0
         self._batches = self._samples = self._batches_since_update = self._items = 0
         self._validation_start: float | None = None
+        self._logged_step = 0
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         device = trainer.strategy.root_device
@@ -95,6 +97,7 @@ class Throughput(Callback):
         self.meter.reset()
         self._start = time.perf_counter()
         self._batches = self._samples = self._batches_since_update = self._items = 0
+        self._logged_step = trainer.global_step
 
     @rank_zero_only
     def on_train_batch_end(
@@ -106,8 +109,10 @@ class Throughput(Callback):
         count_items = getattr(pl_module, "items_in_batch", None)
         if count_items is not None:
             self._items += count_items(batch)
-        if self._batches % max(1, trainer.log_every_n_steps):
+        step = trainer.global_step  # optimizer steps: several batches each with gradient accumulation
+        if step == self._logged_step or step % max(1, trainer.log_every_n_steps):
             return
+        self._logged_step = step
         if trainer.strategy.root_device.type == "cuda":
             torch.cuda.synchronize()  # the clock must see the work the GPU has queued
         flops_per_batch = getattr(pl_module, "flops_per_batch", None)
