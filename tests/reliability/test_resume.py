@@ -74,6 +74,21 @@ def test_kill_9_mid_epoch_then_resume_gives_the_uninterrupted_weights(cli, tmp_p
     assert not list((tmp_path / "killed").rglob("*.partial"))
 
 
+def test_a_run_stopped_by_max_steps_and_extended_gives_the_uninterrupted_weights(cli, tmp_path):
+    # a constant learning rate: a schedule sized to the first part's length would differ by design
+    constant = [*SMALL, "--model.lr_scheduler=null"]
+    assert cli("fit", *constant, "--trainer.default_root_dir=reference") == 0
+    # 21 steps per epoch: max_steps 32 cuts epoch 1 after 11 of its batches, and last.ckpt is written at the
+    # end of the fit (not at a multiple of 5). Lightning closes the cut epoch, so a resumed fit would start
+    # epoch 2 without the cut epoch's 10 other batches
+    assert cli("fit", *constant, "--trainer.default_root_dir=extended", "--trainer.max_steps=32") == 0
+    cut = torch.load(run_dir(tmp_path / "extended") / "checkpoints" / "last.ckpt", weights_only=True)
+    epochs = cut["loops"]["fit_loop"]["epoch_progress"]["total"]
+    assert (cut["global_step"], epochs["started"], epochs["processed"], cut["epoch"]) == (32, 2, 1, 1)
+    assert cli("fit", *constant, "--trainer.default_root_dir=extended", "--ckpt_path=last") == 0
+    assert_bit_identical(weights(tmp_path / "reference", "last"), weights(tmp_path / "extended", "last"))
+
+
 def test_ctrl_c_stops_after_the_step_and_the_resumed_run_is_the_same(cli, tmp_path):
     assert cli("fit", *AUGMENTED, "--trainer.default_root_dir=reference") == 0
     try:

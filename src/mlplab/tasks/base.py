@@ -484,8 +484,14 @@ class Task(L.LightningModule):
             logger.log_hyperparams({"params_total": total, "params_trainable": trainable})
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep the random generators' states, so that a resumed fit draws what this one would have."""
+        """Keep the random generators' states, so that a resumed fit draws what this one would have.
+
+        A checkpoint written after ``max_steps`` (or an early stop) ended an epoch before its last batch
+        records that epoch as unfinished (:func:`reopen_cut_epoch`), so that a fit resumed with a larger
+        ``max_steps`` continues it as the uninterrupted run would.
+        """
         checkpoint[RNG_STATES_KEY] = gather_from_processes(collect_rng_states())
+        reopen_cut_epoch(checkpoint)
 
     def on_train_start(self) -> None:
         """Restore the random generators and the loader's position of a resumed fit, before its first step.
@@ -554,6 +560,30 @@ class Task(L.LightningModule):
             f"{len(reshaped)} differently shaped weights ({example}); use the config the checkpoint was "
             "trained with"
         )
+
+
+def reopen_cut_epoch(checkpoint: dict[str, Any]) -> None:
+    """Record an epoch that training left before its last batch as unfinished, in place.
+
+    When ``max_steps`` is reached (or an early stop comes) in the middle of an epoch, Lightning closes
+    that epoch as if it had run to its end (Lightning 2.6): a fit resumed from the checkpoint with a
+    larger ``max_steps`` would start the next epoch and never train on the rest of the cut one. Counting
+    the cut epoch as started but not processed (what a checkpoint written in the middle of an epoch
+    holds) makes Lightning resume in it, and the training loader continues from its saved position.
+    Checkpoints of finished epochs and those written inside an epoch are left as they are.
+    """
+    fit_loop = checkpoint.get("loops", {}).get("fit_loop")
+    if not fit_loop or "epoch_loop.batch_progress" not in fit_loop:
+        return
+    batches = fit_loop["epoch_loop.batch_progress"]
+    epochs = fit_loop["epoch_progress"]
+    closed = all(epochs[part]["processed"] == epochs[part]["started"] > 0 for part in ("total", "current"))
+    if not closed or batches["is_last_batch"] or batches["current"]["completed"] == 0:
+        return
+    for part in ("total", "current"):
+        epochs[part]["processed"] -= 1
+        epochs[part]["completed"] = min(epochs[part]["completed"], epochs[part]["processed"])
+    checkpoint["epoch"] = epochs["current"]["completed"]
 
 
 def leaves_run_length_open(scheduler: Any) -> bool:
