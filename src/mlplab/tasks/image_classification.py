@@ -83,6 +83,19 @@ class ImageClassification(Task):
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint trained on other classes in a line naming them, before the weights' check.
+
+        A DataModule that records its class names (:class:`~mlplab.data.ImageFolderDataModule`) says
+        which differ; a checkpoint for another count would otherwise be refused for its head's shape.
+        """
+        datamodule = getattr(getattr(self, "_trainer", None), "datamodule", None)
+        check = getattr(datamodule, "check_class_names", None)
+        state = checkpoint.get(type(datamodule).__qualname__)
+        if check is not None and isinstance(state, dict):
+            check(state)
+        super().on_load_checkpoint(checkpoint)
+
     def setup(self, stage: str) -> None:
         """Before a fit with mixup / CutMix, refuse an odd ``data.batch_size``: they pair the samples."""
         batch_size = getattr(self.trainer.datamodule, "batch_size", None)
