@@ -51,6 +51,7 @@ class ImageFolderDataModule(ImageDataModule):
     """
 
     display_name = "image folder"
+    evaluation_neutral_arguments = (*ImageDataModule.evaluation_neutral_arguments, "decode_threads")
     default_num_val = {"train": 5000, "test": 1000}
 
     def __init__(

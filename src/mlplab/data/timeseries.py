@@ -306,6 +306,9 @@ class ForecastingDataModule(InMemoryDataModule):
     #: The time-feature set used when ``freq`` is not given (``None``: from the dates).
     default_freq: str | None = None
     summary = ("lookback", "horizon", "num_series")
+    evaluation_neutral_arguments = (
+        *InMemoryDataModule.evaluation_neutral_arguments, "shuffle_seed", "predict_split", "download"
+    )  # fmt: skip
 
     def __init__(
         self,

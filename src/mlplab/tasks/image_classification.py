@@ -39,6 +39,9 @@ class ImageClassification(Task):
 
     monitor = "val/acc"
     monitor_mode = "max"
+    evaluation_neutral_arguments = (
+        *Task.evaluation_neutral_arguments, "label_smoothing", "mixup_alpha", "cutmix_alpha", "mixup_prob"
+    )  # fmt: skip
 
     def __init__(
         self,
