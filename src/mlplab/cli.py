@@ -692,6 +692,13 @@ class MLPLabCLI(LightningCLI):
                 callback.resuming_in_place = True
             if isinstance(callback, DistributedWatchdog):
                 callback.configure_strategy(trainer.strategy)
+            if isinstance(callback, RunSummary) and subcommand == "test":
+                # compared with the tested run's config.yaml: a test under other evaluation options
+                # is kept apart from the run's own test value
+                callback.evaluation_config = {
+                    "model": plain(config.get("model")),
+                    "data": plain(config.get("data")),
+                }
         return trainer
 
 

@@ -3,9 +3,9 @@
 A run directory (``<default_root_dir>/lightning_logs/version_N``) holds ``config.yaml`` and
 ``checkpoints/{best,last}.ckpt``. The checkpoint alone rebuilds the model: the task's
 hyper-parameters (its class, the family and every argument, the shapes the data gave) and weights are
-in it, and so is the DataModule's ``preprocessing`` (image normalisation statistics, the forecasting
-scaler and series names), which the DataModules keep there (their ``state_dict``). The vocabulary of a
-character model is a task argument.
+in it, and so is the DataModule's ``preprocessing`` (image normalisation statistics, an image folder's
+class names, the forecasting scaler and series names), which the DataModules keep there (their
+``state_dict``). The vocabulary of a character model is a task argument.
 
     >>> run = mlplab.load_run("lightning_logs/version_0")      # doctest: +SKIP
     >>> run.model(x)                                           # the task's forward, in eval mode
@@ -33,7 +33,8 @@ class Run:
         model: The task (a ``LightningModule``) with the trained weights, in eval mode; calling it is the
             task's forward (logits, restored images, forecasts on the standardised scale, ...).
         preprocessing: What the inputs need: for images ``image_shape``, ``pixel_scale`` (1/255),
-            ``normalize``, ``mean`` and ``std`` per channel; for forecasting ``series_names``,
+            ``normalize``, ``mean`` and ``std`` per channel (and ``class_names`` for an image folder, in
+            the order of the model's outputs); for forecasting ``series_names``,
             ``lookback``, ``horizon``, ``freq``, ``num_time_features``, ``mean`` and ``std`` per series
             (the model's scaler); for character models ``vocabulary``; plus ``task`` (its class name).
         config: The run's ``config.yaml`` (empty when the checkpoint lies outside a run directory).

@@ -102,3 +102,57 @@ def test_counts_must_be_positive(tmp_path, kwargs, message):
     Image.new("RGB", (4, 4)).save(tmp_path / "train" / "a" / "x.png")
     with pytest.raises(ConfigError, match=message):
         ImageFolderDataModule(root=str(tmp_path), test_folder=None, **kwargs)
+
+
+def _folder(root, classes, per_class=4):
+    for split in ("train", "test"):
+        for index, label in enumerate(classes):
+            (root / split / label).mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                Image.new("RGB", (4, 4), (index * 60, i * 40, 0)).save(root / split / label / f"{i}.png")
+
+
+def test_checkpoints_record_the_class_names_and_refuse_other_classes(cli, capsys, tmp_path):
+    # The class of an output is its position among the sorted folder names: load_run and predict name
+    # the classes the model was trained on, and a folder with other classes is refused in one line.
+    import csv
+
+    import mlplab
+
+    _folder(tmp_path / "pets", ["cat", "dog", "fox"])
+    config = tmp_path / "pets.yaml"
+    config.write_text(
+        "model:\n  class_path: ImageClassification\n  init_args:\n    backbone:\n"
+        "      class_path: BottleneckMLP\n      init_args: {variant: tiny}\n"
+        "data:\n  class_path: ImageFolderDataModule\n"
+        "  init_args: {root: pets, data_dir: ., num_val: 3, batch_size: 4}\n"
+        "trainer:\n  max_epochs: 1\n  default_root_dir: run\n"
+        "  enable_progress_bar: false\n  enable_model_summary: false\n"
+    )
+    assert cli("fit", "--config", str(config)) == 0
+    run = tmp_path / "run" / "lightning_logs" / "version_0"
+    assert mlplab.load_run(run).preprocessing["class_names"] == ["cat", "dog", "fox"]
+    best = f"--ckpt_path={run / 'checkpoints' / 'best.ckpt'}"
+    assert cli("predict", "--config", str(run / "config.yaml"), best) == 0
+    with open(tmp_path / "run" / "lightning_logs" / "version_1" / "predictions.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["label"] for row in rows] == ["cat"] * 4 + ["dog"] * 4 + ["fox"] * 4
+    assert {row["prediction"] for row in rows} <= {"cat", "dog", "fox"}
+    assert all(0 < float(row["probability"]) <= 1 for row in rows)
+
+    _folder(tmp_path / "renamed", ["cat", "dog", "wolf"])
+    _folder(tmp_path / "more", ["cat", "dog", "fox", "owl"])
+    expected = {
+        "renamed": "has 3 (trained on but not in the folder: fox; new: wolf)",
+        "more": "has 4 (new: owl)",
+    }
+    for folder, difference in expected.items():
+        for stage in ("test", "predict"):
+            capsys.readouterr()
+            status = cli(stage, "--config", str(run / "config.yaml"), best, f"--data.root={folder}")
+            assert status == 2
+            assert capsys.readouterr().err.strip().splitlines()[-1] == (
+                f"error: the checkpoint's model was trained on 3 classes, the image folder "
+                f"{folder}/train {difference}; its outputs would name other classes: use "
+                "a folder with the classes it was trained on"
+            )

@@ -389,6 +389,12 @@ CASES: list[tuple[str, str, int, str]] = [
         "model.backbone.mlp_dim: the checkpoint best.ckpt was trained with 32, this run gives 64",
     ),
     (
+        "ckpt-series-other-scale",
+        TEST_SER + " --ckpt_path={series_best} --data.scale=false",
+        2,
+        "data.scale: the checkpoint's model was trained with scale True, the data now gives False",
+    ),
+    (
         "ckpt-architecture-family",
         TEST_IMG + " --ckpt_path={image_best} --model.backbone=ConventionalMLP",
         2,

@@ -252,6 +252,60 @@ def test_predict_uses_the_checkpoint_scaler_when_the_file_has_grown(tmp_path):
     assert torch.isnan(outputs["targets"]).all()
 
 
+def test_test_and_validate_of_a_grown_file_use_the_checkpoint_scaler(tmp_path, caplog):
+    # The file grows by 200 rows of larger values after training: its training split's statistics move.
+    # test and validate standardise with the checkpoint's scaler, as predict does, and say once that the
+    # rows differ.
+    import logging
+
+    import numpy as np
+
+    _small_csv(tmp_path / "mine.csv", rows=400)
+    built = MLPLabCLI(args=["fit", "--config", _write_config(tmp_path), *QUIET])
+    assert built.trainer.checkpoint_callback.best_model_path
+    run = tmp_path / "run" / "lightning_logs" / "version_0"
+    best = run / "checkpoints" / "best.ckpt"
+    scaler = torch.load(best, weights_only=True)["CSVDataModule"]["preprocessing"]
+    assert scaler["num_rows"] == 400
+    grown = np.random.default_rng(1).normal(loc=5.0, scale=3.0, size=(200, 2))
+    dates = np.datetime64("2021-01-01T00:00") + np.arange(400, 600) * np.timedelta64(1, "h")
+    with open(tmp_path / "mine.csv", "a") as handle:
+        for date, row in zip(dates, grown):
+            handle.write(",".join([str(date).replace("T", " "), *(f"{v:.4f}" for v in row)]) + "\n")
+    caplog.set_level(logging.INFO)
+    for stage in ("test", "validate"):
+        evaluated = MLPLabCLI(
+            args=[stage, "--config", str(run / "config.yaml"), f"--ckpt_path={best}", *QUIET]
+        )
+        data, model = evaluated.datamodule, evaluated.model.eval()
+        torch.testing.assert_close(data.mean, torch.tensor(scaler["mean"]))
+        torch.testing.assert_close(data.std, torch.tensor(scaler["std"]))
+        # by hand: the split's rows of the grown file, standardised with the checkpoint's mean and std
+        rows = np.array(
+            [
+                [float(v) for v in line.split(",")[1:]]
+                for line in (tmp_path / "mine.csv").read_text().split("\n")[1:]
+                if line
+            ]
+        )
+        split = "test" if stage == "test" else "val"
+        start, stop = data.borders(600)[split]
+        series = torch.tensor(
+            (rows[start:stop] - scaler["mean"]) / np.array(scaler["std"]), dtype=torch.float32
+        )
+        history = series[:-12].unfold(0, 24, 1)[: stop - start - 24 - 12 + 1].transpose(1, 2)
+        future = series[24:].unfold(0, 12, 1)[: stop - start - 24 - 12 + 1].transpose(1, 2)
+        with torch.no_grad():
+            expected = F.mse_loss(model(history), future).item()
+        logged = evaluated.trainer.callback_metrics[f"{split}/mse"].item()
+        assert logged == pytest.approx(expected, rel=1e-4)
+    said = [r.getMessage() for r in caplog.records if "rows, 400 when the checkpoint" in r.getMessage()]
+    assert said == [
+        "mine.csv has 600 rows, 400 when the checkpoint's model was trained: the splits follow the file "
+        "as it is now, standardised with the checkpoint's scaler (the training split's mean and std then)"
+    ]
+
+
 def test_a_checkpoint_trained_on_other_series_is_one_clear_line(cli, capsys, tmp_path):
     # Another target reorders the series (the target goes last): the model, and the checkpoint's scaler
     # in predict, would read each series as another one. Fewer series: the hint names the settings.

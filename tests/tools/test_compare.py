@@ -73,6 +73,81 @@ def test_a_fit_and_a_test_fill_the_summary_and_the_hparams_tab_and_compare_table
     assert (tmp_path / "compared" / "val_psnr_vs_time.png").stat().st_size > 10_000
 
 
+def test_a_test_under_other_evaluation_options_is_kept_apart_from_the_run_s_test(cli, capsys, tmp_path):
+    # The run's test value (summary.json "test", hp/test, compare) is the figure of its own recipe; a
+    # test with another noise level or data setting goes to other_tests with the options that differ.
+    from mlplab.cli import MLPLabCLI
+
+    small = ["--model.backbone.embed_dim=32", "--model.backbone.mlp_dim=8"]
+    fit(cli, "runs", *small)
+    run = tmp_path / "runs" / "lightning_logs" / "version_0"
+    given = ["--config", str(run / "config.yaml"), f"--ckpt_path={run / 'checkpoints' / 'best.ckpt'}"]
+
+    def test(*extra: str) -> float:
+        tested = MLPLabCLI(args=["test", *given, *SHORT[2:], *extra])
+        return tested.trainer.callback_metrics["test/psnr"].item()
+
+    own = test()
+    assert test("--data.eval_batch_size=5") == own  # a batch size does not change what a test measures
+    noisier = test("--model.noise_std=0.5")
+    other_split = test("--model.noise_std=0.5", "--data.split_seed=7")
+    assert len({own, noisier, other_split}) == 3
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["test"] == own
+    checkpoint = str((run / "checkpoints" / "best.ckpt").resolve())
+    assert summary["other_tests"] == [
+        {"options": {"model.noise_std": 0.5}, "test": noisier, "tested_checkpoint": checkpoint},
+        {
+            "options": {"model.noise_std": 0.5, "data.split_seed": 7},
+            "test": other_split,
+            "tested_checkpoint": checkpoint,
+        },
+    ]
+    events = EventAccumulator(str(run))
+    events.Reload()
+    assert {event.value for event in events.Scalars("hp/test")} == {own}
+    capsys.readouterr()
+    assert cli("compare", "runs", "--out", "compared") == 0
+    with open(tmp_path / "compared" / "compare.csv") as handle:
+        assert [float(row["test"]) for row in csv.DictReader(handle)] == [own]
+    test("--model.noise_std=0.5")  # the same options again: their entry is replaced, not repeated
+    again = json.loads((run / "summary.json").read_text())["other_tests"]
+    assert [entry["options"] for entry in again] == [
+        {"model.noise_std": 0.5, "data.split_seed": 7},
+        {"model.noise_std": 0.5},
+    ]
+
+
+def test_changed_options_leave_out_what_cannot_change_the_test():
+    from mlplab.callbacks.summary import changed_options
+
+    trained = {
+        "model": {"class_path": "mlplab.tasks.ImageRestoration", "init_args": {
+            "backbone": {"class_path": "HourglassMLP", "init_args": {"backend": "torch"}},
+            "noise_std": 0.2, "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 0.001}},
+            "eval_seed": 1,
+        }},
+        "data": {"class_path": "mlplab.data.DigitsDataModule", "init_args": {
+            "batch_size": 64, "normalize": False, "resized_crop_scale": [0.5, 1.0],
+        }},
+    }  # fmt: skip
+    tested = json.loads(json.dumps(trained))
+    tested["model"]["init_args"]["backbone"]["init_args"]["backend"] = "auto"
+    tested["model"]["init_args"]["optimizer"]["init_args"]["lr"] = 0.1
+    tested["model"]["init_args"]["image_shape"] = [1, 8, 8]  # only in one of the two: not compared
+    tested["data"]["init_args"].update(batch_size=7, resized_crop_scale=(0.5, 1.0))
+    neutral = ("backbone", "optimizer")
+    assert changed_options(trained, tested, neutral, ("batch_size",)) == {}
+    tested["model"]["init_args"]["eval_seed"] = 2
+    tested["data"]["init_args"]["normalize"] = True
+    assert changed_options(trained, tested, neutral, ("batch_size",)) == {
+        "model.eval_seed": 2,
+        "data.normalize": True,
+    }
+    tested["data"]["class_path"] = "mlplab.data.MNISTDataModule"
+    assert changed_options(trained, tested, neutral)["data"] == "mlplab.data.MNISTDataModule"
+
+
 def test_compare_without_runs_is_one_line(cli, capsys, tmp_path):
     (tmp_path / "empty").mkdir()
     assert cli("compare", "empty") == 2
@@ -165,3 +240,22 @@ def test_the_summary_follows_the_metric_that_chooses_the_best_checkpoint(tmp_pat
     trainer.test(task, datamodule=data, ckpt_path=summary["best_checkpoint"], weights_only=False)
     summary = json.loads((run / "summary.json").read_text())
     assert (summary["test_metric"], summary["test"]) == ("test/score", 7.0)
+
+
+def test_a_resumed_fit_that_finds_a_better_checkpoint_drops_the_old_test_value(cli, tmp_path):
+    # best.ckpt keeps its name when a resumed fit rewrites it: the test of the earlier best checkpoint
+    # stayed in summary.json beside the new best value
+    fit(cli, "runs")
+    run = tmp_path / "runs" / "lightning_logs" / "version_0"
+    quiet = "--trainer.enable_progress_bar=false"
+    assert cli("test", "--config", str(run / "config.yaml"), "--ckpt_path", "best", quiet) == 0
+    tested = json.loads((run / "summary.json").read_text())
+    assert tested["test"] is not None
+    fit(cli, "runs", "--trainer.max_epochs=4", "--ckpt_path=last")
+    resumed = json.loads((run / "summary.json").read_text())
+    assert resumed["best_val"] > tested["best_val"]  # a better epoch: best.ckpt was rewritten
+    assert resumed["test"] is None
+    # without a better epoch the test still belongs to best.ckpt and is kept
+    assert cli("test", "--config", str(run / "config.yaml"), "--ckpt_path", "best", quiet) == 0
+    fit(cli, "runs", "--trainer.max_epochs=4", "--trainer.max_steps=12", "--ckpt_path=last")
+    assert json.loads((run / "summary.json").read_text())["test"] is not None

@@ -15,9 +15,10 @@ from typing import Any
 
 import lightning as L
 import torch
+import yaml
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
 from mlplab.callbacks.throughput import leading_batch_size
 
@@ -25,6 +26,8 @@ SUMMARY_FILE = "summary.json"
 
 #: The metrics of the HParams tab (scalars under these tags; ``hp_metric`` is not used).
 HPARAMS_METRICS = ("hp/best_val", "hp/test", "hp/time_s")
+#: The key of ``summary.json`` that lists the tests of the run's checkpoints under other evaluation options.
+OTHER_TESTS = "other_tests"
 
 
 def family_and_arguments(pl_module: L.LightningModule) -> tuple[str, dict[str, Any]]:
@@ -104,6 +107,65 @@ def selection_metric(trainer: L.Trainer, pl_module: L.LightningModule) -> tuple[
     return getattr(pl_module, "monitor", "val/loss"), getattr(pl_module, "monitor_mode", "min")
 
 
+def changed_options(
+    trained: dict[str, Any],
+    tested: dict[str, Any],
+    model_neutral: tuple[str, ...] = (),
+    data_neutral: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The evaluation options a test gives other values than the run's config: ``{"model.noise_std": 0.5}``.
+
+    ``trained`` is the run's ``config.yaml``, ``tested`` the test's ``{"model": ..., "data": ...}``
+    (each ``{"class_path": ..., "init_args": {...}}``). Arguments in ``model_neutral`` and
+    ``data_neutral`` (those that do not change the test metric, and the architecture, which a
+    checkpoint fixes) and arguments only one of the two configs has (another version's) are left out;
+    another data class is ``{"data": its class path}``.
+    """
+    changed: dict[str, Any] = {}
+    for section, neutral in (("model", model_neutral), ("data", data_neutral)):
+        before, after = _json_like(trained.get(section)), _json_like(tested.get(section))
+        if not isinstance(before, dict) or not isinstance(after, dict):
+            continue
+        short = [str(config.get("class_path", "")).rsplit(".", 1)[-1] for config in (before, after)]
+        if short[0] != short[1]:
+            changed[section] = after.get("class_path")
+            continue
+        before, after = before.get("init_args") or {}, after.get("init_args") or {}
+        for key in sorted(before.keys() & after.keys()):
+            if key not in neutral:
+                changed.update(_differences(before[key], after[key], f"{section}.{key}"))
+    return changed
+
+
+def _json_like(value: Any) -> Any:
+    """``value`` with tuples as lists and other objects as text, as ``config.yaml`` reads back."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _differences(before: Any, after: Any, name: str) -> dict[str, Any]:
+    """``{dotted name: value after}`` of each leaf where ``after`` differs from ``before``."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        found: dict[str, Any] = {}
+        for key in sorted(before.keys() | after.keys()):
+            found.update(_differences(before.get(key), after.get(key), f"{name}.{key}"))
+        return found
+    return {} if before == after else {name: after}
+
+
+def same_best_checkpoint(earlier: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether two summaries of a run name the same best checkpoint: same file and same best value.
+
+    The file is always ``best.ckpt``; a resumed fit that found a better epoch rewrote it, and the test
+    values of the earlier one no longer belong to it.
+    """
+    if earlier.get("best_checkpoint") != current.get("best_checkpoint"):
+        return False
+    before, now = earlier.get("best_val"), current.get("best_val")
+    if before is None or now is None:
+        return before == now
+    return math.isclose(before, now, rel_tol=1e-9)
+
+
 def finite_or_none(value: Any) -> float | None:
     """``value`` as a float when it is a finite number, else None."""
     value = plain_value(value)
@@ -124,7 +186,14 @@ class RunSummary(Callback):
     rate. ``test`` with a checkpoint of a
     run directory (``mlplab test --ckpt_path <run>/checkpoints/best.ckpt``, or ``best``) adds the test
     value of the same metric (``test/psnr``) to that run's summary, whatever folder the test itself
-    logs to.
+    logs to. That is the run's ``test`` (and ``hp/test``) only when the test evaluates as the run's
+    ``config.yaml`` does: a test with other evaluation options (``--model.noise_std 0.5``, another
+    ``--data.*`` setting; not those that cannot change the figure, the tasks' and DataModules'
+    ``evaluation_neutral_arguments``) is kept apart, in the list ``other_tests`` of ``{"options":
+    {"model.noise_std": 0.5}, "test": ..., "tested_checkpoint": ...}`` (one entry per checkpoint and
+    options, the newest kept), so ``mlplab compare`` and TensorBoard show only figures of the run's
+    own recipe. The command line hands its test config over as :attr:`evaluation_config`; without it
+    (a ``trainer.test`` in Python) every test counts as the run's own.
 
     In TensorBoard every run gets one HParams entry with the same columns: the hyper-parameters above
     and the metrics ``hp/best_val``, ``hp/test`` and ``hp/time_s`` (Lightning's ``hp_metric = -1``
@@ -136,6 +205,8 @@ class RunSummary(Callback):
 
     def __init__(self, enabled: bool = True):
         self.enabled = enabled
+        #: The test's ``{"model": ..., "data": ...}`` config, compared with the tested run's config.yaml.
+        self.evaluation_config: dict[str, Any] | None = None
         self._started: float | None = None
         #: Seconds of fitting before this session: the resumed checkpoint's (None: not resumed from one).
         self._before: float | None = None
@@ -202,8 +273,11 @@ class RunSummary(Callback):
         if self._before is None:  # a checkpoint without the time (older versions): the summary's
             self._before = (earlier.get("time_s") or 0) if resumed else 0
         summary["time_s"] = round(self.elapsed(), 1)
-        if earlier.get("test") is not None and earlier.get("best_checkpoint") == summary["best_checkpoint"]:
-            summary["test"] = earlier["test"]  # the same checkpoint was tested before
+        if same_best_checkpoint(earlier, summary):  # tested before: its tests still hold
+            if earlier.get("test") is not None:
+                summary["test"] = earlier["test"]
+            if earlier.get(OTHER_TESTS):
+                summary[OTHER_TESTS] = earlier[OTHER_TESTS]
         metrics = {"hp/best_val": summary["best_val"], "hp/time_s": summary["time_s"]}
         self._publish(trainer, run_dir, summary, metrics)
 
@@ -221,10 +295,47 @@ class RunSummary(Callback):
         value = finite_or_none(trainer.callback_metrics.get(name))
         if value is None:
             return
+        changed = self._changed_options(trainer, pl_module, run_dir)
+        self._log_dir = trainer.log_dir  # every process (a collective under DDP)
+        if changed:
+            tested = str(checkpoint.resolve())
+            record = {"options": changed, "test": value, "tested_checkpoint": tested}
+            kept = [
+                other
+                for other in summary.get(OTHER_TESTS) or []
+                if (other.get("options"), other.get("tested_checkpoint")) != (changed, tested)
+            ]
+            summary[OTHER_TESTS] = [*kept, record]
+            if trainer.is_global_zero:
+                write_summary(run_dir, summary)
+            shown = ", ".join(f"{key} {value!r}" for key, value in changed.items())
+            rank_zero_info(
+                f"this test evaluates with other options than the run's config ({shown}): its {name} is "
+                f"kept under {OTHER_TESTS} in {run_dir / SUMMARY_FILE}, not as the run's test"
+            )
+            return
         summary["test"] = value
         summary["tested_checkpoint"] = str(checkpoint.resolve())
-        self._log_dir = trainer.log_dir  # every process (a collective under DDP)
         self._publish(trainer, run_dir, summary, {"hp/test": value})
+
+    def _changed_options(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, run_dir: Path
+    ) -> dict[str, Any]:
+        """The evaluation options this test gives other values than the run's ``config.yaml``."""
+        if self.evaluation_config is None:
+            return {}
+        try:
+            trained = yaml.safe_load((run_dir / "config.yaml").read_text())
+        except (OSError, yaml.YAMLError):
+            return {}
+        if not isinstance(trained, dict):
+            return {}
+        model_neutral = (
+            *getattr(pl_module, "architecture_arguments", ("backbone",)),
+            *getattr(pl_module, "evaluation_neutral_arguments", ()),
+        )
+        data_neutral = getattr(trainer.datamodule, "evaluation_neutral_arguments", ())
+        return changed_options(trained, self.evaluation_config, model_neutral, data_neutral)
 
     # ---------------------------------------------------------------------------------- helpers
     def describe(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:

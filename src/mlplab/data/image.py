@@ -66,6 +66,10 @@ class ImageDataModule(InMemoryDataModule):
     #: Default ``num_val`` when the validation set is cut from the training / test split.
     default_num_val: dict[str, int] = {"train": 5000, "test": 1000}
     summary = ("image_shape", "num_classes")
+    evaluation_neutral_arguments = (
+        *InMemoryDataModule.evaluation_neutral_arguments,
+        "download", "horizontal_flip", "crop_padding", "resized_crop_scale", "flip_copies",
+    )  # fmt: skip
 
     def __init__(
         self,

@@ -6,7 +6,7 @@ import io
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -14,7 +14,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from mlplab.data.image import ImageDataModule, Split
-from mlplab.errors import ConfigError, DataCorruptError, DataNotFoundError, require_positive
+from mlplab.errors import CheckpointError, ConfigError, DataCorruptError, DataNotFoundError, require_positive
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
@@ -30,7 +30,11 @@ class ImageFolderDataModule(ImageDataModule):
     ``root`` is a folder or a ``.tar`` / ``.tar.gz`` archive holding that layout (for example the
     JPEG copy of CIFAR-10, ``cifar10-jpg.tar.gz``, read as it is or once unpacked). A relative ``root``
     that does not exist is looked up inside ``data_dir``. Class names are the sorted sub-folders of the
-    training folder; the test folder must have the same ones. Every image is decoded once, in parallel
+    training folder; the test folder must have the same ones. Checkpoints record them
+    (``preprocessing.class_names``, which :func:`mlplab.load_run` returns), and ``test``, ``validate`` or
+    ``predict`` of a checkpoint on a folder with other classes (names or count) is refused in one line:
+    the model's class indices would name other classes. ``predict`` writes a table of the predictions
+    by class name (``label``, ``prediction``, ``probability``). Every image is decoded once, in parallel
     threads, into an in-memory uint8 tensor, so later epochs never decode again. Images must share one
     size unless ``image_size`` resizes them all.
 
@@ -47,6 +51,7 @@ class ImageFolderDataModule(ImageDataModule):
     """
 
     display_name = "image folder"
+    evaluation_neutral_arguments = (*ImageDataModule.evaluation_neutral_arguments, "decode_threads")
     default_num_val = {"train": 5000, "test": 1000}
 
     def __init__(
@@ -202,3 +207,65 @@ class ImageFolderDataModule(ImageDataModule):
             )
         images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
         return images, labels
+
+    # ------------------------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """The image preprocessing (see :class:`ImageDataModule`) and the class names, in index order."""
+        state = super().state_dict()
+        state["preprocessing"]["class_names"] = list(self.class_names)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Refuse, in one line, a checkpoint trained on other classes (see :meth:`check_class_names`)."""
+        self.check_class_names(state)
+        super().load_state_dict(state)
+
+    def check_class_names(self, state: dict[str, Any]) -> None:
+        """Raise :class:`CheckpointError` when a checkpoint's data ``state`` names other classes.
+
+        A class is the model's output at its position among the sorted folder names, so a folder with
+        a class more, less or renamed would have the model's outputs name other classes. A checkpoint
+        of an earlier version, which records no class names, is not checked.
+        """
+        saved = (state.get("preprocessing") or {}).get("class_names")
+        if saved is None or list(saved) == list(self.class_names):
+            return
+        only_saved = [name for name in saved if name not in self.class_names]
+        only_here = [name for name in self.class_names if name not in saved]
+        differences = [
+            f"{label}: {_shown(names)}"
+            for label, names in (("trained on but not in the folder", only_saved), ("new", only_here))
+            if names
+        ]
+        raise CheckpointError(
+            f"the checkpoint's model was trained on {len(saved)} classes, the image folder "
+            f"{self.root / self.train_folder} has {len(self.class_names)} "
+            f"({'; '.join(differences) or 'in another order'}); its outputs would name other classes: "
+            "use a folder with the classes it was trained on"
+        )
+
+    def prediction_table(
+        self, outputs: dict[str, torch.Tensor], first_window: int = 0, every: int = 1
+    ) -> dict[str, np.ndarray]:
+        """The predictions of ``predict`` by class name: ``label``, ``prediction`` and its ``probability``.
+
+        Args:
+            outputs: What the classification task's ``predict_step`` returned, concatenated.
+            first_window: Unused (the rows are in the order of the outputs).
+            every: Unused.
+        """
+        names = np.array(self.class_names, dtype=object)
+        probabilities = outputs["probabilities"].float()
+        predictions = outputs["predictions"].long()
+        columns = {
+            "label": names[outputs["labels"].long().numpy()],
+            "prediction": names[predictions.numpy()],
+            "probability": probabilities.gather(1, predictions[:, None])[:, 0].numpy(),
+        }
+        return columns
+
+
+def _shown(names: list[str], limit: int = 5) -> str:
+    """Up to ``limit`` names, then how many more."""
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more

@@ -32,6 +32,9 @@ class InMemoryDataModule(L.LightningDataModule):
     loader_splits: dict[str, str] = {"train": "train", "val": "val", "test": "test", "predict": "test"}
     #: The attributes ``__str__`` shows.
     summary: tuple[str, ...] = ()
+    #: Arguments whose value does not change what a test measures (batch sizes, where the data lives,
+    #: what only training uses); see :attr:`mlplab.tasks.Task.evaluation_neutral_arguments`.
+    evaluation_neutral_arguments: tuple[str, ...] = ("batch_size", "eval_batch_size", "on_device")
 
     def __init__(self, batch_size: int, eval_batch_size: int | None, seed: int, on_device: bool | None):
         super().__init__()

@@ -252,6 +252,7 @@ class TabularDataModule(InMemoryDataModule):
     summary = (
         "source", "objective", "num_numeric", "cardinalities", "num_classes", "split_sizes", "table_digest",
     )  # fmt: skip
+    evaluation_neutral_arguments = (*InMemoryDataModule.evaluation_neutral_arguments, "download")
 
     def __init__(
         self,

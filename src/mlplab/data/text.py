@@ -131,6 +131,9 @@ class CharTextDataModule(InMemoryDataModule):
 
     loader_splits = {"train": "train", "val": "val", "test": "test", "predict": "test"}
     summary = ("source", "split_characters", "vocab_size", "context_length")
+    evaluation_neutral_arguments = (
+        *InMemoryDataModule.evaluation_neutral_arguments, "batches_per_epoch", "download"
+    )  # fmt: skip
 
     def __init__(
         self,

@@ -306,6 +306,9 @@ class ForecastingDataModule(InMemoryDataModule):
     #: The time-feature set used when ``freq`` is not given (``None``: from the dates).
     default_freq: str | None = None
     summary = ("lookback", "horizon", "num_series")
+    evaluation_neutral_arguments = (
+        *InMemoryDataModule.evaluation_neutral_arguments, "shuffle_seed", "predict_split", "download"
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -368,6 +371,12 @@ class ForecastingDataModule(InMemoryDataModule):
         self.mean = torch.zeros(self.num_series)
         self.std = torch.ones(self.num_series)
         self.num_rows = 0
+        #: The scaler (mean, std) of the checkpoint being evaluated or resumed (its
+        #: :meth:`load_state_dict`): the splits are standardised with it rather than with statistics
+        #: recomputed from the file, which differ once the file has grown.
+        self.checkpoint_scaler: tuple[torch.Tensor, torch.Tensor] | None = None
+        #: The file's rows when the checkpoint's model was trained (None: no checkpoint, or an older one).
+        self.trained_rows: int | None = None
         #: The time of every row, then of the ``horizon`` steps after the data (``datetime64[s]``, or the
         #: integer index without a date column); filled by :meth:`setup`.
         self.times: np.ndarray | None = None
@@ -488,11 +497,15 @@ class ForecastingDataModule(InMemoryDataModule):
                     f"{rows} rows, fewer than lookback + horizon = {self.lookback} + {self.horizon}; "
                     "use a shorter lookback or horizon, or a longer series"
                 )
+        self._say_if_rows_differ()
         train_start, train_stop = borders["train"]
         if self.scale:
-            train = values[train_start:train_stop]
-            mean, std = train.mean(axis=0), train.std(axis=0)
-            std = np.where(std > 0, std, 1.0)
+            if self.checkpoint_scaler is not None:
+                mean, std = (statistic.double().numpy() for statistic in self.checkpoint_scaler)
+            else:
+                train = values[train_start:train_stop]
+                mean, std = train.mean(axis=0), train.std(axis=0)
+                std = np.where(std > 0, std, 1.0)
             values = (values - mean) / std
             self.mean, self.std = (
                 torch.tensor(mean, dtype=torch.float32),
@@ -587,24 +600,71 @@ class ForecastingDataModule(InMemoryDataModule):
                 "scale": self.scale,
                 "mean": self.mean.tolist(),
                 "std": self.std.tolist(),
+                "num_rows": self.trained_rows if self.trained_rows is not None else self.num_rows,
             }
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Refuse, in one line, a checkpoint whose model was trained on other series, or in another order.
+        """Take the checkpoint's scaler; refuse, in one line, a checkpoint trained on other series or scaling.
 
         The model reads the series by position (and ``predict`` applies the checkpoint's scaler by
         position), so another ``target`` (it goes last), ``features`` or file would silently feed each
-        series to the weights of another.
+        series to the weights of another; ``scale`` other than the checkpoint's would feed it values on
+        another scale. The splits (of ``test``, ``validate``, ``predict`` and a resumed fit) are
+        standardised with the checkpoint's mean and std, those of the training split the model was
+        trained on: statistics recomputed from a file that has grown since would differ, so the model
+        would see inputs scaled otherwise and the metrics on the standardised scale would not compare
+        with the training run's. When the file's rows differ from the training run's, that is said once.
         """
-        saved = state.get("preprocessing", {}).get("series_names")
+        preprocessing = state.get("preprocessing", {})
+        saved = preprocessing.get("series_names")
         if saved is not None and list(saved) != list(self.series_names):
             raise CheckpointError(
                 f"the checkpoint's model was trained on the series {', '.join(saved)} in this order, the "
                 f"data now gives {', '.join(self.series_names)}; use the data settings it was trained with "
                 f"({DATA_SETTINGS})"
             )
+        scaled = preprocessing.get("scale")
+        if scaled is not None and bool(scaled) != self.scale:
+            raise CheckpointError(
+                f"data.scale: the checkpoint's model was trained with scale {bool(scaled)}, the data now "
+                f"gives {self.scale}; leave data.scale as it was trained (the model would see values on "
+                "another scale)"
+            )
+        rows = preprocessing.get("num_rows")
+        self.trained_rows = int(rows) if rows is not None else None
+        mean, std = preprocessing.get("mean"), preprocessing.get("std")
+        if self.scale and mean is not None and std is not None:
+            self.checkpoint_scaler = (
+                torch.tensor(mean, dtype=torch.float32),
+                torch.tensor(std, dtype=torch.float32),
+            )
+            if self.splits is not None:  # set up already (Lightning restores after setup): standardise again
+                same = torch.equal(self.mean, self.checkpoint_scaler[0]) and torch.equal(
+                    self.std, self.checkpoint_scaler[1]
+                )
+                if not same:
+                    if self.trained_rows is None:
+                        say_once(
+                            f"{self.path.name}: the training split's mean and std differ from the "
+                            "checkpoint's (the file has changed since): its splits are standardised with "
+                            "the checkpoint's"
+                        )
+                    self.splits = None
+                    self.setup()
+        if self.splits is not None:
+            self._say_if_rows_differ()
         super().load_state_dict(state)
+
+    def _say_if_rows_differ(self) -> None:
+        """Say once that the file's rows differ from those the checkpoint's model was trained on."""
+        if self.trained_rows is None or self.trained_rows == self.num_rows:
+            return
+        scaled = ", standardised with the checkpoint's scaler (the training split's mean and std then)"
+        say_once(
+            f"{self.path.name} has {self.num_rows} rows, {self.trained_rows} when the checkpoint's model was "
+            f"trained: the splits follow the file as it is now{scaled if self.scale else ''}"
+        )
 
     # ------------------------------------------------------------------------------------- loaders
     def train_dataloader(self):

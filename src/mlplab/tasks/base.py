@@ -156,6 +156,14 @@ class Task(L.LightningModule):
     #: argument given there is honoured (see ``docs/reliability.md``). The backbone always counts,
     #: with its class and every one of its arguments.
     architecture_arguments: ClassVar[tuple[str, ...]] = ("backbone", "dropped_layers")
+    #: Arguments whose value does not change the task's test metric: the optimiser, what only training
+    #: uses, how much is logged. A ``test`` of a run's checkpoint that gives other values for them (or for
+    #: ``architecture_arguments``' computation-only parts) still records the run's own test value in its
+    #: ``summary.json``; other values of any other argument make it a test under other evaluation options
+    #: (:class:`mlplab.callbacks.RunSummary`).
+    evaluation_neutral_arguments: ClassVar[tuple[str, ...]] = (
+        "optimizer", "lr_scheduler", "lr_scheduler_interval", "exclude_from_weight_decay", "density"
+    )  # fmt: skip
 
     def __init__(
         self,

@@ -84,6 +84,9 @@ class ForecastingTask(Task):
     monitor = "val/mse"
     monitor_mode = "min"
     architecture_arguments = ("backbone", "dropped_layers", "revin", "revin_affine")
+    evaluation_neutral_arguments = (
+        *Task.evaluation_neutral_arguments, "num_logged_series", "original_scale_metrics"
+    )  # fmt: skip
 
     def __init__(
         self,

@@ -39,6 +39,9 @@ class ImageClassification(Task):
 
     monitor = "val/acc"
     monitor_mode = "max"
+    evaluation_neutral_arguments = (
+        *Task.evaluation_neutral_arguments, "label_smoothing", "mixup_alpha", "cutmix_alpha", "mixup_prob"
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -82,6 +85,19 @@ class ImageClassification(Task):
         self.test_metrics = self._metrics("test")
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint trained on other classes in a line naming them, before the weights' check.
+
+        A DataModule that records its class names (:class:`~mlplab.data.ImageFolderDataModule`) says
+        which differ; a checkpoint for another count would otherwise be refused for its head's shape.
+        """
+        datamodule = getattr(getattr(self, "_trainer", None), "datamodule", None)
+        check = getattr(datamodule, "check_class_names", None)
+        state = checkpoint.get(type(datamodule).__qualname__)
+        if check is not None and isinstance(state, dict):
+            check(state)
+        super().on_load_checkpoint(checkpoint)
 
     def setup(self, stage: str) -> None:
         """Before a fit with mixup / CutMix, refuse an odd ``data.batch_size``: they pair the samples."""

@@ -47,6 +47,7 @@ class ImageFitting(Task):
 
     monitor = "val/psnr"
     monitor_mode = "max"
+    evaluation_neutral_arguments = (*Task.evaluation_neutral_arguments, "target_psnr", "log_images")
 
     def __init__(
         self,

@@ -59,6 +59,7 @@ class ImageRestoration(Task):
     monitor = "val/psnr"
     monitor_mode = "max"
     architecture_arguments = ("backbone", "dropped_layers", "mode")
+    evaluation_neutral_arguments = (*Task.evaluation_neutral_arguments, "num_logged_images")
 
     def __init__(
         self,

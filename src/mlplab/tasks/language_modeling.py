@@ -79,6 +79,10 @@ class LanguageModeling(SequenceTask):
 
     monitor = "val/loss"
     monitor_mode = "min"
+    evaluation_neutral_arguments = (
+        *SequenceTask.evaluation_neutral_arguments,
+        "sample_length", "sample_prompt", "sample_temperature", "sample_top_k", "sample_seed",
+    )  # fmt: skip
 
     def __init__(
         self,

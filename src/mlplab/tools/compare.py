@@ -1,8 +1,9 @@
 """``mlplab compare DIR...``: any set of runs side by side, as a table and as metric-against-cost figures.
 
 Every run directory holds ``summary.json`` (written by :class:`mlplab.callbacks.RunSummary` at the end
-of ``fit``, with the test value once its checkpoint is tested). The command finds them under the given
-folders (run folders, ``lightning_logs`` folders, sweep folders, or globs of them), prints one
+of ``fit``, with the test value once its checkpoint is tested as its recipe evaluates: tests with other
+evaluation options are kept apart, under ``other_tests``, and not shown). The command finds them under
+the given folders (run folders, ``lightning_logs`` folders, sweep folders, or globs of them), prints one
 markdown table (family, its arguments, parameters, FLOPs per sample, the task's metric, its best
 validation and test values, wall time) and writes, in ``--out``:
 
