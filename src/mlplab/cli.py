@@ -64,6 +64,7 @@ from mlplab.callbacks import (
 from mlplab.callbacks.checkpoint import verify_checkpoint_file
 from mlplab.callbacks.model_summary import count_flops_in_summary
 from mlplab.callbacks.progress import default_progress_bar
+from mlplab.callbacks.summary import settings_digest
 from mlplab.callbacks.watchdog import collective_failure_line, is_collective_failure, received_signals
 from mlplab.errors import DEBUG_ENV_VAR, CheckpointError, ConfigError, MLPLabError, exit_with_error_line
 from mlplab.loggers import ROOT_PLACEHOLDER, check_preset_file, prepare_logger_config, share_run_directory
@@ -692,6 +693,8 @@ class MLPLabCLI(LightningCLI):
                 callback.resuming_in_place = True
             if isinstance(callback, DistributedWatchdog):
                 callback.configure_strategy(trainer.strategy)
+            if isinstance(callback, RunSummary):
+                callback.settings_key = settings_digest(config)
         return trainer
 
 
