@@ -146,7 +146,8 @@ def test_profile_preset_writes_the_summary_and_a_chrome_trace(cli, tmp_path):
     # run writes the summary table and the trace into the run's log folder.
     args = ["--config", str(REPO / "configs" / "trainer" / "profile.yaml"),
             "--config", str(REPO / "configs" / "quickstart.yaml"),
-            "--trainer.accelerator", "cpu", "--trainer.max_steps", "3", "--trainer.limit_val_batches", "1",
+            "--trainer.accelerator", "cpu", "--model.init_args.backbone.init_args.embed_dim", "64",
+            "--model.init_args.backbone.init_args.mlp_dim", "16",
             "--data.init_args.batch_size", "8", "--trainer.default_root_dir", str(tmp_path)]  # fmt: skip
     assert cli("fit", *args) == 0
     run = tmp_path / "lightning_logs" / "version_0"
@@ -154,3 +155,6 @@ def test_profile_preset_writes_the_summary_and_a_chrome_trace(cli, tmp_path):
     assert summary.startswith("FIT Profiler Report") and "Self CPU time total" in summary
     traces = list(run.glob("fit-profile-*training_step*.pt.trace.json"))
     assert traces and traces[0].stat().st_size > 1000
+    # its 20 steps ended before the first validation of an epoch of more than 20 batches (as here):
+    # the header's promise of profiled validation steps was never kept
+    assert list(run.glob("fit-profile-*validation_step*.pt.trace.json"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import warnings
@@ -192,8 +193,34 @@ def test_best_and_last_find_the_runs_of_a_preset(preset, cli, tmp_path):
     assert cli("fit", *config) == 0
     assert cli("test", *config, "--ckpt_path", "best") == 0
     assert cli("fit", *config, "--trainer.max_epochs=2", "--ckpt_path", "last") == 0
-    resumed = tmp_path / "run" / "lightning_logs" / "version_2" / "checkpoints" / "last.ckpt"  # 1: the test
+    resumed = tmp_path / "run" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"  # its own run
     assert torch.load(resumed, weights_only=True)["global_step"] == 4  # 2 steps, then 2 more
+
+
+@pytest.mark.parametrize("preset", ["csv", "tensorboard"])
+def test_a_resumed_fit_under_a_preset_continues_in_the_checkpoints_run_directory(preset, cli, tmp_path):
+    # under a preset the resumed fit continued in a new version_N (docs/reliability.md promises the
+    # checkpoint's own), and compare showed the first folder's summary.json as a separate, shorter run
+    preset_file = str(REPO / "configs" / "logger" / f"{preset}.yaml")
+    config = ["--config", QUICKSTART, "--config", preset_file, *TINY_FIT]
+    assert cli("fit", *config) == 0
+    run = tmp_path / "run" / "lightning_logs" / "version_0"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert cli("fit", *config, "--trainer.max_epochs=2", "--ckpt_path", "last") == 0
+    assert not [w for w in caught if "not empty" in str(w.message)]  # of course it is not empty
+    assert [path.name for path in run.parent.iterdir()] == ["version_0"]
+    assert json.loads((run / "summary.json").read_text())["steps"] == 4
+    assert (run / "config.1.yaml").is_file()  # the first part's config, kept
+    if preset == "csv":
+        with open(run / "metrics.csv") as handle:
+            rows = list(csv.DictReader(handle))
+        trained = sorted(int(row["step"]) for row in rows if row.get("epoch") and row.get("val/psnr"))
+        assert trained == [1, 3]  # the first epoch's validation kept, the second's after it
+    else:
+        events = EventAccumulator(str(run))
+        events.Reload()
+        assert [event.step for event in events.Scalars("val/psnr")] == [1, 3]
 
 
 def _image_tags(run: Path) -> list[str]:

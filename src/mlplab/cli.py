@@ -64,9 +64,16 @@ from mlplab.callbacks import (
 from mlplab.callbacks.checkpoint import verify_checkpoint_file
 from mlplab.callbacks.model_summary import count_flops_in_summary
 from mlplab.callbacks.progress import default_progress_bar
+from mlplab.callbacks.summary import settings_digest
 from mlplab.callbacks.watchdog import collective_failure_line, is_collective_failure, received_signals
 from mlplab.errors import DEBUG_ENV_VAR, CheckpointError, ConfigError, MLPLabError, exit_with_error_line
-from mlplab.loggers import ROOT_PLACEHOLDER, check_preset_file, prepare_logger_config, share_run_directory
+from mlplab.loggers import (
+    ROOT_PLACEHOLDER,
+    check_preset_file,
+    continue_in_run_directory,
+    prepare_logger_config,
+    share_run_directory,
+)
 from mlplab.models import registry
 from mlplab.runtime import QuietProfiler
 from mlplab.startup import startup_done
@@ -438,6 +445,8 @@ class MLPLabCLI(LightningCLI):
                 check_config_file(file)
             check_preset_file(file)
         self._resume_logger: dict[str, Any] | None = None
+        #: A resumed fit under configured loggers: the checkpoint's run directory and global step.
+        self._resume_run: tuple[Path, int] | None = None
         kwargs.setdefault("subclass_mode_model", True)
         kwargs.setdefault("subclass_mode_data", True)
         kwargs.setdefault("auto_configure_optimizers", False)  # tasks own their optimiser arguments
@@ -635,16 +644,22 @@ class MLPLabCLI(LightningCLI):
         """Continue a resumed fit in its own run directory when the checkpoint lies in one of this root's.
 
         TensorBoard is told to drop what the killed run logged after the checkpoint (``purge_step``),
-        so the curves continue without a fold.
+        so the curves continue without a fold. Under configured loggers (the presets of
+        ``configs/logger/``) :func:`mlplab.loggers.continue_in_run_directory` does the same once they
+        are built.
         """
         config = self.config["fit"]
         logger = config.trainer.get("logger")
-        if logger not in (None, True) or config.get("checkpoint", {}).get("dirpath"):
+        if logger is False or config.get("checkpoint", {}).get("dirpath"):
             return
         given_root = config.trainer.get("default_root_dir") or os.getcwd()
         root = Path(given_root).expanduser().resolve()
         run = ckpt_path.resolve().parent.parent
-        if ckpt_path.resolve().parent.name == "checkpoints" and run.parent == root / "lightning_logs":
+        if ckpt_path.resolve().parent.name != "checkpoints":
+            return
+        if logger not in (None, True):  # configured loggers (a preset): see continue_in_run_directory
+            self._resume_run = (run, step)
+        elif run.parent == root / "lightning_logs":
             self._resume_logger = {"save_dir": str(given_root), "version": run.name, "purge_step": step}
 
     def _run_subcommand(self, subcommand: str) -> None:
@@ -678,6 +693,9 @@ class MLPLabCLI(LightningCLI):
                 raise
             raise ConfigError(f"trainer: {' '.join(str(error).split())}") from error
         count_flops_in_summary(trainer)
+        in_place = self._resume_logger is not None
+        if self._resume_run is not None:
+            in_place = continue_in_run_directory(trainer.loggers, *self._resume_run)
         share_run_directory(trainer.loggers)
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config
@@ -688,17 +706,19 @@ class MLPLabCLI(LightningCLI):
                     "normalises with its own batch's statistics: leave the flag out"
                 )
         for callback in trainer.callbacks:
-            if isinstance(callback, BestCheckpoint) and self._resume_logger is not None:
+            if isinstance(callback, BestCheckpoint) and in_place:
                 callback.resuming_in_place = True
             if isinstance(callback, DistributedWatchdog):
                 callback.configure_strategy(trainer.strategy)
-            if isinstance(callback, RunSummary) and subcommand == "test":
-                # compared with the tested run's config.yaml: a test under other evaluation options
-                # is kept apart from the run's own test value
-                callback.evaluation_config = {
-                    "model": plain(config.get("model")),
-                    "data": plain(config.get("data")),
-                }
+            if isinstance(callback, RunSummary):
+                callback.settings_key = settings_digest(config)
+                if subcommand == "test":
+                    # compared with the tested run's config.yaml: a test under other evaluation options
+                    # is kept apart from the run's own test value
+                    callback.evaluation_config = {
+                        "model": plain(config.get("model")),
+                        "data": plain(config.get("data")),
+                    }
         return trainer
 
 

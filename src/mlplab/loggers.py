@@ -24,10 +24,13 @@ presets when a ``--config`` under ``configs/logger/`` does not exist. An ``MLFlo
 
 from __future__ import annotations
 
+import csv
 import importlib.util
+import math
 import os
 import re
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -213,6 +216,67 @@ def share_run_directory(loggers: Iterable[Logger]) -> None:
         first = next(other for other in numbered if other.root_dir == logger.root_dir)
         if first is not logger and logger._version is None:
             logger._version = first.version
+
+
+def continue_in_run_directory(loggers: Sequence[Logger], run: Path, step: int) -> bool:
+    """Point the configured loggers of a resumed fit at the checkpoint's run directory ``run``.
+
+    When the first logger (whose directory Lightning's checkpoints and ``trainer.log_dir`` use) is a
+    TensorBoard or CSV logger of ``run``'s folder without a ``version`` of its own, it and every such
+    logger of that folder take ``run``'s name as their version, as the fit without a logger preset
+    does: TensorBoard drops what the killed run logged from ``step`` on (``purge_step``), and the CSV
+    logger, which would delete ``metrics.csv``, keeps its rows before ``step`` and appends to them.
+
+    Args:
+        loggers: The trainer's loggers, not yet written to.
+        run: The checkpoint's run directory (``<save_dir>/<name>/<version>``).
+        step: The checkpoint's global step.
+
+    Returns:
+        Whether the loggers continue in ``run``.
+    """
+    numbered = [logger for logger in loggers if isinstance(logger, (TensorBoardLogger, CSVLogger))]
+    first = loggers[0] if loggers else None
+    if first not in numbered or first._version is not None:
+        return False
+    folder = Path(first.root_dir).expanduser().resolve()
+    if folder != run.resolve().parent:
+        return False
+    for logger in numbered:
+        if logger._version is None and Path(logger.root_dir).expanduser().resolve() == folder:
+            logger._version = run.name
+            if isinstance(logger, TensorBoardLogger):
+                logger._kwargs["purge_step"] = step
+            else:
+                _keep_csv_metrics(logger, step)
+    return True
+
+
+@rank_zero_only
+def _keep_csv_metrics(logger: CSVLogger, step: int) -> None:
+    """Keep the rows of the run's ``metrics.csv`` before ``step``; the logger appends after them."""
+    path = Path(logger.log_dir) / "metrics.csv"
+    if not path.is_file():
+        return
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields = list(reader.fieldnames or [])
+        rows = [row for row in reader if _step_of(row) < step]
+    with warnings.catch_warnings():  # the writer warns of, and deletes, the metrics file it finds
+        warnings.filterwarnings("ignore", message=".*exists and is not empty")
+        writer = logger.experiment
+    with open(path, "w", newline="") as handle:
+        table = csv.DictWriter(handle, fieldnames=fields)
+        table.writeheader()
+        table.writerows(rows)
+    writer.metrics_keys = fields
+
+
+def _step_of(row: dict[str, str]) -> float:
+    try:
+        return float(row.get("step") or "nan")
+    except ValueError:
+        return math.nan
 
 
 def check_preset_file(path: str | Path) -> None:

@@ -214,5 +214,40 @@ def test_throughput_logs_every_log_every_n_steps_optimizer_steps_with_gradient_a
     fit(task, tmp_path, [Throughput(window_size=2)], log_every_n_steps=5, logger=logger,
         accumulate_grad_batches=2)  # fmt: skip
     logged = [(step, m) for step, m in logger.records if "train/batches" in m]
-    assert [step for step, _ in logged] == [5, 10, 15, 20]  # 2 epochs of 21 batches: 22 optimizer steps
+    assert [step for step, _ in logged] == [4, 9, 14, 19]  # optimizer steps 5, 10, ... at Lightning's steps
     assert [m["train/samples"] for _, m in logged] == [64 * 10, 64 * 20, 64 * 29, 64 * 39]  # every batch
+
+
+def test_throughput_logs_at_the_step_of_train_loss(tmp_path):
+    # It logged at trainer.global_step, one more than Lightning's step for the same batch's train/loss
+    # and learning rate: the curves were offset by one.
+    task = ImageRestoration(BACKBONE, (1, 8, 8), 10)
+    logger = RecordingLogger()
+    fit(task, tmp_path, [Throughput(window_size=2)], log_every_n_steps=5, logger=logger, max_epochs=1)
+    rates = [step for step, m in logger.records if "train/batches" in m]
+    losses = [step for step, m in logger.records if "train/loss" in m]
+    assert rates == losses == [4, 9, 14, 19]
+
+
+def test_throughput_leaves_out_the_checkpoints_written_after_validation(tmp_path, monkeypatch):
+    # The clock restarted at the end of validation, before the checkpoint callback wrote best.ckpt and
+    # last.ckpt there: their time counted as training. A slow write is faked by moving the clock.
+    import mlplab.callbacks.throughput as module
+
+    skipped = [0.0]
+    monkeypatch.setattr(
+        module.time, "perf_counter", lambda real=module.time.perf_counter: real() + skipped[0]
+    )
+
+    class SlowWrite(BestCheckpoint):
+        def on_validation_end(self, trainer, pl_module):
+            super().on_validation_end(trainer, pl_module)
+            if not trainer.sanity_checking:
+                skipped[0] += 1000.0
+
+    logger = RecordingLogger()
+    task = ImageRestoration(BACKBONE, (1, 8, 8), 10)
+    fit(task, tmp_path, [Throughput(window_size=2), SlowWrite(filename="best")], log_every_n_steps=5,
+        logger=logger)  # fmt: skip
+    times = [m["train/time"] for _, m in logger.records if "train/time" in m]
+    assert len(times) == 8 and skipped[0] == 2000.0 and times[-1] < 1000.0

@@ -350,6 +350,12 @@ def test_the_future_split_forecasts_after_the_last_row(tmp_path):
     table = data.prediction_table({"predictions": torch.zeros(1, 6, 3), "targets": future})
     assert list(table) == ["origin", "date", "step", "load", "temp", "OT"]  # no truth for the future
     assert (table["origin"] == hourly(300)[-1]).all() and (table["date"] == hourly(306)[-6:]).all()
+    # truth partly known (a window reaching past the data's end): every true value known was dropped
+    partly = torch.arange(18.0).reshape(1, 6, 3)
+    partly[0, 4:] = float("nan")
+    table = data.prediction_table({"predictions": torch.zeros(1, 6, 3), "targets": partly})
+    assert list(table)[-3:] == ["load_true", "temp_true", "OT_true"]
+    np.testing.assert_array_equal(table["OT_true"], [2.0, 5.0, 8.0, 11.0, np.nan, np.nan])
     monthly = np.array(
         [f"20{y:02d}-{m:02d}-01" for y in range(10, 20) for m in range(1, 13)], dtype="datetime64[s]"
     )

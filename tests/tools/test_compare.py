@@ -52,6 +52,7 @@ def test_a_fit_and_a_test_fill_the_summary_and_the_hparams_tab_and_compare_table
     assert summary["metric"] == "val/psnr" and summary["test_metric"] == "test/psnr"
     assert summary["best_val"] > 5 and summary["test"] > 5 and summary["time_s"] > 0
     assert (summary["epochs"], summary["steps"], summary["seed"], summary["lr"]) == (2, 6, 0, 0.001)
+    assert len(summary["settings_key"]) == 12
 
     hparams, metrics, scalars = hparams_entry(wide)
     assert metrics == ["hp/best_val", "hp/test", "hp/time_s"]
@@ -259,3 +260,47 @@ def test_a_resumed_fit_that_finds_a_better_checkpoint_drops_the_old_test_value(c
     assert cli("test", "--config", str(run / "config.yaml"), "--ckpt_path", "best", quiet) == 0
     fit(cli, "runs", "--trainer.max_epochs=4", "--trainer.max_steps=12", "--ckpt_path=last")
     assert json.loads((run / "summary.json").read_text())["test"] is not None
+
+
+def test_only_runs_that_differ_by_their_seed_are_averaged_into_one_point(tmp_path, monkeypatch):
+    # compare averaged every run of one family and arguments into one frontier point, whatever their
+    # data, task or training settings; summaries without settings_key (older ones) are never averaged
+    from mlplab.callbacks.summary import write_summary
+    from mlplab.tools import compare, pareto
+
+    base = {"task": "ImageRestoration", "family": "HourglassMLP", "arguments": {"embed_dim": 8},
+            "params_total": 100, "params_trainable": 100, "metric": "val/psnr", "mode": "max", "test": None,
+            "time_s": 1.0}  # fmt: skip
+    runs = {
+        "seed0": {"settings_key": "aaa", "seed": 0, "best_val": 1.0},
+        "seed1": {"settings_key": "aaa", "seed": 1, "best_val": 3.0},
+        "other_lr": {"settings_key": "bbb", "seed": 0, "best_val": 10.0},
+        "old_a": {"seed": 0, "best_val": 20.0},
+        "old_b": {"seed": 1, "best_val": 30.0},
+    }
+    for name, fields in runs.items():
+        write_summary(tmp_path / "runs" / name, {**base, **fields})
+    drawn = []
+    real = pareto.plot_frontiers
+    monkeypatch.setattr(
+        pareto, "plot_frontiers", lambda rows, *a, **k: drawn.append(rows) or real(rows, *a, **k)
+    )
+    compare.compare([str(tmp_path / "runs")], tmp_path / "out")
+    points = sorted((c["seeds"], c["best_val"]) for c in pareto.configurations(drawn[0]))
+    assert points == [(1, 10.0), (1, 20.0), (1, 30.0), (2, 2.0)]
+
+
+def test_the_settings_key_ignores_the_seed_and_the_output_folders_only():
+    from mlplab.callbacks.summary import RunSummary
+    from mlplab.cli import MLPLabCLI
+
+    def key(*extra: str) -> str:
+        run = MLPLabCLI(args=["--config", QUICKSTART, *SHORT, *extra], run=False)
+        return next(c for c in run.trainer.callbacks if isinstance(c, RunSummary)).settings_key
+
+    first = key("--seed_everything=1", "--trainer.default_root_dir=a")
+    assert len(first) == 12
+    assert key("--seed_everything=2", "--trainer.default_root_dir=b") == first
+    assert key("--seed_everything=1", "--model.init_args.optimizer.init_args.lr=0.01") != first
+    assert key("--seed_everything=1", "--data.init_args.batch_size=32") != first
+    assert key("--seed_everything=1", "--trainer.max_epochs=3") != first

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -23,6 +24,14 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from mlplab.callbacks.throughput import leading_batch_size
 
 SUMMARY_FILE = "summary.json"
+
+#: Config keys that are not part of a run's settings: its seed, the config files named (``--config``),
+#: where it writes (root folder, loggers, checkpoint folder), the checkpoint it resumes, and what it
+#: prints. Runs whose ``settings_key`` (:func:`settings_digest`) is equal differ by these alone.
+NOT_SETTINGS = (
+    "seed_everything", "config", "ckpt_path", "trainer.default_root_dir", "trainer.logger",
+    "checkpoint.dirpath", "trainer.enable_progress_bar", "trainer.enable_model_summary",
+)  # fmt: skip
 
 #: The metrics of the HParams tab (scalars under these tags; ``hp_metric`` is not used).
 HPARAMS_METRICS = ("hp/best_val", "hp/test", "hp/time_s")
@@ -74,6 +83,25 @@ def plain_value(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
+
+
+def settings_digest(config: Any) -> str:
+    """A short hash of a run's config without the keys of :data:`NOT_SETTINGS`: its settings but the seed.
+
+    Args:
+        config: The run's parsed config (a jsonargparse namespace or a mapping: ``model``, ``data``,
+            ``trainer``, ...), as ``config.yaml`` holds it.
+
+    Returns:
+        12 hexadecimal digits; equal for runs that differ only by their seed (and where they write).
+    """
+    leaves = {
+        key: value
+        for key, value in flatten(config).items()
+        if not any(key == skip or key.startswith(skip + ".") for skip in NOT_SETTINGS)
+    }
+    text = json.dumps(leaves, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def read_summary(run_dir: str | os.PathLike) -> dict[str, Any] | None:
@@ -183,7 +211,9 @@ class RunSummary(Callback):
     best checkpoint's), the wall time of the fit (summed over
     the parts of a resumed run: every checkpoint holds the time up to it, so a fit resumed after a kill,
     or in a new run directory, counts the time before its checkpoint), epochs, steps, seed and learning
-    rate. ``test`` with a checkpoint of a
+    rate, and ``settings_key``: a digest of the run's config without its seed (:func:`settings_digest`,
+    set by the CLI), equal for the seeds of one configuration, which ``mlplab compare`` averages into one
+    point. ``test`` with a checkpoint of a
     run directory (``mlplab test --ckpt_path <run>/checkpoints/best.ckpt``, or ``best``) adds the test
     value of the same metric (``test/psnr``) to that run's summary, whatever folder the test itself
     logs to. That is the run's ``test`` (and ``hp/test``) only when the test evaluates as the run's
@@ -214,6 +244,8 @@ class RunSummary(Callback):
         self._best: float | None = None
         self._session_written = False
         self._log_dir: str | None = None
+        #: The run's :func:`settings_digest`, set by the CLI (None: not known, as in a script's Trainer).
+        self.settings_key: str | None = None
 
     # ------------------------------------------------------------------------------------- fit
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -374,6 +406,7 @@ class RunSummary(Callback):
             "steps": trainer.global_step,
             "seed": int(seed) if seed.lstrip("-").isdigit() else None,
             "lr": finite_or_none(group.get("initial_lr", group.get("lr"))),
+            "settings_key": self.settings_key,
         }
 
     @rank_zero_only

@@ -63,7 +63,9 @@ class Throughput(Callback):
     Lightning's ``Throughput`` meter (the engine of its ``ThroughputMonitor``) is updated at every
     logging step (every ``trainer.log_every_n_steps`` optimizer steps, whatever the gradient
     accumulation) with the samples, batches and FLOPs since the last one; rates are averaged over the
-    last ``window_size`` updates, and validation time is left out.
+    last ``window_size`` updates, and the time from a validation's start to the next training batch
+    (the validation and the checkpoints written after it) is left out. The rates are logged at the step
+    Lightning logs that batch's ``train/loss`` and learning rate at.
     Unlike ``ThroughputMonitor``, which waits for the GPU after every step, this waits only when it logs,
     so the measurement does not slow down the training it measures. FLOPs per batch come from the
     task's ``flops_per_batch`` (measured once with ``measure_flops`` on a meta-device copy of the
@@ -129,16 +131,21 @@ class Throughput(Callback):
             f"train/{key.replace('items', item_name).replace('lengths', item_name)}": value
             for key, value in self.meter.compute().items()
         }
+        # the step Lightning logs this batch's train/loss and learning rate at (its batches that
+        # stepped, counted after this hook): one less than global_step, already counting this step
+        logged_at = trainer.fit_loop.epoch_loop._batches_that_stepped
         for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=trainer.global_step)
+            logger.log_metrics(metrics, step=logged_at)
 
     @rank_zero_only
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.state.fn == "fit" and not trainer.sanity_checking:
+        if trainer.state.fn == "fit" and not trainer.sanity_checking and self._validation_start is None:
             self._validation_start = time.perf_counter()
 
     @rank_zero_only
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._validation_start is not None:
-            self._start += time.perf_counter() - self._validation_start  # leave validation out
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self._validation_start is not None:  # training resumes: leave out the validation and what
+            self._start += time.perf_counter() - self._validation_start  # followed it (checkpoint writes)
             self._validation_start = None

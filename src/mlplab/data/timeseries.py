@@ -545,9 +545,9 @@ class ForecastingDataModule(InMemoryDataModule):
         """The forecasts of ``predict`` as table columns, one row per window and forecast step.
 
         Columns: ``origin`` (the time of the window's last observed row), ``date`` (the time forecast),
-        ``step`` (1 ... H), the forecast of every series under its name and, where the truth is known
-        (not for ``future``), the truth as ``<name>_true``. Times are dates, or row numbers without a
-        date column.
+        ``step`` (1 ... H), the forecast of every series under its name and, when any truth is known
+        (not for ``future``), the truth as ``<name>_true`` (NaN where it is not known: windows that reach
+        past the data's end). Times are dates, or row numbers without a date column.
 
         Args:
             outputs: What the task's ``predict_step`` returned, concatenated: ``predictions`` (and
@@ -575,7 +575,7 @@ class ForecastingDataModule(InMemoryDataModule):
         for i, name in enumerate(self.series_names):
             columns[name] = flat[:, i]
         targets = outputs.get("targets")
-        if targets is not None and torch.isfinite(targets).all():
+        if targets is not None and torch.isfinite(targets).any():  # NaN where unknown; none for `future`
             truth = targets.detach().float().cpu().numpy().reshape(windows * horizon, -1)
             for i, name in enumerate(self.series_names):
                 columns[f"{name}_true"] = truth[:, i]

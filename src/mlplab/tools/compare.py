@@ -10,7 +10,9 @@ validation and test values, wall time) and writes, in ``--out``:
 * ``compare.csv`` and ``compare.md``: the table;
 * ``<metric>_vs_params.png`` and ``<metric>_vs_time.png`` for every metric among the runs: each run
   a point, each family a frontier (the runs no run of the family beats with fewer parameters, or in
-  less time), as the sweep's ``pareto.png`` (:mod:`mlplab.tools.pareto`) draws for a sweep.
+  less time), as the sweep's ``pareto.png`` (:mod:`mlplab.tools.pareto`) draws for a sweep. On the
+  parameters figure the runs that differ only by their seed (equal ``settings_key`` in their
+  summaries) are averaged into one frontier point; runs of other data, tasks or settings never are.
 
     mlplab compare runs/quickstart/lightning_logs runs/sweep --out runs/compare
     mlplab compare 'runs/*/lightning_logs/version_*'
@@ -77,6 +79,7 @@ def table_rows(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         row = {column: summary.get(column) for column in COLUMNS}
         row["arguments"] = arguments_text(summary.get("arguments") or {})
         row["mode"] = summary.get("mode", "min")
+        row["settings_key"] = summary.get("settings_key")
         rows.append(row)
     return sorted(
         rows, key=lambda r: (r["metric"] or "", r["family"] or "", r["params_total"] or 0, r["run"])
@@ -137,6 +140,23 @@ def plot_against_time(rows: Sequence[dict[str, Any]], metric: str, mode: str) ->
     return figure
 
 
+def frontier_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs as rows of :func:`mlplab.tools.pareto.configurations`, which averages each group's runs.
+
+    A group is the runs of one ``settings_key`` (their configs differ by the seed alone, see
+    :func:`mlplab.callbacks.summary.settings_digest`); a run whose summary has none (written by an
+    older mlplab) is a group of its own: runs of other data, tasks or training settings are never
+    averaged into one point.
+    """
+    return [
+        {"family": r["family"], "shape": r["arguments"], "options": "", "budget": 0, "status": "ok",
+         "params_total": r["params_total"], "params_trainable": r["params_trainable"],
+         "best_val": r["best_val"], "test": r["test"],
+         "group": f"settings:{r['settings_key']}" if r.get("settings_key") else f"run:{r['run']}"}
+        for r in rows
+    ]  # fmt: skip
+
+
 def write_figures(rows: Sequence[dict[str, Any]], out: Path) -> list[Path]:
     """``<metric>_vs_params.png`` and ``<metric>_vs_time.png`` for every metric of the runs."""
     from mlplab.tools import pareto
@@ -148,13 +168,9 @@ def write_figures(rows: Sequence[dict[str, Any]], out: Path) -> list[Path]:
             continue
         mode = chosen[0]["mode"]
         name = metric.replace("/", "_")
-        sweep_rows = [
-            {"family": r["family"], "shape": r["arguments"], "options": "", "budget": 0, "status": "ok",
-             "params_total": r["params_total"], "params_trainable": r["params_trainable"],
-             "best_val": r["best_val"], "test": r["test"]}
-            for r in chosen
-        ]  # fmt: skip
-        figure = pareto.plot_frontiers(sweep_rows, metric, mode, title=f"{metric} against parameters")
+        figure = pareto.plot_frontiers(
+            frontier_rows(chosen), metric, mode, title=f"{metric} against parameters"
+        )
         figure.savefig(out / f"{name}_vs_params.png")
         pareto.plt.close(figure)
         timed = [r for r in chosen if r["time_s"]]

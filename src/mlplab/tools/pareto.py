@@ -45,7 +45,8 @@ def configurations(rows: Iterable[dict[str, Any]], count: str = "params_total") 
     Args:
         rows: Rows of ``results.csv`` (dicts with ``family``, ``shape``, ``options``, ``budget``,
             ``params_total``, ``params_trainable``, ``best_val``, ``test``, ``status``, and optionally
-            ``settings`` and ``current``).
+            ``settings``, ``current`` and ``group``: rows of different groups are never averaged,
+            as ``mlplab compare`` keeps apart runs whose settings other than the seed differ).
         count: Which parameter count is the x axis: ``params_total`` or ``params_trainable``.
 
     Returns:
@@ -56,10 +57,11 @@ def configurations(rows: Iterable[dict[str, Any]], count: str = "params_total") 
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         if row.get("status") == "ok":
-            key = (row["family"], row.get("settings") or "", row["shape"], row.get("options", ""))
+            key = (row["family"], row.get("settings") or "", row["shape"], row.get("options", ""),
+                   row.get("group") or "")  # fmt: skip
             groups[key].append(row)
     result = []
-    for (family, settings, shape, options), runs in groups.items():
+    for (family, settings, shape, options, _), runs in groups.items():
         first = runs[0]
         result.append(
             {
