@@ -309,6 +309,12 @@ CASES: list[tuple[str, str, int, str]] = [
     ("text-val-fraction", TXT + " --data.val_fraction=1.5", 2, "val_fraction must be between 0 and 1"),
     ("text-corpus", TXT + " --data.text_file=null --data.corpus=wikipedia", 2, "wikipedia"),
     (
+        "text-seed-and-shuffle-seed",
+        TXT + " --data.seed=0 --data.shuffle_seed=1",
+        2,
+        "seed (the old name of shuffle_seed) is 0 and shuffle_seed is 1; give shuffle_seed only",
+    ),
+    (
         "text-sample-temperature",
         TXT + " --model.sample_temperature=-1",
         2,

@@ -22,6 +22,14 @@ DATA_ENV_VAR = "MLPLAB_DATA"
 DEFAULT_DATA_DIR = "data"
 
 
+def run_seed() -> int:
+    """The seed of the run, as ``seed_everything`` set it (``PL_GLOBAL_SEED``); 0 when none was set.
+
+    Every process of a multi-process run has the same one (Lightning hands the variable on to them).
+    """
+    return int(os.environ.get("PL_GLOBAL_SEED", 0))
+
+
 def resolve_data_dir(data_dir: str | None) -> Path:
     """The folder datasets are read from and downloaded into.
 

@@ -11,7 +11,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from mlplab.data.common import download_file, missing_data_message, resolve_data_dir
-from mlplab.data.in_memory import InMemoryDataModule
+from mlplab.data.in_memory import InMemoryDataModule, shuffle_seed_or_alias
 from mlplab.errors import ConfigError, DataCorruptError, DataNotFoundError, require_positive
 
 #: Extensions of the files a folder is searched for.
@@ -100,8 +100,9 @@ class ImageFittingDataModule(InMemoryDataModule):
         data_dir: Where downloaded images are kept; ``None``: ``$MLPLAB_DATA`` or ``./data``.
         batch_size: Pixels per training batch.
         eval_batch_size: Pixels per evaluation batch.
-        seed: Seed of the training loader's shuffling.
+        shuffle_seed: Seed of the training batch order; ``None``: the run's seed (``--seed_everything``).
         on_device: Keep the pixels on the accelerator (see :class:`~mlplab.data.InMemoryDataModule`).
+        seed: Deprecated name of ``shuffle_seed`` (run folders written before it keep their order).
     """
 
     loader_splits = {"train": "train", "val": "all", "test": "all", "predict": "all"}
@@ -118,10 +119,12 @@ class ImageFittingDataModule(InMemoryDataModule):
         data_dir: str | None = None,
         batch_size: int = 8192,
         eval_batch_size: int | None = 65536,
-        seed: int = 0,
+        shuffle_seed: int | None = None,
         on_device: bool | None = None,
+        seed: int | None = None,
     ):
-        super().__init__(batch_size, eval_batch_size, seed, on_device)
+        shuffle_seed = shuffle_seed_or_alias(type(self).__name__, shuffle_seed, seed)
+        super().__init__(batch_size, eval_batch_size, shuffle_seed, on_device)
         require_positive("ImageFittingDataModule", train_stride=train_stride)
         if not 0 < max_memory_fraction <= 1:
             raise ConfigError(

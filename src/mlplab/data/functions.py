@@ -80,7 +80,8 @@ class FunctionDataModule(InMemoryDataModule):
         num_val: Validation samples.
         num_test: Test samples.
         noise_std: Standard deviation of the noise on the training targets.
-        seed: Seed of the samples (and of the training loader's shuffling).
+        seed: Seed of the samples: the data, which the run's seed does not change.
+        shuffle_seed: Seed of the training batch order; ``None``: the run's seed (``--seed_everything``).
         batch_size: Training batch size.
         eval_batch_size: Evaluation batch size.
         on_device: Keep the samples on the accelerator (see :class:`~mlplab.data.InMemoryDataModule`).
@@ -98,11 +99,12 @@ class FunctionDataModule(InMemoryDataModule):
         num_test: int = 1000,
         noise_std: float = 0.0,
         seed: int = 0,
+        shuffle_seed: int | None = None,
         batch_size: int = 128,
         eval_batch_size: int | None = 1000,
         on_device: bool | None = None,
     ):
-        super().__init__(batch_size, eval_batch_size, seed, on_device)
+        super().__init__(batch_size, eval_batch_size, shuffle_seed, on_device)
         require_positive("FunctionDataModule", num_train=num_train, num_val=num_val, num_test=num_test)
         if num_inputs is not None:
             require_positive("FunctionDataModule", num_inputs=num_inputs)

@@ -45,7 +45,8 @@ class ImageDataModule(InMemoryDataModule):
         source_split: Official split the training and validation images come from (see above).
         num_val: Validation images; ``None`` means the dataset's default for ``source_split``.
         num_test: Test images, used only when the test set is cut from ``source_split``.
-        split_seed: Seed of the split permutation.
+        split_seed: Seed of the split permutation (the data: the run's seed does not change it).
+        shuffle_seed: Seed of the training batch order; ``None``: the run's seed (``--seed_everything``).
         normalize: Standardise each channel with the training split's mean and std.
         horizontal_flip: Randomly mirror training images.
         crop_padding: Random crop after zero-padding by this many pixels (0: off; 4 for CIFAR).
@@ -80,6 +81,7 @@ class ImageDataModule(InMemoryDataModule):
         num_val: int | None = None,
         num_test: int = 1000,
         split_seed: int = 42,
+        shuffle_seed: int | None = None,
         normalize: bool = True,
         horizontal_flip: bool = False,
         crop_padding: int = 0,
@@ -88,7 +90,7 @@ class ImageDataModule(InMemoryDataModule):
         on_device: bool | None = None,
         download: bool = True,
     ):
-        super().__init__(batch_size, eval_batch_size, split_seed, on_device)
+        super().__init__(batch_size, eval_batch_size, shuffle_seed, on_device)
         name = type(self).__name__
         if source_split not in ("train", "test"):
             raise ConfigError(f"{name}: source_split must be 'train' or 'test', got {source_split!r}")

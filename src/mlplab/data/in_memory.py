@@ -4,9 +4,35 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_deprecation
 
-from mlplab.data.common import Shards, TensorBatchLoader, split_loader
-from mlplab.errors import require_positive
+from mlplab.data.common import Shards, TensorBatchLoader, run_seed, split_loader
+from mlplab.errors import ConfigError, require_positive
+
+
+def shuffle_seed_or_alias(name: str, shuffle_seed: int | None, seed: int | None) -> int | None:
+    """``shuffle_seed``, or the deprecated ``seed`` that named it before (old run folders' configs).
+
+    A run folder written before ``shuffle_seed`` existed has ``seed: 0`` in its ``config.yaml``: read
+    back (``mlplab test --config``, a resumed ``fit``, :func:`mlplab.load_run`), it keeps its old order.
+
+    Args:
+        name: The DataModule's class name, for the message.
+        shuffle_seed: The seed of the training batch order as given.
+        seed: The old name's value as given (``None``: not given).
+
+    Raises:
+        ConfigError: Both are given, with different values.
+    """
+    if seed is None:
+        return shuffle_seed
+    if shuffle_seed is not None and shuffle_seed != seed:
+        raise ConfigError(
+            f"{name}: seed (the old name of shuffle_seed) is {seed} and shuffle_seed is {shuffle_seed}; "
+            "give shuffle_seed only"
+        )
+    rank_zero_deprecation(f"{name}: seed is the old name of shuffle_seed; give shuffle_seed instead")
+    return seed
 
 
 class InMemoryDataModule(L.LightningDataModule):
@@ -20,10 +46,14 @@ class InMemoryDataModule(L.LightningDataModule):
     itself without touching the data (``summary``: jsonargparse prints the DataModule when it skips a
     data -> task link, and Lightning's own ``__str__`` iterates the loaders).
 
+    The training batch order comes from :meth:`train_seed`: ``shuffle_seed`` when given, else the run's
+    seed (``--seed_everything``, or a sweep's ``seeds``), so that runs that differ only in their seed
+    see the batches in different orders, while the data itself stays the same.
+
     Args:
         batch_size: Training batch size.
         eval_batch_size: Validation / test / prediction batch size; ``None`` means ``batch_size``.
-        seed: Base seed of the training loader's shuffling.
+        shuffle_seed: Seed of the training batch order; ``None``: the run's seed (``--seed_everything``).
         on_device: Keep the splits on the accelerator and batch them there; ``None``: on a GPU, when
             they take under a quarter of its free memory.
     """
@@ -36,7 +66,9 @@ class InMemoryDataModule(L.LightningDataModule):
     #: what only training uses); see :attr:`mlplab.tasks.Task.evaluation_neutral_arguments`.
     evaluation_neutral_arguments: tuple[str, ...] = ("batch_size", "eval_batch_size", "on_device")
 
-    def __init__(self, batch_size: int, eval_batch_size: int | None, seed: int, on_device: bool | None):
+    def __init__(
+        self, batch_size: int, eval_batch_size: int | None, shuffle_seed: int | None, on_device: bool | None
+    ):
         super().__init__()
         name = type(self).__name__
         require_positive(name, batch_size=batch_size)
@@ -44,7 +76,7 @@ class InMemoryDataModule(L.LightningDataModule):
             require_positive(name, eval_batch_size=eval_batch_size)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
-        self.loader_seed = seed
+        self.shuffle_seed = shuffle_seed
         self.on_device = on_device
         self.splits: dict[str, tuple[torch.Tensor, ...]] | None = None
 
@@ -75,6 +107,14 @@ class InMemoryDataModule(L.LightningDataModule):
         free, _ = torch.cuda.mem_get_info(device)
         return size < free / 4
 
+    def train_seed(self) -> int:
+        """The seed of the training batch order: ``shuffle_seed``, else the run's seed (``PL_GLOBAL_SEED``).
+
+        Read when a training loader is made, so every process of a multi-process run (all seeded alike)
+        shuffles alike and their shares stay disjoint.
+        """
+        return run_seed() if self.shuffle_seed is None else self.shuffle_seed
+
     def split_tensors(self, split: str) -> tuple[torch.Tensor, ...]:
         """The tensors a loader of ``split`` batches (the split itself unless a subclass derives them)."""
         return self.splits[split]
@@ -89,7 +129,8 @@ class InMemoryDataModule(L.LightningDataModule):
             self.setup()
         batch_size = self.batch_size if train else self.eval_batch_size
         tensors = self.split_tensors(split)
-        return split_loader(tensors, batch_size, train, self.loader_seed, self.trainer, shards)
+        seed = self.train_seed() if train else 0  # evaluation keeps the split's order
+        return split_loader(tensors, batch_size, train, seed, self.trainer, shards)
 
     def train_dataloader(self) -> TensorBatchLoader:
         return self.loader(self.loader_splits["train"], train=True)

@@ -143,7 +143,9 @@ class MQARDataModule(InMemoryDataModule):
         random_non_queries: Fill non-key, non-query positions with random tokens instead of 0.
         batch_size: Training batch size; overrides the preset's.
         eval_batch_size: Evaluation batch size; ``None`` means the training batch size.
-        seed: Seed of the training examples (the test set uses ``seed + 10``) and of the shuffling.
+        seed: Seed of the training examples (the test set uses ``seed + 10``): the data, which the run's
+            seed does not change.
+        shuffle_seed: Seed of the training batch order; ``None``: the run's seed (``--seed_everything``).
         on_device: Keep the examples on the accelerator; ``None``: on a GPU, when they fit easily.
     """
 
@@ -163,6 +165,7 @@ class MQARDataModule(InMemoryDataModule):
         batch_size: int | None = None,
         eval_batch_size: int | None = None,
         seed: int = 0,
+        shuffle_seed: int | None = None,
         on_device: bool | None = None,
     ):
         name = type(self).__name__
@@ -175,7 +178,7 @@ class MQARDataModule(InMemoryDataModule):
         batch_size = preset_batch if batch_size is None else batch_size
         if sequence_length is None or num_kv_pairs is None or batch_size is None:
             raise ConfigError(f"{name}: without a preset, give sequence_length, num_kv_pairs and batch_size")
-        super().__init__(batch_size, eval_batch_size, seed, on_device)
+        super().__init__(batch_size, eval_batch_size, shuffle_seed, on_device)
         require_positive(
             name,
             sequence_length=sequence_length,

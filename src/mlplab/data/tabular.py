@@ -47,7 +47,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from mlplab.data.common import fetch_file, resolve_data_dir
-from mlplab.data.in_memory import InMemoryDataModule
+from mlplab.data.in_memory import InMemoryDataModule, shuffle_seed_or_alias
 from mlplab.errors import ConfigError, DataCorruptError, DataNotFoundError, require_positive
 
 if TYPE_CHECKING:
@@ -245,8 +245,9 @@ class TabularDataModule(InMemoryDataModule):
         download: Whether a missing named dataset may be downloaded.
         batch_size: Training batch size.
         eval_batch_size: Evaluation batch size (``None``: ``batch_size``).
-        seed: Seed of the training loader's shuffling.
+        shuffle_seed: Seed of the training batch order; ``None``: the run's seed (``--seed_everything``).
         on_device: Keep the table on the accelerator (``None``: on a GPU when it fits easily).
+        seed: Deprecated name of ``shuffle_seed`` (run folders written before it keep their order).
     """
 
     summary = (
@@ -271,10 +272,12 @@ class TabularDataModule(InMemoryDataModule):
         download: bool = True,
         batch_size: int = 256,
         eval_batch_size: int | None = None,
-        seed: int = 0,
+        shuffle_seed: int | None = None,
         on_device: bool | None = None,
+        seed: int | None = None,
     ):
-        super().__init__(batch_size, eval_batch_size, seed, on_device)
+        shuffle_seed = shuffle_seed_or_alias(type(self).__name__, shuffle_seed, seed)
+        super().__init__(batch_size, eval_batch_size, shuffle_seed, on_device)
         _require_pandas()
         name = type(self).__name__
         require_positive(name, min_category_count=min_category_count)

@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
 from mlplab.data.common import ResumableLoader, fetch_file, process_rank, resolve_data_dir
-from mlplab.data.in_memory import InMemoryDataModule
+from mlplab.data.in_memory import InMemoryDataModule, shuffle_seed_or_alias
 from mlplab.data.tokenizer import CharTokenizer
 from mlplab.errors import ConfigError, DataCorruptError, DataNotFoundError, require_positive
 
@@ -124,9 +124,10 @@ class CharTextDataModule(InMemoryDataModule):
         val_fraction: Fraction of the text (its end) held out for validation.
         val_windows: Validation windows during fit, evenly spaced over the validation split; ``None``:
             every window (``test`` always uses every window).
-        seed: Seed of the random training windows.
+        shuffle_seed: Seed of the training batch order; ``None``: the run's seed (``--seed_everything``).
         on_device: Keep the token streams on the accelerator; ``None``: on a GPU, when they fit easily.
         download: Download Tiny Shakespeare when it is missing.
+        seed: Deprecated name of ``shuffle_seed`` (run folders written before it keep their order).
     """
 
     loader_splits = {"train": "train", "val": "val", "test": "test", "predict": "test"}
@@ -146,11 +147,13 @@ class CharTextDataModule(InMemoryDataModule):
         batches_per_epoch: int | None = None,
         val_fraction: float = 0.1,
         val_windows: int | None = 512,
-        seed: int = 0,
+        shuffle_seed: int | None = None,
         on_device: bool | None = None,
         download: bool = True,
+        seed: int | None = None,
     ):
-        super().__init__(batch_size, eval_batch_size, seed, on_device)
+        shuffle_seed = shuffle_seed_or_alias(type(self).__name__, shuffle_seed, seed)
+        super().__init__(batch_size, eval_batch_size, shuffle_seed, on_device)
         name = type(self).__name__
         require_positive(name, context_length=context_length)
         if batches_per_epoch is not None:
@@ -167,7 +170,6 @@ class CharTextDataModule(InMemoryDataModule):
         self.context_length = context_length
         self.val_fraction = val_fraction
         self.val_windows = val_windows
-        self.seed = seed
         self.download = download
 
         text, self.source = self._read_text()
@@ -273,5 +275,5 @@ class CharTextDataModule(InMemoryDataModule):
         (tokens,) = self.splits["train"]
         batches = max(1, self.batches_per_epoch // world_size)
         return RandomWindowLoader(
-            tokens, self.context_length, self.batch_size, batches, self.seed, rank, world_size
+            tokens, self.context_length, self.batch_size, batches, self.train_seed(), rank, world_size
         )

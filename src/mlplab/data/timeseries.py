@@ -30,7 +30,6 @@ from __future__ import annotations
 import csv
 import gzip
 import itertools
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
@@ -154,11 +153,6 @@ def say_once(message: str, warning: bool = False) -> None:
     if message not in _said:
         _said.add(message)
         (rank_zero_warn if warning else rank_zero_info)(message)
-
-
-def run_seed() -> int:
-    """The seed of the run, as ``seed_everything`` set it (``PL_GLOBAL_SEED``); 0 when none was set."""
-    return int(os.environ.get("PL_GLOBAL_SEED", 0))
 
 
 def open_text(path: Path) -> TextIO:
@@ -293,8 +287,7 @@ class ForecastingDataModule(InMemoryDataModule):
         scale: Standardise the series with the training rows' statistics.
         batch_size: Training batch size.
         eval_batch_size: Validation / test / prediction batch size; ``None`` means ``batch_size``.
-        shuffle_seed: Seed of the per-epoch shuffling of the training windows; ``None``: the run's
-            ``seed_everything``, so that another seed sees the windows in another order.
+        shuffle_seed: Seed of the training batch order; ``None``: the run's seed (``--seed_everything``).
         predict_split: The windows ``predict`` forecasts: ``test``, ``val``, ``train`` or ``future``.
         data_dir: Folder of the data files; ``None`` means ``$MLPLAB_DATA`` if set, else ``./data``.
         download: Download a missing file when online (where a public URL is known).
@@ -328,7 +321,7 @@ class ForecastingDataModule(InMemoryDataModule):
         download: bool = True,
         on_device: bool | None = None,
     ):
-        super().__init__(batch_size, eval_batch_size, shuffle_seed or 0, on_device)
+        super().__init__(batch_size, eval_batch_size, shuffle_seed, on_device)
         name = type(self).__name__
         require_positive(name, lookback=lookback, horizon=horizon)
         if features not in ("M", "S"):
@@ -343,7 +336,6 @@ class ForecastingDataModule(InMemoryDataModule):
         self.horizon = horizon
         self.features = features
         self.scale = scale
-        self.shuffle_seed = shuffle_seed
         self.predict_split = predict_split
         self.loader_splits = {**type(self).loader_splits, "predict": predict_split}
         self.data_dir = resolve_data_dir(data_dir)
@@ -667,11 +659,6 @@ class ForecastingDataModule(InMemoryDataModule):
         )
 
     # ------------------------------------------------------------------------------------- loaders
-    def train_dataloader(self):
-        if self.shuffle_seed is None:
-            self.loader_seed = run_seed()
-        return super().train_dataloader()
-
     def split_tensors(self, split: Split) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.windows(split)
 
