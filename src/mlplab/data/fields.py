@@ -106,6 +106,8 @@ class ImageFittingDataModule(InMemoryDataModule):
     """
 
     loader_splits = {"train": "train", "val": "all", "test": "all", "predict": "all"}
+    #: ``seed``: the deprecated name of ``shuffle_seed``
+    evaluation_neutral_arguments = (*InMemoryDataModule.evaluation_neutral_arguments, "seed")
     summary = ("image", "image_shape", "train_stride")
 
     def __init__(

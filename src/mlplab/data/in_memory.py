@@ -63,8 +63,11 @@ class InMemoryDataModule(L.LightningDataModule):
     #: The attributes ``__str__`` shows.
     summary: tuple[str, ...] = ()
     #: Arguments whose value does not change what a test measures (batch sizes, where the data lives,
-    #: what only training uses); see :attr:`mlplab.tasks.Task.evaluation_neutral_arguments`.
-    evaluation_neutral_arguments: tuple[str, ...] = ("batch_size", "eval_batch_size", "on_device")
+    #: what only training uses, such as its batch order); see
+    #: :attr:`mlplab.tasks.Task.evaluation_neutral_arguments`.
+    evaluation_neutral_arguments: tuple[str, ...] = (
+        "batch_size", "eval_batch_size", "on_device", "shuffle_seed"
+    )  # fmt: skip
 
     def __init__(
         self, batch_size: int, eval_batch_size: int | None, shuffle_seed: int | None, on_device: bool | None

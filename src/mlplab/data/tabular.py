@@ -253,7 +253,8 @@ class TabularDataModule(InMemoryDataModule):
     summary = (
         "source", "objective", "num_numeric", "cardinalities", "num_classes", "split_sizes", "table_digest",
     )  # fmt: skip
-    evaluation_neutral_arguments = (*InMemoryDataModule.evaluation_neutral_arguments, "download")
+    #: ``seed``: the deprecated name of ``shuffle_seed``
+    evaluation_neutral_arguments = (*InMemoryDataModule.evaluation_neutral_arguments, "seed", "download")
 
     def __init__(
         self,

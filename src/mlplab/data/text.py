@@ -133,7 +133,7 @@ class CharTextDataModule(InMemoryDataModule):
     loader_splits = {"train": "train", "val": "val", "test": "test", "predict": "test"}
     summary = ("source", "split_characters", "vocab_size", "context_length")
     evaluation_neutral_arguments = (
-        *InMemoryDataModule.evaluation_neutral_arguments, "batches_per_epoch", "download"
+        *InMemoryDataModule.evaluation_neutral_arguments, "seed", "batches_per_epoch", "download"
     )  # fmt: skip
 
     def __init__(

@@ -300,7 +300,7 @@ class ForecastingDataModule(InMemoryDataModule):
     default_freq: str | None = None
     summary = ("lookback", "horizon", "num_series")
     evaluation_neutral_arguments = (
-        *InMemoryDataModule.evaluation_neutral_arguments, "shuffle_seed", "predict_split", "download"
+        *InMemoryDataModule.evaluation_neutral_arguments, "predict_split", "download"
     )  # fmt: skip
 
     def __init__(
