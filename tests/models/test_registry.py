@@ -167,3 +167,14 @@ def test_block_layout_finds_residual_blocks_whose_branches_can_be_dropped(name):
             torch.testing.assert_close(out, given)
     else:
         torch.testing.assert_close(passed, seen["input"])
+
+
+@pytest.mark.parametrize("name", [spec.name for spec in FAMILIES])
+def test_a_family_registers_what_its_base_declares_for_all_of_them(name):
+    """A base's ``renamed_args`` and ``block_layout`` are declared once, and every family of it keeps them."""
+    spec = registry.get(name)
+    for base in spec.cls.__mro__[1:]:
+        if "renamed_args" in vars(base):
+            assert spec.renamed.items() >= base.renamed_args.items(), f"{name} drops {base.__name__}'s"
+        if "block_layout" in vars(base):
+            assert spec.blocks == base.block_layout, f"{name} declares other blocks than {base.__name__}"

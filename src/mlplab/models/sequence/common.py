@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
+from mlplab.models.registry import BlockLayout
 from mlplab.nn.channel_mlp import ChannelMLP
 from mlplab.nn.moe import link_gating_residuals
 
@@ -130,6 +131,11 @@ class SequenceModel(nn.Module):
         tie_embeddings: Share the token embedding with the LM head.
     """
 
+    #: Where the blocks are, for the families' ``@register_family(blocks=...)``: the
+    #: :class:`PreNormResidualBlock` s of :meth:`build_blocks`, their branches ``mixer`` and ``mlp``.
+    block_layout = BlockLayout(PreNormResidualBlock, mixer=("mixer",), mlp=("mlp",))
+    #: The arguments' former names (the papers' own), for the families' ``@register_family(renamed=...)``.
+    renamed_args = {"d_model": "embed_dim", "n_layers": "depth"}
     #: Whether the blocks normalise the mixer's input (a mixer that normalises it itself says no).
     norm_mixer_input: bool = True
     #: Whether dropout follows the mixer branch as well as the channel MLP.

@@ -29,8 +29,8 @@ import torch
 from torch import nn
 
 from mlplab.errors import require_positive
-from mlplab.models.registry import BlockLayout, Variant, register_family
-from mlplab.models.sequence.common import CausalDepthwiseConv1d, PreNormResidualBlock, SequenceModel
+from mlplab.models.registry import Variant, register_family
+from mlplab.models.sequence.common import CausalDepthwiseConv1d, SequenceModel
 
 
 class GAMMixer(nn.Module):
@@ -71,8 +71,8 @@ class GAMMixer(nn.Module):
             source="the official GAM_Model's defaults (vocabulary 10,000, block 256)",
         ),
     },
-    blocks=BlockLayout(PreNormResidualBlock, mixer=("mixer",), mlp=("mlp",)),
-    renamed={"d_model": "embed_dim", "n_layers": "depth"},
+    blocks=SequenceModel.block_layout,
+    renamed=SequenceModel.renamed_args,
     legacy_keys=[(r"^(blocks\.\d+\.)(conv|memory|gate)(\.|$)", r"\1mixer.\2\3")],
     source="own, following the official code",
 )

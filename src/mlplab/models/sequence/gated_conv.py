@@ -39,12 +39,8 @@ import torch
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
-from mlplab.models.registry import BlockLayout, Variant, register_family
-from mlplab.models.sequence.common import (
-    CausalDepthwiseConv1d,
-    PreNormResidualBlock,
-    SequenceModel,
-)
+from mlplab.models.registry import Variant, register_family
+from mlplab.models.sequence.common import CausalDepthwiseConv1d, SequenceModel
 from mlplab.nn.precision import autocast_off
 
 FilterKind = Literal["implicit", "explicit"]
@@ -184,8 +180,8 @@ class GatedLongConv(nn.Module):
     domains=("sequence",),
     channel_mlps=("conventional", "hourglass", "moe", "moe_plus_plus"),
     variants={"tiny": Variant({"embed_dim": 16, "depth": 2, "filter_order": 8})},
-    blocks=BlockLayout(PreNormResidualBlock, mixer=("mixer",), mlp=("mlp",)),
-    renamed={"d_model": "embed_dim", "n_layers": "depth"},
+    blocks=SequenceModel.block_layout,
+    renamed=SequenceModel.renamed_args,
     source="own (Zoology's Hyena operator)",
 )
 class GatedConv(SequenceModel):

@@ -43,13 +43,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
-from mlplab.models.registry import BlockLayout, Variant, register_family
+from mlplab.models.registry import Variant, register_family
 from mlplab.models.sequence.backends import BackendChoice, fla_chunk_gla
-from mlplab.models.sequence.common import (
-    PreNormResidualBlock,
-    SequenceModel,
-    SequenceNorm,
-)
+from mlplab.models.sequence.common import SequenceModel, SequenceNorm
 from mlplab.models.sequence.scans import gla_chunked
 
 GLAMode = Literal["chunk", "recurrent"]
@@ -170,8 +166,8 @@ class GLALayer(nn.Module):
     domains=("sequence",),
     channel_mlps=("conventional", "hourglass", "moe", "moe_plus_plus"),
     variants={"tiny": Variant({"embed_dim": 16, "depth": 2, "num_heads": 2, "chunk_size": 5})},
-    blocks=BlockLayout(PreNormResidualBlock, mixer=("mixer",), mlp=("mlp",)),
-    renamed={"d_model": "embed_dim", "n_layers": "depth", "n_heads": "num_heads"},
+    blocks=SequenceModel.block_layout,
+    renamed={**SequenceModel.renamed_args, "n_heads": "num_heads"},
     source="own, pure PyTorch (flash-linear-attention's layer)",
 )
 class GatedLinearAttention(SequenceModel):

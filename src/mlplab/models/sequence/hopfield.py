@@ -34,8 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
-from mlplab.models.registry import BlockLayout, Variant, register_family
-from mlplab.models.sequence.common import PreNormResidualBlock, SequenceModel
+from mlplab.models.registry import Variant, register_family
+from mlplab.models.sequence.common import SequenceModel
 
 
 class HopfieldAssociation(nn.Module):
@@ -158,8 +158,8 @@ class HopfieldMixer(nn.Module):
             {"embed_dim": 16, "depth": 2, "num_heads": 2, "update_steps": 2, "stored_patterns": 8}
         )
     },
-    blocks=BlockLayout(PreNormResidualBlock, mixer=("mixer",), mlp=("mlp",)),
-    renamed={"d_model": "embed_dim", "n_layers": "depth", "n_heads": "num_heads"},
+    blocks=SequenceModel.block_layout,
+    renamed={**SequenceModel.renamed_args, "n_heads": "num_heads"},
     legacy_keys=[
         (r"^(blocks\.\d+\.)association\.", r"\1mixer.association."),
         (r"^(blocks\.\d+\.)lookup\.", r"\1mixer.lookup."),

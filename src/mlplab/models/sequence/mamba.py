@@ -48,14 +48,9 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from mlplab.errors import ConfigError, require_positive
-from mlplab.models.registry import BlockLayout, Variant, register_family
+from mlplab.models.registry import Variant, register_family
 from mlplab.models.sequence.backends import BackendChoice, causal_conv1d_kernel, mamba_ssm_scan
-from mlplab.models.sequence.common import (
-    CausalDepthwiseConv1d,
-    PreNormResidualBlock,
-    SequenceModel,
-    SequenceNorm,
-)
+from mlplab.models.sequence.common import CausalDepthwiseConv1d, SequenceModel, SequenceNorm
 from mlplab.models.sequence.scans import selective_scan_chunked
 from mlplab.nn.channel_mlp import ChannelMLP
 
@@ -277,8 +272,8 @@ class MambaMixer(nn.Module):
             source="state-spaces/mamba-130m's checkpoint (vocabulary padded to 50,280)",
         ),
     },
-    blocks=BlockLayout(PreNormResidualBlock, mixer=("mixer",), mlp=("mlp",)),
-    renamed={"d_model": "embed_dim", "n_layers": "depth"},
+    blocks=SequenceModel.block_layout,
+    renamed=SequenceModel.renamed_args,
     source="own, pure PyTorch (the official mamba_ssm layout)",
 )
 class Mamba(SequenceModel):

@@ -41,8 +41,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
-from mlplab.models.registry import BlockLayout, Variant, register_family
-from mlplab.models.sequence.common import PreNormResidualBlock, SequenceModel
+from mlplab.models.registry import Variant, register_family
+from mlplab.models.sequence.common import SequenceModel
 
 AttentionGate = Literal["none", "headwise", "elementwise"]
 QueryKey = Literal["separate", "merged"]
@@ -207,8 +207,8 @@ class CausalSelfAttention(nn.Module):
             },
         ),  # fmt: skip
     },
-    blocks=BlockLayout(PreNormResidualBlock, mixer=("mixer",), mlp=("mlp",)),
-    renamed={"d_model": "embed_dim", "n_layers": "depth", "n_heads": "num_heads"},
+    blocks=SequenceModel.block_layout,
+    renamed={**SequenceModel.renamed_args, "n_heads": "num_heads"},
     legacy_keys=[(r"^(blocks\.\d+\.)attn\.", r"\1mixer.")],
     source="own: nanoGPT's GPT with SDPA, and gated attention",
 )

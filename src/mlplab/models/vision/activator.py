@@ -117,7 +117,7 @@ class ActivatorBlock(nn.Module):
         ),
     },
     blocks=BlockLayout(ActivatorBlock, mixer=("gating",), mlp=("ffn",)),
-    renamed={"d_model": "embed_dim", "d_ffn": "mlp_dim", "num_layers": "depth"},
+    renamed=IsotropicPatchClassifier.renamed_args,
     source="own, following the official code",
 )
 class Activator(IsotropicPatchClassifier):

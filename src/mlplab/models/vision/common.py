@@ -272,6 +272,8 @@ class IsotropicPatchClassifier(PatchClassifier):
     #: The papers' CIFAR-10 configuration (the defaults), and a tiny one for tests.
     cifar10_args = {"patch_size": 4, "embed_dim": 256, "mlp_dim": 512, "depth": 4, "dropout": 0.5}
     tiny_args = {"embed_dim": 32, "mlp_dim": 64, "depth": 2, "dropout": 0.0}
+    #: The arguments' former names (the papers' own), for the families' ``@register_family(renamed=...)``.
+    renamed_args = {"d_model": "embed_dim", "d_ffn": "mlp_dim", "num_layers": "depth"}
 
     def __init__(
         self,

@@ -53,6 +53,9 @@ class ResidualStreamMLP(FlatMLP):
         output_activation: ``sigmoid`` for pixel targets in [0, 1] (the paper), ``none`` for logits.
     """
 
+    #: The arguments' former names (the paper's own), for the families' ``@register_family(renamed=...)``.
+    renamed_args = {"d_z": "embed_dim", "d_h": "mlp_dim"}
+
     def __init__(
         self,
         input_shape: tuple[int, ...],
@@ -125,7 +128,7 @@ def _paper(
         ),
     },
     blocks=BlockLayout(ResidualMLPBlock, mlp=("mlp",)),
-    renamed={"d_z": "embed_dim", "d_h": "mlp_dim"},
+    renamed=ResidualStreamMLP.renamed_args,
     source="own, following the official code",
 )
 class HourglassMLP(ResidualStreamMLP):
@@ -175,7 +178,7 @@ class HourglassMLP(ResidualStreamMLP):
         ),
     },
     blocks=BlockLayout(ResidualMLPBlock, mlp=("mlp",)),
-    renamed={"d_z": "embed_dim", "d_h": "mlp_dim"},
+    renamed=ResidualStreamMLP.renamed_args,
     source="own, following the official code",
 )
 class ConventionalMLP(ResidualStreamMLP):

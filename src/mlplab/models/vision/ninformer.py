@@ -106,7 +106,7 @@ class NiNBlock(nn.Module):
         ),
     },
     blocks=BlockLayout(NiNBlock, mixer=("gate",), mlp=("ffn",)),
-    renamed={"d_model": "embed_dim", "d_ffn": "mlp_dim", "num_layers": "depth"},
+    renamed=IsotropicPatchClassifier.renamed_args,
     source="own, following the official code",
 )
 class NiNformer(IsotropicPatchClassifier):
