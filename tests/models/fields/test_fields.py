@@ -106,3 +106,12 @@ def test_fresh_and_encodings_are_refused_where_they_make_no_sense():
         FreSh(candidates=[0.0])
     with pytest.raises(ConfigError, match="maps coordinates"):
         SIREN((2, 2), (3,))
+
+
+@pytest.mark.parametrize("family", [CAM, GaussianRBFNet])
+def test_a_family_that_reads_2d_grids_refuses_other_coordinates(family):
+    with pytest.raises(
+        ConfigError, match=rf"^{family.__name__} reads 2-D grids: input_shape must be \(2,\), got \(3,\)$"
+    ):
+        family((3,), (3,))
+    assert SIREN((3,), (1,), embed_dim=4, depth=1).in_features == 3  # a field without grids takes any

@@ -86,10 +86,8 @@ class CAM(CoordinateField):
         grid_lr_multiplier: float = 10.0,
         fresh: FreSh | None = None,
     ):
-        super().__init__(input_shape, output_shape, fresh)
+        super().__init__(input_shape, output_shape, fresh, reads_2d_grids=True)
         require_positive("CAM", embed_dim=embed_dim, depth=depth, grid_size=grid_size)
-        if self.in_features != 2:
-            raise ConfigError(f"CAM reads 2-D grids: input_shape must be (2,), got {tuple(input_shape)}")
         if not grid_lr_multiplier > 0:
             raise ConfigError(f"CAM: grid_lr_multiplier must be positive, got {grid_lr_multiplier}")
         self.encoding = FourierFeatures(self.in_features, num_frequencies, frequency_scale)

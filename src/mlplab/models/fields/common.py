@@ -41,9 +41,17 @@ class CoordinateField(nn.Module):
         output_shape: ``(out_features,)``, the channels of a colour.
         fresh: FreSh settings (:class:`~mlplab.models.fields.fresh.FreSh`) for families with a
             ``frequency_scale``; ``None``: keep the configured scale.
+        reads_2d_grids: The family reads learned 2-D grids at the coordinates (:func:`read_grid`), so
+            it takes only ``input_shape`` ``(2,)``.
     """
 
-    def __init__(self, input_shape: tuple[int, ...], output_shape: tuple[int, ...], fresh=None):
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        output_shape: tuple[int, ...],
+        fresh=None,
+        reads_2d_grids: bool = False,
+    ):
         super().__init__()
         owner = type(self).__name__
         if len(input_shape) != 1 or len(output_shape) != 1:
@@ -54,6 +62,8 @@ class CoordinateField(nn.Module):
         require_positive(owner, in_features=input_shape[0], out_features=output_shape[0])
         self.in_features = int(input_shape[0])
         self.out_features = int(output_shape[0])
+        if reads_2d_grids and self.in_features != 2:
+            raise ConfigError(f"{owner} reads 2-D grids: input_shape must be (2,), got {tuple(input_shape)}")
         if fresh is not None and not hasattr(self, "set_frequency_scale"):
             raise ConfigError(f"{owner} has no frequency scale for FreSh to choose; remove fresh")
         self.fresh = fresh

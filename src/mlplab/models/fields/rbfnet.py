@@ -106,11 +106,7 @@ class GaussianRBFNet(CoordinateField):
         max_resolution: int = 512,
         num_rbfs: int = 32,
     ):
-        super().__init__(input_shape, output_shape)
-        if self.in_features != 2:
-            raise ConfigError(
-                f"GaussianRBFNet reads 2-D grids: input_shape must be (2,), got {tuple(input_shape)}"
-            )
+        super().__init__(input_shape, output_shape, reads_2d_grids=True)
         require_positive("GaussianRBFNet", num_rbfs=num_rbfs)
         self.encoding = MultiResolutionGrid(num_levels, features_per_level, base_resolution, max_resolution)
         self.features_per_level = features_per_level
