@@ -59,7 +59,8 @@ class ForecastingTask(Task):
     Loss: MSE on the standardised scale (see :meth:`loss`). Metrics, one torchmetrics object per stage
     (summed over the processes of a multi-process run):
     ``<stage>/mse`` and ``<stage>/mae`` on the standardised scale (what the published tables report,
-    averaged over every window, step and series), ``<stage>/loss`` (= mse), and with
+    averaged over every window, step and series; every window of the split, without the old scripts'
+    ``drop_last``), ``<stage>/loss`` (= mse), and with
     ``original_scale_metrics`` also ``<stage>/mse_original`` and ``<stage>/mae_original`` in the data's
     units. The best checkpoint is chosen by ``val/mse``. Each validation epoch writes a figure
     ``val/forecasts`` to the run's loggers (:mod:`mlplab.loggers`): history, forecast and truth of the

@@ -21,8 +21,8 @@ class ImageClassification(Task):
     soft-target cross-entropy. Metrics: ``<stage>/acc`` (top-1) and ``<stage>/acc_top5`` (when there are
     more than 5 classes), one torchmetrics object per evaluation stage, plus ``<stage>/loss`` (plain
     cross-entropy on validation and test, the mean over every image); ``train/acc`` is the epoch's
-    top-1 accuracy on the un-mixed training batches (absent with mixup). Epoch figures cover the
-    processes of a multi-process run together.
+    top-1 accuracy on the un-mixed training batches as trained on (augmented, in training mode: with
+    dropout), absent with mixup. Epoch figures cover the processes of a multi-process run together.
 
     Args:
         backbone: The family: its class path and arguments; it is called with

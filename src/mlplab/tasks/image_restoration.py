@@ -35,8 +35,10 @@ class ImageRestoration(Task):
     images, whatever the evaluation batch size, the number of processes or the device.
 
     Metrics, one torchmetrics object per stage (summed over the processes of a multi-process run):
-    ``<stage>/psnr`` (data range 1, the mean of per-image PSNR), ``<stage>/ssim`` and ``<stage>/loss``
-    (the mean squared error over every image), and for denoising and super-resolution
+    ``<stage>/psnr`` (data range 1, the mean of per-image PSNR: not the PSNR of the mean squared error,
+    which is lower), ``<stage>/ssim`` (torchmetrics': a Gaussian window of σ 1.5, 11 × 11 pixels, over
+    the image with reflected borders, averaged over each image's pixels, then over the images) and
+    ``<stage>/loss`` (the mean squared error over every image), and for denoising and super-resolution
     ``<stage>/psnr_input``, the PSNR of the degraded input itself (bicubic upsampling for
     super-resolution): the bar a model must clear. Each validation epoch writes an image grid
     ``val/samples`` with rows input / prediction / target to the run's loggers (:mod:`mlplab.loggers`).

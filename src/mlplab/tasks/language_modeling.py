@@ -53,7 +53,9 @@ class LanguageModeling(SequenceTask):
 
     Loss: mean cross-entropy over every position (see :meth:`loss`). Metrics, one set per evaluation
     stage, averaged over all evaluated tokens: ``<stage>/loss`` (nats per token), ``<stage>/bpc``
-    (bits per token: bits per character for character data) and ``<stage>/ppl`` (perplexity);
+    (bits per token: bits per character for character data) and ``<stage>/ppl`` (perplexity). The
+    evaluation windows do not overlap and each holds ``context_length`` tokens (the mean over tokens
+    is the mean over windows); a window's first tokens are predicted from a short context;
     ``train/loss`` per step. After every validation a sample of ``sample_length`` tokens generated
     from ``sample_prompt`` (seeded by ``sample_seed``) is written to the run's loggers as the text
     ``val/sample`` (:mod:`mlplab.loggers`).

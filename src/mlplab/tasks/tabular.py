@@ -39,7 +39,9 @@ class TabularTask(Task):
     ``<stage>/logloss`` (of the predicted probabilities); the best checkpoint by ``val/acc``.
     **Regression** (``num_classes == 0``): MSE on the standardised target; metrics ``<stage>/rmse``,
     ``<stage>/mae`` (in the target's units, through ``target_scale``) and ``<stage>/r2``; the best
-    checkpoint by ``val/rmse``. Metrics (and ``<stage>/loss``) are torchmetrics objects, one set per
+    checkpoint by ``val/rmse``. ``<stage>/loss`` is the training loss (:meth:`loss`: on the standardised
+    target for regression, the mean of an ensemble's members' losses), whereas the metrics judge the
+    ensemble's prediction. Metrics (and ``<stage>/loss``) are torchmetrics objects, one set per
     evaluation stage, over every process of a multi-process run, without the rows that pad a process's
     share.
 

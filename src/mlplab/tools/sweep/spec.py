@@ -65,8 +65,8 @@ class SweepConfig:
         metric: The validation metric that chooses the best checkpoint and configuration
             (default: the task's own monitor).
         mode: Whether a higher (max) or lower (min) metric is better (default: the task's own; for
-            another metric, told from its name: min for loss, bpc, ppl, mse, mae, rmse, ..., max for
-            acc, psnr, ssim, r2, ...; other names need it).
+            another metric, told from its name: min for loss, bpc, ppl, mse, mae, rmse, logloss, ...,
+            max for acc, psnr, ssim, r2, auroc, ...; other names need it).
         seeds: The seeds every configuration is trained with (default [0]).
         repeats: Instead of seeds: train seeds 0 .. repeats-1.
         options: More settings to sweep (any CLI key and its values); every value with every
