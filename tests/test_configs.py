@@ -141,6 +141,45 @@ def test_a_trainer_preset_keeps_the_callbacks_of_a_recipe_in_either_order(preset
         assert [c["class_path"] for c in callbacks] == ["mlplab.callbacks.ActivationSelection"], order
 
 
+@pytest.mark.parametrize("profile_first", [True, False], ids=["profile-first", "recipe-first"])
+def test_the_profile_preset_validates_by_batches_in_either_order(cli, tmp_path, caplog, profile_first):
+    # Composed before a recipe with an epoch cadence (KAN's check_val_every_n_epoch: 10), the recipe's
+    # value won, and Lightning refused val_check_interval 10 with the 7 training batches of an epoch
+    # ("`val_check_interval` (10) must be less than or equal to the number of the training batches").
+    # Now the preset's null is kept in either order, and that is said in one line.
+    import logging
+
+    profile = str(REPO / "configs" / "trainer" / "profile.yaml")
+    recipe = str(REPO / "configs" / "kan" / "kan_exp_sin.yaml")
+    files = [profile, recipe] if profile_first else [recipe, profile]
+    caplog.set_level(logging.INFO)
+    quiet = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+    args = ["--config", files[0], "--config", files[1], *quiet, f"--trainer.default_root_dir={tmp_path}"]
+    assert cli("fit", *args) == 0
+    run = tmp_path / "lightning_logs" / "version_0"
+    trainer = yaml.safe_load((run / "config.yaml").read_text())["trainer"]
+    assert (trainer["val_check_interval"], trainer["check_val_every_n_epoch"]) == (10, None)
+    assert list(run.glob("fit-profile-*validation_step*.pt.trace.json"))  # validated within the 20 steps
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("trainer.check_val_every")]
+    assert said == (
+        [
+            f"trainer.check_val_every_n_epoch: null from {profile} (validation every 10 training batches, "
+            f"across epochs) is kept over 10 from {recipe}, composed after it, as in the other order; "
+            "--trainer.check_val_every_n_epoch sets it"
+        ]
+        if profile_first
+        else []
+    )
+
+
+def test_the_command_line_still_sets_check_val_every_n_epoch_over_the_profile_preset(cli, capsys):
+    profile = str(REPO / "configs" / "trainer" / "profile.yaml")
+    recipe = str(REPO / "configs" / "kan" / "kan_exp_sin.yaml")
+    given = ["--config", profile, "--config", recipe, "--trainer.check_val_every_n_epoch=3", "--print_config"]
+    assert cli("fit", *given) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["trainer"]["check_val_every_n_epoch"] == 3
+
+
 def test_profile_preset_writes_the_summary_and_a_chrome_trace(cli, tmp_path):
     # fast_dev_run (the smoke tests above) turns the logger off, so nothing is written there; a real
     # run writes the summary table and the trace into the run's log folder.

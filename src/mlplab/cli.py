@@ -45,7 +45,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from lightning.pytorch.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
 
 import mlplab.data  # noqa: F401  (registers the DataModules for short class names)
 import mlplab.models  # noqa: F401  (registers the families)
@@ -303,6 +303,55 @@ def config_files_in(argv: list[str]) -> list[str]:
     return files
 
 
+def _trainer_section(path: str) -> dict[str, Any]:
+    """The ``trainer`` mapping of a config file (empty when it has none or cannot be read)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    trainer = data.get("trainer") if isinstance(data, dict) else None
+    return trainer if isinstance(trainer, dict) else {}
+
+
+def keep_validation_by_batches(trainer: Namespace, argv: list[str]) -> str | None:
+    """Keep a config file's ``check_val_every_n_epoch: null`` over a later file's number; say so.
+
+    A file that sets an integer ``val_check_interval`` with ``check_val_every_n_epoch: null`` (the
+    profile preset) asks for validation every that many training batches, counted across epochs. A
+    config file composed after it that sets ``check_val_every_n_epoch`` (a recipe's epoch cadence) would
+    turn that into "every N batches within every k-th epoch", which Lightning refuses when an epoch is
+    shorter than N batches and which otherwise validates later than asked. The order of ``--config``
+    files then does not matter: the null is kept (``trainer`` is changed in place), unless the command
+    line sets ``--trainer.check_val_every_n_epoch`` itself or a later file another ``val_check_interval``.
+
+    Returns:
+        The line that says what was kept, or ``None`` when nothing changed.
+    """
+    if any(argument.startswith("--trainer.check_val_every_n_epoch") for argument in argv):
+        return None
+    if trainer.get("check_val_every_n_epoch") is None:
+        return None
+    interval = trainer.get("val_check_interval")
+    if not isinstance(interval, int) or isinstance(interval, bool):
+        return None
+    sections = [(file, _trainer_section(file)) for file in config_files_in(argv) if Path(file).is_file()]
+    setters = [(file, section) for file, section in sections if "check_val_every_n_epoch" in section]
+    by_batches = [
+        file
+        for file, section in setters
+        if section["check_val_every_n_epoch"] is None and section.get("val_check_interval") == interval
+    ]
+    if not by_batches or setters[-1][1]["check_val_every_n_epoch"] is None:
+        return None
+    later, value = setters[-1][0], setters[-1][1]["check_val_every_n_epoch"]
+    trainer.check_val_every_n_epoch = None
+    return (
+        f"trainer.check_val_every_n_epoch: null from {by_batches[-1]} (validation every {interval} training "
+        f"batches, across epochs) is kept over {value} from {later}, composed after it, as in the other "
+        "order; --trainer.check_val_every_n_epoch sets it"
+    )
+
+
 def check_output_folder(folder: str | os.PathLike | None) -> None:
     """Raise :class:`ConfigError` when a run could not create or write ``folder`` (``default_root_dir``)."""
     given = Path(folder if folder is not None else os.getcwd()).expanduser()
@@ -486,6 +535,10 @@ class MLPLabCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         with _ActionPrintConfig.skip_print_config():
             self._drop_carried_init_args(subcommand)
+        if subcommand and self._argv is not None:
+            note = keep_validation_by_batches(self.config[subcommand].trainer, self._argv)
+            if note:
+                rank_zero_info(note)
         _ActionPrintConfig.print_config_if_requested(parser, self.config)
         if not subcommand:
             return

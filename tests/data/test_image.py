@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from mlplab.data import DigitsDataModule
-from mlplab.errors import ConfigError
+from mlplab.data.image import ImageDataModule
+from mlplab.errors import CheckpointError, ConfigError
 
 
 def test_digits_splits_are_disjoint_reproducible_and_complete():
@@ -87,3 +88,69 @@ def test_flip_copies_grow_the_training_split_only():
 def test_bad_settings(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         DigitsDataModule(**kwargs).setup()
+
+
+class TinyImages(ImageDataModule):
+    """24 training and 8 test images of 3x4x4 random pixels up to ``brightness`` (out of 255)."""
+
+    image_shape = (3, 4, 4)
+    num_classes = 2
+    display_name = "tiny images"
+
+    def __init__(self, brightness: int, **kwargs):
+        super().__init__(num_val=4, batch_size=8, **kwargs)
+        self.brightness = brightness
+
+    def load_split(self, split):
+        generator = torch.Generator().manual_seed(0 if split == "train" else 1)
+        count = 24 if split == "train" else 8
+        images = (torch.rand(count, 3, 4, 4, generator=generator) * self.brightness).to(torch.uint8)
+        return images, torch.arange(count) % 2
+
+
+def test_a_checkpoint_normalisation_is_kept_when_the_data_has_changed(caplog):
+    # The data was recomputed at test time: brighter images since training gave other statistics,
+    # so the model saw inputs normalised otherwise than in training. Now the checkpoint's are used
+    # (restored after setup, as Lightning does, or before it) and the difference is said once.
+    import logging
+
+    trained = TinyImages(brightness=100)
+    trained.setup()
+    state = trained.state_dict()
+    caplog.set_level(logging.INFO)
+    for restored_after_setup in (True, False):
+        brighter = TinyImages(brightness=250)
+        if restored_after_setup:
+            brighter.setup()
+            assert not torch.allclose(brighter.mean, trained.mean)  # the data's own statistics moved
+        brighter.load_state_dict(state)
+        if not restored_after_setup:
+            brighter.setup()
+        assert torch.equal(brighter.mean, trained.mean) and torch.equal(brighter.std, trained.std)
+        assert brighter.state_dict() == state  # a resumed fit's checkpoints keep them
+        images, labels = next(iter(brighter.test_dataloader()))
+        x, _ = brighter.on_after_batch_transfer((images, labels), 0)
+        expected = (images.float() / 255 - trained.mean.view(1, -1, 1, 1)) / trained.std.view(1, -1, 1, 1)
+        torch.testing.assert_close(x, expected)
+    said = [r.getMessage() for r in caplog.records if "differ from the checkpoint's" in r.getMessage()]
+    assert said == [
+        "tiny images: the training split's per-channel mean [0.4672, 0.4809, 0.4948] and std [0.2883, "
+        "0.2898, 0.2867] differ from the checkpoint's [0.1856, 0.1913, 0.1967] and [0.1153, 0.116, 0.1146] "
+        "(the data has changed since training): its images are normalised with the checkpoint's"
+    ]
+    caplog.clear()
+    same = TinyImages(brightness=100)
+    same.setup()
+    same.load_state_dict(state)
+    assert not [r for r in caplog.records if "differ from the checkpoint's" in r.getMessage()]
+
+
+def test_a_checkpoint_normalised_otherwise_is_one_line():
+    trained = TinyImages(brightness=100)
+    trained.setup()
+    with pytest.raises(CheckpointError) as raised:
+        TinyImages(brightness=100, normalize=False).load_state_dict(trained.state_dict())
+    assert str(raised.value) == (
+        "data.normalize: the checkpoint's model was trained with normalize True, the data now gives "
+        "False; leave data.normalize as it was trained (the model would see pixels on another scale)"
+    )

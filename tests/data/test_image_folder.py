@@ -1,4 +1,5 @@
 import tarfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -156,3 +157,49 @@ def test_checkpoints_record_the_class_names_and_refuse_other_classes(cli, capsys
                 f"{folder}/train {difference}; its outputs would name other classes: use "
                 "a folder with the classes it was trained on"
             )
+
+
+def test_a_grown_folder_is_tested_and_predicted_with_the_checkpoint_normalisation(cli, tmp_path, caplog):
+    # test and predict recomputed the normalisation from the folder as it is now: with brighter images
+    # added since training, the model saw inputs normalised otherwise. Now the checkpoint's statistics
+    # are used, and that the folder's differ is said once.
+    import logging
+
+    import mlplab
+    from mlplab.cli import MLPLabCLI
+
+    _folder(tmp_path / "pets", ["cat", "dog"])
+    config = tmp_path / "pets.yaml"
+    config.write_text(
+        "model:\n  class_path: ImageClassification\n  init_args:\n    backbone:\n"
+        "      class_path: BottleneckMLP\n      init_args: {variant: tiny}\n"
+        "data:\n  class_path: ImageFolderDataModule\n"
+        "  init_args: {root: pets, data_dir: ., num_val: 2, batch_size: 4}\n"
+        "trainer:\n  max_epochs: 1\n  default_root_dir: run\n"
+        "  enable_progress_bar: false\n  enable_model_summary: false\n"
+    )
+    assert cli("fit", "--config", str(config)) == 0
+    run = tmp_path / "run" / "lightning_logs" / "version_0"
+    best = f"--ckpt_path={run / 'checkpoints' / 'best.ckpt'}"
+    trained = mlplab.load_run(run)
+    mean, std = torch.tensor(trained.preprocessing["mean"]), torch.tensor(trained.preprocessing["std"])
+    for label in ("cat", "dog"):  # the folder grows by brighter images
+        for i in range(4):
+            Image.new("RGB", (4, 4), (250, 250, 200 + i * 10)).save(
+                tmp_path / "pets" / "train" / label / f"new{i}.png"
+            )
+    caplog.set_level(logging.INFO)
+    for stage in ("test", "predict"):
+        evaluated = MLPLabCLI(args=[stage, "--config", str(run / "config.yaml"), best])
+        data = evaluated.datamodule
+        assert torch.equal(data.mean, mean) and torch.equal(data.std, std)
+    said = [r.getMessage() for r in caplog.records if "differ from the checkpoint's" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(
+        "image folder pets/train: the training split's per-channel mean"
+    )
+    # predict's probabilities are the model's on the test images normalised with the checkpoint's statistics
+    images = data.splits["test"][0].float() / 255
+    with torch.no_grad():
+        expected = trained.model((images - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)).softmax(-1)
+    saved = torch.load(Path(evaluated.trainer.log_dir) / "predictions.pt", weights_only=True)
+    torch.testing.assert_close(saved["probabilities"], expected)

@@ -242,45 +242,64 @@ def test_the_forecaster_keeps_the_task_weights_names():
     )
 
 
-@pytest.fixture(scope="module")
-def tabular_run(tmp_path_factory) -> Path:
-    """A tiny TabM ensemble on the penguins (numeric and categorical columns), one epoch."""
+@pytest.fixture(scope="module", params=["penguins", "diabetes"])
+def tabular_run(request, tmp_path_factory) -> tuple[Path, dict[str, torch.Tensor]]:
+    """A tiny TabM ensemble (4 members), one epoch, on the penguins (species from numeric and
+    categorical columns) or on diabetes (a regression), with what ``mlplab predict`` saved of its test rows.
+    """
     torch.set_num_threads(1)
-    folder = tmp_path_factory.mktemp("tabular")
+    folder = tmp_path_factory.mktemp(request.param)
     recipe = Path(__file__).parents[2] / "configs" / "tabular" / "tabm_penguins.yaml"
     small = ["--model.backbone.ensemble_size=4", "--model.backbone.depth=1", "--model.backbone.embed_dim=16"]
-    args = ["--config", str(recipe), *small, "--trainer.max_epochs=1", f"--trainer.default_root_dir={folder}"]
-    assert run_cli("fit", *args, *QUIET) == 0
-    return folder / "lightning_logs" / "version_0"
+    args = ["--config", str(recipe), f"--data.dataset={request.param}", *small, "--trainer.max_epochs=1"]
+    assert run_cli("fit", *args, f"--trainer.default_root_dir={folder}", *QUIET) == 0
+    run = folder / "lightning_logs" / "version_0"
+    best = run / "checkpoints" / "best.ckpt"
+    assert run_cli("predict", "--config", str(run / "config.yaml"), f"--ckpt_path={best}", *QUIET) == 0
+    predicted = torch.load(folder / "lightning_logs" / "version_1" / "predictions.pt", weights_only=True)
+    return run, predicted
+
+
+def _run_tabular_export(format: str, out: Path, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        if format == "safetensors":
+            return load_exported(out)(x_num, x_cat)
+        if format == "torchscript":
+            return torch.jit.load(str(out / "model.pt"))(x_num, x_cat)
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    return torch.from_numpy(session.run(None, {"x_num": x_num.numpy(), "x_cat": x_cat.numpy()})[0])
 
 
 @pytest.mark.parametrize("format", ["safetensors", "torchscript", "onnx"])
-def test_a_tabular_run_exports_with_its_numeric_and_categorical_inputs(tabular_run, format, tmp_path):
+def test_a_tabular_export_predicts_what_mlplab_predict_does(tabular_run, format, tmp_path):
+    # the export held the family alone: per-member logits (B, 4, 3), and standardised values (B, 4, 1)
+    # for a regression, which the user had to average and unscale
     if format == "onnx":
         for package in ("onnx", "onnxscript", "onnxruntime"):
             pytest.importorskip(package)
+    run_dir, predicted = tabular_run
     out = tmp_path / format
-    assert run_cli("export", "--run", str(tabular_run), "--format", format, "--out", str(out)) == 0
+    assert run_cli("export", "--run", str(run_dir), "--format", format, "--out", str(out)) == 0
     config = json.loads((out / "config.json").read_text())
+    run = mlplab.load_run(run_dir)
+    classification = run.model.classification
     assert config["inputs"] == [
-        {"name": "x_num", "shape": ["batch", 5], "dtype": "float32"},
-        {"name": "x_cat", "shape": ["batch", 2], "dtype": "int64"},
+        {"name": "x_num", "shape": ["batch", 5 if classification else 10], "dtype": "float32"},
+        {"name": "x_cat", "shape": ["batch", 2 if classification else 0], "dtype": "int64"},
     ]
-    assert config["output"]["shape"] == ["batch", 4, 3]  # 4 members' logits of the 3 species
-    run = mlplab.load_run(tabular_run)
-    x_num, x_cat, _ = run.datamodule().split_tensors("test")
-    x_num, x_cat = x_num[:5], x_cat[:5]
-    with torch.no_grad():
-        expected = run.model(x_num, x_cat)
-        if format == "safetensors":
-            got = load_exported(out)(x_num, x_cat)
-        elif format == "torchscript":
-            got = torch.jit.load(str(out / "model.pt"))(x_num, x_cat)
-        else:
-            import onnxruntime
-
-            session = onnxruntime.InferenceSession(
-                str(out / "model.onnx"), providers=["CPUExecutionProvider"]
-            )
-            got = torch.from_numpy(session.run(None, {"x_num": x_num.numpy(), "x_cat": x_cat.numpy()})[0])
-    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert config["model"] == "TabularPredictor" and config["family"] == "mlplab.models.TabM"
+    if classification:  # the mean of the 4 members' probabilities of the 3 species
+        assert config["output"]["shape"] == ["batch", 3]
+        assert config["output"]["description"].startswith("class probabilities (batch, 3)")
+        expected = predicted["probabilities"]
+    else:  # the mean of the 4 members' values, in the target's units
+        assert config["output"]["shape"] == ["batch"]
+        assert config["output"]["description"].startswith("predicted values (batch,) in the target's units")
+        expected = predicted["predictions"]
+    x_num, x_cat, _ = run.datamodule().split_tensors("test")  # the rows mlplab predict predicted
+    got = _run_tabular_export(format, out, x_num, x_cat)
+    # the same numbers up to float32 rounding: within 1e-5 of their largest magnitude (at least 1)
+    scale = max(1.0, float(expected.abs().max()))
+    torch.testing.assert_close(got, expected, atol=1e-5 * scale, rtol=0)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import torch
 from filelock import FileLock
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from mlplab.errors import DataCorruptError, DataNotFoundError
 
@@ -422,3 +423,14 @@ def split_loader(
         world_size=world_size,
         shards=shards or ("cut" if train else "pad"),
     )
+
+
+#: Notes said once per process (a sweep builds a run's DataModule several times).
+_said: set[str] = set()
+
+
+def say_once(message: str, warning: bool = False) -> None:
+    """Log ``message`` (as a warning with ``warning``) unless this process has said it already."""
+    if message not in _said:
+        _said.add(message)
+        (rank_zero_warn if warning else rank_zero_info)(message)

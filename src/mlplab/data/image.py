@@ -8,9 +8,9 @@ import numpy as np
 import torch
 
 from mlplab.data.augment import flip_copies, random_crop, random_horizontal_flip, random_resized_crop
-from mlplab.data.common import resolve_data_dir
+from mlplab.data.common import resolve_data_dir, say_once
 from mlplab.data.in_memory import InMemoryDataModule
-from mlplab.errors import ConfigError
+from mlplab.errors import CheckpointError, ConfigError
 
 Split = Literal["train", "test"]
 
@@ -27,7 +27,10 @@ class ImageDataModule(InMemoryDataModule):
       cut into train / validation / test, for machines that hold only the test files (MNIST's 10k test
       digits become 8k / 1k / 1k with ``num_val=1000, num_test=1000``).
     * **Normalisation** with per-channel mean and standard deviation measured on the training split
-      only. Restoration tasks need raw pixels in [0, 1]: set ``normalize: false`` for them.
+      only. Restoration tasks need raw pixels in [0, 1]: set ``normalize: false`` for them. Checkpoints
+      keep the statistics (:meth:`state_dict`), and ``test``, ``validate``, ``predict`` and a resumed
+      fit normalise with the checkpoint's, those the model was trained with, even when the data has
+      changed since (a folder with more images).
     * **Batches** taken by index from the in-memory tensors (:class:`~mlplab.data.InMemoryDataModule`).
       On a GPU the whole dataset is moved to the accelerator once and never leaves it (``on_device``; by
       default whenever it takes less than a quarter of the free GPU memory).
@@ -122,6 +125,8 @@ class ImageDataModule(InMemoryDataModule):
         self.std = torch.ones(1)
         self._device_statistics: tuple[torch.Tensor, torch.Tensor] | None = None
         self._prototypes: torch.Tensor | None = None
+        #: The mean and std of a checkpoint (:meth:`load_state_dict`), used instead of the data's.
+        self.checkpoint_statistics: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # ----------------------------------------------------------------------------------- subclasses
     def load_split(self, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,14 +141,35 @@ class ImageDataModule(InMemoryDataModule):
         return [order[bounds[i] : bounds[i + 1]] for i in range(len(parts))]
 
     def build_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """The carved splits; the normalisation statistics come from the training split, before flips."""
+        """The carved splits; the normalisation statistics come from the training split, before flips.
+
+        With a checkpoint's statistics (:meth:`load_state_dict`), those are kept instead.
+        """
         splits = self._carve_splits()
         train_images = splits["train"][0].double() / 255
         self.mean = train_images.mean(dim=(0, 2, 3)).float()
         self.std = train_images.std(dim=(0, 2, 3)).float().clamp_min(1e-6)
-        self._device_statistics = None
+        self._use_checkpoint_statistics()
         splits["train"] = flip_copies(*splits["train"], self.flip_copies)
         return splits
+
+    def _use_checkpoint_statistics(self) -> None:
+        """Normalise with the checkpoint's statistics, saying once when the data's differ from them."""
+        self._device_statistics = None
+        self._prototypes = None
+        if self.checkpoint_statistics is None:
+            return
+        mean, std = self.checkpoint_statistics
+        if self.normalize and not (
+            torch.allclose(self.mean, mean, rtol=1e-5, atol=1e-7)
+            and torch.allclose(self.std, std, rtol=1e-5, atol=1e-7)
+        ):
+            say_once(
+                f"{self.display_name}: the training split's per-channel mean {_shown(self.mean)} and std "
+                f"{_shown(self.std)} differ from the checkpoint's {_shown(mean)} and {_shown(std)} (the "
+                "data has changed since training): its images are normalised with the checkpoint's"
+            )
+        self.mean, self.std = mean.clone(), std.clone()
 
     def state_dict(self) -> dict[str, Any]:
         """What a user of the trained model needs to prepare its inputs, kept in checkpoints.
@@ -160,6 +186,33 @@ class ImageDataModule(InMemoryDataModule):
                 "std": self.std.tolist() if self.normalize else None,
             }
         }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take the checkpoint's normalisation; refuse, in one line, a checkpoint normalised otherwise.
+
+        The model was trained on images normalised with the training split's mean and std of then:
+        ``test``, ``validate``, ``predict`` and a resumed fit use those (statistics recomputed from data
+        that has changed since would feed the model inputs scaled otherwise, and that is said once). A
+        checkpoint of another ``normalize`` is refused; one of an earlier version, which records no
+        statistics, keeps the data's.
+        """
+        preprocessing = state.get("preprocessing") or {}
+        normalized = preprocessing.get("normalize")
+        if normalized is not None and bool(normalized) != self.normalize:
+            raise CheckpointError(
+                f"data.normalize: the checkpoint's model was trained with normalize {bool(normalized)}, the "
+                f"data now gives {self.normalize}; leave data.normalize as it was trained (the model would "
+                "see pixels on another scale)"
+            )
+        mean, std = preprocessing.get("mean"), preprocessing.get("std")
+        if self.normalize and mean is not None and std is not None:
+            self.checkpoint_statistics = (
+                torch.tensor(mean, dtype=torch.float32),
+                torch.tensor(std, dtype=torch.float32),
+            )
+            if self.splits is not None:  # set up already (Lightning restores after setup)
+                self._use_checkpoint_statistics()
+        super().load_state_dict(state)
 
     def _carve_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         name = type(self).__name__
@@ -236,3 +289,8 @@ class ImageDataModule(InMemoryDataModule):
                 firsts.append(int(where[0]))
             self._prototypes = self.to_model_input(images[torch.tensor(firsts, device=images.device)].cpu())
         return self._prototypes
+
+
+def _shown(values: torch.Tensor) -> str:
+    """``[0.4914, 0.4822, 0.4465]``: statistics per channel, in messages."""
+    return "[" + ", ".join(f"{float(v):.4g}" for v in values) + "]"

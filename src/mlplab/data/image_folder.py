@@ -83,6 +83,7 @@ class ImageFolderDataModule(ImageDataModule):
             )
         self.root = path
         self.train_folder = train_folder
+        self.display_name = f"image folder {path / train_folder}"
         self.test_folder = test_folder
         self.image_size = image_size
         self.channels = channels

@@ -36,9 +36,8 @@ from typing import Any, Literal, TextIO
 
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from mlplab.data.common import fetch_file, missing_data_message, resolve_data_dir
+from mlplab.data.common import fetch_file, missing_data_message, resolve_data_dir, say_once
 from mlplab.data.in_memory import InMemoryDataModule
 from mlplab.errors import (
     CheckpointError,
@@ -143,16 +142,6 @@ def next_dates(dates: np.ndarray, count: int) -> np.ndarray:
 
 #: What decides a forecasting DataModule's series and their order (in messages).
 DATA_SETTINGS = "file, columns, features, target"
-
-#: Notes said once per process (a sweep builds a run's DataModule several times).
-_said: set[str] = set()
-
-
-def say_once(message: str, warning: bool = False) -> None:
-    """Log ``message`` (as a warning with ``warning``) unless this process has said it already."""
-    if message not in _said:
-        _said.add(message)
-        (rank_zero_warn if warning else rank_zero_info)(message)
 
 
 def open_text(path: Path) -> TextIO:

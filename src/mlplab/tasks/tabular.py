@@ -126,8 +126,16 @@ class TabularTask(Task):
         shapes = (batch_size, num_numeric), (batch_size, len(cardinalities))
         return torch.zeros(shapes[0]), torch.zeros(shapes[1], dtype=torch.long)
 
+    def inference_module(self) -> nn.Module:
+        """The trained model as ``mlplab export`` writes it: a :class:`TabularPredictor` of the family.
+
+        It predicts what :meth:`predict` (and so ``mlplab predict``) does: class probabilities, or values
+        in the target's units; an ensemble's members averaged.
+        """
+        return TabularPredictor(self.backbone, self.num_classes, (self.target_mean, self.target_std))
+
     def example_inputs(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, Any]:
-        """Inputs of the backbone by name, as ``mlplab export`` traces it: ``x_num`` and ``x_cat``.
+        """Inputs of :meth:`inference_module` by name, as ``mlplab export`` traces it: ``x_num``, ``x_cat``.
 
         ``x_num`` ``(B, N)``: the numeric columns as the DataModule transforms them; ``x_cat`` ``(B, C)``:
         the category codes (0 for an unknown value).
@@ -217,12 +225,7 @@ class TabularTask(Task):
 
     def _combine(self, outputs: torch.Tensor) -> torch.Tensor:
         """The prediction from the backbone's outputs (as :meth:`predict`)."""
-        if self.classification:
-            probabilities = outputs.float().softmax(-1)
-            return probabilities.mean(1) if probabilities.ndim == 3 else probabilities
-        values = outputs.float().squeeze(-1)
-        values = values.mean(1) if values.ndim == 2 else values
-        return values * self.target_std + self.target_mean
+        return combine_outputs(outputs, self.classification, self.target_mean, self.target_std)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluate(batch, batch_idx, "val")
@@ -238,4 +241,61 @@ class TabularTask(Task):
         return {"predictions": predictions, "targets": y * self.target_std + self.target_mean}
 
 
-__all__ = ["TabularBackbone", "TabularTask"]
+def combine_outputs(
+    outputs: torch.Tensor, classification: bool, target_mean: float, target_std: float
+) -> torch.Tensor:
+    """A tabular family's prediction from its outputs ``(B, O)`` or, for an ensemble, ``(B, k, O)``.
+
+    Classification: the class probabilities ``(B, K)`` (an ensemble's members' probabilities averaged);
+    regression: the values ``(B,)`` in the target's units (the members' standardised values averaged,
+    then times ``target_std`` plus ``target_mean``).
+    """
+    if classification:
+        probabilities = outputs.float().softmax(-1)
+        return probabilities.mean(1) if probabilities.ndim == 3 else probabilities
+    values = outputs.float().squeeze(-1)
+    values = values.mean(1) if values.ndim == 2 else values
+    return values * target_std + target_mean
+
+
+class TabularPredictor(nn.Module):
+    """A trained tabular family that predicts as :meth:`TabularTask.predict` (``mlplab export``).
+
+    ``(x_num, x_cat)`` to class probabilities ``(B, K)`` or values ``(B,)`` in the target's units.
+
+    The family is the task's own submodule (``backbone``), so the weights keep their names; the target's
+    mean and standard deviation are constants of the forward.
+
+    Args:
+        backbone: The family.
+        num_classes: Classes of the target, 0 for regression.
+        target_scale: Mean and standard deviation of the training targets (regression).
+    """
+
+    def __init__(self, backbone: nn.Module, num_classes: int, target_scale: tuple[float, float]):
+        super().__init__()
+        self.backbone = backbone
+        self.classification = num_classes >= 2
+        self.num_classes = num_classes
+        self.target_mean, self.target_std = float(target_scale[0]), float(target_scale[1])
+
+    @property
+    def output_description(self) -> str:
+        """What the output is, in words (``mlplab export`` writes it into ``config.json``)."""
+        if self.classification:
+            return (
+                f"class probabilities (batch, {self.num_classes}) in the order of the training split's "
+                "sorted classes (an ensemble's members' probabilities averaged), as mlplab predict's "
+                "probabilities"
+            )
+        return (
+            f"predicted values (batch,) in the target's units (an ensemble's members averaged, times "
+            f"{self.target_std:.6g} plus {self.target_mean:.6g}), as mlplab predict's predictions"
+        )
+
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        outputs = self.backbone(x_num, x_cat)
+        return combine_outputs(outputs, self.classification, self.target_mean, self.target_std)
+
+
+__all__ = ["TabularBackbone", "TabularPredictor", "TabularTask", "combine_outputs"]

@@ -7,10 +7,14 @@ output, the preprocessing the inputs need (normalisation statistics, the scaler 
 vocabulary: see :func:`mlplab.load_run`) and the check below.
 
 What is exported is the trained model alone, as the task calls it: the family (``task.backbone``), or
-what a task's ``inference_module()`` returns (a forecaster with the task's RevIN or calendar features).
+what a task's ``inference_module()`` returns (a forecaster with the task's RevIN or calendar features; a
+tabular family that predicts as ``mlplab predict`` does: an ensemble's members averaged, class
+probabilities or values in the target's units). A module with an ``output_description`` says in
+``config.json`` what its output is.
 Its inputs come from the task's shapes (``example_inputs``): images ``(B, C, H, W)``, a standardised
 history ``(B, L, N)`` (and ``time_features`` ``(B, L, F)``), tokens ``(B, T)``, a neural field's pixel
-``coords`` ``(B, 2)``, a fitted function's ``inputs`` ``(B, d)``.
+``coords`` ``(B, 2)``, a fitted function's ``inputs`` ``(B, d)``, a table's transformed numeric columns
+``x_num`` ``(B, N)`` and category codes ``x_cat`` ``(B, C)``.
 
 Every export is checked: the written file is loaded back (safetensors into a rebuilt model, TorchScript
 with ``torch.jit.load``, ONNX with onnxruntime when it is installed) and its outputs on a fresh batch
@@ -420,7 +424,7 @@ def _config(
         "family_args": backbone.get("init_args", {}),
         "task_args": hparams,
         "inputs": [described(name, value) for name, value in trace.items()],
-        "output": described("output", output),
+        "output": {**described("output", output), **_description(module)},
         "check": {
             "batch_size": len(next(iter(check.values()))),
             "largest_relative_difference": difference,
@@ -428,6 +432,12 @@ def _config(
         },
         "torch": torch.__version__,
     }
+
+
+def _description(module: nn.Module) -> dict[str, str]:
+    """``{"description": ...}`` from the module's ``output_description`` (none without one)."""
+    text = getattr(module, "output_description", None)
+    return {"description": text} if isinstance(text, str) else {}
 
 
 def _jsonable(value: Any) -> Any:
