@@ -31,7 +31,8 @@ def test_every_logged_metric_is_judged_in_its_direction(metric, mode):
 
 
 @pytest.mark.parametrize(
-    "metric", ["val/score", "val/density", "train/device/tokens_per_sec", "val/acc_loss"]
+    "metric",
+    ["val/score", "val/density", "train/device/tokens_per_sec", "val/acc_loss", "perf/steps_per_second"],
 )
 def test_a_name_of_no_known_direction_or_of_both_tells_none(metric):
     assert metric_mode(metric) is None

@@ -37,11 +37,12 @@ COST_WORDS = {"seconds", "time", "steps", "epochs"}
 def metric_mode(metric: str) -> Literal["min", "max"] | None:
     """``min`` or ``max`` for a metric whose name holds a word of known direction (``val/bpc``: min).
 
-    ``min`` too for a name that starts with a cost word (``train/seconds_to_psnr``). ``None`` when it
+    ``min`` too for a name that starts with a cost word (``train/seconds_to_psnr``; a rate such as
+    ``steps_per_second`` is not a cost, it has no direction). ``None`` when it
     holds no word of known direction (or words of both directions).
     """
     words = [word for word in re.split(r"[^a-z0-9]+", metric.rsplit("/", 1)[-1].lower()) if word]
-    if words and words[0] in COST_WORDS:
+    if words and words[0] in COST_WORDS and "per" not in words:  # not a rate (steps_per_second)
         return "min"
     lower, higher = bool(LOWER_IS_BETTER.intersection(words)), bool(HIGHER_IS_BETTER.intersection(words))
     if lower == higher:
