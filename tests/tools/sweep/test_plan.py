@@ -167,3 +167,26 @@ def test_fit_solves_the_width_for_each_budget(tmp_path):
 def test_every_sweep_config_meets_its_budgets(name, tmp_path):
     plan = plan_sweep(load_sweep(REPO / "configs" / "sweeps" / name), tmp_path)
     assert {run.budget for run in plan.runs} == set(plan.spec.budgets)
+
+
+def test_fit_keeps_the_widest_shape_the_family_accepts_when_the_budget_needs_a_wider_one(tmp_path):
+    # embed_dim 64, depth 1: 64 (128 + 2 mlp_dim) parameters; 17k needs mlp_dim 69, but the hourglass
+    # takes at most mlp_dim 63 (16,256 parameters, 4.4 % below the budget): that shape is kept
+    spec = load_sweep(
+        write_sweep(
+            tmp_path,
+            families={
+                "hourglass": {
+                    "class_path": "HourglassMLP",
+                    "grid": {"embed_dim": [64], "depth": [1]},
+                    "fit": "mlp_dim",
+                }
+            },
+            budgets=[17_000],
+            tolerance=0.05,
+        )
+    )
+    plan = plan_sweep(spec, tmp_path / "out")
+    assert [(run.shape, run.params_total, run.budget) for run in plan.runs] == [
+        ("embed_dim=64 mlp_dim=63 depth=1", 16_256, 17_000)
+    ]

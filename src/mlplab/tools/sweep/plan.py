@@ -15,6 +15,7 @@ import hashlib
 import inspect
 import itertools
 import json
+import math
 import os
 import re
 import time
@@ -311,8 +312,11 @@ class ShapeCounter:
         Two valid values (the base recipe's value, or the family's default, and twice it; else the
         first two accepted in a row of 1, 2, 4, ...) give a first line; secant
         steps on the integers then find the nearest count, exactly when the count is affine in the
-        argument (as for the width of an MLP block). A value the family refuses ends the search for
-        that budget with the family's reason.
+        argument (as for the width of an MLP block). A step to a value the family refuses (an
+        Hourglass MLP's ``mlp_dim >= embed_dim``) ends the search for that budget at the last value the
+        family accepts on the way there (found by bisection), so a shape at the edge of what the family
+        takes is kept when it is within the tolerance; only when no value is accepted is the refusal
+        returned.
         """
         name = family.fit
         first_refusal = None
@@ -346,13 +350,51 @@ class ShapeCounter:
                     break
                 candidate = self.count(family, {**shape, name: guess})
                 if candidate.refused is not None:
-                    best = candidate
+                    edge = self._accepted_edge(family, shape, high, guess)
+                    if abs(self._size(edge) - budget) < abs(self._size(best) - budget):
+                        best = edge
                     break
                 low, high = high, candidate
                 if abs(self._size(candidate) - budget) < abs(self._size(best) - budget):
                     best = candidate
             results.append(best)
-        return results
+        return self._drop_duplicates(results)
+
+    def _drop_duplicates(self, fitted: list[Candidate]) -> list[Candidate]:
+        """``fitted`` (one shape per budget) without shapes that only duplicate another budget's.
+
+        A shape fitted for one budget but nearer another (an edge of what the family accepts) would be
+        kept for that other budget beside the shape fitted for it: it is dropped unless it is nearer.
+        """
+        budgets = self.spec.budgets
+
+        def distance(candidate: Candidate, budget: int) -> float:
+            return math.inf if candidate.refused is not None else abs(self._size(candidate) - budget)
+
+        kept = []
+        for budget, candidate in zip(budgets, fitted):
+            if candidate.refused is None:
+                nearest = min(budgets, key=lambda b: distance(candidate, b) / b)
+                own = fitted[budgets.index(nearest)]
+                if nearest != budget and distance(own, nearest) <= distance(candidate, nearest):
+                    continue
+            kept.append(candidate)
+        return kept
+
+    def _accepted_edge(
+        self, family: FamilySpec, shape: dict[str, Any], accepted: Candidate, refused: int
+    ) -> Candidate:
+        """The accepted shape nearest ``refused`` on the way from ``accepted`` (bisection on ``fit``)."""
+        name = family.fit
+        edge, outside = accepted, refused
+        while abs(outside - edge.shape[name]) > 1:
+            middle = (edge.shape[name] + outside) // 2
+            candidate = self.count(family, {**shape, name: middle})
+            if candidate.refused is None:
+                edge = candidate
+            else:
+                outside = middle
+        return edge
 
 
 # ------------------------------------------------------------------------------------- resolved configs
