@@ -190,3 +190,18 @@ def test_fit_keeps_the_widest_shape_the_family_accepts_when_the_budget_needs_a_w
     assert [(run.shape, run.params_total, run.budget) for run in plan.runs] == [
         ("embed_dim=64 mlp_dim=63 depth=1", 16_256, 17_000)
     ]
+
+
+def test_runs_are_judged_by_the_metric_their_best_checkpoint_follows(tmp_path):
+    # checkpoint.monitor in the overrides (or a recipe) chooses the best checkpoint, so best_val and
+    # test are of that metric: the sweep names it, not the task's own val/psnr
+    path = write_sweep(tmp_path)
+    plan = plan_sweep(load_sweep(path, ["--checkpoint.monitor=val/loss"]), tmp_path / "out")
+    assert (plan.metric, plan.mode) == ("val/loss", "min")
+    assert {(run.metric, run.mode, run.config["checkpoint"]["monitor"]) for run in plan.runs} == {
+        ("val/loss", "min", "val/loss")
+    }
+    with pytest.raises(ConfigError, match=r"best checkpoint by val/foo .*set metric: and mode:"):
+        plan_sweep(load_sweep(path, ["--checkpoint.monitor=val/foo"]), tmp_path / "out")
+    plan = plan_sweep(load_sweep(path), tmp_path / "out")  # nothing set: the task's monitor
+    assert (plan.metric, plan.mode) == ("val/psnr", "max")

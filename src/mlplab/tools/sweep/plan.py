@@ -30,6 +30,7 @@ from lightning.pytorch.cli import LightningArgumentParser
 
 from mlplab.cli import MLPLabCLI, condense_parser_error, find_user_error, plain_argv, quiet_loggers
 from mlplab.errors import ConfigError, MLPLabError
+from mlplab.metrics import metric_mode
 from mlplab.models.counting import count_parameters
 from mlplab.tools import pareto
 from mlplab.tools.sweep.record import RunRecord, read_result
@@ -491,9 +492,7 @@ def plan_sweep(spec: SweepSpec, out: str | Path) -> Plan:
     notes = _assign_budgets(spec, candidates)
     for options in option_sets[1:]:
         _check_option_keeps_sizes(spec, candidates, option_sets[0], options, checkpoint_args)
-    task = counter.task
-    metric = spec.metric or getattr(task, "monitor", None) or "val/loss"
-    mode = spec.mode or getattr(task, "monitor_mode", None) or "min"  # spec.mode is set with a metric
+    metric, mode = _sweep_metric(spec, counter, candidates, option_sets[0])
 
     runs = []
     for candidate in candidates:
@@ -536,6 +535,52 @@ def plan_sweep(spec: SweepSpec, out: str | Path) -> Plan:
     # budget by budget, so that a sweep stopped early has compared the families at the budgets it reached
     runs.sort(key=lambda r: (r.budget, r.seed, r.family, r.params_total, r.shape))
     return Plan(spec, out, candidates, runs, metric, mode, notes, time.monotonic() - start)
+
+
+def _sweep_metric(
+    spec: SweepSpec,
+    counter: ShapeCounter,
+    candidates: list[Candidate],
+    options: dict[str, Any],
+) -> tuple[str, str]:
+    """The metric the runs are judged by and its direction: the metric their best checkpoint follows.
+
+    The sweep's ``metric`` when given (the runs' checkpoints are set to it); else ``checkpoint.monitor``
+    when the recipes or overrides set it (the runs' best checkpoints, and so ``best_val`` and ``test``,
+    follow it); else the task's own monitor.
+
+    Raises:
+        ConfigError: When the families' runs keep their best checkpoints by different metrics, or the
+            direction of a ``checkpoint.monitor`` cannot be told.
+    """
+    if spec.metric is not None:
+        return spec.metric, str(spec.mode)
+    task = counter.task
+    task_metric = getattr(task, "monitor", None) or "val/loss"
+    task_mode = getattr(task, "monitor_mode", None) or "min"
+    monitors: dict[str, tuple[str, str | None]] = {}
+    for candidate in candidates:
+        family = candidate.family
+        if candidate.budget is None or family.name in monitors:
+            continue
+        config = counter.resolve(run_arguments(spec, family, candidate.shape, options))
+        checkpoint = config.get("checkpoint") or {}
+        monitors[family.name] = (checkpoint.get("monitor") or task_metric, checkpoint.get("mode"))
+    if len({monitor for monitor, _ in monitors.values()}) > 1:
+        found = ", ".join(f"{name} by {monitor}" for name, (monitor, _) in monitors.items())
+        raise ConfigError(
+            f"{spec.name}: checkpoint.monitor: the families' runs keep their best checkpoints by different "
+            f"metrics ({found}); set metric: (and mode:) in the sweep file to judge them all by one"
+        )
+    metric, mode = next(iter(monitors.values()), (task_metric, None))
+    if mode is None:
+        mode = task_mode if metric == task_metric else metric_mode(metric)
+    if mode is None:
+        raise ConfigError(
+            f"{spec.name}: the runs keep their best checkpoint by {metric} (checkpoint.monitor), whose "
+            "direction cannot be told from its name: set metric: and mode: (max or min) in the sweep file"
+        )
+    return metric, mode
 
 
 def _check_option_keeps_sizes(

@@ -63,7 +63,7 @@ class SweepConfig:
         count: Which parameter count meets the budgets: total, or trainable (a fixed input
             projection counts in total only).
         metric: The validation metric that chooses the best checkpoint and configuration
-            (default: the task's own monitor).
+            (default: checkpoint.monitor when a recipe or override sets it, else the task's own monitor).
         mode: Whether a higher (max) or lower (min) metric is better (default: the task's own; for
             another metric, told from its name: min for loss, bpc, ppl, mse, mae, rmse, logloss, ...,
             max for acc, psnr, ssim, r2, auroc, ...; other names need it).
