@@ -62,3 +62,23 @@ def test_runs_judged_by_another_metric_stay_in_results_only(tmp_path, capsys):
     report.write_outputs(now, records, print)
     assert len(records) == 4 and len(read_csv(out / "best.csv")) == 1
     assert "3 earlier runs kept (3 judged by another metric: in results.csv only)" in capsys.readouterr().out
+
+
+def test_finished_runs_are_reported_at_the_budgets_of_the_sweep_as_now_planned(tmp_path):
+    out = tmp_path / "out"
+    earlier = plan_sweep(load_sweep(write_sweep(tmp_path, tolerance=0.15)), out)
+    for run in earlier.runs:
+        finish(run, 10.0)
+    # 18.4k becomes 17k: the same runs (17,408 and 18,432 parameters) now belong to 17k
+    now = plan_sweep(load_sweep(write_sweep(tmp_path, tolerance=0.15, budgets=[9216, 17000])), out)
+    assert not now.pending() and {run.budget for run in now.runs} == {9216, 17000}
+    records = report.collect(now)
+    assert {record.budget for record in records} == {9216, 17000}
+    report.write_results(out, records)
+    report.write_outputs(now, records, quiet)
+    assert {row["budget"] for row in read_csv(out / "results.csv")} == {"9216", "17000"}
+    assert sorted((r["budget"], r["family"]) for r in read_csv(out / "best.csv")) == [
+        ("17000", "conventional"),
+        ("17000", "hourglass"),
+        ("9216", "hourglass"),
+    ]

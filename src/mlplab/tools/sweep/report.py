@@ -37,13 +37,16 @@ def say(line: str) -> None:
 
 def collect(plan: Plan) -> list[RunRecord]:
     """Every finished run in the sweep's folder, current ones marked, earlier settings described."""
-    current = {run.run_id for run in plan.runs}
+    planned = {run.run_id: run for run in plan.runs}
     records = []
     for path in sorted((plan.out / "runs").glob(f"*/{RESULT_FILE}")):
         record = read_result(path.parent)
         if record is not None:
             record.root = str(path.parent)  # where it is now (a folder may have moved; old records lack it)
-            record.current = record.run_id in current
+            run = planned.get(record.run_id)
+            record.current = run is not None
+            if run is not None:  # the budget it has now (budgets, tolerance or count may have changed)
+                record.budget = run.budget
             records.append(record)
     _describe_settings(plan, records)
     return sorted(
