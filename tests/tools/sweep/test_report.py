@@ -5,7 +5,7 @@ from __future__ import annotations
 from mlplab.tools.sweep import report
 from mlplab.tools.sweep.plan import plan_sweep
 from mlplab.tools.sweep.spec import load_sweep
-from tests.tools.sweep.conftest import finish, quiet, read_csv, write_sweep
+from tests.tools.sweep.conftest import HOURGLASS, finish, quiet, read_csv, write_sweep
 
 
 def test_a_changed_override_keeps_the_earlier_runs_marked_with_their_settings(tmp_path):
@@ -81,4 +81,22 @@ def test_finished_runs_are_reported_at_the_budgets_of_the_sweep_as_now_planned(t
         ("17000", "conventional"),
         ("17000", "hourglass"),
         ("9216", "hourglass"),
+    ]
+
+
+def test_earlier_runs_of_a_dropped_family_are_not_averaged_across_their_settings(tmp_path):
+    out = tmp_path / "out"
+    path = write_sweep(tmp_path)
+    for args, value in (([], 10.0), (["--trainer.max_epochs=2"], 20.0)):
+        for run in plan_sweep(load_sweep(path, args), out).runs:
+            finish(run, value)
+    now = plan_sweep(load_sweep(write_sweep(tmp_path, families={"hourglass": HOURGLASS})), out)
+    records = report.collect(now)
+    dropped = {(r.settings, r.best_val) for r in records if r.family == "conventional"}
+    assert dropped == {("earlier settings", 10.0), ("max_epochs=2", 20.0)}  # the first: as now, but dropped
+    report.write_outputs(now, records, quiet)
+    conventional = [r for r in read_csv(out / "best.csv") if r["family"] == "conventional"]
+    assert sorted((r["settings"], r["seeds"], r["best_val"]) for r in conventional) == [
+        ("earlier settings", "1", "10.0"),
+        ("max_epochs=2", "1", "20.0"),
     ]

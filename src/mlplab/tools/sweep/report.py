@@ -64,16 +64,23 @@ def _describe_settings(plan: Plan, records: list[RunRecord]) -> None:
     for record in records:
         if record.series_key not in current_series:
             series.setdefault((record.family, record.series_key), []).append(record)
-    for (family, _), members in series.items():
+    any_reference = next(iter(reference.values()), None)
+    texts: dict[tuple[str, str], str] = {}
+    for (family, series_key), members in series.items():
         config = _read_config(members[0])
         if family in reference and config is not None:
             varying = varying_keys(families[family], plan.spec.options)
             text = settings_difference(settings_of(config, varying), settings_of(reference[family], varying))
+        elif any_reference is not None and config is not None:  # a family no longer in the sweep
+            varying = ["model.backbone", *plan.spec.options, "seed_everything"]
+            text = settings_difference(settings_of(config, varying), settings_of(any_reference, varying))
         else:
             text = "earlier settings"
-        if text == "same settings":
-            text = "earlier settings"
-        for record in members:
+        texts[(family, series_key)] = "earlier settings" if text == "same settings" else text
+    for (family, series_key), text in texts.items():
+        if sum(1 for (other, _), same in texts.items() if other == family and same == text) > 1:
+            text += f" #{series_key[:6]}"  # the text does not tell the series apart: they stay apart
+        for record in series[(family, series_key)]:
             record.settings = text
 
 
