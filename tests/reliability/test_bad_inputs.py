@@ -496,6 +496,12 @@ CASES: list[tuple[str, str, int, str]] = [
         2,
         "has no argument 'dz'",
     ),
+    (
+        "sweep-negative-seed",
+        "sweep --config {sweep} --out {ws}/sweep_out --dry-run --seeds=[0,-1]",
+        2,
+        "seeds: expected integers from 0 to 4294967295, got -1",
+    ),
 ]
 
 

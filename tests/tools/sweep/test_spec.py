@@ -65,6 +65,10 @@ SPEC_ERRORS = {
     "tolerance out of range": ({"tolerance": 2}, "tolerance: expected a fraction between 0 and 1"),
     "count": ({"count": "all"}, "sweep.yaml: count: Expected a typing.Literal['total', 'trainable']"),
     "seeds and repeats": ({"repeats": 2}, "sweep.yaml: give seeds or repeats, not both"),
+    "negative seed": (
+        {"seeds": [0, -1]},
+        "sweep.yaml: seeds: expected integers from 0 to 4294967295, got -1",
+    ),
     "missing recipe": ({"base": "nowhere.yaml"}, "sweep.yaml: base: recipe not found:"),
     "bad budget": ({"budgets": ["lots"]}, "budgets: expected a positive parameter count such as 2000000"),
     "unknown family class": (

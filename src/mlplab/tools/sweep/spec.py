@@ -89,6 +89,8 @@ class SweepConfig:
 
 
 SWEEP_KEYS = tuple(f.name for f in fields(SweepConfig))
+#: The largest seed ``seed_everything`` takes (numpy's bound); seeds are 0 .. MAX_SEED.
+MAX_SEED = 2**32 - 1
 FAMILY_KEYS = tuple(f.name for f in fields(FamilyConfig))
 
 
@@ -372,6 +374,9 @@ def check_sweep(config: Namespace, path: Path, extra_args: Sequence[str] = ()) -
         seeds = list(dict.fromkeys(config.seeds if config.seeds is not None else [0]))
         if not seeds:
             raise ConfigError(f"{name}: seeds: expected a list of integers, got []")
+        outside = [seed for seed in seeds if not 0 <= seed <= MAX_SEED]
+        if outside:  # seed_everything refuses them: every run would fail
+            raise ConfigError(f"{name}: seeds: expected integers from 0 to {MAX_SEED}, got {outside[0]}")
 
     mode = config.mode
     if config.metric is not None and mode is None:
