@@ -113,6 +113,22 @@ def _folder(root, classes, per_class=4):
                 Image.new("RGB", (4, 4), (index * 60, i * 40, 0)).save(root / split / label / f"{i}.png")
 
 
+def _fit_on_a_folder(cli, tmp_path, classes, num_val):
+    """Fit a tiny classifier for one epoch on a folder ``pets`` of ``classes``; its run folder."""
+    _folder(tmp_path / "pets", classes)
+    config = tmp_path / "pets.yaml"
+    config.write_text(
+        "model:\n  class_path: ImageClassification\n  init_args:\n    backbone:\n"
+        "      class_path: BottleneckMLP\n      init_args: {variant: tiny}\n"
+        "data:\n  class_path: ImageFolderDataModule\n"
+        f"  init_args: {{root: pets, data_dir: ., num_val: {num_val}, batch_size: 4}}\n"
+        "trainer:\n  max_epochs: 1\n  default_root_dir: run\n"
+        "  enable_progress_bar: false\n  enable_model_summary: false\n"
+    )
+    assert cli("fit", "--config", str(config)) == 0
+    return tmp_path / "run" / "lightning_logs" / "version_0"
+
+
 def test_checkpoints_record_the_class_names_and_refuse_other_classes(cli, capsys, tmp_path):
     # The class of an output is its position among the sorted folder names: load_run and predict name
     # the classes the model was trained on, and a folder with other classes is refused in one line.
@@ -120,18 +136,7 @@ def test_checkpoints_record_the_class_names_and_refuse_other_classes(cli, capsys
 
     import mlplab
 
-    _folder(tmp_path / "pets", ["cat", "dog", "fox"])
-    config = tmp_path / "pets.yaml"
-    config.write_text(
-        "model:\n  class_path: ImageClassification\n  init_args:\n    backbone:\n"
-        "      class_path: BottleneckMLP\n      init_args: {variant: tiny}\n"
-        "data:\n  class_path: ImageFolderDataModule\n"
-        "  init_args: {root: pets, data_dir: ., num_val: 3, batch_size: 4}\n"
-        "trainer:\n  max_epochs: 1\n  default_root_dir: run\n"
-        "  enable_progress_bar: false\n  enable_model_summary: false\n"
-    )
-    assert cli("fit", "--config", str(config)) == 0
-    run = tmp_path / "run" / "lightning_logs" / "version_0"
+    run = _fit_on_a_folder(cli, tmp_path, ["cat", "dog", "fox"], num_val=3)
     assert mlplab.load_run(run).preprocessing["class_names"] == ["cat", "dog", "fox"]
     best = f"--ckpt_path={run / 'checkpoints' / 'best.ckpt'}"
     assert cli("predict", "--config", str(run / "config.yaml"), best) == 0
@@ -168,18 +173,7 @@ def test_a_grown_folder_is_tested_and_predicted_with_the_checkpoint_normalisatio
     import mlplab
     from mlplab.cli import MLPLabCLI
 
-    _folder(tmp_path / "pets", ["cat", "dog"])
-    config = tmp_path / "pets.yaml"
-    config.write_text(
-        "model:\n  class_path: ImageClassification\n  init_args:\n    backbone:\n"
-        "      class_path: BottleneckMLP\n      init_args: {variant: tiny}\n"
-        "data:\n  class_path: ImageFolderDataModule\n"
-        "  init_args: {root: pets, data_dir: ., num_val: 2, batch_size: 4}\n"
-        "trainer:\n  max_epochs: 1\n  default_root_dir: run\n"
-        "  enable_progress_bar: false\n  enable_model_summary: false\n"
-    )
-    assert cli("fit", "--config", str(config)) == 0
-    run = tmp_path / "run" / "lightning_logs" / "version_0"
+    run = _fit_on_a_folder(cli, tmp_path, ["cat", "dog"], num_val=2)
     best = f"--ckpt_path={run / 'checkpoints' / 'best.ckpt'}"
     trained = mlplab.load_run(run)
     mean, std = torch.tensor(trained.preprocessing["mean"]), torch.tensor(trained.preprocessing["std"])

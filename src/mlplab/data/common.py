@@ -14,7 +14,7 @@ import torch
 from filelock import FileLock
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from mlplab.errors import DataCorruptError, DataNotFoundError
+from mlplab.errors import CheckpointError, DataCorruptError, DataNotFoundError
 
 if TYPE_CHECKING:
     import lightning as L
@@ -434,3 +434,23 @@ def say_once(message: str, warning: bool = False) -> None:
     if message not in _said:
         _said.add(message)
         (rank_zero_warn if warning else rank_zero_info)(message)
+
+
+def require_trained_setting(option: str, trained: object, now: bool, seen: str) -> None:
+    """Refuse, in one line, a checkpoint trained with another boolean data ``option`` (``data.scale``).
+
+    Args:
+        option: The option's name under ``data.``.
+        trained: The checkpoint's value (``None``: not recorded, nothing to check).
+        now: The DataModule's value.
+        seen: What the model would see otherwise, in words (``pixels``, ``values``).
+
+    Raises:
+        CheckpointError: When ``trained`` is recorded and differs from ``now``.
+    """
+    if trained is not None and bool(trained) != now:
+        raise CheckpointError(
+            f"data.{option}: the checkpoint's model was trained with {option} {bool(trained)}, the data now "
+            f"gives {now}; leave data.{option} as it was trained (the model would see {seen} on another "
+            "scale)"
+        )

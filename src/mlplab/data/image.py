@@ -8,9 +8,9 @@ import numpy as np
 import torch
 
 from mlplab.data.augment import flip_copies, random_crop, random_horizontal_flip, random_resized_crop
-from mlplab.data.common import resolve_data_dir, say_once
+from mlplab.data.common import require_trained_setting, resolve_data_dir, say_once
 from mlplab.data.in_memory import InMemoryDataModule
-from mlplab.errors import CheckpointError, ConfigError
+from mlplab.errors import ConfigError
 
 Split = Literal["train", "test"]
 
@@ -197,13 +197,7 @@ class ImageDataModule(InMemoryDataModule):
         statistics, keeps the data's.
         """
         preprocessing = state.get("preprocessing") or {}
-        normalized = preprocessing.get("normalize")
-        if normalized is not None and bool(normalized) != self.normalize:
-            raise CheckpointError(
-                f"data.normalize: the checkpoint's model was trained with normalize {bool(normalized)}, the "
-                f"data now gives {self.normalize}; leave data.normalize as it was trained (the model would "
-                "see pixels on another scale)"
-            )
+        require_trained_setting("normalize", preprocessing.get("normalize"), self.normalize, "pixels")
         mean, std = preprocessing.get("mean"), preprocessing.get("std")
         if self.normalize and mean is not None and std is not None:
             self.checkpoint_statistics = (

@@ -37,7 +37,13 @@ from typing import Any, Literal, TextIO
 import numpy as np
 import torch
 
-from mlplab.data.common import fetch_file, missing_data_message, resolve_data_dir, say_once
+from mlplab.data.common import (
+    fetch_file,
+    missing_data_message,
+    require_trained_setting,
+    resolve_data_dir,
+    say_once,
+)
 from mlplab.data.in_memory import InMemoryDataModule
 from mlplab.errors import (
     CheckpointError,
@@ -605,13 +611,7 @@ class ForecastingDataModule(InMemoryDataModule):
                 f"data now gives {', '.join(self.series_names)}; use the data settings it was trained with "
                 f"({DATA_SETTINGS})"
             )
-        scaled = preprocessing.get("scale")
-        if scaled is not None and bool(scaled) != self.scale:
-            raise CheckpointError(
-                f"data.scale: the checkpoint's model was trained with scale {bool(scaled)}, the data now "
-                f"gives {self.scale}; leave data.scale as it was trained (the model would see values on "
-                "another scale)"
-            )
+        require_trained_setting("scale", preprocessing.get("scale"), self.scale, "values")
         rows = preprocessing.get("num_rows")
         self.trained_rows = int(rows) if rows is not None else None
         mean, std = preprocessing.get("mean"), preprocessing.get("std")
