@@ -75,3 +75,77 @@ def test_no_run_there_is_one_clear_line(tmp_path):
     torch.save({"state_dict": {}}, tmp_path / "plain.ckpt")
     with pytest.raises(CheckpointError, match="was not written by mlplab's command line"):
         mlplab.load_run(tmp_path / "plain.ckpt")
+
+
+def _grown_run(cli, tmp_path, data: str, grow) -> mlplab.Run:
+    """A run fitted on ``data`` (a DataModule's YAML), whose data ``grow`` changes after the fit."""
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"{data}trainer:\n  max_epochs: 1\n  limit_train_batches: 2\n  limit_val_batches: 1\n"
+        "  default_root_dir: run\n"
+    )
+    assert cli("fit", "--config", str(config), *QUIET) == 0
+    run = mlplab.load_run("run/lightning_logs/version_0")
+    grow()
+    return run
+
+
+def test_the_datamodule_of_a_grown_image_folder_normalises_with_the_checkpoint_statistics(cli, tmp_path):
+    # Run.datamodule() built the DataModule from config.yaml alone, so its normalisation was measured on
+    # the folder as it is now, not the one the model was trained on (as mlplab test and predict use).
+    from PIL import Image
+
+    def folder(name: str, count: int, colour: int) -> None:
+        for split in ("train", "test"):
+            for label in ("cat", "dog"):
+                (tmp_path / "pets" / split / label).mkdir(parents=True, exist_ok=True)
+                for i in range(count):
+                    Image.new("RGB", (4, 4), (colour, 40 * i, 30)).save(
+                        tmp_path / "pets" / split / label / f"{name}{i}.png"
+                    )
+
+    folder("old", 4, 20)
+    run = _grown_run(
+        cli,
+        tmp_path,
+        "model:\n  class_path: ImageClassification\n  init_args:\n    backbone:\n"
+        "      class_path: BottleneckMLP\n      init_args: {variant: tiny}\n"
+        "data:\n  class_path: ImageFolderDataModule\n"
+        "  init_args: {root: pets, data_dir: ., num_val: 2, batch_size: 4}\n",
+        lambda: folder("new", 4, 250),  # brighter images added since the fit
+    )
+    data = run.datamodule()
+    data.setup()
+    mean, std = torch.tensor(run.preprocessing["mean"]), torch.tensor(run.preprocessing["std"])
+    assert torch.equal(data.mean, mean) and torch.equal(data.std, std)
+    images, _ = data.splits["test"]
+    expected = (images.float() / 255 - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+    torch.testing.assert_close(data.to_model_input(images), expected)
+
+
+def test_the_datamodule_of_a_grown_csv_standardises_with_the_checkpoint_scaler(cli, tmp_path):
+    # As above for the forecasting scaler: a file longer since the fit gave another mean and std.
+    import numpy as np
+
+    def write(rows: int, loc: float) -> None:
+        values = np.random.default_rng(rows).normal(loc=loc, size=(rows, 2))
+        dates = np.datetime64("2021-01-01T00:00") + np.arange(rows) * np.timedelta64(1, "h")
+        lines = ["date,x,OT"] + [
+            f"{str(d).replace('T', ' ')},{a:.4f},{b:.4f}" for d, (a, b) in zip(dates, values)
+        ]
+        (tmp_path / "mine.csv").write_text("\n".join(lines) + "\n")
+
+    write(300, 0.0)
+    run = _grown_run(
+        cli,
+        tmp_path,
+        "model:\n  class_path: ForecastingTask\n  init_args:\n    backbone: DLinear\n"
+        "data:\n  class_path: CSVDataModule\n  init_args:\n    file: mine.csv\n    data_dir: .\n"
+        "    lookback: 24\n    horizon: 12\n",
+        lambda: write(500, 4.0),  # the file has grown, by larger values
+    )
+    data = run.datamodule()
+    data.setup()
+    torch.testing.assert_close(data.mean, torch.tensor(run.preprocessing["mean"]))
+    torch.testing.assert_close(data.std, torch.tensor(run.preprocessing["std"]))
+    assert data.num_rows == 500 and run.preprocessing["num_rows"] == 300

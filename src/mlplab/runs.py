@@ -41,6 +41,8 @@ class Run:
         checkpoint: The checkpoint file the weights come from.
         hyper_parameters: The task's arguments as the checkpoint holds them (``_class_path`` names the
             task); they rebuild the model without the data.
+        data_states: The checkpoint's DataModule state (its ``state_dict``) by DataModule class name, as
+            Lightning keeps it; :meth:`datamodule` hands it to the DataModule it builds.
     """
 
     model: nn.Module
@@ -48,6 +50,7 @@ class Run:
     config: dict[str, Any] = field(default_factory=dict)
     checkpoint: Path | None = None
     hyper_parameters: dict[str, Any] = field(default_factory=dict)
+    data_states: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def backbone(self) -> nn.Module:
@@ -55,7 +58,18 @@ class Run:
         return self.model.backbone
 
     def datamodule(self) -> Any:
-        """The run's DataModule, built from ``config.yaml`` (it reads its data when set up)."""
+        """The run's DataModule, built from ``config.yaml``, with the checkpoint's data state.
+
+        As when Lightning restores the checkpoint (``mlplab test``, ``predict``), the DataModule gets the
+        checkpoint's state (its ``load_state_dict``): the image normalisation statistics and the
+        forecasting scaler are those the model was trained with, even when the data has changed since
+        (a folder with more images, a longer file), and a folder with other classes or a file with other
+        series is refused in one line. It reads its data when set up.
+
+        Raises:
+            CheckpointError: No ``config.yaml`` beside the checkpoint, or data the checkpoint's model was
+                not trained on (the DataModule's ``load_state_dict``).
+        """
         if not self.config.get("data"):
             raise CheckpointError(f"{self.checkpoint}: no config.yaml beside it names the run's data")
         from jsonargparse import ArgumentParser
@@ -65,7 +79,11 @@ class Run:
 
         parser = ArgumentParser(exit_on_error=False)
         parser.add_subclass_arguments(LightningDataModule, "data", fail_untyped=False)
-        return parser.instantiate_classes(parser.parse_object({"data": self.config["data"]})).data
+        data = parser.instantiate_classes(parser.parse_object({"data": self.config["data"]})).data
+        state = self.data_states.get(type(data).__qualname__)  # the key Lightning saves it under
+        if state is not None:
+            data.load_state_dict(state)
+        return data
 
 
 def find_checkpoint(run: str | Path, checkpoint: str = "best") -> Path:
@@ -130,12 +148,16 @@ def load_run(run: str | Path, checkpoint: str = "best", map_location: str | torc
     config_file = path.parent.parent / "config.yaml"
     config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
     preprocessing: dict[str, Any] = {"task": type(model).__name__}
-    for value in state.values():
-        if isinstance(value, dict) and isinstance(value.get("preprocessing"), dict):
-            preprocessing.update(value["preprocessing"])  # the DataModule's state
+    data_states = {  # the DataModule's state, under its class name
+        key: value
+        for key, value in state.items()
+        if isinstance(value, dict) and isinstance(value.get("preprocessing"), dict)
+    }
+    for value in data_states.values():
+        preprocessing.update(value["preprocessing"])
     if getattr(model, "hparams", {}).get("vocabulary"):
         preprocessing["vocabulary"] = model.hparams["vocabulary"]
     if hasattr(model, "series_mean"):  # the forecasting scaler the model was trained with
         preprocessing["mean"] = model.series_mean.tolist()
         preprocessing["std"] = model.series_std.tolist()
-    return Run(model, preprocessing, config or {}, path, hparams)
+    return Run(model, preprocessing, config or {}, path, hparams, data_states)
