@@ -45,7 +45,7 @@ class LoadedRun:
         checkpoint_path: The checkpoint the weights come from.
         checkpoint: That checkpoint (read on the CPU).
         task: The task, with the checkpoint's weights.
-        datamodule: The run's DataModule.
+        datamodule: The run's DataModule, with the checkpoint's data state (its training statistics).
     """
 
     directory: Path
@@ -154,6 +154,9 @@ def load_run(directory: str | os.PathLike, checkpoint: str = "best") -> LoadedRu
     state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     task.on_load_checkpoint(state)  # renames legacy keys; one line when the weights do not fit
     task.load_state_dict(state["state_dict"])
+    data_state = state.get(type(datamodule).__qualname__)  # the key Lightning saves it under
+    if data_state is not None:  # the training statistics (normalisation, scaler), as `mlplab test` uses
+        datamodule.load_state_dict(data_state)
     task._rng_states_to_restore = None  # an analysis draws nothing it must reproduce
     return LoadedRun(directory, config, checkpoint_path, state, task, datamodule)
 
