@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import json
 import shutil
 import tarfile
 import tempfile
@@ -160,6 +161,12 @@ def test_the_profile_preset_validates_by_batches_in_either_order(cli, tmp_path, 
     trainer = yaml.safe_load((run / "config.yaml").read_text())["trainer"]
     assert (trainer["val_check_interval"], trainer["check_val_every_n_epoch"]) == (10, None)
     assert list(run.glob("fit-profile-*validation_step*.pt.trace.json"))  # validated within the 20 steps
+    # KAN validates on one batch: under Lightning's PyTorchProfiler that stage replaced the schedule for
+    # the whole run and no training_step trace was written. StepProfiler records steps 3-5 of training.
+    (trace,) = run.glob("fit-profile-*training_step*.pt.trace.json")
+    events = json.loads(trace.read_text())["traceEvents"]
+    steps = [e for e in events if e.get("name", "").endswith("SingleDeviceStrategy.training_step")]
+    assert len(steps) == 3
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("trainer.check_val_every")]
     assert said == (
         [
