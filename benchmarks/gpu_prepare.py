@@ -130,9 +130,12 @@ def device_command(budget_s: float) -> str:
 
 
 def tests_command() -> str:
-    """The GPU-marked tests, for a second call (not timed yet: no GPU so far); the report goes to $OUT."""
+    """The GPU-marked tests, for a second call (not timed yet: no GPU so far); the report goes to $OUT.
+
+    In one process (``-n 0``: the image has pytest-xdist; one GPU is not shared by workers).
+    """
     return SETUP + (
-        f"python3 -m pytest -m gpu -p no:cacheprovider -q -rs --junitxml=$OUT/gpu_tests.xml "
+        f"python3 -m pytest -m gpu -n 0 -p no:cacheprovider -q -rs --junitxml=$OUT/gpu_tests.xml "
         f"{' '.join(GPU_TESTS)} 2>&1 | tee $OUT/gpu_tests.log"
     )
 

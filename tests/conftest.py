@@ -65,3 +65,16 @@ def run_cli(*args: str) -> int:
 def cli():
     """The in-process CLI runner."""
     return run_cli
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``-n N``), each worker gets its share of the CPU cores for torch's threads,
+    and so do the processes it starts (``OMP_NUM_THREADS``): N workers of all the cores each would
+    oversubscribe the machine."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        import torch
+
+        threads = max(1, (os.cpu_count() or 1) // int(workers))
+        torch.set_num_threads(threads)
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
