@@ -417,3 +417,111 @@ def test_the_digest_changes_with_anything_the_encoding_depends_on(tmp_path):
     for change in ({"split_seed": 1}, {"min_category_count": 3}, {"numeric_policy": "standard"},
                    {"drop": ["plan"]}, {"path": str(tmp_path / "richer.csv")}):  # fmt: skip
         assert quiet(**{**base, **change}).table_digest != digest, change
+
+
+# ------------------------------------------------------------------- the encoding kept in checkpoints
+@pytest.mark.parametrize("policy", ["quantile", "standard", "none"])
+def test_the_state_rebuilds_the_fitted_transform_and_the_splits(tmp_path, policy):
+    import json
+
+    people(150).to_csv(tmp_path / "people.csv", index=False)
+    kwargs = {"path": str(tmp_path / "people.csv"), "target": "churn", "numeric_policy": policy}
+    fitted = quiet(**kwargs)
+    fitted.setup()
+    state = fitted.state_dict()
+    json.dumps(state)  # JSON-able lists
+    kept = state["preprocessing"]
+    assert kept["numeric_columns"] == ["age", "income", "spend"] and kept["categorical_columns"] == [
+        "city",
+        "plan",
+    ]
+    assert kept["categories"] == [["Lima", "Oslo", "Pune"], ["<missing>", "basic", "pro"]]
+    assert kept["classes"] == ["no", "yes"] and kept["objective"] == "classification"
+    rebuilt = tabular.rebuild_numeric_transform(kept["numeric_transform"])
+    if policy == "none":
+        assert rebuilt is None and fitted.numeric_transform() is None
+    else:
+        assert type(rebuilt) is type(fitted.numeric_transform())
+        x = np.random.default_rng(1).normal(size=(40, 3)) * [20, 3e4, 30] + [50, 3e4, 30]
+        x[::7, 0] = np.nan
+        np.testing.assert_array_equal(rebuilt.transform(x.copy()), fitted.numeric_transform().transform(x))
+    loaded = quiet(**kwargs)
+    loaded.load_state_dict(state)
+    loaded.setup()
+    for split in ("train", "val", "test"):
+        for mine, theirs in zip(loaded.splits[split], fitted.splits[split]):
+            assert torch.equal(mine, theirs)
+
+
+def test_a_grown_table_is_encoded_with_the_checkpoints_codes_and_transform(tmp_path):
+    people(150).to_csv(tmp_path / "people.csv", index=False)
+    kwargs = {"path": str(tmp_path / "people.csv"), "target": "spend", "numeric_policy": "standard"}
+    fitted = quiet(**kwargs)
+    fitted.setup()
+    state = fitted.state_dict()
+    grown = pd.concat([people(150), people(100, seed=5).assign(city="Quito", income=1e7)])
+    grown.to_csv(tmp_path / "people.csv", index=False)  # a new city and much larger incomes since the fit
+    data = quiet(**kwargs)
+    data.setup()  # Lightning sets up before it restores the checkpoint
+    assert data.categories["city"] != fitted.categories["city"]
+    with pytest.warns(UserWarning, match="training split differs from the one the checkpoint's model was"):
+        data.load_state_dict(state)
+    assert data.categories == fitted.categories and data.cardinalities == fitted.cardinalities
+    assert data.target_scale == fitted.target_scale
+    x_num, x_cat, y = data.splits["test"]
+    rows = grown.iloc[data._indices["test"]]
+    expected = fitted.numeric_transform().transform(rows[["age", "income"]].to_numpy())
+    torch.testing.assert_close(x_num, torch.as_tensor(np.nan_to_num(expected), dtype=torch.float32))
+    assert (x_cat[:, 0][torch.tensor((rows["city"] == "Quito").to_numpy())] == 0).all()
+    mean, std = fitted.target_scale
+    torch.testing.assert_close(
+        y, torch.as_tensor((rows["spend"].to_numpy() - mean) / std, dtype=torch.float32)
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"drop": ["plan"]}, "trained on the numeric columns age, income, spend and categorical columns "
+                             "city, plan for the target 'churn'; people.csv now gives age, income, spend, "
+                             "city and 'churn'"),
+        ({"objective": "regression", "target": "spend"}, "trained on the numeric columns"),
+        ({"numeric_policy": "standard"}, "data.numeric_policy: the checkpoint's model was trained with "
+                                         "numeric_policy 'quantile', the data now gives 'standard'"),
+        ({"split_seed": 1}, "data.split_seed: the checkpoint's model was trained with split_seed 0"),
+        ({"path": "other.csv"}, "trained for the classes no, yes of 'churn'; the training split of other.csv "
+                                "now gives the classes maybe, no, yes"),
+    ],
+)  # fmt: skip
+def test_a_checkpoint_of_another_table_is_refused_in_one_line(tmp_path, monkeypatch, change, message):
+    from mlplab.errors import CheckpointError
+
+    monkeypatch.chdir(tmp_path)
+    people(150).to_csv("people.csv", index=False)
+    people(150).assign(churn=lambda f: np.where(f["age"] > 60, "maybe", f["churn"])).to_csv(
+        "other.csv", index=False
+    )
+    base = {"path": "people.csv", "target": "churn"}
+    state = quiet(**base).state_dict()
+    with pytest.raises(CheckpointError, match=message.replace("(", r"\(").replace(")", r"\)")) as caught:
+        quiet(**{**base, **change}).load_state_dict(state)
+    assert "\n" not in str(caught.value)
+
+
+def test_inputs_encode_raw_rows_as_the_splits_and_say_what_is_unknown(tmp_path):
+    frame = people(150)
+    frame.to_csv(tmp_path / "people.csv", index=False)
+    data = quiet(path=str(tmp_path / "people.csv"), target="churn")
+    data.setup()
+    table = pd.read_csv(tmp_path / "people.csv")
+    rows = table.iloc[data._indices["test"]].drop(columns="churn")
+    x_num, x_cat = data.inputs(rows)
+    assert torch.equal(x_num, data.splits["test"][0]) and torch.equal(x_cat, data.splits["test"][1])
+    with pytest.warns(UserWarning, match=r"column 'city': 1 rows hold values without a code of their own "
+                                         r"\('Quito'\); they get code 0"):  # fmt: skip
+        _, x_cat = data.inputs(rows.head(2).assign(city=["Quito", "Oslo"]))
+    assert x_cat[:, 0].tolist() == [0, 2]
+    with pytest.raises(ConfigError, match="the rows lack the column.s. plan the model reads"):
+        data.inputs(rows.drop(columns="plan"))
+    with pytest.raises(ConfigError, match="the numeric column.s. age hold values that are not numbers"):
+        data.inputs(rows.assign(age="old"))

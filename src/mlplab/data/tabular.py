@@ -25,6 +25,12 @@ The file is read, split and encoded in ``__init__`` (the task needs the column c
 cardinalities and the classes to build its model); the numeric transform is fitted in ``setup``.
 Batches are ``(x_num (B, N) float32, x_cat (B, C) int64, y (B,))``: int64 classes or float32 values.
 
+Checkpoints keep the encoding (:meth:`TabularDataModule.state_dict`: the columns, each categorical
+column's values in code order, the fitted numeric transform's parameters, the classes or the target's
+scale); restored from one (:meth:`TabularDataModule.load_state_dict`), the DataModule encodes with it
+rather than with what it fits to the table now, and :meth:`TabularDataModule.inputs` encodes new raw rows
+the same way.
+
 Named datasets (``dataset``): ``california_housing`` and ``adult`` (downloaded into ``data_dir`` and
 checked by sha256), and ``diabetes``, ``breast_cancer``, ``wine`` (scikit-learn's bundled copies) and
 ``penguins`` (the Palmer penguins, bundled in the ``palmerpenguins`` package; CC0), which need no
@@ -40,15 +46,21 @@ import tarfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from mlplab.data.common import fetch_file, resolve_data_dir
+from mlplab.data.common import fetch_file, resolve_data_dir, say_once
 from mlplab.data.in_memory import InMemoryDataModule, shuffle_seed_or_alias
-from mlplab.errors import ConfigError, DataCorruptError, DataNotFoundError, require_positive
+from mlplab.errors import (
+    CheckpointError,
+    ConfigError,
+    DataCorruptError,
+    DataNotFoundError,
+    require_positive,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -354,18 +366,18 @@ class TabularDataModule(InMemoryDataModule):
 
         # ---- categorical codes from the training split
         self.categories: dict[str, list[str]] = {}
-        codes = []
         for column in categorical:
-            keys = table[column].astype("string").fillna(MISSING)
+            keys = category_keys(table[column])
             counts = keys.iloc[indices["train"]].value_counts()
-            kept = sorted(counts[counts >= min_category_count].index)
-            self.categories[column] = kept
-            mapping = {value: code for code, value in enumerate(kept, start=1)}
-            encoded = keys.map(mapping).fillna(0).astype("int64").to_numpy()
-            codes.append(encoded)
+            self.categories[column] = sorted(counts[counts >= min_category_count].index)
             self._report_unseen(column, keys, counts, indices)
-        self._x_cat = np.stack(codes, axis=1) if codes else np.zeros((len(table), 0), dtype=np.int64)
+        self._table = table
+        self._x_cat = category_codes(table, self.categories)
         self._x_num = _numeric_array(table, numeric)
+        #: The numeric columns' fitted transform (scikit-learn's), or None before it is fitted (setup) or
+        #: with nothing to transform; a checkpoint's replaces it (:meth:`load_state_dict`).
+        self._numeric_transform: Any = None
+        self._numeric_transform_fitted = False
         self.num_numeric = len(numeric)
         self.cardinalities = tuple(len(kept) + 1 for kept in self.categories.values())
 
@@ -479,13 +491,19 @@ class TabularDataModule(InMemoryDataModule):
             )
         return splits
 
-    def _transform_numeric(self) -> np.ndarray:
-        """The numeric columns transformed with the training split's statistics; missing values -> 0."""
-        x = self._x_num
-        if x.shape[1] and self.numeric_policy != "none":
+    def numeric_transform(self) -> Any:
+        """The numeric columns' fitted scikit-learn transform (``None``: policy ``none`` or no column).
+
+        Fitted on the training split when first asked for (``QuantileTransformer`` or ``StandardScaler``,
+        see the module docstring), unless a checkpoint's was loaded (:meth:`load_state_dict`).
+        """
+        if self._numeric_transform_fitted:
+            return self._numeric_transform
+        transform = None
+        if self._x_num.shape[1] and self.numeric_policy != "none":
             from sklearn.preprocessing import QuantileTransformer, StandardScaler
 
-            train = x[self._indices["train"]]
+            train = self._x_num[self._indices["train"]]
             if self.numeric_policy == "quantile":
                 transform = QuantileTransformer(
                     n_quantiles=max(min(len(train) // 30, 1000), 10),
@@ -497,13 +515,248 @@ class TabularDataModule(InMemoryDataModule):
                 transform.fit(train + noise)
             else:
                 transform = StandardScaler().fit(train)
-            x = transform.transform(x)
-        return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+        self._numeric_transform, self._numeric_transform_fitted = transform, True
+        return transform
+
+    def _transform_numeric(self) -> np.ndarray:
+        """The numeric columns transformed with the training split's statistics; missing values -> 0."""
+        return transform_numeric(self._x_num, self.numeric_transform())
 
     def split_tensors(self, split: str) -> tuple[torch.Tensor, ...]:
         if self.splits is None:
             self.setup()
         return self.splits[split]
+
+    # ---------------------------------------------------------------------------- new rows
+    def inputs(self, table: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's inputs ``(x_num (B, N) float32, x_cat (B, C) int64)`` for raw rows of the table.
+
+        Encoded as the splits are: the numeric columns through the fitted transform (the checkpoint's,
+        after :meth:`load_state_dict`), missing numbers -> 0; the categorical values to their codes, 0
+        for a value the training split did not hold (a warning counts them). Other columns (the target)
+        are ignored. A categorical value is matched as text (``str`` of it; a missing one is
+        ``<missing>``), so give the columns the types the file had (``1`` and ``1.0`` are two values).
+
+        Args:
+            table: Rows with (at least) the columns the model reads, ``numeric_columns`` and
+                ``categorical_columns``, as the file holds them.
+
+        Raises:
+            ConfigError: A column is missing, or a numeric column holds something other than numbers.
+        """
+        name = f"{type(self).__name__}.inputs"
+        wanted = [*self.numeric_columns, *self.categorical_columns]
+        missing = [str(c) for c in wanted if c not in table.columns]
+        if missing:
+            raise ConfigError(f"{name}: the rows lack the column(s) {', '.join(missing)} the model reads "
+                              f"(it reads {', '.join(map(str, wanted))})")  # fmt: skip
+        try:
+            x = _numeric_array(table, self.numeric_columns)
+        except (TypeError, ValueError) as error:
+            odd = [str(c) for c in self.numeric_columns if not _is_numeric(table[c])]
+            raise ConfigError(f"{name}: the numeric column(s) {', '.join(odd) or '?'} hold values that are "
+                              f"not numbers ({error})") from error  # fmt: skip
+        x_cat = category_codes(table, self.categories)
+        for position, (column, values) in enumerate(self.categories.items()):
+            unknown = x_cat[:, position] == 0
+            if unknown.any() and len(values):
+                keys = category_keys(table[column])[unknown]
+                examples = ", ".join(repr(v) for v in keys.unique()[:3])
+                rank_zero_warn(f"{name}: column {column!r}: {int(unknown.sum())} rows hold values without "
+                               f"a code of their own ({examples}); they get code 0 (unknown)")  # fmt: skip
+        x_num = transform_numeric(x, self.numeric_transform())
+        return torch.as_tensor(x_num, dtype=torch.float32), torch.as_tensor(x_cat, dtype=torch.int64)
+
+    # ------------------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """The table's encoding, kept in checkpoints; :func:`mlplab.load_run` returns it as ``preprocessing``.
+
+        ``numeric_columns`` and ``categorical_columns`` in the model's order (of ``x_num`` and ``x_cat``);
+        ``categories``: per categorical column (same order) its values in code order, value ``i`` having
+        code ``i + 1`` (``unknown_code`` 0: a value not listed; a missing value is ``missing_category``);
+        ``numeric_policy`` and ``numeric_transform`` (the fitted scikit-learn transform's parameters:
+        :func:`rebuild_numeric_transform` rebuilds it; ``None`` for policy ``none``), a missing number
+        becoming ``missing_numeric`` after it; ``objective``, ``target``, ``classes`` (in the order of the
+        model's outputs) and ``target_scale`` (mean and std of the training targets, regression);
+        ``split_seed`` and ``table_digest`` (see :attr:`table_digest`).
+        """
+        return {
+            "preprocessing": {
+                "numeric_columns": list(self.numeric_columns),
+                "categorical_columns": list(self.categorical_columns),
+                "categories": [list(values) for values in self.categories.values()],
+                "unknown_code": 0,
+                "missing_category": MISSING,
+                "numeric_policy": self.numeric_policy,
+                "numeric_transform": numeric_transform_state(self.numeric_transform()),
+                "missing_numeric": 0.0,
+                "objective": self.objective,
+                "target": self.target,
+                "classes": list(self.classes),
+                "target_scale": list(self.target_scale),
+                "split_seed": self.split_seed,
+                "table_digest": self.table_digest,
+            }
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take the checkpoint's encoding; refuse, in one line, a checkpoint trained on another table.
+
+        The model was trained on the codes and the numeric transform of the training split of then:
+        ``test``, ``validate``, ``predict``, a resumed fit and :meth:`inputs` use those, even when the
+        table has changed since (which is said once: its test split may then hold rows the model was
+        trained on). Other columns, target, classes, ``numeric_policy`` or ``split_seed`` are refused
+        (:meth:`check_trained_table`). A checkpoint of an earlier version, which keeps no encoding,
+        leaves the table's own (the task refuses it when the table's digest differs).
+        """
+        preprocessing = state.get("preprocessing") or {}
+        if "numeric_columns" not in preprocessing:
+            super().load_state_dict(state)
+            return
+        self.check_trained_table(state)
+        categories = dict(zip(self.categorical_columns, map(list, preprocessing["categories"])))
+        if categories != self.categories:
+            self.categories = categories
+            self._x_cat = category_codes(self._table, categories)
+            self.cardinalities = tuple(len(values) + 1 for values in categories.values())
+        self._numeric_transform = rebuild_numeric_transform(preprocessing["numeric_transform"])
+        self._numeric_transform_fitted = True
+        if self.objective == "regression":
+            self.target_scale = tuple(float(v) for v in preprocessing["target_scale"])
+        if preprocessing.get("table_digest") not in (None, self.table_digest):
+            say_once(
+                f"{type(self).__name__}: {self.source}'s training split differs from the one the "
+                "checkpoint's model was trained on (the table has changed since): its rows are encoded "
+                "with the checkpoint's category codes and numeric transform, and its test split may hold "
+                "rows the model was trained on",
+                warning=True,
+            )
+        if self.splits is not None:  # set up already (Lightning restores after setup): encode again
+            self.splits = None
+            self.setup()
+        super().load_state_dict(state)
+
+    def check_trained_table(self, state: dict[str, Any]) -> None:
+        """Raise :class:`CheckpointError` when a checkpoint's data ``state`` was made from another table.
+
+        The model reads its columns by position and names its outputs' classes by position, so other
+        feature columns (or their order), another target, objective or classes would give wrong answers
+        silently; another ``numeric_policy`` or ``split_seed`` contradicts the checkpoint's encoding or
+        split. A checkpoint of an earlier version, which keeps no encoding, is not checked here.
+        """
+        saved = state.get("preprocessing") or {}
+        if "numeric_columns" not in saved:
+            return
+
+        def shown(values: Sequence) -> str:
+            return ", ".join(map(str, values)) or "none"
+
+        columns_then = (list(saved["numeric_columns"]), list(saved["categorical_columns"]), saved["target"])
+        columns_now = (list(self.numeric_columns), list(self.categorical_columns), self.target)
+        if columns_then != columns_now:
+            raise CheckpointError(
+                f"the checkpoint's model was trained on the numeric columns {shown(columns_then[0])} and "
+                f"categorical columns {shown(columns_then[1])} for the target {columns_then[2]!r}; "
+                f"{self.source} now gives {shown(columns_now[0])}, {shown(columns_now[1])} and "
+                f"{columns_now[2]!r}: use the data settings it was trained with (path, target, categorical, "
+                "drop)"
+            )
+        classes_then = [str(c) for c in saved.get("classes") or []]
+        classes_now = [str(c) for c in self.classes]
+        if saved.get("objective") != self.objective or classes_then != classes_now:
+            then = f"the classes {shown(classes_then)}" if classes_then else "regression"
+            now = f"the classes {shown(classes_now)}" if classes_now else "regression"
+            raise CheckpointError(
+                f"the checkpoint's model was trained for {then} of {self.target!r}; the training split of "
+                f"{self.source} now gives {now}: its outputs would name other classes (use the table and "
+                "objective it was trained with)"
+            )
+        for option in ("numeric_policy", "split_seed"):
+            then, now = saved.get(option), getattr(self, option)
+            if then is not None and then != now:
+                raise CheckpointError(
+                    f"data.{option}: the checkpoint's model was trained with {option} {then!r}, the data "
+                    f"now gives {now!r}; leave data.{option} as it was trained"
+                )
+
+
+def category_keys(values: pd.Series) -> pd.Series:
+    """A categorical column's values as the codes know them: strings, ``<missing>`` for a missing one."""
+    return values.astype("string").fillna(MISSING)
+
+
+def category_codes(table: pd.DataFrame, categories: dict[str, list[str]]) -> np.ndarray:
+    """The codes ``(rows, C)`` int64 of the categorical columns of ``table``.
+
+    A value's code is 1 + its position among the column's ``categories``; 0 for a value not among them
+    (unseen in training, or too rare there).
+    """
+    codes = []
+    for column, values in categories.items():
+        mapping = {value: code for code, value in enumerate(values, start=1)}
+        codes.append(category_keys(table[column]).map(mapping).fillna(0).astype("int64").to_numpy())
+    return np.stack(codes, axis=1) if codes else np.zeros((len(table), 0), dtype=np.int64)
+
+
+def transform_numeric(x: np.ndarray, transform: Any) -> np.ndarray:
+    """Numeric columns through a fitted scikit-learn ``transform`` (``None``: as they are); missing -> 0."""
+    if transform is not None and x.shape[1]:
+        x = transform.transform(x)
+    return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def numeric_transform_state(transform: Any) -> dict[str, Any] | None:
+    """A fitted ``QuantileTransformer`` or ``StandardScaler`` as JSON-able lists (``None`` for none).
+
+    What :func:`rebuild_numeric_transform` needs to give scikit-learn a transformer that computes the same
+    numbers: the quantiles and their references, or the mean and scale per column.
+    """
+    if transform is None:
+        return None
+    kind = type(transform).__name__
+    if kind == "QuantileTransformer":
+        return {
+            "kind": kind,
+            "output_distribution": transform.output_distribution,
+            "quantiles": transform.quantiles_.tolist(),  # (n_quantiles, columns)
+            "references": transform.references_.tolist(),  # (n_quantiles,)
+        }
+    if kind == "StandardScaler":
+        return {"kind": kind, "mean": transform.mean_.tolist(), "scale": transform.scale_.tolist()}
+    raise TypeError(f"no state for a numeric transform of type {kind}")
+
+
+def rebuild_numeric_transform(state: dict[str, Any] | None) -> Any:
+    """The scikit-learn transformer of a :func:`numeric_transform_state`, its fitted attributes set.
+
+    scikit-learn itself then transforms (``transform(x)``), as the fitted one did.
+
+    Raises:
+        CheckpointError: A state of another kind.
+    """
+    if state is None:
+        return None
+    from sklearn.preprocessing import QuantileTransformer, StandardScaler
+
+    if state.get("kind") == "QuantileTransformer":
+        references = np.asarray(state["references"], dtype=np.float64)
+        transform = QuantileTransformer(
+            n_quantiles=len(references), output_distribution=state["output_distribution"]
+        )
+        transform.quantiles_ = np.asarray(state["quantiles"], dtype=np.float64)
+        transform.references_ = references
+        transform.n_quantiles_ = len(references)
+        transform.n_features_in_ = transform.quantiles_.shape[1]
+        return transform
+    if state.get("kind") == "StandardScaler":
+        transform = StandardScaler()
+        transform.mean_ = np.asarray(state["mean"], dtype=np.float64)
+        transform.scale_ = np.asarray(state["scale"], dtype=np.float64)
+        transform.var_ = transform.scale_**2
+        transform.n_features_in_ = len(transform.mean_)
+        transform.n_samples_seen_ = 0
+        return transform
+    raise CheckpointError(f"the checkpoint's numeric transform is of an unknown kind {state.get('kind')!r}")
 
 
 def _is_numeric(values: pd.Series) -> bool:
@@ -521,4 +774,14 @@ def _numeric_array(table: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return x
 
 
-__all__ = ["DATASETS", "NamedDataset", "TabularDataModule", "read_table", "split_indices"]
+__all__ = [
+    "DATASETS",
+    "MISSING",
+    "NamedDataset",
+    "TabularDataModule",
+    "category_codes",
+    "numeric_transform_state",
+    "read_table",
+    "rebuild_numeric_transform",
+    "split_indices",
+]
