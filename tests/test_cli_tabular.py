@@ -65,12 +65,97 @@ def test_fit_and_test_a_csv_whose_test_split_has_an_unseen_category(cli, tmp_pat
     )
     out = capsys.readouterr().out
     assert "test/acc" in out and "test/auroc" in out and "test/logloss" in out
-    # the same checkpoint on the table split otherwise (other training rows, other statistics): refused
+    # the same checkpoint on the table split otherwise (its test split would hold training rows): refused
     status = cli("test", "--config", str(run / "config.yaml"), "--ckpt_path", "best", "--data.split_seed=1",
                  "--trainer.default_root_dir=run", *QUIET)  # fmt: skip
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert status == 2 and len(errors) == 1
-    assert "the checkpoint was trained on a table encoded otherwise" in errors[0]
+    assert (
+        "data.split_seed: the checkpoint's model was trained with split_seed 0, the data now gives 1"
+        in errors[0]
+    )
+
+
+def test_a_table_grown_since_the_fit_is_tested_with_the_checkpoints_encoding(cli, tmp_path, capsys):
+    # The encoding was rebuilt from the table, so a table with rows added since the fit (other training
+    # rows, statistics and digest) was refused; now test and predict encode it with the checkpoint's.
+    import torch
+
+    shop().to_csv(tmp_path / "shop.csv", index=False)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    assert cli("fit", "--config", "tiny.yaml", "--trainer.default_root_dir=run", *QUIET) == 0
+    run = tmp_path / "run" / "lightning_logs" / "version_0"
+    checkpoint = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
+    kept = checkpoint["TabularDataModule"]["preprocessing"]
+    pd.concat([shop(), shop(60).assign(price=lambda f: f["price"] * 100)]).to_csv(
+        tmp_path / "shop.csv", index=False
+    )
+    args = [
+        "--config",
+        str(run / "config.yaml"),
+        "--ckpt_path",
+        "best",
+        "--trainer.default_root_dir=run",
+        *QUIET,
+    ]
+    with pytest.warns(UserWarning, match="training split differs from the one the checkpoint's model was"):
+        assert cli("test", *args) == 0
+    assert "test/acc" in capsys.readouterr().out
+    assert cli("predict", *args) == 0
+    from mlplab.data import TabularDataModule
+    from mlplab.data.tabular import rebuild_numeric_transform
+
+    data = TabularDataModule(path=str(tmp_path / "shop.csv"), target="bought", batch_size=16)
+    x_num, x_cat, _ = data.split_tensors("test")
+    transform = rebuild_numeric_transform(kept["numeric_transform"])
+    raw = pd.read_csv(tmp_path / "shop.csv").iloc[data._indices["test"]][["price", "visits"]].to_numpy()
+    expected = torch.as_tensor(transform.transform(raw), dtype=torch.float32)
+    assert not torch.allclose(x_num, expected)  # the table's own statistics differ from the checkpoint's
+    predicted = torch.load(
+        tmp_path / "run" / "lightning_logs" / "version_2" / "predictions.pt", weights_only=True
+    )
+    task = __import__("mlplab").load_run(run).model
+    with torch.no_grad():
+        probabilities = task.predict(expected, x_cat)
+    torch.testing.assert_close(predicted["probabilities"], probabilities)
+
+
+def test_a_checkpoint_without_the_encoding_still_loads_and_guards_its_digest(cli, tmp_path, capsys):
+    # Checkpoints written before the encoding was kept: the table must be the one they were trained on.
+    import torch
+
+    shop().to_csv(tmp_path / "shop.csv", index=False)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    assert cli("fit", "--config", "tiny.yaml", "--trainer.default_root_dir=run", *QUIET) == 0
+    run = tmp_path / "run" / "lightning_logs" / "version_0"
+    best = run / "checkpoints" / "best.ckpt"
+    checkpoint = torch.load(best, weights_only=True)
+    del checkpoint["TabularDataModule"]
+    torch.save(checkpoint, best)
+    args = [
+        "--config",
+        str(run / "config.yaml"),
+        "--ckpt_path",
+        "best",
+        "--trainer.default_root_dir=run",
+        *QUIET,
+    ]
+    assert cli("test", *args) == 0
+    capsys.readouterr()
+    assert cli("test", *args, "--data.split_seed=1") == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "the checkpoint was trained on a table encoded otherwise" in errors[0]
+    assert "keeps no encoding of it" in errors[0]
+    # mlplab.load_run: the DataModule encodes the unchanged table itself, and refuses a changed one
+    import mlplab
+    from mlplab.errors import CheckpointError
+
+    assert mlplab.load_run(run).datamodule().inputs(shop().head(3))[0].shape == (3, 2)
+    shop().assign(price=lambda f: f["price"] * 2).to_csv(tmp_path / "shop.csv", index=False)
+    with pytest.raises(
+        CheckpointError, match="keeps no encoding of its table .an earlier mlplab wrote it. and the"
+    ):
+        mlplab.load_run(run).datamodule()
 
 
 CASES = [

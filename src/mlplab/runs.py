@@ -36,7 +36,10 @@ class Run:
             ``normalize``, ``mean`` and ``std`` per channel (and ``class_names`` for an image folder, in
             the order of the model's outputs); for forecasting ``series_names``,
             ``lookback``, ``horizon``, ``freq``, ``num_time_features``, ``mean`` and ``std`` per series
-            (the model's scaler); for character models ``vocabulary``; plus ``task`` (its class name).
+            (the model's scaler); for tables ``numeric_columns``, ``categorical_columns``,
+            ``categories`` (values in code order), ``numeric_transform``, ``classes``, ``target_scale``
+            (see :meth:`mlplab.data.TabularDataModule.state_dict`); for character models ``vocabulary``;
+            plus ``task`` (its class name).
         config: The run's ``config.yaml`` (empty when the checkpoint lies outside a run directory).
         checkpoint: The checkpoint file the weights come from.
         hyper_parameters: The task's arguments as the checkpoint holds them (``_class_path`` names the
@@ -64,11 +67,14 @@ class Run:
         checkpoint's state (its ``load_state_dict``): the image normalisation statistics and the
         forecasting scaler are those the model was trained with, even when the data has changed since
         (a folder with more images, a longer file), and a folder with other classes or a file with other
-        series is refused in one line. It reads its data when set up.
+        series is refused in one line. A table is encoded with the checkpoint's category codes and numeric
+        transform (``datamodule().inputs(rows)`` gives the model's inputs for new raw rows). It reads its
+        data when set up.
 
         Raises:
             CheckpointError: No ``config.yaml`` beside the checkpoint, or data the checkpoint's model was
-                not trained on (the DataModule's ``load_state_dict``).
+                not trained on (the DataModule's ``load_state_dict``), or a table that has changed since a
+                checkpoint that keeps no encoding of it (an earlier mlplab's) was written.
         """
         if not self.config.get("data"):
             raise CheckpointError(f"{self.checkpoint}: no config.yaml beside it names the run's data")
@@ -83,7 +89,29 @@ class Run:
         state = self.data_states.get(type(data).__qualname__)  # the key Lightning saves it under
         if state is not None:
             data.load_state_dict(state)
+        else:
+            self._check_table(data)
         return data
+
+    def _check_table(self, data: Any) -> None:
+        """A checkpoint that keeps no encoding of its table (an earlier mlplab's): the table's must match."""
+        now, then = getattr(data, "table_digest", None), self.hyper_parameters.get("table_digest")
+        if now is None or then is None:
+            return
+        if now != then:
+            raise CheckpointError(
+                f"{self.checkpoint} keeps no encoding of its table (an earlier mlplab wrote it) and the "
+                f"table is encoded otherwise now (digest {then} then, {now} now): the codes and numeric "
+                "transform the model was trained with are lost; use the table and data settings it was "
+                "trained with"
+            )
+        from mlplab.data.common import say_once
+
+        say_once(
+            f"{self.checkpoint} keeps no encoding of its table (an earlier mlplab wrote it): the DataModule "
+            "encodes with the codes and numeric transform it fits to the table's training split, which is "
+            "the one the model was trained on (same digest)"
+        )
 
 
 def find_checkpoint(run: str | Path, checkpoint: str = "best") -> Path:

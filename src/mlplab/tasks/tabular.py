@@ -160,15 +160,36 @@ class TabularTask(Task):
         fit(x_num, x_cat, y)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse, in one line, a checkpoint trained on a table encoded otherwise (codes, statistics)."""
+        """Refuse, in one line, a checkpoint trained on another table; take its target scale.
+
+        A checkpoint that keeps the table's encoding (the DataModule's ``state_dict``) is checked by the
+        DataModule (other columns, target, classes, ``numeric_policy`` or ``split_seed``: refused before
+        the weights' check), which then encodes the table with the checkpoint's codes and numeric
+        transform even when the table has changed since; the regression target's mean and std are then
+        the checkpoint's too. One of an earlier version, which keeps only the digest, is refused when the
+        table's digest differs (its encoding, rebuilt from the table, would differ).
+        """
+        state = data_state(checkpoint)
+        datamodule = getattr(getattr(self, "_trainer", None), "datamodule", None)
+        check = getattr(datamodule, "check_trained_table", None)
+        if state is not None and check is not None:
+            check(state)
         theirs = checkpoint.get("hyper_parameters", {}).get("table_digest")
-        if theirs is not None and self.table_digest is not None and theirs != self.table_digest:
+        if (
+            state is None
+            and theirs is not None
+            and self.table_digest is not None
+            and theirs != self.table_digest
+        ):
             raise CheckpointError(
                 f"the checkpoint was trained on a table encoded otherwise (digest {theirs} there, "
-                f"{self.table_digest} here: other columns, category codes, classes or training rows); use "
-                "the data settings it was trained with (file, split_seed, categorical, drop, "
-                "min_category_count, numeric_policy)"
+                f"{self.table_digest} here: other columns, category codes, classes or training rows) and, "
+                "written by an earlier mlplab, keeps no encoding of it; use the data settings it was "
+                "trained with (file, split_seed, categorical, drop, min_category_count, numeric_policy)"
             )
+        scale = checkpoint.get("hyper_parameters", {}).get("target_scale")
+        if state is not None and scale is not None:
+            self.target_mean, self.target_std = float(scale[0]), float(scale[1])
         super().on_load_checkpoint(checkpoint)
 
     def optimizer_parameters(self) -> list[Any]:
@@ -239,6 +260,14 @@ class TabularTask(Task):
         if self.classification:
             return {"probabilities": predictions, "predictions": predictions.argmax(-1), "targets": y}
         return {"predictions": predictions, "targets": y * self.target_std + self.target_mean}
+
+
+def data_state(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
+    """The table's encoding a checkpoint keeps (a ``TabularDataModule``'s state), or ``None`` (older ones)."""
+    for value in checkpoint.values():
+        if isinstance(value, dict) and "numeric_columns" in (value.get("preprocessing") or {}):
+            return value
+    return None
 
 
 def combine_outputs(
