@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -149,3 +150,48 @@ def test_the_datamodule_of_a_grown_csv_standardises_with_the_checkpoint_scaler(c
     torch.testing.assert_close(data.mean, torch.tensor(run.preprocessing["mean"]))
     torch.testing.assert_close(data.std, torch.tensor(run.preprocessing["std"]))
     assert data.num_rows == 500 and run.preprocessing["num_rows"] == 300
+
+
+def test_a_tabular_run_encodes_new_raw_rows_as_its_test_split_and_predicts_as_mlplab_predict(cli, tmp_path):
+    # A tabular checkpoint kept neither the numeric transform nor the category codes, so raw rows could
+    # not be turned into the model's inputs outside the DataModule's own splits.
+    import pandas as pd
+
+    from mlplab.data.tabular import DATASETS, rebuild_numeric_transform
+    from tests.conftest import REPO
+    from tests.test_readme_examples import code_blocks, readme_section
+
+    tiny = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
+            "--model.backbone.init_args.ensemble_size=4", "--model.backbone.init_args.embed_dim=16",
+            "--model.backbone.init_args.depth=1", *QUIET]  # fmt: skip
+    assert cli("fit", "--config", str(REPO / "configs/tabular/tabm_penguins.yaml"), *tiny) == 0
+    assert (
+        cli("predict", "--config", "lightning_logs/version_0/config.yaml", "--ckpt_path", "best", *QUIET) == 0
+    )
+    predicted = torch.load("lightning_logs/version_1/predictions.pt", weights_only=True)["probabilities"]
+
+    run = mlplab.load_run("lightning_logs/version_0")
+    kept = run.preprocessing
+    assert kept["numeric_columns"] == ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g",
+                                       "year"]  # fmt: skip
+    assert kept["categorical_columns"] == ["island", "sex"] and kept["classes"] == ["Adelie", "Chinstrap",
+                                                                                    "Gentoo"]  # fmt: skip
+    assert kept["numeric_transform"]["kind"] == "QuantileTransformer"
+    data = run.datamodule()
+    frame, _ = DATASETS["penguins"].load(tmp_path, False)
+    rows = frame.iloc[data._indices["test"]].drop(columns="species")  # the raw test rows, in another order
+    rows = rows.sample(frac=1.0, random_state=0)
+    x_num, x_cat = data.inputs(rows)
+    position = torch.as_tensor(pd.Index(frame.index[data._indices["test"]]).get_indexer(rows.index))
+    test_num, test_cat, _ = data.split_tensors("test")
+    assert torch.equal(x_num, test_num[position]) and torch.equal(x_cat, test_cat[position])
+    raw = rows[kept["numeric_columns"]].to_numpy(dtype=float)  # the stored transform, rebuilt, does the same
+    expected = rebuild_numeric_transform(kept["numeric_transform"]).transform(raw)
+    torch.testing.assert_close(x_num, torch.as_tensor(np.nan_to_num(expected), dtype=torch.float32))
+    with torch.no_grad():
+        torch.testing.assert_close(run.model.predict(x_num, x_cat), predicted[position])
+        torch.testing.assert_close(run.model.inference_module()(x_num, x_cat), predicted[position])
+
+    namespace: dict = {}
+    exec(code_blocks(readme_section("tabular-notebook"))["python"], namespace)  # the README's notebook code
+    assert namespace["probabilities"].shape == (2, 3) and set(namespace["species"]) <= set(kept["classes"])

@@ -4,8 +4,9 @@ A run directory (``<default_root_dir>/lightning_logs/version_N``) holds ``config
 ``checkpoints/{best,last}.ckpt``. The checkpoint alone rebuilds the model: the task's
 hyper-parameters (its class, the family and every argument, the shapes the data gave) and weights are
 in it, and so is the DataModule's ``preprocessing`` (image normalisation statistics, an image folder's
-class names, the forecasting scaler and series names), which the DataModules keep there (their
-``state_dict``). The vocabulary of a character model is a task argument.
+class names, the forecasting scaler and series names, a table's encoding), which the DataModules keep
+there (their ``state_dict``); :meth:`Run.datamodule` rebuilds the run's DataModule with it (a table's
+``inputs(rows)`` encodes new raw rows). The vocabulary of a character model is a task argument.
 
     >>> run = mlplab.load_run("lightning_logs/version_0")      # doctest: +SKIP
     >>> run.model(x)                                           # the task's forward, in eval mode
