@@ -118,7 +118,8 @@ class SweepSpec:
 
     ``overrides`` are the command-line arguments of every run: the file's ``overrides`` and then the
     command line's own ``--key=value`` arguments. ``resolved`` is the sweep file as parsed (with the
-    command line's changes to its keys), written to ``OUT/sweep.yaml``.
+    command line's changes to its keys), written to ``OUT/sweep.yaml``. ``command_line`` are the
+    command line's own arguments (the last of ``overrides``), so that an error can say where it came from.
     """
 
     path: Path
@@ -132,6 +133,7 @@ class SweepSpec:
     options: dict[str, list[Any]]
     overrides: list[str] = field(default_factory=list)
     resolved: str = ""
+    command_line: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -390,4 +392,4 @@ def check_sweep(config: Namespace, path: Path, extra_args: Sequence[str] = ()) -
     overrides = [f"--{key}={format_value(value)}" for key, value in (config.overrides or {}).items()]
     resolved = sweep_parser().dump(Namespace({key: config[key] for key in SWEEP_KEYS}), skip_validation=True)
     return SweepSpec(path, families, budgets, tolerance, config.count, config.metric, mode, seeds,
-                     options, overrides + list(extra_args), resolved)  # fmt: skip
+                     options, overrides + list(extra_args), resolved, list(extra_args))  # fmt: skip
