@@ -100,3 +100,21 @@ def test_earlier_runs_of_a_dropped_family_are_not_averaged_across_their_settings
         ("earlier settings", "1", "10.0"),
         ("max_epochs=2", "1", "20.0"),
     ]
+
+
+def test_best_csv_gives_the_spread_over_seeds_and_leaves_it_empty_for_one_seed(tmp_path):
+    # best.csv had the seed mean only (best_val, test); a single seed must give no spread, not 0
+    out = tmp_path / "out"
+    plan = plan_sweep(load_sweep(write_sweep(tmp_path, seeds=[0, 1, 2])), out)
+    shape = plan.runs[0].shape  # one shape finishes with three seeds, the others with one
+    for run in plan.runs:
+        if run.shape == shape or run.seed == 0:
+            finish(run, 10.0 + 2 * run.seed)  # test = best_val - 0.5
+    report.write_outputs(plan, report.collect(plan), quiet)
+    rows = {row["shape"]: row for row in read_csv(out / "best.csv")}
+    spread = ["best_val_std", "best_val_min", "best_val_max", "test_std", "test_min", "test_max"]
+    three = rows.pop(shape)
+    assert [three[key] for key in ["seeds", "best_val", *spread, "test"]] == [
+        "3", "12.0", "2.0", "10.0", "14.0", "2.0", "9.5", "13.5", "11.5"
+    ]  # fmt: skip
+    assert rows and all(row["seeds"] == "1" and not any(row[key] for key in spread) for row in rows.values())
