@@ -245,3 +245,21 @@ def test_a_rejected_argument_is_named_where_it_stands(tmp_path, changes, args, m
     with pytest.raises(ConfigError) as error:
         plan_sweep(spec, tmp_path / "out")
     assert str(error.value) == message
+
+
+def test_runs_whose_readable_ids_collide_get_distinct_stable_ids(tmp_path):
+    # the readable part of an id keeps only [A-Za-z0-9._=-]: "preds a.pt" and "preds+a.pt" read the
+    # same; the hash of the resolved config that ends every id keeps the runs apart
+    files = ["preds a.pt", "preds+a.pt"]
+    single = {"class_path": "HourglassMLP", "grid": {"embed_dim": [64], "mlp_dim": [8], "depth": [1]}}
+    path = write_sweep(
+        tmp_path, families={"hourglass": single}, budgets=[9216], options={"predictions.filename": files}
+    )
+    runs = plan_sweep(load_sweep(path), tmp_path / "out").runs
+    readable = {run.run_id.rsplit("-", 1)[0] for run in runs}
+    assert readable == {"hourglass-embed_dim64-mlp_dim8-depth1-filenamepreds_a.pt-s0"}  # they collide
+    assert len({run.run_id for run in runs}) == 2
+    assert [run.run_id.rsplit("-", 1)[1] for run in runs] == [run.config_key for run in runs]
+    assert sorted(run.config["predictions"]["filename"] for run in runs) == files
+    again = plan_sweep(load_sweep(path), tmp_path / "out").runs  # a re-plan: the same ids, same runs
+    assert [(r.run_id, r.options) for r in again] == [(r.run_id, r.options) for r in runs]

@@ -118,3 +118,29 @@ def test_best_csv_gives_the_spread_over_seeds_and_leaves_it_empty_for_one_seed(t
         "3", "12.0", "2.0", "10.0", "14.0", "2.0", "9.5", "13.5", "11.5"
     ]  # fmt: skip
     assert rows and all(row["seeds"] == "1" and not any(row[key] for key in spread) for row in rows.values())
+
+
+def test_earlier_settings_whose_descriptions_collide_stay_apart_with_a_stable_hash(tmp_path):
+    # settings texts name at most 3 differing keys: two earlier series that differ only in a fourth
+    # read the same and get " #<hash of the series>", the same each time the outputs are written
+    out = tmp_path / "out"
+    single = {"class_path": "HourglassMLP", "grid": {"embed_dim": [64], "mlp_dim": [8], "depth": [1]}}
+    path = write_sweep(tmp_path, families={"hourglass": single}, budgets=[9216])
+    changed = [
+        "--data.init_args.batch_size=16",
+        "--trainer.limit_test_batches=2",
+        "--trainer.limit_train_batches=1",
+    ]
+    series = {}
+    for epochs, value in ((2, 20.0), (3, 30.0)):
+        (run,) = plan_sweep(load_sweep(path, [*changed, f"--trainer.max_epochs={epochs}"]), out).runs
+        finish(run, value)
+        series[value] = run.series_key
+    now = plan_sweep(load_sweep(path), out)
+    text = "batch_size=16 limit_test_batches=2 limit_train_batches=1 (+1)"
+    expected = {(f"{text} #{key[:6]}", value) for value, key in series.items()}
+    assert {(r.settings, r.best_val) for r in report.collect(now)} == expected
+    again = plan_sweep(load_sweep(path), out)  # a re-plan describes them the same way
+    assert {(r.settings, r.best_val) for r in report.collect(again)} == expected
+    report.write_outputs(again, report.collect(again), quiet)
+    assert {(r["settings"], float(r["best_val"])) for r in read_csv(out / "best.csv")} == expected
