@@ -25,6 +25,22 @@ def test_configurations_average_the_seeds_of_finished_runs():
     assert config["seeds"] == 2 and config["best_val"] == 21.0 and config["test"] == pytest.approx(20.9)
 
 
+def test_configurations_give_the_spread_over_seeds_and_none_for_one_seed():
+    # only the seed mean was reported: two shapes with equal means looked equally sure
+    rows = [
+        row("hg", "a", 100, value, seed=seed, test=value + 1) for seed, value in enumerate((20.0, 22.0, 24.0))
+    ]
+    rows.append(row("hg", "b", 200, 30.0))
+    a, b = pareto.configurations(rows)
+    assert (a["best_val"], a["best_val_std"], a["best_val_min"], a["best_val_max"]) == (22.0, 2.0, 20.0, 24.0)
+    assert (a["test"], a["test_std"], a["test_min"], a["test_max"]) == (23.0, 2.0, 21.0, 25.0)
+    spread = [b[f"{key}_{part}"] for key in ("best_val", "test") for part in ("std", "min", "max")]
+    assert b["seeds"] == 1 and all(math.isnan(value) for value in spread)  # one seed: no spread, not 0
+    table = pareto.markdown_table([a, b], "val/psnr", "test/psnr")
+    assert "| 100 | hg | a | - | 100 | 3 | 22.000 ± 2.000 | 23.000 ± 2.000 |" in table
+    assert "| 200 | hg | b | - | 200 | 1 | 30.000 | 29.900 |" in table
+
+
 @pytest.mark.parametrize("mode", ["max", "min"])
 def test_frontier_keeps_what_nothing_smaller_beats(mode):
     sign = 1 if mode == "max" else -1

@@ -13,6 +13,7 @@ Hourglass paper (Chen et al., 2025, arXiv 2510.01796).
 from __future__ import annotations
 
 import math
+import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -28,6 +29,16 @@ from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 def mean(values: Sequence[float]) -> float:
     """The arithmetic mean (``nan`` for no values)."""
     return sum(values) / len(values) if values else math.nan
+
+
+def spread(values: Sequence[float]) -> tuple[float, float, float]:
+    """``(standard deviation, min, max)`` of ``values``: the sample deviation (n - 1), ``nan`` each below two.
+
+    One value has no spread: every part is ``nan`` (an empty cell in a CSV file), not 0.
+    """
+    if len(values) < 2:
+        return math.nan, math.nan, math.nan
+    return statistics.stdev(values), min(values), max(values)
 
 
 def better(a: float, b: float, mode: str) -> bool:
@@ -52,7 +63,9 @@ def configurations(rows: Iterable[dict[str, Any]], count: str = "params_total") 
     Returns:
         One dict per configuration: the identifying fields, ``curve`` (the family and its settings),
         ``params`` (by ``count``), ``seeds`` (number of runs), ``best_val`` and ``test`` (means over
-        the seeds), ``current`` (whether a run of it belongs to the current sweep).
+        the seeds), their spread over the seeds ``best_val_std``, ``best_val_min``, ``best_val_max``,
+        ``test_std``, ``test_min``, ``test_max`` (see :func:`spread`: ``nan`` for a single seed),
+        ``current`` (whether a run of it belongs to the current sweep).
     """
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
@@ -63,6 +76,13 @@ def configurations(rows: Iterable[dict[str, Any]], count: str = "params_total") 
     result = []
     for (family, settings, shape, options, _), runs in groups.items():
         first = runs[0]
+        values = {
+            "best_val": [float(r["best_val"]) for r in runs],
+            "test": [float(r["test"]) for r in runs if r.get("test") not in (None, "")],
+        }
+        spreads = {}
+        for key, numbers in values.items():
+            spreads[f"{key}_std"], spreads[f"{key}_min"], spreads[f"{key}_max"] = spread(numbers)
         result.append(
             {
                 "family": family,
@@ -76,8 +96,9 @@ def configurations(rows: Iterable[dict[str, Any]], count: str = "params_total") 
                 "params_total": int(first["params_total"]),
                 "params_trainable": int(first["params_trainable"]),
                 "seeds": len(runs),
-                "best_val": mean([float(r["best_val"]) for r in runs]),
-                "test": mean([float(r["test"]) for r in runs if r.get("test") not in (None, "")]),
+                "best_val": mean(values["best_val"]),
+                "test": mean(values["test"]),
+                **spreads,
             }
         )
     return sorted(result, key=lambda c: (c["family"], c["settings"], c["params"], c["shape"], c["options"]))
@@ -191,8 +212,16 @@ def plot_frontiers(
     return figure
 
 
+def with_spread(value: float, std: float | None) -> str:
+    """``21.000 ± 1.414``: a seed mean and its standard deviation (the mean alone when there is none)."""
+    return f"{value:.3f}" if std is None or math.isnan(std) else f"{value:.3f} ± {std:.3f}"
+
+
 def markdown_table(configs: Sequence[dict[str, Any]], metric: str, test_metric: str | None) -> str:
-    """The per-budget best configurations as a markdown table (budget, family, shape, params, metrics)."""
+    """The per-budget best configurations as a markdown table (budget, family, shape, params, metrics).
+
+    The metrics are seed means ± their standard deviation over the seeds (the mean alone for one seed).
+    """
     test_header = test_metric or "test"
     lines = [
         f"| budget | family | shape | options | params | seeds | {metric} | {test_header} |",
@@ -202,7 +231,9 @@ def markdown_table(configs: Sequence[dict[str, Any]], metric: str, test_metric: 
         lines.append(
             f"| {format_count(c['budget'])} | {c.get('curve', c['family'])} | {c['shape']} | "
             f"{c['options'] or '-'} | "
-            f"{format_count(c['params'])} | {c['seeds']} | {c['best_val']:.3f} | {c['test']:.3f} |"
+            f"{format_count(c['params'])} | {c['seeds']} | "
+            f"{with_spread(c['best_val'], c.get('best_val_std'))} | "
+            f"{with_spread(c['test'], c.get('test_std'))} |"
         )
     return "\n".join(lines)
 

@@ -116,7 +116,7 @@ ERRORS = {
     ),
     "value of the wrong type": (
         {"families": {"hourglass": {"class_path": "HourglassMLP", "grid": {"depth": ["deep"]}}}},
-        "families.hourglass: model.backbone: ",
+        "sweep.yaml: families.hourglass.grid: depth: expected int, got 'deep' (HourglassMLP's depth)",
     ),
     "run argument nobody takes": ({"overrides": {"trainer.no_such_key": 1}}, "unrecognized arguments"),
     "unknown key": ({"budget": [1]}, "sweep.yaml: unknown key 'budget' (a sweep file has families, base"),

@@ -10,7 +10,7 @@ from mlplab.models import count_parameters
 from mlplab.tools.sweep.plan import backbone_argument, count_on_meta, plan_sweep, settings_difference
 from mlplab.tools.sweep.spec import load_sweep
 from tests.conftest import REPO
-from tests.tools.sweep.conftest import CONVENTIONAL, QUICKSTART, write_sweep
+from tests.tools.sweep.conftest import CONVENTIONAL, HOURGLASS, QUICKSTART, write_sweep
 
 COUNT_CASES = {
     "hourglass, fixed W_in": (
@@ -205,3 +205,61 @@ def test_runs_are_judged_by_the_metric_their_best_checkpoint_follows(tmp_path):
         plan_sweep(load_sweep(path, ["--checkpoint.monitor=val/foo"]), tmp_path / "out")
     plan = plan_sweep(load_sweep(path), tmp_path / "out")  # nothing set: the task's monitor
     assert (plan.metric, plan.mode) == ("val/psnr", "max")
+
+
+REJECTED = {
+    "unknown option key": (
+        {"options": {"trainer.max_epochz": [1, 2]}},
+        [],
+        "sweep.yaml: options: trainer.max_epochz: unrecognized arguments: --trainer.max_epochz=1",
+    ),
+    "option the optimizer does not take": (
+        {"options": {"model.init_args.optimizer.init_args.lrr": [0.1]}},
+        [],
+        "sweep.yaml: options: model.init_args.optimizer.init_args.lrr: model.optimizer: AdamW has no "
+        "argument 'lrr'",
+    ),
+    "option value of the wrong type": (
+        {"options": {"trainer.max_epochs": ["two"]}},
+        [],
+        "sweep.yaml: options: trainer.max_epochs: expected int, got 'two'",
+    ),
+    "unknown override": (
+        {"overrides": {"trainer.max_epochz": 1}},
+        [],
+        "sweep.yaml: overrides: trainer.max_epochz: unrecognized arguments: --trainer.max_epochz=1",
+    ),
+    "unknown command-line argument": (
+        {},
+        ["--trainer.devices", "1", "--data.init_args.batch_sizee", "8"],
+        "sweep.yaml: command line: --data.init_args.batch_sizee 8: data: unknown argument 'batch_sizee'",
+    ),
+}
+
+
+@pytest.mark.parametrize(("changes", "args", "message"), REJECTED.values(), ids=REJECTED.keys())
+def test_a_rejected_argument_is_named_where_it_stands(tmp_path, changes, args, message):
+    # every rejection used to be blamed on the first family ("families.hourglass: ..."), whatever key
+    changes = {"families": {"hourglass": HOURGLASS}, **changes}
+    spec = load_sweep(write_sweep(tmp_path, **changes), args)
+    with pytest.raises(ConfigError) as error:
+        plan_sweep(spec, tmp_path / "out")
+    assert str(error.value) == message
+
+
+def test_runs_whose_readable_ids_collide_get_distinct_stable_ids(tmp_path):
+    # the readable part of an id keeps only [A-Za-z0-9._=-]: "preds a.pt" and "preds+a.pt" read the
+    # same; the hash of the resolved config that ends every id keeps the runs apart
+    files = ["preds a.pt", "preds+a.pt"]
+    single = {"class_path": "HourglassMLP", "grid": {"embed_dim": [64], "mlp_dim": [8], "depth": [1]}}
+    path = write_sweep(
+        tmp_path, families={"hourglass": single}, budgets=[9216], options={"predictions.filename": files}
+    )
+    runs = plan_sweep(load_sweep(path), tmp_path / "out").runs
+    readable = {run.run_id.rsplit("-", 1)[0] for run in runs}
+    assert readable == {"hourglass-embed_dim64-mlp_dim8-depth1-filenamepreds_a.pt-s0"}  # they collide
+    assert len({run.run_id for run in runs}) == 2
+    assert [run.run_id.rsplit("-", 1)[1] for run in runs] == [run.config_key for run in runs]
+    assert sorted(run.config["predictions"]["filename"] for run in runs) == files
+    again = plan_sweep(load_sweep(path), tmp_path / "out").runs  # a re-plan: the same ids, same runs
+    assert [(r.run_id, r.options) for r in again] == [(r.run_id, r.options) for r in runs]

@@ -100,3 +100,47 @@ def test_earlier_runs_of_a_dropped_family_are_not_averaged_across_their_settings
         ("earlier settings", "1", "10.0"),
         ("max_epochs=2", "1", "20.0"),
     ]
+
+
+def test_best_csv_gives_the_spread_over_seeds_and_leaves_it_empty_for_one_seed(tmp_path):
+    # best.csv had the seed mean only (best_val, test); a single seed must give no spread, not 0
+    out = tmp_path / "out"
+    plan = plan_sweep(load_sweep(write_sweep(tmp_path, seeds=[0, 1, 2])), out)
+    shape = plan.runs[0].shape  # one shape finishes with three seeds, the others with one
+    for run in plan.runs:
+        if run.shape == shape or run.seed == 0:
+            finish(run, 10.0 + 2 * run.seed)  # test = best_val - 0.5
+    report.write_outputs(plan, report.collect(plan), quiet)
+    rows = {row["shape"]: row for row in read_csv(out / "best.csv")}
+    spread = ["best_val_std", "best_val_min", "best_val_max", "test_std", "test_min", "test_max"]
+    three = rows.pop(shape)
+    assert [three[key] for key in ["seeds", "best_val", *spread, "test"]] == [
+        "3", "12.0", "2.0", "10.0", "14.0", "2.0", "9.5", "13.5", "11.5"
+    ]  # fmt: skip
+    assert rows and all(row["seeds"] == "1" and not any(row[key] for key in spread) for row in rows.values())
+
+
+def test_earlier_settings_whose_descriptions_collide_stay_apart_with_a_stable_hash(tmp_path):
+    # settings texts name at most 3 differing keys: two earlier series that differ only in a fourth
+    # read the same and get " #<hash of the series>", the same each time the outputs are written
+    out = tmp_path / "out"
+    single = {"class_path": "HourglassMLP", "grid": {"embed_dim": [64], "mlp_dim": [8], "depth": [1]}}
+    path = write_sweep(tmp_path, families={"hourglass": single}, budgets=[9216])
+    changed = [
+        "--data.init_args.batch_size=16",
+        "--trainer.limit_test_batches=2",
+        "--trainer.limit_train_batches=1",
+    ]
+    series = {}
+    for epochs, value in ((2, 20.0), (3, 30.0)):
+        (run,) = plan_sweep(load_sweep(path, [*changed, f"--trainer.max_epochs={epochs}"]), out).runs
+        finish(run, value)
+        series[value] = run.series_key
+    now = plan_sweep(load_sweep(path), out)
+    text = "batch_size=16 limit_test_batches=2 limit_train_batches=1 (+1)"
+    expected = {(f"{text} #{key[:6]}", value) for value, key in series.items()}
+    assert {(r.settings, r.best_val) for r in report.collect(now)} == expected
+    again = plan_sweep(load_sweep(path), out)  # a re-plan describes them the same way
+    assert {(r.settings, r.best_val) for r in report.collect(again)} == expected
+    report.write_outputs(again, report.collect(again), quiet)
+    assert {(r["settings"], float(r["best_val"])) for r in read_csv(out / "best.csv")} == expected

@@ -26,7 +26,7 @@ def test_a_sweep_file_reads_into_a_checked_spec(tmp_path):
         tmp_path,
         base="recipes/mine.yaml",  # relative to the sweep file
         families={"hourglass": {"class_path": "HourglassMLP", "grid": {"embed_dim": 64, "depth": [1, 2]},
-                                "fit": "mlp_dim", "init_args": {"output_activation": "identity"}}},
+                                "fit": "mlp_dim", "init_args": {"output_activation": "none"}}},
         budgets=["10k", 2e4, 30000],
         repeats=2,
         seeds=None,
@@ -92,6 +92,43 @@ SPEC_ERRORS = {
         "families.hourglass.fit: HourglassMLP takes no argument 'width'",
     ),
 }
+
+
+def _hourglass(grid=None, **entry):
+    return {"families": {"hg": {"class_path": "HourglassMLP", "grid": grid or {"embed_dim": [64]}, **entry}}}
+
+
+# a value of the wrong type used to end, after counting, in jsonargparse's message about the whole
+# backbone ("model.backbone: Expected a <class 'int'>. Got value: two. Got value: Namespace(...)")
+SPEC_ERRORS.update(
+    {
+        "grid value of the wrong type": (
+            _hourglass({"embed_dim": [64], "depth": [1, "two"]}),
+            "sweep.yaml: families.hg.grid: depth: expected int, got 'two' (HourglassMLP's depth)",
+        ),
+        "grid value with a fraction": (
+            _hourglass({"embed_dim": [1.5]}),
+            "sweep.yaml: families.hg.grid: embed_dim: expected int, got 1.5 (HourglassMLP's embed_dim)",
+        ),
+        "init_args value of the wrong type": (
+            _hourglass(init_args={"fixed_input_projection": "maybe"}),
+            "sweep.yaml: families.hg.init_args: fixed_input_projection: expected bool, got 'maybe' "
+            "(HourglassMLP's fixed_input_projection)",
+        ),
+        "init_args value outside the choices": (
+            _hourglass(init_args={"output_activation": "identity"}),
+            "sweep.yaml: families.hg.init_args: output_activation: expected one of 'sigmoid', 'none', got "
+            "'identity' (HourglassMLP's output_activation)",
+        ),
+    }
+)
+
+
+def test_grid_values_the_runs_take_are_not_refused(tmp_path):
+    # numbers as strings, ints for floats, null for an optional int: the run's parser takes them
+    grid = {"embed_dim": ["64"], "projection_seed": [None, 3]}
+    spec = load_sweep(write_sweep(tmp_path, **_hourglass(grid)))
+    assert spec.families[0].grid == grid
 
 
 @pytest.mark.parametrize(("changes", "message"), SPEC_ERRORS.values(), ids=SPEC_ERRORS.keys())

@@ -26,7 +26,8 @@ from mlplab.tools.sweep.record import RESULT_FIELDS, RESULT_FILE, RUN_CONFIG, Ru
 #: Columns of best.csv.
 BEST_FIELDS = [
     "budget", "family", "settings", "current", "shape", "options", "params_total", "params_trainable",
-    "seeds",    "best_val", "test",
+    "seeds", "best_val", "best_val_std", "best_val_min", "best_val_max", "test", "test_std", "test_min",
+    "test_max",
 ]  # fmt: skip
 
 

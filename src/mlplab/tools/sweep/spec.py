@@ -15,6 +15,8 @@ import inspect
 import json
 import os
 import re
+import types
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -118,7 +120,8 @@ class SweepSpec:
 
     ``overrides`` are the command-line arguments of every run: the file's ``overrides`` and then the
     command line's own ``--key=value`` arguments. ``resolved`` is the sweep file as parsed (with the
-    command line's changes to its keys), written to ``OUT/sweep.yaml``.
+    command line's changes to its keys), written to ``OUT/sweep.yaml``. ``command_line`` are the
+    command line's own arguments (the last of ``overrides``), so that an error can say where it came from.
     """
 
     path: Path
@@ -132,6 +135,7 @@ class SweepSpec:
     options: dict[str, list[Any]]
     overrides: list[str] = field(default_factory=list)
     resolved: str = ""
+    command_line: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -183,6 +187,81 @@ def class_arguments(family_class: type) -> dict[str, inspect.Parameter] | None:
     own = inspect.signature(family_class).parameters.values()
     accepts_anything = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in own) and not parameters
     return None if accepts_anything else parameters
+
+
+#: The types whose values the sweep checks before counting (others are left to the run's parser).
+_PLAIN_TYPES = (int, float, bool, str, type(None))
+
+
+def argument_types(family_class: type) -> dict[str, Any]:
+    """The type hints of a family's constructor arguments, following ``**kwargs`` into its bases.
+
+    An argument without a hint, or whose hint cannot be resolved, maps to ``None``.
+    """
+    import torch.nn
+
+    hints: dict[str, Any] = {}
+    for klass in family_class.__mro__:
+        if klass in (object, torch.nn.Module) or "__init__" not in vars(klass):
+            continue
+        init = vars(klass)["__init__"]
+        try:
+            resolved = typing.get_type_hints(init)
+        except Exception:  # a hint naming what the module imports only for type checking
+            resolved = {}
+        parameters = inspect.signature(init).parameters
+        for name, parameter in parameters.items():
+            if name != "self" and parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
+                hints.setdefault(name, resolved.get(name))
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            break
+    return hints
+
+
+def _plain(hint: Any) -> bool:
+    """Whether ``hint`` is built from ints, floats, bools, strings, None, literals, lists and tuples."""
+    if hint in _PLAIN_TYPES:
+        return True
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return True
+    if origin in (typing.Union, types.UnionType, list, tuple):
+        return all(_plain(arg) for arg in typing.get_args(hint) if arg is not Ellipsis)
+    return False
+
+
+def type_text(hint: Any) -> str:
+    """A type hint in words: ``int``, ``int or null``, ``one of 'sigmoid', 'none'``, ``tuple[int, ...]``."""
+    if hint is type(None):
+        return "null"
+    if isinstance(hint, type) and not typing.get_args(hint):
+        return hint.__name__
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(arg) for arg in typing.get_args(hint))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(type_text(arg) for arg in typing.get_args(hint))
+    return str(hint).replace("typing.", "")
+
+
+def value_error(family: FamilySpec, key: str, value: Any) -> str | None:
+    """Why ``value`` is not of the type the family's argument ``key`` takes, in words; ``None`` if it is.
+
+    Only plain types (see :func:`_plain`) are checked, by jsonargparse as the run's parser checks them;
+    for others (and arguments without a hint) ``None``: the run's parser judges them.
+    """
+    hint = argument_types(family.family_class).get(key)
+    if hint is None or not _plain(hint):
+        return None
+    parser = ArgumentParser(exit_on_error=False, default_env=False)
+    parser.add_argument("--value", type=hint)
+    try:
+        parser.parse_object({"value": value})
+    except argparse.ArgumentError:
+        return f"expected {type_text(hint)}, got {value!r}"
+    except Exception:  # not a refusal of the value: leave it to the run's parser
+        return None
+    return None
 
 
 # -------------------------------------------------------------------------------------------- parsing
@@ -317,6 +396,13 @@ def _check_family(
                         f"{where}.{section}: {family_class.__name__} takes no argument {key!r} "
                         f"(it takes {', '.join(tunable)})"
                     )
+    checked = FamilySpec(family_name, config.class_path, family_class, grid, init_args, [], config.fit)
+    for section, values in (("grid", grid), ("init_args", {k: [v] for k, v in init_args.items()})):
+        for key, key_values in values.items():
+            for value in key_values:
+                reason = value_error(checked, key, value)
+                if reason is not None:
+                    raise ConfigError(f"{where}.{section}: {key}: {reason} ({family_class.__name__}'s {key})")
     fit = config.fit
     if fit is not None:
         if fit in grid or fit in init_args:
@@ -390,4 +476,4 @@ def check_sweep(config: Namespace, path: Path, extra_args: Sequence[str] = ()) -
     overrides = [f"--{key}={format_value(value)}" for key, value in (config.overrides or {}).items()]
     resolved = sweep_parser().dump(Namespace({key: config[key] for key in SWEEP_KEYS}), skip_validation=True)
     return SweepSpec(path, families, budgets, tolerance, config.count, config.metric, mode, seeds,
-                     options, overrides + list(extra_args), resolved)  # fmt: skip
+                     options, overrides + list(extra_args), resolved, list(extra_args))  # fmt: skip
