@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
 import sys
+import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -30,6 +35,30 @@ def require_data(*relative: str) -> Path:
     missing = [name for name in relative if not (folder / name).exists()]
     if missing:
         pytest.skip(f"needs {', '.join(missing)} in MLPLAB_DATA={folder}")
+    return folder
+
+
+@functools.cache
+def cifar10_jpeg_subset(archive: Path, per_class: int = 20) -> Path:
+    """The first ``per_class`` images (by file name) of every class and split, unpacked once per session.
+
+    ``ImageFolderDataModule`` keeps the same images when it reads the archive with ``max_images_per_class``;
+    unpacking them once saves every CIFAR-10 recipe (tests/test_configs.py) and tests/data a pass over
+    the archive.
+    """
+    with tarfile.open(archive) as tar:
+        files = {m.name: tar.extractfile(m).read() for m in tar if m.isfile() and m.name.endswith(".jpg")}
+    by_folder: dict[str, list[str]] = {}
+    for name in sorted(files):
+        by_folder.setdefault(name.rsplit("/", 1)[0], []).append(name)
+    folder = Path(tempfile.mkdtemp(prefix="mlplab-cifar10-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    for names in by_folder.values():
+        for name in names[:per_class]:
+            parts = Path(name).parts
+            target = folder.joinpath(*(parts[1:] if parts[0] == "." else parts))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(files[name])
     return folder
 
 

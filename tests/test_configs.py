@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import atexit
-import functools
 import json
-import shutil
-import tarfile
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,7 +11,7 @@ import yaml
 
 from mlplab.callbacks import leading_batch_size
 from mlplab.tasks.base import Task
-from tests.conftest import REPO, require_data
+from tests.conftest import REPO, cifar10_jpeg_subset, require_data
 
 RECIPES = sorted(
     p for p in (REPO / "configs").rglob("*.yaml") if p.parent.name not in ("trainer", "sweeps", "logger")
@@ -28,29 +23,6 @@ PRESETS = sorted(
     p for p in (REPO / "configs" / "trainer").glob("*.yaml") if p.name not in DISTRIBUTED_PRESETS
 )
 TINY = ["--trainer.fast_dev_run", "1", "--trainer.accelerator", "cpu", "--data.init_args.batch_size", "8"]
-
-
-@functools.cache
-def cifar10_jpeg_subset(archive: Path, per_class: int = 20) -> Path:
-    """The first ``per_class`` images (by file name) of every class and split, unpacked once per session.
-
-    ``ImageFolderDataModule`` keeps the same images when it reads the archive with ``max_images_per_class``;
-    unpacking them once saves every CIFAR-10 recipe a pass over the archive.
-    """
-    with tarfile.open(archive) as tar:
-        files = {m.name: tar.extractfile(m).read() for m in tar if m.isfile() and m.name.endswith(".jpg")}
-    by_folder: dict[str, list[str]] = {}
-    for name in sorted(files):
-        by_folder.setdefault(name.rsplit("/", 1)[0], []).append(name)
-    folder = Path(tempfile.mkdtemp(prefix="mlplab-cifar10-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    for names in by_folder.values():
-        for name in names[:per_class]:
-            parts = Path(name).parts
-            target = folder.joinpath(*(parts[1:] if parts[0] == "." else parts))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(files[name])
-    return folder
 
 
 def data_overrides(recipe: Path) -> list[str]:

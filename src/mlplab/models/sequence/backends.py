@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from functools import cache
 
 import torch
-from lightning.pytorch.utilities import rank_zero_info
 
 from mlplab.errors import ConfigError
 
@@ -133,6 +132,8 @@ class BackendChoice:
                 if device.type != "cuda"
                 else f"{self.library.module} does not import ({import_problem(self.library.module)})"
             )
+            from lightning.pytorch.utilities import rank_zero_info  # here: `mlplab models` needs no Lightning
+
             rank_zero_info(f"{self.owner}: backend auto uses {chosen}: {reason}")
         return chosen
 
