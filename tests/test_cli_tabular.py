@@ -90,14 +90,7 @@ def test_a_table_grown_since_the_fit_is_tested_with_the_checkpoints_encoding(cli
     pd.concat([shop(), shop(60).assign(price=lambda f: f["price"] * 100)]).to_csv(
         tmp_path / "shop.csv", index=False
     )
-    args = [
-        "--config",
-        str(run / "config.yaml"),
-        "--ckpt_path",
-        "best",
-        "--trainer.default_root_dir=run",
-        *QUIET,
-    ]
+    args = from_best(run)
     with pytest.warns(UserWarning, match="training split differs from the one the checkpoint's model was"):
         assert cli("test", *args) == 0
     assert "test/acc" in capsys.readouterr().out
@@ -120,6 +113,12 @@ def test_a_table_grown_since_the_fit_is_tested_with_the_checkpoints_encoding(cli
     torch.testing.assert_close(predicted["probabilities"], probabilities)
 
 
+def from_best(run) -> list[str]:
+    """Arguments of a ``test`` or ``predict`` of ``run``'s config from its best checkpoint."""
+    config = str(run / "config.yaml")
+    return ["--config", config, "--ckpt_path", "best", "--trainer.default_root_dir=run", *QUIET]
+
+
 def test_a_checkpoint_without_the_encoding_still_loads_and_guards_its_digest(cli, tmp_path, capsys):
     # Checkpoints written before the encoding was kept: the table must be the one they were trained on.
     import torch
@@ -132,14 +131,7 @@ def test_a_checkpoint_without_the_encoding_still_loads_and_guards_its_digest(cli
     checkpoint = torch.load(best, weights_only=True)
     del checkpoint["TabularDataModule"]
     torch.save(checkpoint, best)
-    args = [
-        "--config",
-        str(run / "config.yaml"),
-        "--ckpt_path",
-        "best",
-        "--trainer.default_root_dir=run",
-        *QUIET,
-    ]
+    args = from_best(run)
     assert cli("test", *args) == 0
     capsys.readouterr()
     assert cli("test", *args, "--data.split_seed=1") == 2
