@@ -302,26 +302,25 @@ class ShapeCounter:
         """
         name = self.spec.name
         base = [f"--config={file}" for file in family.base] + RUN_DEFAULTS
-        steps: list[tuple[str, list[str], str | None]] = [
-            (f"base recipe {', '.join(file.name for file in family.base)}", base, None)
-        ]
+        recipes = ", ".join(file.name for file in family.base)
+        steps: list[tuple[str, list[str]]] = [(f"base recipe {recipes}", base)]  # (where, the arguments)
         init_args: dict[str, Any] = {}
         for key, value in family.init_args.items():
             init_args[key] = value
             partial = dataclasses.replace(family, init_args=dict(init_args))
             where = f"families.{family.name}.init_args: {key}"
-            steps.append((where, [*base, backbone_argument(partial, {})], None))
+            steps.append((where, [*base, backbone_argument(partial, {})]))
         backbone = [*base, backbone_argument(family, {})]
         partial_shape: dict[str, Any] = {}
         for key, value in shape.items():
             partial_shape[key] = value
             backbone = [*base, backbone_argument(family, partial_shape)]
             section = "fit" if key == family.fit else "grid"
-            steps.append((f"families.{family.name}.{section}: {key}", backbone, None))
+            steps.append((f"families.{family.name}.{section}: {key}", backbone))
         args = backbone
         for key, value in self.options.items():
             args = [*args, f"--{key}={format_value(value)}"]
-            steps.append((f"options: {key}", args, None))
+            steps.append((f"options: {key}", args))
         command_line = set(self.spec.command_line)
         for unit in _argument_units(self.spec.overrides):
             args = [*args, *unit]
@@ -329,13 +328,13 @@ class ShapeCounter:
                 where = f"command line: {' '.join(unit)}"
             else:
                 where = f"overrides: {unit[0].split('=', 1)[0].removeprefix('--')}"
-            steps.append((where, args, None))
+            steps.append((where, args))
         if self.extra_args:  # the checkpoint's metric
-            steps.append((f"metric: {self.spec.metric}", [*args, *self.extra_args], None))
-        for where, args, reason in steps:
+            steps.append((f"metric: {self.spec.metric}", [*args, *self.extra_args]))
+        for where, args in steps:
             rejected = _parser_error(args)
             if rejected is not None:
-                reason = " ".join((reason or rejected).split())
+                reason = " ".join(rejected.split())
                 key = where.rsplit(": ", 1)[-1]
                 for prefix in (f"{key}: ", f"{short_key(key)}: "):  # the key is named once
                     reason = reason.removeprefix(prefix)
