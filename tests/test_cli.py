@@ -154,9 +154,8 @@ def test_user_errors_end_with_one_clear_line_and_leave_runs_untouched(
     assert tree_digest(tmp_run) == before  # a failed run never touches an earlier one
 
 
-def test_bad_checkpoints(cli, capsys, tmp_path):
-    assert short_fit(cli, "run") == 0
-    run = tmp_path / "run" / "lightning_logs" / "version_0"
+def test_bad_checkpoints(cli, capsys, tmp_path, earlier_runs):
+    run = earlier_runs / "lightning_logs" / "version_0"  # read only
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
     cases = {
         "missing.ckpt": "checkpoint not found: missing.ckpt",
@@ -168,9 +167,8 @@ def test_bad_checkpoints(cli, capsys, tmp_path):
         assert message in capsys.readouterr().err.strip().splitlines()[-1]
 
 
-def test_checkpoint_from_another_architecture(cli, capsys, tmp_path, data_dir):
-    assert short_fit(cli, "run") == 0
-    run = tmp_path / "run" / "lightning_logs" / "version_0"
+def test_checkpoint_from_another_architecture(cli, capsys, data_dir, earlier_runs):
+    run = earlier_runs / "lightning_logs" / "version_0"  # read only
     best = run / "checkpoints" / "best.ckpt"
     before = best.read_bytes()
     capsys.readouterr()
