@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
+import io
 import os
+import runpy
 import shutil
 import sys
 import tarfile
@@ -88,6 +91,29 @@ def run_cli(*args: str) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     return 0
+
+
+def run_script(path: Path, *args: str) -> str:
+    """Run the script ``path`` (a benchmark) as ``python path ARGS`` does, in this process; its stdout.
+
+    Imports already made by pytest's process are not paid again (a fresh process spent 4-5 s on them);
+    what a script changes for the whole process (``sys.argv``, ``sys.path``, the float32 matmul
+    precision) is restored afterwards. A script that exits with a non-zero status fails the test.
+    """
+    argv, path_entries = sys.argv[:], sys.path[:]
+    precision = __import__("torch").get_float32_matmul_precision()
+    out = io.StringIO()
+    sys.argv = [str(path), *args]
+    sys.path.insert(0, str(path.parent))  # as `python path` does: the script's folder comes first
+    try:
+        with contextlib.redirect_stdout(out):
+            runpy.run_path(str(path), run_name="__main__")
+    except SystemExit as exit_:
+        assert exit_.code in (0, None), f"{path.name} exited with {exit_.code}: {out.getvalue()[-2000:]}"
+    finally:
+        sys.argv, sys.path[:] = argv, path_entries
+        __import__("torch").set_float32_matmul_precision(precision)
+    return out.getvalue()
 
 
 @pytest.fixture

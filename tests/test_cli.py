@@ -15,7 +15,7 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mlplab.cli import MLPLabCLI, condense_parser_error
-from tests.conftest import REPO
+from tests.conftest import REPO, run_cli
 
 QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
@@ -128,22 +128,34 @@ def test_a_variant_given_alone_on_the_command_line_is_one_line_naming_the_form_t
     assert (built.embed_dim, built.mlp_dim, built.depth) == (785, 115, 4)
 
 
+@pytest.fixture(scope="module")
+def earlier_runs(tmp_path_factory) -> Path:
+    """The folder of one short fit, trained once for the module: the run each failing command must leave
+    untouched (each case checks its own digest, taken just before it runs)."""
+    root = tmp_path_factory.mktemp("earlier")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        patch.setattr(sys, "argv", ["mlplab"])
+        assert short_fit(run_cli, str(root / "runs")) == 0
+    return root / "runs"
+
+
 @pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[m for _, m in BAD_INPUTS])
-def test_user_errors_end_with_one_clear_line_and_leave_runs_untouched(cli, capsys, args, message):
-    assert short_fit(cli, "runs") == 0
-    tmp_run = Path("runs") / "lightning_logs" / "version_0"
+def test_user_errors_end_with_one_clear_line_and_leave_runs_untouched(
+    cli, capsys, earlier_runs, args, message
+):
+    tmp_run = earlier_runs / "lightning_logs" / "version_0"
     before = tree_digest(tmp_run)
     capsys.readouterr()
-    assert short_fit(cli, "runs", *args) == 2
+    assert short_fit(cli, str(earlier_runs), *args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and message in err[-1]
     assert not any("Traceback" in line for line in err)
     assert tree_digest(tmp_run) == before  # a failed run never touches an earlier one
 
 
-def test_bad_checkpoints(cli, capsys, tmp_path):
-    assert short_fit(cli, "run") == 0
-    run = tmp_path / "run" / "lightning_logs" / "version_0"
+def test_bad_checkpoints(cli, capsys, tmp_path, earlier_runs):
+    run = earlier_runs / "lightning_logs" / "version_0"  # read only
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
     cases = {
         "missing.ckpt": "checkpoint not found: missing.ckpt",
@@ -155,9 +167,8 @@ def test_bad_checkpoints(cli, capsys, tmp_path):
         assert message in capsys.readouterr().err.strip().splitlines()[-1]
 
 
-def test_checkpoint_from_another_architecture(cli, capsys, tmp_path, data_dir):
-    assert short_fit(cli, "run") == 0
-    run = tmp_path / "run" / "lightning_logs" / "version_0"
+def test_checkpoint_from_another_architecture(cli, capsys, data_dir, earlier_runs):
+    run = earlier_runs / "lightning_logs" / "version_0"  # read only
     best = run / "checkpoints" / "best.ckpt"
     before = best.read_bytes()
     capsys.readouterr()
