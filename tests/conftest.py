@@ -98,10 +98,12 @@ def run_script(path: Path, *args: str) -> str:
 
     Imports already made by pytest's process are not paid again (a fresh process spent 4-5 s on them);
     what a script changes for the whole process (``sys.argv``, ``sys.path``, the float32 matmul
-    precision) is restored afterwards. A script that exits with a non-zero status fails the test.
+    precision, torch's thread count) is restored afterwards. A script that exits with a non-zero status
+    fails the test.
     """
     argv, path_entries = sys.argv[:], sys.path[:]
-    precision = __import__("torch").get_float32_matmul_precision()
+    torch = __import__("torch")
+    precision, threads = torch.get_float32_matmul_precision(), torch.get_num_threads()
     out = io.StringIO()
     sys.argv = [str(path), *args]
     sys.path.insert(0, str(path.parent))  # as `python path` does: the script's folder comes first
@@ -112,7 +114,8 @@ def run_script(path: Path, *args: str) -> str:
         assert exit_.code in (0, None), f"{path.name} exited with {exit_.code}: {out.getvalue()[-2000:]}"
     finally:
         sys.argv, sys.path[:] = argv, path_entries
-        __import__("torch").set_float32_matmul_precision(precision)
+        torch.set_float32_matmul_precision(precision)
+        torch.set_num_threads(threads)
     return out.getvalue()
 
 
