@@ -71,6 +71,13 @@ def import_problem(module: str) -> str | None:
 _LOGGED: set[tuple[str, str, str]] = set()
 
 
+def rank_zero_info(message: str) -> None:
+    """Lightning's ``rank_zero_info``, imported at the first call (listing families imports no Lightning)."""
+    from lightning.pytorch.utilities import rank_zero_info as info
+
+    info(message)
+
+
 class BackendChoice:
     """A mixer's ``backend`` argument: validated when the mixer is built, resolved at each call.
 
@@ -132,8 +139,6 @@ class BackendChoice:
                 if device.type != "cuda"
                 else f"{self.library.module} does not import ({import_problem(self.library.module)})"
             )
-            from lightning.pytorch.utilities import rank_zero_info  # here: `mlplab models` needs no Lightning
-
             rank_zero_info(f"{self.owner}: backend auto uses {chosen}: {reason}")
         return chosen
 
