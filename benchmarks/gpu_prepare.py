@@ -9,7 +9,7 @@ by git, under 60 MiB):
   against the checksums in that folder's ``SHA256SUMS`` when it has one;
 * ``.gpu/wheels/``: the pure-Python wheels of jsonargparse and its signature extras and of
   palmerpenguins (the tabular task's GPU test) and timm (the machine's version is not known; mlplab
-  needs 1.0.21 or later), at the versions installed here, and of
+  needs 1.0.25 or later), at the versions installed here, and of
   flash-linear-attention's Triton kernels (the ``kernels`` extra; version pinned below), for CPython 3.12;
 * ``.gpu/commit.txt``: the commit of this tree (the suite records it; the machine gets no ``.git``).
 
@@ -45,7 +45,7 @@ DATA_FILES = [
     "cifar10-jpg.tar.gz",
 ]
 #: Distributions the GPU machine lacks (KINDS.md's package list), and timm, whose version there is not
-#: known (mlplab needs 1.0.21 or later), at the versions installed here; all pure Python.
+#: known (mlplab needs 1.0.25 or later), at the versions installed here; all pure Python.
 WHEELS = ["jsonargparse", "docstring-parser", "typeshed-client", "palmerpenguins", "timm"]
 #: flash-linear-attention's kernels (Triton, pure Python), not installed here: the version whose
 #: ``chunk_gla`` signature ``mlplab.models.sequence.backends.fla_chunk_gla`` was checked against. With
