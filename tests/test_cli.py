@@ -198,6 +198,128 @@ def test_condensed_parser_errors():
     assert condense_parser_error(nested).startswith("model.backbone: unknown class 'Foo'")
 
 
+#: (id, arguments after ``fit --config QUICKSTART``, the whole error line): each of jsonargparse's wordings
+#: of a wrongly typed value, condensed to the full dotted key, what was expected and the value as given.
+WRONGLY_TYPED = [
+    (
+        "int-of-a-nested-class",
+        ["--model.backbone.depth=three"],
+        "model.backbone.depth: expected int, got 'three'",
+    ),
+    (
+        "value-as-typed",
+        ["--model.backbone.embed_dim=1e3"],
+        "model.backbone.embed_dim: expected int, got '1e3'",
+    ),
+    ("float-or-tensor", ["--model.optimizer.lr=fast"], "model.optimizer.lr: expected float, got 'fast'"),
+    ("int-of-the-trainer", ["--trainer.max_steps=many"], "trainer.max_steps: expected int, got 'many'"),
+    (
+        "int-of-a-callback",
+        ["--checkpoint.save_top_k=many"],
+        "checkpoint.save_top_k: expected int, got 'many'",
+    ),
+    ("bool", ["--compile.enabled=maybe"], "compile.enabled: expected bool, got 'maybe'"),
+    (
+        "literal",
+        ["--model.mode=deblur"],
+        "model.mode: expected 'denoise', 'super_resolution' or 'generative_classification', got 'deblur'",
+    ),
+    (
+        "literal-of-a-scheduler",
+        ["--model.lr_scheduler_interval=week"],
+        "model.lr_scheduler_interval: expected 'step' or 'epoch', got 'week'",
+    ),  # fmt: skip
+    (
+        "tuple-length",
+        ["--model.optimizer.betas=[0.9]"],
+        "model.optimizer.betas: expected a tuple of 2 values, got '[0.9]'",
+    ),
+    ("tuple-item", ["--model.optimizer.betas=[a, b]"], "model.optimizer.betas: expected float, got 'a'"),
+    (
+        "class-given-whole",
+        ["--model.backbone={class_path: HourglassMLP, init_args: {depth: three}}"],
+        "model.backbone.depth: expected int, got 'three'",
+    ),
+    (
+        "class-without-spaces",
+        ["--model.backbone={class_path:HourglassMLP,init_args:{depth:three}}"],
+        "model.backbone: cannot read '{class_path:HourglassMLP,init_args:{depth:three}}': write a class as "
+        "'{class_path: Name, init_args: {name: value}}', with a space after each colon",
+    ),
+    (
+        "callback-argument",
+        ["--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.patience=soon"],
+        "trainer.callbacks.patience: expected int, got 'soon'",
+    ),
+    (
+        "callback-not-a-class",
+        ["--trainer.callbacks=[5]"],
+        "trainer.callbacks: expected a Callback (a class path, or class_path and init_args), got '5'",
+    ),
+    (
+        "config-file-nested-class",
+        [
+            "--config",
+            "{bad}",
+            "model:\n  init_args:\n    backbone:\n      init_args:\n        depth: three\n",
+        ],
+        "model.backbone.depth: expected int, got 'three'",
+    ),
+    (
+        "config-file-callback",
+        [
+            "--config",
+            "{bad}",
+            "trainer:\n  callbacks:\n    - class_path: EarlyStopping\n      init_args:\n"
+            "        monitor: val/loss\n        patience: soon\n",
+        ],  # fmt: skip
+        "trainer.callbacks.patience: expected int, got 'soon'",
+    ),
+    (
+        "config-file-bool",
+        ["--config", "{bad}", "data:\n  init_args:\n    normalize: maybe\n"],
+        "data.normalize: expected bool, got 'maybe'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "line"), [case[1:] for case in WRONGLY_TYPED], ids=[c[0] for c in WRONGLY_TYPED]
+)
+def test_a_wrongly_typed_value_is_one_line_naming_the_key_what_was_expected_and_the_value(
+    cli, capsys, tmp_path, args, line
+):
+    if "{bad}" in args:  # a config file: the text after the placeholder
+        at = args.index("{bad}")
+        (tmp_path / "bad.yaml").write_text(args[at + 1])
+        args = [*args[:at], str(tmp_path / "bad.yaml"), *args[at + 2 :]]
+    capsys.readouterr()
+    assert cli("fit", "--config", QUICKSTART, *args, f"--trainer.default_root_dir={tmp_path}", *QUIET) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {line} (see --help)"]
+
+
+def test_a_value_outside_a_union_of_literals_lists_every_choice_once(cli, capsys, tmp_path):
+    """Lightning's ``precision`` is a union of three Literals (64 and '64' both among them)."""
+    capsys.readouterr()
+    assert (
+        cli("fit", "--config", QUICKSTART, "--trainer.precision=17", f"--trainer.default_root_dir={tmp_path}")
+        == 2
+    )
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: trainer.precision: expected 64, 32, 16, 'transformer-engine', ")
+    assert line.endswith(" or 'bf16', got '17' (see --help)") and line.count("'64'") == 0
+
+
+def test_a_literal_of_a_recipe_other_than_the_quickstart(cli, capsys, tmp_path):
+    """An ``Optional[Literal[...]]`` of a DataModule (the MQAR recipe's preset)."""
+    capsys.readouterr()
+    recipe = str(REPO / "configs" / "text" / "transformer_mqar.yaml")
+    assert cli("fit", "--config", recipe, "--data.preset=1x1", f"--trainer.default_root_dir={tmp_path}") == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: data.preset: expected '64x4', '128x8', '256x16' or '512x64', got '1x1' (see --help)"
+    ]
+
+
 def test_console_script_and_cli_py_agree():
     script = subprocess.run([sys.executable, str(REPO / "cli.py"), "--help"], capture_output=True, text=True)
     assert script.returncode == 0 and "fit" in script.stdout

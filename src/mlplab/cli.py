@@ -181,12 +181,74 @@ def keep_batch_counts_integer(parser: LightningArgumentParser) -> None:
             action._typehint = int | float | None
 
 
+def _unquoted(text: str) -> str:
+    """``text`` without one pair of surrounding quotes (jsonargparse shows some values as their ``repr``)."""
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
+def _given_value(message: str, key: str) -> str | None:
+    """The value that a type error in jsonargparse's ``message`` is about, as the user gave it.
+
+    A value from the command line appears at the top level as ``NestedArg(key=..., val=...)``; the
+    innermost failed check shows the value too (``Got value: ...`` after what it expected, or ``Given
+    value: ...`` under a union's alternatives), and comes first in the message: it names the element of
+    a list or tuple that failed.
+    """
+    nested = re.search(r"^\s*Given value: NestedArg\(key='([^']*)', val=(.*)\)$", message, re.MULTILINE)
+    if (
+        nested
+        and key
+        and nested.group(1).rsplit(".", 1)[-1] == key
+        and not nested.group(2).startswith(("[", "{"))
+    ):
+        return _unquoted(nested.group(2))  # as typed: 1e3, not the 1000.0 that jsonargparse read from it
+    for match in re.finditer(r"(?:Got|Given) value: (.*?)(?:\. Got value: .*)?$", message, re.MULTILINE):
+        if not match.group(1).startswith("NestedArg("):
+            return _unquoted(match.group(1))
+    return _unquoted(nested.group(2)) if nested else None
+
+
+def _expected_values(message: str) -> list[str]:
+    """What jsonargparse expected, in words: ``int``, ``'step' or 'epoch'``, ``a tuple of 2 values``."""
+    expected = [
+        name for name in re.findall(r"Expected (?:a )?<class '([^']+)'>", message) if name != "NoneType"
+    ]
+    choices: dict[str, str] = {}  # a Literal's values, and those of a union of Literals, each shown once
+    for listed in re.findall(r"Expected a typing\.Literal\[([^\]]*)\]", message):
+        for choice in listed.split(", "):
+            choices.setdefault(_unquoted(choice), choice)
+    if choices:
+        *first, last = choices.values()
+        expected.append(f"{', '.join(first)} or {last}" if first else last)
+    expected += [
+        f"a tuple of {size} values" for size in re.findall(r"Expected a tuple with (\d+) elements", message)
+    ]
+    return list(dict.fromkeys(expected))
+
+
 def condense_parser_error(message: str) -> str:
-    """Turn jsonargparse's nested, multi-line error into one line: the key and what is wrong with it."""
+    """Turn jsonargparse's nested, multi-line error into one line: the key and what is wrong with it.
+
+    A wrongly typed value reads ``<key>: expected <what>, got <value>`` with the full dotted key, down to
+    the argument of a nested class (``model.optimizer.lr``) or of a callback in ``trainer.callbacks``.
+    """
     lines = [line.strip() for line in message.splitlines() if line.strip()]
-    keys = [match.group(1) for line in lines if (match := re.match(r'Parser key "([^"]+)"', line))]
+    keys = re.findall(r'Parser key "([^"]+)"', message)  # also after "expects a ... callable class: "
     where = ".".join(dict.fromkeys(keys))
     prefix = f"{where}: " if where else ""
+    wanted = _expected_values(message)
+    value = _given_value(message, keys[-1] if keys else "")
+    if wanted and value is not None:
+        return f"{prefix}expected {' or '.join(wanted)}, got {value!r}"
+    if match := re.search(
+        r"(?:Expected a dot import path string|Unexpected import path format): (\{\S*)", message
+    ):
+        return (
+            f"{prefix}cannot read {match.group(1)!r}: write a class as '{{class_path: Name, init_args: "
+            "{name: value}}', with a space after each colon"
+        )
     missing_import = (
         r"Problem with given class_path '([^']+)':\s*(?:module '[^']+' has no attribute|No module named)"
     )
@@ -201,6 +263,9 @@ def condense_parser_error(message: str) -> str:
         return (
             f"{prefix}unknown class {match.group(1)!r}: give an importable class path or a class mlplab has"
         )
+    if match := re.search(r"Not a valid subclass of (\w+)\. Got value: (.*)$", message, re.MULTILINE):
+        kind = f"a {match.group(1)} (a class path, or class_path and init_args)"
+        return f"{prefix}expected {kind}, got {match.group(2)!r}"
     if match := re.search(r"Option '([^']+)' is not accepted.*?class_path='([^']+)'", message):
         option, class_path = match.group(1), match.group(2)
         spec = registry.find(class_path)
@@ -217,12 +282,6 @@ def condense_parser_error(message: str) -> str:
         return f"{prefix}{name} has no argument {option!r}{hint}"
     if match := re.search(r"Option '([^']+)' is not accepted", message):
         return f"{prefix}unknown argument {match.group(1)!r}"
-    expected = re.findall(r"Expected a <class '([^']+)'>", message)
-    nested_arg = r"(?:NestedArg\(key='[^']*', val=)?"
-    given = re.search(rf"Given value: {nested_arg}'?([^']+?)'?\)?$", message, re.MULTILINE)
-    wanted = [name for name in expected if name != "NoneType"]
-    if wanted and given:
-        return f"{prefix}expected {' or '.join(wanted)}, got {given.group(1)!r}"
     details = [
         re.sub(r'^Parser key "[^"]+":\s*', "", line.lstrip("- "))
         for line in lines

@@ -85,7 +85,12 @@ CASES: list[tuple[str, str, int, str]] = [
     ("img-weight-decay-negative", IMG + " --model.optimizer.weight_decay=-1", 2, "weight_decay"),
     ("img-eps-negative", IMG + " --model.optimizer.eps=-1", 2, "Invalid epsilon value"),
     ("img-betas-out-of-range", IMG + " --model.optimizer.betas=[1.5,0.9]", 2, "Invalid beta parameter"),
-    ("img-lr-not-a-number", IMG + " --model.optimizer.lr=fast", 2, "model.optimizer"),
+    (
+        "img-lr-not-a-number",
+        IMG + " --model.optimizer.lr=fast",
+        2,
+        "model.optimizer.lr: expected float, got 'fast'",
+    ),
     (
         "img-unknown-optimizer",
         IMG + " --model.optimizer=torch.optim.Nope",
@@ -338,7 +343,12 @@ CASES: list[tuple[str, str, int, str]] = [
     ("recall-length-odd", REC + " --data.sequence_length=65", 2, "sequence_length must be even"),
     ("recall-too-many-pairs", REC + " --data.num_kv_pairs=20", 2, "20 key-value pairs"),
     ("recall-vocab-small", REC + " --data.vocab_size=32", 2, "vocab_size must exceed sequence_length"),
-    ("recall-preset", REC + " --data.preset=1024x1", 2, "data.preset: Expected a typing.Literal"),
+    (
+        "recall-preset",
+        REC + " --data.preset=1024x1",
+        2,
+        "data.preset: expected '64x4', '128x8', '256x16' or '512x64', got '1024x1'",
+    ),
     ("recall-power", REC + " --data.power_a=0", 2, "power_a must be positive"),
     (
         "recall-examples-zero",

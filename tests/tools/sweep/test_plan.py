@@ -7,7 +7,14 @@ import pytest
 from mlplab.cli import MLPLabCLI
 from mlplab.errors import ConfigError
 from mlplab.models import count_parameters
-from mlplab.tools.sweep.plan import backbone_argument, count_on_meta, plan_sweep, settings_difference
+from mlplab.tools.sweep.plan import (
+    ShapeCounter,
+    backbone_argument,
+    count_on_meta,
+    plan_sweep,
+    run_arguments,
+    settings_difference,
+)
 from mlplab.tools.sweep.spec import load_sweep
 from tests.conftest import REPO
 from tests.tools.sweep.conftest import CONVENTIONAL, HOURGLASS, QUICKSTART, write_sweep
@@ -245,6 +252,49 @@ def test_a_rejected_argument_is_named_where_it_stands(tmp_path, changes, args, m
     with pytest.raises(ConfigError) as error:
         plan_sweep(spec, tmp_path / "out")
     assert str(error.value) == message
+
+
+def test_an_option_value_the_runs_cannot_be_built_with_is_named_with_its_family(tmp_path):
+    # a later option value that a file, family or task refuses was counted as "refused" and ignored:
+    # the runs were planned (a config file with a key given twice: every one would fail), or resolving
+    # them ended with "sweep.yaml: options: in "<unicode string>", line 2, column 1" (a tab)
+    (tmp_path / "good.yaml").write_text("trainer:\n  max_epochs: 1\n")
+    (tmp_path / "tab.yaml").write_text("trainer:\n\tmax_epochs: 1\n")
+    (tmp_path / "twice.yaml").write_text("trainer:\n  max_epochs: 1\n  max_epochs: 2\n")
+    cases = {
+        "config": (
+            [str(tmp_path / "good.yaml"), str(tmp_path / "tab.yaml")],
+            f"{tmp_path / 'tab.yaml'}, line 2, column 1: not valid YAML (a tab character: YAML indents "
+            "with spaces only)",
+        ),
+        "model.init_args.noise_std": ([0.2, -0.1], "ImageRestoration: noise_std must be positive"),
+    }
+    for key, (values, reason) in cases.items():
+        families = {"hourglass": HOURGLASS, "conventional": CONVENTIONAL}
+        spec = load_sweep(write_sweep(tmp_path, families=families, options={key: values}))
+        with pytest.raises(ConfigError) as error:
+            plan_sweep(spec, tmp_path / "out")
+        assert str(error.value).startswith(
+            f"sweep.yaml: options: {key}={values[1]}: the hourglass runs cannot be built with it: {reason}"
+        )
+    twice = {"config": [str(tmp_path / "good.yaml"), str(tmp_path / "twice.yaml")]}
+    spec = load_sweep(write_sweep(tmp_path, families={"hourglass": HOURGLASS}, options=twice))
+    with pytest.raises(ConfigError, match=r"options: config=.*twice.yaml: the hourglass runs .* given twice"):
+        plan_sweep(spec, tmp_path / "out")
+
+
+def test_a_run_config_that_cannot_be_resolved_names_its_family_and_options(tmp_path):
+    (tmp_path / "tab.yaml").write_text("trainer:\n\tmax_epochs: 1\n")
+    spec = load_sweep(write_sweep(tmp_path, families={"hourglass": HOURGLASS}))
+    family, shape = spec.families[0], {"embed_dim": 64, "mlp_dim": 8, "depth": 1}
+    counter = ShapeCounter(spec, {})
+    counter.count(family, shape)  # builds the runs' parser
+    options = {"config": str(tmp_path / "tab.yaml")}
+    with pytest.raises(ConfigError) as error:
+        counter.resolve(run_arguments(spec, family, shape, options), family, options)
+    assert str(error.value).startswith(
+        f"sweep.yaml: families.hourglass: options: config={tmp_path / 'tab.yaml'}: "
+    )
 
 
 def test_runs_whose_readable_ids_collide_get_distinct_stable_ids(tmp_path):

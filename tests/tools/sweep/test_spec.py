@@ -60,10 +60,10 @@ SPEC_ERRORS = {
     ),
     "tolerance of the wrong type": (
         {"tolerance": "lots"},
-        "sweep.yaml: tolerance: Expected a <class 'float'>",
+        "sweep.yaml: tolerance: expected float, got 'lots'",
     ),
     "tolerance out of range": ({"tolerance": 2}, "tolerance: expected a fraction between 0 and 1"),
-    "count": ({"count": "all"}, "sweep.yaml: count: Expected a typing.Literal['total', 'trainable']"),
+    "count": ({"count": "all"}, "sweep.yaml: count: expected 'total' or 'trainable', got 'all'"),
     "seeds and repeats": ({"repeats": 2}, "sweep.yaml: give seeds or repeats, not both"),
     "negative seed": (
         {"seeds": [0, -1]},

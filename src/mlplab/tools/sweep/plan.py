@@ -341,8 +341,19 @@ class ShapeCounter:
                 return ConfigError(f"{name}: {where}: {reason}")
         return ConfigError(f"{name}: families.{family.name}: {error}")
 
-    def resolve(self, args: Sequence[str]) -> dict[str, Any]:
-        """The full config ``args`` resolve to (parsed once more unless counted with them)."""
+    def resolve(
+        self, args: Sequence[str], family: FamilySpec | None = None, options: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The full config ``args`` resolve to (parsed once more unless counted with them).
+
+        Args:
+            args: A run's arguments.
+            family: The family of the run, named (with ``options``) when the arguments are rejected.
+            options: The option values of the run.
+
+        Raises:
+            MLPLabError: When the arguments are rejected: the line names the family and the options.
+        """
         result = self._memo.get(tuple(args))
         if isinstance(result, tuple):
             return dump_config(self.parser, result[2])
@@ -350,10 +361,12 @@ class ShapeCounter:
             with plain_argv():
                 config = self.parser.parse_args(list(args))
         except Exception as error:
+            where = f"families.{family.name}: " if family is not None else ""
+            where += f"options: {options_given(options)}" if options else "options"
             user_error = find_user_error(error)
             if user_error is not None:
-                raise user_error from error
-            raise ConfigError(f"{self.spec.name}: options: {condense_parser_error(str(error))}") from error
+                raise type(user_error)(f"{self.spec.name}: {where}: {user_error}") from error
+            raise ConfigError(f"{self.spec.name}: {where}: {condense_parser_error(str(error))}") from error
         return dump_config(self.parser, config)
 
     def _size(self, candidate: Candidate) -> int:
@@ -578,7 +591,7 @@ def plan_sweep(spec: SweepSpec, out: str | Path) -> Plan:
         varying = varying_keys(family, spec.options)
         for options in option_sets:
             args = run_arguments(spec, family, candidate.shape, options) + checkpoint_args
-            config = counter.resolve(args)
+            config = counter.resolve(args, family, options)
             series_key = digest([family.class_path, settings_of(config, varying)])
             for seed in spec.seeds:
                 config = {**config, "seed_everything": seed}
@@ -639,7 +652,7 @@ def _sweep_metric(
         family = candidate.family
         if candidate.budget is None or family.name in monitors:
             continue
-        config = counter.resolve(run_arguments(spec, family, candidate.shape, options))
+        config = counter.resolve(run_arguments(spec, family, candidate.shape, options), family, options)
         checkpoint = config.get("checkpoint") or {}
         monitors[family.name] = (checkpoint.get("monitor") or task_metric, checkpoint.get("mode"))
     if len({monitor for monitor, _ in monitors.values()}) > 1:
@@ -672,7 +685,8 @@ def _check_option_keeps_sizes(
     a model changes it for every shape of the family).
 
     Raises:
-        ConfigError: When that shape's count differs.
+        ConfigError: When that shape's count differs, or when it cannot be built with ``options`` (a file,
+            family, task or DataModule refuses them): the line names the options and the family.
     """
     counter = ShapeCounter(spec, options, extra_args)
     checked = set()
@@ -681,7 +695,13 @@ def _check_option_keeps_sizes(
             continue
         checked.add(candidate.family.name)
         other = counter.count(candidate.family, candidate.shape)
-        if other.refused is None and other.params_total != candidate.params_total:
+        if other.refused is not None:  # the runs with these values would fail (they were planned regardless)
+            changed = options_given({key: value for key, value in options.items() if first.get(key) != value})
+            raise ConfigError(
+                f"{spec.name}: options: {changed or options_given(options)}: the {candidate.family.name} "
+                f"runs cannot be built with it: {other.refused}"
+            )
+        if other.params_total != candidate.params_total:
             raise ConfigError(
                 f"{spec.name}: options: the {candidate.family.name} shape {candidate.shape_text} has "
                 f"{other.params_total:,} parameters with {options_text(options)} but "
@@ -689,6 +709,11 @@ def _check_option_keeps_sizes(
                 "size (counts and budgets are taken with their first values); make it a grid argument of "
                 "the families instead"
             )
+
+
+def options_given(options: dict[str, Any]) -> str:
+    """Option values as the sweep file gives them: ``model.init_args.optimizer.init_args.lr=0.001``."""
+    return " ".join(f"{key}={format_value(value)}" for key, value in options.items())
 
 
 def options_text(options: dict[str, Any]) -> str:
