@@ -122,7 +122,7 @@ ERRORS = {
     "unknown key": ({"budget": [1]}, "sweep.yaml: unknown key 'budget' (a sweep file has families, base"),
     "tolerance of the wrong type": (
         {"tolerance": "lots"},
-        "sweep.yaml: tolerance: Expected a <class 'float'>",
+        "sweep.yaml: tolerance: expected float, got 'lots'",
     ),
 }
 
