@@ -313,3 +313,26 @@ def test_runs_whose_readable_ids_collide_get_distinct_stable_ids(tmp_path):
     assert sorted(run.config["predictions"]["filename"] for run in runs) == files
     again = plan_sweep(load_sweep(path), tmp_path / "out").runs  # a re-plan: the same ids, same runs
     assert [(r.run_id, r.options) for r in again] == [(r.run_id, r.options) for r in runs]
+
+
+def test_a_class_given_as_a_mapping_in_options_and_overrides_reaches_the_runs_as_written(tmp_path):
+    # jsonargparse expanded such a value into every argument of the class (params=None for an
+    # optimizer), which the runs' parser refused; the options one crashed with a traceback
+    sgd = {"class_path": "torch.optim.SGD", "init_args": {"lr": 0.1}}
+    adamw = {"class_path": "torch.optim.AdamW", "init_args": {"lr": 0.001}}
+    constant = {"class_path": "torch.optim.lr_scheduler.ConstantLR", "init_args": {"factor": 0.5}}
+    path = write_sweep(
+        tmp_path,
+        families={"hourglass": HOURGLASS},
+        budgets=[9216],
+        options={"model.init_args.optimizer": [adamw, sgd]},
+        overrides={"trainer.max_epochs": 1, "model.init_args.lr_scheduler": constant},
+    )
+    runs = plan_sweep(load_sweep(path), tmp_path / "out").runs
+    optimizers = [run.config["model"]["init_args"]["optimizer"] for run in runs]
+    assert [(o["class_path"], o["init_args"]["lr"]) for o in optimizers] == [
+        ("torch.optim.AdamW", 0.001),
+        ("torch.optim.SGD", 0.1),
+    ]
+    schedulers = [run.config["model"]["init_args"]["lr_scheduler"] for run in runs]
+    assert all(s["class_path"].endswith("ConstantLR") and s["init_args"]["factor"] == 0.5 for s in schedulers)

@@ -86,8 +86,10 @@ class SweepConfig:
     mode: Literal["min", "max"] | None = None
     seeds: list[int] | None = None
     repeats: int | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    overrides: dict[str, Any] = field(default_factory=dict)
+    # plain dicts: with dict[str, Any] jsonargparse would expand a value's {class_path, init_args} into
+    # every argument of the class (an optimizer's params=None), which the run's parser then refuses
+    options: dict = field(default_factory=dict)
+    overrides: dict = field(default_factory=dict)
 
 
 SWEEP_KEYS = tuple(f.name for f in fields(SweepConfig))
@@ -356,12 +358,23 @@ def _base_files(value: str | list[str], folder: Path, where: str) -> list[Path]:
     return files
 
 
+def plain(value: Any) -> Any:
+    """``value`` with jsonargparse's ``Namespace`` (a mapping with a ``class_path`` in the file) as a dict."""
+    if isinstance(value, Namespace):
+        return value.as_dict()
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
 def _value_lists(value: dict[str, Any], where: str) -> dict[str, list[Any]]:
     if not isinstance(value, dict) or not value:
         raise ConfigError(f"{where}: expected a mapping of argument names to lists of values, got {value!r}")
     lists = {}
     for key, values in value.items():
-        values = values if isinstance(values, list) else [values]
+        values = plain(values) if isinstance(values, list) else [plain(values)]
         if not values:
             raise ConfigError(f"{where}.{key}: the list of values is empty")
         lists[str(key)] = values
@@ -473,7 +486,7 @@ def check_sweep(config: Namespace, path: Path, extra_args: Sequence[str] = ()) -
                 "a lower value is better cannot be told from its name)"
             )
     options = _value_lists(config.options, f"{name}: options") if config.options else {}
-    overrides = [f"--{key}={format_value(value)}" for key, value in (config.overrides or {}).items()]
+    overrides = [f"--{key}={format_value(plain(value))}" for key, value in (config.overrides or {}).items()]
     resolved = sweep_parser().dump(Namespace({key: config[key] for key in SWEEP_KEYS}), skip_validation=True)
     return SweepSpec(path, families, budgets, tolerance, config.count, config.metric, mode, seeds,
                      options, overrides + list(extra_args), resolved, list(extra_args))  # fmt: skip
