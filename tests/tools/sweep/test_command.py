@@ -114,6 +114,11 @@ ERRORS = {
         "families.hourglass: HourglassMLP refuses every shape of the grid (HourglassMLP needs a narrow "
         "bottleneck, mlp_dim < embed_dim (d_h < d_z); got mlp_dim=64, embed_dim=64",
     ),
+    "every shape refused for an option's first value": (
+        {"options": {"model.init_args.noise_std": [-0.1, 0.2]}},
+        "families.hourglass: every shape of the grid is refused with options model.init_args.noise_std=-0.1 "
+        "(ImageRestoration: noise_std must be positive",
+    ),
     "value of the wrong type": (
         {"families": {"hourglass": {"class_path": "HourglassMLP", "grid": {"depth": ["deep"]}}}},
         "sweep.yaml: families.hourglass.grid: depth: expected int, got 'deep' (HourglassMLP's depth)",

@@ -573,10 +573,16 @@ def plan_sweep(spec: SweepSpec, out: str | Path) -> Plan:
     for family in spec.families:
         family_candidates = counter.candidates(family)
         if not any(c.refused is None for c in family_candidates):
-            raise ConfigError(
-                f"{spec.name}: families.{family.name}: {family.family_class.__name__} refuses every shape of "
-                f"the grid ({family_candidates[0].refused if family_candidates else 'no shape'})"
-            )
+            reasons = {c.refused for c in family_candidates}
+            reason = family_candidates[0].refused if family_candidates else "no shape"
+            name = family.family_class.__name__
+            who = f"{name} refuses every shape of the grid"
+            if len(reasons) == 1 and not reason.startswith(name):
+                # one reason, from the task or DataModule (as the options or overrides set them)
+                who = "every shape of the grid is refused"
+                if option_sets[0]:
+                    who += f" with options {options_given(option_sets[0])}"
+            raise ConfigError(f"{spec.name}: families.{family.name}: {who} ({reason})")
         candidates += family_candidates
     notes = _assign_budgets(spec, candidates)
     for options in option_sets[1:]:
