@@ -138,6 +138,9 @@ def test_a_category_more_or_fewer_in_the_training_split_is_served_with_the_check
                                          r"codes lack \('radio'\); they get code 0 \(unknown\)"):  # fmt: skip
         assert cli("test", *from_best(run)) == 0
     assert "test/acc" in capsys.readouterr().out
+    shrunk = shop()
+    shrunk.loc[shrunk["channel"] == "ad", "channel"] = "mail"  # a category fewer
+    shrunk.to_csv(tmp_path / "shop.csv", index=False)
     assert cli("predict", *from_best(run)) == 0
     trained = mlplab.load_run(run)
     data = trained.datamodule()
@@ -146,10 +149,15 @@ def test_a_category_more_or_fewer_in_the_training_split_is_served_with_the_check
     predicted = torch.load(run.parent / "version_2" / "predictions.pt", weights_only=True)
     with torch.no_grad():
         torch.testing.assert_close(predicted["probabilities"], trained.model.predict(x_num, x_cat))
-    shrunk = shop()
-    shrunk.loc[shrunk["channel"] == "ad", "channel"] = "mail"  # a category fewer
-    shrunk.to_csv(tmp_path / "shop.csv", index=False)
-    assert cli("test", *from_best(run)) == 0
+    # a column the model reads is gone: refused in one line naming it, before a model is built
+    shop().drop(columns="channel").to_csv(tmp_path / "shop.csv", index=False)
+    capsys.readouterr()
+    assert cli("predict", *from_best(run)) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: shop.csv lacks the column(s) channel the checkpoint's model reads (numeric price, visits; "
+        "categorical channel): use the data settings it was trained with (path, target, categorical, drop)"
+    ]
 
 
 def from_best(run) -> list[str]:

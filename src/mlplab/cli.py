@@ -17,8 +17,10 @@ per sample on the meta device (:mod:`mlplab.callbacks.model_summary`).
 With ``--ckpt_path`` the run's arguments meet the checkpoint's (see :meth:`MLPLabCLI._parse_ckpt_path`
 and ``docs/reliability.md``): what the config files and the command line give explicitly is honoured,
 except architecture arguments that differ from the checkpoint's, which are refused in one line; what
-they leave out comes from the checkpoint. ``--ckpt_path best`` / ``last`` name the newest such file of
-the run directories under ``default_root_dir``, and a resumed ``fit`` continues in its run directory.
+they leave out comes from the checkpoint. The DataModule takes the checkpoint's data state as soon as it
+is built (:class:`WithCheckpointState`), so the shapes linked from it into the task are the
+checkpoint's. ``--ckpt_path best`` / ``last`` name the newest such file of the run directories under
+``default_root_dir``, and a resumed ``fit`` continues in its run directory.
 """
 
 from __future__ import annotations

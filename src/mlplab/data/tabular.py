@@ -27,9 +27,10 @@ Batches are ``(x_num (B, N) float32, x_cat (B, C) int64, y (B,))``: int64 classe
 
 Checkpoints keep the encoding (:meth:`TabularDataModule.state_dict`: the columns, each categorical
 column's values in code order, the fitted numeric transform's parameters, the classes or the target's
-scale); restored from one (:meth:`TabularDataModule.load_state_dict`), the DataModule encodes with it
-rather than with what it fits to the table now, and :meth:`TabularDataModule.inputs` encodes new raw rows
-the same way.
+scale); restored from one (:meth:`TabularDataModule.load_state_dict`), the DataModule reads the
+checkpoint's columns and encodes with its codes and transform rather than with what it fits to the table
+now (a category more or fewer in the training split keeps the checkpoint's cardinality), and
+:meth:`TabularDataModule.inputs` encodes new raw rows the same way.
 
 Named datasets (``dataset``): ``california_housing`` and ``adult`` (downloaded into ``data_dir`` and
 checked by sha256), and ``diabetes``, ``breast_cancer``, ``wine`` (scikit-learn's bundled copies) and
