@@ -113,6 +113,53 @@ def test_a_table_grown_since_the_fit_is_tested_with_the_checkpoints_encoding(cli
     torch.testing.assert_close(predicted["probabilities"], probabilities)
 
 
+def test_a_category_more_or_fewer_in_the_training_split_is_served_with_the_checkpoints_codes(
+    cli, tmp_path, capsys
+):
+    # The task was built with the cardinalities of the table as it is now, before the checkpoint's codes
+    # were read: test and predict of a table whose training split holds a category more (or fewer) than
+    # at the fit were refused as weights of another shape. Now the DataModule takes the checkpoint's
+    # encoding before the task is built, and a value without a code gets code 0, which is said once.
+    import torch
+
+    import mlplab
+
+    shop().to_csv(tmp_path / "shop.csv", index=False)
+    (tmp_path / "tiny.yaml").write_text(
+        yaml.safe_dump({**TINY, "trainer": {**TINY["trainer"], "max_epochs": 1}})
+    )
+    assert cli("fit", "--config", "tiny.yaml", "--trainer.default_root_dir=run", *QUIET) == 0
+    run = tmp_path / "run" / "lightning_logs" / "version_0"
+    train = split_indices(120, 0.2, 0.2, 0)["train"]
+    grown = shop()
+    grown.loc[train[:5], "channel"] = "radio"
+    grown.to_csv(tmp_path / "shop.csv", index=False)
+    with pytest.warns(UserWarning, match=r"column 'channel': 5 rows of shop.csv hold values the checkpoint's "
+                                         r"codes lack \('radio'\); they get code 0 \(unknown\)"):  # fmt: skip
+        assert cli("test", *from_best(run)) == 0
+    assert "test/acc" in capsys.readouterr().out
+    shrunk = shop()
+    shrunk.loc[shrunk["channel"] == "ad", "channel"] = "mail"  # a category fewer
+    shrunk.to_csv(tmp_path / "shop.csv", index=False)
+    assert cli("predict", *from_best(run)) == 0
+    trained = mlplab.load_run(run)
+    data = trained.datamodule()
+    assert data.cardinalities == tuple(trained.hyper_parameters["cardinalities"]) == (4,)
+    x_num, x_cat, _ = data.split_tensors("test")
+    predicted = torch.load(run.parent / "version_2" / "predictions.pt", weights_only=True)
+    with torch.no_grad():
+        torch.testing.assert_close(predicted["probabilities"], trained.model.predict(x_num, x_cat))
+    # a column the model reads is gone: refused in one line naming it, before a model is built
+    shop().drop(columns="channel").to_csv(tmp_path / "shop.csv", index=False)
+    capsys.readouterr()
+    assert cli("predict", *from_best(run)) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: shop.csv lacks the column(s) channel the checkpoint's model reads (numeric price, visits; "
+        "categorical channel): use the data settings it was trained with (path, target, categorical, drop)"
+    ]
+
+
 def from_best(run) -> list[str]:
     """Arguments of a ``test`` or ``predict`` of ``run``'s config from its best checkpoint."""
     config = str(run / "config.yaml")

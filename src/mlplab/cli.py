@@ -17,8 +17,10 @@ per sample on the meta device (:mod:`mlplab.callbacks.model_summary`).
 With ``--ckpt_path`` the run's arguments meet the checkpoint's (see :meth:`MLPLabCLI._parse_ckpt_path`
 and ``docs/reliability.md``): what the config files and the command line give explicitly is honoured,
 except architecture arguments that differ from the checkpoint's, which are refused in one line; what
-they leave out comes from the checkpoint. ``--ckpt_path best`` / ``last`` name the newest such file of
-the run directories under ``default_root_dir``, and a resumed ``fit`` continues in its run directory.
+they leave out comes from the checkpoint. The DataModule takes the checkpoint's data state as soon as it
+is built (:class:`WithCheckpointState`), so the shapes linked from it into the task are the
+checkpoint's. ``--ckpt_path best`` / ``last`` name the newest such file of the run directories under
+``default_root_dir``, and a resumed ``fit`` continues in its run directory.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ import yaml
 from jsonargparse import Namespace, get_loader, set_loader
 from jsonargparse._actions import _ActionPrintConfig
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, _get_module_type, _InstantiatorFn
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
@@ -553,6 +555,9 @@ class MLPLabCLI(LightningCLI):
                 check_config_file(file)
             check_preset_file(file)
         self._resume_logger: dict[str, Any] | None = None
+        #: The ``--ckpt_path`` checkpoint's dict entries but its weights (a DataModule's state among them,
+        #: under its class name): the DataModule takes its state before the task is built.
+        self._checkpoint_states: dict[str, dict[str, Any]] = {}
         #: A resumed fit under configured loggers: the checkpoint's run directory and global step.
         self._resume_run: tuple[Path, int] | None = None
         kwargs.setdefault("subclass_mode_model", True)
@@ -688,6 +693,9 @@ class MLPLabCLI(LightningCLI):
         if not ckpt_path or not Path(ckpt_path).is_file():
             return
         checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+        self._checkpoint_states = {
+            key: value for key, value in checkpoint.items() if isinstance(value, dict) and key != "state_dict"
+        }
         hparams = plain(dict(checkpoint.get("hyper_parameters") or {}))
         hparams.pop("_instantiator", None)
         if "_class_path" not in hparams:
@@ -774,6 +782,26 @@ class MLPLabCLI(LightningCLI):
         elif run.parent == root / "lightning_logs":
             self._resume_logger = {"save_dir": str(given_root), "version": run.name, "purge_step": step}
 
+    def _add_instantiators(self) -> None:
+        """Lightning's instantiators, and with ``--ckpt_path`` the checkpoint's data state for the DataModule.
+
+        The task's data-derived shapes (``cardinalities``, ``num_numeric``, ``num_classes``,
+        ``num_series``, ...) are linked from the DataModule when it is built (``LINKED_DATA_ATTRIBUTES``),
+        before Lightning restores the checkpoint. A DataModule that takes the checkpoint's state (its
+        ``load_state_dict``: a table's category codes, an image folder's classes, the forecasting series)
+        right after it is built hands on the shapes the model was trained with, so data that has changed
+        since (a category more or fewer in a table's training split) is served with the checkpoint's
+        encoding, and data the checkpoint cannot serve is refused in the DataModule's own line rather than
+        as weights of another shape. Lightning gives the DataModule the same state again when it restores.
+        """
+        super()._add_instantiators()
+        if self._checkpoint_states:
+            self.parser.add_instantiator(
+                WithCheckpointState(_InstantiatorFn(cli=self, key="data"), self._checkpoint_states),
+                _get_module_type(self._datamodule_class),
+                subclasses=self.subclass_mode_data,
+            )
+
     def _run_subcommand(self, subcommand: str) -> None:
         startup_done()  # everything is built: the collector resumes without the start-up objects
         super()._run_subcommand(subcommand)
@@ -832,6 +860,28 @@ class MLPLabCLI(LightningCLI):
                         "data": plain(config.get("data")),
                     }
         return trainer
+
+
+class WithCheckpointState:
+    """Builds a DataModule as ``instantiate`` does, then hands it the checkpoint's state for its class.
+
+    Args:
+        instantiate: Lightning's DataModule instantiator.
+        states: The checkpoint's entries; Lightning keeps a DataModule's ``state_dict()`` under its class's
+            ``__qualname__``.
+    """
+
+    def __init__(self, instantiate: Any, states: dict[str, dict[str, Any]]):
+        self.instantiate = instantiate
+        self.states = states
+
+    def __call__(self, class_type: type, *args: Any, applied_instantiation_links: dict, **kwargs: Any) -> Any:
+        data = self.instantiate(class_type, *args, applied_instantiation_links=applied_instantiation_links,
+                                **kwargs)  # fmt: skip
+        state = self.states.get(type(data).__qualname__)
+        if state and hasattr(data, "load_state_dict"):
+            data.load_state_dict(state)
+        return data
 
 
 @contextlib.contextmanager

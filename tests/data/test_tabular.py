@@ -16,7 +16,7 @@ from sklearn.preprocessing import QuantileTransformer, StandardScaler
 
 from mlplab.data import tabular
 from mlplab.data.tabular import TabularDataModule, split_indices
-from mlplab.errors import ConfigError, DataCorruptError, DataNotFoundError
+from mlplab.errors import CheckpointError, ConfigError, DataCorruptError, DataNotFoundError
 from tests.conftest import require_data
 
 
@@ -479,13 +479,62 @@ def test_a_grown_table_is_encoded_with_the_checkpoints_codes_and_transform(tmp_p
     )
 
 
+def test_columns_whose_type_reads_otherwise_now_keep_the_checkpoints_roles(tmp_path):
+    # The DataModule refused a table whose column roles it derived otherwise now: a numeric column
+    # constant in the (changed) training split was left out, so the columns differed from the
+    # checkpoint's. Now the checkpoint's columns are read, and the model's shapes are the checkpoint's.
+    path = tmp_path / "people.csv"
+    people(150).to_csv(path, index=False)
+    kwargs = {"path": str(path), "target": "churn"}
+    fitted = quiet(**kwargs)
+    fitted.setup()
+    state = fitted.state_dict()
+    changed = people(150)
+    changed.loc[fitted._indices["train"], "income"] = 5.0  # constant in training now: left out on its own
+    changed.loc[fitted._indices["train"][:6], "city"] = "Quito"  # a city more in the training split
+    changed.to_csv(path, index=False)
+    data = quiet(**kwargs)
+    assert data.numeric_columns == ["age", "spend"] and data.cardinalities == (5, 4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data.load_state_dict(state)
+    said = [str(w.message) for w in caught if "codes lack" in str(w.message)]
+    assert said == ["TabularDataModule: column 'city': 6 rows of people.csv hold values the checkpoint's "
+                    "codes lack ('Quito'); they get code 0 (unknown)"]  # fmt: skip
+    assert (data.num_numeric, data.cardinalities) == (fitted.num_numeric, fitted.cardinalities) == (3, (4, 4))
+    x_num, x_cat, _ = data.split_tensors("train")
+    assert x_num.shape[1] == 3 and (x_cat[:6, 0] == 0).all() and (x_cat[6:, 0] > 0).all()
+    # a column the model reads that the table lacks, or that holds text now: refused, naming it
+    for column, value, message in [
+        ("city", None, "people.csv lacks the column(s) city the checkpoint's model reads (numeric age, "
+                       "income, spend; categorical city, plan)"),
+        ("age", "old", "column 'age' held numbers when the checkpoint's model was trained and now holds "
+                       "values such as 'old'"),
+    ]:  # fmt: skip
+        broken = people(150)
+        if value is None:
+            broken = broken.drop(columns=column)
+        else:
+            broken[column] = broken[column].astype(object)
+            broken.loc[3, column] = value
+        broken.to_csv(path, index=False)
+        with pytest.raises(CheckpointError, match=message.replace("(", r"\(").replace(")", r"\)")) as error:
+            quiet(**kwargs).load_state_dict(state)
+        assert "\n" not in str(error.value)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"drop": ["plan"]}, "trained on the numeric columns age, income, spend and categorical columns "
-                             "city, plan for the target 'churn'; people.csv now gives age, income, spend, "
-                             "city and 'churn'"),
-        ({"objective": "regression", "target": "spend"}, "trained on the numeric columns"),
+        ({"drop": ["plan"]}, "data.drop leaves out the column(s) plan the checkpoint's model reads (numeric "
+                             "age, income, spend; categorical city, plan)"),
+        ({"objective": "regression", "target": "spend"},
+         "data.target: the checkpoint's model was trained for the target 'churn', the data now gives "
+         "'spend'"),
+        ({"categorical": ["city"], "drop": ["plan"]}, "data.drop leaves out the column(s) plan"),
+        ({"categorical": ["city", "plan", "age"]},
+         "data.categorical: the checkpoint's model was trained with the categorical columns city, plan, the "
+         "data now gives city, plan, age"),
         ({"numeric_policy": "standard"}, "data.numeric_policy: the checkpoint's model was trained with "
                                          "numeric_policy 'quantile', the data now gives 'standard'"),
         ({"split_seed": 1}, "data.split_seed: the checkpoint's model was trained with split_seed 0"),

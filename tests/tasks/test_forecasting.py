@@ -323,8 +323,8 @@ def test_a_checkpoint_trained_on_other_series_is_one_clear_line(cli, capsys, tmp
     capsys.readouterr()
     assert cli("test", "--config", str(run / "config.yaml"), best, "--data.features=S", *QUIET) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "error: the checkpoint's model was built for num_series 3, the data now gives 1; use the data "
-        "settings it was trained with (file, columns, features, target)"
+        "error: the checkpoint's model was trained on the series a, b, OT in this order, the data now "
+        "gives OT; use the data settings it was trained with (file, columns, features, target)"
     )
 
 

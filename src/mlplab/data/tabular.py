@@ -27,9 +27,10 @@ Batches are ``(x_num (B, N) float32, x_cat (B, C) int64, y (B,))``: int64 classe
 
 Checkpoints keep the encoding (:meth:`TabularDataModule.state_dict`: the columns, each categorical
 column's values in code order, the fitted numeric transform's parameters, the classes or the target's
-scale); restored from one (:meth:`TabularDataModule.load_state_dict`), the DataModule encodes with it
-rather than with what it fits to the table now, and :meth:`TabularDataModule.inputs` encodes new raw rows
-the same way.
+scale); restored from one (:meth:`TabularDataModule.load_state_dict`), the DataModule reads the
+checkpoint's columns and encodes with its codes and transform rather than with what it fits to the table
+now (a category more or fewer in the training split keeps the checkpoint's cardinality), and
+:meth:`TabularDataModule.inputs` encodes new raw rows the same way.
 
 Named datasets (``dataset``): ``california_housing`` and ``adult`` (downloaded into ``data_dir`` and
 checked by sha256), and ``diabetes``, ``breast_cancer``, ``wine`` (scikit-learn's bundled copies) and
@@ -310,6 +311,9 @@ class TabularDataModule(InMemoryDataModule):
             )
         self.numeric_policy = numeric_policy
         self.split_seed = split_seed
+        #: The columns the config names as categorical (``None``: by their type) and leaves out.
+        self._categorical_given = None if categorical is None else list(categorical)
+        self._dropped = list(drop)
         test_frame = None
         if dataset is not None:
             if dataset not in DATASETS:
@@ -600,25 +604,38 @@ class TabularDataModule(InMemoryDataModule):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Take the checkpoint's encoding; refuse, in one line, a checkpoint trained on another table.
+        """Take the checkpoint's encoding; refuse, in one line, a checkpoint the table cannot serve.
 
-        The model was trained on the codes and the numeric transform of the training split of then:
+        The model was trained on the columns, codes and numeric transform of the training split of then:
         ``test``, ``validate``, ``predict``, a resumed fit and :meth:`inputs` use those, even when the
         table has changed since (which is said once: its test split may then hold rows the model was
-        trained on). Other columns, target, classes, ``numeric_policy`` or ``split_seed`` are refused
-        (:meth:`check_trained_table`). A checkpoint of an earlier version, which keeps no encoding,
-        leaves the table's own (the task refuses it when the table's digest differs).
+        trained on). So a categorical column whose training split now holds a value more or fewer keeps
+        the checkpoint's codes and cardinality (a value the checkpoint has no code for gets code 0, as an
+        unseen value does, which is said once), and a column whose type now reads otherwise (a numeric
+        column constant in the training split, text codes that now look like numbers) keeps the role it
+        had. The command line hands the checkpoint's state to the DataModule before it builds the task,
+        so the task's ``num_numeric`` and ``cardinalities`` are the checkpoint's. A column the model
+        reads that the table lacks (or ``drop`` leaves out), a numeric column that now holds text, another
+        target, ``categorical``, classes, ``numeric_policy`` or ``split_seed`` are refused
+        (:meth:`check_trained_table`). A checkpoint of an earlier version, which keeps no encoding, leaves
+        the table's own (the task refuses it when the table's digest differs).
         """
         preprocessing = state.get("preprocessing") or {}
         if "numeric_columns" not in preprocessing:
             super().load_state_dict(state)
             return
         self.check_trained_table(state)
-        categories = dict(zip(self.categorical_columns, map(list, preprocessing["categories"])))
+        numeric = list(preprocessing["numeric_columns"])
+        categories = dict(zip(preprocessing["categorical_columns"], map(list, preprocessing["categories"])))
+        if numeric != self.numeric_columns:
+            self.numeric_columns, self.num_numeric = numeric, len(numeric)
+            self._x_num = _numeric_array(self._table, numeric)
         if categories != self.categories:
+            self.categorical_columns = list(categories)
             self.categories = categories
             self._x_cat = category_codes(self._table, categories)
             self.cardinalities = tuple(len(values) + 1 for values in categories.values())
+            self._say_uncoded_values()
         self._numeric_transform = rebuild_numeric_transform(preprocessing["numeric_transform"])
         self._numeric_transform_fitted = True
         if self.objective == "regression":
@@ -627,8 +644,8 @@ class TabularDataModule(InMemoryDataModule):
             say_once(
                 f"{type(self).__name__}: {self.source}'s training split differs from the one the "
                 "checkpoint's model was trained on (the table has changed since): its rows are encoded "
-                "with the checkpoint's category codes and numeric transform, and its test split may hold "
-                "rows the model was trained on",
+                "with the checkpoint's columns, category codes and numeric transform, and its test split "
+                "may hold rows the model was trained on",
                 warning=True,
             )
         if self.splits is not None:  # set up already (Lightning restores after setup): encode again
@@ -636,13 +653,30 @@ class TabularDataModule(InMemoryDataModule):
             self.setup()
         super().load_state_dict(state)
 
-    def check_trained_table(self, state: dict[str, Any]) -> None:
-        """Raise :class:`CheckpointError` when a checkpoint's data ``state`` was made from another table.
+    def _say_uncoded_values(self) -> None:
+        """Say once which labelled rows hold categorical values the (checkpoint's) codes lack: code 0."""
+        rows = np.concatenate([self._indices[split] for split in ("train", "val", "test")])
+        for position, (column, values) in enumerate(self.categories.items()):
+            unknown = rows[self._x_cat[rows, position] == 0]
+            if len(unknown) and len(values):
+                keys = category_keys(self._table[column]).iloc[unknown]
+                examples = ", ".join(repr(v) for v in keys.unique()[:3])
+                say_once(
+                    f"{type(self).__name__}: column {column!r}: {len(unknown)} rows of {self.source} hold "
+                    f"values the checkpoint's codes lack ({examples}); they get code 0 (unknown)",
+                    warning=True,
+                )
 
-        The model reads its columns by position and names its outputs' classes by position, so other
-        feature columns (or their order), another target, objective or classes would give wrong answers
-        silently; another ``numeric_policy`` or ``split_seed`` contradicts the checkpoint's encoding or
-        split. A checkpoint of an earlier version, which keeps no encoding, is not checked here.
+    def check_trained_table(self, state: dict[str, Any]) -> None:
+        """Raise :class:`CheckpointError` when a checkpoint's data ``state`` cannot serve this table.
+
+        The model reads its columns by position and names its outputs' classes by position. A column it
+        reads must be in the table (and not in ``drop``), a numeric one must hold numbers, and the target,
+        objective and classes must be the checkpoint's, or it would give wrong answers silently; a
+        ``categorical`` list given that differs from the checkpoint's, another ``numeric_policy`` or
+        ``split_seed`` contradict the checkpoint's encoding or split. The columns' roles otherwise follow
+        the checkpoint (see :meth:`load_state_dict`). A checkpoint of an earlier version, which keeps no
+        encoding, is not checked here.
         """
         saved = state.get("preprocessing") or {}
         if "numeric_columns" not in saved:
@@ -651,16 +685,37 @@ class TabularDataModule(InMemoryDataModule):
         def shown(values: Sequence) -> str:
             return ", ".join(map(str, values)) or "none"
 
-        columns_then = (list(saved["numeric_columns"]), list(saved["categorical_columns"]), saved["target"])
-        columns_now = (list(self.numeric_columns), list(self.categorical_columns), self.target)
-        if columns_then != columns_now:
+        advice = "use the data settings it was trained with (path, target, categorical, drop)"
+        if saved["target"] != self.target:
             raise CheckpointError(
-                f"the checkpoint's model was trained on the numeric columns {shown(columns_then[0])} and "
-                f"categorical columns {shown(columns_then[1])} for the target {columns_then[2]!r}; "
-                f"{self.source} now gives {shown(columns_now[0])}, {shown(columns_now[1])} and "
-                f"{columns_now[2]!r}: use the data settings it was trained with (path, target, categorical, "
-                "drop)"
+                f"data.target: the checkpoint's model was trained for the target {saved['target']!r}, the "
+                f"data now gives {self.target!r}; {advice}"
             )
+        numeric, categorical = list(saved["numeric_columns"]), list(saved["categorical_columns"])
+        absent = [str(c) for c in (*numeric, *categorical) if c not in self._table.columns]
+        dropped = [str(c) for c in (*numeric, *categorical) if c in self._dropped]
+        if absent or dropped:
+            where = f"{self.source} lacks" if absent else "data.drop leaves out"
+            raise CheckpointError(
+                f"{where} the column(s) {', '.join(absent or dropped)} the checkpoint's model reads (numeric "
+                f"{shown(numeric)}; categorical {shown(categorical)}): {advice}"
+            )
+        if self._categorical_given is not None and list(self._categorical_given) != categorical:
+            raise CheckpointError(
+                f"data.categorical: the checkpoint's model was trained with the categorical columns "
+                f"{shown(categorical)}, the data now gives {shown(self._categorical_given)}; {advice}"
+            )
+        for column in numeric:
+            if not _is_numeric(self._table[column]) and self._table[column].notna().any():
+                import pandas as pd
+
+                values = self._table[column].dropna()
+                odd = values[pd.to_numeric(values, errors="coerce").isna()]
+                example = odd.iloc[0] if len(odd) else values.iloc[0]
+                raise CheckpointError(
+                    f"column {column!r} held numbers when the checkpoint's model was trained and now holds "
+                    f"values such as {example!r}: fix the table, or train a new model"
+                )
         classes_then = [str(c) for c in saved.get("classes") or []]
         classes_now = [str(c) for c in self.classes]
         if saved.get("objective") != self.objective or classes_then != classes_now:

@@ -163,11 +163,13 @@ class TabularTask(Task):
         """Refuse, in one line, a checkpoint trained on another table; take its target scale.
 
         A checkpoint that keeps the table's encoding (the DataModule's ``state_dict``) is checked by the
-        DataModule (other columns, target, classes, ``numeric_policy`` or ``split_seed``: refused before
-        the weights' check), which then encodes the table with the checkpoint's codes and numeric
-        transform even when the table has changed since; the regression target's mean and std are then
-        the checkpoint's too. One of an earlier version, which keeps only the digest, is refused when the
-        table's digest differs (its encoding, rebuilt from the table, would differ).
+        DataModule (a column the model reads missing or now text, another target, classes,
+        ``numeric_policy`` or ``split_seed``: refused before the weights' check), which then reads the
+        checkpoint's columns with its codes and numeric transform even when the table has changed since
+        (the command line hands it the state before it builds this task, so the shapes are the
+        checkpoint's); the regression target's mean and std are then the checkpoint's too. One of an
+        earlier version, which keeps only the digest, is refused when the table's digest differs (its
+        encoding, rebuilt from the table, would differ).
         """
         state = data_state(checkpoint)
         datamodule = getattr(getattr(self, "_trainer", None), "datamodule", None)
