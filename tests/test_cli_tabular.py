@@ -215,7 +215,7 @@ CASES = [
     (
         "tabm-arch",
         ["--model.backbone.arch_type=tabm-huge"],
-        "'tabm-mini', 'tabm-packed']. Got value: tabm-huge",
+        "model.backbone.arch_type: expected 'tabm', 'tabm-mini' or 'tabm-packed', got 'tabm-huge'",
     ),
     ("unknown-dataset", ["--data.path=null", "--data.dataset=iris"], "unknown dataset 'iris'"),
     (
