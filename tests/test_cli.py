@@ -251,6 +251,17 @@ WRONGLY_TYPED = [
         ["--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.patience=soon"],
         "trainer.callbacks.patience: expected int, got 'soon'",
     ),
+    (  # not a type error, but the same one-line rule: no callback given for the argument to go to
+        "callback-argument-before-its-class",
+        ["--trainer.callbacks.patience=3"],
+        "trainer.callbacks: unknown argument 'patience': a callback's argument follows its class "
+        "(--trainer.callbacks+=EarlyStopping --trainer.callbacks.patience=...)",
+    ),
+    (
+        "callback-unknown-argument",
+        ["--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.foo=3"],
+        "trainer.callbacks: unknown argument 'foo'",
+    ),
     (
         "callback-not-a-class",
         ["--trainer.callbacks=[5]"],

@@ -282,6 +282,14 @@ def condense_parser_error(message: str) -> str:
                 f"--{where} '{{class_path: {name}, init_args: {{variant: {chosen}}}}}'"
             )
         return f"{prefix}{name} has no argument {option!r}{hint}"
+    first = re.search(r"Problem with given class_path '([^']+)':\s*Option '([^']+)' is not accepted", message)
+    if first and first.group(1).rsplit(".", 1)[-1] == "Callback":
+        # a list of callbacks with none given yet: jsonargparse tried the argument on the base class
+        key, option = where or "trainer.callbacks", first.group(2)
+        return (
+            f"{prefix}unknown argument {option!r}: a callback's argument follows its class "
+            f"(--{key}+=EarlyStopping --{key}.{option}=...)"
+        )
     if match := re.search(r"Option '([^']+)' is not accepted", message):
         return f"{prefix}unknown argument {match.group(1)!r}"
     details = [
