@@ -358,20 +358,11 @@ def _base_files(value: str | list[str], folder: Path, where: str) -> list[Path]:
     return files
 
 
-def plain(value: Any) -> Any:
-    """``value`` with jsonargparse's ``Namespace`` (a mapping with a ``class_path`` in the file) as a dict."""
-    if isinstance(value, Namespace):
-        return value.as_dict()
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    return value
-
-
 def _value_lists(value: dict[str, Any], where: str) -> dict[str, list[Any]]:
     if not isinstance(value, dict) or not value:
         raise ConfigError(f"{where}: expected a mapping of argument names to lists of values, got {value!r}")
+    from mlplab.tasks.base import plain  # a class given as {class_path, init_args} arrives as a Namespace
+
     lists = {}
     for key, values in value.items():
         values = plain(values) if isinstance(values, list) else [plain(values)]
@@ -486,6 +477,8 @@ def check_sweep(config: Namespace, path: Path, extra_args: Sequence[str] = ()) -
                 "a lower value is better cannot be told from its name)"
             )
     options = _value_lists(config.options, f"{name}: options") if config.options else {}
+    from mlplab.tasks.base import plain  # a class given as {class_path, init_args} arrives as a Namespace
+
     overrides = [f"--{key}={format_value(plain(value))}" for key, value in (config.overrides or {}).items()]
     resolved = sweep_parser().dump(Namespace({key: config[key] for key in SWEEP_KEYS}), skip_validation=True)
     return SweepSpec(path, families, budgets, tolerance, config.count, config.metric, mode, seeds,
