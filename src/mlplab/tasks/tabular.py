@@ -86,6 +86,7 @@ class TabularTask(Task):
         self.num_classes = num_classes
         self.target_mean, self.target_std = float(target_scale[0]), float(target_scale[1])
         self.table_digest = table_digest
+        self._fit_to_data_pending = False  # setup left the family's fit to the data to on_fit_start
         self.monitor, self.monitor_mode = ("val/acc", "max") if self.classification else ("val/rmse", "min")
         num_outputs = num_classes if self.classification else 1
         self.backbone = self.build_backbone(backbone, num_numeric, tuple(cardinalities), num_outputs)
@@ -148,7 +149,13 @@ class TabularTask(Task):
 
     # ------------------------------------------------------------------------------- training
     def setup(self, stage: str) -> None:
-        """Before a fit, hand the training split to a family that fits something to it (bins)."""
+        """Before a fit, hand the training split to a family that fits something to it (bins).
+
+        A DataModule that serves a checkpoint's encoding (a resumed fit) leaves it to the start of the
+        fit (:meth:`on_fit_start`): the checkpoint restores what the family set from the training split
+        of then, which may differ from today's (a numeric column constant in it now has no bins).
+        """
+        self._fit_to_data_pending = False
         fit = getattr(self.backbone, "fit_to_data", None)
         if stage != "fit" or fit is None:
             return
@@ -156,8 +163,17 @@ class TabularTask(Task):
         if data is None or not hasattr(data, "split_tensors"):
             rank_zero_warn("TabularTask: no TabularDataModule, so the family keeps its default bins")
             return
-        x_num, x_cat, y = data.split_tensors("train")
-        fit(x_num, x_cat, y)
+        if getattr(data, "encoding_from_checkpoint", False):
+            self._fit_to_data_pending = True
+            return
+        fit(*data.split_tensors("train"))
+
+    def on_fit_start(self) -> None:
+        """Fit the family to the training split if :meth:`setup` left it to now and no checkpoint set it."""
+        super().on_fit_start()
+        if getattr(self, "_fit_to_data_pending", False):
+            self._fit_to_data_pending = False
+            self.backbone.fit_to_data(*self.trainer.datamodule.split_tensors("train"))
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse, in one line, a checkpoint trained on another table; take its target scale.
@@ -171,6 +187,7 @@ class TabularTask(Task):
         earlier version, which keeps only the digest, is refused when the table's digest differs (its
         encoding, rebuilt from the table, would differ).
         """
+        self._fit_to_data_pending = False  # the checkpoint's weights and bins replace the family's
         state = data_state(checkpoint)
         datamodule = getattr(getattr(self, "_trainer", None), "datamodule", None)
         check = getattr(datamodule, "check_trained_table", None)
