@@ -183,7 +183,9 @@ class TabularTask(Task):
         ``numeric_policy`` or ``split_seed``: refused before the weights' check), which then reads the
         checkpoint's columns with its codes and numeric transform even when the table has changed since
         (the command line hands it the state before it builds this task, so the shapes are the
-        checkpoint's); the regression target's mean and std are then the checkpoint's too. One of an
+        checkpoint's); the regression target's mean and std are then the checkpoint's too. A model built
+        from the changed table before its DataModule took the encoding is refused in a line naming the
+        columns (:meth:`refuse_shapes_of_another_table`). One of an
         earlier version, which keeps only the digest, is refused when the table's digest differs (its
         encoding, rebuilt from the table, would differ).
         """
@@ -206,10 +208,57 @@ class TabularTask(Task):
                 "written by an earlier mlplab, keeps no encoding of it; use the data settings it was "
                 "trained with (file, split_seed, categorical, drop, min_category_count, numeric_policy)"
             )
+        if state is not None:
+            self.refuse_shapes_of_another_table(checkpoint, state["preprocessing"], datamodule)
         scale = checkpoint.get("hyper_parameters", {}).get("target_scale")
         if state is not None and scale is not None:
             self.target_mean, self.target_std = float(scale[0]), float(scale[1])
         super().on_load_checkpoint(checkpoint)
+
+    def refuse_shapes_of_another_table(
+        self, checkpoint: dict[str, Any], encoding: dict[str, Any], datamodule: Any
+    ) -> None:
+        """Refuse, in one line naming the columns, a model built from a table that has changed since the fit.
+
+        A DataModule given the checkpoint's encoding (``load_state_dict``) serves a changed table with the
+        checkpoint's columns and codes; Lightning gives it that encoding only after it has restored the
+        model, so a model built from the DataModule before (``trainer.test(model, datamodule=data,
+        ckpt_path=...)`` in Python) has the table's own shapes, which the weights do not fit.
+
+        Raises:
+            CheckpointError: The checkpoint's ``num_numeric`` or ``cardinalities`` differ from this model's.
+        """
+        saved = checkpoint.get("hyper_parameters", {})
+        then_cards = [int(c) for c in saved.get("cardinalities", self.hparams.cardinalities)]
+        now_cards = [int(c) for c in self.hparams.cardinalities]
+        then_numeric = int(saved.get("num_numeric", self.hparams.num_numeric))
+        now_numeric = int(self.hparams.num_numeric)
+        if then_cards == now_cards and then_numeric == now_numeric:
+            return
+        columns = [str(c) for c in encoding.get("categorical_columns", [])]
+        differences = []
+        if then_numeric != now_numeric:
+            now_columns = getattr(datamodule, "numeric_columns", None)
+            gone = [str(c) for c in encoding.get("numeric_columns", []) if c not in (now_columns or [])]
+            named = (
+                f" (the table's own encoding now leaves out {', '.join(gone)})"
+                if now_columns and gone
+                else ""
+            )
+            differences.append(f"{then_numeric} numeric columns{named}, this model {now_numeric}")
+        if then_cards != now_cards and len(then_cards) == len(now_cards) == len(columns):
+            for column, then, now in zip(columns, then_cards, now_cards):
+                if then != now:
+                    differences.append(f"column {column!r} with {then} codes, this model with {now}")
+        elif then_cards != now_cards:
+            differences.append(f"cardinalities {tuple(then_cards)}, this model {tuple(now_cards)}")
+        key = type(datamodule).__qualname__ if datamodule is not None else "TabularDataModule"
+        raise CheckpointError(
+            f"the checkpoint's model reads {'; '.join(differences)}: the model was built from the table as "
+            "it is now, which has changed since the fit; build it from a DataModule that holds the "
+            f"checkpoint's encoding (data.load_state_dict(checkpoint[{key!r}]) first, or "
+            "mlplab.load_run(<run dir>).datamodule()), as mlplab test, validate and predict --ckpt_path do"
+        )
 
     def optimizer_parameters(self) -> list[Any]:
         """The base's groups, and the numeric features' linear embeddings without weight decay too.
