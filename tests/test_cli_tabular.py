@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -158,6 +160,36 @@ def test_a_category_more_or_fewer_in_the_training_split_is_served_with_the_check
         "error: shop.csv lacks the column(s) channel the checkpoint's model reads (numeric price, visits; "
         "categorical channel): use the data settings it was trained with (path, target, categorical, drop)"
     ]
+
+
+def test_a_numeric_column_constant_now_is_kept_truthfully_in_test_and_a_resumed_fit(cli, tmp_path):
+    # test --ckpt_path warned "numeric columns constant in the training split are left out: price" while
+    # the checkpoint's encoding kept the column, and a resumed fit refitted TabM's bins to today's
+    # training split and stopped on "numeric column 0 is constant in the training split: it has no bins".
+    # Now the kept column is said to be kept, and a resumed fit keeps the checkpoint's bins.
+    import torch
+
+    shop().to_csv(tmp_path / "shop.csv", index=False)
+    (tmp_path / "tiny.yaml").write_text(
+        yaml.safe_dump({**TINY, "trainer": {**TINY["trainer"], "max_epochs": 1}})
+    )
+    assert cli("fit", "--config", "tiny.yaml", "--trainer.default_root_dir=run", *QUIET) == 0
+    run = tmp_path / "run" / "lightning_logs" / "version_0"
+    changed = shop()
+    changed.loc[split_indices(120, 0.2, 0.2, 0)["train"], "price"] = 5.0
+    changed.to_csv(tmp_path / "shop.csv", index=False)
+    resume = ["--config", str(run / "config.yaml"), "--ckpt_path=last", "--trainer.max_epochs=2",
+              "--trainer.default_root_dir=run", *QUIET]  # fmt: skip
+    for command, args in [("test", from_best(run)), ("fit", resume)]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert cli(command, *args) == 0
+        said = [str(w.message) for w in caught]
+        assert not [m for m in said if "left out" in m], command
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 2 and last["TabularDataModule"]["preprocessing"]["numeric_columns"] == [
+        "price", "visits"
+    ]  # fmt: skip
 
 
 def from_best(run) -> list[str]:

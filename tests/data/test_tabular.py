@@ -523,6 +523,43 @@ def test_columns_whose_type_reads_otherwise_now_keep_the_checkpoints_roles(tmp_p
         assert "\n" not in str(error.value)
 
 
+def test_a_column_constant_now_is_said_left_out_only_when_the_tables_own_encoding_is_used(tmp_path):
+    # The DataModule warned at construction that a numeric column constant in the training split was
+    # left out, also when a checkpoint's encoding then kept it (mlplab test --ckpt_path of a changed
+    # table): the warning was false. Now it is said when the table's own encoding is fitted, and a
+    # checkpoint that keeps such a column says that it is kept.
+    from mlplab.data import common
+
+    path = tmp_path / "constant_now.csv"
+    people(150).to_csv(path, index=False)
+    kwargs = {"path": str(path), "target": "churn"}
+    state = quiet(**kwargs).state_dict()
+    changed = people(150)
+    changed.loc[split_indices(150, 0.2, 0.2, 0)["train"], "income"] = 5.0
+    changed.to_csv(path, index=False)
+    common._said.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        restored = TabularDataModule(**kwargs)
+        restored.load_state_dict(state)
+        restored.setup()
+    said = [str(w.message) for w in caught]
+    assert not [m for m in said if "left out" in m]
+    assert (
+        "TabularDataModule: numeric column(s) income of constant_now.csv are constant in the training "
+        "split now; the checkpoint's model reads them, so they are kept, transformed as at the fit" in said
+    )
+    assert restored.numeric_columns == ["age", "income", "spend"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        own = TabularDataModule(**kwargs)
+        assert not [w for w in caught if "left out" in str(w.message)]  # not yet: a checkpoint may keep it
+        own.setup()
+    said = [str(w.message) for w in caught if "left out" in str(w.message)]
+    assert said == ["TabularDataModule: numeric columns constant in the training split are left out: income"]
+    assert own.numeric_columns == ["age", "spend"]
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

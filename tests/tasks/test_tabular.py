@@ -201,3 +201,59 @@ def test_tabm_with_bins_trains_on_the_gpu_with_the_table_on_the_device(tmp_path)
     assert data.split_tensors("train")[0].is_cuda  # small tables live on the accelerator
     (logged,) = run.test(task, data, verbose=False)
     assert logged["test/acc"] > 0.6
+
+
+def test_a_model_built_from_a_changed_table_is_refused_in_one_line_naming_the_column(tmp_path):
+    # trainer.test(model, datamodule=data, ckpt_path=...) with model and data built from a table whose
+    # training split has gained a category since the fit ended in a weights' shape error that blamed
+    # the config ("use the config the checkpoint was trained with"): Lightning restores the model before
+    # the DataModule's encoding. Now the line names the column and the counts and says how to build
+    # the model with the checkpoint's encoding; built so, the changed table is served.
+    import pandas as pd
+
+    from mlplab.data.tabular import split_indices
+    from mlplab.errors import CheckpointError
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"x": rng.normal(size=60), "channel": rng.choice(["ad", "mail", "web"], 60)})
+    table["y"] = np.where(table["x"] > 0, "yes", "no")
+    path = tmp_path / "shop.csv"
+    table.to_csv(path, index=False)
+
+    def data() -> TabularDataModule:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return TabularDataModule(path=str(path), target="y", batch_size=16, numeric_policy="standard")
+
+    fitted = data()
+    run = trainer(tmp_path, epochs=1)
+    run.fit(task_for(fitted, TabM, ensemble_size=2, depth=1, embed_dim=8, num_bins=4), fitted)
+    checkpoint = tmp_path / "model.ckpt"
+    run.save_checkpoint(checkpoint)
+    table.loc[split_indices(60, 0.2, 0.2, 0)["train"][:3], "channel"] = "radio"
+    table.to_csv(path, index=False)
+    changed = data()
+    assert changed.cardinalities == (5,)
+    for stage in ("test", "validate", "predict", "fit"):
+        task = task_for(changed, TabM, ensemble_size=2, depth=1, embed_dim=8, num_bins=4)
+        with pytest.raises(CheckpointError) as caught, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            getattr(trainer(tmp_path, epochs=2), stage)(
+                task, changed, ckpt_path=checkpoint, weights_only=False
+            )
+        assert str(caught.value).startswith(
+            "the checkpoint's model reads column 'channel' with 4 codes, this model with 5: the model was "
+            "built from the table as it is now, which has changed since the fit; build it from a DataModule "
+            "that holds the checkpoint's encoding (data.load_state_dict(checkpoint['TabularDataModule']) "
+            "first, or mlplab.load_run(<run dir>).datamodule())"
+        ), stage
+        assert "\n" not in str(caught.value)
+    restored = data()  # the way the message says
+    restored.load_state_dict(torch.load(checkpoint, weights_only=False)["TabularDataModule"])
+    task = task_for(restored, TabM, ensemble_size=2, depth=1, embed_dim=8, num_bins=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (logged,) = trainer(tmp_path).test(
+            task, restored, ckpt_path=checkpoint, weights_only=False, verbose=False
+        )
+    assert restored.cardinalities == (4,) and "test/acc" in logged

@@ -16,7 +16,8 @@ The protocol (the one of the TabM paper's code, ``paper/lib/data.py``, where it 
   ``quantile`` (scikit-learn's ``QuantileTransformer`` to a normal distribution, fitted on the training
   rows plus N(0, 1e-5) noise, ``n_quantiles = clip(n_train // 30, 10, 1000)``: the paper's
   "noisy-quantile"), ``standard`` (mean 0, variance 1) or ``none``. Missing values become 0 after the
-  transform (the training median, or mean). Columns constant in the training split are dropped.
+  transform (the training median, or mean). Columns constant in the training split are dropped
+  (a checkpoint's encoding keeps those its model reads).
 * **Target**: classification (the training split's classes, sorted, as codes ``0..K-1``) or regression
   (standardised with the training mean and standard deviation, which the task gets as ``target_scale``
   to report RMSE in the data's units). Rows without a target are dropped.
@@ -359,11 +360,10 @@ class TabularDataModule(InMemoryDataModule):
         categorical = list(categorical)
         numeric = [c for c in features if c not in set(categorical)]
         train = table.iloc[indices["train"]]
-        constant = [c for c in numeric if train[c].nunique(dropna=True) <= 1]
-        if constant:
-            rank_zero_warn(f"{name}: numeric columns constant in the training split are left out: "
-                           f"{', '.join(map(str, constant))}")  # fmt: skip
-            numeric = [c for c in numeric if c not in constant]
+        #: Numeric columns constant in the training split: left out of the table's own encoding (said
+        #: when it is fitted, :meth:`numeric_transform`; a checkpoint's encoding may keep them).
+        self._constant_columns = [c for c in numeric if train[c].nunique(dropna=True) <= 1]
+        numeric = [c for c in numeric if c not in self._constant_columns]
         if not numeric and not categorical:
             raise ConfigError(f"{name}: {self.source} has no feature column besides the target {target!r}")
         self.numeric_columns, self.categorical_columns, self.target = numeric, categorical, target
@@ -382,6 +382,8 @@ class TabularDataModule(InMemoryDataModule):
         #: with nothing to transform; a checkpoint's replaces it (:meth:`load_state_dict`).
         self._numeric_transform: Any = None
         self._numeric_transform_fitted = False
+        #: Whether the encoding is a checkpoint's (:meth:`load_state_dict`) rather than the table's own.
+        self.encoding_from_checkpoint = False
         self.num_numeric = len(numeric)
         self.cardinalities = tuple(len(kept) + 1 for kept in self.categories.values())
 
@@ -503,6 +505,9 @@ class TabularDataModule(InMemoryDataModule):
         """
         if self._numeric_transform_fitted:
             return self._numeric_transform
+        if self._constant_columns:  # the table's own encoding is used: say what it leaves out
+            rank_zero_warn(f"{type(self).__name__}: numeric columns constant in the training split are left "
+                           f"out: {', '.join(map(str, self._constant_columns))}")  # fmt: skip
         transform = None
         if self._x_num.shape[1] and self.numeric_policy != "none":
             from sklearn.preprocessing import QuantileTransformer, StandardScaler
@@ -630,6 +635,14 @@ class TabularDataModule(InMemoryDataModule):
         if numeric != self.numeric_columns:
             self.numeric_columns, self.num_numeric = numeric, len(numeric)
             self._x_num = _numeric_array(self._table, numeric)
+        kept = [str(c) for c in numeric if c in self._constant_columns]
+        if kept:
+            say_once(
+                f"{type(self).__name__}: numeric column(s) {', '.join(kept)} of {self.source} are constant "
+                "in the training split now; the checkpoint's model reads them, so they are kept, "
+                "transformed as at the fit",
+                warning=True,
+            )
         if categories != self.categories:
             self.categorical_columns = list(categories)
             self.categories = categories
@@ -638,6 +651,7 @@ class TabularDataModule(InMemoryDataModule):
             self._say_uncoded_values()
         self._numeric_transform = rebuild_numeric_transform(preprocessing["numeric_transform"])
         self._numeric_transform_fitted = True
+        self.encoding_from_checkpoint = True
         if self.objective == "regression":
             self.target_scale = tuple(float(v) for v in preprocessing["target_scale"])
         if preprocessing.get("table_digest") not in (None, self.table_digest):

@@ -86,6 +86,7 @@ class TabularTask(Task):
         self.num_classes = num_classes
         self.target_mean, self.target_std = float(target_scale[0]), float(target_scale[1])
         self.table_digest = table_digest
+        self._fit_to_data_pending = False  # setup left the family's fit to the data to on_fit_start
         self.monitor, self.monitor_mode = ("val/acc", "max") if self.classification else ("val/rmse", "min")
         num_outputs = num_classes if self.classification else 1
         self.backbone = self.build_backbone(backbone, num_numeric, tuple(cardinalities), num_outputs)
@@ -148,7 +149,13 @@ class TabularTask(Task):
 
     # ------------------------------------------------------------------------------- training
     def setup(self, stage: str) -> None:
-        """Before a fit, hand the training split to a family that fits something to it (bins)."""
+        """Before a fit, hand the training split to a family that fits something to it (bins).
+
+        A DataModule that serves a checkpoint's encoding (a resumed fit) leaves it to the start of the
+        fit (:meth:`on_fit_start`): the checkpoint restores what the family set from the training split
+        of then, which may differ from today's (a numeric column constant in it now has no bins).
+        """
+        self._fit_to_data_pending = False
         fit = getattr(self.backbone, "fit_to_data", None)
         if stage != "fit" or fit is None:
             return
@@ -156,8 +163,17 @@ class TabularTask(Task):
         if data is None or not hasattr(data, "split_tensors"):
             rank_zero_warn("TabularTask: no TabularDataModule, so the family keeps its default bins")
             return
-        x_num, x_cat, y = data.split_tensors("train")
-        fit(x_num, x_cat, y)
+        if getattr(data, "encoding_from_checkpoint", False):
+            self._fit_to_data_pending = True
+            return
+        fit(*data.split_tensors("train"))
+
+    def on_fit_start(self) -> None:
+        """Fit the family to the training split if :meth:`setup` left it to now and no checkpoint set it."""
+        super().on_fit_start()
+        if getattr(self, "_fit_to_data_pending", False):
+            self._fit_to_data_pending = False
+            self.backbone.fit_to_data(*self.trainer.datamodule.split_tensors("train"))
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse, in one line, a checkpoint trained on another table; take its target scale.
@@ -167,10 +183,13 @@ class TabularTask(Task):
         ``numeric_policy`` or ``split_seed``: refused before the weights' check), which then reads the
         checkpoint's columns with its codes and numeric transform even when the table has changed since
         (the command line hands it the state before it builds this task, so the shapes are the
-        checkpoint's); the regression target's mean and std are then the checkpoint's too. One of an
+        checkpoint's); the regression target's mean and std are then the checkpoint's too. A model built
+        from the changed table before its DataModule took the encoding is refused in a line naming the
+        columns (:meth:`refuse_shapes_of_another_table`). One of an
         earlier version, which keeps only the digest, is refused when the table's digest differs (its
         encoding, rebuilt from the table, would differ).
         """
+        self._fit_to_data_pending = False  # the checkpoint's weights and bins replace the family's
         state = data_state(checkpoint)
         datamodule = getattr(getattr(self, "_trainer", None), "datamodule", None)
         check = getattr(datamodule, "check_trained_table", None)
@@ -189,10 +208,57 @@ class TabularTask(Task):
                 "written by an earlier mlplab, keeps no encoding of it; use the data settings it was "
                 "trained with (file, split_seed, categorical, drop, min_category_count, numeric_policy)"
             )
+        if state is not None:
+            self.refuse_shapes_of_another_table(checkpoint, state["preprocessing"], datamodule)
         scale = checkpoint.get("hyper_parameters", {}).get("target_scale")
         if state is not None and scale is not None:
             self.target_mean, self.target_std = float(scale[0]), float(scale[1])
         super().on_load_checkpoint(checkpoint)
+
+    def refuse_shapes_of_another_table(
+        self, checkpoint: dict[str, Any], encoding: dict[str, Any], datamodule: Any
+    ) -> None:
+        """Refuse, in one line naming the columns, a model built from a table that has changed since the fit.
+
+        A DataModule given the checkpoint's encoding (``load_state_dict``) serves a changed table with the
+        checkpoint's columns and codes; Lightning gives it that encoding only after it has restored the
+        model, so a model built from the DataModule before (``trainer.test(model, datamodule=data,
+        ckpt_path=...)`` in Python) has the table's own shapes, which the weights do not fit.
+
+        Raises:
+            CheckpointError: The checkpoint's ``num_numeric`` or ``cardinalities`` differ from this model's.
+        """
+        saved = checkpoint.get("hyper_parameters", {})
+        then_cards = [int(c) for c in saved.get("cardinalities", self.hparams.cardinalities)]
+        now_cards = [int(c) for c in self.hparams.cardinalities]
+        then_numeric = int(saved.get("num_numeric", self.hparams.num_numeric))
+        now_numeric = int(self.hparams.num_numeric)
+        if then_cards == now_cards and then_numeric == now_numeric:
+            return
+        columns = [str(c) for c in encoding.get("categorical_columns", [])]
+        differences = []
+        if then_numeric != now_numeric:
+            now_columns = getattr(datamodule, "numeric_columns", None)
+            gone = [str(c) for c in encoding.get("numeric_columns", []) if c not in (now_columns or [])]
+            named = (
+                f" (the table's own encoding now leaves out {', '.join(gone)})"
+                if now_columns and gone
+                else ""
+            )
+            differences.append(f"{then_numeric} numeric columns{named}, this model {now_numeric}")
+        if then_cards != now_cards and len(then_cards) == len(now_cards) == len(columns):
+            for column, then, now in zip(columns, then_cards, now_cards):
+                if then != now:
+                    differences.append(f"column {column!r} with {then} codes, this model with {now}")
+        elif then_cards != now_cards:
+            differences.append(f"cardinalities {tuple(then_cards)}, this model {tuple(now_cards)}")
+        key = type(datamodule).__qualname__ if datamodule is not None else "TabularDataModule"
+        raise CheckpointError(
+            f"the checkpoint's model reads {'; '.join(differences)}: the model was built from the table as "
+            "it is now, which has changed since the fit; build it from a DataModule that holds the "
+            f"checkpoint's encoding (data.load_state_dict(checkpoint[{key!r}]) first, or "
+            "mlplab.load_run(<run dir>).datamodule()), as mlplab test, validate and predict --ckpt_path do"
+        )
 
     def optimizer_parameters(self) -> list[Any]:
         """The base's groups, and the numeric features' linear embeddings without weight decay too.
