@@ -80,6 +80,10 @@ def _isolated(monkeypatch, tmp_path):
         monkeypatch.setenv("MLPLAB_DATA", str(folder))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["mlplab"])
+    # what mlplab says once a process (data.common.say_once) is said again in each test, as in each run
+    said_once = sys.modules.get("mlplab.data.common")
+    if said_once is not None:
+        monkeypatch.setattr(said_once, "_said", set())
 
 
 def run_cli(*args: str) -> int:
