@@ -186,3 +186,65 @@ def test_stage_metrics_count_only_the_real_rows_and_weigh_the_loss_by_them():
     assert float(loss.compute()) == pytest.approx(0.25 / 4)  # 4 real rows: 3 with loss 0, 1 with 0.25
     untouched, _ = task.update_stage_metrics("test", 0, predictions, targets, mse)
     assert untouched is task.test_metrics and task.test_loss.update_count == 0
+
+
+def test_a_task_built_in_python_writes_checkpoints_that_load_safely_and_rebuild_it(tmp_path):
+    """Classes and partials as arguments used to be pickled: torch.load(weights_only=True), and so
+    trainer.test(ckpt_path=...), refused the file (functools.partial is not an allowed global)."""
+    import mlplab
+    from mlplab.analysis.density import ActivationDensity
+    from mlplab.data import DigitsDataModule
+
+    L.seed_everything(0)
+    task = ImageRestoration(
+        functools.partial(HourglassMLP, embed_dim=32, mlp_dim=8, depth=1),
+        image_shape=(1, 8, 8),
+        num_classes=10,
+        num_logged_images=0,
+        optimizer=functools.partial(torch.optim.SGD, lr=0.05, momentum=0.9),
+        lr_scheduler=None,
+        density=ActivationDensity(eps=1e-6),
+    )
+    data = DigitsDataModule(batch_size=32, normalize=False)
+    quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+    trainer = L.Trainer(max_steps=3, limit_val_batches=1, default_root_dir=tmp_path, **quiet)
+    trainer.fit(task, datamodule=data)
+    path = trainer.checkpoint_callback.best_model_path
+
+    hparams = torch.load(path, weights_only=True)["hyper_parameters"]
+    assert hparams["backbone"] == {
+        "class_path": "mlplab.models.vision.hourglass.HourglassMLP",
+        "init_args": {"embed_dim": 32, "mlp_dim": 8, "depth": 1},
+    }
+    assert hparams["optimizer"] == {
+        "class_path": "torch.optim.sgd.SGD",
+        "init_args": {"lr": 0.05, "momentum": 0.9},
+    }
+    assert hparams["density"] == {"weight": 0.0, "eps": 1e-6, "threshold": 0.0}
+    assert hparams["_class_path"] == "mlplab.tasks.image_restoration.ImageRestoration"
+    assert trainer.test(task, datamodule=data, ckpt_path=path, verbose=False)[0]["test/psnr"] > 0
+
+    task.eval()
+    images = torch.rand(4, 1, 8, 8)
+    for rebuilt in (ImageRestoration.load_from_checkpoint(path), mlplab.load_run(path).model):
+        rebuilt.eval()
+        assert isinstance(rebuilt.backbone, HourglassMLP) and rebuilt.density == task.density
+        assert torch.equal(rebuilt.backbone(images), task.backbone(images))
+        assert (
+            rebuilt.configure_optimizers().defaults["momentum"] == 0.9
+        )  # lr_scheduler None: the optimiser alone
+
+
+def test_arguments_without_a_config_form_are_kept_pickled_and_said_once():
+    from mlplab.models.sequence.gla import GatedLinearAttention
+    from mlplab.tasks.base import hyperparameters_as_config
+
+    family = functools.partial(GatedLinearAttention, num_heads=2, embed_dim=8)  # embed_dim through **kwargs
+    optimizer = lambda params: torch.optim.SGD(params, lr=0.1)  # noqa: E731
+    with pytest.warns(UserWarning, match=r"optimizer \(<function.*weights_only=False"):
+        saved = hyperparameters_as_config(ImageRestoration, {"backbone": family, "optimizer": optimizer})
+    assert saved["backbone"] == {
+        "class_path": "mlplab.models.sequence.gla.GatedLinearAttention",
+        "init_args": {"num_heads": 2, "embed_dim": 8},
+    }
+    assert saved["optimizer"] is optimizer and "_instantiator" not in saved

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import importlib
 import inspect
 import os
 import random
@@ -496,10 +498,15 @@ class Task(L.LightningModule):
 
         A checkpoint written after ``max_steps`` (or an early stop) ended an epoch before its last batch
         records that epoch as unfinished (:func:`reopen_cut_epoch`), so that a fit resumed with a larger
-        ``max_steps`` continues it as the uninterrupted run would.
+        ``max_steps`` continues it as the uninterrupted run would. A task built in Python (classes and
+        ``functools.partial`` s as its arguments) keeps its hyper-parameters as the command line's config
+        (:func:`hyperparameters_as_config`), so its checkpoints load as the command line's do.
         """
         checkpoint[RNG_STATES_KEY] = gather_from_processes(collect_rng_states())
         reopen_cut_epoch(checkpoint)
+        hparams = checkpoint.get("hyper_parameters")
+        if isinstance(hparams, dict) and "_instantiator" not in hparams:
+            checkpoint["hyper_parameters"] = hyperparameters_as_config(type(self), hparams)
 
     def on_train_start(self) -> None:
         """Restore the random generators and the loader's position of a resumed fit, before its first step.
@@ -644,6 +651,97 @@ def plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [plain(item) for item in value]
     return value
+
+
+#: What :meth:`Task.load_from_checkpoint` (Lightning) builds a task with from a config in its checkpoint.
+CONFIG_INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
+
+
+def hyperparameters_as_config(task_class: type, hparams: dict[str, Any]) -> dict[str, Any]:
+    """A Python-built task's hyper-parameters as the command line would have saved them.
+
+    A task built in Python gets classes, ``functools.partial`` s and dataclass sections as arguments
+    (``optimizer=partial(torch.optim.AdamW, lr=1e-3)``); pickled into a checkpoint, they make
+    ``torch.load(weights_only=True)`` (torch's default, and so ``trainer.test(ckpt_path=...)``'s) refuse
+    the file. Written as ``class_path`` / ``init_args`` mappings instead, with the task's class path and
+    Lightning's config instantiator, the checkpoint loads safely and ``Task.load_from_checkpoint(path)``
+    and :func:`mlplab.load_run` rebuild the task as they do a command line's. An argument that has no
+    such form (a lambda, an object) is kept as it is, said once: such a checkpoint loads only with
+    ``weights_only=False``.
+    """
+    converted: dict[str, Any] = {}
+    kept: list[str] = []
+    for key, value in hparams.items():
+        config, ok = _as_config(value)
+        converted[key] = config if ok else value
+        if not ok:
+            kept.append(f"{key} ({value!r})")
+    if kept:
+        from mlplab.data.common import say_once
+
+        say_once(
+            f"{task_class.__name__}: {', '.join(kept)} has no config form (a class path with its "
+            "arguments), so the task's checkpoints keep it pickled and load only with weights_only=False "
+            "(trainer.test(..., weights_only=False), torch.load(..., weights_only=False))",
+            warning=True,
+        )
+        return converted
+    converted["_class_path"] = f"{task_class.__module__}.{task_class.__qualname__}"
+    converted["_instantiator"] = CONFIG_INSTANTIATOR
+    return converted
+
+
+def _import_path(thing: Any) -> str | None:
+    """``module.Name`` under which ``thing`` (a class or function) imports, or None (a lambda, a local)."""
+    module, name = getattr(thing, "__module__", None), getattr(thing, "__qualname__", "")
+    if not module or not name or "<" in name:
+        return None
+    try:
+        found: Any = importlib.import_module(module)
+        for part in name.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError):
+        return None
+    return f"{module}.{name}" if found is thing else None
+
+
+def _as_config(value: Any) -> tuple[Any, bool]:
+    """``value`` as plain data jsonargparse reads back into it, and whether that was possible."""
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return value, True
+    if isinstance(value, (list, tuple)):
+        items = [_as_config(item) for item in value]
+        return type(value)(item for item, _ in items), all(ok for _, ok in items)
+    if isinstance(value, dict):
+        items = {key: _as_config(item) for key, item in value.items()}
+        ok = all(isinstance(key, str) and item_ok for key, (_, item_ok) in items.items())
+        return {key: item for key, (item, _) in items.items()}, ok
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _as_config({field.name: getattr(value, field.name) for field in dataclasses.fields(value)})
+    target, args, keywords = value, (), {}
+    if isinstance(value, functools.partial):
+        target, args, keywords = value.func, value.args, value.keywords
+    path = _import_path(target)
+    if path is None or not callable(target):
+        return value, False
+    if not isinstance(target, type):  # a function: a path, and only without bound arguments
+        return path, not (args or keywords)
+    try:
+        signature = inspect.signature(target)
+        bound = signature.bind_partial(*args, **keywords).arguments
+    except (TypeError, ValueError):
+        return value, False
+    arguments: dict[str, Any] = {}
+    for name, given in bound.items():
+        kind = signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            return value, False
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            arguments.update(given)
+        else:
+            arguments[name] = given
+    init_args, ok = _as_config(arguments)
+    return ({"class_path": path, "init_args": init_args} if init_args else {"class_path": path}), ok
 
 
 def _on_meta(inputs: Any) -> Any:
