@@ -238,9 +238,7 @@ def test_a_model_built_from_a_changed_table_is_refused_in_one_line_naming_the_co
         task = task_for(changed, TabM, ensemble_size=2, depth=1, embed_dim=8, num_bins=4)
         with pytest.raises(CheckpointError) as caught, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            getattr(trainer(tmp_path, epochs=2), stage)(
-                task, changed, ckpt_path=checkpoint, weights_only=False
-            )
+            getattr(trainer(tmp_path, epochs=2), stage)(task, changed, ckpt_path=checkpoint)
         assert str(caught.value).startswith(
             "the checkpoint's model reads column 'channel' with 4 codes, this model with 5: the model was "
             "built from the table as it is now, which has changed since the fit; build it from a DataModule "
@@ -249,11 +247,9 @@ def test_a_model_built_from_a_changed_table_is_refused_in_one_line_naming_the_co
         ), stage
         assert "\n" not in str(caught.value)
     restored = data()  # the way the message says
-    restored.load_state_dict(torch.load(checkpoint, weights_only=False)["TabularDataModule"])
+    restored.load_state_dict(torch.load(checkpoint)["TabularDataModule"])
     task = task_for(restored, TabM, ensemble_size=2, depth=1, embed_dim=8, num_bins=4)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        (logged,) = trainer(tmp_path).test(
-            task, restored, ckpt_path=checkpoint, weights_only=False, verbose=False
-        )
+        (logged,) = trainer(tmp_path).test(task, restored, ckpt_path=checkpoint, verbose=False)
     assert restored.cardinalities == (4,) and "test/acc" in logged
