@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -122,6 +124,22 @@ def test_time_features_reach_families_that_declare_them():
     assert task.uses_time_features and task.backbone.num_time_features == 4
     assert task(torch.randn(2, 32, 2), torch.rand(2, 32, 4)).shape == (2, 8, 2)
     assert not ForecastingTask(DLinear, lookback=32, horizon=8, num_series=2).uses_time_features
+
+
+def test_a_family_trained_with_time_features_refuses_a_history_without_them():
+    # run.model(history) in a notebook used to forecast without the calendar features, silently otherwise
+    from mlplab.models import TimeMixer
+
+    task = ForecastingTask(TimeMixer, lookback=32, horizon=8, num_series=2, num_time_features=4).eval()
+    history = torch.randn(2, 32, 2)
+    for model in (task, task.inference_module()):
+        with pytest.raises(ConfigError, match=r"trained with 4 calendar features.*time_features \(B, L, 4\)"):
+            model(history)
+    without = ForecastingTask(
+        functools.partial(TimeMixer, use_time_features=False), lookback=32, horizon=8, num_series=2,
+        num_time_features=4,
+    )  # fmt: skip
+    assert without(history).shape == (2, 8, 2)  # built without calendar features: nothing to give
 
 
 def test_time_features_reach_a_family_configured_from_yaml():

@@ -341,7 +341,20 @@ def forecast_with(
     history: torch.Tensor,
     time_features: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The family's forecast of a standardised history, inside RevIN when there is one."""
+    """The family's forecast of a standardised history, inside RevIN when there is one.
+
+    Raises:
+        ConfigError: The family was built with calendar features (its ``num_time_features`` above 0) and
+            none are given: it would forecast without them, unlike in training, and say nothing.
+    """
+    features = getattr(backbone, "num_time_features", 0) if uses_time_features else 0
+    if time_features is None and isinstance(features, int) and features > 0:
+        raise ConfigError(
+            f"{type(backbone).__name__} was trained with {features} calendar features of the history's "
+            f"dates: call it as model(history, time_features) with time_features (B, L, {features}), "
+            "mlplab.data.timeseries.time_features(dates, freq) of the history's dates (freq: "
+            "run.preprocessing['freq'])"
+        )
     stats = None
     if revin is not None:
         history, stats = revin.normalize(history)
