@@ -866,6 +866,7 @@ class MLPLabCLI(LightningCLI):
                     callback.evaluation_config = {
                         "model": plain(config.get("model")),
                         "data": plain(config.get("data")),
+                        "trainer": plain(config.get("trainer")),
                     }
         return trainer
 
