@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 
 import pytest
 import torch
@@ -140,6 +141,26 @@ def test_a_family_trained_with_time_features_refuses_a_history_without_them():
         num_time_features=4,
     )  # fmt: skip
     assert without(history).shape == (2, 8, 2)  # built without calendar features: nothing to give
+
+
+def test_predict_says_when_a_forecast_depends_on_the_other_windows_of_its_batch():
+    # TimeMixer's official pairing (the ETTh1 recipes): predict's forecasts changed with the batch, unsaid
+    from mlplab.data import common
+    from mlplab.models import TimeMixer
+
+    common._said.difference_update({m for m in common._said if "other windows of its batch" in m})
+
+    def predict(pairing: str) -> list[str]:
+        family = functools.partial(TimeMixer, time_feature_pairing=pairing)
+        task = ForecastingTask(family, lookback=32, horizon=8, num_series=2, num_time_features=4).eval()
+        batch = (torch.randn(3, 32, 2), torch.randn(3, 8, 2), torch.rand(3, 32, 4), torch.rand(3, 8, 4))
+        with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+            warnings.simplefilter("always")
+            task.predict_step(batch, 0)
+        return [str(w.message) for w in caught if "other windows of its batch" in str(w.message)]
+
+    assert predict("window") == []
+    assert len(predict("official")) == 1
 
 
 def test_time_features_reach_a_family_configured_from_yaml():

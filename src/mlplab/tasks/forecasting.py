@@ -13,6 +13,7 @@ from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection
 
+from mlplab.data.common import say_once
 from mlplab.data.timeseries import DATA_SETTINGS
 from mlplab.errors import CheckpointError, ConfigError, require_positive
 from mlplab.loggers import log_figure
@@ -272,6 +273,14 @@ class ForecastingTask(Task):
         """
         history, future, history_marks, _ = batch
         self._check_batch(history, future)
+        if getattr(self.backbone, "pairs_across_batch", False):
+            say_once(
+                f"{type(self.backbone).__name__} pairs the series of each window with the calendar features "
+                "of other windows of its batch (time_feature_pairing: official, as the published code): "
+                "each forecast depends on the windows predicted with it (data.eval_batch_size, the split); "
+                "a model trained with time_feature_pairing: window forecasts each window alone",
+                warning=True,
+            )
         mean, std = self._data_statistics()
         history, future = history * std + mean, future * std + mean
         model_history = (history - self.series_mean) / self.series_std
