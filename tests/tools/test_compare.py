@@ -342,3 +342,18 @@ def test_the_settings_key_ignores_the_seed_and_the_output_folders_only():
     assert key("--seed_everything=1", "--model.init_args.optimizer.init_args.lr=0.01") != first
     assert key("--seed_everything=1", "--data.init_args.batch_size=32") != first
     assert key("--seed_everything=1", "--trainer.max_epochs=3") != first
+
+
+def test_an_out_folder_that_cannot_be_made_is_one_line(cli, capsys, tmp_path):
+    # a file in the way of --out ended in a NotADirectoryError traceback
+    run = tmp_path / "runs" / "version_0"
+    run.mkdir(parents=True)
+    summary = {"run_dir": str(run), "task": "ImageRestoration", "family": "HourglassMLP", "arguments": {},
+               "params_total": 10, "params_trainable": 10, "flops_per_sample": 1, "metric": "val/psnr",
+               "mode": "max", "best_val": 20.0, "test": None, "time_s": 1.0, "epochs": 1,
+               "steps": 1}  # fmt: skip
+    (run / "summary.json").write_text(json.dumps(summary))
+    (tmp_path / "afile").write_text("")
+    assert cli("compare", str(tmp_path / "runs"), "--out", str(tmp_path / "afile" / "out")) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: compare: cannot create the folder --out {tmp_path / 'afile' / 'out'} (")

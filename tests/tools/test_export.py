@@ -206,6 +206,14 @@ def test_export_user_errors_are_one_line(forecast_run, capsys, arguments, messag
     assert len(err) == 1 and err[0].startswith(message)
 
 
+def test_an_out_folder_that_cannot_be_made_is_one_line(forecast_run, capsys):
+    # a file in the way of --out ended in a NotADirectoryError traceback
+    out = forecast_run / "config.yaml" / "export"
+    assert run_cli("export", "--run", str(forecast_run), "--format", "safetensors", "--out", str(out)) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: cannot create the export folder {out} (")
+
+
 def test_a_missing_option_is_one_line(capsys):
     assert run_cli("export", "--run", "somewhere") == 2  # argparse's own error, without the usage block
     assert capsys.readouterr().err.strip() == (

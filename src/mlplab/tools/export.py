@@ -356,7 +356,10 @@ def export(
     generator = torch.Generator().manual_seed(0)
     trace, check = example_inputs(task, batch_size, generator), example_inputs(task, batch_size, generator)
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file in the way, no permission
+        raise ConfigError(f"cannot create the export folder {folder} ({error.strerror or error})") from error
     path = folder / f"model{FORMATS[format]}"
     dynamic = format == "onnx"
     try:
