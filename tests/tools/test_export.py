@@ -104,6 +104,9 @@ def test_each_format_holds_the_trained_model_with_its_config(forecast_run, forma
         f"wrote {out / f'model.{suffix}'} and {out / 'config.json'} (checked on a batch of 2:"
     )
     config = json.loads((out / "config.json").read_text())
+    # ONNX wrote its weights beside model.onnx in model.onnx.data, which config.json did not name
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", f"model.{suffix}"]
+    assert config["files"] == [f"model.{suffix}"]
     assert (config["format"], config["model"], config["family"]) == (
         format,
         "Forecaster",
