@@ -516,3 +516,32 @@ def test_the_program_hides_what_one_library_warns_about_another():
     if not leafspec_warnings(hide=False):
         pytest.skip("this torch does not deprecate LeafSpec")
     assert leafspec_warnings(hide=True) == []
+
+
+def test_best_with_a_run_s_config_is_that_run_s_checkpoint(tmp_path):
+    # predict --config lightning_logs/version_0/config.yaml --ckpt_path best took the newest best.ckpt of
+    # any run: version 1's, a model other than the run named
+    import os
+
+    from jsonargparse import Namespace
+
+    from mlplab.cli import newest_checkpoint
+
+    logs = tmp_path / "lightning_logs"
+    for version in (0, 1):
+        (logs / f"version_{version}" / "checkpoints").mkdir(parents=True)
+        (logs / f"version_{version}" / "config.yaml").write_text("{}\n")
+        (logs / f"version_{version}" / "checkpoints" / "best.ckpt").write_bytes(b"")
+        os.utime(logs / f"version_{version}" / "checkpoints" / "best.ckpt", (version, version))
+    config = Namespace(trainer=Namespace(default_root_dir=str(tmp_path)), checkpoint=Namespace(dirpath=None))
+    assert newest_checkpoint(config, "best") == logs / "version_1" / "checkpoints" / "best.ckpt"
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("{}\n")
+    config.config = [recipe, logs / "version_0" / "config.yaml"]
+    assert newest_checkpoint(config, "best") == logs / "version_0" / "checkpoints" / "best.ckpt"
+    config.config = [logs / "version_0" / "config.yaml", recipe]  # a recipe after it: still the run's
+    assert newest_checkpoint(config, "best") == logs / "version_0" / "checkpoints" / "best.ckpt"
+    config.trainer.default_root_dir = str(tmp_path / "elsewhere")  # another root: its newest run
+    (tmp_path / "elsewhere" / "lightning_logs" / "version_0" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "lightning_logs" / "version_0" / "checkpoints" / "best.ckpt").write_bytes(b"")
+    assert newest_checkpoint(config, "best").parts[-5] == "elsewhere"

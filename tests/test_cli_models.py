@@ -85,6 +85,13 @@ def test_models_refuses_a_variant_no_family_has_in_one_line(cli, capsys):
     )
 
 
+def test_models_markdown_refuses_a_recipes_folder_that_is_not_there(cli, capsys, tmp_path):
+    # the table came out with no recipe for any family, unsaid
+    assert cli("models", "--markdown", "--domain", "forecasting", "--configs", str(tmp_path / "none")) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"error: mlplab models: --configs {tmp_path / 'none'} is not a folder: give the")
+
+
 def test_short_name_resolves_to_mlplabs_family_though_timm_has_one_too(tmp_path):
     from mlplab.cli import MLPLabCLI
 

@@ -73,6 +73,11 @@ def test_no_run_there_is_one_clear_line(tmp_path):
     (tmp_path / "empty" / "checkpoints").mkdir(parents=True)
     with pytest.raises(CheckpointError, match=r"^no best.ckpt in .*empty/checkpoints: give a run directory"):
         mlplab.load_run(tmp_path / "empty")
+    torch.save({}, tmp_path / "empty" / "checkpoints" / "last.ckpt")  # a fit stopped before validating
+    with pytest.raises(
+        CheckpointError, match=r"^no best.ckpt in .*, which holds last.ckpt: .*--checkpoint last"
+    ):
+        mlplab.load_run(tmp_path / "empty")
     torch.save({"state_dict": {}}, tmp_path / "plain.ckpt")
     with pytest.raises(CheckpointError, match="was not written by mlplab's command line"):
         mlplab.load_run(tmp_path / "plain.ckpt")

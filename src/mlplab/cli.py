@@ -516,12 +516,24 @@ def checkpoint_folders(config: Any) -> tuple[list[Path], Path]:
 
 
 def newest_checkpoint(config: Any, name: str) -> Path:
-    """The newest ``<name>.ckpt`` (by modification time) in the folders of :func:`checkpoint_folders`.
+    """``<name>.ckpt`` of the run whose ``config.yaml`` is given, else the newest one of any run.
+
+    A ``--config`` that is the ``config.yaml`` of one of the runs of :func:`checkpoint_folders` names
+    that run: ``mlplab predict --config lightning_logs/version_0/config.yaml --ckpt_path best`` takes
+    version 0's ``best.ckpt`` even when a later run of the folder has a newer one. Otherwise the newest
+    ``<name>.ckpt`` (by modification time) in those folders.
 
     Raises:
         CheckpointError: When there is none.
     """
     folders, where = checkpoint_folders(config)
+    candidates = {folder.resolve() for folder in folders}
+    for given in reversed(config.get("config") or []):  # the last config file given that is a run's
+        run = Path(os.fspath(given)).parent
+        beside = run / "checkpoints" / f"{name}.ckpt"
+        if Path(os.fspath(given)).name == "config.yaml" and beside.parent.resolve() in candidates:
+            if beside.is_file():
+                return beside
     found = [folder / f"{name}.ckpt" for folder in folders if (folder / f"{name}.ckpt").is_file()]
     if not found:
         advice = (
@@ -866,6 +878,7 @@ class MLPLabCLI(LightningCLI):
                     callback.evaluation_config = {
                         "model": plain(config.get("model")),
                         "data": plain(config.get("data")),
+                        "trainer": plain(config.get("trainer")),
                     }
         return trainer
 

@@ -132,6 +132,12 @@ def find_checkpoint(run: str | Path, checkpoint: str = "best") -> Path:
         return found
     if not path.is_dir():
         raise CheckpointError(f"no run at {path}: give a run directory such as lightning_logs/version_0")
+    others = sorted(other.stem for other in (path / "checkpoints").glob("*.ckpt"))
+    if others:  # a fit that ended before its first validation has last.ckpt and no best.ckpt
+        raise CheckpointError(
+            f"no {name} in {path / 'checkpoints'}, which holds {', '.join(f'{o}.ckpt' for o in others)}: "
+            f"choose one (mlplab export --checkpoint {others[0]}, mlplab.load_run(run, {others[0]!r}))"
+        )
     raise CheckpointError(
         f"no {name} in {path / 'checkpoints'}: give a run directory (lightning_logs/version_N) that holds "
         "checkpoints/best.ckpt, or a checkpoint file"

@@ -194,3 +194,23 @@ def test_a_grown_folder_is_tested_and_predicted_with_the_checkpoint_normalisatio
         expected = trained.model((images - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)).softmax(-1)
     saved = torch.load(Path(evaluated.trainer.log_dir) / "predictions.pt", weights_only=True)
     torch.testing.assert_close(saved["probabilities"], expected)
+
+
+@pytest.mark.parametrize("test_folder", ["test", None])
+def test_the_prediction_table_names_the_file_of_every_image(tmp_path, test_folder):
+    # predictions.csv had label, prediction, probability only: which image a row was about was unsaid
+    import numpy as np
+
+    _folder(tmp_path / "pets", ["cat", "dog", "fox"], per_class=5)
+    data = ImageFolderDataModule(root=str(tmp_path / "pets"), test_folder=test_folder, num_val=3, num_test=4)
+    data.setup()
+    images, labels = data.splits["test"]
+    outputs = {"labels": labels, "predictions": labels, "probabilities": torch.eye(3)[labels]}
+    files = data.prediction_table(outputs)["file"]
+    assert len(files) == len(labels) and len(set(files)) == len(files)
+    for file, image, label in zip(files, images, labels):
+        assert Path(file).parts[-2] == data.class_names[label]
+        pixels = np.asarray(Image.open(tmp_path / "pets" / file).convert("RGB"))
+        assert torch.equal(image, torch.from_numpy(pixels).permute(2, 0, 1))
+    second = {key: value[1::2] for key, value in outputs.items()}  # process 1 of 2: every second image
+    assert list(data.prediction_table(second, first_window=1, every=2)["file"]) == list(files[1::2])

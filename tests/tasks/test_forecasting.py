@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -122,6 +125,42 @@ def test_time_features_reach_families_that_declare_them():
     assert task.uses_time_features and task.backbone.num_time_features == 4
     assert task(torch.randn(2, 32, 2), torch.rand(2, 32, 4)).shape == (2, 8, 2)
     assert not ForecastingTask(DLinear, lookback=32, horizon=8, num_series=2).uses_time_features
+
+
+def test_a_family_trained_with_time_features_refuses_a_history_without_them():
+    # run.model(history) in a notebook used to forecast without the calendar features, silently otherwise
+    from mlplab.models import TimeMixer
+
+    task = ForecastingTask(TimeMixer, lookback=32, horizon=8, num_series=2, num_time_features=4).eval()
+    history = torch.randn(2, 32, 2)
+    for model in (task, task.inference_module()):
+        with pytest.raises(ConfigError, match=r"trained with 4 calendar features.*time_features \(B, L, 4\)"):
+            model(history)
+    without = ForecastingTask(
+        functools.partial(TimeMixer, use_time_features=False), lookback=32, horizon=8, num_series=2,
+        num_time_features=4,
+    )  # fmt: skip
+    assert without(history).shape == (2, 8, 2)  # built without calendar features: nothing to give
+
+
+def test_predict_says_when_a_forecast_depends_on_the_other_windows_of_its_batch():
+    # TimeMixer's official pairing (the ETTh1 recipes): predict's forecasts changed with the batch, unsaid
+    from mlplab.data import common
+    from mlplab.models import TimeMixer
+
+    common._said.difference_update({m for m in common._said if "other windows of its batch" in m})
+
+    def predict(pairing: str) -> list[str]:
+        family = functools.partial(TimeMixer, time_feature_pairing=pairing)
+        task = ForecastingTask(family, lookback=32, horizon=8, num_series=2, num_time_features=4).eval()
+        batch = (torch.randn(3, 32, 2), torch.randn(3, 8, 2), torch.rand(3, 32, 4), torch.rand(3, 8, 4))
+        with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+            warnings.simplefilter("always")
+            task.predict_step(batch, 0)
+        return [str(w.message) for w in caught if "other windows of its batch" in str(w.message)]
+
+    assert predict("window") == []
+    assert len(predict("official")) == 1
 
 
 def test_time_features_reach_a_family_configured_from_yaml():

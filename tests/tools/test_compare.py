@@ -119,6 +119,43 @@ def test_a_test_under_other_evaluation_options_is_kept_apart_from_the_run_s_test
     ]
 
 
+def test_a_test_of_part_of_the_split_is_not_the_run_s_test(cli, tmp_path):
+    # mlplab test --trainer.limit_test_batches 1 used to become the run's test (summary.json, compare)
+    from mlplab.cli import MLPLabCLI
+
+    fit(
+        cli,
+        "runs",
+        "--model.backbone.embed_dim=32",
+        "--model.backbone.mlp_dim=8",
+        "--trainer.max_epochs=1",
+        "--trainer.limit_train_batches=1",
+    )
+    run = tmp_path / "runs" / "lightning_logs" / "version_0"
+    given = ["test", "--config", str(run / "config.yaml"), f"--ckpt_path={run / 'checkpoints' / 'best.ckpt'}"]
+    part = MLPLabCLI(args=[*given, *SHORT[2:], "--trainer.limit_test_batches=1"])
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["test"] is None
+    assert [(e["options"], e["test"]) for e in summary["other_tests"]] == [
+        ({"trainer.limit_test_batches": 1}, part.trainer.callback_metrics["test/psnr"].item())
+    ]
+
+
+def test_changed_options_compare_how_much_of_the_test_split_is_evaluated():
+    from mlplab.callbacks.summary import changed_options
+
+    trained = {"model": {"class_path": "ImageRestoration"}, "trainer": {"max_epochs": 3}}
+    assert changed_options(trained, {"trainer": {"limit_test_batches": None, "max_epochs": 1}}) == {}
+    assert changed_options(trained, {"trainer": {"limit_test_batches": 1.0}}) == {}
+    assert changed_options(trained, {"trainer": {"limit_test_batches": 1}}) == {
+        "trainer.limit_test_batches": 1
+    }
+    assert changed_options(trained, {"trainer": {"fast_dev_run": True}}) == {"trainer.fast_dev_run": True}
+    partial = {"trainer": {"limit_test_batches": 0.5}}
+    assert changed_options(partial, {"trainer": {"limit_test_batches": 0.5}}) == {}  # as the run's config
+    assert changed_options(partial, {"model": {}}) == {}  # no trainer section given: not compared
+
+
 def test_changed_options_leave_out_what_cannot_change_the_test():
     from mlplab.callbacks.summary import changed_options
 
@@ -305,3 +342,18 @@ def test_the_settings_key_ignores_the_seed_and_the_output_folders_only():
     assert key("--seed_everything=1", "--model.init_args.optimizer.init_args.lr=0.01") != first
     assert key("--seed_everything=1", "--data.init_args.batch_size=32") != first
     assert key("--seed_everything=1", "--trainer.max_epochs=3") != first
+
+
+def test_an_out_folder_that_cannot_be_made_is_one_line(cli, capsys, tmp_path):
+    # a file in the way of --out ended in a NotADirectoryError traceback
+    run = tmp_path / "runs" / "version_0"
+    run.mkdir(parents=True)
+    summary = {"run_dir": str(run), "task": "ImageRestoration", "family": "HourglassMLP", "arguments": {},
+               "params_total": 10, "params_trainable": 10, "flops_per_sample": 1, "metric": "val/psnr",
+               "mode": "max", "best_val": 20.0, "test": None, "time_s": 1.0, "epochs": 1,
+               "steps": 1}  # fmt: skip
+    (run / "summary.json").write_text(json.dumps(summary))
+    (tmp_path / "afile").write_text("")
+    assert cli("compare", str(tmp_path / "runs"), "--out", str(tmp_path / "afile" / "out")) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: compare: cannot create the folder --out {tmp_path / 'afile' / 'out'} (")

@@ -104,6 +104,9 @@ def test_each_format_holds_the_trained_model_with_its_config(forecast_run, forma
         f"wrote {out / f'model.{suffix}'} and {out / 'config.json'} (checked on a batch of 2:"
     )
     config = json.loads((out / "config.json").read_text())
+    # ONNX wrote its weights beside model.onnx in model.onnx.data, which config.json did not name
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", f"model.{suffix}"]
+    assert config["files"] == [f"model.{suffix}"]
     assert (config["format"], config["model"], config["family"]) == (
         format,
         "Forecaster",
@@ -204,6 +207,14 @@ def test_export_user_errors_are_one_line(forecast_run, capsys, arguments, messag
     assert run_cli("export", *[item for pair in given.items() for item in pair]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(message)
+
+
+def test_an_out_folder_that_cannot_be_made_is_one_line(forecast_run, capsys):
+    # a file in the way of --out ended in a NotADirectoryError traceback
+    out = forecast_run / "config.yaml" / "export"
+    assert run_cli("export", "--run", str(forecast_run), "--format", "safetensors", "--out", str(out)) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: cannot create the export folder {out} (")
 
 
 def test_a_missing_option_is_one_line(capsys):

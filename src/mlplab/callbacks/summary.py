@@ -33,6 +33,9 @@ NOT_SETTINGS = (
     "checkpoint.dirpath", "trainer.enable_progress_bar", "trainer.enable_model_summary",
 )  # fmt: skip
 
+#: Trainer options that decide how much of the test split a test evaluates, with their defaults.
+TEST_COVERAGE = {"limit_test_batches": 1.0, "fast_dev_run": False}
+
 #: The metrics of the HParams tab (scalars under these tags; ``hp_metric`` is not used).
 HPARAMS_METRICS = ("hp/best_val", "hp/test", "hp/time_s")
 #: The key of ``summary.json`` that lists the tests of the run's checkpoints under other evaluation options.
@@ -144,10 +147,13 @@ def changed_options(
     """The evaluation options a test gives other values than the run's config: ``{"model.noise_std": 0.5}``.
 
     ``trained`` is the run's ``config.yaml``, ``tested`` the test's ``{"model": ..., "data": ...}``
-    (each ``{"class_path": ..., "init_args": {...}}``). Arguments in ``model_neutral`` and
-    ``data_neutral`` (those that do not change the test metric, and the architecture, which a
-    checkpoint fixes) and arguments only one of the two configs has (another version's) are left out;
-    another data class is ``{"data": its class path}``.
+    (each ``{"class_path": ..., "init_args": {...}}``) and, when it has one, its ``"trainer"`` section.
+    Arguments in ``model_neutral`` and ``data_neutral`` (those that do not change the test metric, and
+    the architecture, which a checkpoint fixes) and arguments only one of the two configs has (another
+    version's) are left out; another data class is ``{"data": its class path}``. Of the trainer, the
+    options that decide how much of the test split is evaluated (:data:`TEST_COVERAGE`) are compared:
+    ``--trainer.limit_test_batches 2`` against a run's config without it is
+    ``{"trainer.limit_test_batches": 2}``.
     """
     changed: dict[str, Any] = {}
     for section, neutral in (("model", model_neutral), ("data", data_neutral)):
@@ -162,7 +168,20 @@ def changed_options(
         for key in sorted(before.keys() & after.keys()):
             if key not in neutral:
                 changed.update(_differences(before[key], after[key], f"{section}.{key}"))
+    if isinstance(tested.get("trainer"), dict):
+        before, after = trained.get("trainer") or {}, tested["trainer"]
+        for key, default in TEST_COVERAGE.items():
+            if _coverage(before.get(key), default) != _coverage(after.get(key), default):
+                changed[f"trainer.{key}"] = after.get(key)
     return changed
+
+
+def _coverage(value: Any, default: Any) -> tuple[str, Any]:
+    """A trainer option's value in one form: ``None`` is the default; ``1`` (batches) is not ``1.0`` (all)."""
+    value = default if value is None else value
+    if isinstance(value, bool):
+        value = int(value)
+    return type(value).__name__, value
 
 
 def _json_like(value: Any) -> Any:
@@ -218,12 +237,13 @@ class RunSummary(Callback):
     value of the same metric (``test/psnr``) to that run's summary, whatever folder the test itself
     logs to. That is the run's ``test`` (and ``hp/test``) only when the test evaluates as the run's
     ``config.yaml`` does: a test with other evaluation options (``--model.noise_std 0.5``, another
-    ``--data.*`` setting; not those that cannot change the figure, the tasks' and DataModules'
-    ``evaluation_neutral_arguments``) is kept apart, in the list ``other_tests`` of ``{"options":
-    {"model.noise_std": 0.5}, "test": ..., "tested_checkpoint": ...}`` (one entry per checkpoint and
-    options, the newest kept), so ``mlplab compare`` and TensorBoard show only figures of the run's
-    own recipe. The command line hands its test config over as :attr:`evaluation_config`; without it
-    (a ``trainer.test`` in Python) every test counts as the run's own.
+    ``--data.*`` setting, another ``--trainer.limit_test_batches`` or ``fast_dev_run``; not those that
+    cannot change the figure, the tasks' and DataModules' ``evaluation_neutral_arguments``) is kept apart,
+    in the list ``other_tests`` of ``{"options": {"model.noise_std": 0.5}, "test": ...,
+    "tested_checkpoint": ...}`` (one entry per checkpoint and options, the newest kept), so ``mlplab
+    compare`` and TensorBoard show only figures of the run's own recipe. The command line hands its test
+    config over as :attr:`evaluation_config`; without it (a ``trainer.test`` in Python) every test counts
+    as the run's own.
 
     In TensorBoard every run gets one HParams entry with the same columns: the hyper-parameters above
     and the metrics ``hp/best_val``, ``hp/test`` and ``hp/time_s`` (Lightning's ``hp_metric = -1``

@@ -226,7 +226,13 @@ class ImageDataModule(InMemoryDataModule):
             test_split = (pool_images[test], pool_labels[test])
         else:
             train, val = self._carve(size, (size - held_out, self.num_val))
-            test_split = self.load_split("test")
+            test_split, test = self.load_split("test"), None
+        #: Where each split's images come from: (official split, indices in it; None: all, in order).
+        self.split_sources = {
+            "train": (self.source_split, train),
+            "val": (self.source_split, val),
+            "test": (self.source_split, test) if carve_test else ("test", None),
+        }
         return {
             "train": (pool_images[train], pool_labels[train]),
             "val": (pool_images[val], pool_labels[val]),

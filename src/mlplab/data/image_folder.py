@@ -34,9 +34,9 @@ class ImageFolderDataModule(ImageDataModule):
     (``preprocessing.class_names``, which :func:`mlplab.load_run` returns), and ``test``, ``validate`` or
     ``predict`` of a checkpoint on a folder with other classes (names or count) is refused in one line:
     the model's class indices would name other classes. ``predict`` writes a table of the predictions
-    by class name (``label``, ``prediction``, ``probability``). Every image is decoded once, in parallel
-    threads, into an in-memory uint8 tensor, so later epochs never decode again. Images must share one
-    size unless ``image_size`` resizes them all.
+    by class name (``file``, ``label``, ``prediction``, ``probability``). Every image is decoded once, in
+    parallel threads, into an in-memory uint8 tensor, so later epochs never decode again. Images must share
+    one size unless ``image_size`` resizes them all.
 
     Args:
         root: The dataset folder or archive.
@@ -248,17 +248,25 @@ class ImageFolderDataModule(ImageDataModule):
     def prediction_table(
         self, outputs: dict[str, torch.Tensor], first_window: int = 0, every: int = 1
     ) -> dict[str, np.ndarray]:
-        """The predictions of ``predict`` by class name: ``label``, ``prediction`` and its ``probability``.
+        """The predictions of ``predict`` by class name: ``file``, ``label``, ``prediction``, ``probability``.
+
+        ``file`` is the image's path in the folder or archive (``test/cat/0001.jpg``).
 
         Args:
             outputs: What the classification task's ``predict_step`` returned, concatenated.
-            first_window: Unused (the rows are in the order of the outputs).
-            every: Unused.
+            first_window: Index (in the split) of the first image in ``outputs``.
+            every: The step between images (a process of several takes every ``world_size``-th image).
         """
+        if self.splits is None:
+            self.setup()
         names = np.array(self.class_names, dtype=object)
         probabilities = outputs["probabilities"].float()
         predictions = outputs["predictions"].long()
+        source, indices = self.split_sources[self.loader_splits["predict"]]
+        files = np.array([name for name, _ in self._index[source]], dtype=object)
+        files = files if indices is None else files[indices]
         columns = {
+            "file": files[first_window::every][: len(predictions)],
             "label": names[outputs["labels"].long().numpy()],
             "prediction": names[predictions.numpy()],
             "probability": probabilities.gather(1, predictions[:, None])[:, 0].numpy(),

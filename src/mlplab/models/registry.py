@@ -636,6 +636,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if options.markdown:
         if options.domain is None:
             parser.error("--markdown needs a --domain")
+        if not Path(options.configs).is_dir():  # the table's recipes column would be empty, unsaid
+            parser.error(
+                f"--configs {options.configs} is not a folder: give the recipes folder (the repository's "
+                "configs/)"
+            )
         print(markdown_table(options.domain, recipes_by_family(options.configs)))
         return
     if options.variant is not None and not families(options.domain, options.variant):

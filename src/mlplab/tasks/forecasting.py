@@ -13,6 +13,7 @@ from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection
 
+from mlplab.data.common import say_once
 from mlplab.data.timeseries import DATA_SETTINGS
 from mlplab.errors import CheckpointError, ConfigError, require_positive
 from mlplab.loggers import log_figure
@@ -272,6 +273,14 @@ class ForecastingTask(Task):
         """
         history, future, history_marks, _ = batch
         self._check_batch(history, future)
+        if getattr(self.backbone, "pairs_across_batch", False):
+            say_once(
+                f"{type(self.backbone).__name__} pairs the series of each window with the calendar features "
+                "of other windows of its batch (time_feature_pairing: official, as the published code): "
+                "each forecast depends on the windows predicted with it (data.eval_batch_size, the split); "
+                "a model trained with time_feature_pairing: window forecasts each window alone",
+                warning=True,
+            )
         mean, std = self._data_statistics()
         history, future = history * std + mean, future * std + mean
         model_history = (history - self.series_mean) / self.series_std
@@ -341,7 +350,20 @@ def forecast_with(
     history: torch.Tensor,
     time_features: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The family's forecast of a standardised history, inside RevIN when there is one."""
+    """The family's forecast of a standardised history, inside RevIN when there is one.
+
+    Raises:
+        ConfigError: The family was built with calendar features (its ``num_time_features`` above 0) and
+            none are given: it would forecast without them, unlike in training, and say nothing.
+    """
+    features = getattr(backbone, "num_time_features", 0) if uses_time_features else 0
+    if time_features is None and isinstance(features, int) and features > 0:
+        raise ConfigError(
+            f"{type(backbone).__name__} was trained with {features} calendar features of the history's "
+            f"dates: call it as model(history, time_features) with time_features (B, L, {features}), "
+            "mlplab.data.timeseries.time_features(dates, freq) of the history's dates (freq: "
+            "run.preprocessing['freq'])"
+        )
     stats = None
     if revin is not None:
         history, stats = revin.normalize(history)

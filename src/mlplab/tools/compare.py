@@ -186,7 +186,12 @@ def write_figures(rows: Sequence[dict[str, Any]], out: Path) -> list[Path]:
 def compare(paths: Sequence[str], out: Path) -> str:
     """Find the runs, write the table and the figures into ``out``; return the markdown table."""
     rows = table_rows(find_runs(paths))
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file in the way, no permission
+        raise ConfigError(
+            f"compare: cannot create the folder --out {out} ({error.strerror or error})"
+        ) from error
     table = markdown_table(rows)
     (out / "compare.md").write_text(table + "\n")
     write_csv(rows, out / "compare.csv")

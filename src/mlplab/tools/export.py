@@ -19,7 +19,9 @@ history ``(B, L, N)`` (and ``time_features`` ``(B, L, F)``), tokens ``(B, T)``, 
 Every export is checked: the written file is loaded back (safetensors into a rebuilt model, TorchScript
 with ``torch.jit.load``, ONNX with onnxruntime when it is installed) and its outputs on a fresh batch
 must equal the checkpoint's (within 1e-4 of their scale; bit for bit for safetensors). ONNX uses
-torch's ``torch.export``-based exporter with a dynamic batch axis (a static one when that fails);
+torch's ``torch.export``-based exporter with a dynamic batch axis (a static one when that fails) and
+writes one file (weights over 1 GiB go beside it, in ``model.onnx.data``; ``config.json``'s ``files``
+lists what to ship);
 TorchScript is traced (``torch.jit.trace`` with its consistency check). When a format cannot hold the
 model, the layer responsible is found by exporting the submodules one by one with the inputs they get,
 and named in one line.
@@ -52,6 +54,9 @@ from mlplab.errors import DEBUG_ENV_VAR, ConfigError, MLPLabError, OneLineParser
 FORMATS = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".pt"}
 #: Largest difference from the checkpoint's outputs, relative to their largest magnitude (at least 1).
 TOLERANCE = 1e-4
+#: Largest ONNX model written as one file (protobuf's limit is 2 GiB); larger ones keep their weights
+#: beside it in ``model.onnx.data``, which ``config.json``'s ``files`` names.
+ONNX_SINGLE_FILE_BYTES = 1 << 30
 #: Packages each format needs beyond torch: import name -> what to install.
 REQUIRED = {"safetensors": ["safetensors"], "onnx": ["onnx", "onnxscript"], "torchscript": []}
 
@@ -143,6 +148,7 @@ def _write(
             input_names=list(inputs),
             output_names=["output"],
             dynamic_shapes=shapes,
+            external_data=_weight_bytes(module) >= ONNX_SINGLE_FILE_BYTES,  # one file when it fits
         )
     if importlib.util.find_spec("onnxruntime") is None:
         return None  # type: ignore[return-value]
@@ -156,6 +162,16 @@ def _write(
         return torch.from_numpy(session.run(None, feed)[0])
 
     return run_onnx
+
+
+def _weight_bytes(module: nn.Module) -> int:
+    """Bytes of the module's parameters and buffers."""
+    return sum(t.numel() * t.element_size() for t in [*module.parameters(), *module.buffers()])
+
+
+def written_files(path: Path) -> list[str]:
+    """The files an export to ``path`` consists of: the model and, for a large ONNX one, its weights."""
+    return [p.name for p in (path, path.with_name(path.name + ".data")) if p.is_file()]
 
 
 def _copy_without_weights(module: nn.Module) -> nn.Module:
@@ -356,8 +372,12 @@ def export(
     generator = torch.Generator().manual_seed(0)
     trace, check = example_inputs(task, batch_size, generator), example_inputs(task, batch_size, generator)
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file in the way, no permission
+        raise ConfigError(f"cannot create the export folder {folder} ({error.strerror or error})") from error
     path = folder / f"model{FORMATS[format]}"
+    path.with_name(path.name + ".data").unlink(missing_ok=True)  # an earlier export's ONNX weights
     dynamic = format == "onnx"
     try:
         try:
@@ -369,6 +389,7 @@ def export(
             difference, run = _attempt(format, module, trace, check, path, dynamic)
     except Exception as error:  # noqa: BLE001
         path.unlink(missing_ok=True)
+        path.with_name(path.name + ".data").unlink(missing_ok=True)
         if os.environ.get(DEBUG_ENV_VAR):
             raise
         name, layer, reason = failing_layer(format, module, trace, check, _reason(error))
@@ -416,6 +437,7 @@ def _config(
     return {
         "format": format,
         "file": path.name,
+        "files": written_files(path),
         "model": type(module).__name__,
         "task": hparams.get("_class_path", f"{type(task).__module__}.{type(task).__name__}"),
         "family": backbone.get(

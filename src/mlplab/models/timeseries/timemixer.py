@@ -288,6 +288,15 @@ class TimeMixer(ForecastingFamily):
             out = out + self.time_embedding(marks)
         return self.embedding_dropout(out)
 
+    @property
+    def pairs_across_batch(self) -> bool:
+        """Whether a window's forecast depends on the other windows of its batch (the official pairing)."""
+        return (
+            self.time_feature_pairing == "official"
+            and self.channel_independence
+            and (self.time_embedding is not None)
+        )
+
     def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
         self.check_input(x)
         batch, n = x.shape[0], self.num_series
