@@ -92,6 +92,14 @@ def test_models_markdown_refuses_a_recipes_folder_that_is_not_there(cli, capsys,
     assert line.startswith(f"error: mlplab models: --configs {tmp_path / 'none'} is not a folder: give the")
 
 
+def test_models_markdown_refuses_a_variant(cli, capsys):
+    # the README's table of every variant came out, the --variant unsaid
+    assert cli("models", "--markdown", "--domain", "forecasting", "--variant", "tiny") == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("error: mlplab models: --markdown prints the README's table, with every variant")
+    assert line.endswith("leave out --variant (see --help)")
+
+
 def test_short_name_resolves_to_mlplabs_family_though_timm_has_one_too(tmp_path):
     from mlplab.cli import MLPLabCLI
 

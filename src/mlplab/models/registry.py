@@ -636,6 +636,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if options.markdown:
         if options.domain is None:
             parser.error("--markdown needs a --domain")
+        if options.variant is not None:  # the README's table names every variant of each family
+            parser.error("--markdown prints the README's table, with every variant: leave out --variant")
         if not Path(options.configs).is_dir():  # the table's recipes column would be empty, unsaid
             parser.error(
                 f"--configs {options.configs} is not a folder: give the recipes folder (the repository's "
