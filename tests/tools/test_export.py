@@ -149,6 +149,37 @@ def test_a_layer_a_format_cannot_hold_is_named_in_one_line(tmp_path, capsys):
     assert run_cli("export", "--run", str(run), "--format", "safetensors") == 0
 
 
+@pytest.mark.parametrize("mode", ["super_resolution", "denoise"])
+def test_a_restoration_export_says_what_its_input_is(tmp_path, mode):
+    # config.json said only the data's image_shape (the output's, 8x8) and the input's shape, not how
+    # the low-resolution input is made from an image
+    import torch.nn.functional as F
+
+    from mlplab.models import HourglassMLP
+    from mlplab.tasks import ImageRestoration
+
+    backbone = functools.partial(HourglassMLP, embed_dim=32, mlp_dim=8, depth=1)
+    task = ImageRestoration(backbone, image_shape=(1, 8, 8), num_classes=10, mode=mode, noise_std=0.1).eval()
+    config = json.loads(export(task, "safetensors", tmp_path).config.read_text())
+    (given,) = config["inputs"]
+    images = torch.rand(3, 1, 8, 8)
+    if mode == "denoise":
+        assert given["shape"] == ["batch", 1, 8, 8]
+        assert (
+            given["description"]
+            == "noisy images (batch, 1, 8, 8), pixels in [0, 1] (clean images plus N(0, 0.1²), clamped)"
+        )
+        return
+    assert given["shape"] == ["batch", 1, 4, 4]
+    assert given["description"] == (
+        "low-resolution images (batch, 1, 4, 4), pixels in [0, 1]: the 8x8 images downsampled by 2 with "
+        "torch.nn.functional.interpolate(images, size=(4, 4), mode='bicubic', align_corners=False); the "
+        "output has the full size"
+    )
+    degraded, _ = task.degrade(images, torch.zeros(3, dtype=torch.long))
+    assert torch.equal(degraded, F.interpolate(images, size=(4, 4), mode="bicubic", align_corners=False))
+
+
 @pytest.mark.parametrize(
     ("task_name", "family", "inputs"),
     [("ImageFitting", "SIREN", ("coords", [2])), ("FunctionFitting", "KAN", ("inputs", [3]))],

@@ -160,6 +160,23 @@ class ImageRestoration(Task):
             return low, images
         return images, self.prototypes[labels]
 
+    @property
+    def input_description(self) -> str:
+        """What the model takes, in words (``mlplab export`` writes it into ``config.json``)."""
+        channels, height, width = self.input_shape
+        shape = f"(batch, {channels}, {height}, {width})"
+        if self.mode == "denoise":
+            noise = f"N(0, {self.noise_std:g}²)"
+            return f"noisy images {shape}, pixels in [0, 1] (clean images plus {noise}, clamped)"
+        if self.mode == "super_resolution":
+            full = f"{self.image_shape[1]}x{self.image_shape[2]}"
+            return (
+                f"low-resolution images {shape}, pixels in [0, 1]: the {full} images downsampled by "
+                f"{self.scale} with torch.nn.functional.interpolate(images, size=({height}, {width}), "
+                "mode='bicubic', align_corners=False); the output has the full size"
+            )
+        return f"images {shape}, pixels in [0, 1]; the output is the prototype of their class"
+
     def example_backbone_input(self, batch_size: int) -> torch.Tensor:
         """Degraded images ``(B, *input_shape)``: the clean images' shape, or theirs at 1/``scale``."""
         return torch.zeros(batch_size, *self.input_shape)

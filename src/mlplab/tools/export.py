@@ -434,6 +434,9 @@ def _config(
             "dtype": str(value.dtype).replace("torch.", ""),
         }
 
+    inputs = [described(name, value) for name, value in trace.items()]
+    inputs[0].update(_description(task, "input_description"))  # the task's words for its (first) input
+
     return {
         "format": format,
         "file": path.name,
@@ -445,8 +448,8 @@ def _config(
         ),
         "family_args": backbone.get("init_args", {}),
         "task_args": hparams,
-        "inputs": [described(name, value) for name, value in trace.items()],
-        "output": {**described("output", output), **_description(module)},
+        "inputs": inputs,
+        "output": {**described("output", output), **_description(module, "output_description")},
         "check": {
             "batch_size": len(next(iter(check.values()))),
             "largest_relative_difference": difference,
@@ -456,9 +459,9 @@ def _config(
     }
 
 
-def _description(module: nn.Module) -> dict[str, str]:
-    """``{"description": ...}`` from the module's ``output_description`` (none without one)."""
-    text = getattr(module, "output_description", None)
+def _description(owner: nn.Module, attribute: str) -> dict[str, str]:
+    """``{"description": ...}`` from ``owner``'s ``attribute`` (``output_description``; none without one)."""
+    text = getattr(owner, attribute, None)
     return {"description": text} if isinstance(text, str) else {}
 
 
