@@ -149,6 +149,20 @@ def test_a_layer_a_format_cannot_hold_is_named_in_one_line(tmp_path, capsys):
     assert run_cli("export", "--run", str(run), "--format", "safetensors") == 0
 
 
+@pytest.mark.parametrize("pairing", ["official", "window"])
+def test_a_forecast_export_says_when_its_windows_depend_on_their_batch(tmp_path, pairing):
+    # TimeMixer's official pairing (the ETTh1 recipes) made exported forecasts batch-dependent, unsaid
+    from mlplab.models import TimeMixer
+
+    family = functools.partial(TimeMixer, time_feature_pairing=pairing)
+    task = ForecastingTask(family, lookback=32, horizon=8, num_series=2, num_time_features=4).eval()
+    description = json.loads(export(task, "safetensors", tmp_path).config.read_text())["output"][
+        "description"
+    ]
+    assert description.startswith("forecasts of the standardised series (times the preprocessing's std")
+    assert ("depends on the other windows of its batch" in description) == (pairing == "official")
+
+
 @pytest.mark.parametrize("mode", ["super_resolution", "denoise"])
 def test_a_restoration_export_says_what_its_input_is(tmp_path, mode):
     # config.json said only the data's image_shape (the output's, 8x8) and the input's shape, not how

@@ -389,6 +389,20 @@ class Forecaster(nn.Module):
     def forward(self, history: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
         return forecast_with(self.backbone, self.revin, self.uses_time_features, history, time_features)
 
+    @property
+    def output_description(self) -> str:
+        """What the output is, in words (``mlplab export`` writes it into ``config.json``)."""
+        text = (
+            "forecasts of the standardised series (times the preprocessing's std plus its mean: the data's "
+            "units), given the standardised history"
+        )
+        if getattr(self.backbone, "pairs_across_batch", False):
+            text += (
+                "; each window's forecast depends on the other windows of its batch (time_feature_pairing: "
+                "official, as the published code), so forecasts differ with what is batched together"
+            )
+        return text
+
 
 def _data_hint(name: str, value: int) -> str:
     """How to give the model's ``lookback``, ``horizon`` or ``num_series`` (``value``) to the data."""
