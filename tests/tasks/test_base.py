@@ -235,16 +235,25 @@ def test_a_task_built_in_python_writes_checkpoints_that_load_safely_and_rebuild_
         )  # lr_scheduler None: the optimiser alone
 
 
-def test_arguments_without_a_config_form_are_kept_pickled_and_said_once():
+def test_arguments_without_a_config_form_keep_the_hyperparameters_pickled_said_once():
     from mlplab.models.sequence.gla import GatedLinearAttention
     from mlplab.tasks.base import hyperparameters_as_config
 
     family = functools.partial(GatedLinearAttention, num_heads=2, embed_dim=8)  # embed_dim through **kwargs
-    optimizer = lambda params: torch.optim.SGD(params, lr=0.1)  # noqa: E731
-    with pytest.warns(UserWarning, match=r"optimizer \(<function.*weights_only=False"):
-        saved = hyperparameters_as_config(ImageRestoration, {"backbone": family, "optimizer": optimizer})
+    saved = hyperparameters_as_config(ImageRestoration, {"backbone": family, "folder": Path("runs")})
     assert saved["backbone"] == {
         "class_path": "mlplab.models.sequence.gla.GatedLinearAttention",
         "init_args": {"num_heads": 2, "embed_dim": 8},
     }
-    assert saved["optimizer"] is optimizer and "_instantiator" not in saved
+    assert saved["folder"] == "runs" and saved["_instantiator"] == "lightning.pytorch.cli.instantiate_module"
+
+    optimizer = lambda params: torch.optim.SGD(params, lr=0.1)  # noqa: E731
+    with pytest.warns(UserWarning, match=r"optimizer \(<function.*weights_only=False"):
+        kept = hyperparameters_as_config(ImageRestoration, {"backbone": family, "optimizer": optimizer})
+    assert kept == {"backbone": family, "optimizer": optimizer}  # all as they were: loads as before
+
+    class Local(ImageRestoration):  # a class defined in a function: its path does not import
+        pass
+
+    with pytest.warns(UserWarning, match=r"Local: the class .*Local \(not importable by its path\)"):
+        assert hyperparameters_as_config(Local, {"backbone": family}) == {"backbone": family}

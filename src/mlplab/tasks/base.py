@@ -665,15 +665,17 @@ def hyperparameters_as_config(task_class: type, hparams: dict[str, Any]) -> dict
     ``torch.load(weights_only=True)`` (torch's default, and so ``trainer.test(ckpt_path=...)``'s) refuse
     the file. Written as ``class_path`` / ``init_args`` mappings instead, with the task's class path and
     Lightning's config instantiator, the checkpoint loads safely and ``Task.load_from_checkpoint(path)``
-    and :func:`mlplab.load_run` rebuild the task as they do a command line's. An argument that has no
-    such form (a lambda, an object) is kept as it is, said once: such a checkpoint loads only with
+    and :func:`mlplab.load_run` rebuild the task as they do a command line's. When an argument has no
+    such form (a lambda, an object), or the task class cannot be imported by its path (defined in a
+    function), the hyper-parameters are kept as they are, said once: such checkpoints load only with
     ``weights_only=False``.
     """
     converted: dict[str, Any] = {}
     kept: list[str] = []
+    if _import_path(task_class) is None:
+        kept.append(f"the class {task_class.__qualname__} (not importable by its path)")
     for key, value in hparams.items():
-        config, ok = _as_config(value)
-        converted[key] = config if ok else value
+        converted[key], ok = _as_config(value)
         if not ok:
             kept.append(f"{key} ({value!r})")
     if kept:
@@ -681,11 +683,11 @@ def hyperparameters_as_config(task_class: type, hparams: dict[str, Any]) -> dict
 
         say_once(
             f"{task_class.__name__}: {', '.join(kept)} has no config form (a class path with its "
-            "arguments), so the task's checkpoints keep it pickled and load only with weights_only=False "
-            "(trainer.test(..., weights_only=False), torch.load(..., weights_only=False))",
+            "arguments), so the task's checkpoints keep its hyper-parameters pickled and load only with "
+            "weights_only=False (trainer.test(..., weights_only=False), torch.load(..., weights_only=False))",
             warning=True,
         )
-        return converted
+        return dict(hparams)
     converted["_class_path"] = f"{task_class.__module__}.{task_class.__qualname__}"
     converted["_instantiator"] = CONFIG_INSTANTIATOR
     return converted
@@ -709,7 +711,9 @@ def _as_config(value: Any) -> tuple[Any, bool]:
     """``value`` as plain data jsonargparse reads back into it, and whether that was possible."""
     if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
         return value, True
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, os.PathLike):
+        return os.fspath(value), True
+    if type(value) in (list, tuple):  # not a named tuple
         items = [_as_config(item) for item in value]
         return type(value)(item for item, _ in items), all(ok for _, ok in items)
     if isinstance(value, dict):
