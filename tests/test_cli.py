@@ -359,6 +359,16 @@ def test_predict_writes_predictions_to_the_run_directory(cli, tmp_path):
         tmp_path / "run" / "lightning_logs" / "version_1" / "predictions.pt", weights_only=True
     )
     assert saved["predictions"].shape == saved["targets"].shape == (200, 1, 8, 8)  # the digits test split
+    # the table names each row's image: the digits' test split is carved from their one split by split_seed
+    import csv
+
+    from mlplab.data import DigitsDataModule
+
+    with open(tmp_path / "run" / "lightning_logs" / "version_1" / "predictions.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 200 and {row["split"] for row in rows} == {"train"}
+    images = DigitsDataModule().load_split("train")[0][[int(row["index"]) for row in rows]]
+    assert torch.equal(images.float() / 255, saved["targets"])  # the clean image of each row
 
 
 def test_corrupt_dataset_file_is_one_line(cli, capsys, tmp_path):

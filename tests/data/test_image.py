@@ -154,3 +154,30 @@ def test_a_checkpoint_normalised_otherwise_is_one_line():
         "data.normalize: the checkpoint's model was trained with normalize True, the data now gives "
         "False; leave data.normalize as it was trained (the model would see pixels on another scale)"
     )
+
+
+@pytest.mark.parametrize(("first_window", "every"), [(0, 1), (1, 2)])
+def test_the_prediction_table_names_each_image_and_a_classifiers_prediction(first_window, every):
+    # predict wrote predictions.pt alone: rows of a carved test split could not be traced to images
+    data = DigitsDataModule(batch_size=16)
+    data.setup()
+    test_images, test_labels = data.splits["test"]
+    shard = slice(first_window, None, every)
+    probabilities = torch.rand(len(test_labels[shard]), 10).softmax(-1)
+    outputs = {
+        "probabilities": probabilities,
+        "predictions": probabilities.argmax(-1),
+        "labels": test_labels[shard],
+    }
+    table = data.prediction_table(outputs, first_window=first_window, every=every)
+    assert list(table) == ["split", "index", "label", "prediction", "probability"]
+    assert set(table["split"]) == {"train"}  # the digits have one split; the test images are carved from it
+    images, labels = data.load_split("train")
+    assert torch.equal(images[table["index"]], test_images[shard])
+    assert (
+        torch.equal(labels[table["index"]], test_labels[shard])
+        and (table["label"] == test_labels[shard].numpy()).all()
+    )
+    assert np.allclose(table["probability"], probabilities.max(-1).values.numpy())
+    restoration = data.prediction_table({"predictions": torch.zeros(len(test_labels), 1, 8, 8)})
+    assert list(restoration) == ["split", "index"] and len(restoration["index"]) == len(test_labels)

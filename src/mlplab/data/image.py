@@ -239,6 +239,40 @@ class ImageDataModule(InMemoryDataModule):
             "test": test_split,
         }
 
+    def prediction_table(
+        self, outputs: dict[str, torch.Tensor], first_window: int = 0, every: int = 1
+    ) -> dict[str, np.ndarray]:
+        """Which image each row of ``predict`` is, and a classifier's prediction: one row per image.
+
+        ``split`` and ``index`` name the image in the dataset's own split (the test split may be carved
+        from ``source_split`` by ``split_seed``): ``load_split(split)[0][index]`` is the image, the row's
+        entry of ``predictions.pt`` its prediction. A classifier's rows add ``label``, ``prediction``
+        (class indices) and the prediction's ``probability``.
+
+        Args:
+            outputs: What the task's ``predict_step`` returned, concatenated.
+            first_window: Index (in the split) of the first image in ``outputs``.
+            every: The step between images (a process of several takes every ``world_size``-th image).
+        """
+        if self.splits is None:
+            self.setup()
+        split = self.loader_splits["predict"]
+        source, indices = self.split_sources[split]
+        if indices is None:
+            indices = np.arange(len(self.splits[split][0]))
+        rows = len(next(iter(outputs.values())))
+        columns: dict[str, np.ndarray] = {
+            "split": np.full(rows, source, dtype=object),
+            "index": np.asarray(indices)[first_window::every][:rows],
+        }
+        if {"labels", "predictions", "probabilities"} <= outputs.keys():
+            predictions = outputs["predictions"].long()
+            columns["label"] = outputs["labels"].long().numpy()
+            columns["prediction"] = predictions.numpy()
+            probabilities = outputs["probabilities"].float().gather(1, predictions[:, None])[:, 0]
+            columns["probability"] = probabilities.numpy()
+        return columns
+
     # ------------------------------------------------------------------------ on-device transforms
     def to_model_input(self, images: torch.Tensor, augment: bool = False) -> torch.Tensor:
         """Convert uint8 images to float in [0, 1], augment (training only), then normalise."""
