@@ -295,3 +295,19 @@ def test_num_time_features_is_checked_only_for_a_family_that_takes_them():
     tiny = functools.partial(TimeMixer, **registry.variant_args("TimeMixer", "tiny"))
     with pytest.raises(ConfigError, match="num_time_features=4 .*num_time_features=data.num_time_features"):
         trainer.validate(ForecastingTask(tiny, **shapes), data)
+
+
+def test_a_trainer_built_in_python_prints_the_flops_counted(tmp_path, capsys):
+    """Lightning's own summary printed 'Total FLOPs: 0' for every task built outside the command line."""
+    from lightning.pytorch.callbacks import ModelSummary
+
+    from mlplab.callbacks import FlopsModelSummary, RichFlopsModelSummary
+    from mlplab.data import DigitsDataModule
+
+    trainer = L.Trainer(max_steps=1, limit_val_batches=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(make_task(), DigitsDataModule(normalize=False, batch_size=64))
+    summaries = [callback for callback in trainer.callbacks if isinstance(callback, ModelSummary)]
+    assert len(summaries) == 1 and isinstance(summaries[0], (FlopsModelSummary, RichFlopsModelSummary))
+    printed = capsys.readouterr().out
+    assert "Total FLOPs" in printed and "Total FLOPs: 0 " not in printed

@@ -458,9 +458,15 @@ class Task(L.LightningModule):
     def setup(self, stage: str) -> None:
         """Refuse data-given arguments left at their defaults where the data gives other values.
 
-        Subclasses that override it call ``super().setup(stage)``.
+        Also swap Lightning's model summary for the one that counts FLOPs, as the command line does, so
+        that a Trainer built in Python does not print a column of zero FLOPs. Subclasses that override
+        it call ``super().setup(stage)``.
         """
+        from mlplab.callbacks.model_summary import count_flops_in_summary
+
         self.check_data_given_arguments()
+        if self._trainer is not None:
+            count_flops_in_summary(self._trainer)
 
     def unused_data_arguments(self) -> set[str]:
         """Data-given arguments this task, as built, does not use (not checked by :meth:`setup`)."""
