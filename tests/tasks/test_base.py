@@ -311,3 +311,9 @@ def test_a_trainer_built_in_python_prints_the_flops_counted(tmp_path, capsys):
     assert len(summaries) == 1 and isinstance(summaries[0], (FlopsModelSummary, RichFlopsModelSummary))
     printed = capsys.readouterr().out
     assert "Total FLOPs" in printed and "Total FLOPs: 0 " not in printed
+
+
+def test_a_family_given_by_name_in_python_is_refused_in_one_line():
+    """``backbone="HourglassMLP"`` (a config's short name) ended in TypeError: 'str' is not callable."""
+    with pytest.raises(ConfigError, match="got the name 'HourglassMLP'.*registry.variant_args"):
+        ImageClassification("HourglassMLP", image_shape=(1, 8, 8), num_classes=10)

@@ -230,13 +230,20 @@ class Task(L.LightningModule):
         """Call the injected family ``factory`` with the task's shapes and keep both for re-building.
 
         Raises:
-            ConfigError: When ``factory`` is an already-built module rather than a class or partial, or
-                when a registered family holds a channel-MLP kind it does not support.
+            ConfigError: When ``factory`` is an already-built module or a name rather than a class or
+                partial, or when a registered family holds a channel-MLP kind it does not support.
         """
         if isinstance(factory, nn.Module):
             raise ConfigError(
                 f"{type(self).__name__}: backbone must be a family class or functools.partial of one "
                 f"(the task passes it the data's shapes), got an instance of {type(factory).__name__}"
+            )
+        if isinstance(factory, str):
+            raise ConfigError(
+                f"{type(self).__name__}: backbone must be a family class or functools.partial of one, got "
+                f"the name {factory!r}: import the class (from mlplab.models import ...) and pass it, with a "
+                "named variant as functools.partial(Family, **registry.variant_args(name, variant)) "
+                "(mlplab.models.registry)"
             )
         self._backbone_factory, self._backbone_args = factory, shapes
         backbone = drop_layers(factory(*shapes), self.dropped_layers)
