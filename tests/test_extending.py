@@ -25,7 +25,7 @@ def write_examples(folder: Path) -> dict[str, str]:
 
 def test_subclassed_task_and_new_family_run_from_yaml(cli, capsys, tmp_path):
     files = write_examples(tmp_path)
-    assert set(files) == {"my_mlps.py", "my_experiment.yaml"}
+    assert set(files) == {"my_mlps.py", "my_experiment.yaml", "my_script.py"}
     sys.modules.pop("my_mlps", None)
     quiet = ["--trainer.enable_progress_bar=false", "--trainer.default_root_dir=runs"]
     assert cli("fit", "--config", "my_experiment.yaml", *quiet) == 0
@@ -50,6 +50,19 @@ def test_subclassed_task_and_new_family_run_from_yaml(cli, capsys, tmp_path):
     capsys.readouterr()
     best = run / "checkpoints" / "best.ckpt"
     assert cli("test", "--config", str(run / "config.yaml"), f"--ckpt_path={best}", *quiet) == 0
+
+
+def test_the_python_script_trains_tests_and_loads_as_written(tmp_path, monkeypatch):
+    """The section's script, run as written (one epoch), writes best.ckpt, which load_run reads."""
+    write_examples(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("my_mlps", None)
+    namespace: dict = {}
+    exec(compile((tmp_path / "my_script.py").read_text(), "my_script.py", "exec"), namespace)
+    assert namespace["run"].checkpoint.name == "best.ckpt"
+    assert type(namespace["run"].model).__name__ == "CharbonnierRestoration"
+    assert namespace["trainer"].callback_metrics["test/psnr"] > 10
 
 
 def test_a_family_file_inside_mlplab_is_registered_and_tested_by_the_registry(tmp_path, monkeypatch):

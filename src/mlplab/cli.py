@@ -79,26 +79,10 @@ from mlplab.loggers import (
 from mlplab.models import registry
 from mlplab.runtime import QuietProfiler
 from mlplab.startup import startup_done
-from mlplab.tasks.base import plain
+from mlplab.tasks.base import DATA_GIVEN_ARGUMENTS, plain
 
 #: DataModule attributes handed to the task argument of the same name, when both exist.
-LINKED_DATA_ATTRIBUTES = (
-    "image_shape",
-    "num_classes",
-    "lookback",
-    "horizon",
-    "num_series",
-    "num_time_features",
-    "vocab_size",
-    "context_length",
-    "vocabulary",
-    "num_numeric",
-    "cardinalities",
-    "target_scale",
-    "table_digest",
-    "num_inputs",
-    "num_outputs",
-)
+LINKED_DATA_ATTRIBUTES = DATA_GIVEN_ARGUMENTS  # linked from data.<name> to model.init_args.<name>
 
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")

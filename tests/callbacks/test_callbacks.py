@@ -42,6 +42,16 @@ def test_best_checkpoint_follows_the_task_metric(tmp_path):
     assert explicit.monitor == "val/loss" and explicit.best_model_score < 0.1
 
 
+def test_best_checkpoint_built_in_python_writes_what_the_command_line_does(tmp_path):
+    """``BestCheckpoint()`` with no arguments writes best.ckpt and last.ckpt, which load_run needs."""
+    import mlplab
+
+    fit(ImageRestoration(BACKBONE, (1, 8, 8), 10), tmp_path, [BestCheckpoint()], max_epochs=1)
+    run_dir = tmp_path / "lightning_logs" / "version_0"
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert mlplab.load_run(run_dir).checkpoint.name == "best.ckpt"
+
+
 class RecordingLogger(Logger):
     name, version = "recording", 0
 

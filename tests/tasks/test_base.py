@@ -257,3 +257,63 @@ def test_arguments_without_a_config_form_keep_the_hyperparameters_pickled_said_o
 
     with pytest.warns(UserWarning, match=r"Local: the class .*Local \(not importable by its path\)"):
         assert hyperparameters_as_config(Local, {"backbone": family}) == {"backbone": family}
+
+
+def quiet_validation_trainer() -> L.Trainer:
+    return L.Trainer(limit_val_batches=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
+
+
+def test_a_data_given_argument_left_at_its_default_is_refused_in_one_line():
+    """A task built in Python without target_scale reported a regression table's metrics standardised."""
+    from mlplab.data import TabularDataModule
+    from mlplab.models import TabularMLP, registry
+    from mlplab.tasks import TabularTask
+
+    data = TabularDataModule(dataset="diabetes", batch_size=64)
+    data.setup("fit")
+    family = functools.partial(TabularMLP, **registry.variant_args("TabularMLP", "tiny"))
+    shapes = {"num_numeric": data.num_numeric, "cardinalities": data.cardinalities}
+    shapes["num_classes"] = data.num_classes
+    trainer = quiet_validation_trainer()
+    with pytest.raises(ConfigError, match=r"target_scale=\(15.*pass target_scale=data.target_scale"):
+        trainer.validate(TabularTask(family, **shapes), data)
+    given = TabularTask(family, **shapes, target_scale=data.target_scale, table_digest=data.table_digest)
+    assert trainer.validate(given, data, verbose=False)[0]["val/rmse"] > 10  # in the target's units
+
+
+def test_num_time_features_is_checked_only_for_a_family_that_takes_them():
+    from mlplab.data import ETTDataModule
+    from mlplab.models import DLinear, TimeMixer, registry
+    from mlplab.tasks import ForecastingTask
+
+    data = ETTDataModule(lookback=32, horizon=8, batch_size=64)
+    data.setup("fit")
+    assert data.num_time_features > 0
+    shapes = {"lookback": 32, "horizon": 8, "num_series": data.num_series}
+    trainer = quiet_validation_trainer()
+    assert trainer.validate(ForecastingTask(DLinear, **shapes), data, verbose=False)
+    tiny = functools.partial(TimeMixer, **registry.variant_args("TimeMixer", "tiny"))
+    with pytest.raises(ConfigError, match="num_time_features=4 .*num_time_features=data.num_time_features"):
+        trainer.validate(ForecastingTask(tiny, **shapes), data)
+
+
+def test_a_trainer_built_in_python_prints_the_flops_counted(tmp_path, capsys):
+    """Lightning's own summary printed 'Total FLOPs: 0' for every task built outside the command line."""
+    from lightning.pytorch.callbacks import ModelSummary
+
+    from mlplab.callbacks import FlopsModelSummary, RichFlopsModelSummary
+    from mlplab.data import DigitsDataModule
+
+    trainer = L.Trainer(max_steps=1, limit_val_batches=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(make_task(), DigitsDataModule(normalize=False, batch_size=64))
+    summaries = [callback for callback in trainer.callbacks if isinstance(callback, ModelSummary)]
+    assert len(summaries) == 1 and isinstance(summaries[0], (FlopsModelSummary, RichFlopsModelSummary))
+    printed = capsys.readouterr().out
+    assert "Total FLOPs" in printed and "Total FLOPs: 0 " not in printed
+
+
+def test_a_family_given_by_name_in_python_is_refused_in_one_line():
+    """``backbone="HourglassMLP"`` (a config's short name) ended in TypeError: 'str' is not callable."""
+    with pytest.raises(ConfigError, match="got the name 'HourglassMLP'.*registry.variant_args"):
+        ImageClassification("HourglassMLP", image_shape=(1, 8, 8), num_classes=10)

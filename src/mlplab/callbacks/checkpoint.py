@@ -285,7 +285,14 @@ class BestCheckpoint(ModelCheckpoint):
     Every checkpoint the trainer writes goes through :class:`AtomicCheckpointIO` (temporary file,
     fsync, rename) when the strategy uses Lightning's default checkpoint I/O.
 
+    Built in Python (``BestCheckpoint()`` in ``Trainer(callbacks=...)``) it writes the same two files as
+    the command line's, ``best.ckpt`` and ``last.ckpt``, which :func:`mlplab.load_run` and
+    ``ckpt_path="best"`` / ``"last"`` of a resumed fit look for.
+
     Args:
+        filename: Name of the best checkpoint, without ``.ckpt`` (``None``: Lightning's
+            ``epoch=E-step=S``).
+        save_last: Write ``last.ckpt`` too (``False``: only the best checkpoint).
         mode: ``min`` or ``max``: whether a lower or a higher ``monitor`` is better (default: as above,
             never Lightning's silent ``min``).
         last_every_n_steps: Write ``last.ckpt`` every this many training steps (``None``: not by steps).
@@ -299,12 +306,14 @@ class BestCheckpoint(ModelCheckpoint):
     def __init__(
         self,
         *args: Any,
+        filename: str | None = "best",
+        save_last: bool | Literal["link"] | None = True,
         mode: str | None = None,
         last_every_n_steps: int | None = None,
         last_every_minutes: float | None = 10.0,
         **kwargs: Any,
     ):
-        super().__init__(*args, mode=mode or "min", **kwargs)
+        super().__init__(*args, filename=filename, save_last=save_last, mode=mode or "min", **kwargs)
         self._mode_given = mode
         self._mode_unknown = False
         if last_every_n_steps is not None and last_every_n_steps <= 0:

@@ -37,6 +37,32 @@ ImageBackbone = Callable[[tuple[int, ...], tuple[int, ...]], nn.Module]
 #: Checkpoint key of the random generators' states, one entry per process (rank).
 RNG_STATES_KEY = "rng_states"
 
+#: A task's arguments that the DataModule's attributes of the same name give: the command line links
+#: them (``data.<name>`` to ``model.init_args.<name>``); a task built in Python is handed them
+#: (``num_classes=data.num_classes``), and :meth:`Task.setup` refuses one left at its default where the
+#: data gives another value.
+DATA_GIVEN_ARGUMENTS = (
+    "image_shape",
+    "num_classes",
+    "lookback",
+    "horizon",
+    "num_series",
+    "num_time_features",
+    "vocab_size",
+    "context_length",
+    "vocabulary",
+    "num_numeric",
+    "cardinalities",
+    "target_scale",
+    "table_digest",
+    "num_inputs",
+    "num_outputs",
+)
+#: Data-given arguments a task built in Python may leave at their defaults: a table's fingerprint (the
+#: checkpoint checks that need it are then skipped) and a character model's vocabulary (samples are then
+#: logged as token ids).
+OPTIONAL_DATA_ARGUMENTS = ("table_digest", "vocabulary")
+
 
 def collect_rng_states() -> dict[str, Any]:
     """The states of every global random generator this process draws from, as plain tensors and numbers.
@@ -204,13 +230,20 @@ class Task(L.LightningModule):
         """Call the injected family ``factory`` with the task's shapes and keep both for re-building.
 
         Raises:
-            ConfigError: When ``factory`` is an already-built module rather than a class or partial, or
-                when a registered family holds a channel-MLP kind it does not support.
+            ConfigError: When ``factory`` is an already-built module or a name rather than a class or
+                partial, or when a registered family holds a channel-MLP kind it does not support.
         """
         if isinstance(factory, nn.Module):
             raise ConfigError(
                 f"{type(self).__name__}: backbone must be a family class or functools.partial of one "
                 f"(the task passes it the data's shapes), got an instance of {type(factory).__name__}"
+            )
+        if isinstance(factory, str):
+            raise ConfigError(
+                f"{type(self).__name__}: backbone must be a family class or functools.partial of one, got "
+                f"the name {factory!r}: import the class (from mlplab.models import ...) and pass it, with a "
+                "named variant as functools.partial(Family, **registry.variant_args(name, variant)) "
+                "(mlplab.models.registry)"
             )
         self._backbone_factory, self._backbone_args = factory, shapes
         backbone = drop_layers(factory(*shapes), self.dropped_layers)
@@ -428,6 +461,63 @@ class Task(L.LightningModule):
     def on_predict_batch_end(self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         if self.density_probe is not None:
             list(self.density_probe.pop_counts())  # nothing is logged in predict: drop the counts
+
+    def setup(self, stage: str) -> None:
+        """Refuse data-given arguments left at their defaults where the data gives other values.
+
+        Also swap Lightning's model summary for the one that counts FLOPs, as the command line does, so
+        that a Trainer built in Python does not print a column of zero FLOPs. Subclasses that override
+        it call ``super().setup(stage)``.
+        """
+        from mlplab.callbacks.model_summary import count_flops_in_summary
+
+        self.check_data_given_arguments()
+        if self._trainer is not None:
+            count_flops_in_summary(self._trainer)
+
+    def unused_data_arguments(self) -> set[str]:
+        """Data-given arguments this task, as built, does not use (not checked by :meth:`setup`)."""
+        return set()
+
+    def check_data_given_arguments(self) -> None:
+        """Refuse, in one line, a data-given argument left at its default that the DataModule gives otherwise.
+
+        The command line hands every argument of :data:`DATA_GIVEN_ARGUMENTS` from the DataModule to the
+        task; a task built in Python gets what it is passed, and an optional one left out keeps its
+        default: a regression table's ``target_scale`` ``(0, 1)`` would report the metrics on the
+        standardised scale, ``num_time_features=0`` would forecast without the calendar features the
+        data gives. Arguments given explicitly are not compared (a checkpoint's model on data that has
+        changed since is the checkpoint's own checks' business).
+
+        Raises:
+            ConfigError: One or more such arguments, each with the value the data gives.
+        """
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is None:
+            return
+        defaults: dict[str, Any] = {}
+        for cls in reversed(type(self).__mro__):
+            init = cls.__dict__.get("__init__")
+            if init is None:
+                continue
+            for name, parameter in inspect.signature(init).parameters.items():
+                if name in DATA_GIVEN_ARGUMENTS and parameter.default is not inspect.Parameter.empty:
+                    defaults[name] = parameter.default
+        differing = {}
+        for name, default in defaults.items():
+            if name in OPTIONAL_DATA_ARGUMENTS or name in self.unused_data_arguments():
+                continue
+            ours = self.hparams.get(name, default)
+            theirs = getattr(datamodule, name, None)
+            if theirs is not None and plain(ours) == plain(default) and plain(theirs) != plain(ours):
+                differing[name] = theirs
+        if differing:
+            given = ", ".join(f"{name}={value!r}" for name, value in differing.items())
+            fix = ", ".join(f"{name}=data.{name}" for name in differing)
+            raise ConfigError(
+                f"{type(self).__name__}: the data gives {given} but the task was built with the "
+                f"default; pass {fix} when building it, as the command line does"
+            )
 
     # ------------------------------------------------------------------------------ optimiser
     def optimizer_parameters(self) -> list[Any]:

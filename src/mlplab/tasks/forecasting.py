@@ -143,7 +143,12 @@ class ForecastingTask(Task):
             {"mse": MeanSquaredError(), "mae": MeanAbsoluteError()}, prefix=f"{stage}/", postfix=postfix
         )
 
+    def unused_data_arguments(self) -> set[str]:
+        """``num_time_features`` when the family takes no calendar features."""
+        return set() if self.uses_time_features else {"num_time_features"}
+
     def setup(self, stage: str) -> None:
+        super().setup(stage)
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is None:
             return

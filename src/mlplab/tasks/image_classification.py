@@ -101,6 +101,7 @@ class ImageClassification(Task):
 
     def setup(self, stage: str) -> None:
         """Before a fit with mixup / CutMix, refuse an odd ``data.batch_size``: they pair the samples."""
+        super().setup(stage)
         batch_size = getattr(self.trainer.datamodule, "batch_size", None)
         if stage == "fit" and self.mixup is not None and isinstance(batch_size, int) and batch_size % 2:
             raise ConfigError(

@@ -125,6 +125,7 @@ class ImageRestoration(Task):
         )
 
     def setup(self, stage: str) -> None:
+        super().setup(stage)
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is None:
             return

@@ -155,6 +155,7 @@ class TabularTask(Task):
         fit (:meth:`on_fit_start`): the checkpoint restores what the family set from the training split
         of then, which may differ from today's (a numeric column constant in it now has no bins).
         """
+        super().setup(stage)
         self._fit_to_data_pending = False
         fit = getattr(self.backbone, "fit_to_data", None)
         if stage != "fit" or fit is None:
