@@ -23,8 +23,8 @@ class SavePredictions(BasePredictionWriter):
     ``targets``); they are concatenated along the batch axis and saved with ``torch.save``, to be read
     back with ``torch.load(path)``. When the DataModule can say what the predictions are
     (``prediction_table(outputs, first_window, every)``: the forecasting DataModules give each
-    forecast's dates and series names, the image DataModules each image's split and index), the table is written beside it as ``predictions.csv`` or
-    ``predictions.parquet``.
+    forecast's dates and series names, the image DataModules each image's split and index), the table
+    is written beside it as ``predictions.csv`` or ``predictions.parquet``.
 
     Args:
         filename: File name inside the run directory.
