@@ -368,3 +368,13 @@ def test_a_class_given_as_a_mapping_in_options_and_overrides_reaches_the_runs_as
     ]
     schedulers = [run.config["model"]["init_args"]["lr_scheduler"] for run in runs]
     assert all(s["class_path"].endswith("ConstantLR") and s["init_args"]["factor"] == 0.5 for s in schedulers)
+
+
+def test_a_budget_whose_shapes_are_nearer_another_one_is_named_as_such(tmp_path):
+    # hourglass 9,216 parameters lies within 9.5k ± 10 % but is counted at the budget 9,216: the line
+    # said "no shape of any family has 8.55k to 10.45k total parameters (... closest: ... with 9.2k)"
+    spec = load_sweep(write_sweep(tmp_path, budgets=[9216, 9500], tolerance=0.1))
+    with pytest.raises(ConfigError) as raised:
+        plan_sweep(spec, tmp_path / "out")
+    assert "every shape within 9.5k ± 10% is nearer another budget" in str(raised.value)
+    assert "hourglass embed_dim=64 mlp_dim=8 depth=1 with 9.22k at 9.22k" in str(raised.value)

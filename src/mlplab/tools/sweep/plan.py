@@ -763,6 +763,13 @@ def _assign_budgets(spec: SweepSpec, candidates: list[Candidate]) -> list[str]:
         band = f"{pareto.format_count(budget)} ± {spec.tolerance:.0%}"
         if not any(c.budget == budget for c in counted):
             closest = min(counted, key=lambda c: abs(getattr(c, key) - budget))
+            if low <= getattr(closest, key) <= high:  # within the band, but nearer another budget
+                raise ConfigError(
+                    f"{spec.name}: budgets: every shape within {band} is nearer another budget (each "
+                    f"shape is counted at its nearest budget only: {closest.family.name} "
+                    f"{closest.shape_text} with {pareto.format_count(getattr(closest, key))} at "
+                    f"{pareto.format_count(closest.budget)}); drop the budget or move it apart"
+                )
             raise ConfigError(
                 f"{spec.name}: budgets: no shape of any family has {pareto.format_count(low)} to "
                 f"{pareto.format_count(high)} {spec.count} parameters (budget {band}; closest: "
