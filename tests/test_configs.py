@@ -176,3 +176,26 @@ def test_profile_preset_writes_the_summary_and_a_chrome_trace(cli, tmp_path):
     # its 20 steps ended before the first validation of an epoch of more than 20 batches (as here):
     # the header's promise of profiled validation steps was never kept
     assert list(run.glob("fit-profile-*validation_step*.pt.trace.json"))
+
+
+MQAR_RECIPES = sorted((REPO / "configs" / "text").glob("*_mqar.yaml"))
+
+
+@pytest.mark.parametrize("recipe", MQAR_RECIPES, ids=lambda p: p.stem)
+def test_the_mqar_recipes_stop_early_after_validation(recipe):
+    # EarlyStopping checked at the end of each training epoch by default: a fit that max_steps ends in
+    # the middle of an epoch (no validation) ended with Lightning's RuntimeError "Early stopping
+    # conditioned on metric `val/acc` which is not available" and its traceback
+    callbacks = yaml.safe_load(recipe.read_text())["trainer"]["callbacks"]
+    [stopping] = [c for c in callbacks if c["class_path"].endswith("EarlyStopping")]
+    assert stopping["init_args"]["check_on_train_epoch_end"] is False
+
+
+def test_an_mqar_recipe_cut_by_max_steps_mid_epoch_finishes(cli):
+    recipe = REPO / "configs" / "text" / "transformer_mqar.yaml"
+    backbone = "--model.init_args.backbone.init_args"
+    tiny = [f"{backbone}.embed_dim=16", f"{backbone}.depth=1",
+            "--trainer.max_steps=2", "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false",
+            "--trainer.enable_model_summary=false", "--trainer.logger=false",
+            "--data.init_args.batch_size=8", "--data.init_args.vocab_size=128"]  # fmt: skip
+    assert cli("fit", "--config", str(recipe), *data_overrides(recipe), *tiny) == 0  # 8 batches per epoch

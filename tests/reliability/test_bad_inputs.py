@@ -334,6 +334,12 @@ CASES: list[tuple[str, str, int, str]] = [
     ("text-sample-top-k", TXT + " --model.sample_top_k=0", 2, "sample_top_k must be a positive integer"),
     ("text-sample-prompt-empty", TXT + " --model.sample_prompt=''", 2, "sample_prompt is empty"),
     ("text-heads", TXT + " --model.backbone.num_heads=3", 2, "must divide"),
+    (
+        "text-mlp-ratio-without-channel-mlp",
+        TXT + " --model.backbone=Mamba --model.backbone.mlp_ratio=2",
+        2,
+        "mlp_ratio=2.0 has no effect without a channel MLP",
+    ),
     ("text-channel-mlp-kind", TXT + " '--model.backbone.channel_mlp={{kind: wide}}'", 2, "wide"),
     # ---------------------------------------------------------------------------------- recall (MQAR)
     ("recall-batch-zero", REC + " --data.batch_size=0", 2, "batch_size must be a positive integer, got 0"),

@@ -83,3 +83,19 @@ def test_bad_settings():
         LanguageModeling(TINY, data.vocab_size, 32, data.vocabulary, sample_prompt="")
     one = LanguageModeling(TINY, data.vocab_size, 32, data.vocabulary, sample_top_k=1, sample_length=3)
     assert len(one.sample()) == 4  # top-1 sampling is allowed
+
+
+def test_sample_takes_its_settings_as_arguments_and_refuses_bad_ones_in_one_line():
+    torch.manual_seed(0)
+    task = LanguageModeling(TINY, 6, 16, "abcdef", sample_length=6)
+    greedy = LanguageModeling(TINY, 6, 16, "abcdef", sample_length=6, sample_temperature=0)
+    greedy.load_state_dict(task.state_dict())
+    assert task.sample("a", temperature=0) == greedy.sample("a")  # temperature was not an argument
+    assert task.sample("a", temperature=0, seed=1) == task.sample("a", temperature=0, seed=2)
+    assert task.sample("a", top_k=1, seed=1) == greedy.sample("a")
+    # an empty prompt ended in "IndexError: index -1 is out of bounds" from the model's output
+    with pytest.raises(ConfigError, match="the prompt is empty"):
+        task.sample("")
+    for bad in ({"length": -1}, {"temperature": -0.5}, {"top_k": 0}):
+        with pytest.raises(ConfigError, match="length and temperature must be >= 0 and top_k >= 1"):
+            task.sample("a", **bad)

@@ -7,6 +7,7 @@ causality, gradients, training, context errors); here the options that change a 
 import pytest
 import torch
 
+from mlplab.errors import ConfigError
 from mlplab.models import registry
 from mlplab.nn import ChannelMLP
 from tests.models.domains import assert_causal
@@ -52,3 +53,14 @@ def test_tied_head_and_meta_device():
     with torch.device("meta"):
         meta = build("Mamba")
     assert meta(torch.zeros(2, 8, dtype=torch.long, device="meta")).shape == (2, 8, VOCAB)
+
+
+def test_mlp_ratio_without_a_channel_mlp_is_refused():
+    # Mamba has no channel MLP by default: --model.backbone.mlp_ratio 2 built the very same model
+    with pytest.raises(ConfigError, match=r"Mamba: mlp_ratio=2.0 has no effect without a channel MLP"):
+        build("Mamba", mlp_ratio=2.0)
+    with pytest.raises(ConfigError, match="has no effect without a channel MLP"):
+        build("Transformer", channel_mlp=None, mlp_ratio=2.0)
+    assert build("Mamba", mlp_ratio=4.0) is not None  # the default, as every config dump holds it
+    narrow, wide = (build("Mamba", channel_mlp=ChannelMLP(), mlp_ratio=r) for r in (2.0, 4.0))
+    assert sum(p.numel() for p in narrow.parameters()) < sum(p.numel() for p in wide.parameters())

@@ -8,6 +8,7 @@ from mlplab.cli import MLPLabCLI
 from mlplab.errors import ConfigError
 from mlplab.models import count_parameters
 from mlplab.tools.sweep.plan import (
+    Candidate,
     ShapeCounter,
     backbone_argument,
     count_on_meta,
@@ -199,6 +200,37 @@ def test_fit_keeps_the_widest_shape_the_family_accepts_when_the_budget_needs_a_w
     ]
 
 
+class MultiplesOfFour(ShapeCounter):
+    """Counts ``100 x^2`` parameters and refuses every ``x`` that is not a multiple of 4 (no model built)."""
+
+    def count(self, family, shape):
+        shape = family.ordered(shape)
+        candidate = Candidate(family, shape, [])
+        x = shape[family.fit]
+        if x % 4:
+            candidate.refused = f"num_heads=4 must divide embed_dim={x}"
+        else:
+            candidate.params_total = candidate.params_trainable = 100 * x * x
+        return candidate
+
+
+def test_fit_finds_a_width_the_family_takes_when_it_needs_a_multiple(tmp_path):
+    # a Transformer with 4 heads takes multiples of 4 only: the secant step from the starting widths
+    # lands on a refused value; it used to end the search at the bisection edge far from the budget
+    # (a 2-head Transformer had no shape at a 20k budget and was left out of the sweep)
+    spec = load_sweep(
+        write_sweep(
+            tmp_path,
+            families={"mlp": {"class_path": "HourglassMLP", "grid": {"depth": [1]}, "fit": "mlp_dim"}},
+            budgets=[193_600],  # 100 * 44^2; the search starts at the recipe's 128
+            tolerance=0.05,
+        )
+    )
+    counter = MultiplesOfFour(spec, {})
+    [found] = counter.fit(spec.families[0], {"depth": 1})
+    assert (found.shape["mlp_dim"], found.params_total) == (44, 193_600)
+
+
 def test_runs_are_judged_by_the_metric_their_best_checkpoint_follows(tmp_path):
     # checkpoint.monitor in the overrides (or a recipe) chooses the best checkpoint, so best_val and
     # test are of that metric: the sweep names it, not the task's own val/psnr
@@ -336,3 +368,13 @@ def test_a_class_given_as_a_mapping_in_options_and_overrides_reaches_the_runs_as
     ]
     schedulers = [run.config["model"]["init_args"]["lr_scheduler"] for run in runs]
     assert all(s["class_path"].endswith("ConstantLR") and s["init_args"]["factor"] == 0.5 for s in schedulers)
+
+
+def test_a_budget_whose_shapes_are_nearer_another_one_is_named_as_such(tmp_path):
+    # hourglass 9,216 parameters lies within 9.5k ± 10 % but is counted at the budget 9,216: the line
+    # said "no shape of any family has 8.55k to 10.45k total parameters (... closest: ... with 9.2k)"
+    spec = load_sweep(write_sweep(tmp_path, budgets=[9216, 9500], tolerance=0.1))
+    with pytest.raises(ConfigError) as raised:
+        plan_sweep(spec, tmp_path / "out")
+    assert "every shape within 9.5k ± 10% is nearer another budget" in str(raised.value)
+    assert "hourglass embed_dim=64 mlp_dim=8 depth=1 with 9.22k at 9.22k" in str(raised.value)

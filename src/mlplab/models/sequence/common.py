@@ -21,6 +21,9 @@ from mlplab.models.registry import BlockLayout
 from mlplab.nn.channel_mlp import ChannelMLP
 from mlplab.nn.moe import link_gating_residuals
 
+#: The channel MLP's hidden width as a multiple of d unless ``mlp_ratio`` says otherwise.
+DEFAULT_MLP_RATIO = 4.0
+
 SequenceNorm = Literal["layernorm", "rmsnorm"]
 
 
@@ -121,7 +124,8 @@ class SequenceModel(nn.Module):
         depth: Number of blocks (``n_layers``).
         channel_mlp: The blocks' channel MLP (conventional, hourglass, moe, moe_plus_plus), or ``null``
             for mixer-only blocks (Zoology's MQAR setting).
-        mlp_ratio: Hidden width of the channel MLP as a multiple of d.
+        mlp_ratio: Hidden width of the channel MLP as a multiple of d (without a channel MLP, another
+            value than 4 is refused: it would change nothing).
         norm: ``layernorm`` or ``rmsnorm``, in the blocks and at the end.
         bias: Biases in the LayerNorms and the channel MLPs.
         dropout: Dropout on the residual branches (and, unless set, the embeddings).
@@ -148,7 +152,7 @@ class SequenceModel(nn.Module):
         embed_dim: int = 384,
         depth: int = 6,
         channel_mlp: ChannelMLP | None = ChannelMLP(),  # noqa: B008  (a config section; never mutated)
-        mlp_ratio: float = 4.0,
+        mlp_ratio: float = DEFAULT_MLP_RATIO,
         norm: SequenceNorm = "layernorm",
         bias: bool = True,
         dropout: float = 0.0,
@@ -164,6 +168,11 @@ class SequenceModel(nn.Module):
             embed_dim=embed_dim,
             depth=depth,
         )
+        if channel_mlp is None and mlp_ratio != DEFAULT_MLP_RATIO:
+            raise ConfigError(
+                f"{type(self).__name__}: mlp_ratio={mlp_ratio} has no effect without a channel MLP "
+                "(channel_mlp is null): give a channel_mlp (kind: conventional, ...) or leave mlp_ratio out"
+            )
         self.vocab_size = vocab_size
         self.context_length = context_length
         self.embed_dim = embed_dim

@@ -396,14 +396,19 @@ class ShapeCounter:
         default = getattr(parameter, "default", None)
         return default if isinstance(default, int) and not isinstance(default, bool) and default > 0 else 1
 
+    #: How far from a refused value :meth:`fit` looks for an accepted one (a multiple of up to 8 is found).
+    NEIGHBOURS = 4
+
     def fit(self, family: FamilySpec, shape: dict[str, Any]) -> list[Candidate]:
         """For each budget, the shape whose ``fit`` argument brings its count nearest the budget.
 
         Two valid values (the base recipe's value, or the family's default, and twice it; else the
         first two accepted in a row of 1, 2, 4, ...) give a first line; secant
         steps on the integers then find the nearest count, exactly when the count is affine in the
-        argument (as for the width of an MLP block). A step to a value the family refuses (an
-        Hourglass MLP's ``mlp_dim >= embed_dim``) ends the search for that budget at the last value the
+        argument (as for the width of an MLP block). A step to a value the family refuses is replaced by
+        the nearest accepted value within :attr:`NEIGHBOURS` of it (a Transformer's ``embed_dim`` must be a
+        multiple of ``num_heads``); when there is none (an Hourglass MLP's ``mlp_dim >= embed_dim``), the
+        search for that budget ends at the last value the
         family accepts on the way there (found by bisection), so a shape at the edge of what the family
         takes is kept when it is within the tolerance; only when no value is accepted is the refusal
         returned.
@@ -439,6 +444,8 @@ class ShapeCounter:
                 if guess in (x0, x1):
                     break
                 candidate = self.count(family, {**shape, name: guess})
+                if candidate.refused is not None:  # a multiple the family needs may be next to it
+                    candidate = self._accepted_neighbour(family, shape, guess) or candidate
                 if candidate.refused is not None:
                     edge = self._accepted_edge(family, shape, high, guess)
                     if abs(self._size(edge) - budget) < abs(self._size(best) - budget):
@@ -470,6 +477,20 @@ class ShapeCounter:
                     continue
             kept.append(candidate)
         return kept
+
+    def _accepted_neighbour(self, family: FamilySpec, shape: dict[str, Any], value: int) -> Candidate | None:
+        """The accepted shape nearest ``value`` within :attr:`NEIGHBOURS` of it (below first), else ``None``.
+
+        Families that need ``fit`` to be a multiple of another argument (``embed_dim`` of ``num_heads``)
+        refuse most values, not only those past an edge.
+        """
+        for step in range(1, self.NEIGHBOURS + 1):
+            for near in (value - step, value + step):
+                if near >= 1:
+                    candidate = self.count(family, {**shape, family.fit: near})
+                    if candidate.refused is None:
+                        return candidate
+        return None
 
     def _accepted_edge(
         self, family: FamilySpec, shape: dict[str, Any], accepted: Candidate, refused: int
@@ -742,6 +763,13 @@ def _assign_budgets(spec: SweepSpec, candidates: list[Candidate]) -> list[str]:
         band = f"{pareto.format_count(budget)} ± {spec.tolerance:.0%}"
         if not any(c.budget == budget for c in counted):
             closest = min(counted, key=lambda c: abs(getattr(c, key) - budget))
+            if low <= getattr(closest, key) <= high:  # within the band, but nearer another budget
+                raise ConfigError(
+                    f"{spec.name}: budgets: every shape within {band} is nearer another budget (each "
+                    f"shape is counted at its nearest budget only: {closest.family.name} "
+                    f"{closest.shape_text} with {pareto.format_count(getattr(closest, key))} at "
+                    f"{pareto.format_count(closest.budget)}); drop the budget or move it apart"
+                )
             raise ConfigError(
                 f"{spec.name}: budgets: no shape of any family has {pareto.format_count(low)} to "
                 f"{pareto.format_count(high)} {spec.count} parameters (budget {band}; closest: "
