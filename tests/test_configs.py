@@ -178,17 +178,26 @@ def test_profile_preset_writes_the_summary_and_a_chrome_trace(cli, tmp_path):
     assert list(run.glob("fit-profile-*validation_step*.pt.trace.json"))
 
 
-MQAR_RECIPES = sorted((REPO / "configs" / "text").glob("*_mqar.yaml"))
+EARLY_STOPPING_RECIPES = [recipe for recipe in RECIPES if "callbacks.EarlyStopping" in recipe.read_text()]
 
 
-@pytest.mark.parametrize("recipe", MQAR_RECIPES, ids=lambda p: p.stem)
-def test_the_mqar_recipes_stop_early_after_validation(recipe):
+@pytest.mark.parametrize("recipe", EARLY_STOPPING_RECIPES, ids=lambda p: str(p.relative_to(REPO / "configs")))
+def test_the_recipes_stop_early_after_validation(recipe):
     # EarlyStopping checked at the end of each training epoch by default: a fit that max_steps ends in
     # the middle of an epoch (no validation) ended with Lightning's RuntimeError "Early stopping
-    # conditioned on metric `val/acc` which is not available" and its traceback
-    callbacks = yaml.safe_load(recipe.read_text())["trainer"]["callbacks"]
+    # conditioned on metric `val/acc` which is not available" and its traceback (MQAR, then the
+    # forecasting and tabular recipes)
+    callbacks = (yaml.safe_load(recipe.read_text()).get("trainer") or {}).get("callbacks") or []
     [stopping] = [c for c in callbacks if c["class_path"].endswith("EarlyStopping")]
     assert stopping["init_args"]["check_on_train_epoch_end"] is False
+
+
+def test_a_forecasting_recipe_cut_by_max_steps_mid_epoch_finishes(cli):
+    require_data("ETTh1.csv")
+    recipe = REPO / "configs" / "timeseries" / "dlinear_etth1_96.yaml"
+    quiet = ["--trainer.max_steps=2", "--trainer.enable_progress_bar=false", "--trainer.logger=false",
+             "--trainer.enable_model_summary=false", "--data.init_args.batch_size=8"]  # fmt: skip
+    assert cli("fit", "--config", str(recipe), *data_overrides(recipe), *quiet) == 0
 
 
 def test_an_mqar_recipe_cut_by_max_steps_mid_epoch_finishes(cli):
