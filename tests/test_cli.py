@@ -555,3 +555,30 @@ def test_best_with_a_run_s_config_is_that_run_s_checkpoint(tmp_path):
     (tmp_path / "elsewhere" / "lightning_logs" / "version_0" / "checkpoints").mkdir(parents=True)
     (tmp_path / "elsewhere" / "lightning_logs" / "version_0" / "checkpoints" / "best.ckpt").write_bytes(b"")
     assert newest_checkpoint(config, "best").parts[-5] == "elsewhere"
+
+
+def test_null_for_a_nested_argument_says_how_to_give_it(cli, capsys):
+    # jsonargparse hands --model.backbone.channel_mlp null to the family as the text 'None': the line
+    # said "unknown class 'None': give an importable class path", which no class path could satisfy
+    recipe = str(REPO / "configs" / "text" / "transformer_shakespeare.yaml")
+    assert cli("fit", "--config", recipe, "--model.backbone.channel_mlp", "null", "--print_config") == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    advice = """--model.backbone '{"init_args": {"channel_mlp": null}}'"""
+    assert (
+        line.startswith("error: model.backbone.channel_mlp: null cannot reach an argument nested")
+        and advice in line
+    )
+    # the advice works: the recipe's other arguments stay
+    assert (
+        cli(
+            "fit",
+            "--config",
+            recipe,
+            "--model.backbone",
+            advice.split(" ", 1)[1].strip("'"),
+            "--print_config",
+        )
+        == 0
+    )
+    printed = yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]["backbone"]["init_args"]
+    assert printed["channel_mlp"] is None and printed["dropout"] == 0.2

@@ -235,6 +235,16 @@ def condense_parser_error(message: str) -> str:
             f"{prefix}cannot read {match.group(1)!r}: write a class as '{{class_path: Name, init_args: "
             "{name: value}}', with a space after each colon"
         )
+    if (
+        "." in where
+        and re.search(r"Expected a dot import path string: None\b", message)
+        and ("Expected a <class 'NoneType'>" in message)
+    ):  # jsonargparse hands a nested argument's null to its class as the text 'None'
+        parent, name = where.rsplit(".", 1)
+        return (
+            f"{prefix}null cannot reach an argument nested this deep on the command line; give it with its "
+            f'class\'s arguments: --{parent} \'{{"init_args": {{"{name}": null}}}}\' (or in the YAML)'
+        )
     missing_import = (
         r"Problem with given class_path '([^']+)':\s*(?:module '[^']+' has no attribute|No module named)"
     )
