@@ -472,7 +472,7 @@ class Task(L.LightningModule):
         from mlplab.callbacks.model_summary import count_flops_in_summary
 
         self.check_data_given_arguments()
-        if self._trainer is not None:
+        if isinstance(self._trainer, L.Trainer):  # not a stand-in that only carries a datamodule
             count_flops_in_summary(self._trainer)
 
     def unused_data_arguments(self) -> set[str]:
