@@ -257,20 +257,17 @@ class ImageFolderDataModule(ImageDataModule):
             first_window: Index (in the split) of the first image in ``outputs``.
             every: The step between images (a process of several takes every ``world_size``-th image).
         """
-        if self.splits is None:
-            self.setup()
-        names = np.array(self.class_names, dtype=object)
-        probabilities = outputs["probabilities"].float()
-        predictions = outputs["predictions"].long()
-        source, indices = self.split_sources[self.loader_splits["predict"]]
+        table = super().prediction_table(outputs, first_window, every)  # split, index (and classes)
+        source, _ = self.split_sources[self.loader_splits["predict"]]
         files = np.array([name for name, _ in self._index[source]], dtype=object)
-        files = files if indices is None else files[indices]
-        columns = {
-            "file": files[first_window::every][: len(predictions)],
-            "label": names[outputs["labels"].long().numpy()],
-            "prediction": names[predictions.numpy()],
-            "probability": probabilities.gather(1, predictions[:, None])[:, 0].numpy(),
-        }
+        columns = {"file": files[table["index"]]}
+        if "label" in table:
+            names = np.array(self.class_names, dtype=object)
+            columns |= {
+                "label": names[table["label"]],
+                "prediction": names[table["prediction"]],
+                "probability": table["probability"],
+            }
         return columns
 
 
