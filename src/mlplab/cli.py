@@ -19,8 +19,9 @@ and ``docs/reliability.md``): what the config files and the command line give ex
 except architecture arguments that differ from the checkpoint's, which are refused in one line; what
 they leave out comes from the checkpoint. The DataModule takes the checkpoint's data state as soon as it
 is built (:class:`WithCheckpointState`), so the shapes linked from it into the task are the
-checkpoint's. ``--ckpt_path best`` / ``last`` name the newest such file of the run directories under
-``default_root_dir``, and a resumed ``fit`` continues in its run directory.
+checkpoint's. ``--ckpt_path best`` / ``last`` name that file of the run whose ``config.yaml`` is given,
+else the newest one of the run directories under ``default_root_dir`` (:func:`newest_checkpoint`), and
+a resumed ``fit`` continues in its run directory.
 """
 
 from __future__ import annotations
