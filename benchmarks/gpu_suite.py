@@ -41,6 +41,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import signal
 import sys
 import tempfile
@@ -295,6 +296,14 @@ def quiet_args(root: Path, logger: bool = True) -> list[str]:
         "--trainer.enable_model_summary=false",
     ]
     return args if logger else args + ["--trainer.logger=false"]
+
+
+def drop_checkpoints(cli: MLPLabCLI) -> None:
+    """Delete a measured run's checkpoint files: the scratch folder does not come back from the GPU machine,
+    and the hourglass and CIFAR-10 runs write ~250 MB of them (a disk filled by them ended a CI run)."""
+    callback = cli.trainer.checkpoint_callback
+    if callback is not None and callback.dirpath:
+        shutil.rmtree(callback.dirpath, ignore_errors=True)
 
 
 def peak_memory_gib(device: str) -> float | None:
@@ -682,6 +691,7 @@ def section_hourglass_mnist(suite: Suite, deadline: Deadline) -> None:
             paper=HOURGLASS_PAPER.get((task, design)),
             split="8k/1k/1k of the MNIST test files",
         )
+        drop_checkpoints(cli)
 
 
 # --------------------------------------------------------------------------------------- 6. CIFAR-10
@@ -723,6 +733,7 @@ def section_cifar10(suite: Suite, deadline: Deadline) -> None:
         paper_acc_100_epochs=ACTIVATOR_PAPER_ACC,
         stopped_by_deadline=recorder.stopped_early,
     )
+    drop_checkpoints(cli)
 
 
 # -------------------------------------------------------------------------------------------- driver

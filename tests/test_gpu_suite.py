@@ -47,6 +47,9 @@ def test_smoke_runs_every_section(tmp_path, capsys):
     if have_data:
         assert all(row["test_psnr"] > 0 for row in by_section["hourglass_mnist"])
         assert 0 <= by_section["cifar10"][0]["test_acc"] <= 100
+        runs = tmp_path / "runs"
+        assert not list(runs.rglob("*.ckpt")), "measured runs' checkpoints are deleted"
+        assert (runs / "cifar10").is_dir() and (runs / "hourglass_mnist").is_dir()
     table = (tmp_path / "out" / "gpu_suite.md").read_text()
     assert table.count("\n| fit_loop |") == 3 and table in capsys.readouterr().out
 
