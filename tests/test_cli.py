@@ -557,6 +557,31 @@ def test_best_with_a_run_s_config_is_that_run_s_checkpoint(tmp_path):
     assert newest_checkpoint(config, "best").parts[-5] == "elsewhere"
 
 
+def test_a_run_s_config_without_best_is_refused_not_another_run_s(tmp_path):
+    # version_0 ran no validation (last.ckpt only): predict --config version_0/config.yaml --ckpt_path best
+    # took version_1's best.ckpt, another model, without a word
+    from jsonargparse import Namespace
+
+    from mlplab.cli import newest_checkpoint
+    from mlplab.errors import CheckpointError
+
+    logs = tmp_path / "lightning_logs"
+    for version, name in ((0, "last"), (1, "best")):
+        (logs / f"version_{version}" / "checkpoints").mkdir(parents=True)
+        (logs / f"version_{version}" / "config.yaml").write_text("{}\n")
+        (logs / f"version_{version}" / "checkpoints" / f"{name}.ckpt").write_bytes(b"")
+    config = Namespace(trainer=Namespace(default_root_dir=str(tmp_path)), checkpoint=Namespace(dirpath=None))
+    config.config = [logs / "version_0" / "config.yaml"]
+    expected = (
+        rf"^--ckpt_path best: there is no best.ckpt in {logs}/version_0/checkpoints; no validation has "
+        r"written one yet; it holds last.ckpt: give --ckpt_path last or a checkpoint's path$"
+    )
+    with pytest.raises(CheckpointError, match=expected):
+        newest_checkpoint(config, "best")
+    config.config = []  # no run named: the newest best.ckpt of any run, as before
+    assert newest_checkpoint(config, "best") == logs / "version_1" / "checkpoints" / "best.ckpt"
+
+
 def test_null_for_a_nested_argument_says_how_to_give_it(cli, capsys):
     # jsonargparse hands --model.backbone.channel_mlp null to the family as the text 'None': the line
     # said "unknown class 'None': give an importable class path", which no class path could satisfy

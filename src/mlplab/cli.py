@@ -515,27 +515,32 @@ def newest_checkpoint(config: Any, name: str) -> Path:
 
     A ``--config`` that is the ``config.yaml`` of one of the runs of :func:`checkpoint_folders` names
     that run: ``mlplab predict --config lightning_logs/version_0/config.yaml --ckpt_path best`` takes
-    version 0's ``best.ckpt`` even when a later run of the folder has a newer one. Otherwise the newest
-    ``<name>.ckpt`` (by modification time) in those folders.
+    version 0's ``best.ckpt`` even when a later run of the folder has a newer one, and never another
+    run's. Otherwise the newest ``<name>.ckpt`` (by modification time) in those folders.
 
     Raises:
-        CheckpointError: When there is none.
+        CheckpointError: When there is none (naming the checkpoints the folder holds instead).
     """
     folders, where = checkpoint_folders(config)
     candidates = {folder.resolve() for folder in folders}
     for given in reversed(config.get("config") or []):  # the last config file given that is a run's
-        run = Path(os.fspath(given)).parent
-        beside = run / "checkpoints" / f"{name}.ckpt"
-        if Path(os.fspath(given)).name == "config.yaml" and beside.parent.resolve() in candidates:
-            if beside.is_file():
-                return beside
+        beside = Path(os.fspath(given)).parent / "checkpoints"
+        if Path(os.fspath(given)).name == "config.yaml" and beside.resolve() in candidates:
+            folders, where = [beside], beside
+            break
     found = [folder / f"{name}.ckpt" for folder in folders if (folder / f"{name}.ckpt").is_file()]
     if not found:
-        advice = (
-            "nothing to resume: run fit without --ckpt_path to start a new run"
-            if name == "last"
-            else "fit first, or give the checkpoint's path"
-        )
+        others = sorted({file.name for folder in folders for file in folder.glob("*.ckpt")})
+        if others:
+            named = [other[: -len(".ckpt")] for other in others if other in ("best.ckpt", "last.ckpt")]
+            keyword = f"--ckpt_path {named[0]} or " if named else ""
+            advice = f"it holds {', '.join(others)}: give {keyword}a checkpoint's path"
+            if name == "best":
+                advice = f"no validation has written one yet; {advice}"
+        elif name == "last":
+            advice = "nothing to resume: run fit without --ckpt_path to start a new run"
+        else:
+            advice = "fit first, or give the checkpoint's path"
         raise CheckpointError(f"--ckpt_path {name}: there is no {name}.ckpt in {where}; {advice}")
     return max(found, key=lambda path: (path.stat().st_mtime, str(path)))
 
