@@ -611,3 +611,64 @@ def test_inputs_encode_raw_rows_as_the_splits_and_say_what_is_unknown(tmp_path):
         data.inputs(rows.drop(columns="plan"))
     with pytest.raises(ConfigError, match="the numeric column.s. age hold values that are not numbers"):
         data.inputs(rows.assign(age="old"))
+
+
+# ------------------------------------------------------------------------------------- predictions
+def test_the_prediction_table_names_each_row_its_class_and_probabilities():
+    data = quiet(dataset="penguins")
+    data.setup()
+    _, _, codes = data.split_tensors("test")
+    probabilities = torch.full((len(codes), 3), 0.1)
+    probabilities[torch.arange(len(codes)), (codes + 1) % 3] = 0.8  # every prediction the next class
+    outputs = {"probabilities": probabilities, "predictions": (codes + 1) % 3, "targets": codes}
+    columns = data.prediction_table(outputs)
+    assert list(columns)[:5] == ["split", "row", "target", "prediction", "probability"]
+    assert [name for name in columns if name.startswith("probability_")] == [
+        "probability_Adelie", "probability_Chinstrap", "probability_Gentoo",
+    ]  # fmt: skip
+    from palmerpenguins import load_penguins
+
+    species = load_penguins()["species"].to_numpy()
+    assert list(columns["target"]) == list(species[columns["row"]])  # the row is the file's row
+    assert (columns["prediction"] != columns["target"]).all()
+    assert np.allclose(columns["probability"], 0.8) and columns["target"][0] == "Adelie"
+    assert np.allclose(columns["probability_Chinstrap"][:1], 0.8)  # Adelie predicted as the next class
+    sharded = data.prediction_table(
+        {key: value[1::2] for key, value in outputs.items()}, first_window=1, every=2
+    )
+    assert list(sharded["row"]) == list(columns["row"][1::2])
+
+
+def test_the_prediction_table_of_a_regression_is_in_units_and_a_test_file_counts_its_own_rows(tmp_path):
+    path = tmp_path / "people.csv"
+    frame = people()
+    frame.to_csv(path, index=False)
+    data = quiet(path=str(path), target="spend")
+    data.setup()
+    rows = data.split_sizes["test"]
+    values = torch.arange(rows, dtype=torch.float32)
+    columns = data.prediction_table({"predictions": values, "targets": values + 1})
+    assert list(columns) == ["split", "row", "target", "prediction"]
+    assert np.allclose(columns["target"] - columns["prediction"], 1.0)
+    assert len(set(columns["row"])) == rows and columns["row"].max() < len(frame)
+
+    line = (
+        "39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, White, Male, "
+        "2174, 0, 40, "
+    )
+    train = "\n".join(line + f"United-States, {label}" for label in ("<=50K", ">50K") * 10)
+    test = "|1x3 Cross validator\n" + "\n".join(
+        line + f"?, {label}" for label in ("<=50K.", ">50K.", ">50K.")
+    )
+    (tmp_path / "adult").mkdir()
+    (tmp_path / "adult" / "adult.data").write_text(train + "\n")
+    (tmp_path / "adult" / "adult.test").write_text(test + "\n")
+    files = {"adult.data": sha256((train + "\n").encode()), "adult.test": sha256((test + "\n").encode())}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tabular, "ADULT_FILES", files)
+        adult = quiet(dataset="adult", data_dir=str(tmp_path), download=False)
+    codes = torch.tensor([0, 1, 1])
+    columns = adult.prediction_table(
+        {"probabilities": torch.eye(2)[codes], "predictions": codes, "targets": codes}
+    )
+    assert list(columns["row"]) == [0, 1, 2] and list(columns["target"]) == ["<=50K", ">50K", ">50K"]

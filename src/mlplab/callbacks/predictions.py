@@ -23,7 +23,8 @@ class SavePredictions(BasePredictionWriter):
     ``targets``); they are concatenated along the batch axis and saved with ``torch.save``, to be read
     back with ``torch.load(path)``. When the DataModule can say what the predictions are
     (``prediction_table(outputs, first_window, every)``: the forecasting DataModules give each
-    forecast's dates and series names, the image DataModules each image's split and index), the table
+    forecast's dates and series names, the image DataModules each image's split and index, the tabular
+    one each test row's row in its file with its target and prediction), the table
     is written beside it as ``predictions.csv`` or ``predictions.parquet``.
 
     Args:

@@ -352,6 +352,8 @@ class TabularDataModule(InMemoryDataModule):
                               "for a training and a validation split")  # fmt: skip
         self.split_sizes = {split: len(rows) for split, rows in indices.items()}
         self._indices = indices
+        #: Where the dataset's own test file starts in ``table`` (rows are numbered per file), or 0.
+        self._test_file_start = len(frame) if test_frame is not None else 0
 
         # ---- columns
         features = [c for c in table.columns if c != target and c not in set(drop)]
@@ -496,6 +498,41 @@ class TabularDataModule(InMemoryDataModule):
                 target,
             )
         return splits
+
+    def prediction_table(
+        self, outputs: dict[str, torch.Tensor], first_window: int = 0, every: int = 1
+    ) -> dict[str, np.ndarray]:
+        """Which row each prediction of ``predict`` is, with its target and prediction in the data's terms.
+
+        ``split`` is the split predicted (the test split) and ``row`` the row's 0-based position among
+        the data rows of its file (of the test file, for a dataset with its own). ``target`` and
+        ``prediction`` are class names (classification, with the predicted class's ``probability`` and a
+        ``probability_<class>`` column per class) or values in the target's units (regression).
+
+        Args:
+            outputs: What the task's ``predict_step`` returned, concatenated.
+            first_window: Index (in the split) of the first row in ``outputs``.
+            every: The step between rows (a process of several takes every ``world_size``-th row).
+        """
+        split = self.loader_splits["predict"]
+        rows = len(next(iter(outputs.values())))
+        table_rows = self._indices[split][first_window::every][:rows]
+        if split == "test":
+            table_rows = table_rows - self._test_file_start
+        columns: dict[str, np.ndarray] = {"split": np.full(rows, split, dtype=object), "row": table_rows}
+        if self.objective == "classification":
+            names = np.asarray([str(name) for name in self.classes], dtype=object)
+            predictions = outputs["predictions"].long()
+            columns["target"] = names[outputs["targets"].long().numpy()]
+            columns["prediction"] = names[predictions.numpy()]
+            probabilities = outputs["probabilities"].float()
+            columns["probability"] = probabilities.gather(1, predictions[:, None])[:, 0].numpy()
+            for code, name in enumerate(names):
+                columns[f"probability_{name}"] = probabilities[:, code].numpy()
+        else:
+            columns["target"] = outputs["targets"].double().numpy()
+            columns["prediction"] = outputs["predictions"].double().numpy()
+        return columns
 
     def numeric_transform(self) -> Any:
         """The numeric columns' fitted scikit-learn transform (``None``: policy ``none`` or no column).
