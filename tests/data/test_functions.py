@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -64,3 +67,29 @@ def test_bad_formulas_are_refused_in_one_line(formula, kwargs, message):
     with pytest.raises(ConfigError, match=message):
         data = FunctionDataModule(formula, num_train=50, num_val=5, num_test=5, **kwargs)
         data.setup()
+
+
+def test_predict_writes_a_table_of_inputs_targets_and_predictions(cli, tmp_path):
+    recipe = Path(__file__).resolve().parents[2] / "configs" / "kan" / "kan_exp_sin.yaml"
+    quiet = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+    sizes = ["--data.num_train=64", "--data.num_val=32", "--data.num_test=40", "--data.eval_batch_size=16"]
+    fit = [
+        "--trainer.max_epochs=1",
+        "--trainer.check_val_every_n_epoch=1",
+        f"--trainer.default_root_dir={tmp_path}",
+    ]
+    assert cli("fit", f"--config={recipe}", *fit, *sizes, *quiet) == 0
+    run = tmp_path / "lightning_logs" / "version_0"
+    assert cli("predict", f"--config={run / 'config.yaml'}", "--ckpt_path=best", *quiet) == 0
+    saved = torch.load(tmp_path / "lightning_logs" / "version_1" / "predictions.pt", weights_only=True)
+    with open(tmp_path / "lightning_logs" / "version_1" / "predictions.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["split", "index", "x1", "x2", "target", "prediction"] and len(rows) == 40
+    assert [row["index"] for row in rows] == [str(i) for i in range(40)]
+    data = FunctionDataModule("exp_sin", num_train=64, num_val=32, num_test=40)
+    data.setup()
+    x, y = data.splits["test"]
+    np.testing.assert_allclose([float(row["x2"]) for row in rows], x[:, 1].numpy(), rtol=1e-6)
+    np.testing.assert_allclose([float(row["target"]) for row in rows], y[:, 0].numpy(), rtol=1e-6)
+    predicted = [float(row["prediction"]) for row in rows]
+    np.testing.assert_allclose(predicted, saved["predictions"][:, 0].numpy(), rtol=1e-6)

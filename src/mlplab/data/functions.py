@@ -148,5 +148,28 @@ class FunctionDataModule(InMemoryDataModule):
             splits[split] = (torch.from_numpy(x).float(), torch.from_numpy(y).float()[:, None])
         return splits
 
+    def prediction_table(
+        self, outputs: dict[str, torch.Tensor], first_window: int = 0, every: int = 1
+    ) -> dict[str, np.ndarray]:
+        """``predict``'s samples as a table: ``split``, ``index``, ``x1 ... xN``, ``target``, ``prediction``.
+
+        Args:
+            outputs: What the task's ``predict_step`` returned, concatenated.
+            first_window: Index (in the split) of the first sample in ``outputs``.
+            every: The step between samples (a process of several takes every ``world_size``-th one).
+        """
+        split = self.loader_splits["predict"]
+        rows = len(outputs["predictions"])
+        columns: dict[str, np.ndarray] = {
+            "split": np.full(rows, split, dtype=object),
+            "index": np.arange(self.sizes[split])[first_window::every][:rows],
+        }
+        inputs = outputs["inputs"].double().numpy()
+        for dimension in range(inputs.shape[1]):
+            columns[f"x{dimension + 1}"] = inputs[:, dimension]
+        columns["target"] = outputs["targets"].double().numpy()[:, 0]
+        columns["prediction"] = outputs["predictions"].double().numpy()[:, 0]
+        return columns
+
 
 __all__ = ["FORMULAS", "FunctionDataModule", "compile_formula"]
