@@ -144,11 +144,12 @@ class Task(L.LightningModule):
     """Base class of the tasks: builds the backbone, wires the optimiser, counts parameters and FLOPs.
 
     Subclasses build ``self.backbone`` by calling :meth:`build_backbone` with the shapes they derive
-    from the DataModule, implement :meth:`training_loss`, and set ``monitor`` / ``monitor_mode`` to their
-    main validation metric (the checkpoint callback keeps the best epoch by it). The training step adds
-    the auxiliary losses the backbone's layers leave (the mixture-of-experts channel MLPs' load
-    balancing, whatever the family and the task). Only parameters that require gradients reach the
-    optimiser, so frozen weights keep no optimiser state and never change.
+    from the DataModule, implement :meth:`training_loss` and :meth:`_evaluate` (one evaluation batch into
+    the stage's metrics; ``validation_step`` and ``test_step`` call it), and set ``monitor`` /
+    ``monitor_mode`` to their main validation metric (the checkpoint callback keeps the best epoch by
+    it). The training step adds the auxiliary losses the backbone's layers leave (the mixture-of-experts
+    channel MLPs' load balancing, whatever the family and the task). Only parameters that require
+    gradients reach the optimiser, so frozen weights keep no optimiser state and never change.
 
     A subclass declares its own arguments and passes the optimiser arguments below on with ``**kwargs``
     (``super().__init__(**kwargs)``): the CLI shows them for every task from this docstring.
@@ -408,6 +409,20 @@ class Task(L.LightningModule):
         ``self.log`` costs Lightning most of a millisecond. A subclass that overrides
         ``on_validation_epoch_end`` or ``on_test_epoch_end`` calls ``super()`` first.
         """
+
+    def _evaluate(self, batch: Any, batch_idx: int, stage: str) -> Any:
+        """Add one evaluation batch to the stage's (``val`` or ``test``) metrics; subclasses implement it.
+
+        Only the batch's real rows count (:meth:`evaluation_samples`); what it returns is the task's own
+        (a ``validation_step`` that also keeps images or figures uses it).
+        """
+        raise NotImplementedError
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "test")
 
     def on_validation_epoch_end(self) -> None:
         self.log_evaluation("val")

@@ -266,9 +266,6 @@ class ForecastingTask(Task):
         history, predictions, future = self._evaluate(batch, batch_idx, "val")
         self._keep_for_figure(batch_idx, history, predictions, future)
 
-    def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "test")
-
     def predict_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> dict[str, Any]:
         """Forecasts in the data's units: ``history``, ``predictions`` and ``targets`` (NaN when unknown).
 

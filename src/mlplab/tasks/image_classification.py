@@ -153,12 +153,6 @@ class ImageClassification(Task):
         self.log(f"{stage}/loss", self.val_loss if stage == "val" else self.test_loss, prog_bar=shown)
         self.log_dict(self.val_metrics if stage == "val" else self.test_metrics, prog_bar=shown)
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "val")
-
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "test")
-
     def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, Any]:
         images, labels = batch
         probabilities = self(images).softmax(dim=-1)

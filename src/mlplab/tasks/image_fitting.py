@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 from torchmetrics import MeanMetric
 from torchmetrics.image import PeakSignalNoiseRatio
@@ -15,9 +14,10 @@ from mlplab.errors import ConfigError
 from mlplab.loggers import log_image
 from mlplab.models.fields.fresh import select_frequency_scale
 from mlplab.tasks.base import ImageBackbone, Task
+from mlplab.tasks.pointwise import PointwiseFitting
 
 
-class ImageFitting(Task):
+class ImageFitting(PointwiseFitting):
     """Fit one image with a neural field: MSE between predicted and true colours of random pixels.
 
     The backbone is called as ``family((2,), (C,))`` and maps pixel coordinates ``(B, 2)`` ((row,
@@ -47,6 +47,8 @@ class ImageFitting(Task):
 
     monitor = "val/psnr"
     monitor_mode = "max"
+    metric_name = "psnr"
+    inputs_name = "coords"
     evaluation_neutral_arguments = (*Task.evaluation_neutral_arguments, "target_psnr", "log_images")
 
     def __init__(
@@ -118,59 +120,22 @@ class ImageFitting(Task):
         """Inputs of the backbone by name, for ``mlplab export``: pixel ``coords`` ``(B, 2)`` in [-1, 1]."""
         return {"coords": torch.rand(batch_size, 2, generator=generator) * 2 - 1}
 
-    def loss(self, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """The training loss (mean squared error); override it in a subclass to train with another."""
-        return F.mse_loss(predictions, targets)
-
-    def _check(self, colours: torch.Tensor) -> None:
-        if colours.shape[-1] != self.image_shape[0]:
+    def check_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+        if targets.shape[-1] != self.image_shape[0]:
             raise ConfigError(
                 f"ImageFitting was built for images of {self.image_shape[0]} channels, got colours of "
-                f"{colours.shape[-1]}; use the config the checkpoint was trained with"
+                f"{targets.shape[-1]}; use the config the checkpoint was trained with"
             )
 
-    def training_loss(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        coords, colours = batch
-        self._check(colours)
-        self.record_flops(coords)
-        return self.loss(self(coords), colours)
-
-    def _evaluate(
-        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, stage: str
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Update the stage's PSNR and loss with the batch's real pixels; return them, predicted and true."""
-        coords, colours = batch
-        self._check(colours)
-        real = self.evaluation_samples(batch_idx, len(colours)).count  # later rows pad this process's share
-        predictions, colours = self(coords).float()[:real], colours[:real]
-        if real > 0:
-            mean_loss, psnr = self._stage_metrics(stage)
-            mean_loss.update(self.loss(predictions, colours), weight=real)
-            psnr.update(predictions.clamp(0, 1), colours)
-        return predictions, colours
-
-    def _stage_metrics(self, stage: str) -> tuple[MeanMetric, PeakSignalNoiseRatio]:
-        return (self.val_loss, self.val_psnr) if stage == "val" else (self.test_loss, self.test_psnr)
-
-    def log_evaluation(self, stage: str) -> None:
-        mean_loss, psnr = self._stage_metrics(stage)
-        self.log(f"{stage}/loss", mean_loss)
-        self.log(f"{stage}/psnr", psnr, prog_bar=stage == "val")
+    def metric_predictions(self, predictions: torch.Tensor) -> torch.Tensor:
+        """The predictions clamped to [0, 1], the colours' range, for the PSNR."""
+        return predictions.clamp(0, 1)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         predictions, colours = self._evaluate(batch, batch_idx, "val")
         if self.log_images:
             self._rendered.append(predictions.detach().clamp(0, 1).cpu())
             self._targets.append(colours.detach().float().cpu())
-
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "test")
-
-    def predict_step(
-        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
-    ) -> dict[str, torch.Tensor]:
-        coords, colours = batch
-        return {"coords": coords, "predictions": self(coords), "targets": colours}
 
     # ------------------------------------------------------------------------------ time to a PSNR
     def on_train_epoch_start(self) -> None:

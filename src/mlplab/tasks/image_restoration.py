@@ -232,9 +232,6 @@ class ImageRestoration(Task):
             count = self.num_logged_images
             self._logged_samples = (inputs[:count], predictions[:count], targets[:count])
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "test")
-
     def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, Any]:
         images, labels = batch
         samples = self.evaluation_samples(batch_idx, len(images))

@@ -101,12 +101,6 @@ class SequenceTask(Task):
     def log_evaluation(self, stage: str) -> None:
         self.log_dict(self.val_metrics if stage == "val" else self.test_metrics, prog_bar=stage == "val")
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "val")
-
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "test")
-
     def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, Any]:
         inputs, targets = batch
         return {"inputs": inputs, "predictions": self(inputs).argmax(-1), "targets": targets}

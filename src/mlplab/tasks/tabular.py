@@ -317,12 +317,6 @@ class TabularTask(Task):
         """The prediction from the backbone's outputs (as :meth:`predict`)."""
         return combine_outputs(outputs, self.classification, self.target_mean, self.target_std)
 
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "val")
-
-    def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "test")
-
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
         x_num, x_cat, y = batch
         predictions = self.predict(x_num, x_cat)
