@@ -58,6 +58,15 @@ def test_file_folder_grayscale_and_training_stride(tmp_path):
         ImageFittingDataModule(str(tmp_path), index=2)
 
 
+def test_the_prediction_image_is_the_whole_grid_clamped_or_none_for_a_part(tmp_path):
+    data = ImageFittingDataModule(str(write_png(tmp_path / "g.png", np.zeros((3, 5)))), grayscale=True)
+    values = torch.linspace(-0.5, 1.5, 15)[:, None]  # row-major, one channel
+    image = data.prediction_image({"predictions": values})
+    assert image.shape == (3, 5, 1) and image.dtype == np.uint8
+    assert image[0, 0, 0] == 0 and image[2, 4, 0] == 255 and abs(int(image[1, 2, 0]) - 127.5) == 0.5
+    assert data.prediction_image({"predictions": values[::2]}) is None  # one process's share of two
+
+
 def test_loaders_serve_random_training_pixels_and_every_pixel_in_order_for_evaluation(tmp_path):
     noise = np.random.default_rng(0).integers(0, 255, (8, 8))
     path = write_png(tmp_path / "i.png", noise)

@@ -51,6 +51,14 @@ def test_fit_logs_whole_image_psnr_and_the_fit_image(cli, picture, tmp_path):
     assert checkpoint["hyper_parameters"]["image_shape"] == (3, 12, 16)
     assert cli("test", f"--config={run / 'config.yaml'}", f"--ckpt_path={run / 'checkpoints' / 'best.ckpt'}",
                *QUIET) == 0  # fmt: skip
+    # predict writes the fitted image beside predictions.pt (it wrote only the pixels' tensors)
+    assert cli("predict", f"--config={run / 'config.yaml'}", "--ckpt_path=best", *QUIET) == 0
+    predicted = tmp_path / "runs" / "lightning_logs" / "version_2"
+    pixels = torch.load(predicted / "predictions.pt", weights_only=True)["predictions"]
+    with Image.open(predicted / "predictions.png") as written:
+        assert written.size == (16, 12) and written.mode == "RGB"
+        expected = pixels.clamp(0, 1).mul(255).round().to(torch.uint8).view(12, 16, 3).numpy()
+        np.testing.assert_array_equal(np.asarray(written), expected)
 
 
 def test_whole_image_psnr_is_computed_over_every_pixel(picture):

@@ -25,7 +25,9 @@ class SavePredictions(BasePredictionWriter):
     (``prediction_table(outputs, first_window, every)``: the forecasting DataModules give each
     forecast's dates and series names, the image DataModules each image's split and index, the tabular
     one each test row's row in its file with its target and prediction), the table
-    is written beside it as ``predictions.csv`` or ``predictions.parquet``.
+    is written beside it as ``predictions.csv`` or ``predictions.parquet``. When it can assemble an
+    image of them (``prediction_image(outputs)``: a neural field's fit of its image), that image is
+    written beside it as ``predictions.png``.
 
     Args:
         filename: File name inside the run directory.
@@ -58,6 +60,14 @@ class SavePredictions(BasePredictionWriter):
         path = folder / (self.filename + suffix)
         torch.save(merged, path)
         rank_zero_info(f"predictions saved to {path}")
+        picture = getattr(trainer.datamodule, "prediction_image", None)
+        image = picture(merged) if picture is not None else None
+        if image is not None:
+            from PIL import Image
+
+            image_path = folder / f"{Path(self.filename).stem}{suffix}.png"
+            Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(image_path)
+            rank_zero_info(f"the predicted image ({image.shape[1]}x{image.shape[0]}) saved to {image_path}")
         table = getattr(trainer.datamodule, "prediction_table", None)
         if table is None:
             return

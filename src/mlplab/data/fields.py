@@ -267,5 +267,18 @@ class ImageFittingDataModule(InMemoryDataModule):
         channels, height, width = self.image_shape
         return colours.view(height, width, channels).permute(2, 0, 1)
 
+    def prediction_image(self, outputs: dict[str, torch.Tensor]) -> np.ndarray | None:
+        """The fitted image ``predict`` gives, ``(H, W, C)`` uint8 (colours clamped to [0, 1]).
+
+        ``None`` when ``outputs`` do not hold every pixel (a partial predict, or one process's share of
+        several).
+        """
+        channels, height, width = self.image_shape
+        predictions = outputs["predictions"]
+        if predictions.shape != (height * width, channels):
+            return None
+        image = predictions.float().clamp(0, 1).mul(255).round().to(torch.uint8)
+        return image.view(height, width, channels).numpy()
+
 
 __all__ = ["ImageFittingDataModule", "available_memory", "bundled_image", "pixel_grid"]
