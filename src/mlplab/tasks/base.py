@@ -59,8 +59,8 @@ DATA_GIVEN_ARGUMENTS = (
     "num_outputs",
 )
 #: Data-given arguments a task built in Python may leave at their defaults: a table's fingerprint (the
-#: checkpoint checks that need it are then skipped) and a character model's vocabulary (samples are then
-#: logged as token ids).
+#: checkpoint checks that need it are then skipped) and a character model's vocabulary (the language
+#: modelling task takes the DataModule's at setup).
 OPTIONAL_DATA_ARGUMENTS = ("table_digest", "vocabulary")
 
 
