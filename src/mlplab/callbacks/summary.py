@@ -62,7 +62,7 @@ def family_and_arguments(pl_module: L.LightningModule) -> tuple[str, dict[str, A
         given = given.as_dict() if hasattr(given, "as_dict") else given
         arguments = given.get("init_args") or {}
     else:
-        arguments = dict(getattr(given, "keywords", {}) or {})
+        arguments = dict(getattr(registry.expand_variant(given), "keywords", {}) or {})  # a variant's, too
     arguments = {**arguments, **getattr(pl_module, "data_given_backbone_arguments", {})}
     return family, flatten(arguments)
 
