@@ -420,3 +420,9 @@ def test_a_language_model_export_that_holds_its_length_says_so(tmp_path, capsys)
     tokens = torch.randint(0, 7, (2, 8))
     with torch.no_grad():
         torch.testing.assert_close(torch.jit.load(str(exported.path))(tokens), task.backbone(tokens))
+    # the line mlplab export prints says it too
+    from mlplab.tools import export as command
+
+    with mock.patch.object(command, "export_run", lambda *args: exported):
+        command.main(["--run", "somewhere", "--format", "torchscript"])
+    assert capsys.readouterr().out.strip().endswith("; it takes sequences of 8 tokens only)")

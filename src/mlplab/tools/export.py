@@ -30,8 +30,10 @@ A sequence model (language modelling, associative recall) is traced on ``context
 ONNX export makes the length axis dynamic too, and both formats are then checked on sequences of 1,
 2, about half the context and one less than it. An export that passes takes any length up to
 ``context_length`` (``config.json``: ``tokens`` of shape ``["batch", "length"]``); one whose graph holds
-the traced length (a family whose computation depends on it in Python, such as a chunked scan) says so in
-``config.json`` (shape ``["batch", T]``, ``any_length: false``) and in the line ``mlplab export`` prints.
+the traced length (a family whose computation depends on it in Python, such as a chunked scan; an ONNX
+graph with a dynamic length that computes wrong on others is written again with the traced length) says
+so in ``config.json`` (shape ``["batch", T]``, ``any_length: false``) and in the line ``mlplab export``
+prints.
 A safetensors export rebuilds the model, which takes any length.
 """
 
@@ -179,7 +181,9 @@ def _write(
         return None  # type: ignore[return-value]
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 4  # a graph that refuses a shape raises; its log line would be noise
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
 
     def run_onnx(batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -409,14 +413,27 @@ def export(
     tries = [(True, True), (True, False), (False, False)] if longest else [(True, False), (False, False)]
     if format != "onnx":
         tries = [(False, False)]
-    try:
+
+    def write(tries: list[tuple[bool, bool]]) -> tuple[float | None, Any, bool]:
         for number, (dynamic, length) in enumerate(tries, 1):
             try:
-                difference, run = _attempt(format, module, trace, check, path, dynamic, length)
-                break
+                return (*_attempt(format, module, trace, check, path, dynamic, length), length)
             except Exception:  # noqa: BLE001
                 if number == len(tries):
                     raise
+        raise AssertionError("no tries")  # unreachable: the last try returns or raises
+
+    def takes_shorter(run: Any) -> bool:
+        return run is not None and all(
+            _same_outputs(module, run, example_inputs(task, batch_size, generator, shorter))
+            for shorter in checked_lengths(longest)
+        )
+
+    try:
+        difference, run, length = write(tries)
+        any_length = None if longest is None else format == "safetensors" or takes_shorter(run)
+        if length and any_length is False:  # a dynamic length axis computing wrong: declare the traced one
+            difference, run, length = write([t for t in tries if not t[1]])
     except Exception as error:  # noqa: BLE001
         path.unlink(missing_ok=True)
         path.with_name(path.name + ".data").unlink(missing_ok=True)
@@ -431,15 +448,6 @@ def export(
     any_batch = run is not None and _same_outputs(
         module, run, example_inputs(task, batch_size + 1, generator)
     )
-    any_length = None
-    if longest is not None:  # safetensors rebuilds the model; a file is checked on shorter sequences
-        any_length = format == "safetensors" or (
-            run is not None
-            and all(
-                _same_outputs(module, run, example_inputs(task, batch_size, generator, shorter))
-                for shorter in checked_lengths(longest)
-            )
-        )
     hparams = dict(hyper_parameters if hyper_parameters is not None else getattr(task, "hparams", {}))
     hparams.pop("_instantiator", None)
     config = _config(task, module, format, path, trace, check, difference, any_batch, hparams, any_length)
