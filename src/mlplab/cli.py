@@ -871,7 +871,7 @@ class MLPLabCLI(LightningCLI):
             if isinstance(callback, DistributedWatchdog):
                 callback.configure_strategy(trainer.strategy)
             if isinstance(callback, RunSummary):
-                callback.settings_key = settings_digest(config)
+                callback.settings_key = callback.settings_key or settings_digest(config)  # unless given
                 if subcommand == "test":
                     # compared with the tested run's config.yaml: a test under other evaluation options
                     # is kept apart from the run's own test value

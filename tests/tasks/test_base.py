@@ -315,5 +315,39 @@ def test_a_trainer_built_in_python_prints_the_flops_counted(tmp_path, capsys):
 
 def test_a_family_given_by_name_in_python_is_refused_in_one_line():
     """``backbone="HourglassMLP"`` (a config's short name) ended in TypeError: 'str' is not callable."""
-    with pytest.raises(ConfigError, match="got the name 'HourglassMLP'.*registry.variant_args"):
+    with pytest.raises(
+        ConfigError, match=r"got the name 'HourglassMLP'.*functools.partial\(Family, variant=NAME\)"
+    ):
         ImageClassification("HourglassMLP", image_shape=(1, 8, 8), num_classes=10)
+
+
+def test_a_named_variant_in_python_builds_and_round_trips_through_its_checkpoint(tmp_path):
+    # functools.partial(Family, variant="tiny") ended in TypeError: unexpected keyword argument 'variant',
+    # though a config's init_args: {variant: tiny} builds the variant
+    import mlplab
+    from mlplab.data import DigitsDataModule
+    from mlplab.models import registry
+
+    torch.manual_seed(0)
+    family = functools.partial(HourglassMLP, variant="tiny", depth=1)  # the variant, depth on top
+    task = ImageRestoration(family, image_shape=(1, 8, 8), num_logged_images=0)
+    expected = {**registry.variant_args("HourglassMLP", "tiny"), "depth": 1}
+    reference = HourglassMLP((1, 8, 8), (1, 8, 8), **expected)
+    assert sum(p.numel() for p in task.backbone.parameters()) == sum(
+        p.numel() for p in reference.parameters()
+    )
+    quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+    trainer = L.Trainer(max_steps=1, limit_val_batches=1, default_root_dir=tmp_path, **quiet)
+    trainer.fit(task, datamodule=DigitsDataModule(batch_size=32, normalize=False))
+    path = trainer.checkpoint_callback.best_model_path
+    hparams = torch.load(path, weights_only=True)["hyper_parameters"]
+    assert hparams["backbone"] == {
+        "class_path": "mlplab.models.vision.hourglass.HourglassMLP",
+        "init_args": expected,
+    }
+    images = torch.rand(3, 1, 8, 8)
+    with torch.no_grad():
+        for rebuilt in (ImageRestoration.load_from_checkpoint(path), mlplab.load_run(path).model):
+            assert torch.equal(rebuilt.eval().backbone(images), task.eval().backbone(images))
+    with pytest.raises(ConfigError, match=r"^HourglassMLP has no variant 'huge' \(it has tiny, "):
+        ImageRestoration(functools.partial(HourglassMLP, variant="huge"), image_shape=(1, 8, 8))

@@ -56,6 +56,37 @@ def test_generative_classification_targets_are_class_prototypes():
     assert torch.equal(inputs, images) and torch.equal(targets, task.prototypes[labels])
 
 
+@pytest.mark.parametrize("mode", ["denoise", "super_resolution"])
+def test_denoising_and_super_resolution_need_no_classes(tmp_path, mode):
+    # num_classes was required ("missing 1 required positional argument") though only the prototypes of
+    # generative classification use it
+    import mlplab
+
+    torch.manual_seed(0)
+    task = ImageRestoration(BACKBONE, (1, 8, 8), mode=mode)
+    assert task.prototypes.shape == (0, 1, 8, 8)
+    data = DigitsDataModule(normalize=False, batch_size=64)  # it has 10 classes: no refusal for the default
+    trainer = L.Trainer(
+        max_steps=1, limit_val_batches=1, logger=False, enable_checkpointing=False, enable_progress_bar=False
+    )
+    trainer.fit(task, datamodule=data)
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    run = mlplab.load_run(tmp_path / "model.ckpt")
+    images = torch.rand(2, *task.input_shape)
+    assert run.hyper_parameters["num_classes"] is None
+    with torch.no_grad():
+        torch.testing.assert_close(run.model.backbone(images), task.eval().backbone(images))
+
+
+def test_generative_classification_without_classes_is_one_line():
+    with pytest.raises(ConfigError) as raised:
+        ImageRestoration(BACKBONE, (1, 8, 8), mode="generative_classification")
+    assert str(raised.value) == (
+        "ImageRestoration: generative_classification needs num_classes (its targets are the class "
+        "prototypes): pass num_classes=data.num_classes"
+    )
+
+
 def test_normalised_data_is_refused():
     task = ImageRestoration(BACKBONE, (1, 8, 8), 10)
     trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)

@@ -99,3 +99,27 @@ def test_sample_takes_its_settings_as_arguments_and_refuses_bad_ones_in_one_line
     for bad in ({"length": -1}, {"temperature": -0.5}, {"top_k": 0}):
         with pytest.raises(ConfigError, match="length and temperature must be >= 0 and top_k >= 1"):
             task.sample("a", **bad)
+
+
+def test_a_task_built_without_the_vocabulary_takes_the_datamodules(tmp_path):
+    # built in Python without vocabulary=data.vocabulary, the task's checkpoints had none: load_run's
+    # preprocessing lacked it and run.model.sample() ended with "sampling needs the vocabulary"
+    import mlplab
+
+    torch.manual_seed(0)
+    data = pydoc(batches_per_epoch=1)
+    task = LanguageModeling(TINY, data.vocab_size, data.context_length, sample_length=5)
+    quiet = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
+    trainer = L.Trainer(max_steps=1, limit_val_batches=1, enable_model_summary=False, **quiet)
+    trainer.fit(task, datamodule=data)
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    run = mlplab.load_run(tmp_path / "model.ckpt")
+    assert run.preprocessing["vocabulary"] == data.vocabulary == run.model.tokenizer.vocabulary
+    text = run.model.sample(prompt="def", length=4, seed=1)
+    assert (
+        text.startswith("def")
+        and len(text) == 7
+        and text == task.eval().sample(prompt="def", length=4, seed=1)
+    )
+    tokens = data.val_tokens[:12]
+    assert run.model.tokenizer.decode(tokens) == data.tokenizer.decode(tokens)

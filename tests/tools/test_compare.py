@@ -328,6 +328,50 @@ def test_only_runs_that_differ_by_their_seed_are_averaged_into_one_point(tmp_pat
     assert points == [(1, 10.0), (1, 20.0), (1, 30.0), (2, 2.0)]
 
 
+def test_a_python_run_writes_the_settings_key_it_is_given_and_compare_counts_those_without(tmp_path):
+    # a Trainer built in Python wrote settings_key null, RunSummary took no key, and compare drew such
+    # runs as points of their own without a word; variant="tiny": a Python partial selects a variant
+    import functools
+
+    import lightning as L
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from mlplab.callbacks import RunSummary
+    from mlplab.data import DigitsDataModule
+    from mlplab.models import HourglassMLP
+    from mlplab.tasks import ImageRestoration
+    from mlplab.tools import compare
+
+    data = DigitsDataModule(normalize=False, batch_size=64)
+    keys = {0: "my-setting", 1: "my-setting", 2: None}
+    for seed, key in keys.items():
+        L.seed_everything(seed)
+        task = ImageRestoration(functools.partial(HourglassMLP, variant="tiny", depth=1), (1, 8, 8))
+        trainer = L.Trainer(max_steps=1, limit_val_batches=1, enable_progress_bar=False,
+                            enable_model_summary=False, enable_checkpointing=False,
+                            logger=TensorBoardLogger(tmp_path / "runs", version=seed),
+                            callbacks=[RunSummary(settings_key=key)])  # fmt: skip
+        trainer.fit(task, datamodule=data)
+        summary = json.loads(
+            (tmp_path / "runs" / "lightning_logs" / f"version_{seed}" / "summary.json").read_text()
+        )
+        assert summary["settings_key"] == key and summary["seed"] == seed
+        assert summary["arguments"] == {"embed_dim": 96, "mlp_dim": 24, "depth": 1}
+    printed = compare.compare([str(tmp_path / "runs")], tmp_path / "out")
+    assert printed.splitlines()[-1] == (
+        "1 of them without a settings_key (a Trainer built in Python without RunSummary(settings_key=...), "
+        "or an older mlplab): each is a point of its own, averaged with no other seed"
+    )
+    rows = compare.frontier_rows(compare.table_rows(compare.find_runs([str(tmp_path / "runs")])))
+    assert sorted(row["group"].split(":")[0] for row in rows) == ["run", "settings", "settings"]
+    # the command line's digests stay those of earlier versions: the new summary argument is left out
+    from mlplab.callbacks.summary import settings_digest
+
+    config = {"model": {"lr": 1}, "summary": {"enabled": True}}
+    given = {**config, "summary": {"enabled": True, "settings_key": None}}
+    assert settings_digest(config) == settings_digest(given)
+
+
 def test_the_settings_key_ignores_the_seed_and_the_output_folders_only():
     from mlplab.callbacks.summary import RunSummary
     from mlplab.cli import MLPLabCLI
@@ -342,6 +386,7 @@ def test_the_settings_key_ignores_the_seed_and_the_output_folders_only():
     assert key("--seed_everything=1", "--model.init_args.optimizer.init_args.lr=0.01") != first
     assert key("--seed_everything=1", "--data.init_args.batch_size=32") != first
     assert key("--seed_everything=1", "--trainer.max_epochs=3") != first
+    assert key("--seed_everything=1", "--summary.settings_key=mine") == "mine"  # a given key is kept
 
 
 def test_an_out_folder_that_cannot_be_made_is_one_line(cli, capsys, tmp_path):

@@ -359,3 +359,70 @@ def test_a_tabular_export_predicts_what_mlplab_predict_does(tabular_run, format,
     # the same numbers up to float32 rounding: within 1e-5 of their largest magnitude (at least 1)
     scale = max(1.0, float(expected.abs().max()))
     torch.testing.assert_close(got, expected, atol=1e-5 * scale, rtol=0)
+
+
+def _language_model(family: str, **args) -> nn.Module:
+    from mlplab.models import registry
+    from mlplab.tasks import LanguageModeling
+
+    torch.manual_seed(0)
+    backbone = functools.partial(registry.get(family).cls, **args)
+    return LanguageModeling(backbone, vocab_size=7, context_length=8).eval()
+
+
+def _run_sequence_export(format: str, path: Path, tokens: torch.Tensor) -> torch.Tensor:
+    if format == "torchscript":
+        return torch.jit.load(str(path))(tokens)
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return torch.from_numpy(session.run(None, {"tokens": tokens.numpy()})[0])
+
+
+@pytest.mark.parametrize("format", ["torchscript", "onnx"])
+def test_a_language_model_export_takes_any_length_up_to_its_context(tmp_path, format, capsys):
+    # traced on context_length tokens, the ONNX file refused every other length ("Got invalid dimensions
+    # for input: tokens ... Got: 5 Expected: 8") and config.json said ["batch", 8]
+    if format == "onnx":
+        for package in ("onnx", "onnxscript", "onnxruntime"):
+            pytest.importorskip(package)
+    task = _language_model("Transformer", embed_dim=8, depth=1, num_heads=1)
+    exported = export(task, format, tmp_path)
+    config = json.loads(exported.config.read_text())
+    assert exported.any_length is True and config["any_length"] is True
+    assert config["inputs"] == [
+        {
+            "name": "tokens",
+            "shape": ["batch", "length"],
+            "dtype": "int64",
+            "description": "token ids (batch, length), any length from 1 to the context length 8",
+        }
+    ]
+    assert config["output"]["shape"] == ["batch", "length", 7]
+    for length in (1, 3, 8):
+        tokens = torch.randint(0, 7, (3, length))
+        with torch.no_grad():
+            expected = task.backbone(tokens)
+        torch.testing.assert_close(_run_sequence_export(format, exported.path, tokens), expected)
+
+
+def test_a_language_model_export_that_holds_its_length_says_so(tmp_path, capsys):
+    # GatedLinearAttention's chunked form pads the sequence to whole chunks, and the trace holds the padding
+    # of the traced length: its TorchScript file failed on shorter sequences while config.json said nothing
+    task = _language_model("GatedLinearAttention", embed_dim=8, depth=1, num_heads=1, chunk_size=3)
+    exported = export(task, "torchscript", tmp_path)
+    config = json.loads(exported.config.read_text())
+    assert exported.any_length is False and config["any_length"] is False
+    assert config["inputs"][0]["shape"] == ["batch", 8]
+    assert config["inputs"][0]["description"].startswith(
+        "token ids (batch, 8): this file takes sequences of exactly 8 tokens"
+    )
+    tokens = torch.randint(0, 7, (2, 8))
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.load(str(exported.path))(tokens), task.backbone(tokens))
+    # the line mlplab export prints says it too
+    from mlplab.tools import export as command
+
+    with mock.patch.object(command, "export_run", lambda *args: exported):
+        command.main(["--run", "somewhere", "--format", "torchscript"])
+    assert capsys.readouterr().out.strip().endswith("; it takes sequences of 8 tokens only)")

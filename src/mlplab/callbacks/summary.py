@@ -27,10 +27,12 @@ SUMMARY_FILE = "summary.json"
 
 #: Config keys that are not part of a run's settings: its seed, the config files named (``--config``),
 #: where it writes (root folder, loggers, checkpoint folder), the checkpoint it resumes, and what it
-#: prints. Runs whose ``settings_key`` (:func:`settings_digest`) is equal differ by these alone.
+#: prints (and a ``settings_key`` given to the summary). Runs whose ``settings_key``
+#: (:func:`settings_digest`) is equal differ by these alone.
 NOT_SETTINGS = (
     "seed_everything", "config", "ckpt_path", "trainer.default_root_dir", "trainer.logger",
     "checkpoint.dirpath", "trainer.enable_progress_bar", "trainer.enable_model_summary",
+    "summary.settings_key",
 )  # fmt: skip
 
 #: Trainer options that decide how much of the test split a test evaluates, with their defaults.
@@ -62,7 +64,7 @@ def family_and_arguments(pl_module: L.LightningModule) -> tuple[str, dict[str, A
         given = given.as_dict() if hasattr(given, "as_dict") else given
         arguments = given.get("init_args") or {}
     else:
-        arguments = dict(getattr(given, "keywords", {}) or {})
+        arguments = dict(getattr(registry.expand_variant(given), "keywords", {}) or {})  # a variant's, too
     arguments = {**arguments, **getattr(pl_module, "data_given_backbone_arguments", {})}
     return family, flatten(arguments)
 
@@ -232,7 +234,10 @@ class RunSummary(Callback):
     or in a new run directory, counts the time before its checkpoint), epochs, steps, seed and learning
     rate, and ``settings_key``: a digest of the run's config without its seed (:func:`settings_digest`,
     set by the CLI), equal for the seeds of one configuration, which ``mlplab compare`` averages into one
-    point. ``test`` with a checkpoint of a
+    point. A Trainer built in Python has no config: its summary's ``settings_key`` is the one given
+    (``RunSummary(settings_key=...)``, the same for the seeds of one setting, e.g. ``settings_digest`` of
+    the script's settings), else ``null``, and ``mlplab compare`` keeps such a run a point of its own
+    (and says so). ``test`` with a checkpoint of a
     run directory (``mlplab test --ckpt_path <run>/checkpoints/best.ckpt``, or ``best``) adds the test
     value of the same metric (``test/psnr``) to that run's summary, whatever folder the test itself
     logs to. That is the run's ``test`` (and ``hp/test``) only when the test evaluates as the run's
@@ -251,9 +256,11 @@ class RunSummary(Callback):
 
     Args:
         enabled: Whether to write the summary at all.
+        settings_key: What the runs that differ only by their seed share, for ``mlplab compare`` to
+            average them (``None``: the command line's digest of its config; none in Python).
     """
 
-    def __init__(self, enabled: bool = True):
+    def __init__(self, enabled: bool = True, settings_key: str | None = None):
         self.enabled = enabled
         #: The test's ``{"model": ..., "data": ...}`` config, compared with the tested run's config.yaml.
         self.evaluation_config: dict[str, Any] | None = None
@@ -264,8 +271,9 @@ class RunSummary(Callback):
         self._best: float | None = None
         self._session_written = False
         self._log_dir: str | None = None
-        #: The run's :func:`settings_digest`, set by the CLI (None: not known, as in a script's Trainer).
-        self.settings_key: str | None = None
+        #: The run's :func:`settings_digest`, set by the CLI unless given (None: not known, as in a script's
+        #: Trainer without one).
+        self.settings_key: str | None = settings_key
 
     # ------------------------------------------------------------------------------------- fit
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:

@@ -21,7 +21,8 @@ What registration gives a family, with no other edit:
   timm has a class of that name too; the CLI resolves short names here first);
 * **named variants**: ``mlplab models`` lists them with their parameter counts, a config selects one
   with ``init_args: {variant: S-1}`` and overrides single arguments next to it
-  (:func:`expand_config`), Python builds one with :func:`build`;
+  (:func:`expand_config`), Python builds one with :func:`build`, and a task takes
+  ``functools.partial(Family, variant="S-1", embed_dim=...)`` as its backbone (:func:`expand_variant`);
 * **tests** (``tests/models/test_registry.py``, parametrised over this registry): the ``tiny`` variant
   is built and trained for a few steps on its domain's example data (shapes, a gradient for every
   trainable parameter, the loss going down, the domain's contract such as causality), its parameter
@@ -438,6 +439,28 @@ def build(family: str | type, *shapes: Any, variant: str = "tiny", **overrides: 
     return spec.cls(*shapes, **variant_args(spec.name, variant, **overrides))
 
 
+def expand_variant(factory: Any) -> Any:
+    """``functools.partial(Family, variant=NAME, **given)`` as a partial of the variant's arguments.
+
+    The given arguments go on top of the variant's, as :func:`expand_config` does for a config's
+    ``init_args: {variant: NAME, ...}``.
+
+    Anything else (a class, a partial without ``variant``, a family that takes an argument named
+    ``variant`` itself, an unregistered class) is returned as it is.
+
+    Raises:
+        ConfigError: The family has no variant of that name (the line lists the ones it has).
+    """
+    if not isinstance(factory, functools.partial) or "variant" not in factory.keywords:
+        return factory
+    spec = find(factory.func) if isinstance(factory.func, type) else None
+    if spec is None or "variant" in argument_names(spec.cls):
+        return factory
+    keywords = dict(factory.keywords)
+    chosen = spec.variant(str(keywords.pop("variant")))
+    return functools.partial(factory.func, *factory.args, **{**chosen.args, **keywords})
+
+
 def count(family: str | type, variant: str = "tiny", domain: str | None = None) -> int:
     """Parameters of a variant at its counting shapes (:meth:`FamilySpec.shapes`), on the meta device."""
     spec = get(family)
@@ -669,6 +692,7 @@ __all__ = [
     "count",
     "defining_modules",
     "expand_config",
+    "expand_variant",
     "families",
     "find",
     "format_table",

@@ -25,7 +25,7 @@ from mlplab.analysis.layers import drop_layers
 from mlplab.data.common import BatchSamples
 from mlplab.errors import CheckpointError, ConfigError
 from mlplab.models.counting import count_forward_flops, count_parameters, count_training_flops
-from mlplab.models.registry import check_channel_mlps, upgrade_state_dict
+from mlplab.models.registry import check_channel_mlps, expand_variant, upgrade_state_dict
 from mlplab.nn.moe import MixtureOfExperts, auxiliary_loss
 from mlplab.optim import LinearWarmupDecay, WeightDecayExclusion, weight_decay_groups
 from mlplab.runtime import skip_unusable_nvml_check
@@ -59,8 +59,8 @@ DATA_GIVEN_ARGUMENTS = (
     "num_outputs",
 )
 #: Data-given arguments a task built in Python may leave at their defaults: a table's fingerprint (the
-#: checkpoint checks that need it are then skipped) and a character model's vocabulary (samples are then
-#: logged as token ids).
+#: checkpoint checks that need it are then skipped) and a character model's vocabulary (the language
+#: modelling task takes the DataModule's at setup).
 OPTIONAL_DATA_ARGUMENTS = ("table_digest", "vocabulary")
 
 
@@ -230,6 +230,10 @@ class Task(L.LightningModule):
     def build_backbone(self, factory: Callable[..., nn.Module], *shapes: Any) -> nn.Module:
         """Call the injected family ``factory`` with the task's shapes and keep both for re-building.
 
+        A ``functools.partial(Family, variant=NAME, ...)`` of a registered family builds that named
+        variant with the other arguments on top, as a config's ``init_args: {variant: NAME}`` does
+        (:func:`mlplab.models.registry.expand_variant`).
+
         Raises:
             ConfigError: When ``factory`` is an already-built module or a name rather than a class or
                 partial, or when a registered family holds a channel-MLP kind it does not support.
@@ -243,9 +247,9 @@ class Task(L.LightningModule):
             raise ConfigError(
                 f"{type(self).__name__}: backbone must be a family class or functools.partial of one, got "
                 f"the name {factory!r}: import the class (from mlplab.models import ...) and pass it, with a "
-                "named variant as functools.partial(Family, **registry.variant_args(name, variant)) "
-                "(mlplab.models.registry)"
+                "named variant as functools.partial(Family, variant=NAME) (mlplab models lists them)"
             )
+        factory = expand_variant(factory)
         self._backbone_factory, self._backbone_args = factory, shapes
         backbone = drop_layers(factory(*shapes), self.dropped_layers)
         check_channel_mlps(backbone)
@@ -829,6 +833,7 @@ def _as_config(value: Any) -> tuple[Any, bool]:
         return _as_config({field.name: getattr(value, field.name) for field in dataclasses.fields(value)})
     target, args, keywords = value, (), {}
     if isinstance(value, functools.partial):
+        value = expand_variant(value)  # a named variant: its arguments, as the command line's config holds
         target, args, keywords = value.func, value.args, value.keywords
     path = _import_path(target)
     if path is None or not callable(target):

@@ -49,7 +49,9 @@ class ImageRestoration(Task):
     Args:
         backbone: The family: its class path and arguments.
         image_shape: ``(C, H, W)`` of the clean images; filled in from the DataModule.
-        num_classes: Number of classes (for the prototypes); filled in from the DataModule.
+        num_classes: Number of classes (for the prototypes of ``generative_classification``, which
+            needs it); filled in from the DataModule; ``None``: no classes (denoising and
+            super-resolution do not use them).
         mode: Which degradation to undo.
         noise_std: Standard deviation of the Gaussian noise for ``denoise``.
         scale: Downsampling factor for ``super_resolution``.
@@ -67,7 +69,7 @@ class ImageRestoration(Task):
         self,
         backbone: ImageBackbone,
         image_shape: tuple[int, int, int],
-        num_classes: int,
+        num_classes: int | None = None,
         mode: RestorationMode = "denoise",
         noise_std: float = 0.25,
         scale: int = 2,
@@ -81,6 +83,11 @@ class ImageRestoration(Task):
             raise ConfigError(
                 "ImageRestoration: mode must be denoise, super_resolution or generative_classification, "
                 f"got {mode!r}"
+            )
+        if mode == "generative_classification" and num_classes is None:
+            raise ConfigError(
+                "ImageRestoration: generative_classification needs num_classes (its targets are the class "
+                "prototypes): pass num_classes=data.num_classes"
             )
         if mode == "denoise" and noise_std <= 0:
             raise ConfigError(f"ImageRestoration: noise_std must be positive for denoising, got {noise_std}")
@@ -105,7 +112,8 @@ class ImageRestoration(Task):
         else:
             self.input_shape = self.image_shape
         self.backbone = self.build_backbone(backbone, self.input_shape, self.image_shape)
-        self.register_buffer("prototypes", torch.zeros(num_classes, *self.image_shape))
+        # one per class for generative classification; none when built without classes
+        self.register_buffer("prototypes", torch.zeros(num_classes or 0, *self.image_shape))
         self.val_metrics = self._metrics("val")
         self.test_metrics = self._metrics("test")
         self.val_input_psnr = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
@@ -123,6 +131,10 @@ class ImageRestoration(Task):
             },
             prefix=f"{stage}/",
         )
+
+    def unused_data_arguments(self) -> set[str]:
+        """``num_classes`` unless the targets are class prototypes (denoising, super-resolution)."""
+        return set() if self.mode == "generative_classification" else {"num_classes"}
 
     def setup(self, stage: str) -> None:
         super().setup(stage)

@@ -62,7 +62,9 @@ class LanguageModeling(SequenceTask):
 
     The vocabulary (the characters of the tokenizer) comes from the DataModule and is kept in the
     hyper-parameters, hence in every checkpoint: :meth:`sample` decodes with it, and a checkpoint
-    trained on another vocabulary is refused with one line.
+    trained on another vocabulary is refused with one line. A task built in Python without it takes the
+    DataModule's at :meth:`setup` (when it has one of ``vocab_size`` characters), so its checkpoints
+    carry it as the command line's do (``mlplab.load_run(DIR).preprocessing["vocabulary"]``).
 
     Args:
         backbone: The sequence family: its class path and arguments.
@@ -198,6 +200,27 @@ class LanguageModeling(SequenceTask):
             return
         self.last_sample = self.sample()
         log_text(self.loggers, "val/sample", self.last_sample, self.global_step)
+
+    def setup(self, stage: str) -> None:
+        """Take the DataModule's vocabulary when the task was built without one (see the class docs).
+
+        Raises:
+            ConfigError: The ``sample_prompt`` given has characters outside that vocabulary.
+        """
+        super().setup(stage)
+        vocabulary = getattr(getattr(self._trainer, "datamodule", None), "vocabulary", None)
+        usable = isinstance(vocabulary, str) and len(vocabulary) == self.vocab_size
+        if self.tokenizer is not None or not usable:
+            return
+        self.hparams["vocabulary"] = vocabulary  # kept in the checkpoints, as the command line's
+        self.tokenizer = CharTokenizer(vocabulary)
+        if self.hparams.get("sample_prompt") is None:  # the default, now for this vocabulary
+            self.sample_prompt = "\n" if "\n" in vocabulary else vocabulary[0]
+        elif self.tokenizer.unknown(self.sample_prompt):
+            raise ConfigError(
+                f"LanguageModeling: sample_prompt {self.sample_prompt!r} has characters outside the data's "
+                "vocabulary"
+            )
 
     # ------------------------------------------------------------------------------ checkpoints
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

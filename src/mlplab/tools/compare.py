@@ -12,7 +12,9 @@ validation and test values, wall time) and writes, in ``--out``:
   a point, each family a frontier (the runs no run of the family beats with fewer parameters, or in
   less time), as the sweep's ``pareto.png`` (:mod:`mlplab.tools.pareto`) draws for a sweep. On the
   parameters figure the runs that differ only by their seed (equal ``settings_key`` in their
-  summaries) are averaged into one frontier point; runs of other data, tasks or settings never are.
+  summaries) are averaged into one frontier point; runs of other data, tasks or settings never are,
+  nor runs whose summary has no ``settings_key`` (a Trainer built in Python that was given none, or an
+  older mlplab), which the printed line counts.
 
     mlplab compare runs/quickstart/lightning_logs runs/sweep --out runs/compare
     mlplab compare 'runs/*/lightning_logs/version_*'
@@ -197,7 +199,15 @@ def compare(paths: Sequence[str], out: Path) -> str:
     write_csv(rows, out / "compare.csv")
     figures = write_figures(rows, out)
     written = ", ".join(str(path) for path in [out / "compare.csv", out / "compare.md", *figures])
-    return f"{table}\n\n{len(rows)} runs; wrote {written}"
+    keyless = sum(1 for row in rows if not row.get("settings_key"))
+    note = (
+        f"\n{keyless} of them without a settings_key (a Trainer built in Python without "
+        "RunSummary(settings_key=...), or an older mlplab): each is a point of its own, averaged with no "
+        "other seed"
+        if keyless
+        else ""
+    )
+    return f"{table}\n\n{len(rows)} runs; wrote {written}{note}"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -25,6 +25,16 @@ lists what to ship);
 TorchScript is traced (``torch.jit.trace`` with its consistency check). When a format cannot hold the
 model, the layer responsible is found by exporting the submodules one by one with the inputs they get,
 and named in one line.
+
+A sequence model (language modelling, associative recall) is traced on ``context_length`` tokens; its
+ONNX export makes the length axis dynamic too, and both formats are then checked on sequences of 1,
+2, about half the context and one less than it. An export that passes takes any length up to
+``context_length`` (``config.json``: ``tokens`` of shape ``["batch", "length"]``); one whose graph holds
+the traced length (a family whose computation depends on it in Python, such as a chunked scan; an ONNX
+graph with a dynamic length that computes wrong on others is written again with the traced length) says
+so in ``config.json`` (shape ``["batch", T]``, ``any_length: false``) and in the line ``mlplab export``
+prints.
+A safetensors export rebuilds the model, which takes any length.
 """
 
 from __future__ import annotations
@@ -70,6 +80,8 @@ class Exported:
     difference: float | None
     any_batch: bool
     note: str = ""
+    #: Whether a sequence model's file takes any length up to its context (None: no length axis).
+    any_length: bool | None = None
 
 
 # ------------------------------------------------------------------------------- model and inputs
@@ -79,8 +91,19 @@ def inference_module(task: nn.Module) -> nn.Module:
     return make() if callable(make) else task.backbone
 
 
-def example_inputs(task: nn.Module, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+def sequence_length(task: nn.Module) -> int | None:
+    """The longest sequence of a sequence task (its tokens' axis 1 may be shorter), else None."""
+    from mlplab.tasks.sequence import SequenceTask
+
+    return task.context_length if isinstance(task, SequenceTask) else None
+
+
+def example_inputs(
+    task: nn.Module, batch_size: int, generator: torch.Generator, length: int | None = None
+) -> dict[str, torch.Tensor]:
     """Inputs of :func:`inference_module` by name, from the task's shapes (or its ``example_inputs``).
+
+    ``length``: the tokens per sequence of a sequence task (default: its ``context_length``).
 
     Raises:
         ConfigError: The task says nothing about its inputs.
@@ -96,7 +119,7 @@ def example_inputs(task: nn.Module, batch_size: int, generator: torch.Generator)
     if isinstance(task, ImageClassification):
         return {"images": torch.randn(batch_size, *task.image_shape, generator=generator)}
     if isinstance(task, SequenceTask):
-        shape = (batch_size, task.context_length)
+        shape = (batch_size, length or task.context_length)
         return {"tokens": torch.randint(0, task.vocab_size, shape, generator=generator)}
     raise ConfigError(
         f"export does not know the inputs of {type(task).__name__}: give the task an "
@@ -116,9 +139,12 @@ def _quietly() -> contextlib.ExitStack:
 
 
 def _write(
-    format: str, module: nn.Module, inputs: dict[str, torch.Tensor], path: Path, dynamic: bool
+    format: str, module: nn.Module, inputs: dict[str, torch.Tensor], path: Path, dynamic: bool, length: bool
 ) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
-    """Write ``module`` to ``path`` in ``format``; return a function that runs the written file."""
+    """Write ``module`` to ``path`` in ``format``; return a function that runs the written file.
+
+    ONNX: ``dynamic`` makes the batch axis (0) of every input dynamic, ``length`` axis 1 too.
+    """
     values = tuple(inputs.values())
     if format == "safetensors":
         from safetensors.torch import load_model, save_model
@@ -139,7 +165,8 @@ def _write(
             loaded = torch.jit.load(str(path))
         return lambda batch: loaded(*batch.values())
     with _quietly():
-        shapes = tuple({0: torch.export.Dim.DYNAMIC} for _ in values) if dynamic else None
+        axes = {0: torch.export.Dim.DYNAMIC, **({1: torch.export.Dim.DYNAMIC} if length else {})}
+        shapes = tuple(dict(axes) for _ in values) if dynamic else None
         torch.onnx.export(
             module,
             values,
@@ -154,7 +181,9 @@ def _write(
         return None  # type: ignore[return-value]
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 4  # a graph that refuses a shape raises; its log line would be noise
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
 
     def run_onnx(batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -199,8 +228,9 @@ def _attempt(
     check: dict[str, torch.Tensor],
     path: Path,
     dynamic: bool,
+    length: bool = False,
 ) -> tuple[float | None, Callable[[dict[str, torch.Tensor]], torch.Tensor] | None]:
-    """Export ``module`` on ``trace`` and run the file on ``check``.
+    """Export ``module`` on ``trace`` and run the file on ``check`` (``dynamic``, ``length``: :func:`_write`).
 
     The export runs on a copy of ``module``, which stays as it was.
 
@@ -212,7 +242,7 @@ def _attempt(
         Exception: Whatever the exporter raises, or ``ValueError`` when the outputs differ.
     """
     module = deepcopy(module)
-    run = _write(format, module, trace, path, dynamic)
+    run = _write(format, module, trace, path, dynamic, length)
     if run is None:
         return None, None
     with torch.no_grad():
@@ -378,15 +408,32 @@ def export(
         raise ConfigError(f"cannot create the export folder {folder} ({error.strerror or error})") from error
     path = folder / f"model{FORMATS[format]}"
     path.with_name(path.name + ".data").unlink(missing_ok=True)  # an earlier export's ONNX weights
-    dynamic = format == "onnx"
+    longest = sequence_length(task)
+    # ONNX: dynamic batch (and length) axes; retried with a static length, then a static batch size
+    tries = [(True, True), (True, False), (False, False)] if longest else [(True, False), (False, False)]
+    if format != "onnx":
+        tries = [(False, False)]
+
+    def write(tries: list[tuple[bool, bool]]) -> tuple[float | None, Any, bool]:
+        for number, (dynamic, length) in enumerate(tries, 1):
+            try:
+                return (*_attempt(format, module, trace, check, path, dynamic, length), length)
+            except Exception:  # noqa: BLE001
+                if number == len(tries):
+                    raise
+        raise AssertionError("no tries")  # unreachable: the last try returns or raises
+
+    def takes_shorter(run: Any) -> bool:
+        return run is not None and all(
+            _same_outputs(module, run, example_inputs(task, batch_size, generator, shorter))
+            for shorter in checked_lengths(longest)
+        )
+
     try:
-        try:
-            difference, run = _attempt(format, module, trace, check, path, dynamic)
-        except Exception:  # noqa: BLE001 -- ONNX: retry with a static batch size
-            if not dynamic:
-                raise
-            dynamic = False
-            difference, run = _attempt(format, module, trace, check, path, dynamic)
+        difference, run, length = write(tries)
+        any_length = None if longest is None else format == "safetensors" or takes_shorter(run)
+        if length and any_length is False:  # a dynamic length axis computing wrong: declare the traced one
+            difference, run, length = write([t for t in tries if not t[1]])
     except Exception as error:  # noqa: BLE001
         path.unlink(missing_ok=True)
         path.with_name(path.name + ".data").unlink(missing_ok=True)
@@ -403,12 +450,17 @@ def export(
     )
     hparams = dict(hyper_parameters if hyper_parameters is not None else getattr(task, "hparams", {}))
     hparams.pop("_instantiator", None)
-    config = _config(task, module, format, path, trace, check, difference, any_batch, hparams)
+    config = _config(task, module, format, path, trace, check, difference, any_batch, hparams, any_length)
     config.update(preprocessing=preprocessing or {}, source=source or {})
     config_path = folder / "config.json"
     config_path.write_text(json.dumps(config, indent=2, default=_jsonable) + "\n")
     note = "" if difference is not None else "not checked: onnxruntime is not installed"
-    return Exported(path, config_path, difference, any_batch, note)
+    return Exported(path, config_path, difference, any_batch, note, any_length)
+
+
+def checked_lengths(context_length: int) -> list[int]:
+    """The shorter sequence lengths an export is checked on: 1, 2, about half the context, and one less."""
+    return sorted({1, 2, context_length // 2 + 1, context_length - 1} - {0, context_length})
 
 
 def _config(
@@ -421,6 +473,7 @@ def _config(
     difference: float | None,
     any_batch: bool,
     hparams: dict[str, Any],
+    any_length: bool | None = None,
 ) -> dict[str, Any]:
     backbone = hparams.get("backbone") if isinstance(hparams.get("backbone"), dict) else {}
     with torch.no_grad():
@@ -436,6 +489,17 @@ def _config(
 
     inputs = [described(name, value) for name, value in trace.items()]
     inputs[0].update(_description(task, "input_description"))  # the task's words for its (first) input
+    produced = {**described("output", output), **_description(module, "output_description")}
+    if any_length is not None:  # a sequence model's tokens: (batch, length), length <= context_length
+        longest = sequence_length(task)
+        inputs[0]["shape"][1] = produced["shape"][1] = "length" if any_length else longest
+        inputs[0]["description"] = (
+            f"token ids (batch, length), any length from 1 to the context length {longest}"
+            if any_length
+            else f"token ids (batch, {longest}): this file takes sequences of exactly {longest} tokens (its "
+            "graph holds the length it was traced at; --format safetensors rebuilds the model, which takes "
+            "any length up to it)"
+        )
 
     return {
         "format": format,
@@ -449,7 +513,8 @@ def _config(
         "family_args": backbone.get("init_args", {}),
         "task_args": hparams,
         "inputs": inputs,
-        "output": {**described("output", output), **_description(module, "output_description")},
+        **({"any_length": any_length} if any_length is not None else {}),
+        "output": produced,
         "check": {
             "batch_size": len(next(iter(check.values()))),
             "largest_relative_difference": difference,
@@ -556,4 +621,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         else result.note
     )
     batch = "" if result.any_batch else f"; the exported model takes batches of {options.batch_size} only"
+    if result.any_length is False:
+        config = json.loads(result.config.read_text())
+        batch += f"; it takes sequences of {config['inputs'][0]['shape'][1]} tokens only"
     print(f"wrote {result.path} and {result.config} ({checked}{batch})")
