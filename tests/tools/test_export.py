@@ -130,6 +130,29 @@ def test_each_format_holds_the_trained_model_with_its_config(forecast_run, forma
         assert torch.equal(got, expected)
 
 
+def test_an_onnx_model_over_the_single_file_limit_keeps_its_weights_beside_it(
+    forecast_run, monkeypatch, tmp_path
+):
+    # protobuf holds at most 2 GiB: from 1 GiB of weights on, they go to model.onnx.data (untested before);
+    # the limit lowered to a byte sends the DLinear's weights there
+    for package in ("onnx", "onnxscript", "onnxruntime"):
+        pytest.importorskip(package)
+    from mlplab.tools import export
+
+    monkeypatch.setattr(export, "ONNX_SINGLE_FILE_BYTES", 1)
+    out = tmp_path / "onnx"
+    assert run_cli("export", "--run", str(forecast_run), "--format", "onnx", "--out", str(out)) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["files"] == ["model.onnx", "model.onnx.data"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.onnx", "model.onnx.data"]
+    weights = 4 * sum(p.numel() for p in mlplab.load_run(forecast_run).model.parameters())
+    assert (out / "model.onnx.data").stat().st_size >= weights // 2  # (the smallest tensors stay inline)
+    history = _real_batch(forecast_run)
+    with torch.no_grad():
+        expected = mlplab.load_run(forecast_run).model(history)
+    torch.testing.assert_close(_run_exported("onnx", out, history), expected, atol=1e-5, rtol=1e-5)
+
+
 def test_a_layer_a_format_cannot_hold_is_named_in_one_line(tmp_path, capsys):
     pytest.importorskip("onnxscript")
     run = _fit(tmp_path, "tests.tools.test_export.Branchy")
