@@ -7,6 +7,7 @@ in every command the documentation shows, in a second or two.
 
 from __future__ import annotations
 
+import importlib
 import re
 import shlex
 
@@ -124,3 +125,26 @@ def test_other_commands_accept_the_options_the_docs_give(command):
             for subparser in (action.choices or {}) if isinstance(action.choices, dict) else {}:
                 options |= set(action.choices[subparser]._option_string_actions)
         assert all(a in options for a in args if a.startswith("--")), where
+
+
+def is_module(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
+def test_every_python_name_the_docs_give_exists():
+    """`mlplab.x.y` in backticks: a module, or an attribute of one (a class, a function, a method)."""
+    missing = []
+    for doc in DOCS:
+        for name in sorted(set(re.findall(r"`(mlplab(?:\.\w+)+)", (REPO / doc).read_text()))):
+            parts = name.split(".")
+            found = next(i for i in range(len(parts), 0, -1) if is_module(".".join(parts[:i])))
+            obj = importlib.import_module(".".join(parts[:found]))
+            for part in parts[found:]:
+                obj = getattr(obj, part, None)
+            if obj is None:
+                missing.append(f"{doc}: {name}")
+    assert not missing, missing
