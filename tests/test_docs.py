@@ -148,3 +148,11 @@ def test_every_python_name_the_docs_give_exists():
             if obj is None:
                 missing.append(f"{doc}: {name}")
     assert not missing, missing
+
+
+def test_the_count_of_bad_inputs_the_docs_give_is_the_suites():
+    from tests.reliability.test_bad_inputs import CASES
+
+    for doc in ("README.md", "docs/reliability.md"):
+        counts = re.findall(r"(\d+) bad inputs", (REPO / doc).read_text())
+        assert counts and set(counts) == {str(len(CASES))}, f"{doc}: {counts}, the suite has {len(CASES)}"
