@@ -252,6 +252,24 @@ def test_a_logger_whose_package_is_missing_is_one_line(cli, capsys, preset, pack
     assert f"needs the {package} package, which is not installed: pip install 'mlplab[{package}]'" in err[0]
 
 
+def test_the_wandb_preset_without_a_login_is_one_line(cli, capsys):
+    """Without `wandb login` or WANDB_MODE=offline the preset ended in W&B's 50-line traceback.
+
+    W&B's own error, as its ``wandb.init`` raises it without a key (W&B keeps settings and runs in the
+    process, so an earlier test's offline run would otherwise decide what this one sees).
+    """
+    wandb = pytest.importorskip("wandb")
+    no_key = wandb.errors.UsageError("No API key configured. Use `wandb login` to log in.")
+    preset = str(REPO / "configs" / "logger" / "wandb.yaml")
+    with mock.patch.object(wandb, "run", None), mock.patch.object(wandb, "init", side_effect=no_key):
+        assert cli("fit", "--config", QUICKSTART, "--config", preset, *TINY_FIT) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith(("error", "Traceback"))]
+    assert err == [
+        "error: trainer.logger: Weights & Biases: No API key configured. Use `wandb login` to log in "
+        "(or set WANDB_MODE=offline to log locally)"
+    ]
+
+
 @pytest.mark.parametrize("first", ["TensorBoardLogger", "CSVLogger"])
 def test_tensorboard_and_csv_together_share_the_run_directory(first, cli, tmp_path):
     # Each logger numbered its own version_N: the CSV files of a run went to version_1 while its

@@ -950,7 +950,8 @@ def find_user_error(error: BaseException) -> MLPLabError | None:
 
     jsonargparse re-raises errors from a class's ``__init__`` inside its own; this finds ours. Lightning's
     ``MisconfigurationException`` (a Trainer argument it cannot use, such as ``accelerator: gpu``
-    without a GPU) counts as a :class:`ConfigError` naming the trainer.
+    without a GPU) counts as a :class:`ConfigError` naming the trainer, and so does W&B's ``UsageError``
+    (the ``wandb`` logger preset without ``wandb login``), naming the logger.
     """
     seen: set[int] = set()
     misconfiguration = None
@@ -959,6 +960,11 @@ def find_user_error(error: BaseException) -> MLPLabError | None:
             return error
         if isinstance(error, MisconfigurationException) and misconfiguration is None:
             misconfiguration = error
+        if type(error).__module__.startswith("wandb.") and type(error).__name__ == "UsageError":
+            message = " ".join(str(error).split()).rstrip(".")  # no API key, a bad key, an unknown entity
+            return ConfigError(
+                f"trainer.logger: Weights & Biases: {message} (or set WANDB_MODE=offline to log locally)"
+            )
         seen.add(id(error))
         error = error.__cause__ or error.__context__
     if misconfiguration is not None:

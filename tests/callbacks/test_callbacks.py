@@ -7,7 +7,7 @@ from lightning.pytorch.loggers import Logger
 
 from mlplab.callbacks import BestCheckpoint, CompileBackbone, Throughput, leading_batch_size
 from mlplab.data import DigitsDataModule
-from mlplab.errors import ConfigError
+from mlplab.errors import ConfigError, DataNotFoundError
 from mlplab.models import HourglassMLP
 from mlplab.tasks import ImageClassification, ImageRestoration
 
@@ -261,3 +261,34 @@ def test_throughput_leaves_out_the_checkpoints_written_after_validation(tmp_path
         logger=logger)  # fmt: skip
     times = [m["train/time"] for _, m in logger.records if "train/time" in m]
     assert len(times) == 8 and skipped[0] == 2000.0 and times[-1] < 1000.0
+
+
+class MissingDigits(DigitsDataModule):
+    def prepare_data(self) -> None:
+        raise DataNotFoundError("digits not found")
+
+
+class FailAtStep(L.Callback):
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            raise RuntimeError(f"failed at step {self.step}")
+
+
+def test_a_fit_that_fails_before_its_first_step_writes_no_last_checkpoint(tmp_path, monkeypatch):
+    """A missing dataset once left an untrained last.ckpt in the working directory (163 MB for MS-MLP)."""
+    monkeypatch.chdir(tmp_path)
+    trainer = L.Trainer(
+        default_root_dir=tmp_path / "run", callbacks=[BestCheckpoint()], enable_progress_bar=False
+    )
+    with pytest.raises(DataNotFoundError):
+        trainer.fit(ImageRestoration(BACKBONE, (1, 8, 8), 10), datamodule=MissingDigits(normalize=False))
+    with pytest.raises(RuntimeError, match="at step 0"):
+        fit(ImageRestoration(BACKBONE, (1, 8, 8), 10), tmp_path / "run", [BestCheckpoint(), FailAtStep(0)])
+    assert sorted(p.name for p in tmp_path.rglob("*.ckpt")) == []
+    with pytest.raises(RuntimeError, match="at step 3"):  # a crash after training steps still keeps them
+        fit(ImageRestoration(BACKBONE, (1, 8, 8), 10), tmp_path / "run", [BestCheckpoint(), FailAtStep(3)])
+    (last,) = tmp_path.rglob("*.ckpt")
+    assert last.name == "last.ckpt" and torch.load(last, weights_only=True)["global_step"] == 3

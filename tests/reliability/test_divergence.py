@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -39,6 +41,17 @@ def test_learning_rate_1e6_stops_with_one_line_and_saves_nothing_non_finite(cli,
     assert line.startswith("error: training diverged: the training loss became nan at step ")
     assert "(epoch 0, batch " in line and "learning rate" in line
     assert checkpoints_are_finite(tmp_path / "run") == []  # it diverged before the first validation
+
+
+def test_the_line_names_the_learning_rate_of_the_step_that_diverged(cli, capsys):
+    """It gave the rate in force when the host looked: at the end of a short run, 0."""
+    assert (
+        cli(*FIT, "--trainer.max_steps=10", "--model.optimizer.lr=1e6", "--trainer.default_root_dir=run") == 1
+    )
+    (line,) = error_lines(capsys)
+    step = int(re.search(r"became nan at step (\d+) ", line).group(1))
+    # LinearWarmupDecay over the run's 10 steps: optimiser step `step` ran at 1e6 * (1 - (step - 1) / 10)
+    assert f"learning rate {1e6 * (1 - (step - 1) / 10):g};" in line, line
 
 
 def test_a_good_last_checkpoint_is_not_replaced_by_a_diverged_state(cli, capsys, tmp_path):

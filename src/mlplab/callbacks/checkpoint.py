@@ -465,6 +465,10 @@ class BestCheckpoint(ModelCheckpoint):
             return
         if trainer.world_size > 1 and is_collective_failure(exception):
             return  # writing needs the other processes, which are stuck or gone
+        if self.dirpath is None or trainer.global_step == 0:
+            # nothing trained yet (a dataset missing, a shape refused at the first step): a new fit starts
+            # from the same state; before its setup the run has no folder, and last.ckpt went to the cwd
+            return
         progress = trainer.fit_loop.epoch_loop.batch_progress.current
         if progress.ready > progress.completed:  # stopped inside a step: resume at that step
             for loader in getattr(trainer.fit_loop._combined_loader, "flattened", []):

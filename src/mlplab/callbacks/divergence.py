@@ -35,10 +35,19 @@ class DivergenceGuard(Callback):
         self.enabled = enabled
         self.check_every_n_steps = check_every_n_steps
         self._losses: list[torch.Tensor] = []
-        self._where: list[tuple[int, int, int]] = []  # (step, epoch, batch) of each kept loss
+        self._where: list[tuple[int, int, int, str]] = []  # (step, epoch, batch, learning rate) of each loss
+        self._step_lr = ""
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._losses, self._where = [], []
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if (
+            self.enabled
+        ):  # the step's own learning rate: Lightning steps the schedule before on_train_batch_end
+            self._step_lr = _learning_rate(trainer)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -48,7 +57,9 @@ class DivergenceGuard(Callback):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if isinstance(loss, torch.Tensor):
             self._losses.append(loss.detach().reshape(()))
-            self._where.append((trainer.global_step, trainer.current_epoch, batch_idx))
+            # the line names this step's learning rate, not the one in force when the host looks (a decaying
+            # schedule has lowered it by then, to 0 at the end of a run)
+            self._where.append((trainer.global_step, trainer.current_epoch, batch_idx, self._step_lr))
         if trainer.global_step % self.check_every_n_steps == 0 or len(self._losses) >= 4096:
             self.check(trainer, pl_module)
 
@@ -102,7 +113,7 @@ class DivergenceGuard(Callback):
             return
         lr = _learning_rate(trainer)
         if bad_loss is not None:
-            value, step, epoch, batch = bad_loss
+            value, step, epoch, batch, lr = bad_loss
             what = f"the training loss became {value:g} at step {step} (epoch {epoch}, batch {batch})"
         elif bad_weights:
             more = f" and {len(bad_weights) - 1} more" if len(bad_weights) > 1 else ""
