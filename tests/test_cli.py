@@ -607,3 +607,24 @@ def test_null_for_a_nested_argument_says_how_to_give_it(cli, capsys):
     )
     printed = yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]["backbone"]["init_args"]
     assert printed["channel_mlp"] is None and printed["dropout"] == 0.2
+
+
+def test_an_early_stopping_without_mode_goes_the_way_its_metric_name_tells(tmp_path):
+    # Lightning's default mode "min" stopped a run monitoring val/psnr after `patience` epochs of improvement
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    def early_stopping(*extra: str) -> list[EarlyStopping]:
+        args = ["--config", QUICKSTART, f"--trainer.default_root_dir={tmp_path}", *extra]
+        trainer = MLPLabCLI(args=args, run=False).trainer
+        return [callback for callback in trainer.callbacks if isinstance(callback, EarlyStopping)]
+
+    psnr, loss, given = early_stopping(
+        "--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.monitor=val/psnr",
+        "--trainer.callbacks.min_delta=0.1",
+        "--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.monitor=val/loss",
+        "--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.monitor=val/ssim",
+        "--trainer.callbacks.mode=min",
+    )  # fmt: skip
+    assert (psnr.mode, psnr.min_delta, float(psnr.best_score)) == ("max", 0.1, float("-inf"))
+    assert (loss.mode, float(loss.best_score)) == ("min", float("inf"))
+    assert given.mode == "min"  # what is given is kept

@@ -45,6 +45,7 @@ import yaml
 from jsonargparse import Namespace, get_loader, set_loader
 from jsonargparse._actions import _ActionPrintConfig
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, _get_module_type, _InstantiatorFn
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -77,6 +78,7 @@ from mlplab.loggers import (
     prepare_logger_config,
     share_run_directory,
 )
+from mlplab.metrics import metric_mode
 from mlplab.models import registry
 from mlplab.runtime import QuietProfiler
 from mlplab.startup import startup_done
@@ -865,6 +867,8 @@ class MLPLabCLI(LightningCLI):
                     "trainer.sync_batchnorm: torch's SyncBatchNorm runs on GPUs only; on CPUs every process "
                     "normalises with its own batch's statistics: leave the flag out"
                 )
+        if subcommand in ("fit", None):
+            self._direct_early_stopping(trainer, subcommand)
         for callback in trainer.callbacks:
             if isinstance(callback, BestCheckpoint) and in_place:
                 callback.resuming_in_place = True
@@ -881,6 +885,47 @@ class MLPLabCLI(LightningCLI):
                         "trainer": plain(config.get("trainer")),
                     }
         return trainer
+
+    def _direct_early_stopping(self, trainer: Any, subcommand: str | None) -> None:
+        """Give an ``EarlyStopping`` whose ``mode`` was not given the direction its metric's name tells.
+
+        Lightning's default, ``min`` for every metric, stopped a run monitoring ``val/psnr`` after
+        ``patience`` epochs of improvement, without a word. As for ``--checkpoint.monitor``: the task's
+        own metric goes the task's way, another by its name (:func:`mlplab.metrics.metric_mode`), and a
+        name that tells neither is refused in one line asking for the mode.
+        """
+        if self._argv is None:
+            return
+        if self._explicit is None:
+            self._explicit = self.parser.parse_args(self._argv, defaults=False)
+        explicit_config = plain((self._explicit.get(subcommand) or {}) if subcommand else self._explicit)
+        given = explicit_config.get("trainer", {}).get("callbacks") or []
+        given = given if isinstance(given, list) else [given]
+        explicit = [
+            entry.get("init_args") or {} for entry in given if isinstance(entry, dict)
+            and isinstance(cls := import_class(str(entry.get("class_path", ""))), type)
+            and issubclass(cls, EarlyStopping)
+        ]  # fmt: skip
+        built = [callback for callback in trainer.callbacks if isinstance(callback, EarlyStopping)]
+        if len(explicit) != len(built):
+            return  # not all of them from the command line or a config file: leave them as they are
+        task = self.model
+        for callback, arguments in zip(built, explicit):
+            if "mode" in arguments or not callback.monitor:
+                continue
+            if callback.monitor == getattr(task, "monitor", None):
+                mode = getattr(task, "monitor_mode", None)
+            else:
+                mode = metric_mode(callback.monitor)
+            if mode is None:
+                raise ConfigError(
+                    f"trainer.callbacks.mode: give max or min for EarlyStopping's monitor {callback.monitor}"
+                    ": whether a higher or a lower value is better cannot be told from its name"
+                )
+            if mode != callback.mode:  # Lightning derives the sign of min_delta and the start from the mode
+                callback.mode = mode
+                callback.min_delta = -callback.min_delta
+                callback.best_score = -callback.best_score
 
 
 class WithCheckpointState:

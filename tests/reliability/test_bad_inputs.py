@@ -180,6 +180,12 @@ CASES: list[tuple[str, str, int, str]] = [
     # ----------------------------------------------------------------------------- callbacks' arguments
     ("checkpoint-mode", IMG + " --checkpoint.mode=sideways", 2, "sideways"),
     (
+        "early-stopping-monitor-without-direction",
+        IMG + " --trainer.callbacks+=EarlyStopping --trainer.callbacks.monitor=lr-AdamW",
+        2,
+        "trainer.callbacks.mode: give max or min for EarlyStopping's monitor lr-AdamW",
+    ),
+    (
         "checkpoint-last-steps-zero",
         IMG + " --checkpoint.last_every_n_steps=0",
         2,
