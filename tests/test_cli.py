@@ -628,3 +628,24 @@ def test_an_early_stopping_without_mode_goes_the_way_its_metric_name_tells(tmp_p
     assert (psnr.mode, psnr.min_delta, float(psnr.best_score)) == ("max", 0.1, float("-inf"))
     assert (loss.mode, float(loss.best_score)) == ("min", float("inf"))
     assert given.mode == "min"  # what is given is kept
+
+
+def test_a_compile_failure_at_the_first_step_is_one_line():
+    # torch.compile compiles at the first call, in the middle of training: its error was a long traceback
+    from torch._inductor.exc import InductorError
+
+    from mlplab.cli import find_user_error
+    from mlplab.errors import ConfigError
+
+    try:
+        try:
+            raise InductorError(ImportError("/tmp/torchinductor/x.main.so: file too short"), None)
+        except InductorError as failure:
+            raise RuntimeError("the training step failed") from failure
+    except RuntimeError as error:
+        found = find_user_error(error)
+    assert isinstance(found, ConfigError)
+    assert str(found).startswith(
+        "compile: torch.compile could not compile the backbone (ImportError: /tmp/torchinductor/x.main.so: "
+        "file too short); run without --compile.enabled"
+    )

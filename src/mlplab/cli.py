@@ -995,13 +995,23 @@ def find_user_error(error: BaseException) -> MLPLabError | None:
 
     jsonargparse re-raises errors from a class's ``__init__`` inside its own; this finds ours. Lightning's
     ``MisconfigurationException`` (a Trainer argument it cannot use, such as ``accelerator: gpu``
-    without a GPU) counts as a :class:`ConfigError` naming the trainer.
+    without a GPU) counts as a :class:`ConfigError` naming the trainer, and a failure of
+    ``torch.compile``'s backend at the first compiled call (``--compile.enabled``: a C++ compiler
+    missing or failing, a damaged kernel cache) as a :class:`ConfigError` naming its cause.
     """
     seen: set[int] = set()
     misconfiguration = None
+    dynamo = sys.modules.get("torch._dynamo.exc")  # imported only by a run that compiles
     while error is not None and id(error) not in seen:
         if isinstance(error, MLPLabError):
             return error
+        if dynamo is not None and isinstance(error, dynamo.BackendCompilerFailed):
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            cause = lines[0] if lines else type(error).__name__
+            return ConfigError(
+                f"compile: torch.compile could not compile the backbone ({cause}); run without "
+                f"--compile.enabled, or with {DEBUG_ENV_VAR}=1 for the traceback"
+            )
         if isinstance(error, MisconfigurationException) and misconfiguration is None:
             misconfiguration = error
         seen.add(id(error))
