@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shlex
 import subprocess
 import sys
@@ -649,3 +650,28 @@ def test_a_compile_failure_at_the_first_step_is_one_line():
         "compile: torch.compile could not compile the backbone (ImportError: /tmp/torchinductor/x.main.so: "
         "file too short); run without --compile.enabled"
     )
+
+
+def test_a_resumed_fit_keeps_its_runs_seed(cli, tmp_path):
+    # a resumed fit without --seed_everything took the CLI's default 0: the rest of a seed-3 run's batches
+    # came in seed 0's order, and summary.json recorded it as a run of seed 0
+    recipe = yaml.safe_load(Path(QUICKSTART).read_text())
+    del recipe["seed_everything"]
+    config = tmp_path / "recipe.yaml"
+    config.write_text(yaml.safe_dump(recipe))
+    run = [
+        "--config", str(config), "--model.backbone.embed_dim=32", "--model.backbone.mlp_dim=8",
+        "--model.lr_scheduler=null", "--trainer.limit_train_batches=4", "--trainer.limit_val_batches=1",
+        "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
+    ]  # fmt: skip
+    seeded = [*run, "--seed_everything=3"]
+    assert cli("fit", *seeded, "--trainer.max_epochs=2", "--trainer.default_root_dir=a") == 0
+    assert cli("fit", *seeded, "--trainer.max_epochs=1", "--trainer.default_root_dir=b") == 0
+    assert cli("fit", *run, "--trainer.max_epochs=2", "--trainer.default_root_dir=b", "--ckpt_path=last") == 0
+    runs = [tmp_path / root / "lightning_logs" / "version_0" for root in ("a", "b")]
+    assert [json.loads((run / "summary.json").read_text())["seed"] for run in runs] == [3, 3]
+    first, second = (torch.load(run / "checkpoints" / "last.ckpt", weights_only=True) for run in runs)
+    first, second = first["state_dict"], second["state_dict"]
+    assert all(torch.equal(first[key], second[key]) for key in first)
+    assert cli("fit", *run, "--seed_everything=1", "--trainer.max_epochs=3", "--trainer.default_root_dir=b",
+               "--ckpt_path=last") == 2  # fmt: skip

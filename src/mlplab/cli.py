@@ -82,7 +82,7 @@ from mlplab.metrics import metric_mode
 from mlplab.models import registry
 from mlplab.runtime import QuietProfiler
 from mlplab.startup import startup_done
-from mlplab.tasks.base import DATA_GIVEN_ARGUMENTS, plain
+from mlplab.tasks.base import DATA_GIVEN_ARGUMENTS, RUN_SEED_KEY, plain
 
 #: DataModule attributes handed to the task argument of the same name, when both exist.
 LINKED_DATA_ATTRIBUTES = DATA_GIVEN_ARGUMENTS  # linked from data.<name> to model.init_args.<name>
@@ -738,7 +738,31 @@ class MLPLabCLI(LightningCLI):
         if explicit.get("init_args"):
             self.config = self.parser.parse_object({subcommand: {"model": explicit}}, self.config)
         if subcommand == "fit":
+            self._keep_run_seed(checkpoint.get(RUN_SEED_KEY), Path(ckpt_path).name)
             self._plan_resumed_logger(Path(ckpt_path), int(checkpoint.get("global_step", 0)))
+
+    def _keep_run_seed(self, saved: Any, name: str) -> None:
+        """A resumed fit keeps its run's seed: taken when none is given, a different one refused.
+
+        The seed orders the rest of the run's training batches (``train_seed``) and is what
+        ``summary.json`` records; a fit resumed under another one (the CLI's default 0 when the run was
+        seeded otherwise) continued with another batch order and was recorded as a run of that seed.
+        """
+        if not isinstance(saved, int) or isinstance(saved, bool):
+            return  # a checkpoint written before the seed was kept, or by an unseeded run
+        if self._argv is None:  # arguments given as a dict: all of it is explicit
+            given = self.config["fit"].get("seed_everything")
+        else:
+            if self._explicit is None:
+                self._explicit = self.parser.parse_args(self._argv, defaults=False)
+            given = (self._explicit.get("fit") or {}).get("seed_everything")
+        if isinstance(given, int) and not isinstance(given, bool) and given != saved:
+            raise CheckpointError(
+                f"seed_everything: the run of {name} was seeded with {saved}, this run gives {given}; a "
+                "resumed fit continues the run's random generators and batch order: leave it out (or give "
+                f"{saved}), or start a new fit"
+            )
+        self.config["fit"].seed_everything = saved
 
     @staticmethod
     def _refusals(saved: dict[str, Any], explicit: dict[str, Any], subcommand: str) -> list[tuple]:

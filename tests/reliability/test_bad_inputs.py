@@ -447,6 +447,12 @@ CASES: list[tuple[str, str, int, str]] = [
         "model.optimizer.lr: the checkpoint last.ckpt was trained with 0.001, this run gives 0.01",
     ),
     (
+        "ckpt-resume-other-seed",
+        RESUME_IMG + " --ckpt_path={image_last} --seed_everything=1",
+        2,
+        "seed_everything: the run of last.ckpt was seeded with 0, this run gives 1",
+    ),
+    (
         "ckpt-resume-optimizer",
         RESUME_IMG + " --ckpt_path={image_last} --model.optimizer=torch.optim.SGD --model.optimizer.lr=0.001",
         2,

@@ -36,6 +36,8 @@ ImageBackbone = Callable[[tuple[int, ...], tuple[int, ...]], nn.Module]
 
 #: Checkpoint key of the random generators' states, one entry per process (rank).
 RNG_STATES_KEY = "rng_states"
+#: The checkpoint's entry holding the run's ``seed_everything``.
+RUN_SEED_KEY = "run_seed"
 
 #: A task's arguments that the DataModule's attributes of the same name give: the command line links
 #: them (``data.<name>`` to ``model.init_args.<name>``); a task built in Python is handed them
@@ -608,6 +610,9 @@ class Task(L.LightningModule):
         (:func:`hyperparameters_as_config`), so its checkpoints load as the command line's do.
         """
         checkpoint[RNG_STATES_KEY] = gather_from_processes(collect_rng_states())
+        seed = os.environ.get("PL_GLOBAL_SEED", "")
+        if seed.lstrip("-").isdigit():  # the run's seed: a resumed fit keeps it (the CLI)
+            checkpoint[RUN_SEED_KEY] = int(seed)
         reopen_cut_epoch(checkpoint)
         hparams = checkpoint.get("hyper_parameters")
         if isinstance(hparams, dict) and "_instantiator" not in hparams:
