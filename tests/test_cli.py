@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shlex
 import subprocess
 import sys
@@ -607,3 +608,70 @@ def test_null_for_a_nested_argument_says_how_to_give_it(cli, capsys):
     )
     printed = yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]["backbone"]["init_args"]
     assert printed["channel_mlp"] is None and printed["dropout"] == 0.2
+
+
+def test_an_early_stopping_without_mode_goes_the_way_its_metric_name_tells(tmp_path):
+    # Lightning's default mode "min" stopped a run monitoring val/psnr after `patience` epochs of improvement
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    def early_stopping(*extra: str) -> list[EarlyStopping]:
+        args = ["--config", QUICKSTART, f"--trainer.default_root_dir={tmp_path}", *extra]
+        trainer = MLPLabCLI(args=args, run=False).trainer
+        return [callback for callback in trainer.callbacks if isinstance(callback, EarlyStopping)]
+
+    psnr, loss, given = early_stopping(
+        "--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.monitor=val/psnr",
+        "--trainer.callbacks.min_delta=0.1",
+        "--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.monitor=val/loss",
+        "--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.monitor=val/ssim",
+        "--trainer.callbacks.mode=min",
+    )  # fmt: skip
+    assert (psnr.mode, psnr.min_delta, float(psnr.best_score)) == ("max", 0.1, float("-inf"))
+    assert (loss.mode, float(loss.best_score)) == ("min", float("inf"))
+    assert given.mode == "min"  # what is given is kept
+
+
+def test_a_compile_failure_at_the_first_step_is_one_line():
+    # torch.compile compiles at the first call, in the middle of training: its error was a long traceback
+    from torch._inductor.exc import InductorError
+
+    from mlplab.cli import find_user_error
+    from mlplab.errors import ConfigError
+
+    try:
+        try:
+            raise InductorError(ImportError("/tmp/torchinductor/x.main.so: file too short"), None)
+        except InductorError as failure:
+            raise RuntimeError("the training step failed") from failure
+    except RuntimeError as error:
+        found = find_user_error(error)
+    assert isinstance(found, ConfigError)
+    assert str(found).startswith(
+        "compile: torch.compile could not compile the backbone (ImportError: /tmp/torchinductor/x.main.so: "
+        "file too short); run without --compile.enabled"
+    )
+
+
+def test_a_resumed_fit_keeps_its_runs_seed(cli, tmp_path):
+    # a resumed fit without --seed_everything took the CLI's default 0: the rest of a seed-3 run's batches
+    # came in seed 0's order, and summary.json recorded it as a run of seed 0
+    recipe = yaml.safe_load(Path(QUICKSTART).read_text())
+    del recipe["seed_everything"]
+    config = tmp_path / "recipe.yaml"
+    config.write_text(yaml.safe_dump(recipe))
+    run = [
+        "--config", str(config), "--model.backbone.embed_dim=32", "--model.backbone.mlp_dim=8",
+        "--model.lr_scheduler=null", "--trainer.limit_train_batches=4", "--trainer.limit_val_batches=1",
+        "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
+    ]  # fmt: skip
+    seeded = [*run, "--seed_everything=3"]
+    assert cli("fit", *seeded, "--trainer.max_epochs=2", "--trainer.default_root_dir=a") == 0
+    assert cli("fit", *seeded, "--trainer.max_epochs=1", "--trainer.default_root_dir=b") == 0
+    assert cli("fit", *run, "--trainer.max_epochs=2", "--trainer.default_root_dir=b", "--ckpt_path=last") == 0
+    runs = [tmp_path / root / "lightning_logs" / "version_0" for root in ("a", "b")]
+    assert [json.loads((run / "summary.json").read_text())["seed"] for run in runs] == [3, 3]
+    first, second = (torch.load(run / "checkpoints" / "last.ckpt", weights_only=True) for run in runs)
+    first, second = first["state_dict"], second["state_dict"]
+    assert all(torch.equal(first[key], second[key]) for key in first)
+    assert cli("fit", *run, "--seed_everything=1", "--trainer.max_epochs=3", "--trainer.default_root_dir=b",
+               "--ckpt_path=last") == 2  # fmt: skip

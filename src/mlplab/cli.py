@@ -45,6 +45,7 @@ import yaml
 from jsonargparse import Namespace, get_loader, set_loader
 from jsonargparse._actions import _ActionPrintConfig
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, _get_module_type, _InstantiatorFn
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -77,10 +78,11 @@ from mlplab.loggers import (
     prepare_logger_config,
     share_run_directory,
 )
+from mlplab.metrics import metric_mode
 from mlplab.models import registry
 from mlplab.runtime import QuietProfiler
 from mlplab.startup import startup_done
-from mlplab.tasks.base import DATA_GIVEN_ARGUMENTS, plain
+from mlplab.tasks.base import DATA_GIVEN_ARGUMENTS, RUN_SEED_KEY, plain
 
 #: DataModule attributes handed to the task argument of the same name, when both exist.
 LINKED_DATA_ATTRIBUTES = DATA_GIVEN_ARGUMENTS  # linked from data.<name> to model.init_args.<name>
@@ -736,7 +738,31 @@ class MLPLabCLI(LightningCLI):
         if explicit.get("init_args"):
             self.config = self.parser.parse_object({subcommand: {"model": explicit}}, self.config)
         if subcommand == "fit":
+            self._keep_run_seed(checkpoint.get(RUN_SEED_KEY), Path(ckpt_path).name)
             self._plan_resumed_logger(Path(ckpt_path), int(checkpoint.get("global_step", 0)))
+
+    def _keep_run_seed(self, saved: Any, name: str) -> None:
+        """A resumed fit keeps its run's seed: taken when none is given, a different one refused.
+
+        The seed orders the rest of the run's training batches (``train_seed``) and is what
+        ``summary.json`` records; a fit resumed under another one (the CLI's default 0 when the run was
+        seeded otherwise) continued with another batch order and was recorded as a run of that seed.
+        """
+        if not isinstance(saved, int) or isinstance(saved, bool):
+            return  # a checkpoint written before the seed was kept, or by an unseeded run
+        if self._argv is None:  # arguments given as a dict: all of it is explicit
+            given = self.config["fit"].get("seed_everything")
+        else:
+            if self._explicit is None:
+                self._explicit = self.parser.parse_args(self._argv, defaults=False)
+            given = (self._explicit.get("fit") or {}).get("seed_everything")
+        if isinstance(given, int) and not isinstance(given, bool) and given != saved:
+            raise CheckpointError(
+                f"seed_everything: the run of {name} was seeded with {saved}, this run gives {given}; a "
+                "resumed fit continues the run's random generators and batch order: leave it out (or give "
+                f"{saved}), or start a new fit"
+            )
+        self.config["fit"].seed_everything = saved
 
     @staticmethod
     def _refusals(saved: dict[str, Any], explicit: dict[str, Any], subcommand: str) -> list[tuple]:
@@ -865,6 +891,8 @@ class MLPLabCLI(LightningCLI):
                     "trainer.sync_batchnorm: torch's SyncBatchNorm runs on GPUs only; on CPUs every process "
                     "normalises with its own batch's statistics: leave the flag out"
                 )
+        if subcommand in ("fit", None):
+            self._direct_early_stopping(trainer, subcommand)
         for callback in trainer.callbacks:
             if isinstance(callback, BestCheckpoint) and in_place:
                 callback.resuming_in_place = True
@@ -881,6 +909,47 @@ class MLPLabCLI(LightningCLI):
                         "trainer": plain(config.get("trainer")),
                     }
         return trainer
+
+    def _direct_early_stopping(self, trainer: Any, subcommand: str | None) -> None:
+        """Give an ``EarlyStopping`` whose ``mode`` was not given the direction its metric's name tells.
+
+        Lightning's default, ``min`` for every metric, stopped a run monitoring ``val/psnr`` after
+        ``patience`` epochs of improvement, without a word. As for ``--checkpoint.monitor``: the task's
+        own metric goes the task's way, another by its name (:func:`mlplab.metrics.metric_mode`), and a
+        name that tells neither is refused in one line asking for the mode.
+        """
+        if self._argv is None:
+            return
+        if self._explicit is None:
+            self._explicit = self.parser.parse_args(self._argv, defaults=False)
+        explicit_config = plain((self._explicit.get(subcommand) or {}) if subcommand else self._explicit)
+        given = explicit_config.get("trainer", {}).get("callbacks") or []
+        given = given if isinstance(given, list) else [given]
+        explicit = [
+            entry.get("init_args") or {} for entry in given if isinstance(entry, dict)
+            and isinstance(cls := import_class(str(entry.get("class_path", ""))), type)
+            and issubclass(cls, EarlyStopping)
+        ]  # fmt: skip
+        built = [callback for callback in trainer.callbacks if isinstance(callback, EarlyStopping)]
+        if len(explicit) != len(built):
+            return  # not all of them from the command line or a config file: leave them as they are
+        task = self.model
+        for callback, arguments in zip(built, explicit):
+            if "mode" in arguments or not callback.monitor:
+                continue
+            if callback.monitor == getattr(task, "monitor", None):
+                mode = getattr(task, "monitor_mode", None)
+            else:
+                mode = metric_mode(callback.monitor)
+            if mode is None:
+                raise ConfigError(
+                    f"trainer.callbacks.mode: give max or min for EarlyStopping's monitor {callback.monitor}"
+                    ": whether a higher or a lower value is better cannot be told from its name"
+                )
+            if mode != callback.mode:  # Lightning derives the sign of min_delta and the start from the mode
+                callback.mode = mode
+                callback.min_delta = -callback.min_delta
+                callback.best_score = -callback.best_score
 
 
 class WithCheckpointState:
@@ -950,14 +1019,24 @@ def find_user_error(error: BaseException) -> MLPLabError | None:
 
     jsonargparse re-raises errors from a class's ``__init__`` inside its own; this finds ours. Lightning's
     ``MisconfigurationException`` (a Trainer argument it cannot use, such as ``accelerator: gpu``
-    without a GPU) counts as a :class:`ConfigError` naming the trainer, and so does W&B's ``UsageError``
-    (the ``wandb`` logger preset without ``wandb login``), naming the logger.
+    without a GPU) counts as a :class:`ConfigError` naming the trainer, W&B's ``UsageError`` (the
+    ``wandb`` logger preset without ``wandb login``) as one naming the logger, and a failure of
+    ``torch.compile``'s backend at the first compiled call (``--compile.enabled``: a C++ compiler
+    missing or failing, a damaged kernel cache) as one naming its cause.
     """
     seen: set[int] = set()
     misconfiguration = None
+    dynamo = sys.modules.get("torch._dynamo.exc")  # imported only by a run that compiles
     while error is not None and id(error) not in seen:
         if isinstance(error, MLPLabError):
             return error
+        if dynamo is not None and isinstance(error, dynamo.BackendCompilerFailed):
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            cause = lines[0] if lines else type(error).__name__
+            return ConfigError(
+                f"compile: torch.compile could not compile the backbone ({cause}); run without "
+                f"--compile.enabled, or with {DEBUG_ENV_VAR}=1 for the traceback"
+            )
         if isinstance(error, MisconfigurationException) and misconfiguration is None:
             misconfiguration = error
         if type(error).__module__.startswith("wandb.") and type(error).__name__ == "UsageError":

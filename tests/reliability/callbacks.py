@@ -41,3 +41,17 @@ class PoisonAtStep(L.Callback):
         if trainer.global_step == self.step:
             with torch.no_grad():
                 next(pl_module.parameters()).view(-1)[0] = float("nan")
+
+
+class InterruptInValidation(L.Callback):
+    """Send ``signum`` (Ctrl-C 2, SIGTERM 15) to this process after validation batch ``batch`` of ``epoch``"""
+
+    def __init__(self, epoch: int = 0, batch: int = 1, signum: int = 2):
+        self.epoch = epoch
+        self.batch = batch
+        self.signum = signum
+
+    def on_validation_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx, *args):
+        fitting = trainer.state.fn == "fit" and not trainer.sanity_checking
+        if fitting and trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            signal.raise_signal(signal.Signals(self.signum))

@@ -180,6 +180,12 @@ CASES: list[tuple[str, str, int, str]] = [
     # ----------------------------------------------------------------------------- callbacks' arguments
     ("checkpoint-mode", IMG + " --checkpoint.mode=sideways", 2, "sideways"),
     (
+        "early-stopping-monitor-without-direction",
+        IMG + " --trainer.callbacks+=EarlyStopping --trainer.callbacks.monitor=lr-AdamW",
+        2,
+        "trainer.callbacks.mode: give max or min for EarlyStopping's monitor lr-AdamW",
+    ),
+    (
         "checkpoint-last-steps-zero",
         IMG + " --checkpoint.last_every_n_steps=0",
         2,
@@ -439,6 +445,12 @@ CASES: list[tuple[str, str, int, str]] = [
         RESUME_IMG + " --ckpt_path={image_last} --model.optimizer.lr=0.01",
         2,
         "model.optimizer.lr: the checkpoint last.ckpt was trained with 0.001, this run gives 0.01",
+    ),
+    (
+        "ckpt-resume-other-seed",
+        RESUME_IMG + " --ckpt_path={image_last} --seed_everything=1",
+        2,
+        "seed_everything: the run of last.ckpt was seeded with 0, this run gives 1",
     ),
     (
         "ckpt-resume-optimizer",

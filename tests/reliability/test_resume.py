@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -119,3 +121,37 @@ def test_resume_from_an_end_of_fit_checkpoint_continues_the_epochs(cli, tmp_path
         == 0
     )
     assert_bit_identical(weights(tmp_path / "reference", "last"), weights(tmp_path / "resumed", "last"))
+
+
+def validation_rows(root: Path) -> list[tuple[str, str, str]]:
+    """``(epoch, step, val/psnr)`` of every validation in the run's ``metrics.csv``."""
+    with open(run_dir(root) / "metrics.csv") as file:
+        rows = csv.DictReader(file)
+        return [(row["epoch"], row["step"], row["val/psnr"]) for row in rows if row.get("val/psnr")]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_fit_stopped_during_a_validation_runs_that_validation_when_resumed(cli, tmp_path, signum):
+    # Lightning took the checkpoint written in the middle of epoch 0's validation for one written after
+    # it: the resumed fit skipped that validation, whose metrics were then missing from the logs and
+    # were never seen by best.ckpt or EarlyStopping
+    csv_run = [*SMALL, "--model.lr_scheduler=null", "--config", str(REPO / "configs" / "logger" / "csv.yaml")]
+    assert cli("fit", *csv_run, "--trainer.default_root_dir=reference") == 0
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        status = cli(
+            "fit", *csv_run, "--trainer.default_root_dir=stopped",
+            "--trainer.callbacks+=tests.reliability.callbacks.InterruptInValidation",
+            "--trainer.callbacks.epoch=0", f"--trainer.callbacks.signum={int(signum)}",
+        )  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    assert status != 0
+    assert validation_rows(tmp_path / "stopped") == []
+    assert cli("fit", *csv_run, "--trainer.default_root_dir=stopped", "--ckpt_path=last") == 0
+    reference = validation_rows(tmp_path / "reference")
+    assert len(reference) == 2
+    assert validation_rows(tmp_path / "stopped") == reference
+    assert_bit_identical(weights(tmp_path / "reference", "last"), weights(tmp_path / "stopped", "last"))
+    assert_bit_identical(weights(tmp_path / "reference", "best"), weights(tmp_path / "stopped", "best"))

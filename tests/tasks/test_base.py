@@ -351,3 +351,27 @@ def test_a_named_variant_in_python_builds_and_round_trips_through_its_checkpoint
             assert torch.equal(rebuilt.eval().backbone(images), task.eval().backbone(images))
     with pytest.raises(ConfigError, match=r"^HourglassMLP has no variant 'huge' \(it has tiny, "):
         ImageRestoration(functools.partial(HourglassMLP, variant="huge"), image_shape=(1, 8, 8))
+
+
+def test_a_resumed_fit_after_its_schedule_ended_at_zero_says_it_trains_nothing(cli, tmp_path):
+    """The default ``LinearWarmupDecay`` ends a fit at learning rate 0: extending the fit trains nothing."""
+    from tests.conftest import REPO
+
+    run = [
+        "--config", str(REPO / "configs" / "quickstart.yaml"), "--model.backbone.embed_dim=32",
+        "--model.backbone.mlp_dim=8", "--trainer.limit_train_batches=3", "--trainer.limit_val_batches=1",
+        f"--trainer.default_root_dir={tmp_path}", "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+    ]  # fmt: skip
+    assert cli("fit", *run, "--trainer.max_epochs=1") == 0
+    last = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    before = torch.load(last, weights_only=True)["state_dict"]
+    with pytest.warns(
+        UserWarning, match="ended there at learning rate 0: the 3 steps this fit runs after it train"
+    ):
+        assert cli("fit", *run, "--trainer.max_epochs=2", "--ckpt_path=last") == 0
+    after = torch.load(last, weights_only=True)["state_dict"]
+    moved = {key for key in before if not torch.equal(before[key], after[key])}
+    assert moved and all(
+        key.rsplit(".", 1)[-1] in ("running_mean", "running_var", "num_batches_tracked") for key in moved
+    )

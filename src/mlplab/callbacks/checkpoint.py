@@ -40,6 +40,25 @@ from mlplab.metrics import metric_mode
 PARTIAL_SUFFIX = ".partial"
 
 
+def rerun_cut_validation(checkpoint: dict[str, Any]) -> None:
+    """Record a validation that a checkpoint cut short as one to run again, from its first batch, in place.
+
+    Lightning takes a checkpoint written at the end of the training batch that a validation follows
+    (Lightning 2.6: its loop counters say the batch is complete) as written after that validation, and
+    a fit resumed from it skips the validation: its metrics were never logged, ``best.ckpt`` and
+    ``EarlyStopping`` never saw them. Counting the validation as restarted in the middle of a batch with
+    no batch of it done makes Lightning run it again, whole, before training goes on.
+    """
+    fit_loop = checkpoint.get("loops", {}).get("fit_loop") or {}
+    progress = fit_loop.get("epoch_loop.val_loop.batch_progress")
+    if not progress:
+        return
+    done = progress["total"]["completed"]
+    progress["total"].update(ready=done + 1, started=done + 1, processed=done, completed=done)
+    progress["current"].update(ready=0, started=0, processed=0, completed=0)
+    progress["is_last_batch"] = False
+
+
 # ------------------------------------------------------------------------------------------ files
 def _partial_prefix(path: Path) -> str:
     return f".{path.name}."
@@ -326,6 +345,8 @@ class BestCheckpoint(ModelCheckpoint):
         self._last_written_time = 0.0
         self._stop_requested = False
         self._previous_sigint: Any = None
+        #: A validation of the fit has started and its metrics are not logged yet.
+        self._validation_unfinished = False
         #: Set by the CLI when a resumed fit continues in the checkpoint's own run directory.
         self.resuming_in_place = False
         self._state_key: tuple[tuple, str] = ((), "")
@@ -452,6 +473,20 @@ class BestCheckpoint(ModelCheckpoint):
         if self._stop_requested and trainer.state.fn == "fit" and not trainer.sanity_checking:
             self.write_last(trainer)
             raise KeyboardInterrupt
+
+    # ------------------------------------------------------------------ a validation cut short
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_start(trainer, pl_module)
+        self._validation_unfinished = trainer.state.fn == "fit" and not trainer.sanity_checking
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._validation_unfinished = False  # its metrics are logged: best.ckpt may be written now
+        super().on_validation_end(trainer, pl_module)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        super().on_save_checkpoint(trainer, pl_module, checkpoint)
+        if self._validation_unfinished:  # Ctrl-C, SIGTERM or an error in the middle of a validation
+            rerun_cut_validation(checkpoint)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_end(trainer, pl_module)

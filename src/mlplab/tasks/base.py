@@ -36,6 +36,8 @@ ImageBackbone = Callable[[tuple[int, ...], tuple[int, ...]], nn.Module]
 
 #: Checkpoint key of the random generators' states, one entry per process (rank).
 RNG_STATES_KEY = "rng_states"
+#: The checkpoint's entry holding the run's ``seed_everything``.
+RUN_SEED_KEY = "run_seed"
 
 #: A task's arguments that the DataModule's attributes of the same name give: the command line links
 #: them (``data.<name>`` to ``model.init_args.<name>``); a task built in Python is handed them
@@ -612,6 +614,9 @@ class Task(L.LightningModule):
         (:func:`hyperparameters_as_config`), so its checkpoints load as the command line's do.
         """
         checkpoint[RNG_STATES_KEY] = gather_from_processes(collect_rng_states())
+        seed = os.environ.get("PL_GLOBAL_SEED", "")
+        if seed.lstrip("-").isdigit():  # the run's seed: a resumed fit keeps it (the CLI)
+            checkpoint[RUN_SEED_KEY] = int(seed)
         reopen_cut_epoch(checkpoint)
         hparams = checkpoint.get("hyper_parameters")
         if isinstance(hparams, dict) and "_instantiator" not in hparams:
@@ -641,10 +646,20 @@ class Task(L.LightningModule):
         for config in self.trainer.lr_scheduler_configs:
             built_for = getattr(config.scheduler, "total_steps", None)
             if self._run_length is not None and built_for is not None and built_for != self._run_length:
+                name, step = type(config.scheduler).__name__, self.trainer.global_step
+                rates = config.scheduler.get_last_lr()
+                if config.scheduler.last_epoch >= built_for and self._run_length > step and not any(rates):
+                    rank_zero_warn(
+                        f"{name} was built for a run of {built_for} steps (restored from the checkpoint) and "
+                        f"ended there at learning rate 0: the {self._run_length - step} steps this fit runs "
+                        "after it train nothing (only BatchNorm's running statistics move); start a new fit "
+                        "of the longer length, or give a fit to be extended a schedule that does not end at "
+                        "0 (--model.lr_scheduler null)"
+                    )
+                    continue
                 rank_zero_warn(
-                    f"{type(config.scheduler).__name__} was built for a run of {built_for} steps (restored "
-                    f"from the checkpoint) but this fit runs to {self._run_length}: the schedule keeps its "
-                    "length"
+                    f"{name} was built for a run of {built_for} steps (restored from the checkpoint) but "
+                    f"this fit runs to {self._run_length}: the schedule keeps its length"
                 )
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
