@@ -59,7 +59,9 @@ class SavePredictions(BasePredictionWriter):
         suffix = f".rank{trainer.global_rank}" if trainer.world_size > 1 else ""
         path = folder / (self.filename + suffix)
         torch.save(merged, path)
-        rank_zero_info(f"predictions saved to {path}")
+        # several processes: each writes its own share; rank 0 says where they are
+        shares = f" (and {trainer.world_size - 1} more .rank<r> files)" if trainer.world_size > 1 else ""
+        rank_zero_info(f"predictions saved to {path}{shares}")
         picture = getattr(trainer.datamodule, "prediction_image", None)
         image = picture(merged) if picture is not None else None
         if image is not None:
@@ -75,7 +77,8 @@ class SavePredictions(BasePredictionWriter):
         table_path = folder / f"{Path(self.filename).stem}{suffix}.{self.table_format}"
         write_table(columns, table_path)
         rows = len(next(iter(columns.values()))) if columns else 0
-        rank_zero_info(f"a table of the predictions ({rows} rows) saved to {table_path}")
+        share = " of this process's share" if trainer.world_size > 1 else ""
+        rank_zero_info(f"a table of the predictions ({rows} rows{share}) saved to {table_path}{shares}")
 
 
 def write_table(columns: dict[str, np.ndarray], path: Path) -> None:
