@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mlplab.data.common import TensorBatchLoader, fetch_file, resolve_data_dir, verify_checksum
-from mlplab.errors import DataCorruptError, DataNotFoundError
+from mlplab.errors import CheckpointError, DataCorruptError, DataNotFoundError
 
 
 def test_data_dir_resolution(monkeypatch):
@@ -120,4 +120,28 @@ def test_set_epoch_chooses_the_permutation_and_a_resume_position_only_applies_to
     loader.load_state_dict({"epoch": 2, "position": 3})
     loader.set_epoch(0)  # the trainer moved on to another epoch: start it from its beginning
     assert torch.equal(torch.cat([b[0] for b in loader]), epochs[0])
-    assert loader.state_dict() == {"epoch": 0, "position": 4}
+    assert loader.state_dict() == {"epoch": 0, "position": 4, "batches": 4, "global_batch": 5}
+
+
+def test_a_mid_epoch_state_of_steps_of_another_size_is_refused_in_one_line():
+    # a fit resumed mid-epoch with another --data.batch_size skipped (or repeated) samples of that epoch
+    data = torch.arange(50)
+    loader = TensorBatchLoader((data,), batch_size=4, shuffle=True, seed=3)
+    iterator = iter(loader)
+    for _ in range(5):
+        next(iterator)
+    state = loader.state_dict()
+    assert state == {"epoch": 0, "position": 5, "batches": 13, "global_batch": 4}
+    expected = (
+        r"^data.batch_size: the checkpoint was written 5 batches into epoch 0 with steps of 4 samples "
+        r"\(batch_size x processes\), this fit takes 8: "
+    )
+    with pytest.raises(CheckpointError, match=expected):
+        TensorBatchLoader((data,), batch_size=8, shuffle=True, seed=3).load_state_dict(state)
+    two = TensorBatchLoader((data,), batch_size=2, shuffle=True, seed=3, rank=0, world_size=2)
+    two.load_state_dict(state)  # 2 x 2 processes: the same samples per step
+    ended = {**state, "position": 13}  # at the epoch's end: the next epoch starts afresh, any size
+    TensorBatchLoader((data,), batch_size=8, shuffle=True, seed=3).load_state_dict(ended)
+    TensorBatchLoader((data,), batch_size=8, shuffle=True, seed=3).load_state_dict(
+        {"epoch": 0, "position": 5}
+    )

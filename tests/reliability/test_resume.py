@@ -63,7 +63,7 @@ def test_kill_9_mid_epoch_then_resume_gives_the_uninterrupted_weights(cli, tmp_p
     step, position = interrupted["global_step"], {30: 9, 25: 4}.get(interrupted["global_step"])
     assert position is not None, f"last.ckpt holds step {step}"
     loader = interrupted["loops"]["fit_loop"]["state_dict"]["combined_loader"]
-    assert loader == [{"epoch": 1, "position": position}]
+    assert loader == [{"epoch": 1, "position": position, "batches": 21, "global_batch": 64}]
 
     assert cli("fit", *SMALL, "--trainer.default_root_dir=killed", "--ckpt_path=last") == 0
     assert_bit_identical(weights(tmp_path / "reference", "last"), weights(tmp_path / "killed", "last"))
@@ -155,3 +155,21 @@ def test_a_fit_stopped_during_a_validation_runs_that_validation_when_resumed(cli
     assert validation_rows(tmp_path / "stopped") == reference
     assert_bit_identical(weights(tmp_path / "reference", "last"), weights(tmp_path / "stopped", "last"))
     assert_bit_identical(weights(tmp_path / "reference", "best"), weights(tmp_path / "stopped", "best"))
+
+
+def test_a_mid_epoch_resume_with_another_batch_size_is_one_line(cli, tmp_path, capsys):
+    # the loader resumed at the old batch count with batches of the new size: samples skipped or repeated
+    small = [*SMALL, "--model.backbone.embed_dim=32", "--model.backbone.mlp_dim=8"]
+    stop = ["--trainer.callbacks+=tests.reliability.callbacks.InterruptAtStep", "--trainer.callbacks.step=7"]
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        assert cli("fit", *small, *stop) == 1
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    capsys.readouterr()
+    assert cli("fit", *small, "--ckpt_path=last", "--data.batch_size=32") == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(
+        "error: data.batch_size: the checkpoint was written 8 batches into epoch 0 with steps of 64"
+    )
+    assert cli("fit", *small, "--ckpt_path=last") == 0  # the same batch size resumes

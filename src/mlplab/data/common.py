@@ -187,13 +187,38 @@ class ResumableLoader:
         self._next_epoch = epoch
 
     def state_dict(self) -> dict[str, int]:
-        """Where the loader stands: ``{"epoch": ..., "position": batches delivered in it}``."""
-        return {"epoch": self.epoch, "position": self.position}
+        """Where the loader stands: ``{"epoch": ..., "position": batches delivered in it}``.
+
+        With the batches of the epoch and the samples a step takes over all processes (``global_batch``).
+        """
+        state = {"epoch": self.epoch, "position": self.position, "batches": len(self)}
+        return {**state, "global_batch": self.global_batch} if self.global_batch else state
+
+    @property
+    def global_batch(self) -> int | None:
+        """Samples per step over all processes (``batch_size`` x ``world_size``), when the loader has them."""
+        batch_size = getattr(self, "batch_size", None)
+        return batch_size * getattr(self, "world_size", 1) if batch_size else None
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        """Continue from a :meth:`state_dict`: the next iteration resumes that epoch at that position."""
-        self._next_epoch = int(state["epoch"])
-        self._resume = (int(state["epoch"]), int(state["position"]))
+        """Continue from a :meth:`state_dict`: the next iteration resumes that epoch at that position.
+
+        Raises:
+            CheckpointError: The state is inside an epoch of steps of another size (another
+                ``batch_size`` or number of processes): its position would skip or repeat samples.
+        """
+        epoch, position = int(state["epoch"]), int(state["position"])
+        saved, batches = state.get("global_batch"), state.get("batches")
+        inside = batches is None or 0 < position < batches
+        if saved and self.global_batch and saved != self.global_batch and inside:
+            raise CheckpointError(
+                f"data.batch_size: the checkpoint was written {position} batches into epoch {epoch} with "
+                f"steps of {saved} samples (batch_size x processes), this fit takes {self.global_batch}: "
+                "its place in the epoch would skip or repeat samples; resume with the checkpoint's "
+                "batch_size and processes, or from a checkpoint written at the end of an epoch"
+            )
+        self._next_epoch = epoch
+        self._resume = (epoch, position)
 
     def epoch_batches(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, ...]]:
         """The batches of ``epoch`` from the ``start``-th on."""
