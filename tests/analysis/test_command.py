@@ -167,6 +167,35 @@ def test_prune_reaches_the_sparsity_fine_tunes_and_loads_into_the_run_config(cli
     assert digest(run / "checkpoints" / "best.ckpt") == before
 
 
+def test_prune_reports_the_sparsity_the_model_has(cli, capsys, runs, tmp_path):
+    # the lm run is 30% sparse already (its pruning callback): a 10% target leaves it at 30%, and the
+    # report said 10%; a Minimum Threshold that keeps every weight prunes nothing, and the report said
+    # nothing of it
+    out = tmp_path / "pruned"
+    assert (
+        cli("prune", "--run", str(runs["lm"]), "--sparsity", "0.1", "--test-batches", "1", "--out", str(out))
+        == 0
+    )
+    report = json.loads((out / "report.json").read_text())
+    assert report["sparsity_before"] == pytest.approx(0.3, abs=1e-3)
+    assert report["sparsity"] == pytest.approx(0.3, abs=1e-3) == report["sparsity_written"]
+    assert "(30.0%; target 10.0%; 30.0% were zero already)" in capsys.readouterr().out
+    args = [
+        "--sparsity",
+        "0.5",
+        "--min-weights-per-layer",
+        "100000",
+        "--test-batches",
+        "1",
+        "--out",
+        str(out),
+    ]
+    assert cli("prune", "--run", str(runs["smlp"]), *args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["sparsity"] == report["sparsity_before"] < 0.5
+    assert "the target is out of reach with 100,000 weights kept per layer" in capsys.readouterr().out
+
+
 def test_what_cannot_be_read_or_handled_is_refused_in_one_line(cli, capsys, runs, tmp_path):
     run, smlp = runs["lm"], runs["smlp"]
     (tmp_path / "empty").mkdir()

@@ -264,7 +264,9 @@ def run_prune(options: argparse.Namespace) -> dict[str, Any]:
     name = f"prune-{options.sparsity:g}" + (f"-ft{options.finetune_steps}" if options.finetune_steps else "")
     out = output_folder(run, options.out, name)
     before = evaluate(run, "test", options.test_batches, options.accelerator)
-    masked, total = pruning.global_magnitude_prune(layers, options.sparsity, options.min_weights_per_layer)
+    zeros_before, total = pruning.sparsity(layers)
+    pruning.global_magnitude_prune(layers, options.sparsity, options.min_weights_per_layer)
+    zeros, total = pruning.sparsity(layers)  # the weights that are zero now, masked or zero already
     after = evaluate(run, "test", options.test_batches, options.accelerator)
     report: dict[str, Any] = {
         "run": str(run.directory),
@@ -273,13 +275,22 @@ def run_prune(options: argparse.Namespace) -> dict[str, Any]:
         "metric": run.monitor,
         "sparsity_target": options.sparsity,
         "min_weights_per_layer": options.min_weights_per_layer,
-        "sparsity": masked / total,
+        "sparsity_before": zeros_before / total,
+        "sparsity": zeros / total,
         "prunable_weights": total,
         "before": before,
         "after_pruning": after,
     }
     metric = run.monitor
-    say(f"{run.family}: pruned {masked:,} of {total:,} weights ({masked / total:.1%}); {metric} "
+    notes = []
+    if zeros_before:
+        notes.append(f"{zeros_before / total:.1%} were zero already")
+    if zeros < round(options.sparsity * total):
+        notes.append(
+            f"the target is out of reach with {options.min_weights_per_layer:,} weights kept per layer"
+        )
+    say(f"{run.family}: {zeros:,} of {total:,} weights zero ({zeros / total:.1%}; target "
+        f"{options.sparsity:.1%}{''.join('; ' + note for note in notes)}); {metric} "
         f"{before.get(metric, float('nan')):.4f} -> {after.get(metric, float('nan')):.4f}")  # fmt: skip
     if options.finetune_steps:
         from lightning.pytorch.loggers import TensorBoardLogger
