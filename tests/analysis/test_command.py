@@ -196,6 +196,27 @@ def test_prune_reports_the_sparsity_the_model_has(cli, capsys, runs, tmp_path):
     assert "the target is out of reach with 100,000 weights kept per layer" in capsys.readouterr().out
 
 
+def test_the_fine_tune_keeps_the_runs_gradient_clipping_and_accumulation(cli, runs, tmp_path, monkeypatch):
+    # the fine-tune's Trainer was built without them: a recipe's clipping (nanoGPT's 1.0) was dropped
+    from mlplab.analysis import run as run_module
+
+    copy = tmp_path / "run"
+    shutil.copytree(runs["lm"], copy, ignore=shutil.ignore_patterns("analysis"))
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    config["trainer"].update(
+        gradient_clip_val=0.5, gradient_clip_algorithm="value", accumulate_grad_batches=2
+    )
+    (copy / "config.yaml").write_text(yaml.safe_dump(config))
+    built = []
+    original = run_module.trainer
+    monkeypatch.setattr(run_module, "trainer", lambda *a, **k: built.append(original(*a, **k)) or built[-1])
+    args = ["--sparsity", "0.5", "--finetune-steps", "1", "--test-batches", "1"]
+    assert cli("prune", "--run", str(copy), *args) == 0
+    tuner = next(t for t in built if t.max_steps == 1)
+    assert (tuner.gradient_clip_val, tuner.gradient_clip_algorithm) == (0.5, "value")
+    assert tuner.accumulate_grad_batches == 2
+
+
 def test_what_cannot_be_read_or_handled_is_refused_in_one_line(cli, capsys, runs, tmp_path):
     run, smlp = runs["lm"], runs["smlp"]
     (tmp_path / "empty").mkdir()

@@ -301,6 +301,7 @@ def run_prune(options: argparse.Namespace) -> dict[str, Any]:
             limit_val_batches=0,
             num_sanity_val_steps=0,
             logger=TensorBoardLogger(str(out), name="", version="finetune"),
+            **run_training_settings(run.config),
         )
         tuner.fit(run.task, datamodule=run.datamodule)
         tuned = evaluate(run, "test", options.test_batches, options.accelerator)
@@ -317,6 +318,16 @@ def run_prune(options: argparse.Namespace) -> dict[str, Any]:
     say(f"wrote {out}/model.ckpt, config.yaml and report.json "
         f"(mlplab test --config {out}/config.yaml --ckpt_path {out}/model.ckpt)")  # fmt: skip
     return report
+
+
+#: The run's Trainer settings a fine-tune keeps: they shape its optimiser steps.
+TRAINING_SETTINGS = ("gradient_clip_val", "gradient_clip_algorithm", "accumulate_grad_batches")
+
+
+def run_training_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The run's gradient clipping and accumulation (``trainer`` keys of its ``config.yaml``) that are set."""
+    settings = config.get("trainer") or {}
+    return {key: settings[key] for key in TRAINING_SETTINGS if settings.get(key) is not None}
 
 
 def main(command: str, argv: Sequence[str]) -> None:
