@@ -217,6 +217,23 @@ def test_the_fine_tune_keeps_the_runs_gradient_clipping_and_accumulation(cli, ru
     assert tuner.accumulate_grad_batches == 2
 
 
+def test_other_checkpoints_and_settings_get_folders_of_their_own(cli, runs, tmp_path):
+    # the analysis of --ckpt last, or a prune with a Minimum Threshold, overwrote the folder of the best
+    # checkpoint's, or of the plain prune's, silently
+    run = tmp_path / "run"
+    shutil.copytree(runs["lm"], run, ignore=shutil.ignore_patterns("analysis"))
+    shutil.copy(run / "checkpoints" / "best.ckpt", tmp_path / "epoch3.ckpt")
+    for ckpt in ("best", "last", str(tmp_path / "epoch3.ckpt")):
+        assert cli("analyze", "density", "--run", str(run), "--batches", "1", "--ckpt", ckpt) == 0
+    for extra in ([], ["--min-weights-per-layer", "2"]):
+        assert cli("prune", "--run", str(run), "--sparsity", "0.5", "--test-batches", "1", *extra) == 0
+    assert sorted(path.name for path in (run / "analysis").iterdir()) == [
+        "density", "density-epoch3", "density-last", "prune-0.5", "prune-0.5-mt2",
+    ]  # fmt: skip
+    report = json.loads((run / "analysis" / "prune-0.5-mt2" / "report.json").read_text())
+    assert report["min_weights_per_layer"] == 2
+
+
 def test_what_cannot_be_read_or_handled_is_refused_in_one_line(cli, capsys, runs, tmp_path):
     run, smlp = runs["lm"], runs["smlp"]
     (tmp_path / "empty").mkdir()

@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from mlplab.errors import DEBUG_ENV_VAR, ConfigError, MLPLabError, OneLineParser, exit_with_error_line
@@ -113,6 +114,17 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
+def folder_name(what: str, options: argparse.Namespace) -> str:
+    """The default output folder's name: ``what``, with the checkpoint when it is not ``best``.
+
+    ``similarity`` of the best checkpoint, ``similarity-last`` of the last one, ``similarity-<stem>`` of a
+    checkpoint file: an analysis of another checkpoint does not overwrite the best one's.
+    """
+    if options.ckpt == "best":
+        return what
+    return f"{what}-{'last' if options.ckpt == 'last' else Path(options.ckpt).stem}"
+
+
 # ------------------------------------------------------------------------------------------ commands
 def run_similarity(options: argparse.Namespace) -> list[dict[str, Any]]:
     """``mlplab analyze similarity``: the table, the figure and TensorBoard events."""
@@ -122,7 +134,7 @@ def run_similarity(options: argparse.Namespace) -> list[dict[str, Any]]:
 
     run = load_run(options.run, options.ckpt)
     _, layout = family_layout(run.task.backbone, "analyze similarity")
-    out = output_folder(run, options.out, "similarity")
+    out = output_folder(run, options.out, folder_name("similarity", options))
     rows = measure_similarity(run, layout, options.batches, options.accelerator, evaluate)
     similarity.write_csv(rows, out / "similarity.csv")
     table = similarity.markdown(rows)
@@ -153,7 +165,7 @@ def run_density(options: argparse.Namespace) -> list[dict[str, Any]]:
     from mlplab.analysis.run import evaluate, load_run, output_folder
 
     run = load_run(options.run, options.ckpt)
-    out = output_folder(run, options.out, "density")
+    out = output_folder(run, options.out, folder_name("density", options))
     rows = []
     for threshold in options.threshold:
         config = ActivationDensity(threshold=threshold)
@@ -206,7 +218,7 @@ def run_drop_layers(options: argparse.Namespace) -> dict[str, Any]:
             f"drop-layers: --count {options.count} but this {spec.name} has {len(candidates)} {options.part} "
             "sub-layers"
         )
-    out = output_folder(run, options.out, f"drop-{options.part}-{options.count}")
+    out = output_folder(run, options.out, folder_name(f"drop-{options.part}-{options.count}", options))
     rows = measure_similarity(run, layout, options.batches, options.accelerator, evaluate)
     by_path = {row["sublayer"]: row["similarity"] for row in rows}
     ranked = sorted(candidates, key=lambda c: by_path.get(c.path, float("-inf")), reverse=True)
@@ -261,8 +273,12 @@ def run_prune(options: argparse.Namespace) -> dict[str, Any]:
     layers = pruning.prunable_layers(run.task.backbone)
     if not layers:
         raise ConfigError(f"prune: {run.family} has no linear or convolution layer to prune")
-    name = f"prune-{options.sparsity:g}" + (f"-ft{options.finetune_steps}" if options.finetune_steps else "")
-    out = output_folder(run, options.out, name)
+    name = (
+        f"prune-{options.sparsity:g}"
+        + (f"-mt{options.min_weights_per_layer}" if options.min_weights_per_layer else "")
+        + (f"-ft{options.finetune_steps}" if options.finetune_steps else "")
+    )
+    out = output_folder(run, options.out, folder_name(name, options))
     before = evaluate(run, "test", options.test_batches, options.accelerator)
     zeros_before, total = pruning.sparsity(layers)
     pruning.global_magnitude_prune(layers, options.sparsity, options.min_weights_per_layer)
