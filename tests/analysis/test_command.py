@@ -256,6 +256,10 @@ def test_what_cannot_be_read_or_handled_is_refused_in_one_line(cli, capsys, runs
         (["drop-layers", "--run", str(run), "--count", "1"],
          "error: mlplab drop-layers: the following arguments are required: --part (see --help)"),
         (["analyze", "sideways", "--run", str(run)], "error: mlplab analyze: argument what: invalid choice"),
+        (["analyze", "density", "--run", str(run), "--accelerator", "sideways"],
+         "error: --accelerator sideways: You selected an invalid accelerator name"),  # was a traceback
+        (["prune", "--run", str(run), "--sparsity", "0.5", "--accelerator", "tpu"],
+         "error: --accelerator tpu: "),
     ]  # fmt: skip
     for args, expected in cases:
         assert cli(*args) == 2, args
