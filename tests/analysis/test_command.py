@@ -167,6 +167,73 @@ def test_prune_reaches_the_sparsity_fine_tunes_and_loads_into_the_run_config(cli
     assert digest(run / "checkpoints" / "best.ckpt") == before
 
 
+def test_prune_reports_the_sparsity_the_model_has(cli, capsys, runs, tmp_path):
+    # the lm run is 30% sparse already (its pruning callback): a 10% target leaves it at 30%, and the
+    # report said 10%; a Minimum Threshold that keeps every weight prunes nothing, and the report said
+    # nothing of it
+    out = tmp_path / "pruned"
+    assert (
+        cli("prune", "--run", str(runs["lm"]), "--sparsity", "0.1", "--test-batches", "1", "--out", str(out))
+        == 0
+    )
+    report = json.loads((out / "report.json").read_text())
+    assert report["sparsity_before"] == pytest.approx(0.3, abs=1e-3)
+    assert report["sparsity"] == pytest.approx(0.3, abs=1e-3) == report["sparsity_written"]
+    assert "(30.0%; target 10.0%; 30.0% were zero already)" in capsys.readouterr().out
+    args = [
+        "--sparsity",
+        "0.5",
+        "--min-weights-per-layer",
+        "100000",
+        "--test-batches",
+        "1",
+        "--out",
+        str(out),
+    ]
+    assert cli("prune", "--run", str(runs["smlp"]), *args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["sparsity"] == report["sparsity_before"] < 0.5
+    assert "the target is out of reach with 100,000 weights kept per layer" in capsys.readouterr().out
+
+
+def test_the_fine_tune_keeps_the_runs_gradient_clipping_and_accumulation(cli, runs, tmp_path, monkeypatch):
+    # the fine-tune's Trainer was built without them: a recipe's clipping (nanoGPT's 1.0) was dropped
+    from mlplab.analysis import run as run_module
+
+    copy = tmp_path / "run"
+    shutil.copytree(runs["lm"], copy, ignore=shutil.ignore_patterns("analysis"))
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    config["trainer"].update(
+        gradient_clip_val=0.5, gradient_clip_algorithm="value", accumulate_grad_batches=2
+    )
+    (copy / "config.yaml").write_text(yaml.safe_dump(config))
+    built = []
+    original = run_module.trainer
+    monkeypatch.setattr(run_module, "trainer", lambda *a, **k: built.append(original(*a, **k)) or built[-1])
+    args = ["--sparsity", "0.5", "--finetune-steps", "1", "--test-batches", "1"]
+    assert cli("prune", "--run", str(copy), *args) == 0
+    tuner = next(t for t in built if t.max_steps == 1)
+    assert (tuner.gradient_clip_val, tuner.gradient_clip_algorithm) == (0.5, "value")
+    assert tuner.accumulate_grad_batches == 2
+
+
+def test_other_checkpoints_and_settings_get_folders_of_their_own(cli, runs, tmp_path):
+    # the analysis of --ckpt last, or a prune with a Minimum Threshold, overwrote the folder of the best
+    # checkpoint's, or of the plain prune's, silently
+    run = tmp_path / "run"
+    shutil.copytree(runs["lm"], run, ignore=shutil.ignore_patterns("analysis"))
+    shutil.copy(run / "checkpoints" / "best.ckpt", tmp_path / "epoch3.ckpt")
+    for ckpt in ("best", "last", str(tmp_path / "epoch3.ckpt")):
+        assert cli("analyze", "density", "--run", str(run), "--batches", "1", "--ckpt", ckpt) == 0
+    for extra in ([], ["--min-weights-per-layer", "2"]):
+        assert cli("prune", "--run", str(run), "--sparsity", "0.5", "--test-batches", "1", *extra) == 0
+    assert sorted(path.name for path in (run / "analysis").iterdir()) == [
+        "density", "density-epoch3", "density-last", "prune-0.5", "prune-0.5-mt2",
+    ]  # fmt: skip
+    report = json.loads((run / "analysis" / "prune-0.5-mt2" / "report.json").read_text())
+    assert report["min_weights_per_layer"] == 2
+
+
 def test_what_cannot_be_read_or_handled_is_refused_in_one_line(cli, capsys, runs, tmp_path):
     run, smlp = runs["lm"], runs["smlp"]
     (tmp_path / "empty").mkdir()
@@ -189,6 +256,10 @@ def test_what_cannot_be_read_or_handled_is_refused_in_one_line(cli, capsys, runs
         (["drop-layers", "--run", str(run), "--count", "1"],
          "error: mlplab drop-layers: the following arguments are required: --part (see --help)"),
         (["analyze", "sideways", "--run", str(run)], "error: mlplab analyze: argument what: invalid choice"),
+        (["analyze", "density", "--run", str(run), "--accelerator", "sideways"],
+         "error: --accelerator sideways: You selected an invalid accelerator name"),  # was a traceback
+        (["prune", "--run", str(run), "--sparsity", "0.5", "--accelerator", "tpu"],
+         "error: --accelerator tpu: "),
     ]  # fmt: skip
     for args, expected in cases:
         assert cli(*args) == 2, args

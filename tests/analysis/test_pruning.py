@@ -96,6 +96,36 @@ def test_embeddings_tied_heads_and_fixed_projections_are_not_pruned():
     ]  # fmt: skip
     untied = registry.build("Transformer", 23, 24, embed_dim=16, depth=1, num_heads=2, tie_embeddings=False)
     assert "head" in [name for name, _ in pruning.prunable_layers(untied)]
+    fixed = registry.build("HourglassMLP", (1, 8, 8), (1, 8, 8), embed_dim=32, mlp_dim=8, depth=1,
+                           fixed_input_projection=True)  # fmt: skip
+    assert "input_projection" not in [name for name, _ in pruning.prunable_layers(fixed)]
+
+
+@pytest.mark.parametrize(("family", "mlp_dim"), [("HourglassMLP", 8), ("ConventionalMLP", 80)])
+def test_a_trainable_input_projection_is_pruned_with_the_other_layers(family, mlp_dim):
+    # W_in of the Hourglass / conventional MLPs (a RandomProjection, trained unless fixed) is their
+    # first linear layer: it was left out, a third of the weights of the MNIST recipes, and the
+    # "global" sparsity covered only the rest of the network
+    torch.manual_seed(0)
+    model = registry.build(family, (1, 8, 8), (1, 8, 8), mlp_dim=mlp_dim, depth=1)
+    layers = pruning.prunable_layers(model)
+    assert [name for name, _ in layers][0] == "input_projection"
+    trainable = [p for p in model.parameters() if p.requires_grad and p.ndim == 2]
+    assert sum(layer.weight.numel() for _, layer in layers) == sum(p.numel() for p in trainable)
+    pruning.global_magnitude_prune(layers, 0.5)
+    zeros, total = pruning.sparsity(layers)
+    assert zeros == round(0.5 * total) and (model.input_projection.weight == 0).any()
+    x = torch.rand(2, 1, 8, 8)
+    with torch.no_grad():
+        expected = model(x)
+    pruning.make_permanent(layers)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), expected)
+
+
+def test_transposed_convolutions_are_pruned():
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ConvTranspose2d(4, 1, 3))
+    assert [name for name, _ in pruning.prunable_layers(net)] == ["0", "1"]
 
 
 def test_cubic_schedule():

@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from mlplab.errors import DEBUG_ENV_VAR, ConfigError, MLPLabError, OneLineParser, exit_with_error_line
@@ -113,6 +114,17 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
+def folder_name(what: str, options: argparse.Namespace) -> str:
+    """The default output folder's name: ``what``, with the checkpoint when it is not ``best``.
+
+    ``similarity`` of the best checkpoint, ``similarity-last`` of the last one, ``similarity-<stem>`` of a
+    checkpoint file: an analysis of another checkpoint does not overwrite the best one's.
+    """
+    if options.ckpt == "best":
+        return what
+    return f"{what}-{'last' if options.ckpt == 'last' else Path(options.ckpt).stem}"
+
+
 # ------------------------------------------------------------------------------------------ commands
 def run_similarity(options: argparse.Namespace) -> list[dict[str, Any]]:
     """``mlplab analyze similarity``: the table, the figure and TensorBoard events."""
@@ -122,7 +134,7 @@ def run_similarity(options: argparse.Namespace) -> list[dict[str, Any]]:
 
     run = load_run(options.run, options.ckpt)
     _, layout = family_layout(run.task.backbone, "analyze similarity")
-    out = output_folder(run, options.out, "similarity")
+    out = output_folder(run, options.out, folder_name("similarity", options))
     rows = measure_similarity(run, layout, options.batches, options.accelerator, evaluate)
     similarity.write_csv(rows, out / "similarity.csv")
     table = similarity.markdown(rows)
@@ -153,7 +165,7 @@ def run_density(options: argparse.Namespace) -> list[dict[str, Any]]:
     from mlplab.analysis.run import evaluate, load_run, output_folder
 
     run = load_run(options.run, options.ckpt)
-    out = output_folder(run, options.out, "density")
+    out = output_folder(run, options.out, folder_name("density", options))
     rows = []
     for threshold in options.threshold:
         config = ActivationDensity(threshold=threshold)
@@ -206,7 +218,7 @@ def run_drop_layers(options: argparse.Namespace) -> dict[str, Any]:
             f"drop-layers: --count {options.count} but this {spec.name} has {len(candidates)} {options.part} "
             "sub-layers"
         )
-    out = output_folder(run, options.out, f"drop-{options.part}-{options.count}")
+    out = output_folder(run, options.out, folder_name(f"drop-{options.part}-{options.count}", options))
     rows = measure_similarity(run, layout, options.batches, options.accelerator, evaluate)
     by_path = {row["sublayer"]: row["similarity"] for row in rows}
     ranked = sorted(candidates, key=lambda c: by_path.get(c.path, float("-inf")), reverse=True)
@@ -261,10 +273,16 @@ def run_prune(options: argparse.Namespace) -> dict[str, Any]:
     layers = pruning.prunable_layers(run.task.backbone)
     if not layers:
         raise ConfigError(f"prune: {run.family} has no linear or convolution layer to prune")
-    name = f"prune-{options.sparsity:g}" + (f"-ft{options.finetune_steps}" if options.finetune_steps else "")
-    out = output_folder(run, options.out, name)
+    name = (
+        f"prune-{options.sparsity:g}"
+        + (f"-mt{options.min_weights_per_layer}" if options.min_weights_per_layer else "")
+        + (f"-ft{options.finetune_steps}" if options.finetune_steps else "")
+    )
+    out = output_folder(run, options.out, folder_name(name, options))
     before = evaluate(run, "test", options.test_batches, options.accelerator)
-    masked, total = pruning.global_magnitude_prune(layers, options.sparsity, options.min_weights_per_layer)
+    zeros_before, total = pruning.sparsity(layers)
+    pruning.global_magnitude_prune(layers, options.sparsity, options.min_weights_per_layer)
+    zeros, total = pruning.sparsity(layers)  # the weights that are zero now, masked or zero already
     after = evaluate(run, "test", options.test_batches, options.accelerator)
     report: dict[str, Any] = {
         "run": str(run.directory),
@@ -273,13 +291,22 @@ def run_prune(options: argparse.Namespace) -> dict[str, Any]:
         "metric": run.monitor,
         "sparsity_target": options.sparsity,
         "min_weights_per_layer": options.min_weights_per_layer,
-        "sparsity": masked / total,
+        "sparsity_before": zeros_before / total,
+        "sparsity": zeros / total,
         "prunable_weights": total,
         "before": before,
         "after_pruning": after,
     }
     metric = run.monitor
-    say(f"{run.family}: pruned {masked:,} of {total:,} weights ({masked / total:.1%}); {metric} "
+    notes = []
+    if zeros_before:
+        notes.append(f"{zeros_before / total:.1%} were zero already")
+    if zeros < round(options.sparsity * total):
+        notes.append(
+            f"the target is out of reach with {options.min_weights_per_layer:,} weights kept per layer"
+        )
+    say(f"{run.family}: {zeros:,} of {total:,} weights zero ({zeros / total:.1%}; target "
+        f"{options.sparsity:.1%}{''.join('; ' + note for note in notes)}); {metric} "
         f"{before.get(metric, float('nan')):.4f} -> {after.get(metric, float('nan')):.4f}")  # fmt: skip
     if options.finetune_steps:
         from lightning.pytorch.loggers import TensorBoardLogger
@@ -290,6 +317,7 @@ def run_prune(options: argparse.Namespace) -> dict[str, Any]:
             limit_val_batches=0,
             num_sanity_val_steps=0,
             logger=TensorBoardLogger(str(out), name="", version="finetune"),
+            **run_training_settings(run.config),
         )
         tuner.fit(run.task, datamodule=run.datamodule)
         tuned = evaluate(run, "test", options.test_batches, options.accelerator)
@@ -306,6 +334,16 @@ def run_prune(options: argparse.Namespace) -> dict[str, Any]:
     say(f"wrote {out}/model.ckpt, config.yaml and report.json "
         f"(mlplab test --config {out}/config.yaml --ckpt_path {out}/model.ckpt)")  # fmt: skip
     return report
+
+
+#: The run's Trainer settings a fine-tune keeps: they shape its optimiser steps.
+TRAINING_SETTINGS = ("gradient_clip_val", "gradient_clip_algorithm", "accumulate_grad_batches")
+
+
+def run_training_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The run's gradient clipping and accumulation (``trainer`` keys of its ``config.yaml``) that are set."""
+    settings = config.get("trainer") or {}
+    return {key: settings[key] for key in TRAINING_SETTINGS if settings.get(key) is not None}
 
 
 def main(command: str, argv: Sequence[str]) -> None:

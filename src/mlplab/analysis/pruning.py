@@ -8,9 +8,12 @@ gradually, followed by fine-tuning. It matches or beats far more complex methods
 layer can lose all its weights (layer collapse); the *Minimum Threshold* (MT) keeps a fixed number of
 the largest weights of every layer whatever the global ranking says.
 
-Here: the weights of the backbone's ``nn.Linear`` and ``nn.Conv1d/2d/3d`` layers (first and last
-included, as the official code), not biases, norms or embeddings, and not a weight that two layers share
-(a tied language-model head). Masks are ``torch.nn.utils.prune`` reparametrisations (``weight_orig``
+Here: the weights of the backbone's linear layers (``nn.Linear``, and a trainable
+:class:`~mlplab.nn.projection.RandomProjection`: the input layer ``W_in`` of the Hourglass and
+conventional MLPs) and convolutions (``nn.Conv1d/2d/3d`` and their transposes), first and last included
+as in the official code; not biases, norms or embeddings, not a projection fixed at its random
+initialisation, and not a weight that two layers share (a tied language-model head).
+Masks are ``torch.nn.utils.prune`` reparametrisations (``weight_orig``
 and ``weight_mask``, the product recomputed before each forward pass), so the pruned weights stay zero
 while the model keeps training; :func:`make_permanent` folds them into plain weights. The gradual
 schedule (:func:`cubic_sparsity`) is Zhu and Gupta's (2017, "To prune, or not to prune"), as used for
@@ -25,8 +28,19 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-#: Layer types whose ``weight`` is pruned.
-PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+from mlplab.nn.projection import RandomProjection
+
+#: Layer types whose ``weight`` is pruned (when it trains and no other layer shares it).
+PRUNABLE = (
+    nn.Linear,
+    RandomProjection,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+)
 
 
 def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:

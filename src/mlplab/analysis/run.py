@@ -162,17 +162,27 @@ def load_run(directory: str | os.PathLike, checkpoint: str = "best") -> LoadedRu
 
 
 def trainer(accelerator: str = "auto", **kwargs: Any) -> L.Trainer:
-    """A Trainer for one evaluation or a short fine-tune: one device, no checkpoints, no progress bars."""
+    """A Trainer for one evaluation or a short fine-tune: one device, no checkpoints, no progress bars.
+
+    Raises:
+        ConfigError: When ``accelerator`` is not a name Lightning knows or not usable on this machine.
+    """
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
     kwargs.setdefault("logger", False)
     with _quiet_lightning():
-        return L.Trainer(
-            accelerator=accelerator,
-            devices=1,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            **kwargs,
-        )
+        try:
+            return L.Trainer(
+                accelerator=accelerator,
+                devices=1,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                **kwargs,
+            )
+        except (ValueError, ModuleNotFoundError, MisconfigurationException) as error:  # not on this machine
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ConfigError(f"--accelerator {accelerator}: {reason}") from error
 
 
 def evaluate(

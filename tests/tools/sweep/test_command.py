@@ -250,3 +250,20 @@ def test_ctrl_c_stops_the_run_and_its_ranks(tmp_path):
     assert record["status"] == "planned"
     ranks = subprocess.run(["pgrep", "-f", str(run / "run.yaml")], capture_output=True, text=True)
     assert ranks.stdout.strip() == ""  # no rank left behind
+
+
+def test_a_run_is_announced_with_the_count_its_budget_applies_to():
+    # with count: trainable, "[1/1] ... 28.2k parameters (budget 20k)" gave the total count of a run
+    # that meets its budget in trainable parameters (a fixed W_in counts in total only)
+    from types import SimpleNamespace
+
+    from mlplab.tools.sweep.command import _Progress
+
+    shape = "embed_dim=128 mlp_dim=46 depth=1"
+    run = SimpleNamespace(run_id="a", family="hourglass", shape=shape, options="", seed=0, params_total=28160,
+                          params_trainable=19968, budget=20000)  # fmt: skip
+    for count, expected in (("trainable", "20k trainable parameters (budget 20k)"),
+                            ("total", "28.2k parameters (budget 20k)")):  # fmt: skip
+        lines = []
+        _Progress(SimpleNamespace(spec=SimpleNamespace(count=count)), [run], lines.append).started(run)
+        assert lines == [f"[1/1] hourglass embed_dim=128 mlp_dim=46 depth=1  seed 0: {expected}"]

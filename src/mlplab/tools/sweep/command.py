@@ -150,9 +150,12 @@ class _Progress:
     def started(self, run: RunRecord) -> None:
         self.index += 1
         self.announced.add(run.run_id)
+        trainable = self.plan.spec.count == "trainable"  # the count the budget applies to
+        counted = run.params_trainable if trainable else run.params_total
         self.log(
             f"[{self.index}/{self.total}] {run.family} {run.shape} {run.options} seed {run.seed}: "
-            f"{pareto.format_count(run.params_total)} parameters (budget {pareto.format_count(run.budget)})"
+            f"{pareto.format_count(counted)} {'trainable ' if trainable else ''}parameters "
+            f"(budget {pareto.format_count(run.budget)})"
         )
 
     def done(self, run: RunRecord, result: RunRecord | None) -> None:
