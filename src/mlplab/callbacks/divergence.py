@@ -35,8 +35,8 @@ class DivergenceGuard(Callback):
         self.enabled = enabled
         self.check_every_n_steps = check_every_n_steps
         self._losses: list[torch.Tensor] = []
-        self._where: list[tuple[int, int, int, str]] = []  # (step, epoch, batch, learning rate) of each loss
-        self._step_lr = ""
+        self._where: list[tuple[int, int, int, float | None]] = []  # (step, epoch, batch, learning rate)
+        self._step_lr: float | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._losses, self._where = [], []
@@ -44,9 +44,9 @@ class DivergenceGuard(Callback):
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        if (
-            self.enabled
-        ):  # the step's own learning rate: Lightning steps the schedule before on_train_batch_end
+        # the step's own learning rate: Lightning steps the schedule before on_train_batch_end (formatted
+        # only for the error line: this runs every step)
+        if self.enabled:
             self._step_lr = _learning_rate(trainer)
 
     def on_train_batch_end(
@@ -123,14 +123,15 @@ class DivergenceGuard(Callback):
             )
         else:
             what = f"another process diverged by step {trainer.global_step} (epoch {trainer.current_epoch})"
+        rate = "" if lr is None else f", learning rate {lr:g}"
         raise TrainingDivergedError(
-            f"training diverged: {what}{lr}; nothing non-finite was saved (lower the learning rate, "
+            f"training diverged: {what}{rate}; nothing non-finite was saved (lower the learning rate, "
             "clip gradients with --trainer.gradient_clip_val, or check the data)"
         )
 
 
-def _learning_rate(trainer: L.Trainer) -> str:
+def _learning_rate(trainer: L.Trainer) -> float | None:
     try:
-        return f", learning rate {trainer.optimizers[0].param_groups[0]['lr']:g}"
-    except (IndexError, KeyError, AttributeError, TypeError):
-        return ""
+        return float(trainer.optimizers[0].param_groups[0]["lr"])
+    except (IndexError, KeyError, AttributeError, TypeError, ValueError):
+        return None
