@@ -14,7 +14,12 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+# Lightning and torchmetrics give their loggers a StreamHandler on sys.stderr when first imported: imported
+# here, before any test, that is the session's stream, not the (later closed) capture of the first test
+# that imports them ("--- Logging error --- ... I/O operation on closed file" in a later test)
+import lightning.pytorch  # noqa: F401
 import pytest
+import torchmetrics  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 
