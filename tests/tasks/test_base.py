@@ -71,6 +71,14 @@ def test_backbone_must_be_a_factory():
         )
 
 
+def test_a_subclass_with_the_old_evaluation_hook_name_is_refused_when_defined():
+    with pytest.raises(TypeError, match=r"Old\._evaluate: the evaluation hook is now named evaluation_step"):
+
+        class Old(ImageClassification):
+            def _evaluate(self, batch, batch_idx, stage):
+                return None
+
+
 @pytest.mark.parametrize(
     ("task", "family", "shapes", "batch"),
     [

@@ -146,8 +146,8 @@ class Task(L.LightningModule):
     """Base class of the tasks: builds the backbone, wires the optimiser, counts parameters and FLOPs.
 
     Subclasses build ``self.backbone`` by calling :meth:`build_backbone` with the shapes they derive
-    from the DataModule, implement :meth:`training_loss` and :meth:`_evaluate` (one evaluation batch into
-    the stage's metrics; ``validation_step`` and ``test_step`` call it), and set ``monitor`` /
+    from the DataModule, implement :meth:`training_loss` and :meth:`evaluation_step` (one evaluation batch
+    into the stage's metrics; ``validation_step`` and ``test_step`` call it), and set ``monitor`` /
     ``monitor_mode`` to their main validation metric (the checkpoint callback keeps the best epoch by
     it). The training step adds the auxiliary losses the backbone's layers leave (the mixture-of-experts
     channel MLPs' load balancing, whatever the family and the task). Only parameters that require
@@ -416,7 +416,15 @@ class Task(L.LightningModule):
         ``on_validation_epoch_end`` or ``on_test_epoch_end`` calls ``super()`` first.
         """
 
-    def _evaluate(self, batch: Any, batch_idx: int, stage: str) -> Any:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "_evaluate" in vars(cls):
+            raise TypeError(
+                f"{cls.__qualname__}._evaluate: the evaluation hook is now named "
+                "evaluation_step(batch, batch_idx, stage); rename the method"
+            )
+
+    def evaluation_step(self, batch: Any, batch_idx: int, stage: str) -> Any:
         """Add one evaluation batch to the stage's (``val`` or ``test``) metrics; subclasses implement it.
 
         Only the batch's real rows count (:meth:`evaluation_samples`); what it returns is the task's own
@@ -425,10 +433,10 @@ class Task(L.LightningModule):
         raise NotImplementedError
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "val")
+        self.evaluation_step(batch, batch_idx, "val")
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "test")
+        self.evaluation_step(batch, batch_idx, "test")
 
     def on_validation_epoch_end(self) -> None:
         self.log_evaluation("val")

@@ -239,7 +239,7 @@ class ForecastingTask(Task):
         self.record_flops((history, marks))
         return self.loss(self(history, history_marks), future)
 
-    def _evaluate(
+    def evaluation_step(
         self, batch: tuple[torch.Tensor, ...], batch_idx: int, stage: str
     ) -> tuple[torch.Tensor, ...]:
         history, future, history_marks, _ = batch
@@ -263,7 +263,7 @@ class ForecastingTask(Task):
         return values * self.series_std + self.series_mean
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        history, predictions, future = self._evaluate(batch, batch_idx, "val")
+        history, predictions, future = self.evaluation_step(batch, batch_idx, "val")
         self._keep_for_figure(batch_idx, history, predictions, future)
 
     def predict_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> dict[str, Any]:

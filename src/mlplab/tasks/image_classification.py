@@ -142,7 +142,7 @@ class ImageClassification(Task):
         self.log_epoch_mean("train/acc", accuracy, len(labels))
         return self.loss(logits, labels)
 
-    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, stage: str) -> None:
+    def evaluation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, stage: str) -> None:
         images, labels = batch
         logits = self(images)
         real = self.evaluation_samples(batch_idx, len(images)).count  # later rows pad this process's share

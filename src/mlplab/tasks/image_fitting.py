@@ -132,7 +132,7 @@ class ImageFitting(PointwiseFitting):
         return predictions.clamp(0, 1)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        predictions, colours = self._evaluate(batch, batch_idx, "val")
+        predictions, colours = self.evaluation_step(batch, batch_idx, "val")
         if self.log_images:
             self._rendered.append(predictions.detach().clamp(0, 1).cpu())
             self._targets.append(colours.detach().float().cpu())

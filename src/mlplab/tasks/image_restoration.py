@@ -215,7 +215,7 @@ class ImageRestoration(Task):
         self.record_flops(inputs)
         return self.loss(self(inputs), targets)
 
-    def _evaluate(
+    def evaluation_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, stage: str
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         images, labels = batch
@@ -239,7 +239,7 @@ class ImageRestoration(Task):
             self.log(f"{stage}/psnr_input", input_psnr)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        inputs, predictions, targets = self._evaluate(batch, batch_idx, "val")
+        inputs, predictions, targets = self.evaluation_step(batch, batch_idx, "val")
         if batch_idx == 0 and self.num_logged_images > 0:
             count = self.num_logged_images
             self._logged_samples = (inputs[:count], predictions[:count], targets[:count])

@@ -46,7 +46,7 @@ class PointwiseFitting(Task):
         self.record_flops(inputs)
         return self.loss(self(inputs), targets)
 
-    def _evaluate(
+    def evaluation_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, stage: str
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Update the stage's metric and loss with the batch's real rows; return them, predicted and true."""

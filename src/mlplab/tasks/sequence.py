@@ -90,7 +90,7 @@ class SequenceTask(Task):
         """Add the real rows of an evaluation batch to a stage's ``metrics``; subclasses implement it."""
         raise NotImplementedError
 
-    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, stage: str) -> None:
+    def evaluation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, stage: str) -> None:
         inputs, targets = batch
         logits = self(inputs)
         real = self.evaluation_samples(batch_idx, len(inputs)).count  # later rows pad this process's share

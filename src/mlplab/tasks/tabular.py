@@ -290,7 +290,7 @@ class TabularTask(Task):
         return self.loss(outputs, y)
 
     # ----------------------------------------------------------------------------- evaluation
-    def _evaluate(self, batch: Batch, batch_idx: int, stage: str) -> None:
+    def evaluation_step(self, batch: Batch, batch_idx: int, stage: str) -> None:
         x_num, x_cat, y = batch
         outputs = self(x_num, x_cat)
         real = self.evaluation_samples(batch_idx, len(y)).count  # later rows pad this process's share
