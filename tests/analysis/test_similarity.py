@@ -108,3 +108,25 @@ def test_outputs_table_figure_and_tensorboard(tmp_path):
     events.Reload()
     assert [e.value for e in events.Scalars("similarity/block")] == pytest.approx([0.5, 0.7])
     assert events.Tags()["images"] == ["similarity"]
+
+
+def test_a_rerun_replaces_its_tensorboard_events(tmp_path):
+    # each run added another events file to the folder, and TensorBoard showed every earlier
+    # measurement's curves beside the new one's
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(tmp_path)) as other:  # events that are not the similarity's stay
+        other.add_scalar("other/value", 1.0, global_step=0)
+    rows = [{"index": i, "block": f"blocks.{i}", "part": "block", "sublayer": f"blocks.{i}",
+             "similarity": 0.5 + i / 10, "importance": 0.5 - i / 10} for i in range(2)]  # fmt: skip
+    fig = similarity.figure(rows, "title")
+    similarity.write_tensorboard(rows, fig, tmp_path)
+    rows = [{**row, "similarity": 0.9} for row in rows]
+    similarity.write_tensorboard(rows, fig, tmp_path)
+    events = EventAccumulator(str(tmp_path), size_guidance={"images": 0})
+    events.Reload()
+    scalars = events.Scalars("similarity/block")
+    assert [e.step for e in scalars] == [0, 1] and [e.value for e in scalars] == pytest.approx([0.9, 0.9])
+    assert len(events.Images("similarity")) == 1
+    assert [e.value for e in events.Scalars("other/value")] == [1.0]

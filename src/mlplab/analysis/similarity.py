@@ -208,11 +208,22 @@ def figure(rows: list[dict[str, Any]], title: str) -> Any:
     return fig
 
 
+#: The ending of the TensorBoard events files :func:`write_tensorboard` writes.
+EVENTS_SUFFIX = ".similarity"
+
+
 def write_tensorboard(rows: list[dict[str, Any]], fig: Any, folder: Path) -> None:
-    """The similarities as scalars (``similarity/<part>``, step = block index) and the figure."""
+    """The similarities as scalars (``similarity/<part>``, step = block index) and the figure.
+
+    The events go to a file ending in :data:`EVENTS_SUFFIX`; such files from an earlier measurement in
+    ``folder`` are removed first, so a rerun replaces its curves instead of adding a second set
+    (TensorBoard reads every events file of a folder). Other events files in ``folder`` stay.
+    """
     from torch.utils.tensorboard import SummaryWriter
 
-    writer = SummaryWriter(str(folder))
+    for earlier in folder.glob(f"events.out.tfevents.*{EVENTS_SUFFIX}"):
+        earlier.unlink()
+    writer = SummaryWriter(str(folder), filename_suffix=EVENTS_SUFFIX)
     try:
         for row in rows:
             writer.add_scalar(f"similarity/{row['part']}", row["similarity"], global_step=row["index"])
@@ -223,6 +234,7 @@ def write_tensorboard(rows: list[dict[str, Any]], fig: Any, folder: Path) -> Non
 
 __all__ = [
     "COLUMNS",
+    "EVENTS_SUFFIX",
     "SimilarityRecorder",
     "figure",
     "markdown",
