@@ -402,3 +402,38 @@ def test_an_out_folder_that_cannot_be_made_is_one_line(cli, capsys, tmp_path):
     assert cli("compare", str(tmp_path / "runs"), "--out", str(tmp_path / "afile" / "out")) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: compare: cannot create the folder --out {tmp_path / 'afile' / 'out'} (")
+
+
+def test_the_summary_counts_the_epochs_a_fit_completed(tmp_path):
+    # a fit stopped in the middle of its second epoch (max_time's Timer sets should_stop after a batch,
+    # as below; max_steps alike) wrote epochs 2: Lightning's current_epoch counts the epoch it was in
+    import functools
+
+    import lightning as L
+    from lightning.pytorch.callbacks import Callback
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from mlplab.callbacks import RunSummary
+    from mlplab.data import DigitsDataModule
+    from mlplab.models import HourglassMLP
+    from mlplab.tasks import ImageRestoration
+
+    class StopLikeMaxTime(Callback):  # what lightning's Timer does when the time is up
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 6:
+                trainer.should_stop = True
+
+    data = DigitsDataModule(normalize=False, batch_size=64)
+    for version, (limits, callbacks) in enumerate(
+        [({"max_epochs": 5}, [StopLikeMaxTime()]), ({"max_steps": 6}, []), ({"max_epochs": 2}, [])]
+    ):
+        task = ImageRestoration(functools.partial(HourglassMLP, variant="tiny", depth=1), (1, 8, 8))
+        trainer = L.Trainer(limit_train_batches=4, limit_val_batches=1, enable_progress_bar=False,
+                            enable_model_summary=False, enable_checkpointing=False,
+                            logger=TensorBoardLogger(tmp_path, version=version),
+                            callbacks=[*callbacks, RunSummary()], **limits)  # fmt: skip
+        trainer.fit(task, datamodule=data)
+        summary = json.loads(
+            (tmp_path / "lightning_logs" / f"version_{version}" / "summary.json").read_text()
+        )
+        assert (summary["steps"], summary["epochs"]) == ((6, 1) if version < 2 else (8, 2)), limits
