@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -437,3 +438,54 @@ def test_the_summary_counts_the_epochs_a_fit_completed(tmp_path):
             (tmp_path / "lightning_logs" / f"version_{version}" / "summary.json").read_text()
         )
         assert (summary["steps"], summary["epochs"]) == ((6, 1) if version < 2 else (8, 2)), limits
+
+
+def test_a_diverged_run_has_a_summary_and_compare_lists_it_as_diverged(tmp_path, capsys):
+    # the divergence guard's error ended the fit before on_fit_end: no summary.json, and compare and the
+    # sweep folder's compare left the run out without a word
+    import functools
+
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import Callback
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from mlplab.callbacks import DivergenceGuard, RunSummary
+    from mlplab.data import DigitsDataModule
+    from mlplab.errors import TrainingDivergedError
+    from mlplab.models import HourglassMLP
+    from mlplab.tasks import ImageRestoration
+    from mlplab.tools import compare
+
+    class PoisonAtStep4(Callback):  # a weight becomes NaN, so the loss of step 5 is NaN
+        def on_train_batch_end(self, trainer, pl_module, *args):
+            if trainer.global_step == 4:
+                with torch.no_grad():
+                    next(pl_module.backbone.parameters()).fill_(float("nan"))
+
+    data = DigitsDataModule(normalize=False, batch_size=64)
+    for version, poison in enumerate([[], [PoisonAtStep4()]]):
+        task = ImageRestoration(functools.partial(HourglassMLP, variant="tiny", depth=1), (1, 8, 8))
+        guard = DivergenceGuard(check_every_n_steps=5)
+        trainer = L.Trainer(max_epochs=2, limit_train_batches=3, limit_val_batches=1,
+                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                            logger=TensorBoardLogger(tmp_path / "runs", version=version),
+                            callbacks=[*poison, guard, RunSummary()])  # fmt: skip
+        if not poison:
+            trainer.fit(task, datamodule=data)
+            continue
+        with pytest.raises(TrainingDivergedError, match="the training loss became nan at step 5 "):
+            trainer.fit(task, datamodule=data)
+    runs = tmp_path / "runs" / "lightning_logs"
+    assert json.loads((runs / "version_0" / "summary.json").read_text())["status"] == "ok"
+    summary = json.loads((runs / "version_1" / "summary.json").read_text())
+    assert summary["status"] == "diverged" and (summary["steps"], summary["epochs"]) == (5, 1)
+    assert summary["best_val"] > 5  # the validation of epoch 0, before the NaN
+    error = summary["diverged"].pop("error")
+    assert summary["diverged"] == {"step": 5, "epoch": 1, "value": "nan"}
+    assert error.startswith("training diverged: the training loss became nan at step 5 (epoch 1, batch 1)")
+
+    printed = compare.compare([str(runs)], tmp_path / "out")
+    assert "2 runs (1 diverged: in the table, not in the figures);" in printed
+    with open(tmp_path / "out" / "compare.csv") as handle:
+        assert sorted(row["status"] for row in csv.DictReader(handle)) == ["diverged at step 5", "ok"]

@@ -19,7 +19,7 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
 from mlplab.callbacks.throughput import leading_batch_size
 
@@ -216,16 +216,16 @@ def same_best_checkpoint(earlier: dict[str, Any], current: dict[str, Any]) -> bo
 
 
 def completed_epochs(trainer: L.Trainer) -> int:
-    """The epochs a fit finished: an epoch cut short (by ``max_time``, ``max_steps`` or a stop) not counted.
+    """The epochs a fit finished: an epoch cut short (by ``max_time``, ``max_steps``, a stop) not counted.
 
     Lightning's ``current_epoch`` after a fit counts the epoch it was in when it stopped, finished or not:
-    a stop in the middle of the second epoch leaves it at 2. This is 1 there, and ``current_epoch``
-    when the last epoch ran to its last batch.
+    a stop in the middle of the second epoch leaves it at 2 (and an error there, at 1). This counts the
+    epochs begun, less the last one unless it ran to its last training batch: 1 in both cases.
     """
-    epochs = trainer.current_epoch
-    if epochs and not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
-        epochs -= 1
-    return epochs
+    begun = trainer.fit_loop.epoch_progress.current.started
+    if begun and not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+        begun -= 1
+    return begun
 
 
 def finite_or_none(value: Any) -> float | None:
@@ -261,6 +261,13 @@ class RunSummary(Callback):
     checkpoint and options, the newest kept), so ``mlplab compare`` and TensorBoard show only figures of the
     run's own recipe. The command line hands its test config over as :attr:`evaluation_config`; without it
     (a ``trainer.test`` in Python) every test counts as the run's own.
+
+    ``status`` is ``ok`` for a fit that ended, and ``diverged`` for one that
+    :class:`~mlplab.callbacks.DivergenceGuard` stopped: its summary is written then too (the best value
+    is that of the checkpoints before, if any), with ``diverged``: ``{"step", "epoch", "value"}`` (the
+    non-finite loss or metric as text, ``"nan"``; ``null`` when the weights went first) and ``"error"``,
+    the line the command printed. ``mlplab compare`` lists such a run as diverged and leaves it out of
+    its figures.
 
     In TensorBoard every run gets one HParams entry with the same columns: the hyper-parameters above
     and the metrics ``hp/best_val``, ``hp/test`` and ``hp/time_s`` (Lightning's ``hp_metric = -1``
@@ -336,12 +343,34 @@ class RunSummary(Callback):
             self._best = value
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._write_fit_summary(trainer, pl_module, {"status": "ok"})
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        """A fit stopped by :class:`~mlplab.errors.TrainingDivergedError` gets its summary too, so marked."""
+        from mlplab.errors import TrainingDivergedError
+
+        if not isinstance(exception, TrainingDivergedError) or trainer.state.fn != "fit":
+            return
+        where = {"step": exception.step, "epoch": exception.epoch, "value": exception.value}
+        try:
+            self._write_fit_summary(
+                trainer, pl_module, {"status": "diverged", "diverged": {**where, "error": str(exception)}}
+            )
+        except Exception as error:  # the divergence's own line must reach the user, not this one
+            rank_zero_warn(f"could not write {SUMMARY_FILE} of the diverged run: {error}")
+
+    def _write_fit_summary(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outcome: dict[str, Any]
+    ) -> None:
+        """Write ``summary.json`` at the end of a fit, with ``outcome`` (its ``status``) on top."""
         if not self.enabled or not trainer.loggers or self._log_dir is None:
             return
         run_dir = Path(self._log_dir)
         earlier = read_summary(run_dir) or {}
         resumed = trainer.ckpt_path is not None and earlier.get("steps", 0) < trainer.global_step
-        summary = self.describe(trainer, pl_module)
+        summary = {**self.describe(trainer, pl_module), **outcome}
         if self._before is None:  # a checkpoint without the time (older versions): the summary's
             self._before = (earlier.get("time_s") or 0) if resumed else 0
         summary["time_s"] = round(self.elapsed(), 1)
