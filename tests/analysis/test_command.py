@@ -243,6 +243,15 @@ def test_the_fine_tune_trains_in_the_runs_precision(cli, runs, tmp_path, monkeyp
     assert {value.dtype for value in state.values() if value.is_floating_point()} == {torch.float32}
 
 
+def test_a_rerun_of_the_fine_tune_replaces_its_tensorboard_events(cli, runs, tmp_path):
+    # each rerun into the same folder added an events file to OUT/finetune: TensorBoard overlaid the runs
+    out = tmp_path / "pruned"
+    args = ["--run", str(runs["lm"]), "--sparsity", "0.5", "--finetune-steps", "1", "--test-batches", "1"]
+    for _ in range(2):
+        assert cli("prune", *args, "--out", str(out)) == 0
+    assert len(list((out / "finetune").glob("events.out.tfevents.*"))) == 1
+
+
 def test_other_checkpoints_and_settings_get_folders_of_their_own(cli, runs, tmp_path):
     # the analysis of --ckpt last, or a prune with a Minimum Threshold, overwrote the folder of the best
     # checkpoint's, or of the plain prune's, silently

@@ -311,6 +311,8 @@ def run_prune(options: argparse.Namespace) -> dict[str, Any]:
     if options.finetune_steps:
         from lightning.pytorch.loggers import TensorBoardLogger
 
+        for earlier in (out / "finetune").glob("events.out.tfevents.*"):  # a rerun replaces its curves
+            earlier.unlink()
         tuner = trainer(
             options.accelerator,
             max_steps=options.finetune_steps,
