@@ -46,10 +46,23 @@ class TrainingDivergedError(MLPLabError, FloatingPointError):
     """Training stopped because the loss, the weights or the monitored metric stopped being finite.
 
     The message names what went non-finite, the step and the epoch. Exit status 1: the command was
-    valid, the run failed.
+    valid, the run failed. The attributes say the same for a program (``summary.json`` of the run):
+
+    Attributes:
+        step: The training step at which it was found non-finite (None: not known).
+        epoch: The epoch of that step.
+        value: What became non-finite (``"nan"``, ``"inf"``, ``"-inf"``): the training loss, or the
+            monitored metric; None when it was the weights.
     """
 
     exit_status = 1
+
+    def __init__(
+        self, message: str, step: int | None = None, epoch: int | None = None, value: float | None = None
+    ):
+        super().__init__(message)
+        self.step, self.epoch = step, epoch
+        self.value = None if value is None else f"{value:g}"
 
 
 def exit_with_error_line(error: MLPLabError) -> NoReturn:

@@ -217,6 +217,41 @@ def test_the_fine_tune_keeps_the_runs_gradient_clipping_and_accumulation(cli, ru
     assert tuner.accumulate_grad_batches == 2
 
 
+@pytest.mark.parametrize("precision", ["bf16-mixed", "bf16-true"])
+def test_the_fine_tune_trains_in_the_runs_precision(cli, runs, tmp_path, monkeypatch, precision):
+    # the fine-tune's Trainer ran in float32 whatever the run's precision; a "-true" precision converts
+    # the weights, which are back in float32 for the test after the fine-tune and in model.ckpt
+    import torch
+
+    from mlplab.analysis import run as run_module
+
+    copy = tmp_path / "run"
+    shutil.copytree(runs["lm"], copy, ignore=shutil.ignore_patterns("analysis"))
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    config["trainer"]["precision"] = precision
+    (copy / "config.yaml").write_text(yaml.safe_dump(config))
+    built = []
+    original = run_module.trainer
+    monkeypatch.setattr(run_module, "trainer", lambda *a, **k: built.append(original(*a, **k)) or built[-1])
+    args = ["--sparsity", "0.5", "--finetune-steps", "1", "--test-batches", "1", "--accelerator", "cpu"]
+    assert cli("prune", "--run", str(copy), *args) == 0
+    assert next(t for t in built if t.max_steps == 1).precision == precision
+    assert {t.precision for t in built if t.max_steps != 1} == {"32-true"}  # measurements in float32
+    out = copy / "analysis" / "prune-0.5-ft1"
+    assert json.loads((out / "report.json").read_text())["after_finetune"]["test/loss"] > 0
+    state = torch.load(out / "model.ckpt", weights_only=True)["state_dict"]
+    assert {value.dtype for value in state.values() if value.is_floating_point()} == {torch.float32}
+
+
+def test_a_rerun_of_the_fine_tune_replaces_its_tensorboard_events(cli, runs, tmp_path):
+    # each rerun into the same folder added an events file to OUT/finetune: TensorBoard overlaid the runs
+    out = tmp_path / "pruned"
+    args = ["--run", str(runs["lm"]), "--sparsity", "0.5", "--finetune-steps", "1", "--test-batches", "1"]
+    for _ in range(2):
+        assert cli("prune", *args, "--out", str(out)) == 0
+    assert len(list((out / "finetune").glob("events.out.tfevents.*"))) == 1
+
+
 def test_other_checkpoints_and_settings_get_folders_of_their_own(cli, runs, tmp_path):
     # the analysis of --ckpt last, or a prune with a Minimum Threshold, overwrote the folder of the best
     # checkpoint's, or of the plain prune's, silently

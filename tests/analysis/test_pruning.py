@@ -133,3 +133,51 @@ def test_cubic_schedule():
     assert pruning.cubic_sparsity(10, 0.8, 10, 110) == 0.0
     assert pruning.cubic_sparsity(60, 0.8, 10, 110) == pytest.approx(0.8 * (1 - 0.5**3))
     assert pruning.cubic_sparsity(110, 0.8, 10, 110) == pruning.cubic_sparsity(500, 0.8, 10, 110) == 0.8
+
+
+@pytest.mark.parametrize(
+    ("family", "args", "custom"),
+    [
+        ("TabM", {"arch_type": "tabm"}, ["blocks.0.linear", "blocks.1.linear", "head"]),
+        ("TabM", {"arch_type": "tabm-packed"}, ["blocks.0.linear", "blocks.1.linear", "head"]),
+        ("FinalMLP", {}, ["fusion"]),
+    ],
+)
+def test_linear_maps_of_a_familys_own_layers_are_pruned(family, args, custom):
+    # TabM's ensemble layers and FinalMLP's bilinear fusion keep their weight in modules of their own,
+    # not nn.Linear: they were left out (TabM had nothing to prune at all) and the sparsity covered the rest
+    spec = registry.get(family)
+    shapes = registry.DOMAINS[spec.domains[0]].example_shapes
+    torch.manual_seed(0)
+    model = registry.build(family, *shapes, variant="tiny", **args).eval()
+    layers = pruning.prunable_layers(model)
+    names = [name for name, _ in layers]
+    assert set(custom) <= set(names), names
+    linear_weights = sum(m.weight.numel() for m in model.modules() if pruning.is_prunable_type(m))
+    _, total = pruning.sparsity(layers)  # what report.json's prunable_weights and the sparsity count
+    plain = sum(m.weight.numel() for m in model.modules() if isinstance(m, pruning.PRUNABLE))
+    assert total == linear_weights > plain
+    pruning.global_magnitude_prune(layers, 0.5)
+    assert pruning.sparsity(layers) == (round(0.5 * total), total)
+    x_num = torch.randn(3, shapes[0])
+    x_cat = torch.stack([torch.randint(0, c + 1, (3,)) for c in shapes[1]], 1) if shapes[1] else None
+    x_cat = x_cat if x_cat is not None else torch.zeros(3, 0, dtype=torch.int64)
+    with torch.no_grad():
+        expected = model(x_num, x_cat)
+    pruning.make_permanent(layers)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x_num, x_cat), expected)
+
+
+@pytest.mark.parametrize("family", ["KAN", "SKAN", "GaussianRBFNet", "Mamba"])
+def test_parameters_that_are_not_linear_weights_are_not_pruned(family):
+    # spline and basis coefficients (KAN, S-KAN), RBF centres and precisions, Mamba's A_log
+    spec = registry.get(family)
+    shapes = registry.DOMAINS[spec.domains[0]].example_shapes
+    model = registry.build(family, *shapes, variant="tiny")
+    pruned = {id(layer.weight) for _, layer in pruning.prunable_layers(model)}
+    for name, parameter in model.named_parameters():
+        if any(
+            part in name for part in ("coef", "scale_", "selection", "centres", "log_precisions", "A_log")
+        ):
+            assert id(parameter) not in pruned, name

@@ -108,3 +108,44 @@ def test_outputs_table_figure_and_tensorboard(tmp_path):
     events.Reload()
     assert [e.value for e in events.Scalars("similarity/block")] == pytest.approx([0.5, 0.7])
     assert events.Tags()["images"] == ["similarity"]
+
+
+def test_a_rerun_replaces_its_tensorboard_events(tmp_path):
+    # each run added another events file to the folder, and TensorBoard showed every earlier
+    # measurement's curves beside the new one's
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(tmp_path)) as other:  # events that are not the similarity's stay
+        other.add_scalar("other/value", 1.0, global_step=0)
+    rows = [{"index": i, "block": f"blocks.{i}", "part": "block", "sublayer": f"blocks.{i}",
+             "similarity": 0.5 + i / 10, "importance": 0.5 - i / 10} for i in range(2)]  # fmt: skip
+    fig = similarity.figure(rows, "title")
+    similarity.write_tensorboard(rows, fig, tmp_path)
+    rows = [{**row, "similarity": 0.9} for row in rows]
+    similarity.write_tensorboard(rows, fig, tmp_path)
+    events = EventAccumulator(str(tmp_path), size_guidance={"images": 0})
+    events.Reload()
+    scalars = events.Scalars("similarity/block")
+    assert [e.step for e in scalars] == [0, 1] and [e.value for e in scalars] == pytest.approx([0.9, 0.9])
+    assert len(events.Images("similarity")) == 1
+    assert [e.value for e in events.Scalars("other/value")] == [1.0]
+
+
+def test_rows_keep_the_blocks_indices_after_a_block_was_dropped():
+    # the rows were numbered over the remaining blocks: without blocks.1, blocks.2 was block 1
+    from mlplab.analysis.layers import drop_layers, sublayers
+
+    torch.manual_seed(0)
+    model = registry.build("Transformer", 23, 24, embed_dim=16, depth=3, num_heads=2).eval()
+    layout = registry.get("Transformer").blocks
+    drop_layers(model, ["blocks.1"])
+    recorder = SimilarityRecorder(model, layout)
+    with torch.no_grad():
+        model(torch.randint(0, 23, (2, 24)))
+    recorder.remove()
+    assert {(row["index"], row["block"]) for row in recorder.rows()} == {(0, "blocks.0"), (2, "blocks.2")}
+    assert [(s.index, s.block) for s in sublayers(model, layout, "attention")] == [
+        (0, "blocks.0"),
+        (2, "blocks.2"),
+    ]

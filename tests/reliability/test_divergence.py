@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -41,6 +42,11 @@ def test_learning_rate_1e6_stops_with_one_line_and_saves_nothing_non_finite(cli,
     assert line.startswith("error: training diverged: the training loss became nan at step ")
     assert "(epoch 0, batch " in line and "learning rate" in line
     assert checkpoints_are_finite(tmp_path / "run") == []  # it diverged before the first validation
+    # the run's summary.json says so (there was none: compare left the run out)
+    summary = json.loads(next((tmp_path / "run").rglob("summary.json")).read_text())
+    step = int(re.search(r"became nan at step (\d+) ", line).group(1))
+    assert summary["status"] == "diverged" and summary["diverged"]["step"] == step
+    assert summary["diverged"]["value"] == "nan" and summary["diverged"]["error"] == line[len("error: ") :]
 
 
 def test_the_line_names_the_learning_rate_of_the_step_that_diverged(cli, capsys):
@@ -78,6 +84,8 @@ def test_early_stopping_on_a_nan_metric_says_so(cli, capsys, tmp_path):
     assert "val/loss became nan at epoch 0 and EarlyStopping stopped the run" in line
     assert "no best.ckpt was written" in line
     assert "best.ckpt" not in checkpoints_are_finite(tmp_path / "run")
+    diverged = json.loads(next((tmp_path / "run").rglob("summary.json")).read_text())["diverged"]
+    assert (diverged["epoch"], diverged["value"]) == (0, "nan")
 
 
 @pytest.mark.parametrize("value", ["nan", "inf"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -402,3 +403,89 @@ def test_an_out_folder_that_cannot_be_made_is_one_line(cli, capsys, tmp_path):
     assert cli("compare", str(tmp_path / "runs"), "--out", str(tmp_path / "afile" / "out")) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: compare: cannot create the folder --out {tmp_path / 'afile' / 'out'} (")
+
+
+def test_the_summary_counts_the_epochs_a_fit_completed(tmp_path):
+    # a fit stopped in the middle of its second epoch (max_time's Timer sets should_stop after a batch,
+    # as below; max_steps alike) wrote epochs 2: Lightning's current_epoch counts the epoch it was in
+    import functools
+
+    import lightning as L
+    from lightning.pytorch.callbacks import Callback
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from mlplab.callbacks import RunSummary
+    from mlplab.data import DigitsDataModule
+    from mlplab.models import HourglassMLP
+    from mlplab.tasks import ImageRestoration
+
+    class StopLikeMaxTime(Callback):  # what lightning's Timer does when the time is up
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 6:
+                trainer.should_stop = True
+
+    data = DigitsDataModule(normalize=False, batch_size=64)
+    for version, (limits, callbacks) in enumerate(
+        [({"max_epochs": 5}, [StopLikeMaxTime()]), ({"max_steps": 6}, []), ({"max_epochs": 2}, [])]
+    ):
+        task = ImageRestoration(functools.partial(HourglassMLP, variant="tiny", depth=1), (1, 8, 8))
+        trainer = L.Trainer(limit_train_batches=4, limit_val_batches=1, enable_progress_bar=False,
+                            enable_model_summary=False, enable_checkpointing=False,
+                            logger=TensorBoardLogger(tmp_path, version=version),
+                            callbacks=[*callbacks, RunSummary()], **limits)  # fmt: skip
+        trainer.fit(task, datamodule=data)
+        summary = json.loads(
+            (tmp_path / "lightning_logs" / f"version_{version}" / "summary.json").read_text()
+        )
+        assert (summary["steps"], summary["epochs"]) == ((6, 1) if version < 2 else (8, 2)), limits
+
+
+def test_a_diverged_run_has_a_summary_and_compare_lists_it_as_diverged(tmp_path, capsys):
+    # the divergence guard's error ended the fit before on_fit_end: no summary.json, and compare and the
+    # sweep folder's compare left the run out without a word
+    import functools
+
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import Callback
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from mlplab.callbacks import DivergenceGuard, RunSummary
+    from mlplab.data import DigitsDataModule
+    from mlplab.errors import TrainingDivergedError
+    from mlplab.models import HourglassMLP
+    from mlplab.tasks import ImageRestoration
+    from mlplab.tools import compare
+
+    class PoisonAtStep4(Callback):  # a weight becomes NaN, so the loss of step 5 is NaN
+        def on_train_batch_end(self, trainer, pl_module, *args):
+            if trainer.global_step == 4:
+                with torch.no_grad():
+                    next(pl_module.backbone.parameters()).fill_(float("nan"))
+
+    data = DigitsDataModule(normalize=False, batch_size=64)
+    for version, poison in enumerate([[], [PoisonAtStep4()]]):
+        task = ImageRestoration(functools.partial(HourglassMLP, variant="tiny", depth=1), (1, 8, 8))
+        guard = DivergenceGuard(check_every_n_steps=5)
+        trainer = L.Trainer(max_epochs=2, limit_train_batches=3, limit_val_batches=1,
+                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                            logger=TensorBoardLogger(tmp_path / "runs", version=version),
+                            callbacks=[*poison, guard, RunSummary()])  # fmt: skip
+        if not poison:
+            trainer.fit(task, datamodule=data)
+            continue
+        with pytest.raises(TrainingDivergedError, match="the training loss became nan at step 5 "):
+            trainer.fit(task, datamodule=data)
+    runs = tmp_path / "runs" / "lightning_logs"
+    assert json.loads((runs / "version_0" / "summary.json").read_text())["status"] == "ok"
+    summary = json.loads((runs / "version_1" / "summary.json").read_text())
+    assert summary["status"] == "diverged" and (summary["steps"], summary["epochs"]) == (5, 1)
+    assert summary["best_val"] > 5  # the validation of epoch 0, before the NaN
+    error = summary["diverged"].pop("error")
+    assert summary["diverged"] == {"step": 5, "epoch": 1, "value": "nan"}
+    assert error.startswith("training diverged: the training loss became nan at step 5 (epoch 1, batch 1)")
+
+    printed = compare.compare([str(runs)], tmp_path / "out")
+    assert "2 runs (1 diverged: in the table, not in the figures);" in printed
+    with open(tmp_path / "out" / "compare.csv") as handle:
+        assert sorted(row["status"] for row in csv.DictReader(handle)) == ["diverged at step 5", "ok"]

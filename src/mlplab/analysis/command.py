@@ -311,6 +311,8 @@ def run_prune(options: argparse.Namespace) -> dict[str, Any]:
     if options.finetune_steps:
         from lightning.pytorch.loggers import TensorBoardLogger
 
+        for earlier in (out / "finetune").glob("events.out.tfevents.*"):  # a rerun replaces its curves
+            earlier.unlink()
         tuner = trainer(
             options.accelerator,
             max_steps=options.finetune_steps,
@@ -320,6 +322,7 @@ def run_prune(options: argparse.Namespace) -> dict[str, Any]:
             **run_training_settings(run.config),
         )
         tuner.fit(run.task, datamodule=run.datamodule)
+        run.task.float()  # a "-true" precision (bf16-true, 64-true) converted the weights; measure in float32
         tuned = evaluate(run, "test", options.test_batches, options.accelerator)
         report["after_finetune"] = tuned
         report["finetune_steps"] = options.finetune_steps
@@ -336,12 +339,12 @@ def run_prune(options: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-#: The run's Trainer settings a fine-tune keeps: they shape its optimiser steps.
-TRAINING_SETTINGS = ("gradient_clip_val", "gradient_clip_algorithm", "accumulate_grad_batches")
+#: The run's Trainer settings a fine-tune keeps: they shape its optimiser steps and its arithmetic.
+TRAINING_SETTINGS = ("gradient_clip_val", "gradient_clip_algorithm", "accumulate_grad_batches", "precision")
 
 
 def run_training_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """The run's gradient clipping and accumulation (``trainer`` keys of its ``config.yaml``) that are set."""
+    """The run's clipping, accumulation and precision that are set (``trainer`` keys of its config.yaml)."""
     settings = config.get("trainer") or {}
     return {key: settings[key] for key in TRAINING_SETTINGS if settings.get(key) is not None}
 

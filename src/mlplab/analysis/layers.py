@@ -64,7 +64,7 @@ class SubLayer:
     """One residual block, or one residual branch of a block.
 
     Args:
-        index: Position of the block in execution order (0 first).
+        index: Position of the block in execution order (0 first), dropped blocks counted.
         block: Module path of the block inside the backbone (``blocks.3``).
         part: ``attention``, ``mlp`` or ``block``.
         attribute: The branch's attribute on the block (``mixer``); ``None`` for the whole block.
@@ -81,12 +81,29 @@ class SubLayer:
         return self.block if self.attribute is None else f"{self.block}.{self.attribute}"
 
 
+def indexed_blocks(backbone: nn.Module, layout: BlockLayout) -> list[tuple[int, str, nn.Module]]:
+    """``(index, name, block)`` of the residual blocks of ``backbone``, in execution order.
+
+    ``index`` is the block's position in the model as built, dropped blocks (:class:`DroppedBlock`)
+    counted: after ``blocks.1`` was dropped, ``blocks.2`` keeps index 2. Dropped blocks are not listed.
+    """
+    found = []
+    index = 0
+    for name, module in backbone.named_modules():
+        if isinstance(module, DroppedBlock):
+            index += 1
+        elif isinstance(module, layout.block_types):
+            found.append((index, name, module))
+            index += 1
+    return found
+
+
 def sublayers(backbone: nn.Module, layout: BlockLayout, part: str) -> list[SubLayer]:
     """The blocks (``part="block"``) or the branches of one part of every block, in execution order."""
     if part not in PARTS:
         raise ConfigError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
     found = []
-    for index, (name, block) in enumerate(layout.blocks(backbone)):
+    for index, name, block in indexed_blocks(backbone, layout):
         if part == "block":
             found.append(SubLayer(index, name, "block"))
             continue
@@ -150,6 +167,7 @@ __all__ = [
     "SubLayer",
     "drop_layers",
     "family_layout",
+    "indexed_blocks",
     "non_residual_families",
     "sublayers",
 ]

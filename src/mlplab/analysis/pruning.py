@@ -11,8 +11,14 @@ the largest weights of every layer whatever the global ranking says.
 Here: the weights of the backbone's linear layers (``nn.Linear``, and a trainable
 :class:`~mlplab.nn.projection.RandomProjection`: the input layer ``W_in`` of the Hourglass and
 conventional MLPs) and convolutions (``nn.Conv1d/2d/3d`` and their transposes), first and last included
-as in the official code; not biases, norms or embeddings, not a projection fixed at its random
-initialisation, and not a weight that two layers share (a tied language-model head).
+as in the official code, and the ``weight`` of any module whose class sets ``prunable_weight = True``:
+a family's own layer whose ``weight`` is used as a linear map (TabM's ensemble layers, FinalMLP's
+bilinear fusion). Not biases, norms or embeddings, not a projection fixed at its random
+initialisation, not a weight that two layers share (a tied language-model head), and no parameter that
+is not a linear map's weight (RBF centres, Mamba's ``A_log``, grids and filters). Not the KAN and S-KAN
+layers either: their coefficients weigh spline or basis functions of one input each, and a single
+coefficient's magnitude says little of its edge (KAN's own pruning removes whole edges and nodes by the
+size of their activations), so those families have nothing to prune here.
 Masks are ``torch.nn.utils.prune`` reparametrisations (``weight_orig``
 and ``weight_mask``, the product recomputed before each forward pass), so the pruned weights stay zero
 while the model keeps training; :func:`make_permanent` folds them into plain weights. The gradual
@@ -43,17 +49,23 @@ PRUNABLE = (
 )
 
 
+def is_prunable_type(layer: nn.Module) -> bool:
+    """Whether ``layer``'s ``weight`` is pruned: a :data:`PRUNABLE` type, or ``prunable_weight = True``."""
+    return isinstance(layer, PRUNABLE) or getattr(type(layer), "prunable_weight", False) is True
+
+
 def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """``(name, layer)`` of the linear and convolution layers of ``model`` whose weight may be pruned.
 
-    Weights that do not train (fixed random projections) and weights shared between layers are left out.
+    The layers of :func:`is_prunable_type`; weights that do not train (fixed random projections) and
+    weights shared between layers are left out.
     """
     uses: dict[int, int] = {}
     for _, parameter in model.named_parameters(remove_duplicate=False):
         uses[id(parameter)] = uses.get(id(parameter), 0) + 1
     found = []
     for name, layer in model.named_modules():
-        if not isinstance(layer, PRUNABLE):
+        if not is_prunable_type(layer):
             continue
         weight = getattr(layer, "weight_orig", None)
         if weight is None:
@@ -149,6 +161,7 @@ __all__ = [
     "apply_masks",
     "cubic_sparsity",
     "global_magnitude_prune",
+    "is_prunable_type",
     "make_permanent",
     "masks",
     "prunable_layers",

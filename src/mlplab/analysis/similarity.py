@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mlplab.analysis.layers import indexed_blocks
 from mlplab.models.registry import BlockLayout
 
 #: Columns of the similarity table.
@@ -71,7 +72,10 @@ class SimilarityRecorder:
 
     def __init__(self, backbone: nn.Module, layout: BlockLayout):
         self.layout = layout
-        self.blocks = layout.blocks(backbone)
+        indexed = indexed_blocks(backbone, layout)
+        self.blocks = [(name, block) for _, name, block in indexed]
+        #: Each block's index in the model as built (dropped blocks counted).
+        self.index = {name: index for index, name, _ in indexed}
         self.parts: dict[tuple[str, str], str] = {}
         self.order: dict[str, list[str]] = {}
         self.sums: dict[tuple[str, str | None], list[Any]] = {}
@@ -137,9 +141,13 @@ class SimilarityRecorder:
         return measure
 
     def rows(self) -> list[dict[str, Any]]:
-        """One row per block and per branch (columns :data:`COLUMNS`), blocks in execution order."""
+        """One row per block and per branch (columns :data:`COLUMNS`), blocks in execution order.
+
+        ``index`` is the block's position in the model as built: a dropped block's number is skipped.
+        """
         found = []
-        for index, (name, _) in enumerate(self.blocks):
+        for name, _ in self.blocks:
+            index = self.index[name]
             for attribute in [None, *self.order.get(name, [])]:
                 total = self.sums.get((name, attribute))
                 if total is None or total[1] == 0:
@@ -208,11 +216,22 @@ def figure(rows: list[dict[str, Any]], title: str) -> Any:
     return fig
 
 
+#: The ending of the TensorBoard events files :func:`write_tensorboard` writes.
+EVENTS_SUFFIX = ".similarity"
+
+
 def write_tensorboard(rows: list[dict[str, Any]], fig: Any, folder: Path) -> None:
-    """The similarities as scalars (``similarity/<part>``, step = block index) and the figure."""
+    """The similarities as scalars (``similarity/<part>``, step = block index) and the figure.
+
+    The events go to a file ending in :data:`EVENTS_SUFFIX`; such files from an earlier measurement in
+    ``folder`` are removed first, so a rerun replaces its curves instead of adding a second set
+    (TensorBoard reads every events file of a folder). Other events files in ``folder`` stay.
+    """
     from torch.utils.tensorboard import SummaryWriter
 
-    writer = SummaryWriter(str(folder))
+    for earlier in folder.glob(f"events.out.tfevents.*{EVENTS_SUFFIX}"):
+        earlier.unlink()
+    writer = SummaryWriter(str(folder), filename_suffix=EVENTS_SUFFIX)
     try:
         for row in rows:
             writer.add_scalar(f"similarity/{row['part']}", row["similarity"], global_step=row["index"])
@@ -223,6 +242,7 @@ def write_tensorboard(rows: list[dict[str, Any]], fig: Any, folder: Path) -> Non
 
 __all__ = [
     "COLUMNS",
+    "EVENTS_SUFFIX",
     "SimilarityRecorder",
     "figure",
     "markdown",

@@ -84,7 +84,10 @@ class DivergenceGuard(Callback):
                     before = f"{callback.monitor} was never finite, so no best.ckpt was written"
                 raise TrainingDivergedError(
                     f"training diverged: the monitored metric {callback.monitor} became {shown} at epoch "
-                    f"{callback.stopped_epoch} and EarlyStopping stopped the run ({before})"
+                    f"{callback.stopped_epoch} and EarlyStopping stopped the run ({before})",
+                    step=trainer.global_step,
+                    epoch=callback.stopped_epoch,
+                    value=float(value) if value is not None else None,
                 )
 
     @staticmethod
@@ -112,6 +115,7 @@ class DivergenceGuard(Callback):
             self._losses, self._where = [], []  # the steps up to here were finite
             return
         lr = _learning_rate(trainer)
+        value, step, epoch = None, trainer.global_step, trainer.current_epoch
         if bad_loss is not None:
             value, step, epoch, batch, lr = bad_loss
             what = f"the training loss became {value:g} at step {step} (epoch {epoch}, batch {batch})"
@@ -126,7 +130,10 @@ class DivergenceGuard(Callback):
         rate = "" if lr is None else f", learning rate {lr:g}"
         raise TrainingDivergedError(
             f"training diverged: {what}{rate}; nothing non-finite was saved (lower the learning rate, "
-            "clip gradients with --trainer.gradient_clip_val, or check the data)"
+            "clip gradients with --trainer.gradient_clip_val, or check the data)",
+            step=step,
+            epoch=epoch,
+            value=value,
         )
 
 

@@ -19,7 +19,7 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
 from mlplab.callbacks.throughput import leading_batch_size
 
@@ -215,6 +215,19 @@ def same_best_checkpoint(earlier: dict[str, Any], current: dict[str, Any]) -> bo
     return math.isclose(before, now, rel_tol=1e-9)
 
 
+def completed_epochs(trainer: L.Trainer) -> int:
+    """The epochs a fit finished: an epoch cut short (by ``max_time``, ``max_steps``, a stop) not counted.
+
+    Lightning's ``current_epoch`` after a fit counts the epoch it was in when it stopped, finished or not:
+    a stop in the middle of the second epoch leaves it at 2 (and an error there, at 1). This counts the
+    epochs begun, less the last one unless it ran to its last training batch: 1 in both cases.
+    """
+    begun = trainer.fit_loop.epoch_progress.current.started
+    if begun and not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+        begun -= 1
+    return begun
+
+
 def finite_or_none(value: Any) -> float | None:
     """``value`` as a float when it is a finite number, else None."""
     value = plain_value(value)
@@ -224,31 +237,37 @@ def finite_or_none(value: Any) -> float | None:
 class RunSummary(Callback):
     """Record what a run trains and how it did, for ``mlplab compare`` and TensorBoard's HParams tab.
 
-    At the end of ``fit`` the run directory gets ``summary.json``: the task, the family and the
-    arguments the config gave it, parameters (total and trainable), FLOPs per sample (forward and
-    backward of one training sample, as the throughput callback counts them), the metric that chooses
-    the best checkpoint (the task's main metric, ``val/psnr``, ..., or the one ``--checkpoint.monitor``
-    names, so that its best value and the test value are the same checkpoint's), its best value (the
-    best checkpoint's), the wall time of the fit (summed over
-    the parts of a resumed run: every checkpoint holds the time up to it, so a fit resumed after a kill,
-    or in a new run directory, counts the time before its checkpoint), epochs, steps, seed and learning
-    rate, and ``settings_key``: a digest of the run's config without its seed (:func:`settings_digest`,
-    set by the CLI), equal for the seeds of one configuration, which ``mlplab compare`` averages into one
-    point. A Trainer built in Python has no config: its summary's ``settings_key`` is the one given
-    (``RunSummary(settings_key=...)``, the same for the seeds of one setting, e.g. ``settings_digest`` of
-    the script's settings), else ``null``, and ``mlplab compare`` keeps such a run a point of its own
-    (and says so). ``test`` with a checkpoint of a
-    run directory (``mlplab test --ckpt_path <run>/checkpoints/best.ckpt``, or ``best``) adds the test
-    value of the same metric (``test/psnr``) to that run's summary, whatever folder the test itself
-    logs to. That is the run's ``test`` (and ``hp/test``) only when the test evaluates as the run's
-    ``config.yaml`` does: a test with other evaluation options (``--model.noise_std 0.5``, another
-    ``--data.*`` setting, another ``--trainer.limit_test_batches`` or ``fast_dev_run``; not those that
-    cannot change the figure, the tasks' and DataModules' ``evaluation_neutral_arguments``) is kept apart,
-    in the list ``other_tests`` of ``{"options": {"model.noise_std": 0.5}, "test": ...,
-    "tested_checkpoint": ...}`` (one entry per checkpoint and options, the newest kept), so ``mlplab
-    compare`` and TensorBoard show only figures of the run's own recipe. The command line hands its test
-    config over as :attr:`evaluation_config`; without it (a ``trainer.test`` in Python) every test counts
-    as the run's own.
+    At the end of ``fit`` the run directory gets ``summary.json``: the task, the family and the arguments
+    the config gave it, parameters (total and trainable), FLOPs per sample (forward and backward of one
+    training sample, as the throughput callback counts them), the metric that chooses the best checkpoint
+    (the task's main metric, ``val/psnr``, ..., or the one ``--checkpoint.monitor`` names, so that its best
+    value and the test value are the same checkpoint's), its best value (the best checkpoint's), the wall
+    time of the fit (summed over the parts of a resumed run: every checkpoint holds the time up to it, so a
+    fit resumed after a kill, or in a new run directory, counts the time before its checkpoint), the epochs
+    completed (an epoch cut short by ``max_time`` or ``max_steps`` not counted: :func:`completed_epochs`),
+    steps, seed and learning rate, and ``settings_key``: a digest of the run's config without its seed
+    (:func:`settings_digest`, set by the CLI), equal for the seeds of one configuration, which ``mlplab
+    compare`` averages into one point. A Trainer built in Python has no config: its summary's
+    ``settings_key`` is the one given (``RunSummary(settings_key=...)``, the same for the seeds of one
+    setting, e.g. ``settings_digest`` of the script's settings), else ``null``, and ``mlplab compare`` keeps
+    such a run a point of its own (and says so). ``test`` with a checkpoint of a run directory (``mlplab
+    test --ckpt_path <run>/checkpoints/best.ckpt``, or ``best``) adds the test value of the same metric
+    (``test/psnr``) to that run's summary, whatever folder the test itself logs to. That is the run's
+    ``test`` (and ``hp/test``) only when the test evaluates as the run's ``config.yaml`` does: a test with
+    other evaluation options (``--model.noise_std 0.5``, another ``--data.*`` setting, another
+    ``--trainer.limit_test_batches`` or ``fast_dev_run``; not those that cannot change the figure, the
+    tasks' and DataModules' ``evaluation_neutral_arguments``) is kept apart, in the list ``other_tests`` of
+    ``{"options": {"model.noise_std": 0.5}, "test": ..., "tested_checkpoint": ...}`` (one entry per
+    checkpoint and options, the newest kept), so ``mlplab compare`` and TensorBoard show only figures of the
+    run's own recipe. The command line hands its test config over as :attr:`evaluation_config`; without it
+    (a ``trainer.test`` in Python) every test counts as the run's own.
+
+    ``status`` is ``ok`` for a fit that ended, and ``diverged`` for one that
+    :class:`~mlplab.callbacks.DivergenceGuard` stopped: its summary is written then too (the best value
+    is that of the checkpoints before, if any), with ``diverged``: ``{"step", "epoch", "value"}`` (the
+    non-finite loss or metric as text, ``"nan"``; ``null`` when the weights went first) and ``"error"``,
+    the line the command printed. ``mlplab compare`` lists such a run as diverged and leaves it out of
+    its figures.
 
     In TensorBoard every run gets one HParams entry with the same columns: the hyper-parameters above
     and the metrics ``hp/best_val``, ``hp/test`` and ``hp/time_s`` (Lightning's ``hp_metric = -1``
@@ -324,12 +343,34 @@ class RunSummary(Callback):
             self._best = value
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._write_fit_summary(trainer, pl_module, {"status": "ok"})
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        """A fit stopped by :class:`~mlplab.errors.TrainingDivergedError` gets its summary too, so marked."""
+        from mlplab.errors import TrainingDivergedError
+
+        if not isinstance(exception, TrainingDivergedError) or trainer.state.fn != "fit":
+            return
+        where = {"step": exception.step, "epoch": exception.epoch, "value": exception.value}
+        try:
+            self._write_fit_summary(
+                trainer, pl_module, {"status": "diverged", "diverged": {**where, "error": str(exception)}}
+            )
+        except Exception as error:  # the divergence's own line must reach the user, not this one
+            rank_zero_warn(f"could not write {SUMMARY_FILE} of the diverged run: {error}")
+
+    def _write_fit_summary(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outcome: dict[str, Any]
+    ) -> None:
+        """Write ``summary.json`` at the end of a fit, with ``outcome`` (its ``status``) on top."""
         if not self.enabled or not trainer.loggers or self._log_dir is None:
             return
         run_dir = Path(self._log_dir)
         earlier = read_summary(run_dir) or {}
         resumed = trainer.ckpt_path is not None and earlier.get("steps", 0) < trainer.global_step
-        summary = self.describe(trainer, pl_module)
+        summary = {**self.describe(trainer, pl_module), **outcome}
         if self._before is None:  # a checkpoint without the time (older versions): the summary's
             self._before = (earlier.get("time_s") or 0) if resumed else 0
         summary["time_s"] = round(self.elapsed(), 1)
@@ -430,7 +471,7 @@ class RunSummary(Callback):
             "test_metric": "test/" + monitor.split("/", 1)[-1],
             "test": None,
             "time_s": None,
-            "epochs": trainer.current_epoch,
+            "epochs": completed_epochs(trainer),
             "steps": trainer.global_step,
             "seed": int(seed) if seed.lstrip("-").isdigit() else None,
             "lr": finite_or_none(group.get("initial_lr", group.get("lr"))),

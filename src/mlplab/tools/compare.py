@@ -7,7 +7,8 @@ the given folders (run folders, ``lightning_logs`` folders, sweep folders, or gl
 markdown table (family, its arguments, parameters, FLOPs per sample, the task's metric, its best
 validation and test values, wall time) and writes, in ``--out``:
 
-* ``compare.csv`` and ``compare.md``: the table;
+* ``compare.csv`` and ``compare.md``: the table; its ``status`` is ``ok``, or ``diverged at step N`` for a
+  run the divergence guard stopped (its summary says so), which the figures leave out;
 * ``<metric>_vs_params.png`` and ``<metric>_vs_time.png`` for every metric among the runs: each run
   a point, each family a frontier (the runs no run of the family beats with fewer parameters, or in
   less time), as the sweep's ``pareto.png`` (:mod:`mlplab.tools.pareto`) draws for a sweep. On the
@@ -36,7 +37,7 @@ from mlplab.errors import DEBUG_ENV_VAR, ConfigError, MLPLabError, OneLineParser
 #: Columns of the table, in order.
 COLUMNS = (
     "run", "family", "arguments", "params_total", "params_trainable", "flops_per_sample", "metric",
-    "best_val", "test", "time_s", "epochs",
+    "best_val", "test", "time_s", "epochs", "status",
 )  # fmt: skip
 
 
@@ -80,12 +81,22 @@ def table_rows(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for summary in summaries:
         row = {column: summary.get(column) for column in COLUMNS}
         row["arguments"] = arguments_text(summary.get("arguments") or {})
+        row["status"] = status_text(summary)
         row["mode"] = summary.get("mode", "min")
         row["settings_key"] = summary.get("settings_key")
         rows.append(row)
     return sorted(
         rows, key=lambda r: (r["metric"] or "", r["family"] or "", r["params_total"] or 0, r["run"])
     )
+
+
+def status_text(summary: dict[str, Any]) -> str:
+    """``ok``, or ``diverged at step N`` for a run the divergence guard stopped (its ``status`` says so)."""
+    status = summary.get("status") or "ok"  # summaries of older versions: fits that ended
+    if status == "diverged":
+        step = (summary.get("diverged") or {}).get("step")
+        return "diverged" if step is None else f"diverged at step {step}"
+    return str(status)
 
 
 def format_cell(value: Any) -> str:
@@ -165,7 +176,9 @@ def write_figures(rows: Sequence[dict[str, Any]], out: Path) -> list[Path]:
 
     written = []
     for metric in sorted({row["metric"] for row in rows if row["metric"]}):
-        chosen = [r for r in rows if r["metric"] == metric and r["best_val"] is not None]
+        chosen = [
+            r for r in rows if r["metric"] == metric and r["best_val"] is not None and r["status"] == "ok"
+        ]
         if not chosen:
             continue
         mode = chosen[0]["mode"]
@@ -199,6 +212,7 @@ def compare(paths: Sequence[str], out: Path) -> str:
     write_csv(rows, out / "compare.csv")
     figures = write_figures(rows, out)
     written = ", ".join(str(path) for path in [out / "compare.csv", out / "compare.md", *figures])
+    diverged = sum(1 for row in rows if row["status"].startswith("diverged"))
     keyless = sum(1 for row in rows if not row.get("settings_key"))
     note = (
         f"\n{keyless} of them without a settings_key (a Trainer built in Python without "
@@ -207,7 +221,8 @@ def compare(paths: Sequence[str], out: Path) -> str:
         if keyless
         else ""
     )
-    return f"{table}\n\n{len(rows)} runs; wrote {written}{note}"
+    stopped = f" ({diverged} diverged: in the table, not in the figures)" if diverged else ""
+    return f"{table}\n\n{len(rows)} runs{stopped}; wrote {written}{note}"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

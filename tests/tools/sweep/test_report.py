@@ -144,3 +144,16 @@ def test_earlier_settings_whose_descriptions_collide_stay_apart_with_a_stable_ha
     assert {(r.settings, r.best_val) for r in report.collect(again)} == expected
     report.write_outputs(again, report.collect(again), quiet)
     assert {(r["settings"], float(r["best_val"])) for r in read_csv(out / "best.csv")} == expected
+
+
+def test_the_report_says_how_many_failed_runs_diverged(tmp_path, capsys):
+    # a diverged run was one of the failed ones, the same as a crash
+    out = tmp_path / "out"
+    plan = plan_sweep(load_sweep(write_sweep(tmp_path)), out)
+    finish(plan.runs[0], 9.0)
+    finish(plan.runs[1], 0.0, status="failed")
+    diverged = finish(plan.runs[2], 0.0, status="failed")
+    diverged.error = "training diverged: the training loss became nan at step 4 (epoch 0, batch 3)"
+    diverged.write("result.json")
+    report.write_outputs(plan, report.collect(plan), print)
+    assert "3 of 3 runs finished (2 failed, 1 of them diverged)" in capsys.readouterr().out

@@ -101,6 +101,9 @@ class InteractionAggregation(nn.Module):
     ``(num_heads * hx * hy, output_dim)``, read as ``(num_heads, hx, output_dim, hy)``.
     """
 
+    #: ``weight`` is a (bilinear) linear map: global magnitude pruning prunes it (mlplab.analysis.pruning).
+    prunable_weight = True
+
     def __init__(self, x_dim: int, y_dim: int, output_dim: int, num_heads: int):
         super().__init__()
         if x_dim % num_heads or y_dim % num_heads:

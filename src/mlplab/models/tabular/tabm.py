@@ -77,6 +77,9 @@ class LinearBatchEnsemble(nn.Module):
     equal across members.
     """
 
+    #: ``weight`` is a linear map: global magnitude pruning prunes it (:mod:`mlplab.analysis.pruning`).
+    prunable_weight = True
+
     def __init__(self, in_features: int, out_features: int, k: int):
         super().__init__()
         self.weight = _uniform((out_features, in_features), in_features)
@@ -90,6 +93,9 @@ class LinearBatchEnsemble(nn.Module):
 
 class LinearEnsemble(nn.Module):
     """``k`` independent linear layers side by side: ``(B, k, in_features) -> (B, k, out_features)``."""
+
+    #: ``weight`` holds ``k`` linear maps: global magnitude pruning prunes it (mlplab.analysis.pruning).
+    prunable_weight = True
 
     def __init__(self, in_features: int, out_features: int, k: int):
         super().__init__()

@@ -59,7 +59,7 @@ class RunRecord:
         best_val: Best validation value of ``metric`` (the best checkpoint's).
         test: ``test/<name>`` of the best checkpoint, for a ``val/<name>`` metric.
         test_metrics: Every test metric of the best checkpoint.
-        epochs: Epochs trained.
+        epochs: Epochs completed (one cut short by max_time or max_steps not counted).
         wall_time_s: Wall time of the run's process.
         run_dir: The run's ``lightning_logs/version_N`` folder.
         current: Whether the run belongs to the sweep as now planned (earlier runs are kept).

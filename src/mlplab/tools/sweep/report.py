@@ -149,10 +149,13 @@ def write_outputs(plan: Plan, records: list[RunRecord], log: Callable[[str], Non
 
     mine = [r for r in records if r.current]
     failed = [r for r in mine if r.status != "ok"]
+    diverged = sum(1 for r in failed if r.error.startswith("training diverged"))  # the guard's line
     earlier = len(records) - len(mine)
     other_metric = len(records) - len(comparable)
     log(
-        f"{len(mine)} of {len(plan.runs)} runs finished ({len(failed)} failed)"
+        f"{len(mine)} of {len(plan.runs)} runs finished ({len(failed)} failed"
+        + (f", {diverged} of them diverged" if diverged else "")
+        + ")"
         + (f"; {earlier} earlier runs kept" if earlier else "")
         + (f" ({other_metric} judged by another metric: in results.csv only)" if other_metric else "")
         + "; best shape per family and budget:"

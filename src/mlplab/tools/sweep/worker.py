@@ -21,6 +21,7 @@ from typing import Any
 
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from mlplab.callbacks.summary import completed_epochs
 from mlplab.cli import MLPLabCLI, find_user_error
 from mlplab.tools.sweep.record import ERROR_FILE, RESULT_FILE, RUN_CONFIG, RUN_FILE, RunRecord, read_record
 
@@ -77,7 +78,7 @@ def fit_and_test(cli: Any, record: RunRecord) -> None:
     trainer.fit(cli.model, datamodule=cli.datamodule)
     if trainer.interrupted:
         raise SystemExit(1)
-    record.epochs = trainer.current_epoch
+    record.epochs = completed_epochs(trainer)
     checkpoint = trainer.checkpoint_callback
     score = getattr(checkpoint, "best_model_score", None)
     if score is None or not getattr(checkpoint, "best_model_path", ""):
