@@ -11,10 +11,15 @@ on random inputs, on the CPU in float32. Parameter counts are compared too.
   ``paper/lib/deep.py``; ``rtdl_num_embeddings`` must be installed, ``rtdl_revisiting_models`` is
   not needed), and TabM again against the ``tabm`` package (``tabm.py`` of the checkout) on a
   table with categorical columns.
+* ``--finalmlp``: a checkout of github.com/reczoo/FuxiCTR. FinalMLP (``model_zoo/FinalMLP``) at its
+  ``FinalMLP_default`` configuration (mlplab's ``default`` variant) and a small one with batch norm,
+  dropout and four fusion heads, on UCI Adult's columns (6 numeric, 8 categorical fields), as a
+  regression (FuxiCTR's output before its sigmoid). FuxiCTR's data-loading imports (polars, h5py,
+  keras_preprocessing) are stubbed when missing.
 
 Run from the repository root, e.g.::
 
-    python benchmarks/tabular_official_check.py --tabm ~/src/tabm
+    python benchmarks/tabular_official_check.py --tabm ~/src/tabm --finalmlp ~/src/FuxiCTR
 
 Prints one JSON line per model: parameters (ours, official, published), the largest output
 difference, the largest relative gradient difference, and whether they agree to 1e-5.
@@ -49,49 +54,54 @@ def load_module(path: Path, name: str) -> types.ModuleType:
     return module
 
 
-def rename_with(rules: list[tuple[str, str]]) -> Callable[[str], str]:
-    """A function mapping an official weight's name to mlplab's by regular-expression rules."""
+def rename_with(rules: list[tuple[str, str]]) -> Callable[[dict[str, Tensor]], dict[str, Tensor]]:
+    """A conversion of official tensors to mlplab's that renames them by regular-expression rules."""
 
-    def rename(key: str) -> str:
-        for pattern, replacement in rules:
-            key = re.sub(pattern, replacement, key)
-        return key
+    def convert(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+        renamed = {}
+        for key, value in tensors.items():
+            for pattern, replacement in rules:
+                key = re.sub(pattern, replacement, key)
+            renamed[key] = value
+        return renamed
 
-    return rename
+    return convert
 
 
 def compare(
     official: nn.Module,
     ours: nn.Module,
-    rename: Callable[[str], str],
+    convert: Callable[[dict[str, Tensor]], dict[str, Tensor]],
     run_official: Callable[[nn.Module], Tensor],
     run_ours: Callable[[nn.Module], Tensor],
     skip_ours: tuple[str, ...] = (),
 ) -> dict:
     """Copy the official weights into ours; compare outputs (eval) and gradients (eval, one loss).
 
-    Every entry of our state dict must receive an official tensor of as many elements, except the
-    buffers named in ``skip_ours`` (set by mlplab itself, e.g. from the same training data).
+    ``convert`` maps the official state dict (names and layouts) to ours; it must give every entry of
+    our state dict except the buffers named in ``skip_ours`` (set by mlplab itself, e.g. from the same
+    training data). The official gradients go through the same conversion before the comparison.
     """
     own = ours.state_dict()
     state = {key: own[key] for key in skip_ours}
-    for key, value in official.state_dict().items():
-        target = rename(key)
-        if target not in own:
-            raise KeyError(f"official {key} -> {target} is not one of mlplab's weights")
-        state[target] = value.reshape(own[target].shape)
+    for key, value in convert(official.state_dict()).items():
+        if key not in own:
+            raise KeyError(f"{key} (from the official weights) is not one of mlplab's")
+        state[key] = value.reshape(own[key].shape)
     ours.load_state_dict(state, strict=True)
     official.eval(), ours.eval()
     out_official, out_ours = run_official(official), run_ours(ours)
     out_ours = out_ours.reshape(out_official.shape)
     out_official.square().mean().backward()
     out_ours.square().mean().backward()
-    named = dict(ours.named_parameters())
+    official_gradients = convert({key: p.grad for key, p in official.named_parameters()})
     gradient_gap = 0.0
-    for key, parameter in official.named_parameters():
-        theirs, mine = parameter.grad, named[rename(key)].grad
+    for key, parameter in ours.named_parameters():
+        theirs = official_gradients[key]
         scale = theirs.abs().max().clamp_min(1e-12)
-        gradient_gap = max(gradient_gap, float((mine.reshape(theirs.shape) - theirs).abs().max() / scale))
+        gradient_gap = max(
+            gradient_gap, float((parameter.grad.reshape(theirs.shape) - theirs).abs().max() / scale)
+        )
     output_gap = float((out_ours - out_official).detach().abs().max())
     return {
         "params_ours": count_parameters(ours)[0],
@@ -213,18 +223,137 @@ def check_tabm(checkout: Path) -> list[dict]:
     return rows
 
 
+# ------------------------------------------------------------------------------------------------
+# FinalMLP (reczoo/FuxiCTR, model_zoo/FinalMLP)
+# ------------------------------------------------------------------------------------------------
+
+
+def fuxictr_finalmlp_class(checkout: Path) -> type[nn.Module]:
+    """FuxiCTR's ``FinalMLP`` (``model_zoo/FinalMLP/src/FinalMLP.py``) on the checkout's ``fuxictr``.
+
+    The data-loading modules that ``fuxictr`` imports at start-up (polars, h5py, keras_preprocessing)
+    are stubbed when they are not installed: the model does not use them.
+    """
+    for name in ("polars", "h5py", "keras_preprocessing.sequence"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            sys.modules[name.split(".")[0]] = types.ModuleType(name.split(".")[0])
+            sys.modules[name] = types.ModuleType(name)
+    if not hasattr(sys.modules["keras_preprocessing.sequence"], "pad_sequences"):
+        sys.modules["keras_preprocessing.sequence"].pad_sequences = None
+    sys.path.insert(0, str(checkout))
+    return load_module(
+        checkout / "model_zoo" / "FinalMLP" / "src" / "FinalMLP.py", "official_finalmlp"
+    ).FinalMLP
+
+
+def finalmlp_converter(
+    numeric: list[str], categorical: list[str], gate_depth: int
+) -> Callable[[dict[str, Tensor]], dict[str, Tensor]]:
+    """FuxiCTR's FinalMLP tensors -> mlplab's: per-field tables stacked, the gates' output layers apart."""
+    rules = [
+        (r"^fs_module\.fs(\d)_ctx_bias$", lambda m: f"gates.{int(m.group(1)) - 1}.context"),
+        (r"^fs_module\.fs(\d)_gate\.mlp\.(\d+)\.",
+         lambda m: f"gates.{int(m.group(1)) - 1}." + ("out." if int(m.group(2)) == 2 * gate_depth
+                                                      else f"mlp.{m.group(2)}.")),
+        (r"^mlp(\d)\.mlp\.", r"mlp\1."),
+        (r"^fusion_module\.w_xy$", "fusion.weight"),
+        (r"^fusion_module\.", "fusion."),
+    ]  # fmt: skip
+    prefix = "embedding_layer.embedding_layer.embedding_layers."
+
+    def convert(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+        converted = {}
+        for key, value in tensors.items():
+            if key.startswith(prefix):
+                continue
+            for pattern, replacement in rules:
+                key = re.sub(pattern, replacement, key)
+            converted[key] = value
+        if numeric:  # nn.Linear(1, d, bias=False) per field: (d, 1) -> one row of (N, d)
+            converted["embeddings.numeric"] = torch.stack(
+                [tensors[f"{prefix}{f}.weight"][:, 0] for f in numeric]
+            )
+        if categorical:  # nn.Embedding per field -> one table, the fields one after another
+            converted["embeddings.categorical.weight"] = torch.cat(
+                [tensors[f"{prefix}{f}.weight"] for f in categorical]
+            )
+        return converted
+
+    return convert
+
+
+def check_finalmlp(checkout: Path) -> list[dict]:
+    from mlplab.models.tabular.finalmlp import FinalMLP
+
+    official_class = fuxictr_finalmlp_class(checkout)
+    numeric, cardinalities = (
+        6,
+        (9, 16, 7, 15, 6, 5, 2, 42),
+    )  # UCI Adult's columns (codes with the unknown one)
+    names = [f"num{i}" for i in range(numeric)], [f"cat{i}" for i in range(len(cardinalities))]
+    features = {name: {"type": "numeric", "source": ""} for name in names[0]}
+    features |= {name: {"type": "categorical", "source": "", "vocab_size": c}
+                 for name, c in zip(names[1], cardinalities)}  # fmt: skip
+    feature_map = types.SimpleNamespace(features=features, num_fields=len(features), labels=["label"],
+                                        dataset_id="check")  # fmt: skip
+    generator = torch.Generator().manual_seed(0)
+    x_num = torch.randn(16, numeric, generator=generator)
+    x_cat = torch.stack([torch.randint(0, c, (16,), generator=generator) for c in cardinalities], 1)
+    inputs = {name: x_num[:, i] for i, name in enumerate(names[0])}
+    inputs |= {name: x_cat[:, i] for i, name in enumerate(names[1])}
+    default = dict(registry.get("FinalMLP").variants["default"].args)
+    small = {"embed_dim": 8, "mlp1_dims": (32, 16), "mlp2_dims": (24, 24, 16), "gate_dims": (12, 10),
+             "num_heads": 4, "mlp1_dropout": 0.1, "mlp2_dropout": 0.2, "mlp1_batch_norm": True,
+             "mlp2_batch_norm": True}  # fmt: skip
+    rows = []
+    for variant, args, random_context in [
+        ("default (FuxiCTR's FinalMLP_default), FuxiCTR's init", default, False),
+        ("default, gate contexts N(0, 1) as mlplab's init", default, True),
+        ("batch norm, dropout, 4 heads, contexts N(0, 1), BN statistics random", small, True),
+    ]:
+        torch.manual_seed(0)
+        official = official_class(
+            feature_map, task="regression", verbose=0, model_root="/nonexistent", optimizer="adam",
+            loss="mse_loss", metrics=["logloss"], embedding_dim=args["embed_dim"],
+            mlp1_hidden_units=list(args["mlp1_dims"]), mlp2_hidden_units=list(args["mlp2_dims"]),
+            mlp1_dropout=args.get("mlp1_dropout", 0), mlp2_dropout=args.get("mlp2_dropout", 0),
+            mlp1_batch_norm=args.get("mlp1_batch_norm", False),
+            mlp2_batch_norm=args.get("mlp2_batch_norm", False), use_fs=True,
+            fs_hidden_units=list(args["gate_dims"]), num_heads=args["num_heads"],
+        )  # fmt: skip
+        with torch.no_grad():
+            if random_context:
+                official.fs_module.fs1_ctx_bias.normal_(generator=generator)
+                official.fs_module.fs2_ctx_bias.normal_(generator=generator)
+            for module in official.modules():
+                if isinstance(module, nn.BatchNorm1d):
+                    module.running_mean.normal_(generator=generator)
+                    module.running_var.uniform_(0.5, 2.0, generator=generator)
+        ours = FinalMLP(numeric, cardinalities, 1, **args)
+        convert = finalmlp_converter(names[0], names[1], len(args["gate_dims"]))
+        row = compare(official, ours, convert, lambda m: m(inputs)["y_pred"], lambda m: m(x_num, x_cat))
+        official_name = "model_zoo/FinalMLP/src/FinalMLP.py"
+        rows.append({"family": "FinalMLP", "variant": variant, "official": official_name, **row})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--tabm", type=Path, help="a checkout of github.com/yandex-research/tabm")
+    parser.add_argument("--finalmlp", type=Path, help="a checkout of github.com/reczoo/FuxiCTR")
     options = parser.parse_args()
-    if options.tabm is None:
-        parser.error("give --tabm")
+    if options.tabm is None and options.finalmlp is None:
+        parser.error("give --tabm and/or --finalmlp")
     torch.set_grad_enabled(True)
     rows = []
     if options.tabm is not None:
         rows += check_tabm(options.tabm)
+    if options.finalmlp is not None:
+        rows += check_finalmlp(options.finalmlp)
     for row in rows:
         print(json.dumps(row))
 
