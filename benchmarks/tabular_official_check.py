@@ -16,10 +16,14 @@ on random inputs, on the CPU in float32. Parameter counts are compared too.
   dropout and four fusion heads, on UCI Adult's columns (6 numeric, 8 categorical fields), as a
   regression (FuxiCTR's output before its sigmoid). FuxiCTR's data-loading imports (polars, h5py,
   keras_preprocessing) are stubbed when missing.
+* ``--kan``: a checkout of github.com/KindXiaoming/pykan. KAN's named variants (and one with spline
+  order 2 on [-2, 2]) against pykan's ``MultKAN`` at its defaults, on inputs inside the grid and up to
+  10 % of its range outside; the B-spline bases are compared on their own too. The ``mnist`` variant
+  takes minutes (pykan builds a symbolic function per edge).
 
 Run from the repository root, e.g.::
 
-    python benchmarks/tabular_official_check.py --tabm ~/src/tabm --finalmlp ~/src/FuxiCTR
+    python benchmarks/tabular_official_check.py --tabm ~/src/tabm --finalmlp ~/src/FuxiCTR --kan ~/src/pykan
 
 Prints one JSON line per model: parameters (ours, official, published), the largest output
 difference, the largest relative gradient difference, and whether they agree to 1e-5.
@@ -339,21 +343,84 @@ def check_finalmlp(checkout: Path) -> list[dict]:
     return rows
 
 
+# ------------------------------------------------------------------------------------------------
+# KAN (KindXiaoming/pykan)
+# ------------------------------------------------------------------------------------------------
+
+
+def kan_converter(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """pykan's MultKAN tensors -> mlplab's KAN: the layers' grid, coef, scale_base and scale_sp.
+
+    Left out: the edge masks (all one), the node and subnode affine parameters (identity, not trainable
+    at pykan's defaults) and the symbolic branch (masked to zero until a function is fixed).
+    """
+    converted = {}
+    for key, value in tensors.items():
+        if match := re.match(r"act_fun\.(\d+)\.(grid|coef|scale_base|scale_sp)$", key):
+            converted[f"layers.{match.group(1)}.{match.group(2)}"] = value
+    return converted
+
+
+def check_kan(checkout: Path) -> list[dict]:
+    from mlplab.models.kan.kan import KAN
+    from mlplab.models.kan.layers import bspline_basis
+
+    sys.path.insert(0, str(checkout))  # pykan's package ``kan``, from the checkout
+    import kan as pykan
+
+    if not str(Path(pykan.__file__).resolve()).startswith(str(checkout.resolve())):
+        raise ImportError(f"imported kan from {pykan.__file__}, not from {checkout}")
+    rows = []
+    generator = torch.Generator().manual_seed(0)
+    for variant, (d_in, d_out), width_args in [
+        ("toy", (2, 1), None),
+        ("tiny", (2, 1), None),
+        ("mnist", (784, 10), None),
+        ("3 -> 4 -> 2, grid 4, order 2, range [-2, 2]", (3, 2),
+         {"embed_dim": 4, "depth": 2, "grid_size": 4, "spline_order": 2, "grid_range": (-2.0, 2.0)}),
+    ]:  # fmt: skip
+        args = dict(registry.get("KAN").variants[variant].args) if width_args is None else width_args
+        width = [d_in] + [args["embed_dim"]] * (args["depth"] - 1) + [d_out]
+        low, high = args.get("grid_range", (-1.0, 1.0))
+        name = list(width)  # MultKAN rewrites its width argument
+        torch.manual_seed(0)
+        official = pykan.MultKAN(width=width, grid=args["grid_size"], k=args.get("spline_order", 3),
+                                 grid_range=[low, high], auto_save=False, seed=0)  # fmt: skip
+        ours = KAN((d_in,), (d_out,), **args)
+        span = high - low  # inputs inside the grid and up to 10 % of its range outside
+        x = low - 0.1 * span + 1.2 * span * torch.rand(32, d_in, generator=generator)
+        row = compare(official, ours, kan_converter, lambda m, x=x: m(x), lambda m, x=x: m(x))
+        layer = official.act_fun[0]
+        basis = pykan.spline.B_batch(x, layer.grid, layer.k)
+        basis_gap = float((bspline_basis(x, layer.grid, layer.k) - basis).abs().max())
+        trainable = {key: p.numel() for key, p in official.named_parameters() if p.requires_grad}
+        row["params_official"] = sum(trainable.values())  # pykan also holds its grids and masks as parameters
+        row["params_official_without_symbolic"] = sum(
+            n for key, n in trainable.items() if "symbolic" not in key
+        )
+        rows.append({"family": "KAN", "variant": variant, "official": f"kan.MultKAN(width={name})", **row,
+                     "max_basis_difference": basis_gap})  # fmt: skip
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--tabm", type=Path, help="a checkout of github.com/yandex-research/tabm")
     parser.add_argument("--finalmlp", type=Path, help="a checkout of github.com/reczoo/FuxiCTR")
+    parser.add_argument("--kan", type=Path, help="a checkout of github.com/KindXiaoming/pykan")
     options = parser.parse_args()
-    if options.tabm is None and options.finalmlp is None:
-        parser.error("give --tabm and/or --finalmlp")
+    if options.tabm is None and options.finalmlp is None and options.kan is None:
+        parser.error("give at least one of --tabm, --finalmlp, --kan")
     torch.set_grad_enabled(True)
     rows = []
     if options.tabm is not None:
         rows += check_tabm(options.tabm)
     if options.finalmlp is not None:
         rows += check_finalmlp(options.finalmlp)
+    if options.kan is not None:
+        rows += check_kan(options.kan)
     for row in rows:
         print(json.dumps(row))
 

@@ -55,6 +55,30 @@ def test_network_equals_pykans_multkan_at_its_defaults():
     torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-6)
 
 
+def test_initial_splines_take_pykans_noise_at_the_grid_points():
+    # pykan draws uniform noise in +-noise_scale / (2 G) at the G + 1 grid points (MultKAN: noise_scale
+    # 0.3) and fits the spline to it; the old initialisation drew the coefficients themselves (at 0.5)
+    grid_size, order = 5, 3
+    torch.manual_seed(0)
+    noise = (torch.rand(grid_size + 1, 2, 5) - 0.5) * 0.3 / grid_size
+    torch.manual_seed(0)
+    layer = KAN((2,), (1,), embed_dim=5, depth=2, grid_size=grid_size, spline_order=order).layers[0]
+    points = layer.grid[:, order:-order].T  # (G + 1, in)
+    spline = torch.einsum("pim,iom->pio", bspline_basis(points, layer.grid, order), layer.coef)
+    torch.testing.assert_close(spline, noise, rtol=1e-4, atol=1e-6)
+
+
+def test_initialisation_is_pykans_draw_for_draw():
+    kan = _pykan()
+    reference = kan.MultKAN(width=[3, 4, 2], grid=4, k=2, auto_save=False, seed=7)  # seeds torch with 7
+    torch.manual_seed(7)
+    ours = KAN((3,), (2,), embed_dim=4, depth=2, grid_size=4, spline_order=2)
+    for mine, theirs in zip(ours.layers, reference.act_fun):
+        for name in ("grid", "coef", "scale_base", "scale_sp"):
+            expected = getattr(theirs, name).detach()
+            torch.testing.assert_close(getattr(mine, name), expected, rtol=1e-5, atol=1e-7)
+
+
 def test_chebyshev_gaussian_and_fourier_bases():
     x = torch.rand(10, 2) * 4 - 2
     chebyshev = ActivationBasis("chebyshev", 2, 5, 3, (-1, 1))(x)
