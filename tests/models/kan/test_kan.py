@@ -119,6 +119,23 @@ def test_selectable_layer_weighs_spaces_per_node_and_prunes_to_the_selected_ones
     torch.testing.assert_close(fresh(x), layer(x))
 
 
+def test_selectable_layer_by_hand():
+    # one edge, Gaussian RBFs (centres -1 and 1, width 2) and Fourier (cos x, sin x) spaces, numbers
+    # worked out by hand from the docstring's y = scale_base silu(x) + sum_s w_s phi^s(x)
+    layer = SelectableKANLayer(1, 1, bases=("gaussian", "fourier"), num_basis=2)
+    with torch.no_grad():
+        layer.coefs[0].copy_(torch.tensor([[1.0], [2.0]]))
+        layer.coefs[1].copy_(torch.tensor([[3.0], [-1.0]]))
+        layer.scale_base.fill_(0.5)
+        layer.selection.copy_(torch.tensor([[0.0, math.log(3.0)]]))  # softmax: 1/4, 3/4
+    x = 0.5
+    silu = x / (1 + math.exp(-x))
+    gaussian = math.exp(-(((x + 1) / 2) ** 2)) + 2 * math.exp(-(((x - 1) / 2) ** 2))
+    fourier = 3 * math.cos(x) - math.sin(x)
+    expected = 0.5 * silu + 0.25 * gaussian + 0.75 * fourier
+    assert layer(torch.tensor([[x]])).item() == pytest.approx(expected, rel=1e-6)
+
+
 def test_skan_gradients_reach_the_selection_and_pruned_spaces_stop_learning():
     torch.manual_seed(0)
     model = SKAN((2,), (1,), embed_dim=4, depth=2, num_basis=5)
