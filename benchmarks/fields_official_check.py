@@ -20,11 +20,14 @@ on random coordinates, on the CPU in float32. Parameter counts are compared too.
 * ``--fourier``: a checkout of github.com/tancik/fourier-feature-networks. The official networks are
   JAX; only the Fourier feature map is compared: ``Demo.ipynb``'s ``input_mapping`` (run on NumPy, in
   float64) against ``CoordinateMLP``'s encoding with the same matrix ``B``.
+* ``--rbfnet``: a checkout of github.com/AbdelazizBouzidi/GNF. GaussianRBFNet's decoder against
+  ``models/gnf_fields.py``'s ``RBFDecoder`` (per level, and ``per_level: false`` as one level), fed
+  mlplab's grid features (the official grids are other encodings, some CUDA-only: not compared).
 
 Run from the repository root, e.g.::
 
     python benchmarks/fields_official_check.py --siren ~/src/siren --cam ~/src/CAM \\
-        --fourier ~/src/fourier-feature-networks
+        --fourier ~/src/fourier-feature-networks --rbfnet ~/src/GNF
 
 Prints one JSON line per model: parameters (ours, official), the largest output difference, the
 largest relative gradient difference, and whether they agree to 1e-5.
@@ -48,6 +51,7 @@ from torch import Tensor, nn
 from mlplab.models import count_parameters, registry
 from mlplab.models.fields.cam import CAM
 from mlplab.models.fields.coordinate_mlp import CoordinateMLP
+from mlplab.models.fields.rbfnet import GaussianRBFNet
 from mlplab.models.fields.siren import SIREN
 
 
@@ -67,12 +71,15 @@ def compare(
     run_official: Callable[[nn.Module], Tensor],
     run_ours: Callable[[nn.Module], Tensor],
     convert_gradients: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
+    ours_only: tuple[str, ...] = (),
 ) -> dict:
     """Copy the official weights into ours; compare outputs (eval) and gradients (eval, one loss).
 
     ``convert`` maps the official state dict (names and layouts) to ours, the whole of it; the official
     gradients go through ``convert_gradients`` (default: the same conversion; a weight mlplab stores
-    divided by a factor has its gradient multiplied by it) before the comparison.
+    divided by a factor has its gradient multiplied by it) before the comparison. Weights whose names
+    start with one of ``ours_only`` have no official counterpart: they keep their values and their
+    gradients are not compared.
     """
     own = ours.state_dict()
     state = convert(official.state_dict())
@@ -81,7 +88,9 @@ def compare(
             raise KeyError(f"{key} {tuple(value.shape)} (from the official weights) is not one of mlplab's")
     parameters = dict(ours.named_parameters())
     # mlplab's own buffers (omega, frequency_scale) are built from the same settings
-    state |= {key: value for key, value in own.items() if key not in state and key not in parameters}
+    for key, value in own.items():
+        if key not in state and (key not in parameters or (ours_only and key.startswith(ours_only))):
+            state[key] = value
     ours.load_state_dict(state, strict=True)
     official.eval(), ours.eval()
     out_official, out_ours = run_official(official), run_ours(ours)
@@ -93,6 +102,8 @@ def compare(
     )
     gradient_gap = 0.0
     for key, parameter in ours.named_parameters():
+        if ours_only and key.startswith(ours_only):
+            continue
         theirs = official_gradients[key]
         scale = theirs.abs().max().clamp_min(1e-12)
         gradient_gap = max(gradient_gap, float((parameter.grad - theirs).abs().max() / scale))
@@ -258,6 +269,83 @@ def check_cam(checkout: Path) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------------
+# Gaussian RBFNet (AbdelazizBouzidi/GNF): the decoder
+# ------------------------------------------------------------------------------------------------
+
+
+def gnf_decoder_class(checkout: Path) -> type[nn.Module]:
+    """``RBFDecoder`` of ``models/gnf_fields.py``, its class alone (the file imports CUDA encoders)."""
+    source = (checkout / "models" / "gnf_fields.py").read_text()
+    start, end = source.index("class RBFDecoder"), source.index("class GNFRenderer")
+    namespace = {"torch": torch, "nn": nn}
+    exec(compile(source[start:end], str(checkout / "models" / "gnf_fields.py"), "exec"), namespace)
+    return namespace["RBFDecoder"]
+
+
+def check_rbfnet(checkout: Path) -> list[dict]:
+    """The RBF decoder on mlplab's grid features; the grids themselves differ (see docs/results.md).
+
+    At the checked commit ``RBFDecoder.__init__`` calls ``_init_multi_level(n_rbfs, num_features,
+    out_dim)``, which takes ``num_levels`` too, so ``per_level=True`` cannot be built as committed: the
+    check builds it with ``per_level=False`` and then calls ``_init_multi_level`` with ``num_levels``
+    itself. ``per_level=False`` (the image configuration ``configs/rgb.yaml``: one group of ``n_rbfs``
+    units over all features) is mlplab's ``num_levels: 1``.
+    """
+    RBFDecoder = gnf_decoder_class(checkout)
+    generator = torch.Generator().manual_seed(0)
+    coords = torch.rand(128, 2, generator=generator) * 2 - 1
+    rows = []
+    for variant, levels in [("image", None), ("tiny", None), ("image, one level (per_level false)", 1)]:
+        args = dict(registry.get("GaussianRBFNet").variants[variant.split(",")[0]].args)
+        if levels is not None:
+            args["num_levels"] = levels
+        levels, features, units = args["num_levels"], args["features_per_level"], args["num_rbfs"]
+        torch.manual_seed(0)
+        ours = GaussianRBFNet((2,), (3,), **args)
+        with torch.no_grad():  # features, centres and precisions away from their near-zero start
+            for grid in ours.encoding.grids:
+                grid.normal_(generator=generator)
+        official = RBFDecoder(units, 3, features, "gaussian", per_level=False, device="cpu")
+        if levels > 1:
+            official.per_level = True
+            official.centers, official.betas, official.betas_shifts = (
+                nn.ModuleList(),
+                nn.ParameterList(),
+                nn.ParameterList(),
+            )
+            official.weighted_sums = nn.ModuleList()
+            official._init_multi_level(units, features, levels, 3)
+        with torch.no_grad():
+            for embedding in official.centers:
+                embedding.weight.normal_(generator=generator)
+            for beta in official.betas:
+                beta.normal_(std=0.3, generator=generator)
+        features_in = ours.encoding(coords).detach()
+
+        def convert(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+            converted = {}
+            for key, value in tensors.items():
+                parts = key.split(".")
+                if parts[0] == "centers":
+                    converted[f"centres.{parts[1]}"] = value
+                elif parts[0] == "betas":
+                    converted[f"log_precisions.{parts[1]}"] = value
+                elif parts[0] == "weighted_sums":
+                    converted[f"head.{parts[-1]}"] = value
+            return converted  # betas_shifts: never used in the official forward
+
+        official.indices = torch.arange(units)
+        row = compare(official, ours, convert, lambda m, f=features_in: m(None, f), lambda m: m(coords),
+                      ours_only=("encoding.",))  # fmt: skip
+        unused = sum(p.numel() for key, p in official.named_parameters() if key.startswith("betas_shifts"))
+        row["params_ours"] -= sum(p.numel() for p in ours.encoding.parameters())
+        rows.append({"family": "GaussianRBFNet", "variant": f"{variant}: decoder ({levels} level(s))",
+                     "official": "models/gnf_fields.py RBFDecoder", **row,
+                     "official_params_never_used": unused})  # fmt: skip
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------
 # Fourier features (tancik/fourier-feature-networks, JAX)
 # ------------------------------------------------------------------------------------------------
 
@@ -298,9 +386,10 @@ def main() -> None:
     parser.add_argument(
         "--fourier", type=Path, help="a checkout of github.com/tancik/fourier-feature-networks"
     )
+    parser.add_argument("--rbfnet", type=Path, help="a checkout of github.com/AbdelazizBouzidi/GNF")
     options = parser.parse_args()
-    if options.siren is None and options.cam is None and options.fourier is None:
-        parser.error("give at least one of --siren, --cam, --fourier")
+    if all(getattr(options, name) is None for name in ("siren", "cam", "fourier", "rbfnet")):
+        parser.error("give at least one of --siren, --cam, --fourier, --rbfnet")
     torch.set_grad_enabled(True)
     rows = []
     if options.siren is not None:
@@ -309,6 +398,8 @@ def main() -> None:
         rows += check_cam(options.cam)
     if options.fourier is not None:
         rows += check_fourier(options.fourier)
+    if options.rbfnet is not None:
+        rows += check_rbfnet(options.rbfnet)
     for row in rows:
         print(json.dumps(row))
 
