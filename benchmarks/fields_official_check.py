@@ -23,11 +23,13 @@ on random coordinates, on the CPU in float32. Parameter counts are compared too.
 * ``--rbfnet``: a checkout of github.com/AbdelazizBouzidi/GNF. GaussianRBFNet's decoder against
   ``models/gnf_fields.py``'s ``RBFDecoder`` (per level, and ``per_level: false`` as one level), fed
   mlplab's grid features (the official grids are other encodings, some CUDA-only: not compared).
+* ``--fresh``: a checkout of github.com/gmum/FreSh. FreSh's spectrum and Wasserstein distance against
+  ``scripts/find_optimal_config.py``'s (``get_spectrum(resize_to_square(image))``, ``get_wasserstein``).
 
 Run from the repository root, e.g.::
 
     python benchmarks/fields_official_check.py --siren ~/src/siren --cam ~/src/CAM \\
-        --fourier ~/src/fourier-feature-networks --rbfnet ~/src/GNF
+        --fourier ~/src/fourier-feature-networks --rbfnet ~/src/GNF --fresh ~/src/FreSh
 
 Prints one JSON line per model: parameters (ours, official), the largest output difference, the
 largest relative gradient difference, and whether they agree to 1e-5.
@@ -377,6 +379,47 @@ def check_fourier(checkout: Path) -> list[dict]:
              "max_output_difference": gap, "agree_1e-5": gap < 1e-5}]  # fmt: skip
 
 
+# ------------------------------------------------------------------------------------------------
+# FreSh (gmum/FreSh): the spectrum and the distance it selects by
+# ------------------------------------------------------------------------------------------------
+
+
+def check_fresh(checkout: Path) -> list[dict]:
+    """``scripts/find_optimal_config.py``'s ``get_spectrum(resize_to_square(image))`` and ``get_wasserstein``.
+
+    FreSh has no weights: it picks the frequency scale whose untrained outputs' spectrum is closest to
+    the image's. Compared here: the spectrum (square and non-square images, the latter resized by
+    torchvision there, by ``F.interpolate`` in mlplab) and the 1-Wasserstein distance between spectra.
+    """
+    from mlplab.models.fields.fresh import image_spectrum, spectrum_distance
+
+    script = load_module(checkout / "scripts" / "find_optimal_config.py", "official_fresh")
+    generator = torch.Generator().manual_seed(0)
+    rows = []
+    for name, shape in [("square 64x64, 3 channels", (3, 64, 64)), ("48x80, 3 channels", (3, 48, 80)),
+                        ("1 channel 96x72", (1, 96, 72)), ("odd side 33x33", (3, 33, 33))]:  # fmt: skip
+        smooth = torch.nn.functional.interpolate(torch.rand(1, shape[0], 8, 8, generator=generator),
+                                                 size=shape[1:], mode="bicubic")[0]  # fmt: skip
+        image = (smooth + 0.1 * torch.rand(shape, generator=generator)).clamp(0, 1)
+        official = script.get_spectrum(script.resize_to_square(image)).float()
+        ours = image_spectrum(image)
+        spectrum_gap = float(((ours - official).abs() / official.abs().max()).max())
+        other = torch.rand(shape, generator=generator)  # a white-noise image: another spectrum
+        other_official = script.get_spectrum(script.resize_to_square(other)).numpy()
+        d_official = float(script.get_wasserstein(official.numpy(), other_official))
+        d_ours = spectrum_distance(ours, image_spectrum(other))
+        agree = (
+            len(ours) == len(official)
+            and spectrum_gap < 1e-5
+            and abs(d_ours - d_official) < 1e-5 * d_official
+        )
+        rows.append({"family": "FreSh", "variant": name, "official": "find_optimal_config.py get_spectrum",
+                     "spectrum_length": [len(ours), len(official)],
+                     "max_relative_spectrum_difference": spectrum_gap, "wasserstein_official": d_official,
+                     "wasserstein_ours": d_ours, "agree_1e-5": agree})  # fmt: skip
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -387,9 +430,10 @@ def main() -> None:
         "--fourier", type=Path, help="a checkout of github.com/tancik/fourier-feature-networks"
     )
     parser.add_argument("--rbfnet", type=Path, help="a checkout of github.com/AbdelazizBouzidi/GNF")
+    parser.add_argument("--fresh", type=Path, help="a checkout of github.com/gmum/FreSh")
     options = parser.parse_args()
-    if all(getattr(options, name) is None for name in ("siren", "cam", "fourier", "rbfnet")):
-        parser.error("give at least one of --siren, --cam, --fourier, --rbfnet")
+    if all(getattr(options, name) is None for name in ("siren", "cam", "fourier", "rbfnet", "fresh")):
+        parser.error("give at least one of --siren, --cam, --fourier, --rbfnet, --fresh")
     torch.set_grad_enabled(True)
     rows = []
     if options.siren is not None:
@@ -400,6 +444,8 @@ def main() -> None:
         rows += check_fourier(options.fourier)
     if options.rbfnet is not None:
         rows += check_rbfnet(options.rbfnet)
+    if options.fresh is not None:
+        rows += check_fresh(options.fresh)
     for row in rows:
         print(json.dumps(row))
 
