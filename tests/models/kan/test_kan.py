@@ -55,6 +55,30 @@ def test_network_equals_pykans_multkan_at_its_defaults():
     torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-6)
 
 
+def test_initial_splines_take_pykans_noise_at_the_grid_points():
+    # pykan draws uniform noise in +-noise_scale / (2 G) at the G + 1 grid points (MultKAN: noise_scale
+    # 0.3) and fits the spline to it; the old initialisation drew the coefficients themselves (at 0.5)
+    grid_size, order = 5, 3
+    torch.manual_seed(0)
+    noise = (torch.rand(grid_size + 1, 2, 5) - 0.5) * 0.3 / grid_size
+    torch.manual_seed(0)
+    layer = KAN((2,), (1,), embed_dim=5, depth=2, grid_size=grid_size, spline_order=order).layers[0]
+    points = layer.grid[:, order:-order].T  # (G + 1, in)
+    spline = torch.einsum("pim,iom->pio", bspline_basis(points, layer.grid, order), layer.coef)
+    torch.testing.assert_close(spline, noise, rtol=1e-4, atol=1e-6)
+
+
+def test_initialisation_is_pykans_draw_for_draw():
+    kan = _pykan()
+    reference = kan.MultKAN(width=[3, 4, 2], grid=4, k=2, auto_save=False, seed=7)  # seeds torch with 7
+    torch.manual_seed(7)
+    ours = KAN((3,), (2,), embed_dim=4, depth=2, grid_size=4, spline_order=2)
+    for mine, theirs in zip(ours.layers, reference.act_fun):
+        for name in ("grid", "coef", "scale_base", "scale_sp"):
+            expected = getattr(theirs, name).detach()
+            torch.testing.assert_close(getattr(mine, name), expected, rtol=1e-5, atol=1e-7)
+
+
 def test_chebyshev_gaussian_and_fourier_bases():
     x = torch.rand(10, 2) * 4 - 2
     chebyshev = ActivationBasis("chebyshev", 2, 5, 3, (-1, 1))(x)
@@ -93,6 +117,23 @@ def test_selectable_layer_weighs_spaces_per_node_and_prunes_to_the_selected_ones
     fresh(x)
     fresh.load_state_dict(layer.state_dict())
     torch.testing.assert_close(fresh(x), layer(x))
+
+
+def test_selectable_layer_by_hand():
+    # one edge, Gaussian RBFs (centres -1 and 1, width 2) and Fourier (cos x, sin x) spaces, numbers
+    # worked out by hand from the docstring's y = scale_base silu(x) + sum_s w_s phi^s(x)
+    layer = SelectableKANLayer(1, 1, bases=("gaussian", "fourier"), num_basis=2)
+    with torch.no_grad():
+        layer.coefs[0].copy_(torch.tensor([[1.0], [2.0]]))
+        layer.coefs[1].copy_(torch.tensor([[3.0], [-1.0]]))
+        layer.scale_base.fill_(0.5)
+        layer.selection.copy_(torch.tensor([[0.0, math.log(3.0)]]))  # softmax: 1/4, 3/4
+    x = 0.5
+    silu = x / (1 + math.exp(-x))
+    gaussian = math.exp(-(((x + 1) / 2) ** 2)) + 2 * math.exp(-(((x - 1) / 2) ** 2))
+    fourier = 3 * math.cos(x) - math.sin(x)
+    expected = 0.5 * silu + 0.25 * gaussian + 0.75 * fourier
+    assert layer(torch.tensor([[x]])).item() == pytest.approx(expected, rel=1e-6)
 
 
 def test_skan_gradients_reach_the_selection_and_pruned_spaces_stop_learning():

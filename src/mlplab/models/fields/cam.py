@@ -13,6 +13,9 @@ The official code trains the grids with a 10 times larger learning rate (an Adam
 mlplab stores them divided by ``grid_lr_multiplier`` and multiplies them back in ``forward``, which
 gives Adam the same effective step on the grid values with a single parameter group.
 
+Checked weight for weight against ``CAM_image.py``'s ``CAM`` as ``train_image`` builds it: outputs and
+gradients equal to float32 rounding (``benchmarks/fields_official_check.py --cam``; docs/results.md).
+
 Shapes: ``(B, 2) -> Fourier features (B, 2 num_frequencies) -> (B, embed_dim) x depth -> (B, C)``.
 """
 
@@ -56,7 +59,7 @@ class ModulatedLayer(nn.Module):
             source="CAM_image.py defaults",
         ),  # fmt: skip
     },
-    source="own, following the official code",
+    source="own, weight for weight with the official code (fields_official_check.py)",
 )
 class CAM(CoordinateField):
     """A Fourier-feature MLP whose hidden features are modulated from grids (see the module docstring).

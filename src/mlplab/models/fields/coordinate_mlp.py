@@ -6,6 +6,10 @@ as the CAM code builds it (``FFN`` in maincold2/CAM ``CAM_image.py``): an encodi
 ReLU layers of width ``embed_dim``, and a Linear + sigmoid head. ``encoding: positional`` is NeRF's
 encoding, ``none`` the plain coordinate MLP that shows the spectral bias.
 
+With ``encoding: fourier`` checked weight for weight against the CAM code's ``FFN`` (outputs and
+gradients), and its feature map against the Fourier-feature paper's ``input_mapping`` (``Demo.ipynb``;
+the paper's networks are JAX): ``benchmarks/fields_official_check.py --cam --fourier``; docs/results.md.
+
 Shapes: ``(B, 2) -> encoding (B, E) -> (B, embed_dim) x depth -> (B, C)`` in (0, 1).
 """
 
@@ -31,7 +35,7 @@ from mlplab.models.registry import Variant, register_family
             source="CAM code's FFN baseline (CAM_image.py)",
         ),  # fmt: skip
     },
-    source="own, following the official code",
+    source="own, weight for weight with the official code (fields_official_check.py)",
 )
 class CoordinateMLP(CoordinateField):
     """A ReLU MLP on an encoding of the coordinates (see the module docstring).

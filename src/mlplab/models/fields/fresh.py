@@ -16,6 +16,10 @@ duplicates), and the magnitudes are summed along anti-diagonals of the DFT index
 column`` frequency index; the first entry (the mean, DC) is dropped and the next ``spectrum_size``
 kept. The authors recommend 64 for SIREN and 128 for the other embeddings.
 
+The spectrum and the distance equal the official script's (``get_spectrum(resize_to_square(image))``
+and ``get_wasserstein``) to float32 rounding: ``benchmarks/fields_official_check.py --fresh``
+(docs/results.md).
+
 Deviation: the official scripts evaluate 10 outputs per candidate; ``samples`` sets the number here
 (3 by default, to keep the selection within seconds on a CPU).
 """

@@ -19,6 +19,12 @@ mlplab uses dense multi-resolution grids (a HashGrid without hashing, which 2-D 
 growing geometrically from ``base_resolution`` to ``max_resolution``, features read by bilinear
 interpolation at the coordinate.
 
+The decoder is checked weight for weight against the official ``RBFDecoder`` on the same features:
+outputs and gradients equal to float32 rounding (``benchmarks/fields_official_check.py --rbfnet``;
+docs/results.md), per level and, with ``num_levels: 1``, as the official image configuration's
+``per_level: false``. The official decoder also holds ``betas_shifts`` (``n_rbfs`` per level) that its
+forward never reads; mlplab has no such parameter. The grids are not compared.
+
 Shapes: ``(B, 2) -> features (B, L F) -> RBF responses (B, L num_rbfs) -> (B, C)``.
 """
 
@@ -81,7 +87,7 @@ class MultiResolutionGrid(nn.Module):
             source="mlplab's setting for 512-pixel images",
         ),  # fmt: skip
     },
-    source="own, following the official code",
+    source="own, decoder weight for weight with the official code (fields_official_check.py)",
 )
 class GaussianRBFNet(CoordinateField):
     """Gaussian RBF units on multi-resolution grid features (see the module docstring).

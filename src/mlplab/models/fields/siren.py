@@ -14,6 +14,10 @@ factor 1/4 (which Adam does not see).
 
 ``first_omega`` is kept in a buffer (``frequency_scale``) that FreSh may set before training.
 
+Checked weight for weight against ``explore_siren.ipynb``'s ``Siren`` and ``modules.py``'s
+``SingleBVPNet(type="sine")``: outputs and gradients equal to float32 rounding
+(``benchmarks/fields_official_check.py --siren``; docs/results.md).
+
 Shapes: ``(B, 2) -> (B, embed_dim) x depth sine layers -> (B, C)``.
 """
 
@@ -57,7 +61,7 @@ class SineLayer(nn.Module):
             source="explore_siren.ipynb: hidden_features=256, hidden_layers=3",
         ),  # fmt: skip
     },
-    source="own, following the official code",
+    source="own, weight for weight with the official code (fields_official_check.py)",
 )
 class SIREN(CoordinateField):
     """Sine-activated coordinate MLP (see the module docstring).

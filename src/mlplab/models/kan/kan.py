@@ -5,8 +5,10 @@ Liu, Wang, Vaidya, Ruehle, Halverson, Soljacic, Hou and Tegmark, "KAN: Kolmogoro
 :class:`~mlplab.models.kan.layers.BSplineKANLayer`, widths ``d_in -> embed_dim -> ... -> d_out``: pykan's
 ``width=[d_in] + [embed_dim] * (depth - 1) + [d_out]``. Compared with pykan's ``MultKAN``: no
 multiplication nodes, no node/subnode affine parameters (pykan's defaults keep them at the identity),
-no symbolic branch and no grid update from samples; the layers are the same (see the layer's
-docstring).
+no symbolic branch and no grid update from samples; the layers are the same, initialisation included
+(``noise_scale`` 0.3, ``MultKAN``'s default; see the layer's docstring). With pykan's weights copied
+in, outputs and gradients equal ``MultKAN``'s to float32 rounding
+(``benchmarks/tabular_official_check.py --kan``; docs/results.md).
 
 Shapes: ``(B, *input_shape) -> (B, d_in) -> (B, embed_dim) x (depth - 1) -> (B, d_out)``, reshaped to
 ``(B, *output_shape)``:
@@ -32,7 +34,7 @@ from mlplab.models.registry import Variant, register_family
             source="efficient-kan's MNIST example, [784, 64, 10]",
         ),  # fmt: skip
     },
-    source="own, checked against pykan's layer",
+    source="own, weight for weight with pykan (benchmarks/tabular_official_check.py)",
 )
 class KAN(KANStack):
     """B-spline Kolmogorov-Arnold network (see the module docstring).
@@ -45,6 +47,7 @@ class KAN(KANStack):
         grid_size: Grid intervals G of every B-spline (pykan's ``grid``).
         spline_order: Order k of the B-splines (pykan's ``k``).
         grid_range: ``[low, high]`` covered by the grids (inputs outside leave only the SiLU term).
+        noise_scale: Scale of the noise the initial splines fit (pykan's ``noise_scale``).
     """
 
     def __init__(
@@ -56,8 +59,11 @@ class KAN(KANStack):
         grid_size: int = 5,
         spline_order: int = 3,
         grid_range: Sequence[float] = (-1.0, 1.0),
+        noise_scale: float = 0.3,
     ):
         super().__init__(input_shape, output_shape)
         self.build_layers(
-            embed_dim, depth, lambda a, b: BSplineKANLayer(a, b, grid_size, spline_order, grid_range)
+            embed_dim,
+            depth,
+            lambda a, b: BSplineKANLayer(a, b, grid_size, spline_order, grid_range, noise_scale),
         )

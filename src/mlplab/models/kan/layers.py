@@ -10,9 +10,10 @@ nodes: ``y_j = sum_i phi_ij(x_i)``. This module also registers the ``function_fi
   each side (Cox-de Boor recursion, zero outside the extended grid). Parameter names and shapes are
   pykan's (``grid (in, G + 2k + 1)``, ``coef (in, out, G + k)``, ``scale_base`` and ``scale_sp`` ``(in,
   out)``), so pykan's weights load as they are; ``tests/models/kan/test_layers.py`` checks the outputs
-  against pykan. Deviations: no grid update from samples, no symbolic branch, no mask parameter, and
-  ``coef`` is drawn uniformly in ``±noise_scale / (2 G)`` rather than least-squares fitted to such
-  noise at the grid points (the same scale). The sum is computed as one matrix product (as
+  against pykan. The initialisation is pykan's, draw for draw (the same seed gives the same weights):
+  ``coef`` the least-squares fit to uniform noise in ``±noise_scale / (2 G)`` at the grid points,
+  ``scale_base`` uniform in ``±1 / sqrt(in)``, ``scale_sp`` ``1 / sqrt(in)``. Deviations: no grid
+  update from samples, no symbolic branch, no mask parameter. The sum is computed as one matrix product (as
   efficient-kan does) instead of materialising the ``(batch, out, in)`` activations.
 * :class:`SelectableKANLayer` is the layer of S-KAN (Yang, Zhang, Luo, Lu and Shen, "Activation Space
   Selectable Kolmogorov-Arnold Networks", arXiv 2408.08338, 2024; no official code found): every edge
@@ -69,6 +70,20 @@ def bspline_basis(x: torch.Tensor, grid: torch.Tensor, spline_order: int) -> tor
     return bases
 
 
+def fit_coefficients(values: torch.Tensor, grid: torch.Tensor, spline_order: int) -> torch.Tensor:
+    """Pykan's ``curve2coef`` at the grid points: spline coefficients that take the given values there.
+
+    ``values`` ``(G + 1, in, out)`` at the ``G + 1`` points of the unextended grid give the coefficients
+    ``(in, out, G + k)``: the minimum-norm least-squares solution (``G + k`` unknowns, ``G + 1``
+    conditions), as pykan's ``torch.linalg.lstsq``.
+    """
+    if grid.is_meta:
+        return torch.empty(values.shape[1], values.shape[2], grid.shape[1] - spline_order - 1, device="meta")
+    points = grid[:, spline_order:-spline_order]  # (in, G + 1)
+    design = bspline_basis(points.T, grid, spline_order).permute(1, 0, 2)  # (in, G + 1, G + k)
+    return torch.linalg.lstsq(design, values.permute(1, 0, 2)).solution.permute(0, 2, 1).contiguous()
+
+
 def base_scale(in_features: int, out_features: int) -> nn.Parameter:
     """Pykan's ``scale_base`` ``(in, out)``, the weights of the SiLU term, drawn in ``±1 / sqrt(in)``."""
     return nn.Parameter((torch.rand(in_features, out_features) * 2 - 1) / math.sqrt(in_features))
@@ -85,7 +100,8 @@ class BSplineKANLayer(nn.Module):
         grid_size: Grid intervals G (pykan's ``num``).
         spline_order: Order k of the B-splines.
         grid_range: ``[low, high]`` covered by the grid.
-        noise_scale: Scale of the initial spline coefficients.
+        noise_scale: Scale of the noise the initial splines fit (pykan's ``KANLayer`` default 0.5;
+            its ``MultKAN``, the network, passes 0.3).
     """
 
     def __init__(
@@ -104,10 +120,10 @@ class BSplineKANLayer(nn.Module):
         self.in_features, self.out_features = in_features, out_features
         self.grid_size, self.spline_order = grid_size, spline_order
         self.register_buffer("grid", uniform_grid(in_features, grid_size, spline_order, grid_range))
-        bound = noise_scale / (2 * grid_size)
-        self.coef = nn.Parameter(
-            torch.empty(in_features, out_features, grid_size + spline_order).uniform_(-bound, bound)
-        )
+        # pykan's initialisation, draw for draw: uniform noise in +-noise_scale / (2 G) at the G + 1 grid
+        # points of grid_range, the spline the least-squares (minimum-norm) fit to it, then scale_base
+        noise = (torch.rand(grid_size + 1, in_features, out_features) - 0.5) * noise_scale / grid_size
+        self.coef = nn.Parameter(fit_coefficients(noise, self.grid, spline_order))
         self.scale_base = base_scale(in_features, out_features)
         self.scale_sp = nn.Parameter(torch.ones(in_features, out_features) / math.sqrt(in_features))
 
@@ -286,5 +302,6 @@ __all__ = [
     "SelectableKANLayer",
     "base_scale",
     "bspline_basis",
+    "fit_coefficients",
     "uniform_grid",
 ]

@@ -22,6 +22,9 @@ output is ``num_outputs`` logits for the task's softmax (FuxiCTR: one logit and 
 click-through rates; two softmax logits model the same), and gates conditioned on chosen fields
 (``fs1_context: [user_id]``) are not offered. Numeric fields come first, then the categorical ones.
 
+With FuxiCTR's weights copied in, the outputs and every weight's gradient equal FuxiCTR's
+``FinalMLP`` to float32 rounding (``benchmarks/tabular_official_check.py --finalmlp``; docs/results.md).
+
 Shapes: ``(x_num (B, N), x_cat (B, C)) -> (B, num_outputs)``.
 """
 
@@ -146,7 +149,7 @@ class InteractionAggregation(nn.Module):
         ),
     },  # fmt: skip
     blocks=None,
-    source="own, following the official code (FuxiCTR)",
+    source="own, weight for weight with FuxiCTR (benchmarks/tabular_official_check.py)",
 )
 class FinalMLP(TabularFamily):
     """Two-stream MLP with feature gating and bilinear fusion over per-field embeddings (module docstring).

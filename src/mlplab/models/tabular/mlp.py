@@ -5,7 +5,9 @@ Tabular Data", NeurIPS 2021, as the TabM paper (ICLR 2025) runs it: ``depth`` bl
 ``Linear -> ReLU -> Dropout`` of width ``embed_dim``, then a linear head; numeric columns as they are
 or through piecewise-linear embeddings (``num_bins``: MLP† of the TabM paper), categorical columns
 one-hot. The same layers as the ``tabm`` package's ``MLPBackbone`` plus ``nn.Linear`` (checked weight
-for weight in ``tests/models/tabular``); TabM with ``k = 1`` and no adapters.
+for weight in ``tests/models/tabular``, and against the paper's own model, ``paper/bin/model.py`` with
+``arch_type: plain``, at its tuned configurations in ``benchmarks/tabular_official_check.py --tabm``);
+TabM with ``k = 1`` and no adapters.
 
 Shapes: ``(x_num (B, N), x_cat (B, C)) -> (B, num_outputs)``.
 """
@@ -41,7 +43,7 @@ PAPER = "TabM paper's tuned configuration on California housing, paper/exp/{}/ca
         ),
     },  # fmt: skip
     blocks=None,
-    source="own, weight for weight with the `tabm` package's MLPBackbone",
+    source="own, weight for weight with the paper's model (benchmarks/tabular_official_check.py)",
 )
 class TabularMLP(TabularFamily):
     """A plain MLP on the flat features (module docstring).

@@ -21,7 +21,9 @@ their predictions (probabilities for classification).
 The blocks are ``Linear -> ReLU -> Dropout`` (``depth`` of them, width ``embed_dim``; the paper's
 ``n_blocks`` and ``d_block``), then a per-member linear head. Numeric columns enter as they are or
 through piecewise-linear embeddings (``num_bins``; TabM† in the paper); categorical ones one-hot.
-Weight for weight the same as the ``tabm`` package's ``TabM`` (checked in ``tests/models/tabular``).
+Weight for weight the same as the ``tabm`` package's ``TabM`` (checked in ``tests/models/tabular``) and
+the paper's own model (``paper/bin/model.py``) at its tuned configurations: outputs and gradients equal
+(``benchmarks/tabular_official_check.py --tabm``; docs/results.md).
 
 Deviations: the paper's tables train each member on its own shuffled batches
 (``share_training_batches: false``); mlplab's loader gives every member the same batch, the paper's
@@ -156,7 +158,7 @@ class EnsembleBlock(nn.Module):
         ),
     },  # fmt: skip
     blocks=None,
-    source="own, weight for weight with the `tabm` package",
+    source="own, weight for weight with the `tabm` package and the paper's model (tabular_official_check.py)",
 )
 class TabM(TabularFamily):
     """TabM: ``k`` MLPs with shared weights and their own adapters, one prediction each (module docstring).
