@@ -1,0 +1,227 @@
+"""Sequence families against their official code, weight for weight (pure-PyTorch references on CPU).
+
+Builds each official model from a local checkout of its repository (not part of mlplab), copies its
+weights into mlplab's family of the same configuration through an explicit key mapping, and compares
+the logits in evaluation mode and the gradients of every weight under one loss, on random tokens, in
+float32 on the CPU. Parameter counts are compared too.
+
+* ``--mamba``: a checkout of github.com/state-spaces/mamba. ``MambaLMHeadModel``
+  (``mamba_ssm/models/mixer_seq_simple.py``) with ``mamba_simple.Mamba`` (``use_fast_path=False``),
+  ``fused_add_norm=False``; the CUDA selective scan is replaced by the repository's own
+  ``selective_scan_ref``, ``causal_conv1d`` is absent (the module then uses ``nn.Conv1d``), and the
+  Triton RMSNorm by the repository's ``rms_norm_ref``. Checked: mamba-130m, and a small model with each
+  of mlplab's three PyTorch scans; then mlplab's scans (``chunked``, ``sequential``, ``parallel``)
+  against ``selective_scan_ref`` directly on random inputs. Needs ``einops`` importable.
+
+    git clone https://github.com/state-spaces/mamba /tmp/mamba
+    python benchmarks/sequence_official_check.py --mamba /tmp/mamba
+
+Prints one JSON line per comparison: parameters (ours, official), the largest output difference, the
+largest relative gradient difference, and whether they agree to 1e-5 (outputs) and 1e-5 (gradients,
+relative to each weight's largest gradient). Exits with status 1 when a comparison disagrees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import types
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from mlplab.models import Mamba, count_parameters
+from mlplab.models.sequence.mamba import selective_scan_parallel, selective_scan_reference
+from mlplab.models.sequence.scans import selective_scan_chunked
+
+TOLERANCE = 1e-5
+
+
+def stub_module(name: str, **attributes) -> types.ModuleType:
+    """Register an empty module ``name`` (a package when it has ``__path__``) with ``attributes``."""
+    module = types.ModuleType(name)
+    module.__dict__.update(attributes)
+    sys.modules[name] = module
+    return module
+
+
+def compare(
+    official: nn.Module,
+    ours: nn.Module,
+    rename: Callable[[str], str],
+    tokens: torch.Tensor,
+    run_official: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
+) -> dict:
+    """Copy the official weights into ours; compare logits (eval) and gradients (eval, one loss)."""
+    own = ours.state_dict()
+    state = {}
+    for key, value in official.state_dict().items():
+        target = rename(key)
+        state[target] = value.reshape(own[target].shape)
+    missing = sorted(set(own) - set(state))
+    if missing:
+        raise SystemExit(f"error: no official weight for {missing}")
+    ours.load_state_dict(state, strict=True)
+    official.eval(), ours.eval()
+    out_official = run_official(official, tokens) if run_official else official(tokens)
+    out_ours = ours(tokens)
+    out_official.square().mean().backward()
+    out_ours.square().mean().backward()
+    named = dict(ours.named_parameters())
+    gradient_gap = 0.0
+    for key, parameter in official.named_parameters():
+        theirs, mine = parameter.grad, named[rename(key)].grad
+        scale = theirs.abs().max().clamp_min(1e-12)
+        gradient_gap = max(gradient_gap, float((mine.reshape(theirs.shape) - theirs).abs().max() / scale))
+    output_gap = float((out_ours - out_official).detach().abs().max())
+    return {
+        "params_ours": count_parameters(ours)[0],
+        "params_official": sum(p.numel() for p in official.parameters()),
+        "max_output_difference": output_gap,
+        "max_relative_gradient_difference": gradient_gap,
+        "agree_1e-5": output_gap < TOLERANCE and gradient_gap < TOLERANCE,
+    }
+
+
+def random_tokens(vocab_size: int, batch: int, length: int) -> torch.Tensor:
+    return torch.randint(vocab_size, (batch, length), generator=torch.Generator().manual_seed(0))
+
+
+# ------------------------------------------------------------------------------------ Mamba
+
+
+def load_mamba(checkout: Path) -> tuple[types.ModuleType, Callable]:
+    """The official ``mixer_seq_simple`` module with the pure-PyTorch references swapped in."""
+    root = checkout / "mamba_ssm"
+    if not (root / "modules" / "mamba_simple.py").is_file():
+        raise SystemExit(f"error: {checkout} has no mamba_ssm/modules/mamba_simple.py")
+    # The package __init__ imports every model; the LM needs generation/hf helpers only for
+    # generation and loading, which import transformers: stand-ins keep them out.
+    stub_module("mamba_ssm", __path__=[str(root)])
+    stub_module("mamba_ssm.utils.generation", GenerationMixin=object)
+    stub_module("mamba_ssm.utils.hf", load_config_hf=None, load_state_dict_hf=None)
+    import mamba_ssm.models.mixer_seq_simple as lm
+    import mamba_ssm.modules.mamba_simple as simple
+    import mamba_ssm.ops.triton.layer_norm as layer_norm
+    from mamba_ssm.ops.selective_scan_interface import selective_scan_ref
+
+    simple.selective_scan_fn = selective_scan_ref  # the CUDA kernel's reference
+    simple.causal_conv1d_fn = None  # use nn.Conv1d
+
+    def rms_norm(x, weight, bias, residual=None, eps=1e-6, prenorm=False, residual_in_fp32=False, **_):
+        return layer_norm.rms_norm_ref(x, weight, bias, residual=residual, eps=eps, prenorm=prenorm)
+
+    layer_norm.rms_norm_fn = rms_norm  # the Triton kernel's reference (RMSNorm.forward looks it up here)
+    return lm, selective_scan_ref
+
+
+def mamba_key(key: str) -> str:
+    """mlplab's name of an official ``MambaLMHeadModel`` weight."""
+    key = re.sub(r"^backbone\.embedding\.", "embedding.", key)
+    key = re.sub(r"^backbone\.norm_f\.", "norm.", key)
+    key = re.sub(r"^lm_head\.", "head.", key)
+    if match := re.match(r"backbone\.layers\.(\d+)\.(.*)", key):
+        rest = match.group(2).replace("mixer.conv1d.", "mixer.conv.conv.")
+        rest = re.sub(r"^norm\.", "norm1.", rest)
+        return f"blocks.{match.group(1)}.{rest}"
+    return key
+
+
+def check_mamba(checkout: Path, length: int) -> list[dict]:
+    lm, selective_scan_ref = load_mamba(checkout)
+    rows = []
+    configs = [
+        ("130m", 768, 24, 50_277, "chunked")
+    ]  # published: d_model 768, n_layer 24, GPT-NeoX vocabulary
+    configs += [("small", 64, 2, 96, scan) for scan in ("chunked", "sequential", "parallel")]
+    for variant, width, depth, vocab, scan in configs:
+        config = lm.MambaConfig(
+            d_model=width, n_layer=depth, vocab_size=vocab, ssm_cfg={"use_fast_path": False},
+            rms_norm=True, residual_in_fp32=True, fused_add_norm=False, pad_vocab_size_multiple=8,
+        )  # fmt: skip
+        torch.manual_seed(0)
+        official = lm.MambaLMHeadModel(config)
+        padded = official.lm_head.weight.shape[0]
+        ours = Mamba(padded, length, embed_dim=width, depth=depth, channel_mlp=None, scan=scan,
+                     chunk_size=16, backend="torch")  # fmt: skip
+        row = compare(official, ours, mamba_key, random_tokens(padded, 2, length), lambda m, t: m(t).logits)
+        rows.append({"family": "Mamba", "variant": variant, "scan": scan, **row})
+    rows += check_mamba_scans(selective_scan_ref, length)
+    return rows
+
+
+def check_mamba_scans(selective_scan_ref: Callable, length: int) -> list[dict]:
+    """mlplab's scans against ``selective_scan_ref`` on random inputs (official layout: time last)."""
+    generator = torch.Generator().manual_seed(1)
+    batch, channels, state = 2, 24, 8
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=generator)
+
+    u, dt, z = rand(batch, channels, length), rand(batch, channels, length), rand(batch, channels, length)
+    B, C = rand(batch, state, length), rand(batch, state, length)
+    A = -torch.rand(channels, state, generator=generator) * 2 - 0.1
+    D, delta_bias = rand(channels), rand(channels) * 0.5
+    inputs = [u, dt, A, B, C, D, z, delta_bias]
+
+    def time_second(x):
+        return x.transpose(1, 2)
+
+    forms = {
+        "chunked": lambda u, dt, A, B, C, D, z, bias: time_second(selective_scan_chunked(
+            time_second(u), time_second(dt), A, time_second(B), time_second(C), D, time_second(z), bias,
+            delta_softplus=True, chunk_size=16)),
+        "sequential": lambda u, dt, A, B, C, D, z, bias: time_second(selective_scan_reference(
+            time_second(u), time_second(nn.functional.softplus(dt + bias[:, None])), A, time_second(B),
+            time_second(C), D) * nn.functional.silu(time_second(z))),
+        "parallel": lambda u, dt, A, B, C, D, z, bias: time_second(selective_scan_parallel(
+            time_second(u), time_second(nn.functional.softplus(dt + bias[:, None])), A, time_second(B),
+            time_second(C), D, chunk_size=16) * nn.functional.silu(time_second(z))),
+    }  # fmt: skip
+    reference_inputs = [x.clone().requires_grad_() for x in inputs]
+    reference = selective_scan_ref(*reference_inputs, delta_softplus=True)
+    weights = torch.randn(reference.shape, generator=generator)
+    (reference * weights).sum().backward()
+    rows = []
+    for name, form in forms.items():
+        mine_inputs = [x.clone().requires_grad_() for x in inputs]
+        mine = form(*mine_inputs)
+        (mine * weights).sum().backward()
+        gradient_gap = max(
+            float((a.grad - b.grad).abs().max() / b.grad.abs().max().clamp_min(1e-12))
+            for a, b in zip(mine_inputs, reference_inputs, strict=True)
+        )
+        output_gap = float((mine - reference).detach().abs().max())
+        rows.append({
+            "family": "Mamba", "variant": "selective_scan_ref", "scan": name,
+            "max_output_difference": output_gap, "max_relative_gradient_difference": gradient_gap,
+            "agree_1e-5": output_gap < TOLERANCE and gradient_gap < TOLERANCE,
+        })  # fmt: skip
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--mamba", type=Path, help="a checkout of github.com/state-spaces/mamba")
+    parser.add_argument("--length", type=int, default=40, help="tokens per random sequence (batch of 2)")
+    options = parser.parse_args()
+    if options.mamba is None:
+        parser.error("give at least one checkout (--mamba)")
+    torch.set_grad_enabled(True)
+    rows = []
+    if options.mamba is not None:
+        rows += check_mamba(options.mamba, options.length)
+    for row in rows:
+        print(json.dumps(row))
+    if not all(row["agree_1e-5"] for row in rows):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
