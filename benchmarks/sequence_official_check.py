@@ -13,12 +13,23 @@ float32 on the CPU. Parameter counts are compared too.
   of mlplab's three PyTorch scans; then mlplab's scans (``chunked``, ``sequential``, ``parallel``)
   against ``selective_scan_ref`` directly on random inputs. Needs ``einops`` importable.
 
+* ``--gla``: a checkout of github.com/fla-org/flash-linear-attention. The layer ``GatedLinearAttention``
+  (``fla/layers/gla.py``) at the GLA paper's 340M width (hidden 1024, 4 heads), ``fuse_norm=False``
+  (the fused norm-gate kernel computes the same ``RMSNorm(o) * swish(g)``), with the repository's
+  ``naive_recurrent_gla`` in place of its Triton kernels, ``rms_norm_ref`` in place of its Triton
+  RMSNorm and ``F.silu`` in place of its Triton swish; against mlplab's ``GLALayer`` in both modes, on
+  100 random tokens (past fla's 64-token switch from its recurrent to its chunk kernel). Only the
+  layer: fla's whole model differs from mlplab's by design (see ``mlplab.models.sequence.gla``).
+
     git clone https://github.com/state-spaces/mamba /tmp/mamba
-    python benchmarks/sequence_official_check.py --mamba /tmp/mamba
+    git clone https://github.com/fla-org/flash-linear-attention /tmp/fla
+    python benchmarks/sequence_official_check.py --mamba /tmp/mamba --gla /tmp/fla
 
 Prints one JSON line per comparison: parameters (ours, official), the largest output difference, the
 largest relative gradient difference, and whether they agree to 1e-5 (outputs) and 1e-5 (gradients,
 relative to each weight's largest gradient). Exits with status 1 when a comparison disagrees.
+``--float64`` runs the same comparisons in float64 (tolerance 1e-10), to tell float32 rounding from a
+real difference.
 """
 
 from __future__ import annotations
@@ -35,9 +46,11 @@ import torch
 from torch import nn
 
 from mlplab.models import Mamba, count_parameters
+from mlplab.models.sequence.gla import GLALayer
 from mlplab.models.sequence.mamba import selective_scan_parallel, selective_scan_reference
 from mlplab.models.sequence.scans import selective_scan_chunked
 
+#: Largest output and relative gradient difference counted as agreement (``--float64``: 1e-10).
 TOLERANCE = 1e-5
 
 
@@ -66,6 +79,7 @@ def compare(
     if missing:
         raise SystemExit(f"error: no official weight for {missing}")
     ours.load_state_dict(state, strict=True)
+    official.to(torch.get_default_dtype())  # --float64: also the weights built with an explicit dtype
     official.eval(), ours.eval()
     out_official = run_official(official, tokens) if run_official else official(tokens)
     out_ours = ours(tokens)
@@ -83,7 +97,8 @@ def compare(
         "params_official": sum(p.numel() for p in official.parameters()),
         "max_output_difference": output_gap,
         "max_relative_gradient_difference": gradient_gap,
-        "agree_1e-5": output_gap < TOLERANCE and gradient_gap < TOLERANCE,
+        "tolerance": TOLERANCE,
+        "agree": output_gap < TOLERANCE and gradient_gap < TOLERANCE,
     }
 
 
@@ -199,8 +214,60 @@ def check_mamba_scans(selective_scan_ref: Callable, length: int) -> list[dict]:
         rows.append({
             "family": "Mamba", "variant": "selective_scan_ref", "scan": name,
             "max_output_difference": output_gap, "max_relative_gradient_difference": gradient_gap,
-            "agree_1e-5": output_gap < TOLERANCE and gradient_gap < TOLERANCE,
+            "tolerance": TOLERANCE,
+        "agree": output_gap < TOLERANCE and gradient_gap < TOLERANCE,
         })  # fmt: skip
+    return rows
+
+
+# ------------------------------------------------------------------------------------ GLA
+
+
+def load_gla(checkout: Path) -> types.ModuleType:
+    """The official ``fla/layers/gla.py`` with the repository's ``naive_recurrent_gla`` as its kernels."""
+    root = checkout / "fla"
+    if not (root / "layers" / "gla.py").is_file():
+        raise SystemExit(f"error: {checkout} has no fla/layers/gla.py")
+    # The package __init__ files import every layer and model (and transformers): empty packages instead.
+    stub_module("fla", __path__=[str(root)], __version__="checkout")
+    stub_module("fla.layers", __path__=[str(root / "layers")])
+    stub_module("fla.ops", __path__=[str(root / "ops")])
+    import fla.layers.gla as layer
+    import fla.modules.layernorm as layernorm
+    from fla.ops.gla.naive import naive_recurrent_gla
+
+    def recurrent(q, k, v, gk=None, g=None, initial_state=None, output_final_state=False, **_):
+        return naive_recurrent_gla(q, k, v, gk if gk is not None else g, initial_state, output_final_state)
+
+    layer.chunk_gla = layer.fused_recurrent_gla = layer.fused_chunk_gla = (
+        recurrent  # the Triton kernels' reference
+    )
+
+    def rms_norm(x, weight, bias, residual=None, eps=1e-5, prenorm=False, residual_in_fp32=False, **_):
+        return layernorm.rms_norm_ref(x, weight, bias, residual=residual, eps=eps, prenorm=prenorm)
+
+    layernorm.rms_norm = rms_norm  # the Triton RMSNorm's reference (RMSNorm.forward looks it up here)
+    return layer
+
+
+def gla_key(key: str) -> str:
+    """mlplab's name of an official ``GatedLinearAttention`` layer weight."""
+    key = key.replace("gk_proj.0.", "gk_down.").replace("gk_proj.1.", "gk_up.")
+    return key.replace("o_proj.", "out_proj.")
+
+
+def check_gla(checkout: Path, length: int = 100) -> list[dict]:
+    layer = load_gla(checkout)
+    rows = []
+    # The GLA paper's 340M model: hidden 1024, 4 heads, expand_k 0.5, expand_v 1, gate rank 16, normaliser 16.
+    for mode in ("chunk", "recurrent"):
+        torch.manual_seed(0)
+        official = layer.GatedLinearAttention(mode="chunk", hidden_size=1024, num_heads=4, fuse_norm=False)
+        official.gate_fn = nn.functional.silu  # fla's swish x * sigmoid(x), a Triton kernel
+        ours = GLALayer(1024, n_heads=4, mode=mode, chunk_size=16, backend="torch")
+        x = torch.randn(2, length, 1024, generator=torch.Generator().manual_seed(0))
+        row = compare(official, ours, gla_key, x, lambda m, x: m(x)[0])
+        rows.append({"family": "GatedLinearAttention", "variant": "layer, 340M width", "mode": mode, **row})
     return rows
 
 
@@ -209,17 +276,33 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--mamba", type=Path, help="a checkout of github.com/state-spaces/mamba")
-    parser.add_argument("--length", type=int, default=40, help="tokens per random sequence (batch of 2)")
+    parser.add_argument("--gla", type=Path, help="a checkout of github.com/fla-org/flash-linear-attention")
+    parser.add_argument(
+        "--float64",
+        action="store_true",
+        help="compare in float64 (to tell rounding from a real difference); both codes cast to float32 "
+        "inside their scans, so this makes Tensor.float() return float64 in this process",
+    )
+    parser.add_argument(
+        "--length", type=int, default=40, help="Mamba: tokens per random sequence (batch of 2)"
+    )
     options = parser.parse_args()
-    if options.mamba is None:
-        parser.error("give at least one checkout (--mamba)")
+    if options.mamba is None and options.gla is None:
+        parser.error("give at least one checkout (--mamba, --gla)")
     torch.set_grad_enabled(True)
+    if options.float64:
+        global TOLERANCE
+        TOLERANCE = 1e-10
+        torch.set_default_dtype(torch.float64)
+        torch.Tensor.float = torch.Tensor.double
     rows = []
     if options.mamba is not None:
         rows += check_mamba(options.mamba, options.length)
+    if options.gla is not None:
+        rows += check_gla(options.gla)
     for row in rows:
         print(json.dumps(row))
-    if not all(row["agree_1e-5"] for row in rows):
+    if not all(row["agree"] for row in rows):
         sys.exit(1)
 
 
