@@ -21,9 +21,14 @@ float32 on the CPU. Parameter counts are compared too.
   100 random tokens (past fla's 64-token switch from its recurrent to its chunk kernel). Only the
   layer: fla's whole model differs from mlplab's by design (see ``mlplab.models.sequence.gla``).
 
+* ``--nanogpt``: a checkout of github.com/karpathy/nanoGPT. ``model.py``'s ``GPT`` at the
+  Shakespeare configuration (``train_shakespeare_char.py``) and at GPT-2 124M (``GPTConfig``'s
+  defaults), against mlplab's ``Transformer`` (no attention gate, standard attention matrices).
+
     git clone https://github.com/state-spaces/mamba /tmp/mamba
     git clone https://github.com/fla-org/flash-linear-attention /tmp/fla
-    python benchmarks/sequence_official_check.py --mamba /tmp/mamba --gla /tmp/fla
+    git clone https://github.com/karpathy/nanoGPT /tmp/nanoGPT
+    python benchmarks/sequence_official_check.py --mamba /tmp/mamba --gla /tmp/fla --nanogpt /tmp/nanoGPT
 
 Prints one JSON line per comparison: parameters (ours, official), the largest output difference, the
 largest relative gradient difference, and whether they agree to 1e-5 (outputs) and 1e-5 (gradients,
@@ -35,6 +40,8 @@ real difference.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import json
 import re
 import sys
@@ -45,7 +52,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mlplab.models import Mamba, count_parameters
+from mlplab.models import Mamba, Transformer, count_parameters
 from mlplab.models.sequence.gla import GLALayer
 from mlplab.models.sequence.mamba import selective_scan_parallel, selective_scan_reference
 from mlplab.models.sequence.scans import selective_scan_chunked
@@ -271,12 +278,63 @@ def check_gla(checkout: Path, length: int = 100) -> list[dict]:
     return rows
 
 
+# ------------------------------------------------------------------------------------ Transformer
+
+
+def transformer_key(key: str) -> str:
+    """mlplab's name of an official nanoGPT ``GPT`` weight."""
+    for old, new in [
+        (r"^transformer\.wte\.", "embedding."),
+        (r"^transformer\.wpe\.", "position."),
+        (r"^transformer\.ln_f\.", "norm."),
+        (r"^lm_head\.", "head."),
+        (r"^transformer\.h\.(\d+)\.", r"blocks.\1."),
+        (r"\.ln_1\.", ".norm1."),
+        (r"\.ln_2\.", ".norm2."),
+        (r"\.attn\.c_attn\.", ".mixer.qkv."),
+        (r"\.attn\.c_proj\.", ".mixer.out_proj."),
+        (r"\.mlp\.c_fc\.", ".mlp.fc1."),
+        (r"\.mlp\.c_proj\.", ".mlp.fc2."),
+    ]:
+        key = re.sub(old, new, key)
+    return key
+
+
+def check_transformer(checkout: Path, length: int) -> list[dict]:
+    if not (checkout / "model.py").is_file():
+        raise SystemExit(f"error: {checkout} has no model.py; pass a karpathy/nanoGPT checkout")
+    spec = importlib.util.spec_from_file_location("official_nanogpt", checkout / "model.py")
+    nanogpt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(nanogpt)
+    rows = []
+    # train_shakespeare_char.py (bias False; dropout 0.2, off in eval) and GPT-2 124M (GPTConfig's defaults).
+    configs = [
+        (
+            "nanogpt-shakespeare",
+            dict(block_size=256, vocab_size=65, n_layer=6, n_head=6, n_embd=384, bias=False),
+        ),
+        ("gpt2-124m", dict(block_size=1024, vocab_size=50304, n_layer=12, n_head=12, n_embd=768, bias=True)),
+    ]
+    for variant, config in configs:
+        torch.manual_seed(0)
+        with contextlib.redirect_stdout(sys.stderr):  # GPT prints its parameter count
+            official = nanogpt.GPT(nanogpt.GPTConfig(**config, dropout=0.2))
+        ours = Transformer(config["vocab_size"], config["block_size"], embed_dim=config["n_embd"],
+                           depth=config["n_layer"], num_heads=config["n_head"], bias=config["bias"],
+                           dropout=0.2)  # fmt: skip
+        tokens = random_tokens(config["vocab_size"], 2, length)
+        row = compare(official, ours, transformer_key, tokens, lambda m, t: m(t, targets=t)[0])
+        rows.append({"family": "Transformer", "variant": variant, **row})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--mamba", type=Path, help="a checkout of github.com/state-spaces/mamba")
     parser.add_argument("--gla", type=Path, help="a checkout of github.com/fla-org/flash-linear-attention")
+    parser.add_argument("--nanogpt", type=Path, help="a checkout of github.com/karpathy/nanoGPT")
     parser.add_argument(
         "--float64",
         action="store_true",
@@ -284,11 +342,11 @@ def main() -> None:
         "inside their scans, so this makes Tensor.float() return float64 in this process",
     )
     parser.add_argument(
-        "--length", type=int, default=40, help="Mamba: tokens per random sequence (batch of 2)"
+        "--length", type=int, default=40, help="Mamba, Transformer: tokens per random sequence (batch of 2)"
     )
     options = parser.parse_args()
-    if options.mamba is None and options.gla is None:
-        parser.error("give at least one checkout (--mamba, --gla)")
+    if options.mamba is None and options.gla is None and options.nanogpt is None:
+        parser.error("give at least one checkout (--mamba, --gla, --nanogpt)")
     torch.set_grad_enabled(True)
     if options.float64:
         global TOLERANCE
@@ -300,6 +358,8 @@ def main() -> None:
         rows += check_mamba(options.mamba, options.length)
     if options.gla is not None:
         rows += check_gla(options.gla)
+    if options.nanogpt is not None:
+        rows += check_transformer(options.nanogpt, options.length)
     for row in rows:
         print(json.dumps(row))
     if not all(row["agree"] for row in rows):
