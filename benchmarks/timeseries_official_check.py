@@ -1,0 +1,249 @@
+"""Forecasting families against their official code, weight for weight (CPU, float32).
+
+Builds each official model from a local checkout of its repository (not part of mlplab), copies its
+weights into mlplab's family of the same configuration through an explicit conversion of the state
+dict, and compares the forecasts in evaluation mode and every weight's gradient under one loss (mean
+square of the forecast), on random histories. Before copying, the official BatchNorm statistics and
+affine parameters (and RevIN's, where affine) are set to random values, so that evaluation mode
+tests them rather than identities. Parameter counts are compared too.
+
+* ``--patchtst``: a checkout of github.com/yuqinie98/PatchTST; ``PatchTST_supervised/models/PatchTST.py``
+  with the ETTh1 script's settings (PatchTST/42: L 336, H 96, 7 series, 3 layers, d_model 16, 4 heads,
+  d_ff 128, patch 16, stride 8, RevIN without affine), and once with ``affine=1``; also once in
+  training mode with every dropout 0 (BatchNorm on batch statistics), in float64 (the statistics'
+  mean subtraction amplifies float32 rounding in the gradients: 4.6e-5 measured on ``embedding.bias``).
+* ``--dlinear``: a checkout of github.com/cure-lab/LTSF-Linear; ``models/DLinear.py`` (kernel 25,
+  shared and ``individual``) at L 336, H 96, 7 series, and at the paper's efficiency setting L 96,
+  H 720, 321 series.
+
+    git clone https://github.com/yuqinie98/PatchTST /tmp/PatchTST
+    git clone https://github.com/cure-lab/LTSF-Linear /tmp/LTSF-Linear
+    python benchmarks/timeseries_official_check.py --patchtst /tmp/PatchTST --dlinear /tmp/LTSF-Linear
+
+Prints one JSON line per comparison: parameters (ours, official), the largest output difference, the
+largest relative gradient difference (per weight: max |ours - official| / max |official|), and whether
+both are below 1e-5; weights whose gradient is zero up to rounding (below 1e-9 of the largest: in
+training mode, a bias right before a BatchNorm) are listed instead. ``--float64`` runs everything in
+float64 (tolerance 1e-10), to tell float32 rounding from a real difference. Exits with status 1 when
+a comparison disagrees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import re
+import sys
+import types
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from mlplab.models import DLinear, PatchTST, count_parameters
+
+#: Largest output and relative gradient difference counted as agreement (``--float64``: 1e-10).
+TOLERANCE = 1e-5
+#: A weight whose official gradient is below this fraction of the largest one has a gradient of zero
+#: up to rounding (in training mode, the bias of a layer right before a BatchNorm on batch statistics):
+#: it is listed, not compared, as its relative difference is rounding over rounding.
+ZERO_GRADIENT = 1e-9
+
+
+def load_module(path: Path, name: str) -> types.ModuleType:
+    """Import a single official source file by path."""
+    if not path.is_file():
+        raise SystemExit(f"error: no {path}; pass the repository's checkout")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def randomise_norms(model: nn.Module, generator: torch.Generator) -> None:
+    """Random BatchNorm running statistics and affine parameters, random RevIN affine parameters."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator))
+                module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
+            for name in ("weight", "bias", "affine_weight", "affine_bias"):
+                parameter = getattr(module, name, None)
+                is_norm = isinstance(module, nn.modules.batchnorm._BatchNorm) or name.startswith("affine")
+                if is_norm and isinstance(parameter, nn.Parameter):
+                    parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+
+
+def compare(
+    official: nn.Module,
+    ours: nn.Module,
+    convert: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]],
+    x: torch.Tensor,
+    train: bool = False,
+    tolerance: float | None = None,
+) -> dict:
+    """Copy the official weights into ours (``convert`` maps an official state or gradient dict to ours);
+    compare forecasts and gradients (eval mode unless ``train``)."""
+    tolerance = TOLERANCE if tolerance is None else tolerance
+    randomise_norms(official, torch.Generator().manual_seed(2))
+    ours.load_state_dict(convert(official.state_dict()), strict=True)
+    official.train(train), ours.train(train)
+    out_official, out_ours = official(x), ours(x)
+    out_official.square().mean().backward()
+    out_ours.square().mean().backward()
+    theirs = convert({k: p.grad for k, p in official.named_parameters() if p.requires_grad})
+    largest = max(float(gradient.abs().max()) for gradient in theirs.values())
+    gradient_gap, zero = 0.0, []
+    for key, parameter in ours.named_parameters():
+        scale = float(theirs[key].abs().max())
+        if scale < ZERO_GRADIENT * largest:  # zero up to rounding: a bias just before a BatchNorm in training
+            zero.append(key)
+            continue
+        gradient_gap = max(gradient_gap, float((parameter.grad - theirs[key]).abs().max() / scale))
+    output_gap = float((out_ours - out_official).detach().abs().max())
+    return {
+        "params_ours": count_parameters(ours)[0],
+        "params_official": sum(p.numel() for p in official.parameters()),
+        "max_output_difference": output_gap,
+        "max_relative_gradient_difference": gradient_gap,
+        "zero_gradient_weights": zero,
+        "dtype": str(x.dtype).removeprefix("torch."),
+        "tolerance": tolerance,
+        "agree": output_gap < tolerance and gradient_gap < tolerance,
+    }
+
+
+def random_history(lookback: int, series: int, batch: int = 4) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(batch, lookback, series, generator=generator) * 3 + torch.randn(
+        1, 1, series, generator=generator
+    )
+
+
+# ------------------------------------------------------------------------------------ PatchTST
+
+
+def patchtst_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """mlplab's PatchTST state from the official one (W_Q, W_K, W_V fused into ``qkv``)."""
+    out, fused = {}, {}
+    for key, value in state.items():
+        key = key.removeprefix("model.")
+        if key.endswith("sdp_attn.scale"):  # a frozen constant head_dim ** -0.5, computed by mlplab
+            continue
+        if key.startswith("revin_layer."):
+            out[key.replace("revin_layer.affine_", "revin.")] = value
+            continue
+        if key.startswith("head.linear."):
+            out[key.replace("head.linear.", "head.")] = value
+            continue
+        key = key.replace("backbone.W_pos", "position").replace("backbone.W_P.", "embedding.")
+        key = re.sub(r"^backbone\.encoder\.layers\.", "layers.", key)
+        if match := re.match(r"(layers\.\d+)\.self_attn\.W_([QKV])\.(weight|bias)", key):
+            fused.setdefault(f"{match.group(1)}.attention.qkv.{match.group(3)}", {})[match.group(2)] = value
+            continue
+        key = key.replace(".self_attn.to_out.", ".attention.out.")
+        key = re.sub(r"\.norm_attn\.1\.", ".norm_attn.norm.", key)
+        key = re.sub(r"\.norm_ffn\.1\.", ".norm_ff.norm.", key)
+        out[key] = value
+    for key, parts in fused.items():
+        out[key] = torch.cat([parts["Q"], parts["K"], parts["V"]])
+    return out
+
+
+def check_patchtst(checkout: Path) -> list[dict]:
+    root = checkout / "PatchTST_supervised"
+    if not (root / "models" / "PatchTST.py").is_file():
+        raise SystemExit(f"error: {checkout} has no PatchTST_supervised/models/PatchTST.py")
+    sys.path.insert(0, str(root))
+    from models.PatchTST import Model  # the official code, from the user's checkout
+
+    sys.path.remove(str(root))
+    rows = []
+    lookback, horizon, series = 336, 96, 7
+    settings = [("etth1-336", 0, 0.3, False), ("etth1-336, affine RevIN", 1, 0.3, False)]
+    settings.append(("etth1-336, train mode, no dropout", 0, 0.0, True))
+    for variant, affine, dropout, train in settings:
+        configs = types.SimpleNamespace(
+            enc_in=series, seq_len=lookback, pred_len=horizon, e_layers=3, n_heads=4, d_model=16, d_ff=128,
+            dropout=dropout, fc_dropout=dropout, head_dropout=0.0, individual=0, patch_len=16, stride=8,
+            padding_patch="end", revin=1, affine=affine, subtract_last=0, decomposition=0, kernel_size=25,
+        )  # fmt: skip
+        torch.manual_seed(0)
+        official = Model(configs)
+        ours = PatchTST((lookback, series), (horizon, series), dropout=dropout, fc_dropout=dropout,
+                        revin_affine=bool(affine))  # fmt: skip
+        x, tolerance = random_history(lookback, series), None
+        if train:  # BatchNorm's batch statistics amplify float32 rounding in the gradients: float64
+            official.double(), ours.double()
+            x, tolerance = x.double(), 1e-10
+        row = compare(official, ours, patchtst_state, x, train=train, tolerance=tolerance)
+        rows.append({"family": "PatchTST", "variant": variant, **row})
+    return rows
+
+
+# ------------------------------------------------------------------------------------ DLinear
+
+
+def dlinear_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """mlplab's DLinear state from the official one."""
+    out = {}
+    for key, value in state.items():
+        key = re.sub(r"^Linear_Seasonal\.(weight|bias)$", r"seasonal.0.\1", key)
+        key = re.sub(r"^Linear_Trend\.(weight|bias)$", r"trend.0.\1", key)
+        key = key.replace("Linear_Seasonal.", "seasonal.").replace("Linear_Trend.", "trend.")
+        out[key] = value
+    return out
+
+
+def check_dlinear(checkout: Path) -> list[dict]:
+    module = load_module(checkout / "models" / "DLinear.py", "official_dlinear")
+    rows = []
+    for lookback, horizon, series, individual in [
+        (336, 96, 7, False),
+        (336, 96, 7, True),
+        (96, 720, 321, False),
+    ]:
+        configs = types.SimpleNamespace(
+            seq_len=lookback, pred_len=horizon, individual=individual, enc_in=series
+        )
+        torch.manual_seed(0)
+        official = module.Model(configs)
+        ours = DLinear((lookback, series), (horizon, series), moving_avg=25, individual=individual)
+        row = compare(official, ours, dlinear_state, random_history(lookback, series))
+        variant = f"L{lookback}-H{horizon}, {series} series" + (", individual" if individual else "")
+        rows.append({"family": "DLinear", "variant": variant, **row})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--patchtst", type=Path, help="a checkout of github.com/yuqinie98/PatchTST")
+    parser.add_argument("--dlinear", type=Path, help="a checkout of github.com/cure-lab/LTSF-Linear")
+    parser.add_argument(
+        "--float64", action="store_true", help="compare in float64 (to tell rounding from a real difference)"
+    )
+    options = parser.parse_args()
+    if options.patchtst is None and options.dlinear is None:
+        parser.error("give at least one checkout (--patchtst, --dlinear)")
+    torch.set_grad_enabled(True)
+    if options.float64:
+        global TOLERANCE
+        TOLERANCE = 1e-10
+        torch.set_default_dtype(torch.float64)
+    rows = []
+    if options.patchtst is not None:
+        rows += check_patchtst(options.patchtst)
+    if options.dlinear is not None:
+        rows += check_dlinear(options.dlinear)
+    for row in rows:
+        print(json.dumps(row))
+    if not all(row["agree"] for row in rows):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
