@@ -16,9 +16,17 @@ tests them rather than identities. Parameter counts are compared too.
   shared and ``individual``) at L 336, H 96, 7 series, and at the paper's efficiency setting L 96,
   H 720, 321 series.
 
+* ``--tsmixer``: IBM's TSMixer against Hugging Face's ``PatchTSMixerForPrediction`` (the authors' code
+  in ``transformers``; needs it importable, e.g. ``pip install --target DIR transformers`` and
+  ``--python-path DIR``): ``ibm/patchtsmixer-etth1-pretrain``'s configuration (L 512, H 96, 7 series,
+  patches 16 / 16, d_model 48, 2 layers, expansion 3, gated attention, layer norm, std scaling), then
+  with ``mode="mix_channel"`` and with ``norm_mlp="BatchNorm"``. (The hybrid mode's reconciliation head
+  has no official code.)
+
     git clone https://github.com/yuqinie98/PatchTST /tmp/PatchTST
     git clone https://github.com/cure-lab/LTSF-Linear /tmp/LTSF-Linear
-    python benchmarks/timeseries_official_check.py --patchtst /tmp/PatchTST --dlinear /tmp/LTSF-Linear
+    python benchmarks/timeseries_official_check.py --patchtst /tmp/PatchTST --dlinear /tmp/LTSF-Linear \
+        --tsmixer
 
 Prints one JSON line per comparison: parameters (ours, official), the largest output difference, the
 largest relative gradient difference (per weight: max |ours - official| / max |official|), and whether
@@ -42,7 +50,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mlplab.models import DLinear, PatchTST, count_parameters
+from mlplab.models import DLinear, PatchTST, TSMixer, count_parameters
 
 #: Largest output and relative gradient difference counted as agreement (``--float64``: 1e-10).
 TOLERANCE = 1e-5
@@ -217,6 +225,64 @@ def check_dlinear(checkout: Path) -> list[dict]:
     return rows
 
 
+# ------------------------------------------------------------------------------------ TSMixer (IBM)
+
+
+def tsmixer_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """mlplab's TSMixer state from Hugging Face's ``PatchTSMixerForPrediction`` one."""
+    out = {}
+    blocks = {"channel_feature_mixer": None, "patch_mixer": None, "feature_mixer": None}
+    mixing = any(".channel_feature_mixer." in key for key in state)
+    order = list(blocks) if mixing else list(blocks)[1:]
+    for key, value in state.items():
+        key = key.replace("model.encoder.patcher.", "embedding.").replace(
+            "head.base_forecast_block.", "head."
+        )
+        if match := re.match(r"model\.encoder\.mlp_mixer_encoder\.mixers\.(\d+)\.(\w+)\.(.*)", key):
+            rest = match.group(3).replace("gating_block.attn_layer.", "gate.attention.")
+            rest = rest.replace("norm.norm.batchnorm.", "norm.norm.")
+            key = f"layers.{match.group(1)}.{order.index(match.group(2))}.{rest}"
+        out[key] = value
+    return out
+
+
+def check_tsmixer() -> list[dict]:
+    from transformers import PatchTSMixerConfig, PatchTSMixerForPrediction
+
+    class Forecast(nn.Module):  # the forecast tensor of the official model's output
+        def __init__(self, model: nn.Module):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.model(past_values=x).prediction_outputs
+
+    rows = []
+    lookback, horizon, series = 512, 96, 7
+    # ibm/patchtsmixer-etth1-pretrain's configuration; then inter-channel mixing, then batch norm.
+    settings = [("etth1", "common_channel", "LayerNorm"), ("etth1, mode mixing", "mix_channel", "LayerNorm")]
+    settings.append(("etth1, batch norm", "common_channel", "BatchNorm"))
+    for variant, mode, norm in settings:
+        config = PatchTSMixerConfig(
+            context_length=lookback, prediction_length=horizon, num_input_channels=series, patch_length=16,
+            patch_stride=16, d_model=48, num_layers=2, expansion_factor=3, dropout=0.5, head_dropout=0.5,
+            mode=mode, gated_attn=True, norm_mlp=norm, scaling="std", use_positional_encoding=False,
+            self_attn=False,
+        )  # fmt: skip
+        torch.manual_seed(0)
+        official = Forecast(PatchTSMixerForPrediction(config))
+        ours = TSMixer((lookback, series), (horizon, series),
+                       mode="mixing" if mode == "mix_channel" else "independent",
+                       norm="batch" if norm == "BatchNorm" else "layer")  # fmt: skip
+
+        def convert(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            return tsmixer_state({key.removeprefix("model."): value for key, value in state.items()})
+
+        row = compare(official, ours, convert, random_history(lookback, series))
+        rows.append({"family": "TSMixer", "variant": variant, **row})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -224,11 +290,24 @@ def main() -> None:
     parser.add_argument("--patchtst", type=Path, help="a checkout of github.com/yuqinie98/PatchTST")
     parser.add_argument("--dlinear", type=Path, help="a checkout of github.com/cure-lab/LTSF-Linear")
     parser.add_argument(
+        "--tsmixer",
+        action="store_true",
+        help="IBM's TSMixer against Hugging Face's PatchTSMixer (needs transformers importable)",
+    )
+    parser.add_argument(
+        "--python-path",
+        type=Path,
+        action="append",
+        default=[],
+        help="a folder appended to sys.path (a pip --target folder holding transformers or tensorflow)",
+    )
+    parser.add_argument(
         "--float64", action="store_true", help="compare in float64 (to tell rounding from a real difference)"
     )
     options = parser.parse_args()
-    if options.patchtst is None and options.dlinear is None:
-        parser.error("give at least one checkout (--patchtst, --dlinear)")
+    if options.patchtst is None and options.dlinear is None and not options.tsmixer:
+        parser.error("give at least one of --patchtst, --dlinear, --tsmixer")
+    sys.path += [str(path) for path in options.python_path]
     torch.set_grad_enabled(True)
     if options.float64:
         global TOLERANCE
@@ -239,6 +318,8 @@ def main() -> None:
         rows += check_patchtst(options.patchtst)
     if options.dlinear is not None:
         rows += check_dlinear(options.dlinear)
+    if options.tsmixer:
+        rows += check_tsmixer()
     for row in rows:
         print(json.dumps(row))
     if not all(row["agree"] for row in rows):
