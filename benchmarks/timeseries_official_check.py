@@ -23,6 +23,14 @@ tests them rather than identities. Parameter counts are compared too.
   with ``mode="mix_channel"`` and with ``norm_mlp="BatchNorm"``. (The hybrid mode's reconciliation head
   has no official code.)
 
+* ``--tsmixer-google``: a checkout of github.com/google-research/google-research (its
+  ``tsmixer/tsmixer_basic``); the official Keras ``tsmixer_rev_in.build_model`` at the ETTh1 setting
+  (L 512, H 96, 7 series, 2 blocks, ff 64, relu, ``target_slice=slice(0, None)`` as ``run.py``'s
+  multivariate data loader), batch and layer norm. Needs TensorFlow and tf-keras (the code is Keras 2:
+  the check sets ``TF_USE_LEGACY_KERAS=1``), e.g. ``pip install --target DIR tensorflow-cpu`` and
+  ``pip install --no-deps --target DIR2 tf-keras`` with ``--python-path DIR --python-path DIR2``. Its
+  forecasts reach about 1e2 after RevIN, so their difference is judged relative to the largest.
+
     git clone https://github.com/yuqinie98/PatchTST /tmp/PatchTST
     git clone https://github.com/cure-lab/LTSF-Linear /tmp/LTSF-Linear
     python benchmarks/timeseries_official_check.py --patchtst /tmp/PatchTST --dlinear /tmp/LTSF-Linear \
@@ -50,7 +58,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mlplab.models import DLinear, PatchTST, TSMixer, count_parameters
+from mlplab.models import DLinear, PatchTST, TSMixer, TSMixerGoogle, count_parameters
 
 #: Largest output and relative gradient difference counted as agreement (``--float64``: 1e-10).
 TOLERANCE = 1e-5
@@ -283,6 +291,105 @@ def check_tsmixer() -> list[dict]:
     return rows
 
 
+# ------------------------------------------------------------------------------------ TSMixerGoogle
+
+
+def check_tsmixer_google(checkout: Path) -> list[dict]:
+    """Google's TSMixer: the official Keras model (TensorFlow, tf-keras) against mlplab's."""
+    import os
+
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # the official code is Keras 2 (tf.keras), not Keras 3
+    root = checkout / "tsmixer" / "tsmixer_basic"
+    if not (root / "models" / "tsmixer_rev_in.py").is_file():
+        raise SystemExit(f"error: {checkout} has no tsmixer/tsmixer_basic/models/tsmixer_rev_in.py")
+    sys.path.insert(0, str(root))
+    import numpy as np
+    import tensorflow as tf
+    from models import tsmixer_rev_in  # the official code, from the user's checkout
+
+    sys.path.remove(str(root))
+    rows = []
+    lookback, horizon, series, blocks, ff = 512, 96, 7, 2, 64
+    for variant, norm in [("etth1", "B"), ("etth1, layer norm", "L")]:
+        tf.keras.utils.set_random_seed(0)
+        # run.py's multivariate setting passes target_slice=slice(0, None) (data_loader.py)
+        official = tsmixer_rev_in.build_model(
+            (lookback, series), horizon, norm, "relu", blocks, 0.9, ff, slice(0, None)
+        )
+        ours = TSMixerGoogle((lookback, series), (horizon, series), depth=blocks, mlp_dim=ff,
+                             norm="batch" if norm == "B" else "layer")  # fmt: skip
+        generator = np.random.default_rng(2)
+        # (Keras variable, mlplab name, Keras value -> mlplab tensor); norms and RevIN made random
+        pairs = []
+        norms = [layer for layer in official.layers if "normalization" in type(layer).__name__.lower()]
+        denses = [layer for layer in official.layers if isinstance(layer, tf.keras.layers.Dense)]
+        revin = [layer for layer in official.layers if type(layer).__name__ == "RevNorm"][0]
+        for variable, name in zip(revin.weights, ("revin.weight", "revin.bias"), strict=True):
+            variable.assign(variable.numpy() + 0.3 * generator.standard_normal(variable.shape))
+            pairs.append((variable, name, lambda a: torch.from_numpy(np.array(a))))
+        for index in range(blocks):
+            for norm_layer, part in zip(
+                norms[2 * index : 2 * index + 2], ("time_norm", "feature_norm"), strict=True
+            ):
+                for variable in norm_layer.weights:
+                    kind = variable.name.split("/")[-1].split(":")[0]
+                    value = variable.numpy()
+                    if kind in ("gamma", "beta", "moving_mean"):
+                        value = value + 0.3 * generator.standard_normal(value.shape)
+                    else:  # moving_variance
+                        value = generator.uniform(0.5, 1.5, value.shape)
+                    variable.assign(value.astype(np.float32))
+                    mine = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
+                            "moving_variance": "running_var"}[kind]  # fmt: skip
+                    if norm == "B":
+                        convert = lambda a: torch.from_numpy(np.array(a)).reshape(-1)  # noqa: E731
+                    else:
+                        convert = lambda a: torch.from_numpy(np.array(a)).reshape(lookback, series)  # noqa: E731
+                    pairs.append((variable, f"blocks.{index}.{part}.norm.{mine}", convert))
+            names = ("time_linear", "feature_mlp.fc1", "feature_mlp.fc2")
+            for dense, name in zip(denses[3 * index : 3 * index + 3], names, strict=True):
+                pairs.append(
+                    (dense.kernel, f"blocks.{index}.{name}.weight", lambda a: torch.from_numpy(np.array(a)).T)
+                )
+                pairs.append(
+                    (dense.bias, f"blocks.{index}.{name}.bias", lambda a: torch.from_numpy(np.array(a)))
+                )
+        pairs.append((denses[-1].kernel, "head.weight", lambda a: torch.from_numpy(np.array(a)).T))
+        pairs.append((denses[-1].bias, "head.bias", lambda a: torch.from_numpy(np.array(a))))
+        state = {name: convert(variable.numpy()) for variable, name, convert in pairs}
+        own = ours.state_dict()
+        missing = sorted(key for key in own if key not in state and not key.endswith("num_batches_tracked"))
+        if missing:
+            raise SystemExit(f"error: no official weight for {missing}")
+        ours.load_state_dict(state, strict=False)
+        ours.eval()
+        x = random_history(lookback, series)
+        with tf.GradientTape() as tape:
+            out_official = official(x.numpy(), training=False)
+            loss = tf.reduce_mean(tf.square(out_official))
+        trainable = [(variable, name, convert) for variable, name, convert in pairs if variable.trainable]
+        gradients = tape.gradient(loss, [variable for variable, _, _ in trainable])
+        out_ours = ours(x)
+        out_ours.square().mean().backward()
+        named = dict(ours.named_parameters())
+        gradient_gap = 0.0
+        for (_, name, convert), gradient in zip(trainable, gradients, strict=True):
+            theirs = convert(gradient.numpy())
+            scale = float(theirs.abs().max())
+            gradient_gap = max(gradient_gap, float((named[name].grad - theirs).abs().max()) / scale)
+        output_gap = float((out_ours.detach() - torch.from_numpy(out_official.numpy())).abs().max())
+        output_scale = float(out_ours.detach().abs().max())
+        rows.append({
+            "family": "TSMixerGoogle", "variant": variant, "params_ours": count_parameters(ours)[0],
+            "params_official": int(sum(np.prod(v.shape) for v in official.trainable_weights)),
+            "max_output_difference": output_gap, "max_relative_gradient_difference": gradient_gap,
+            "max_abs_output": output_scale, "dtype": "float32", "tolerance": TOLERANCE,
+            # RevIN's denormalisation scales the forecasts up to about 1e2: relative to the largest
+            "agree": output_gap < TOLERANCE * max(1.0, output_scale) and gradient_gap < TOLERANCE,
+        })  # fmt: skip
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -295,6 +402,12 @@ def main() -> None:
         help="IBM's TSMixer against Hugging Face's PatchTSMixer (needs transformers importable)",
     )
     parser.add_argument(
+        "--tsmixer-google",
+        type=Path,
+        help="a checkout of github.com/google-research/google-research (or of its tsmixer/ folder's "
+        "parent); needs tensorflow and tf-keras importable",
+    )
+    parser.add_argument(
         "--python-path",
         type=Path,
         action="append",
@@ -305,8 +418,13 @@ def main() -> None:
         "--float64", action="store_true", help="compare in float64 (to tell rounding from a real difference)"
     )
     options = parser.parse_args()
-    if options.patchtst is None and options.dlinear is None and not options.tsmixer:
-        parser.error("give at least one of --patchtst, --dlinear, --tsmixer")
+    if (
+        options.patchtst is None
+        and options.dlinear is None
+        and not options.tsmixer
+        and not options.tsmixer_google
+    ):
+        parser.error("give at least one of --patchtst, --dlinear, --tsmixer, --tsmixer-google")
     sys.path += [str(path) for path in options.python_path]
     torch.set_grad_enabled(True)
     if options.float64:
@@ -320,6 +438,8 @@ def main() -> None:
         rows += check_dlinear(options.dlinear)
     if options.tsmixer:
         rows += check_tsmixer()
+    if options.tsmixer_google is not None:
+        rows += check_tsmixer_google(options.tsmixer_google)
     for row in rows:
         print(json.dumps(row))
     if not all(row["agree"] for row in rows):
