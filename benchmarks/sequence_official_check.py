@@ -25,10 +25,18 @@ float32 on the CPU. Parameter counts are compared too.
   Shakespeare configuration (``train_shakespeare_char.py``) and at GPT-2 124M (``GPTConfig``'s
   defaults), against mlplab's ``Transformer`` (no attention gate, standard attention matrices).
 
+* ``--hopfield``: a checkout of github.com/ml-jku/hopfield-layers. ``hflayers.Hopfield`` (self-association,
+  d 384, 6 heads, the official defaults: pattern LayerNorms with affine parameters, here made random,
+  input biases) with a causal ``association_mask``, against mlplab's ``HopfieldAssociation``, with 0
+  and 2 update steps. Weights whose gradient is zero up to rounding (the key bias and the stored
+  pattern norm's bias: softmax ignores a shift per query) are listed instead of compared.
+
     git clone https://github.com/state-spaces/mamba /tmp/mamba
     git clone https://github.com/fla-org/flash-linear-attention /tmp/fla
     git clone https://github.com/karpathy/nanoGPT /tmp/nanoGPT
-    python benchmarks/sequence_official_check.py --mamba /tmp/mamba --gla /tmp/fla --nanogpt /tmp/nanoGPT
+    git clone https://github.com/ml-jku/hopfield-layers /tmp/hopfield-layers
+    python benchmarks/sequence_official_check.py --mamba /tmp/mamba --gla /tmp/fla --nanogpt /tmp/nanoGPT \
+        --hopfield /tmp/hopfield-layers
 
 Prints one JSON line per comparison: parameters (ours, official), the largest output difference, the
 largest relative gradient difference, and whether they agree to 1e-5 (outputs) and 1e-5 (gradients,
@@ -54,6 +62,7 @@ from torch import nn
 
 from mlplab.models import Mamba, Transformer, count_parameters
 from mlplab.models.sequence.gla import GLALayer
+from mlplab.models.sequence.hopfield import HopfieldAssociation
 from mlplab.models.sequence.mamba import selective_scan_parallel, selective_scan_reference
 from mlplab.models.sequence.scans import selective_scan_chunked
 
@@ -328,12 +337,91 @@ def check_transformer(checkout: Path, length: int) -> list[dict]:
     return rows
 
 
+# ------------------------------------------------------------------------------------ Hopfield
+
+
+def hopfield_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """mlplab's ``HopfieldAssociation`` state from the official ``Hopfield`` one (in-projection split)."""
+    out = {}
+    for key, value in state.items():
+        if key.startswith("association_core.in_proj_"):
+            kind = key.rsplit("_", 1)[-1]  # weight or bias
+            for name, part in zip(("q_proj", "k_proj", "v_proj"), value.chunk(3), strict=True):
+                out[f"{name}.{kind}"] = part
+            continue
+        key = key.replace("association_core.out_proj.", "out_proj.")
+        key = key.replace("norm_stored_pattern.", "norm_stored.").replace(
+            "norm_state_pattern.", "norm_state."
+        )
+        out[key.replace("norm_pattern_projection.", "norm_projection.")] = value
+    return out
+
+
+def check_hopfield(checkout: Path, length: int) -> list[dict]:
+    if not (checkout / "hflayers" / "__init__.py").is_file():
+        raise SystemExit(
+            f"error: {checkout} has no hflayers/__init__.py; pass a ml-jku/hopfield-layers checkout"
+        )
+    sys.path.insert(0, str(checkout))
+    from hflayers import Hopfield  # the official code, from the user's checkout
+
+    sys.path.remove(str(checkout))
+    mask = torch.triu(torch.ones(length, length, dtype=torch.bool), 1)  # causal: token t sees tokens <= t
+    rows = []
+    for steps in (0, 2):
+        torch.manual_seed(0)
+        official = Hopfield(input_size=384, num_heads=6, update_steps_max=steps)
+        with torch.no_grad():  # non-trivial LayerNorm affines
+            for name, parameter in official.named_parameters():
+                if name.startswith("norm_"):
+                    parameter.add_(0.3 * torch.randn(parameter.shape))
+        ours = HopfieldAssociation(384, 6, update_steps=steps)
+
+        def convert(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            return hopfield_state(state)
+
+        x = torch.randn(2, length, 384, generator=torch.Generator().manual_seed(0))
+        row = compare_converted(official, ours, convert, x, lambda m, x: m(x, association_mask=mask))
+        rows.append({"family": "HopfieldLM", "variant": f"Hopfield layer, update_steps {steps}", **row})
+    return rows
+
+
+def compare_converted(official, ours, convert, x, run_official) -> dict:
+    """:func:`compare` for a state that is converted as a whole (split or fused tensors)."""
+    ours.load_state_dict(convert(official.state_dict()), strict=True)
+    official.to(torch.get_default_dtype())
+    official.eval(), ours.eval()
+    out_official, out_ours = run_official(official, x), ours(x)
+    out_official.square().mean().backward()
+    out_ours.square().mean().backward()
+    theirs = convert({key: p.grad for key, p in official.named_parameters()})
+    largest = max(float(gradient.abs().max()) for gradient in theirs.values())
+    gradient_gap, zero = 0.0, []
+    for key, parameter in ours.named_parameters():
+        scale = float(theirs[key].abs().max())
+        if scale < 1e-6 * largest:  # zero up to rounding (a key bias: softmax ignores a per-query shift)
+            zero.append(key)
+            continue
+        gradient_gap = max(gradient_gap, float((parameter.grad - theirs[key]).abs().max() / scale))
+    output_gap = float((out_ours - out_official).detach().abs().max())
+    return {
+        "params_ours": count_parameters(ours)[0],
+        "params_official": sum(p.numel() for p in official.parameters()),
+        "max_output_difference": output_gap,
+        "max_relative_gradient_difference": gradient_gap,
+        "zero_gradient_weights": zero,
+        "tolerance": TOLERANCE,
+        "agree": output_gap < TOLERANCE and gradient_gap < TOLERANCE,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--mamba", type=Path, help="a checkout of github.com/state-spaces/mamba")
     parser.add_argument("--gla", type=Path, help="a checkout of github.com/fla-org/flash-linear-attention")
+    parser.add_argument("--hopfield", type=Path, help="a checkout of github.com/ml-jku/hopfield-layers")
     parser.add_argument("--nanogpt", type=Path, help="a checkout of github.com/karpathy/nanoGPT")
     parser.add_argument(
         "--float64",
@@ -345,8 +433,8 @@ def main() -> None:
         "--length", type=int, default=40, help="Mamba, Transformer: tokens per random sequence (batch of 2)"
     )
     options = parser.parse_args()
-    if options.mamba is None and options.gla is None and options.nanogpt is None:
-        parser.error("give at least one checkout (--mamba, --gla, --nanogpt)")
+    if all(getattr(options, name) is None for name in ("mamba", "gla", "nanogpt", "hopfield")):
+        parser.error("give at least one checkout (--mamba, --gla, --nanogpt, --hopfield)")
     torch.set_grad_enabled(True)
     if options.float64:
         global TOLERANCE
@@ -360,6 +448,8 @@ def main() -> None:
         rows += check_gla(options.gla)
     if options.nanogpt is not None:
         rows += check_transformer(options.nanogpt, options.length)
+    if options.hopfield is not None:
+        rows += check_hopfield(options.hopfield, options.length)
     for row in rows:
         print(json.dumps(row))
     if not all(row["agree"] for row in rows):
