@@ -31,12 +31,20 @@ float32 on the CPU. Parameter counts are compared too.
   and 2 update steps. Weights whose gradient is zero up to rounding (the key bias and the stored
   pattern norm's bias: softmax ignores a shift per query) are listed instead of compared.
 
+* ``--zoology``: a checkout of github.com/HazyResearch/zoology (needs ``einops`` and ``pydantic``).
+  ``zoology/mixers/hyena.py``'s ``Hyena`` (d 384, filter order 64, short filter 3) against mlplab's
+  ``GatedLongConv`` (implicit filter). Zoology's filter MLP reuses one ``Sin`` module (one frequency
+  vector) after its three hidden layers where mlplab has three: the official frequency is copied into
+  all three and its gradient compared with the sum of theirs. Its positional features are a parameter
+  (learning rate 1e-5) there and a buffer here, compared for equality only.
+
     git clone https://github.com/state-spaces/mamba /tmp/mamba
     git clone https://github.com/fla-org/flash-linear-attention /tmp/fla
     git clone https://github.com/karpathy/nanoGPT /tmp/nanoGPT
     git clone https://github.com/ml-jku/hopfield-layers /tmp/hopfield-layers
+    git clone https://github.com/HazyResearch/zoology /tmp/zoology
     python benchmarks/sequence_official_check.py --mamba /tmp/mamba --gla /tmp/fla --nanogpt /tmp/nanoGPT \
-        --hopfield /tmp/hopfield-layers
+        --hopfield /tmp/hopfield-layers --zoology /tmp/zoology
 
 Prints one JSON line per comparison: parameters (ours, official), the largest output difference, the
 largest relative gradient difference, and whether they agree to 1e-5 (outputs) and 1e-5 (gradients,
@@ -61,6 +69,7 @@ import torch
 from torch import nn
 
 from mlplab.models import Mamba, Transformer, count_parameters
+from mlplab.models.sequence.gated_conv import GatedLongConv
 from mlplab.models.sequence.gla import GLALayer
 from mlplab.models.sequence.hopfield import HopfieldAssociation
 from mlplab.models.sequence.mamba import selective_scan_parallel, selective_scan_reference
@@ -415,12 +424,71 @@ def compare_converted(official, ours, convert, x, run_official) -> dict:
     }
 
 
+# ------------------------------------------------------------------------------------ GatedConv
+
+
+def hyena_key(key: str) -> str:
+    """mlplab's name of an official Zoology ``Hyena`` weight."""
+    key = key.replace("short_filter.", "short_conv.conv.").replace("filter_fn.bias", "filter_bias")
+    return key.replace("filter_fn.implicit_filter.", "filter.mlp.")
+
+
+def check_gated_conv(checkout: Path, length: int) -> list[dict]:
+    """Zoology's ``Hyena`` operator against mlplab's ``GatedLongConv`` (implicit filter).
+
+    Zoology's filter MLP applies one ``Sin`` module (one learned frequency vector) after each of its
+    three hidden layers; mlplab has three. The weights are copied into all three, and the gradient of
+    the official shared frequency is compared with the sum of mlplab's three.
+    """
+    path = checkout / "zoology" / "mixers" / "hyena.py"
+    if not path.is_file():
+        raise SystemExit(f"error: {checkout} has no zoology/mixers/hyena.py")
+    spec = importlib.util.spec_from_file_location("official_hyena", path)
+    hyena = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hyena)
+    torch.manual_seed(0)
+    official = hyena.Hyena(d_model=384, l_max=length, filter_order=64)
+    ours = GatedLongConv(384, length, filter_order=64)
+    state = {}
+    for key, value in official.state_dict().items():
+        if key.startswith(("filter_fn.pos_emb.", "filter_fn.modulation.")):
+            continue  # positions and decays: fixed buffers in mlplab, equal by construction
+        state[hyena_key(key)] = value
+    ours.load_state_dict(state, strict=True)
+    torch.testing.assert_close(ours.filter.features, official.filter_fn.pos_emb.z[0].detach())
+    official.eval(), ours.eval()
+    x = torch.randn(2, length, 384, generator=torch.Generator().manual_seed(0))
+    out_official, out_ours = official(x), ours(x)
+    out_official.square().mean().backward()
+    out_ours.square().mean().backward()
+    named = dict(ours.named_parameters())
+    gradient_gap = 0.0
+    for key, parameter in official.named_parameters():
+        if key.startswith("filter_fn.pos_emb."):
+            continue  # trained with learning rate 1e-5 officially, a buffer in mlplab (documented)
+        if key == "filter_fn.implicit_filter.1.freq":  # the shared frequency
+            mine = sum(named[f"filter.mlp.{index}.freq"].grad for index in (1, 3, 5))
+        else:
+            mine = named[hyena_key(key)].grad
+        scale = parameter.grad.abs().max().clamp_min(1e-12)
+        gradient_gap = max(gradient_gap, float((mine - parameter.grad).abs().max() / scale))
+    output_gap = float((out_ours - out_official).detach().abs().max())
+    return [{
+        "family": "GatedConv", "variant": "Hyena operator, d 384, order 64",
+        "params_ours": count_parameters(ours)[0],
+        "params_official": sum(p.numel() for p in official.parameters()),
+        "max_output_difference": output_gap, "max_relative_gradient_difference": gradient_gap,
+        "tolerance": TOLERANCE, "agree": output_gap < TOLERANCE and gradient_gap < TOLERANCE,
+    }]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--mamba", type=Path, help="a checkout of github.com/state-spaces/mamba")
     parser.add_argument("--gla", type=Path, help="a checkout of github.com/fla-org/flash-linear-attention")
+    parser.add_argument("--zoology", type=Path, help="a checkout of github.com/HazyResearch/zoology")
     parser.add_argument("--hopfield", type=Path, help="a checkout of github.com/ml-jku/hopfield-layers")
     parser.add_argument("--nanogpt", type=Path, help="a checkout of github.com/karpathy/nanoGPT")
     parser.add_argument(
@@ -433,8 +501,8 @@ def main() -> None:
         "--length", type=int, default=40, help="Mamba, Transformer: tokens per random sequence (batch of 2)"
     )
     options = parser.parse_args()
-    if all(getattr(options, name) is None for name in ("mamba", "gla", "nanogpt", "hopfield")):
-        parser.error("give at least one checkout (--mamba, --gla, --nanogpt, --hopfield)")
+    if all(getattr(options, name) is None for name in ("mamba", "gla", "nanogpt", "hopfield", "zoology")):
+        parser.error("give at least one checkout (--mamba, --gla, --nanogpt, --hopfield, --zoology)")
     torch.set_grad_enabled(True)
     if options.float64:
         global TOLERANCE
@@ -450,6 +518,8 @@ def main() -> None:
         rows += check_transformer(options.nanogpt, options.length)
     if options.hopfield is not None:
         rows += check_hopfield(options.hopfield, options.length)
+    if options.zoology is not None:
+        rows += check_gated_conv(options.zoology, options.length)
     for row in rows:
         print(json.dumps(row))
     if not all(row["agree"] for row in rows):
