@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import re
 import sys
 import types
@@ -76,6 +77,13 @@ def load_module(path: Path, name: str) -> types.ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def forget_packages(*names: str) -> None:
+    """Drop already imported top-level packages (two official repositories both have ``models``)."""
+    for name in list(sys.modules):
+        if name.split(".")[0] in names:
+            del sys.modules[name]
 
 
 def randomise_norms(model: nn.Module, generator: torch.Generator) -> None:
@@ -173,6 +181,7 @@ def check_patchtst(checkout: Path) -> list[dict]:
     if not (root / "models" / "PatchTST.py").is_file():
         raise SystemExit(f"error: {checkout} has no PatchTST_supervised/models/PatchTST.py")
     sys.path.insert(0, str(root))
+    forget_packages("models", "layers")
     from models.PatchTST import Model  # the official code, from the user's checkout
 
     sys.path.remove(str(root))
@@ -296,13 +305,12 @@ def check_tsmixer() -> list[dict]:
 
 def check_tsmixer_google(checkout: Path) -> list[dict]:
     """Google's TSMixer: the official Keras model (TensorFlow, tf-keras) against mlplab's."""
-    import os
-
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # the official code is Keras 2 (tf.keras), not Keras 3
     root = checkout / "tsmixer" / "tsmixer_basic"
     if not (root / "models" / "tsmixer_rev_in.py").is_file():
         raise SystemExit(f"error: {checkout} has no tsmixer/tsmixer_basic/models/tsmixer_rev_in.py")
     sys.path.insert(0, str(root))
+    forget_packages("models")
     import numpy as np
     import tensorflow as tf
     from models import tsmixer_rev_in  # the official code, from the user's checkout
@@ -426,6 +434,8 @@ def main() -> None:
     ):
         parser.error("give at least one of --patchtst, --dlinear, --tsmixer, --tsmixer-google")
     sys.path += [str(path) for path in options.python_path]
+    if options.tsmixer_google is not None:  # before anything imports TensorFlow (transformers may)
+        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     torch.set_grad_enabled(True)
     if options.float64:
         global TOLERANCE
