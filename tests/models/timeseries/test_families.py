@@ -71,6 +71,32 @@ def test_tsmixer_google_parameters_follow_the_official_layers():
     assert count_parameters(model)[0] == 2 * n + blocks * per_block + lookback * horizon + horizon == 605_180
 
 
+def test_tsmixer_google_layer_norm_has_the_keras_epsilon():
+    # The official res_block uses Keras' BatchNormalization / LayerNormalization with their defaults:
+    # epsilon 1e-3 and (batch norm) momentum 0.99, i.e. running = 0.99 running + 0.01 batch.
+    lookback, n = 4, 2
+    plane = torch.tensor([[0.0, 0.02], [0.0, 0.02], [0.0, 0.02], [0.0, 0.02]])  # variance 1e-4 around 0.01
+    layer = TSMixerGoogle((lookback, n), (3, n), depth=1, mlp_dim=4, norm="layer", dropout=0.0)
+    out = layer.blocks[0].time_norm(plane[None])
+    # ±0.3015; with PyTorch's eps 1e-5 it was ±0.953
+    torch.testing.assert_close(out[0], (plane - 0.01) / (1e-4 + 1e-3) ** 0.5)
+
+
+def test_tsmixer_google_batch_norm_has_the_keras_epsilon_and_momentum():
+    lookback, n = 4, 2
+    plane = torch.tensor([[0.0, 0.02], [0.0, 0.02], [0.0, 0.02], [0.0, 0.02]])
+    batch = TSMixerGoogle((lookback, n), (3, n), depth=1, mlp_dim=4, norm="batch", dropout=0.0)
+    norm = batch.blocks[0].time_norm.train()
+    x = torch.stack([plane, plane + 1.0])  # per position: mean plane + 0.5, batch variance 0.25
+    norm(x)
+    torch.testing.assert_close(norm.norm.running_mean.view(lookback, n), 0.01 * (plane + 0.5))
+    norm.eval()
+    out = norm(torch.zeros(1, lookback, n))
+    running_var = 0.99 + 0.01 * 0.5  # unbiased batch variance of two values 1 apart: 0.5
+    expected = -norm.norm.running_mean.view(lookback, n) / (running_var + 1e-3) ** 0.5
+    torch.testing.assert_close(out[0], expected)
+
+
 def test_tsmixer_parameters_follow_hugging_faces_patchtsmixer():
     # The ETTh1 model card's configuration: 32 patches of 16, d_model 48, 2 layers, expansion 3.
     patches, d, e = 32, 48, 3

@@ -24,6 +24,13 @@ The long filter ``h`` ``(T, d)`` is a full-length causal kernel per channel, app
 * ``explicit``: a learned kernel of length ``context_length`` per channel (Zoology's
   ``LongConvolution``), initialised N(0, 0.02).
 
+The operator (implicit filter) is checked weight for weight against Zoology's ``Hyena``
+(``benchmarks/sequence_official_check.py --zoology``, figures in ``docs/results.md``), with one
+structural difference: Zoology's filter MLP reuses a single ``Sin`` module, so its three sine
+activations share one learned frequency vector; here each has its own (``2 * filter_order`` more
+parameters per layer, and the frequencies train apart). The check copies the shared frequency into
+all three and compares its gradient with the sum of theirs.
+
 Blocks are ``x + mixer(LN(x))`` then ``x + MLP(LN(x))``; no position embeddings (the filter carries
 position). The FFT runs in float32.
 
@@ -182,7 +189,7 @@ class GatedLongConv(nn.Module):
     variants={"tiny": Variant({"embed_dim": 16, "depth": 2, "filter_order": 8})},
     blocks=SequenceModel.block_layout,
     renamed=SequenceModel.renamed_args,
-    source="own (Zoology's Hyena operator)",
+    source="own (Zoology's Hyena operator; weight for weight, but untied filter frequencies)",
 )
 class GatedConv(SequenceModel):
     """A language model of gated long convolutions (Hyena operator, see module docs).

@@ -31,6 +31,14 @@ Computations of the same ``o`` (``mode`` and ``backend``):
 
 Blocks are ``x + GLA(RMSNorm(x))`` then ``x + MLP(RMSNorm(x))``; no position embeddings.
 
+The layer is checked weight for weight against flash-linear-attention's ``GatedLinearAttention``
+(``fla/layers/gla.py`` with its ``naive_recurrent_gla`` in place of the Triton kernels), both modes:
+``benchmarks/sequence_official_check.py --gla`` (figures in ``docs/results.md``). The model around it
+is mlplab's, not fla's ``GLAForCausalLM``: the channel MLP is mlplab's ``channel_mlp`` (GELU,
+``mlp_ratio`` 4 by default) where fla has a SwiGLU ``GatedMLP`` (hidden ``2/3 * 4 d`` rounded up to
+256); the embedding is tied to the head by default (fla: untied, ``tie_embeddings: false`` here); and
+every RMSNorm has eps 1e-5 (fla's ``GLAConfig``: 1e-6; the layer's own default: 1e-5).
+
 Shapes: tokens ``(B, T)`` -> logits ``(B, T, V)``; inside, heads ``(B, H, T, d_k)`` and ``(B, H, T, d_v)``.
 """
 
@@ -168,7 +176,7 @@ class GLALayer(nn.Module):
     variants={"tiny": Variant({"embed_dim": 16, "depth": 2, "num_heads": 2, "chunk_size": 5})},
     blocks=SequenceModel.block_layout,
     renamed={**SequenceModel.renamed_args, "n_heads": "num_heads"},
-    source="own, pure PyTorch (flash-linear-attention's layer)",
+    source="own, pure PyTorch; the layer weight for weight with flash-linear-attention's",
 )
 class GatedLinearAttention(SequenceModel):
     """A GLA Transformer: gated linear attention blocks with channel MLPs (see module docs).

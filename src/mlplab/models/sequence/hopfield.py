@@ -18,6 +18,13 @@ layer is causal however many updates it runs; every association runs through SDP
 (``stored_patterns > 0``): ``softmax(beta LN(x) W_q Y^T) Y_v`` with learned ``Y`` and ``Y_v``, added to
 the residual stream beside the self-association.
 
+The association (``HopfieldAssociation``) is checked weight for weight against the official ``Hopfield``
+(with a causal ``association_mask``, 0 and 2 update steps): ``benchmarks/sequence_official_check.py
+--hopfield`` (figures in ``docs/results.md``). One difference: the official layer also stops iterating
+early once the associations change by less than ``update_steps_eps`` (1e-4, largest over the batch);
+here exactly ``update_steps`` updates run. The learned-pattern lookup is not checked against the
+official ``HopfieldLayer``.
+
 Blocks are ``x + Hopfield(x) [+ HopfieldLayer(x)]`` (the layer's own LayerNorms take the place of the
 pre-norm) then ``x + MLP(LN(x))``; learned position embeddings; final LayerNorm; tied head.
 
@@ -165,7 +172,7 @@ class HopfieldMixer(nn.Module):
         (r"^(blocks\.\d+\.)lookup\.", r"\1mixer.lookup."),
         (r"^(blocks\.\d+\.)norm\.", r"\1norm2."),
     ],
-    source="own (the Hopfield layers of hflayers, causal)",
+    source="own (the Hopfield layers of hflayers, causal; the association weight for weight)",
 )
 class HopfieldLM(SequenceModel):
     """A causal language model of modern Hopfield layers (see module docs).

@@ -34,6 +34,11 @@ The scan runs in float32, by one of three PyTorch forms (``scan``) or mamba-ssm'
   materialises the states ``(B, T, d_inner, N)`` (``recompute_scan`` recomputes them in the
   backward pass instead of storing them, but the recomputation still holds them all at once).
 
+Checked weight for weight against the official ``MambaLMHeadModel`` (``mamba_simple.Mamba`` with
+mamba-ssm's ``selective_scan_ref`` and ``rms_norm_ref`` in place of its CUDA and Triton kernels), at
+mamba-130m and with each scan, and the scans against ``selective_scan_ref`` directly:
+``benchmarks/sequence_official_check.py --mamba`` (figures in ``docs/results.md``).
+
 Shapes: tokens ``(B, T)`` -> logits ``(B, T, V)``.
 """
 
@@ -274,7 +279,7 @@ class MambaMixer(nn.Module):
     },
     blocks=SequenceModel.block_layout,
     renamed=SequenceModel.renamed_args,
-    source="own, pure PyTorch (the official mamba_ssm layout)",
+    source="own, pure PyTorch, weight for weight with the official mamba_ssm",
 )
 class Mamba(SequenceModel):
     """A stack of Mamba blocks: the mamba_ssm language model in pure PyTorch (see module docs).

@@ -5,7 +5,10 @@ The baseline is nanoGPT's GPT (Karpathy, github.com/karpathy/nanoGPT, ``model.py
 ``x + attn(LN(x))`` and ``x + MLP(LN(x))`` with a 4x GELU MLP, a final LayerNorm and an LM head tied to
 the token embedding; with ``bias=False`` neither the linear layers nor the LayerNorms have biases
 (nanoGPT's Shakespeare setting). Attention is ``torch.nn.functional.scaled_dot_product_attention``
-with ``is_causal=True`` (flash / memory-efficient kernels where available).
+with ``is_causal=True`` (flash / memory-efficient kernels where available). Without a gate and with
+the standard attention matrices it is checked weight for weight against nanoGPT's ``GPT`` (the
+Shakespeare configuration and GPT-2 124M: equal logits and gradients):
+``benchmarks/sequence_official_check.py --nanogpt`` (figures in ``docs/results.md``).
 
 Gated attention (Qiu et al., 2025, "Gated Attention for Large Language Models: Non-linearity,
 Sparsity, and Attention-Sink-Free", arXiv 2505.06708; code qiuzh20/gated_attention): the SDPA output
@@ -210,7 +213,7 @@ class CausalSelfAttention(nn.Module):
     blocks=SequenceModel.block_layout,
     renamed={**SequenceModel.renamed_args, "n_heads": "num_heads"},
     legacy_keys=[(r"^(blocks\.\d+\.)attn\.", r"\1mixer.")],
-    source="own: nanoGPT's GPT with SDPA, and gated attention",
+    source="own: nanoGPT's GPT (weight for weight) with SDPA, and gated attention",
 )
 class Transformer(SequenceModel):
     """GPT-style decoder (nanoGPT) with SDPA attention and optional gated attention (see module docs).

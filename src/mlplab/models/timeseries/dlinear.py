@@ -2,12 +2,17 @@
 
 Paper: Ailing Zeng, Muxi Chen, Lei Zhang, Qiang Xu, "Are Transformers Effective for Time Series
 Forecasting?", AAAI 2023 (arXiv 2205.13504). Official code: github.com/cure-lab/LTSF-Linear
-(``models/DLinear.py``); Time-Series-Library's copy is the same.
+(``models/DLinear.py``); Time-Series-Library's copy computes the same.
 
 The history is split into a trend (moving average, kernel 25, edges replicated) and a seasonal
 remainder; each is mapped from L to H steps by a linear layer over time, shared by all series (or one
 per series with ``individual``), and the two forecasts are added. Both weights start at ``1/L`` (an
-average of the history), as in the official code; the biases keep PyTorch's default initialisation.
+average of the history), as in Time-Series-Library's copy; LTSF-Linear's own ``models/DLinear.py``
+has these lines commented out ("if you want to visualize the weights") and so starts from PyTorch's
+default initialisation. The biases keep PyTorch's default initialisation in both.
+
+Checked weight for weight against LTSF-Linear's ``models/DLinear.py`` (shared and ``individual``):
+``benchmarks/timeseries_official_check.py --dlinear`` (figures in ``docs/results.md``).
 
 Parameters: ``2 · (L·H + H)`` shared, ``N`` times that with ``individual``.
 
@@ -35,7 +40,7 @@ from mlplab.models.timeseries.common import ForecastingFamily, SeriesDecompositi
             source="Zeng et al. 2023 (LTSF-Linear), efficiency table: 139.7K at L=96, T=720",
         ),
     },
-    source="own, following the official code",
+    source="own, weight for weight with the official code",
 )
 class DLinear(ForecastingFamily):
     """DLinear (see the module docstring).

@@ -16,6 +16,11 @@ it (supervised model, no decomposition).
    ``d_model -> d_ff -> d_model`` (GELU, dropout), dropout, ``BatchNorm``.
 5. Flatten head: ``P·d_model -> H`` per series, dropout; RevIN undone.
 
+Checked weight for weight against the official ``models/PatchTST.py`` (the ETTh1 configuration, with
+and without affine RevIN, in evaluation and training mode): ``benchmarks/timeseries_official_check.py
+--patchtst`` (figures in ``docs/results.md``). The official attention's frozen ``scale`` parameter (one
+per layer) is computed here instead, so the official count is 3 parameters higher at depth 3.
+
 Shapes: ``(B, L, N) -> (B, H, N)``.
 """
 
@@ -135,7 +140,7 @@ class PatchTSTEncoderLayer(nn.Module):
         "d_ff": "mlp_dim",
         "affine": "revin_affine",
     },
-    source="own, following the official code",
+    source="own, weight for weight with the official code",
 )
 class PatchTST(ForecastingFamily):
     """PatchTST (supervised), see the module docstring. Defaults: the official ETTh1 script (PatchTST/42).

@@ -26,6 +26,10 @@ name, is :class:`~mlplab.models.timeseries.TSMixerGoogle`.
    HF has no code for it, so this is our reading of the paper). The paper's patch-aggregation hierarchy
    head and masked self-supervised pre-training are not implemented here.
 
+The ``independent`` and ``mixing`` modes, with layer or batch norm, are checked weight for weight
+against Hugging Face's ``PatchTSMixerForPrediction`` (transformers 5.24.0):
+``benchmarks/timeseries_official_check.py --tsmixer`` (figures in ``docs/results.md``).
+
 Shapes: ``(B, L, N) -> (B, H, N)``.
 """
 
@@ -168,7 +172,7 @@ class ReconciliationHead(nn.Module):
         "expansion_factor": "mlp_ratio",
         "scaling": "revin",
     },
-    source="own, following Hugging Face's PatchTSMixer",
+    source="own, weight for weight with Hugging Face's PatchTSMixer",
 )
 class TSMixer(ForecastingFamily):
     """IBM's TSMixer (PatchTSMixer), see the module docstring. Defaults: HF's ETTh1 model card.

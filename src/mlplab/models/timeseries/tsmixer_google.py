@@ -13,8 +13,16 @@ github.com/google-research/google-research, folder ``tsmixer/tsmixer_basic`` (``
   - **feature mixing**: ``x + Dropout(Linear_ff->N(Dropout(act(Linear_N->ff(Norm(x))))))`` over the
     series at every time step (this is the channel MLP, conventional or hourglass).
   ``Norm`` is batch normalisation over the ``(L, N)`` plane (Keras ``BatchNormalization(axis=[-2, -1])``:
-  one statistic per time step and series) or layer normalisation over the whole plane.
+  one statistic per time step and series) or layer normalisation over the whole plane, with Keras'
+  defaults: epsilon 1e-3 and, for batch norm, momentum 0.99 (PyTorch ``momentum=0.01``).
 * A linear layer over time ``L -> H`` per series, then RevIN is undone.
+
+Checked weight for weight against the official Keras model (``tsmixer_rev_in.build_model`` under
+TensorFlow 2.21 with tf-keras, batch and layer norm): ``benchmarks/timeseries_official_check.py
+--tsmixer-google`` (figures in ``docs/results.md``). Two differences remain: RevIN's denormalisation
+divides by ``weight + eps²`` (the PyTorch RevIN's form, shared with PatchTST) where the Keras code
+divides by ``weight`` (a relative 1e-10), and the layers start from PyTorch's default initialisation,
+not Keras' (Glorot-uniform kernels, zero biases).
 
 Parameters per block: ``2·2·L·N`` (norms) + ``L·L + L`` + ``N·ff + ff + ff·N + N``; head ``L·H + H``;
 RevIN ``2·N``.
@@ -50,9 +58,9 @@ class PlaneNorm(nn.Module):
         super().__init__()
         self.kind = kind
         if kind == "batch":
-            self.norm = nn.BatchNorm1d(lookback * num_series)
+            self.norm = nn.BatchNorm1d(lookback * num_series, eps=1e-3, momentum=0.01)  # Keras' defaults
         elif kind == "layer":
-            self.norm = nn.LayerNorm((lookback, num_series))
+            self.norm = nn.LayerNorm((lookback, num_series), eps=1e-3)
         else:
             raise ConfigError(f"TSMixerGoogle: norm must be 'batch' or 'layer', got {kind!r}")
 
@@ -116,7 +124,7 @@ class TimeFeatureMixerBlock(nn.Module):
     blocks=BlockLayout(TimeFeatureMixerBlock, mixer=("time_linear",), mlp=("feature_mlp",)),
     renamed={"n_block": "depth", "ff_dim": "mlp_dim", "norm_type": "norm", "rev_in": "revin"},
     legacy_keys=[(r"^rev_in\.", "revin.")],
-    source="own, following the official Keras code",
+    source="own, weight for weight with the official Keras code",
 )
 class TSMixerGoogle(ForecastingFamily):
     """Google's TSMixer with RevIN (see the module docstring).
