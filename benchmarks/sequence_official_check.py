@@ -47,8 +47,10 @@ float32 on the CPU. Parameter counts are compared too.
         --hopfield /tmp/hopfield-layers --zoology /tmp/zoology
 
 Prints one JSON line per comparison: parameters (ours, official), the largest output difference, the
-largest relative gradient difference, and whether they agree to 1e-5 (outputs) and 1e-5 (gradients,
-relative to each weight's largest gradient). Exits with status 1 when a comparison disagrees.
+largest relative gradient difference, and whether they agree to 1e-5 (outputs) and 1e-4 (gradients,
+relative to each weight's largest gradient: a scan's backward sums float32 rounding over the whole
+sequence, and GLA's recurrent mode at the 340M width reaches 1.1e-5 where float64 agrees to 6e-15).
+Exits with status 1 when a comparison disagrees.
 ``--float64`` runs the same comparisons in float64 (tolerance 1e-10), to tell float32 rounding from a
 real difference.
 """
@@ -75,8 +77,10 @@ from mlplab.models.sequence.hopfield import HopfieldAssociation
 from mlplab.models.sequence.mamba import selective_scan_parallel, selective_scan_reference
 from mlplab.models.sequence.scans import selective_scan_chunked
 
-#: Largest output and relative gradient difference counted as agreement (``--float64``: 1e-10).
+#: Largest output difference counted as agreement (``--float64``: 1e-10).
 TOLERANCE = 1e-5
+#: Largest relative gradient difference counted as agreement (``--float64``: 1e-10).
+GRADIENT_TOLERANCE = 1e-4
 
 
 def stub_module(name: str, **attributes) -> types.ModuleType:
@@ -123,7 +127,8 @@ def compare(
         "max_output_difference": output_gap,
         "max_relative_gradient_difference": gradient_gap,
         "tolerance": TOLERANCE,
-        "agree": output_gap < TOLERANCE and gradient_gap < TOLERANCE,
+        "gradient_tolerance": GRADIENT_TOLERANCE,
+        "agree": output_gap < TOLERANCE and gradient_gap < GRADIENT_TOLERANCE,
     }
 
 
@@ -239,8 +244,8 @@ def check_mamba_scans(selective_scan_ref: Callable, length: int) -> list[dict]:
         rows.append({
             "family": "Mamba", "variant": "selective_scan_ref", "scan": name,
             "max_output_difference": output_gap, "max_relative_gradient_difference": gradient_gap,
-            "tolerance": TOLERANCE,
-        "agree": output_gap < TOLERANCE and gradient_gap < TOLERANCE,
+            "tolerance": TOLERANCE, "gradient_tolerance": GRADIENT_TOLERANCE,
+        "agree": output_gap < TOLERANCE and gradient_gap < GRADIENT_TOLERANCE,
         })  # fmt: skip
     return rows
 
@@ -420,7 +425,8 @@ def compare_converted(official, ours, convert, x, run_official) -> dict:
         "max_relative_gradient_difference": gradient_gap,
         "zero_gradient_weights": zero,
         "tolerance": TOLERANCE,
-        "agree": output_gap < TOLERANCE and gradient_gap < TOLERANCE,
+        "gradient_tolerance": GRADIENT_TOLERANCE,
+        "agree": output_gap < TOLERANCE and gradient_gap < GRADIENT_TOLERANCE,
     }
 
 
@@ -478,7 +484,8 @@ def check_gated_conv(checkout: Path, length: int) -> list[dict]:
         "params_ours": count_parameters(ours)[0],
         "params_official": sum(p.numel() for p in official.parameters()),
         "max_output_difference": output_gap, "max_relative_gradient_difference": gradient_gap,
-        "tolerance": TOLERANCE, "agree": output_gap < TOLERANCE and gradient_gap < TOLERANCE,
+        "tolerance": TOLERANCE, "gradient_tolerance": GRADIENT_TOLERANCE,
+        "agree": output_gap < TOLERANCE and gradient_gap < GRADIENT_TOLERANCE,
     }]  # fmt: skip
 
 
@@ -505,8 +512,8 @@ def main() -> None:
         parser.error("give at least one checkout (--mamba, --gla, --nanogpt, --hopfield, --zoology)")
     torch.set_grad_enabled(True)
     if options.float64:
-        global TOLERANCE
-        TOLERANCE = 1e-10
+        global TOLERANCE, GRADIENT_TOLERANCE
+        TOLERANCE = GRADIENT_TOLERANCE = 1e-10
         torch.set_default_dtype(torch.float64)
         torch.Tensor.float = torch.Tensor.double
     rows = []
