@@ -1,11 +1,17 @@
-"""EfficientMod and SpaRTAN against their official code, weight for weight.
+"""Image families against their official code, weight for weight.
 
 Builds each official model from a local checkout of its repository (not part of mlplab: clone
-github.com/ma-xu/EfficientMod and github.com/henry-pay/SpaRTAN), copies its weights into mlplab's family
-of the same configuration (renaming the keys), and compares the outputs in evaluation mode and the
-gradients of every weight under one loss, on random images. Parameter counts are compared too.
+github.com/ma-xu/EfficientMod, github.com/henry-pay/SpaRTAN, github.com/Abdullah-88/Activator,
+github.com/Abdullah-88/NiNformer, ...), copies its weights into mlplab's family of the same configuration
+(renaming the keys), and compares the outputs in evaluation mode and the gradients of every weight under
+one loss, on random images. Parameter counts are compared too.
 
     python benchmarks/vision_official_check.py --efficientmod ~/src/EfficientMod --spartan ~/src/SpaRTAN
+    python benchmarks/vision_official_check.py --activator ~/src/Activator --ninformer ~/src/NiNformer \
+        --deps /tmp/deps  # a folder holding einops (pip install --target), which NiNformer imports
+
+Official models defined in a training script (Activator's and NiNformer's ``train.py``, which download
+CIFAR-10 when run) are built by executing only that script's class and function definitions.
 
 Prints one JSON line per model variant: parameters (ours, official), the largest output difference,
 the largest relative gradient difference, and whether they agree to 1e-5.
@@ -14,6 +20,7 @@ the largest relative gradient difference, and whether they agree to 1e-5.
 from __future__ import annotations
 
 import argparse
+import ast
 import functools
 import importlib.util
 import json
@@ -25,7 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mlplab.models import EfficientMod, SpaRTAN, count_parameters, registry
+from mlplab.models import Activator, EfficientMod, NiNformer, SpaRTAN, count_parameters, registry
 
 
 def load_module(path: Path, name: str) -> types.ModuleType:
@@ -40,6 +47,18 @@ def load_module(path: Path, name: str) -> types.ModuleType:
     sys.modules[name] = module  # timm's register_model looks the module up
     spec.loader.exec_module(module)
     return module
+
+
+def load_definitions(script: Path, module: types.ModuleType) -> dict:
+    """The classes and functions a training script defines, executed on top of ``module``'s names.
+
+    Only the ``class``/``def`` statements run: the rest of the script (data download, training) does not.
+    """
+    tree = ast.parse(script.read_text())
+    body = [node for node in tree.body if isinstance(node, (ast.ClassDef, ast.FunctionDef))]
+    namespace = dict(vars(module))
+    exec(compile(ast.Module(body=body, type_ignores=[]), str(script), "exec"), namespace)  # noqa: S102
+    return namespace
 
 
 def efficientmod_key(key: str, depths: tuple[int, ...], attention_depths: tuple[int, ...]) -> str:
@@ -85,6 +104,25 @@ def spartan_key(key: str, layout: list[tuple[int, int]]) -> str:
     ]:
         rest = re.sub(old, new, rest)
     return f"stages.{stage}.{index}.{rest}"
+
+
+def isotropic_key(key: str) -> str:
+    """mlplab's name of an official Activator or NiNformer weight (their ``train.py`` classifiers)."""
+    for old, new in [
+        (r"^patcher\.", "patch_embed.proj."),
+        (r"^classifier\.", "head."),
+        (r"^model\.(\d+)\.", r"blocks.\1."),
+        (r"\.actgu\.", ".gating."),
+        (r"\.mgu\.proj\.", ".value."),
+        (r"\.mgu\.Mixer\.token_mix\.0\.", ".gate.norm1."),
+        (r"\.mgu\.Mixer\.token_mix\.2\.", ".gate.token_mlp."),
+        (r"\.mgu\.Mixer\.channel_mix\.0\.", ".gate.norm2."),
+        (r"\.mgu\.Mixer\.channel_mix\.1\.", ".gate.channel_mlp."),
+        (r"net\.0\.", "fc1."),
+        (r"net\.3\.", "fc2."),
+    ]:
+        key = re.sub(old, new, key)
+    return key
 
 
 def compare(official: nn.Module, ours: nn.Module, rename, image_size: int) -> dict:
@@ -148,24 +186,64 @@ def check_spartan(checkout: Path, image_size: int) -> list[dict]:
     return [{"family": "SpaRTAN", "variant": "T", **row}]
 
 
+def check_activator(checkout: Path) -> list[dict]:
+    """Activator (with and without FFN) at the official ``train.py``'s CIFAR-10 configuration."""
+    rows = []
+    for variant, model_file, script in [
+        ("cifar10", "activator.py", "train.py"),
+        ("cifar10-no-ffn", "activator_only_GEGLU.py", "train_only_GEGLU.py"),
+    ]:
+        module = load_module(checkout / model_file, "official_" + model_file.removesuffix(".py"))
+        definitions = load_definitions(checkout / script, module)
+        torch.manual_seed(0)
+        official = definitions["ACTIVATORImageClassification"]()
+        ours = Activator((3, 32, 32), (10,), **registry.get("Activator").variants[variant].args)
+        row = compare(official, ours, isotropic_key, 32)
+        rows.append({"family": "Activator", "variant": variant, **row})
+    return rows
+
+
+def check_ninformer(checkout: Path) -> list[dict]:
+    """NiNformer at the official ``train.py``'s CIFAR-10 configuration."""
+    module = load_module(checkout / "ninformer.py", "official_ninformer")
+    definitions = load_definitions(checkout / "train.py", module)
+    torch.manual_seed(0)
+    official = definitions["NiNformerImageClassification"]()
+    ours = NiNformer((3, 32, 32), (10,), **registry.get("NiNformer").variants["cifar10"].args)
+    row = compare(official, ours, isotropic_key, 32)
+    return [{"family": "NiNformer", "variant": "cifar10", **row}]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--efficientmod", type=Path, help="a checkout of github.com/ma-xu/EfficientMod")
     parser.add_argument("--spartan", type=Path, help="a checkout of github.com/henry-pay/SpaRTAN")
-    parser.add_argument("--image-size", type=int, default=64, help="side of the random test images")
+    parser.add_argument("--activator", type=Path, help="a checkout of github.com/Abdullah-88/Activator")
+    parser.add_argument("--ninformer", type=Path, help="a checkout of github.com/Abdullah-88/NiNformer")
+    parser.add_argument(
+        "--deps", type=Path, help="a folder of packages the official code imports (einops), put on sys.path"
+    )
+    parser.add_argument(
+        "--image-size", type=int, default=64, help="side of the random test images (ImageNet models)"
+    )
     options = parser.parse_args()
-    if options.efficientmod is None and options.spartan is None:
-        parser.error("give --efficientmod and/or --spartan")
+    checks = {
+        "efficientmod": lambda path: check_efficientmod(path, options.image_size),
+        "spartan": lambda path: check_spartan(path, options.image_size),
+        "activator": check_activator,
+        "ninformer": check_ninformer,
+    }
+    if all(getattr(options, name) is None for name in checks):
+        parser.error("give at least one official checkout: " + ", ".join(f"--{name}" for name in checks))
+    if options.deps is not None:
+        sys.path.insert(0, str(options.deps))
     torch.set_grad_enabled(True)
-    rows = []
-    if options.efficientmod is not None:
-        rows += check_efficientmod(options.efficientmod, options.image_size)
-    if options.spartan is not None:
-        rows += check_spartan(options.spartan, options.image_size)
-    for row in rows:
-        print(json.dumps(row))
+    for name, check in checks.items():
+        if getattr(options, name) is not None:
+            for row in check(getattr(options, name)):
+                print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":
