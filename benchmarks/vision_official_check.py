@@ -13,8 +13,11 @@ one loss, on random images. Parameter counts are compared too.
 Official models defined in a training script (Activator's and NiNformer's ``train.py``, which download
 CIFAR-10 when run) are built by executing only that script's class and function definitions.
 
-Prints one JSON line per model variant: parameters (ours, official), the largest output difference,
-the largest relative gradient difference, and whether they agree to 1e-5.
+Prints one JSON line per model variant: parameters (ours, official; at 224² too where the check runs
+at a smaller size), the largest output difference (absolute, and relative to the largest official
+output), the largest relative gradient difference, and whether both relative differences are under 1e-5.
+Some checks first move the official weights and BatchNorm statistics off their initial values
+(:func:`perturb`), so that layers that start as the identity (GRN, fresh BatchNorm) are tested too.
 """
 
 from __future__ import annotations
@@ -32,7 +35,21 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mlplab.models import Activator, EfficientMod, NiNformer, SpaRTAN, count_parameters, registry
+from mlplab.models import (
+    MSMLP,
+    Activator,
+    EfficientMod,
+    NiNformer,
+    RaftMLP,
+    SpaRTAN,
+    StripMLP,
+    count_parameters,
+    registry,
+)
+
+IMAGENET_SHAPES = ((3, 224, 224), (1000,))
+#: The precision of the comparison (``--float64`` sets it to float64, to tell rounding from a difference).
+DTYPE = [torch.float32]
 
 
 def load_module(path: Path, name: str) -> types.ModuleType:
@@ -125,32 +142,154 @@ def isotropic_key(key: str) -> str:
     return key
 
 
-def compare(official: nn.Module, ours: nn.Module, rename, image_size: int) -> dict:
-    """Copy the official weights into ours; compare outputs (eval) and gradients (eval, one loss)."""
-    state = {}
+STRIP_MLP_NAMES = [
+    (r"^blocks(\d)\.", lambda m: f"stages.{int(m.group(1)) - 1}."),
+    (r"^merging(\d)\.", lambda m: f"merges.{int(m.group(1)) - 1}."),
+    (r"^conv_s1_28\.", "skip_1_to_3."),
+    (r"^conv_s1_14\.", "skip_1_to_4."),
+    (r"^conv_s2_14\.", "skip_2_to_4."),
+    (r"token_mixing\.dwsc\.conv_merge\.BN\.", "token_mixing.local.0."),
+    (r"token_mixing\.dwsc\.conv_merge\.Conv\.", "token_mixing.local.2."),
+    (r"smlp_block\.mlp\.", "mix_in."),
+    (r"smlp_block\.BN\.", "norm_h."),
+    (r"smlp_block\.relate_pos_(h|w)\.embeddings_table", r"pos_\1.table"),
+    (r"smlp_block\.fc_(h|w)\.", r"local_\1."),
+    (r"smlp_block\.", ""),
+    (r"channel_mixing\.conv_77\.", "channel_mixing.spatial."),
+    (r"channel_mixing\.layer_norm\.", "channel_mixing.norm."),
+    (r"channel_mixing\.fc(\d)\.", r"channel_mixing.mlp.fc\1."),
+    (r"channel_mixing\.grn\.gamma", "channel_mixing.mlp.grn.weight"),
+    (r"channel_mixing\.grn\.beta", "channel_mixing.mlp.grn.bias"),
+]
+
+
+def strip_mlp_key(key: str) -> str:
+    """mlplab's name of an official Strip-MLP (``StripMLPNet``) weight."""
+    for old, new in STRIP_MLP_NAMES:
+        key = re.sub(old, new, key)
+    return key
+
+
+def ms_mlp_key(key: str, depths: tuple[int, ...]) -> str:
+    """mlplab's name of an official MS-MLP (``MS_MLP``) weight."""
+    if match := re.match(r"layers\.(\d+)\.downsample\.(.*)", key):
+        stage = int(match.group(1))
+        return f"stages.{stage}.{depths[stage]}.{match.group(2)}"
+    key = re.sub(r"^layers\.(\d+)\.blocks\.", r"stages.\1.", key)
+    return re.sub(r"\.pwconv(\d)\.", r".mlp.fc\1.", key)
+
+
+def raft_mlp_key(key: str, depths: tuple[int, ...], kernels: tuple[tuple[int, ...], ...]) -> str | list[str]:
+    """mlplab's name(s) of an official RaftMLP weight (``RaftMLP``, serial rafts, cross-scale embedding).
+
+    The official embedding's one ``Linear`` over the concatenated unfolds is mlplab's sum of
+    convolutions, one per kernel: its weight splits column-wise into them, its bias is the first's.
+    """
+    if match := re.match(r"levels\.(\d+)\.fn\.0\.fc\.(weight|bias)", key):
+        level, kind = int(match.group(1)), match.group(2)
+        prefix = f"levels.{level}.embed.projections"
+        if kind == "bias":
+            return f"{prefix}.0.bias"
+        return [f"{prefix}.{k}.weight" for k in range(len(kernels[level]))]
+    if match := re.match(r"levels\.(\d+)\.fn\.(\d+)\.(\d)\.(.*)", key):
+        level, block, part, rest = (
+            int(match.group(1)),
+            int(match.group(2)) - 2,
+            match.group(3),
+            match.group(4),
+        )
+        assert 0 <= block < depths[level], key
+        name = {"1": "vertical", "3": "horizontal", "5": "channels"}[part]
+        rest = re.sub(r"^norm\.1\.|^norm\.", f"norm_{name}.", rest)
+        rest = re.sub(r"^fn\.0\.", f"mix_{name}.fc1.", rest)
+        rest = re.sub(r"^fn\.3\.", f"mix_{name}.fc2.", rest)
+        return f"levels.{level}.blocks.{block}.{rest}"
+    key = re.sub(r"^heads\.0\.1\.", "norm.", key)
+    return re.sub(r"^classifier\.", "head.", key)
+
+
+def perturb(model: nn.Module) -> None:
+    """Move every weight and norm statistic off its initial value, so that no layer starts as the identity.
+
+    Zero-initialised scales (GRN's, LayerScale's) and BatchNorm's fresh statistics (mean 0, variance 1)
+    would hide a wrong wiring of those layers; noise makes each of them count in the comparison.
+    """
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+            if not tensor.is_floating_point():
+                continue
+            noise = torch.randn(tensor.shape, generator=generator)
+            if name.endswith("running_var"):
+                tensor.mul_(torch.exp(0.2 * noise))
+            else:
+                tensor.add_(0.05 * noise)
+
+
+def as_ours(value: torch.Tensor, targets: str | list[str], own: dict[str, torch.Tensor]) -> dict:
+    """An official tensor as mlplab's tensor(s) ``targets``: reshaped, or split column-wise over a list."""
+    if isinstance(targets, str):
+        return {targets: value.reshape(own[targets].shape)}
+    sizes = [own[target][0].numel() for target in targets]
+    parts = value.reshape(value.shape[0], -1).split(sizes, dim=1)
+    return {target: part.reshape(own[target].shape) for target, part in zip(targets, parts)}
+
+
+def compare(
+    official: nn.Module,
+    ours: nn.Module,
+    rename,
+    image_size: int,
+    *,
+    perturbed: bool = False,
+    permutations: dict[str, torch.Tensor] | None = None,
+) -> dict:
+    """Copy the official weights into ours; compare outputs (eval) and gradients (eval, one loss).
+
+    ``rename(key)`` gives mlplab's name of an official weight, or a list of names when mlplab holds it
+    as several tensors (the official one split column-wise). ``permutations[key]``: for an official
+    vector that mlplab stores in another order, the official indices of mlplab's entries. With
+    ``perturbed``, the official weights are first moved off their initial values (:func:`perturb`).
+    """
+    permutations = permutations or {}
+    if perturbed:
+        perturb(official)
+    state, own = {}, ours.state_dict()
     for key, value in official.state_dict().items():
-        target = rename(key)
-        own = ours.state_dict()[target]
-        state[target] = value.reshape(own.shape)
+        if key in permutations:
+            value = value[permutations[key]]
+        state |= as_ours(value, rename(key), own)
     ours.load_state_dict(state, strict=True)
     official.eval(), ours.eval()
     x = torch.randn(2, 3, image_size, image_size, generator=torch.Generator().manual_seed(0))
+    if DTYPE[0] != torch.float32:
+        official.to(DTYPE[0]), ours.to(DTYPE[0])
+        x = x.to(DTYPE[0])
     out_official, out_ours = official(x), ours(x)
     out_official.square().mean().backward()
     out_ours.square().mean().backward()
     named = dict(ours.named_parameters())
     gradient_gap = 0.0
     for key, parameter in official.named_parameters():
-        theirs, mine = parameter.grad, named[rename(key)].grad
+        theirs, targets = parameter.grad, rename(key)
+        if key in permutations:
+            theirs = theirs[permutations[key]]
+        if isinstance(targets, str):
+            mine = named[targets].grad.reshape(theirs.shape)
+        else:
+            rows = theirs.shape[0]
+            mine = torch.cat([named[t].grad.reshape(rows, -1) for t in targets], 1).reshape(theirs.shape)
         scale = theirs.abs().max().clamp_min(1e-12)
-        gradient_gap = max(gradient_gap, float((mine.reshape(theirs.shape) - theirs).abs().max() / scale))
+        gradient_gap = max(gradient_gap, float((mine - theirs).abs().max() / scale))
     output_gap = float((out_ours - out_official).detach().abs().max())
+    relative_output_gap = output_gap / float(out_official.detach().abs().max().clamp_min(1e-12))
     return {
         "params_ours": count_parameters(ours)[0],
         "params_official": sum(p.numel() for p in official.parameters()),
         "max_output_difference": output_gap,
+        "max_relative_output_difference": relative_output_gap,
         "max_relative_gradient_difference": gradient_gap,
-        "agree_1e-5": output_gap < 1e-5 and gradient_gap < 1e-5,
+        "agree_1e-5": relative_output_gap < 1e-5 and gradient_gap < 1e-5,
     }
 
 
@@ -198,7 +337,7 @@ def check_activator(checkout: Path) -> list[dict]:
         torch.manual_seed(0)
         official = definitions["ACTIVATORImageClassification"]()
         ours = Activator((3, 32, 32), (10,), **registry.get("Activator").variants[variant].args)
-        row = compare(official, ours, isotropic_key, 32)
+        row = compare(official, ours, isotropic_key, 32, perturbed=True)
         rows.append({"family": "Activator", "variant": variant, **row})
     return rows
 
@@ -210,8 +349,87 @@ def check_ninformer(checkout: Path) -> list[dict]:
     torch.manual_seed(0)
     official = definitions["NiNformerImageClassification"]()
     ours = NiNformer((3, 32, 32), (10,), **registry.get("NiNformer").variants["cifar10"].args)
-    row = compare(official, ours, isotropic_key, 32)
+    row = compare(official, ours, isotropic_key, 32, perturbed=True)
     return [{"family": "NiNformer", "variant": "cifar10", **row}]
+
+
+def parameters_at(official: nn.Module, ours: nn.Module) -> dict:
+    """Parameter counts of two models built at the published (ImageNet) size."""
+    return {
+        "params_ours_224": count_parameters(ours)[0],
+        "params_official_224": count_parameters(official)[0],
+    }
+
+
+def check_strip_mlp(checkout: Path, image_size: int) -> list[dict]:
+    """Strip-MLP T* and T (the official ``__main__``'s Light Tiny and Tiny), weights perturbed."""
+    module = load_module(checkout / "models" / "strip_mlp.py", "official_strip_mlp")
+    rows = []
+    for variant in ("T*", "T"):
+        args = dict(registry.get("StripMLP").variants[variant].args) | {"drop_path_rate": 0.0}
+        official_args = {"embed_dim": args["embed_dim"], "layers": list(args["depths"]), "alpha": 3}
+        counts = parameters_at(module.StripMLPNet(**official_args), StripMLP(*IMAGENET_SHAPES, **args))
+        torch.manual_seed(0)
+        official = module.StripMLPNet(img_size=image_size, **official_args)
+        ours = StripMLP((3, image_size, image_size), (1000,), **args)
+        row = compare(official, ours, strip_mlp_key, image_size, perturbed=True)
+        rows.append({"family": "StripMLP", "variant": variant, **counts, **row})
+    return rows
+
+
+def check_ms_mlp(checkout: Path, image_size: int) -> list[dict]:
+    """MS-MLP-T (``configs/msmlp_tiny_patch4_shift5_224.yaml``), weights perturbed."""
+    module = load_module(checkout / "models" / "ms_mlp.py", "official_ms_mlp")
+    args = dict(registry.get("MSMLP").variants["T"].args) | {"drop_path_rate": 0.0}
+    torch.manual_seed(0)
+    official = module.MS_MLP(
+        img_size=image_size,
+        embed_dim=args["embed_dim"],
+        depths=list(args["depths"]),
+        shift_size=len(args["shift_dist"]),
+        shift_dist=list(args["shift_dist"]),
+        mix_size=[list(kernels) for kernels in args["mix_size"]],
+        drop_path_rate=0.0,
+    )
+    ours = MSMLP((3, image_size, image_size), (1000,), **args)
+    rename = functools.partial(ms_mlp_key, depths=tuple(args["depths"]))
+    row = compare(official, ours, rename, image_size, perturbed=True)
+    return [{"family": "MSMLP", "variant": "T", **row}]
+
+
+def check_raft_mlp(checkout: Path, image_size: int) -> list[dict]:
+    """RaftMLP-S (``configs/settings/imagenet-raft-mlp-cross-mlp-emb-s.yaml``), weights perturbed.
+
+    The official token-mixing LayerNorms see the channels in the order ``(C/r, r)`` (its ``PermutedBlock``
+    rearranges them so), mlplab's in the order ``(r, C/r)``: their weights are mapped by that permutation.
+    """
+    sys.path.insert(0, str(checkout))  # the official modules import each other as ``libs.*``
+    models = importlib.import_module("libs.models")
+    args = dict(registry.get("RaftMLP").variants["S"].args) | {"drop_path_rate": 0.0}
+    dims, depths, raft = args["dims"], args["depths"], args["raft_size"]
+    layers = [
+        {"depth": d, "dim": c, "patch_size": p, "raft_size": raft, "embedding_kernels": list(k)}
+        for c, d, p, k in zip(dims, depths, args["patch_sizes"], args["embedding_kernels"])
+    ]
+    settings = {"token_mixing_type": "ser_pm", "embedding_type": "emb_cross_mlp", "shortcut": False}
+
+    def official_at(size: int) -> nn.Module:
+        return models.RaftMLP(layers, pretrained_image_size=size, num_classes=1000, **settings)
+
+    counts = parameters_at(official_at(224), RaftMLP(*IMAGENET_SHAPES, **args))
+    torch.manual_seed(0)
+    official = official_at(image_size)
+    ours = RaftMLP((3, image_size, image_size), (1000,), **args)
+    permutations = {}
+    for level, (dim, depth) in enumerate(zip(dims, depths)):
+        order = torch.arange(dim).view(dim // raft, raft).t().flatten()
+        for block in range(depth):
+            for part in (1, 3):
+                for kind in ("weight", "bias"):
+                    permutations[f"levels.{level}.fn.{block + 2}.{part}.norm.1.{kind}"] = order
+    rename = functools.partial(raft_mlp_key, depths=tuple(depths), kernels=tuple(args["embedding_kernels"]))
+    row = compare(official, ours, rename, image_size, perturbed=True, permutations=permutations)
+    return [{"family": "RaftMLP", "variant": "S", **counts, **row}]
 
 
 def main() -> None:
@@ -222,21 +440,35 @@ def main() -> None:
     parser.add_argument("--spartan", type=Path, help="a checkout of github.com/henry-pay/SpaRTAN")
     parser.add_argument("--activator", type=Path, help="a checkout of github.com/Abdullah-88/Activator")
     parser.add_argument("--ninformer", type=Path, help="a checkout of github.com/Abdullah-88/NiNformer")
+    parser.add_argument("--strip-mlp", type=Path, help="a checkout of github.com/Med-Process/Strip_MLP")
+    parser.add_argument("--ms-mlp", type=Path, help="a checkout of github.com/JegZheng/MS-MLP")
+    parser.add_argument("--raft-mlp", type=Path, help="a checkout of github.com/okojoalg/raft-mlp")
     parser.add_argument(
         "--deps", type=Path, help="a folder of packages the official code imports (einops), put on sys.path"
     )
     parser.add_argument(
         "--image-size", type=int, default=64, help="side of the random test images (ImageNet models)"
     )
+    parser.add_argument(
+        "--float64", action="store_true", help="compare in float64 (rounding then drops to ~1e-13)"
+    )
     options = parser.parse_args()
+    if options.float64:
+        DTYPE[0] = torch.float64
     checks = {
         "efficientmod": lambda path: check_efficientmod(path, options.image_size),
         "spartan": lambda path: check_spartan(path, options.image_size),
         "activator": check_activator,
         "ninformer": check_ninformer,
+        "strip_mlp": lambda path: check_strip_mlp(path, options.image_size),
+        "ms_mlp": lambda path: check_ms_mlp(path, options.image_size),
+        "raft_mlp": lambda path: check_raft_mlp(path, options.image_size),
     }
     if all(getattr(options, name) is None for name in checks):
-        parser.error("give at least one official checkout: " + ", ".join(f"--{name}" for name in checks))
+        parser.error(
+            "give at least one official checkout: "
+            + ", ".join(f"--{name.replace('_', '-')}" for name in checks)
+        )
     if options.deps is not None:
         sys.path.insert(0, str(options.deps))
     torch.set_grad_enabled(True)
