@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import functools
 import importlib.util
 import json
+import math
 import re
 import sys
 import types
@@ -38,7 +40,9 @@ from torch import nn
 from mlplab.models import (
     MSMLP,
     Activator,
+    ConventionalMLP,
     EfficientMod,
+    HourglassMLP,
     NiNformer,
     RaftMLP,
     SpaRTAN,
@@ -208,6 +212,13 @@ def raft_mlp_key(key: str, depths: tuple[int, ...], kernels: tuple[tuple[int, ..
     return re.sub(r"^classifier\.", "head.", key)
 
 
+def hourglass_key(key: str) -> str:
+    """mlplab's name of an official Hourglass-paper weight (``HourGlassMLP``, ``ConventionalMLP``)."""
+    key = re.sub(r"^in_fc\.", "input_projection.", key)
+    key = re.sub(r"^out_fc\.", "output_projection.", key)
+    return re.sub(r"^(blocks\.\d+)\.(fc\d)\.", r"\1.mlp.\2.", key)
+
+
 def perturb(model: nn.Module) -> None:
     """Move every weight and norm statistic off its initial value, so that no layer starts as the identity.
 
@@ -243,6 +254,8 @@ def compare(
     *,
     perturbed: bool = False,
     permutations: dict[str, torch.Tensor] | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    flatten_official: bool = False,
 ) -> dict:
     """Copy the official weights into ours; compare outputs (eval) and gradients (eval, one loss).
 
@@ -250,6 +263,10 @@ def compare(
     as several tensors (the official one split column-wise). ``permutations[key]``: for an official
     vector that mlplab stores in another order, the official indices of mlplab's entries. With
     ``perturbed``, the official weights are first moved off their initial values (:func:`perturb`).
+    The inputs are 2 random ``(3, image_size, image_size)`` images, or samples of ``input_shape``;
+    ``flatten_official`` hands the official model each sample flattened. A weight that neither model
+    trains (``requires_grad=False`` in both) has no gradient to compare; one trained by only one counts
+    as an infinite difference.
     """
     permutations = permutations or {}
     if perturbed:
@@ -261,17 +278,23 @@ def compare(
         state |= as_ours(value, rename(key), own)
     ours.load_state_dict(state, strict=True)
     official.eval(), ours.eval()
-    x = torch.randn(2, 3, image_size, image_size, generator=torch.Generator().manual_seed(0))
+    shape = input_shape or (3, image_size, image_size)
+    x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
     if DTYPE[0] != torch.float32:
         official.to(DTYPE[0]), ours.to(DTYPE[0])
         x = x.to(DTYPE[0])
-    out_official, out_ours = official(x), ours(x)
+    out_official = official(x.flatten(1) if flatten_official else x)
+    out_ours = ours(x).reshape(out_official.shape)
     out_official.square().mean().backward()
     out_ours.square().mean().backward()
     named = dict(ours.named_parameters())
     gradient_gap = 0.0
     for key, parameter in official.named_parameters():
         theirs, targets = parameter.grad, rename(key)
+        trained = [named[t].grad is not None for t in ([targets] if isinstance(targets, str) else targets)]
+        if theirs is None or not all(trained):
+            gradient_gap = gradient_gap if theirs is None and not any(trained) else float("inf")
+            continue
         if key in permutations:
             theirs = theirs[permutations[key]]
         if isinstance(targets, str):
@@ -432,6 +455,40 @@ def check_raft_mlp(checkout: Path, image_size: int) -> list[dict]:
     return [{"family": "RaftMLP", "variant": "S", **counts, **row}]
 
 
+def check_hourglass(checkout: Path) -> list[dict]:
+    """The Hourglass paper's models (``hourglass_mlp/utils/model.py``), W_in fixed and copied too.
+
+    Every ``HourglassMLP`` variant with ``fixed_input_projection`` (the paper's proposal; the official
+    ``fix_Win=True``) and ``ConventionalMLP``'s ``L4`` (trained ``W_in``, as the official default), with
+    the official model's ``W_in`` copied into ours like every other weight; BatchNorm statistics perturbed.
+    """
+    module = load_module(checkout / "hourglass_mlp" / "utils" / "model.py", "official_hourglass")
+    rows = []
+    for family, variant in [(HourglassMLP, name) for name in registry.get("HourglassMLP").variants] + [
+        (ConventionalMLP, "L4")
+    ]:
+        entry = registry.get(family.__name__).variants[variant]
+        if entry.shapes is None:
+            continue  # ``tiny``: no published configuration
+        (input_shape, output_shape), args = entry.shapes, dict(entry.args)
+        d_x, d_y = math.prod(input_shape), math.prod(output_shape)
+        torch.manual_seed(0)
+        if family is HourglassMLP:
+            hidden = [args["mlp_dim"]] * args["depth"]
+            with contextlib.redirect_stdout(sys.stderr):  # it prints that W_in is fixed
+                official = module.HourGlassMLP(d_x, d_y, args["embed_dim"], hidden, fix_Win=True)
+            ours = HourglassMLP(input_shape, output_shape, fixed_input_projection=True, **args)
+        else:
+            hidden = [args["mlp_dim"]] * args["depth"]
+            official = module.ConventionalMLP(d_x, d_y, d_x, hidden)
+            ours = ConventionalMLP(input_shape, output_shape, **args)
+        row = compare(
+            official, ours, hourglass_key, 0, perturbed=True, input_shape=input_shape, flatten_official=True
+        )
+        rows.append({"family": family.__name__, "variant": variant, **row})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -443,6 +500,7 @@ def main() -> None:
     parser.add_argument("--strip-mlp", type=Path, help="a checkout of github.com/Med-Process/Strip_MLP")
     parser.add_argument("--ms-mlp", type=Path, help="a checkout of github.com/JegZheng/MS-MLP")
     parser.add_argument("--raft-mlp", type=Path, help="a checkout of github.com/okojoalg/raft-mlp")
+    parser.add_argument("--hourglass", type=Path, help="a checkout of github.com/mtkresearch/Hourglass_LM")
     parser.add_argument(
         "--deps", type=Path, help="a folder of packages the official code imports (einops), put on sys.path"
     )
@@ -463,6 +521,7 @@ def main() -> None:
         "strip_mlp": lambda path: check_strip_mlp(path, options.image_size),
         "ms_mlp": lambda path: check_ms_mlp(path, options.image_size),
         "raft_mlp": lambda path: check_raft_mlp(path, options.image_size),
+        "hourglass": check_hourglass,
     }
     if all(getattr(options, name) is None for name in checks):
         parser.error(
