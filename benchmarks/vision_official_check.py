@@ -40,12 +40,14 @@ from torch import nn
 from mlplab.models import (
     MSMLP,
     Activator,
+    BottleneckMLP,
     ConventionalMLP,
     EfficientMod,
     HourglassMLP,
     NiNformer,
     RaftMLP,
     SpaRTAN,
+    StandardMLP,
     StripMLP,
     count_parameters,
     registry,
@@ -217,6 +219,19 @@ def hourglass_key(key: str) -> str:
     key = re.sub(r"^in_fc\.", "input_projection.", key)
     key = re.sub(r"^out_fc\.", "output_projection.", key)
     return re.sub(r"^(blocks\.\d+)\.(fc\d)\.", r"\1.mlp.\2.", key)
+
+
+def bottleneck_mlp_key(key: str) -> str:
+    """mlplab's name of an official "Scaling MLPs" ``BottleneckMLP`` weight."""
+    key = re.sub(r"^blocks\.(\d+)\.block\.0\.", r"blocks.\1.mlp.fc1.", key)
+    key = re.sub(r"^blocks\.(\d+)\.block\.2\.", r"blocks.\1.mlp.fc2.", key)
+    return re.sub(r"^layernorms\.(\d+)\.", r"blocks.\1.norm.", key)
+
+
+def standard_mlp_key(key: str) -> str:
+    """mlplab's name of an official "Scaling MLPs" ``StandardMLP`` weight."""
+    key = re.sub(r"^layernorms\.(\d+)\.", r"blocks.\1.0.", key)
+    return re.sub(r"^layers\.(\d+)\.", r"blocks.\1.2.", key)
 
 
 def perturb(model: nn.Module) -> None:
@@ -489,6 +504,45 @@ def check_hourglass(checkout: Path) -> list[dict]:
     return rows
 
 
+def check_scaling_mlp(checkout: Path) -> list[dict]:
+    """B-MLPs (the official ``B_6_Wi_512``, ``B_6_Wi_1024``, ``B_12_Wi_1024``) and an S-MLP, CIFAR-10 shapes.
+
+    The official ``models/networks.py`` imports its checkpoint downloader (``utils.download``, which
+    needs ``progressbar``); a stand-in without checkpoints replaces it while the file loads.
+    """
+    saved = {name: sys.modules.get(name) for name in ("utils", "utils.download")}
+    sys.modules["utils"] = types.ModuleType("utils")
+    sys.modules["utils.download"] = types.SimpleNamespace(download=None, default_checkpoints={})
+    try:
+        module = load_module(checkout / "models" / "networks.py", "official_scaling_mlps")
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = value
+    input_shape, output_shape = (3, 32, 32), (10,)
+    d_x, rows = math.prod(input_shape), []
+    for variant in ("B-6/Wi-512", "B-6/Wi-1024", "B-12/Wi-1024"):
+        args = registry.get("BottleneckMLP").variants[variant].args
+        builder = f"B_{args['depth']}_Wi_{args['embed_dim']}"
+        torch.manual_seed(0)
+        official = getattr(module, builder)(d_x, output_shape[0])
+        ours = BottleneckMLP(input_shape, output_shape, **args)
+        row = compare(official, ours, bottleneck_mlp_key, 0, perturbed=True, input_shape=input_shape,
+                      flatten_official=True)  # fmt: skip
+        rows.append({"family": "BottleneckMLP", "variant": variant, **row})
+    width, depth = 256, 4  # S-MLP has no published variant: widths [256] * 4
+    torch.manual_seed(0)
+    official = module.StandardMLP(d_x, output_shape[0], [width] * depth)
+    ours = StandardMLP(input_shape, output_shape, embed_dim=width, depth=depth)
+    row = compare(
+        official, ours, standard_mlp_key, 0, perturbed=True, input_shape=input_shape, flatten_official=True
+    )
+    rows.append({"family": "StandardMLP", "variant": f"Wi-{width}, L={depth}", **row})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -501,6 +555,9 @@ def main() -> None:
     parser.add_argument("--ms-mlp", type=Path, help="a checkout of github.com/JegZheng/MS-MLP")
     parser.add_argument("--raft-mlp", type=Path, help="a checkout of github.com/okojoalg/raft-mlp")
     parser.add_argument("--hourglass", type=Path, help="a checkout of github.com/mtkresearch/Hourglass_LM")
+    parser.add_argument(
+        "--scaling-mlps", type=Path, help="a checkout of github.com/gregorbachmann/scaling_mlps"
+    )
     parser.add_argument(
         "--deps", type=Path, help="a folder of packages the official code imports (einops), put on sys.path"
     )
@@ -522,6 +579,7 @@ def main() -> None:
         "ms_mlp": lambda path: check_ms_mlp(path, options.image_size),
         "raft_mlp": lambda path: check_raft_mlp(path, options.image_size),
         "hourglass": check_hourglass,
+        "scaling_mlps": check_scaling_mlp,
     }
     if all(getattr(options, name) is None for name in checks):
         parser.error(
