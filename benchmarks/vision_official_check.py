@@ -543,6 +543,194 @@ def check_scaling_mlp(checkout: Path) -> list[dict]:
     return rows
 
 
+def maxim_key(path: tuple[str, ...], convs: tuple[str, ...] = ()) -> str:
+    """mlplab's name of an official MAXIM (Flax) parameter of a bottleneck, encoder or cross-gating block.
+
+    ``path`` is the parameter's path in the Flax tree, e.g. ``("SplitHeadMultiAxisGmlpLayer_0",
+    "GridGmlpLayer", "in_project", "kernel")``; ``convs[i]`` is mlplab's name of the block's unnamed
+    ``Conv_i``.
+    """
+    *modules, leaf = path
+    if len(modules) == 1 and (match := re.fullmatch(r"Conv_(\d)", modules[0])):
+        modules = [convs[int(match.group(1))]]
+    leaf = {"kernel": "weight", "scale": "weight"}.get(leaf, leaf)
+    name = ".".join(modules)
+    for old, new in [
+        (r"^SplitHeadMultiAxisGmlpLayer_(\d+)", lambda m: f"layers.{2 * int(m.group(1))}"),
+        (r"^channel_attention_block_1_?(\d+)", lambda m: f"layers.{2 * int(m.group(1)) + 1}"),
+        (r"LayerNorm_in$", "norm"),
+        (r"(Grid|Block)GmlpLayer", lambda m: f"{m.group(1).lower()}_gmlp"),
+        (r"(grid|block)_gmlp\.LayerNorm$", r"\1_gmlp.norm"),
+        (r"\.(Grid|Block)GatingUnit\.intermediate_layernorm$", ".gate_norm"),
+        (r"\.(Grid|Block)GatingUnit\.Dense_0$", ".gate.linear"),
+        (r"\.channel_mixing\.Dense_(\d)$", lambda m: f".mlp.fc{int(m.group(1)) + 1}"),
+        (r"\.channel_attention\.Conv_0$", ".attention.squeeze"),
+        (r"\.channel_attention\.Conv_1$", ".attention.excite"),
+        (r"(layers\.\d+)\.LayerNorm$", r"\1.norm"),
+        (r"^SplitHeadMultiAxisGating_(x|y)\.Dense_0$", r"\1_gate.grid_dense.linear"),
+        (r"^SplitHeadMultiAxisGating_(x|y)\.Dense_1$", r"\1_gate.block_dense.linear"),
+        (r"^SplitHeadMultiAxisGating_(x|y)\.LayerNorm_in$", r"\1_gate.norm"),
+        (r"^SplitHeadMultiAxisGating_(x|y)\.", r"\1_gate."),
+        (r"^LayerNorm_(x|y)$", r"\1_norm"),
+        (r"^in_project_(x|y)$", r"\1_in"),
+        (r"^out_project_(x|y)$", r"\1_out"),
+        (r"^ConvTranspose_0$", "upsample"),
+    ]:
+        name = re.sub(old, new, name)
+    return f"{name}.{leaf}"
+
+
+def maxim_model_key(path: tuple[str, ...], depth: int = 3) -> str:
+    """mlplab's name of a parameter of the official ``MAXIM`` model (one supervision scale)."""
+    top, *rest = path
+    if match := re.fullmatch(r"UpSampleRatio_(\d+)", top):  # unnamed: 2·depth² per stage, in call order
+        stage, n = divmod(int(match.group(1)), 2 * depth * depth)
+        group = "skip_resizes" if n < depth * depth else "decoder_resizes"
+        level, source = divmod(n % (depth * depth), depth)
+        return (
+            f"stages.{stage}.{group}.{depth - 1 - level}.{source}.proj.{rest[-1].replace('kernel', 'weight')}"
+        )
+    stage, name, index = re.fullmatch(r"stage_(\d+)_(\w+)_(\d+)", top).groups()
+    prefix = f"stages.{stage}"
+    leaf = rest[-1].replace("kernel", "weight")
+    if name == "input_conv":
+        return f"{prefix}.input_convs.{index}.{leaf}"
+    if name == "output_conv":
+        return f"{prefix}.outputs.{index}.{leaf}"
+    if name == "supervised_attention_module":
+        part = {"Conv_0": "features", "Conv_1": "to_image", "Conv_2": "attention"}[rest[0]]
+        return f"{prefix}.outputs.{index}.{part}.{leaf}"
+    if name == "input_fuse_sam":
+        return f"{prefix}.sam_fusion.{index}.{maxim_key(tuple(rest), ('x_proj', 'y_proj'))}"
+    if name == "cross_gating_block":
+        return f"{prefix}.skip_gating.{index}.{maxim_key(tuple(rest), ('x_proj', 'y_proj'))}"
+    if name == "global_block":
+        return f"{prefix}.bottleneck.{index}.{maxim_key(tuple(rest))}"
+    if name == "encoder_block":
+        if rest[0] == "cross_gating_block":
+            return (
+                f"{prefix}.encoders.{index}.cross_gating.{maxim_key(tuple(rest[1:]), ('x_proj', 'y_proj'))}"
+            )
+        return f"{prefix}.encoders.{index}.{maxim_key(tuple(rest), ('input_proj', 'down'))}"
+    if name == "decoder_block":
+        if rest[0] == "ConvTranspose_0":
+            return f"{prefix}.decoder_ups.{index}.{leaf}"
+        return f"{prefix}.decoders.{index}.{maxim_key(tuple(rest[1:]), ('input_proj',))}"
+    raise KeyError(path)
+
+
+def flax_to_torch(path: tuple[str, ...], value, target: torch.Tensor) -> torch.Tensor:
+    """An official Flax parameter in PyTorch's layout for ``target`` (Dense, Conv, ConvTranspose, norms)."""
+    import numpy as np
+
+    array = torch.from_numpy(np.array(value, dtype=np.float32))
+    if path[-1] != "kernel":
+        return array.reshape(target.shape)
+    if array.ndim == 2:  # Dense: (in, out)
+        return array.t().contiguous()
+    if target.ndim == 2:  # a 1×1 Conv read as a Linear: (1, 1, in, out)
+        return array[0, 0].t().contiguous()
+    if "ConvTranspose" in path[-2]:  # lax.conv_transpose does not flip the kernel; PyTorch's does
+        return array.flip(0, 1).permute(2, 3, 0, 1).contiguous()
+    return array.permute(3, 2, 0, 1).contiguous()  # Conv: (kh, kw, in, out) -> (out, in, kh, kw)
+
+
+def check_maxim(checkout: Path, variants: tuple[str, ...] = ("S-1",)) -> list[dict]:
+    """Three block stacks of MAXIM-S-1 against the official Flax modules, on the CPU with JAX.
+
+    The S-1 bottleneck block (128 channels, block and grid 8, two (MAB, RDCAB) groups), its first encoder
+    block (32 channels from 32 + 32, block and grid 16, two (MAB, RCAB) groups, 4×4 stride-2
+    convolution) and its coarsest cross-gating block (384 + 128 channels to 128, the gating stream
+    upsampled); then the whole of each model in ``variants`` (``Model(variant=...)``) on 64×64 images,
+    every stage's output. Flax parameters are perturbed, converted to PyTorch's layout and compared with
+    ``jax.grad`` of the same loss.
+    """
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from flax import traverse_util
+
+    from mlplab.models.vision import maxim as ours_maxim
+
+    official = load_module(checkout / "maxim" / "models" / "maxim.py", "official_maxim")
+    settings = {"num_groups": 2, "factors": (2, 2, 2), "dropout": 0.0, "channels_reduction": 4,
+                "use_global_mlp": True, "channel_mlp": ours_maxim.CONVENTIONAL}  # fmt: skip
+    cases = [
+        (
+            "bottleneck block",
+            official.BottleneckBlock(features=128, block_size=(8, 8), grid_size=(8, 8), num_groups=2),
+            ours_maxim.BottleneckBlock(128, 128, (8, 8), settings),
+            [(2, 16, 16, 128)],
+            {"deterministic": True},
+            (),
+        ),
+        (
+            "encoder block 0",
+            official.UNetEncoderBlock(features=32, block_size=(16, 16), grid_size=(16, 16), num_groups=2),
+            ours_maxim.EncoderBlock(64, 32, (16, 16), (16, 16), settings, downsample=True),
+            [(2, 32, 32, 64)],
+            {},
+            ("input_proj", "down"),  # the 1×1 convolution-in and the 4×4 stride-2 convolution
+        ),
+        (
+            "cross-gating block 2",
+            official.CrossGatingBlock(features=128, block_size=(8, 8), grid_size=(8, 8), upsample_y=True),
+            ours_maxim.CrossGatingBlock(384, 128, 128, (8, 8), (8, 8), True),
+            [(2, 16, 16, 384), (2, 8, 8, 128)],
+            {},
+            ("x_proj", "y_proj"),
+        ),
+    ]
+    for variant in variants:
+        args = dict(registry.get("MAXIM").variants[variant].args)
+        model = ours_maxim.MAXIM((3, 64, 64), (3, 64, 64), **args)
+        cases.append((variant, official.Model(variant=variant), model, [(2, 64, 64, 3)], {}, None))
+    rows = []
+    for name, flax_module, module, shapes, kwargs, convs in cases:
+        if convs is None:  # a whole model: its unclamped outputs of every stage
+            rename = maxim_model_key
+            call = lambda *xs, module=module: tuple(o for stage in module.forward_all(*xs) for o in stage)  # noqa: E731
+        else:
+            rename, call = functools.partial(maxim_key, convs=convs), module
+        generator = np.random.default_rng(0)
+        inputs = [generator.standard_normal(shape).astype(np.float32) for shape in shapes]
+        params = flax_module.init(jax.random.PRNGKey(0), *inputs, **kwargs)["params"]
+        flat = traverse_util.flatten_dict(params)
+        flat = {k: v + 0.05 * generator.standard_normal(v.shape).astype(np.float32) for k, v in flat.items()}
+        params = traverse_util.unflatten_dict(flat)
+
+        def loss(p, *xs, flax_module=flax_module, kwargs=kwargs):
+            out = flax_module.apply({"params": p}, *xs, **kwargs)
+            outs = tuple(o for stage in out for o in stage) if isinstance(out, list) else out
+            outs = outs if isinstance(outs, tuple) else (outs,)
+            return sum(jnp.mean(o**2) for o in outs), outs
+
+        (_, outs_official), grads = jax.value_and_grad(loss, has_aux=True)(params, *inputs)
+        own = module.state_dict()
+        state = {rename(k): flax_to_torch(k, v, own[rename(k)]) for k, v in flat.items()}
+        module.load_state_dict(state, strict=True)
+        module.eval()
+        outs = call(*(torch.from_numpy(x) for x in inputs))
+        outs = outs if isinstance(outs, tuple) else (outs,)
+        sum(o.square().mean() for o in outs).backward()
+        theirs = [torch.from_numpy(np.array(o)) for o in outs_official]
+        scale = max(float(t.abs().max()) for t in theirs)
+        output_gap = max(float((o - t).detach().abs().max()) for o, t in zip(outs, theirs))
+        named, gradient_gap = dict(module.named_parameters()), 0.0
+        for key, grad in traverse_util.flatten_dict(grads).items():
+            g = flax_to_torch(key, grad, own[rename(key)])
+            mine = named[rename(key)].grad
+            gradient_gap = max(gradient_gap, float((mine - g).abs().max() / g.abs().max().clamp_min(1e-12)))
+        rows.append({
+            "family": "MAXIM", "variant": name if convs is None else f"S-1 {name}",
+            "params_ours": count_parameters(module)[0], "params_official": sum(v.size for v in flat.values()),
+            "max_output_difference": output_gap, "max_relative_output_difference": output_gap / scale,
+            "max_relative_gradient_difference": gradient_gap,
+            "agree_1e-5": output_gap / scale < 1e-5 and gradient_gap < 1e-5,
+        })  # fmt: skip
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -559,7 +747,15 @@ def main() -> None:
         "--scaling-mlps", type=Path, help="a checkout of github.com/gregorbachmann/scaling_mlps"
     )
     parser.add_argument(
-        "--deps", type=Path, help="a folder of packages the official code imports (einops), put on sys.path"
+        "--maxim", type=Path, help="a checkout of github.com/google-research/maxim (needs jax, flax, einops)"
+    )
+    parser.add_argument(
+        "--maxim-variants", nargs="+", default=["S-1"], help="whole MAXIM models to compare (S-1 S-2 ...)"
+    )
+    parser.add_argument(
+        "--deps",
+        type=Path,
+        help="a folder of packages the official code imports (einops; jax, flax for MAXIM), put on sys.path",
     )
     parser.add_argument(
         "--image-size", type=int, default=64, help="side of the random test images (ImageNet models)"
@@ -580,6 +776,7 @@ def main() -> None:
         "raft_mlp": lambda path: check_raft_mlp(path, options.image_size),
         "hourglass": check_hourglass,
         "scaling_mlps": check_scaling_mlp,
+        "maxim": lambda path: check_maxim(path, tuple(options.maxim_variants)),
     }
     if all(getattr(options, name) is None for name in checks):
         parser.error(
@@ -587,7 +784,7 @@ def main() -> None:
             + ", ".join(f"--{name.replace('_', '-')}" for name in checks)
         )
     if options.deps is not None:
-        sys.path.insert(0, str(options.deps))
+        sys.path.append(str(options.deps))  # after the environment's own packages (numpy, torch)
     torch.set_grad_enabled(True)
     for name, check in checks.items():
         if getattr(options, name) is not None:
