@@ -623,7 +623,7 @@ def flax_to_torch(path: tuple[str, ...], value, target: torch.Tensor) -> torch.T
     """An official Flax parameter in PyTorch's layout for ``target`` (Dense, Conv, ConvTranspose, norms)."""
     import numpy as np
 
-    array = torch.from_numpy(np.array(value, dtype=np.float32))
+    array = torch.from_numpy(np.array(value, dtype=np.float64)).to(DTYPE[0])
     if path[-1] != "kernel":
         return array.reshape(target.shape)
     if array.ndim == 2:  # Dense: (in, out)
@@ -635,13 +635,14 @@ def flax_to_torch(path: tuple[str, ...], value, target: torch.Tensor) -> torch.T
     return array.permute(3, 2, 0, 1).contiguous()  # Conv: (kh, kw, in, out) -> (out, in, kh, kw)
 
 
-def check_maxim(checkout: Path, variants: tuple[str, ...] = ("S-1",)) -> list[dict]:
+def check_maxim(checkout: Path, variants: tuple[str, ...] = ("blocks", "S-1")) -> list[dict]:
     """Three block stacks of MAXIM-S-1 against the official Flax modules, on the CPU with JAX.
 
     The S-1 bottleneck block (128 channels, block and grid 8, two (MAB, RDCAB) groups), its first encoder
     block (32 channels from 32 + 32, block and grid 16, two (MAB, RCAB) groups, 4×4 stride-2
     convolution) and its coarsest cross-gating block (384 + 128 channels to 128, the gating stream
-    upsampled); then the whole of each model in ``variants`` (``Model(variant=...)``) on 64×64 images,
+    upsampled), when ``variants`` holds ``blocks``; then the whole of each other model in ``variants``
+    (``Model(variant=...)``) on 64×64 images,
     every stage's output. Flax parameters are perturbed, converted to PyTorch's layout and compared with
     ``jax.grad`` of the same loss.
     """
@@ -681,7 +682,12 @@ def check_maxim(checkout: Path, variants: tuple[str, ...] = ("S-1",)) -> list[di
             ("x_proj", "y_proj"),
         ),
     ]
-    for variant in variants:
+    if "blocks" not in variants:
+        cases = []
+    if DTYPE[0] == torch.float64:
+        jax.config.update("jax_enable_x64", True)
+    real = np.float64 if DTYPE[0] == torch.float64 else np.float32
+    for variant in (v for v in variants if v != "blocks"):
         args = dict(registry.get("MAXIM").variants[variant].args)
         model = ours_maxim.MAXIM((3, 64, 64), (3, 64, 64), **args)
         cases.append((variant, official.Model(variant=variant), model, [(2, 64, 64, 3)], {}, None))
@@ -693,10 +699,18 @@ def check_maxim(checkout: Path, variants: tuple[str, ...] = ("S-1",)) -> list[di
         else:
             rename, call = functools.partial(maxim_key, convs=convs), module
         generator = np.random.default_rng(0)
-        inputs = [generator.standard_normal(shape).astype(np.float32) for shape in shapes]
+        inputs = [generator.standard_normal(shape).astype(real) for shape in shapes]
         params = flax_module.init(jax.random.PRNGKey(0), *inputs, **kwargs)["params"]
-        flat = traverse_util.flatten_dict(params)
-        flat = {k: v + 0.05 * generator.standard_normal(v.shape).astype(np.float32) for k, v in flat.items()}
+        flat = {k: np.asarray(v, dtype=real) for k, v in traverse_util.flatten_dict(params).items()}
+        if convs is None:  # a whole model: noise of 5% of each tensor's spread (0.05 where constant),
+            # since noise of 0.05 everywhere grows S-2's outputs to ~6e6, past what float32 compares
+            spread = {k: float(np.std(v)) or 1.0 for k, v in flat.items()}
+        else:
+            spread = dict.fromkeys(flat, 1.0)
+        flat = {
+            k: v + (0.05 * spread[k] * generator.standard_normal(v.shape)).astype(real)
+            for k, v in flat.items()
+        }
         params = traverse_util.unflatten_dict(flat)
 
         def loss(p, *xs, flax_module=flax_module, kwargs=kwargs):
@@ -708,7 +722,7 @@ def check_maxim(checkout: Path, variants: tuple[str, ...] = ("S-1",)) -> list[di
         (_, outs_official), grads = jax.value_and_grad(loss, has_aux=True)(params, *inputs)
         own = module.state_dict()
         state = {rename(k): flax_to_torch(k, v, own[rename(k)]) for k, v in flat.items()}
-        module.load_state_dict(state, strict=True)
+        module.to(DTYPE[0]).load_state_dict(state, strict=True)
         module.eval()
         outs = call(*(torch.from_numpy(x) for x in inputs))
         outs = outs if isinstance(outs, tuple) else (outs,)
@@ -750,7 +764,10 @@ def main() -> None:
         "--maxim", type=Path, help="a checkout of github.com/google-research/maxim (needs jax, flax, einops)"
     )
     parser.add_argument(
-        "--maxim-variants", nargs="+", default=["S-1"], help="whole MAXIM models to compare (S-1 S-2 ...)"
+        "--maxim-variants",
+        nargs="+",
+        default=["blocks", "S-1"],
+        help="what of MAXIM to compare: blocks (three S-1 block stacks) and whole models (S-1 S-2 ...)",
     )
     parser.add_argument(
         "--deps",
