@@ -12,6 +12,9 @@ of a Vision Transformer", arXiv 2405.15953 (2024). Official code: github.com/Abd
   ``W3: d_ffn -> d_model`` (GELU: GEGLU; the paper's ablation also uses SiLU and ReLU).
 * Head: mean over the tokens, then a linear classifier (no final norm).
 
+Checked weight for weight against the official code (outputs and every weight's gradient, at the
+``cifar10`` variants: ``benchmarks/vision_official_check.py``, results in ``docs/results.md``).
+
 Following the official code rather than the paper's figure: one LayerNorm per block serves both
 residual branches, and one LayerNorm ``LN_h`` (over ``d_ffn``) serves both GLU halves. No layer mixes
 tokens: the only spatial aggregation is the final mean over patches.
@@ -118,7 +121,7 @@ class ActivatorBlock(nn.Module):
     },
     blocks=BlockLayout(ActivatorBlock, mixer=("gating",), mlp=("ffn",)),
     renamed=IsotropicPatchClassifier.renamed_args,
-    source="own, following the official code",
+    source="own, weight for weight with the official code",
 )
 class Activator(IsotropicPatchClassifier):
     """Activator image classifier (see the module docstring).

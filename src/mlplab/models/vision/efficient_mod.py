@@ -219,7 +219,7 @@ XXS = {
         ),
     },
     blocks=BlockLayout((ModulationBlock, AttentionBlock), mixer=("modulation", "attn"), mlp=("mlp",)),
-    source="own, following the official code",
+    source="own, weight for weight with the official code",
 )
 class EfficientMod(PatchClassifier):
     """EfficientMod image classifier (see the module docstring).

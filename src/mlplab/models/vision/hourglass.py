@@ -16,6 +16,10 @@ apply a sigmoid, since the targets are pixels in [0, 1].
 * Conventional: the usual shape, ``d_h > d_z``, with the stream as wide as the input (``d_z = d_x``)
   or, as the official code's commented-out check also allows, the output (``d_z = d_y``).
 
+Checked weight for weight against the official code (outputs and every weight's gradient, every
+published variant, ``W_in`` fixed and copied: ``benchmarks/vision_official_check.py``, results in
+``docs/results.md``).
+
 Parameters: ``d_x·d_z + L·2·d_z·d_h + d_z·d_y`` (e.g. 768/3546/16/L5/3072 -> 14,184,000). The
 arguments use mlplab's names: ``embed_dim`` is the stream width ``d_z``, ``mlp_dim`` the hidden width
 ``d_h``, ``depth`` the number of blocks L.
@@ -129,7 +133,7 @@ def _paper(
     },
     blocks=BlockLayout(ResidualMLPBlock, mlp=("mlp",)),
     renamed=ResidualStreamMLP.renamed_args,
-    source="own, following the official code",
+    source="own, weight for weight with the official code",
 )
 class HourglassMLP(ResidualStreamMLP):
     """Hourglass MLP: a wide residual stream with narrow bottlenecks, ``mlp_dim < embed_dim`` (``d_h < d_z``).
@@ -179,7 +183,7 @@ class HourglassMLP(ResidualStreamMLP):
     },
     blocks=BlockLayout(ResidualMLPBlock, mlp=("mlp",)),
     renamed=ResidualStreamMLP.renamed_args,
-    source="own, following the official code",
+    source="own, weight for weight with the official code",
 )
 class ConventionalMLP(ResidualStreamMLP):
     """The Hourglass paper's conventional residual MLP: ``mlp_dim > embed_dim``, a stream as wide as the data.

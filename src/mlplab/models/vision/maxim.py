@@ -31,6 +31,10 @@ convolution added to the input image. Later stages (``num_stages > 1``) take sup
 features (SAM) from the previous stage through a CGB and cross-gate their encoders with the previous
 stage's encoder and decoder features.
 
+Checked weight for weight against the official Flax code run on the CPU with JAX (outputs of every
+stage and every weight's gradient: the whole S-1 and S-2 at 64×64 and three S-1 block stacks,
+``benchmarks/vision_official_check.py --maxim``, results in ``docs/results.md``).
+
 Following the official code: the low-resolution levels and the bottleneck use ``block_size_lr`` for the
 grid too (the code passes it where ``grid_size_lr`` reads more naturally); the first encoder block takes
 its input concatenated with itself; GELU is the tanh approximation (Flax's default); LayerNorm eps 1e-6;
@@ -578,7 +582,7 @@ def _maxim(features: int, stages: int, params: int, scales: int = 1, precision: 
         "3S": _maxim(32, 3, 22_200_000, scales=3, precision=200_000),
     },
     renamed={"features": "embed_dim"},
-    source="own, following the official JAX code",
+    source="own, weight for weight with the official JAX code",
 )
 class MAXIM(nn.Module):
     """MAXIM restoration backbone (see the module docstring); the default is the official ``S-2``.

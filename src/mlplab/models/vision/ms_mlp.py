@@ -16,6 +16,9 @@ are summed: ``y = Σ_i DW_lr,i(roll_W(x_i)) + DW_td,i(roll_H(x_i))`` (concatenat
 Then ``x + DropPath(γ ⊙ ChannelMLP(LN(y)))`` with LayerScale ``γ`` (initialised to 1e-6) and the channel
 MLP ``C -> 4C -> C`` (GELU). The larger the shift, the larger the kernel that mixes it.
 
+Checked weight for weight against the official code (outputs and every weight's gradient, T,
+``benchmarks/vision_official_check.py``, results in ``docs/results.md``).
+
 Following the official code: the paper describes mixing and then shifting, the code rolls first and then
 mixes (the same operation up to where the kernel is centred); the code is followed. Linear layers start
 from a truncated normal (std 0.02). MS-MLP-T (the smallest published ImageNet model) is ``D = 96,
@@ -151,7 +154,7 @@ class MixShiftBlock(nn.Module):
     },
     # the shift-and-mix of a block is not a residual branch of its own: only the channel MLP is
     blocks=BlockLayout(MixShiftBlock, mlp=("mlp",)),
-    source="own, following the official code",
+    source="own, weight for weight with the official code",
 )
 class MSMLP(FourStagePatchClassifier):
     """MS-MLP image classifier (see the module docstring).

@@ -12,6 +12,9 @@ Official code: github.com/Abdullah-88/NiNformer (``ninformer.py``, ``train.py``)
   ``N -> d_ffn -> N`` across the tokens and its channel MLP ``d_model -> d_ffn -> d_model``).
 * Head: mean over the tokens, then a linear classifier (no final norm).
 
+Checked weight for weight against the official code (outputs and every weight's gradient, at the
+``cifar10`` variants: ``benchmarks/vision_official_check.py``, results in ``docs/results.md``).
+
 Following the official code: one LayerNorm per block serves both residual branches, and every MLP is
 ``Linear, GELU, Dropout, Linear, Dropout``. The token MLP has ``N`` inputs, so the network is built for
 one image size.
@@ -107,7 +110,7 @@ class NiNBlock(nn.Module):
     },
     blocks=BlockLayout(NiNBlock, mixer=("gate",), mlp=("ffn",)),
     renamed=IsotropicPatchClassifier.renamed_args,
-    source="own, following the official code",
+    source="own, weight for weight with the official code",
 )
 class NiNformer(IsotropicPatchClassifier):
     """NiNformer image classifier (see the module docstring).

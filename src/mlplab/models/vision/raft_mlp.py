@@ -20,6 +20,12 @@ channels (channel ``a·C/r + o`` is member ``a`` of raft ``o``):
 * Horizontal mixing: the same along the rows, ``MLP_h: r·w -> e·r·w -> r·w``.
 * Channel mixing: ``x + DropPath(ChannelMLP(LN(x)))``, ``C -> 4C -> C`` (conventional or hourglass).
 
+Checked weight for weight against the official code (outputs and every weight's gradient, S,
+``benchmarks/vision_official_check.py``, results in ``docs/results.md``). The official token-mixing
+LayerNorms see the channels rearranged to the order ``(o, a)`` (its ``PermutedBlock``), so their
+affine weights are stored in that order; here they are in channel order ``a·C/r + o`` (the same
+function: an official checkpoint loads after permuting those two vectors of every token mixer).
+
 Every LayerNorm normalises over the C channels at each position. Following the official code: the same
 drop-path rate in every block, PyTorch's default initialisation, and the variant the published models use
 (serial vertical-then-horizontal mixing, cross-scale embedding, no multi-level shortcut). The official
@@ -191,7 +197,7 @@ class RaftLevel(nn.Module):
     },
     blocks=BlockLayout(RaftBlock, mixer=("mix_vertical", "mix_horizontal"), mlp=("mix_channels",)),
     renamed={"token_expansion": "token_mlp_ratio", "channel_expansion": "mlp_ratio"},
-    source="own, following the official code",
+    source="own, weight for weight with the official code",
 )
 class RaftMLP(PatchClassifier):
     """RaftMLP image classifier (see the module docstring).

@@ -11,6 +11,11 @@ Bias", NeurIPS 2023. Official code: github.com/gregorbachmann/scaling_mlps (``mo
 * S-MLP: flatten -> ``Linear(d_x, m)`` -> (L-1) times ``Linear(m, m) ∘ GELU ∘ LN`` -> ``Linear(m, K)``,
   no skip connections (the official ``StandardMLP`` with ``widths = [m] * L``).
 
+Checked weight for weight against the official code (outputs and every weight's gradient, the three
+B-MLP variants and an S-MLP at CIFAR-10 shapes: ``benchmarks/vision_official_check.py``, results in
+``docs/results.md``). Images are flattened in ``(C, H, W)`` order, as the official ``torch.reshape`` of
+its NCHW batches does, so the official checkpoints' ``linear_in`` applies unchanged.
+
 Shapes: input ``(B, *input_shape)`` flattened; output ``(B, *output_shape)``, usually ``(B, K)``.
 """
 
@@ -85,7 +90,7 @@ class ScalingMLP(FlatMLP):
     },
     blocks=BlockLayout(ResidualMLPBlock, mlp=("mlp",)),
     renamed={"width": "embed_dim", "expansion": "mlp_ratio"},
-    source="own, following the official code",
+    source="own, weight for weight with the official code",
 )
 class BottleneckMLP(ScalingMLP):
     """B-MLP: a deep residual MLP with inverted-bottleneck blocks (see the module docstring).
@@ -123,7 +128,7 @@ class BottleneckMLP(ScalingMLP):
     variants={"tiny": Variant({"embed_dim": 64, "depth": 2})},
     renamed={"width": "embed_dim"},
     legacy_keys=[(r"^layers\.", "blocks.")],
-    source="own, following the official code",
+    source="own, weight for weight with the official code",
 )
 class StandardMLP(ScalingMLP):
     """S-MLP: the plain, non-residual MLP baseline of "Scaling MLPs" (see the module docstring).

@@ -182,7 +182,7 @@ OFFICIAL = {
         ),
     },
     blocks=BlockLayout(SpaRTANBlock, mixer=("smixer",), mlp=("cmixer",)),
-    source="own, following the official code",
+    source="own, weight for weight with the official code",
 )
 class SpaRTAN(PatchClassifier):
     """SpaRTAN image classifier (see the module docstring).

@@ -32,6 +32,9 @@ Block: ``x + DropPath(TokenMixing(x))``, then ``x + DropPath(ChannelMixing(x))``
   the official ``Linear (C -> alpha·C), GELU, GRN, Linear`` (timm's ``GlobalResponseNormMlp``); an
   hourglass ``channel_mlp`` replaces it.
 
+Checked weight for weight against the official code (outputs and every weight's gradient, T* and T,
+``benchmarks/vision_official_check.py``, results in ``docs/results.md``).
+
 Following the official code (where it is more specific than the paper): ``C1`` is 2 when the block
 width is a multiple of 80 and 4 otherwise (so ``G = C / (2·C1)``); the drop-path rate is the same in
 every block (0.1); images must be square. Strip MLP layers hold ``W × W`` maps, so the network is built
@@ -225,7 +228,7 @@ class StripBlock(nn.Module):
     },
     blocks=BlockLayout(StripBlock, mixer=("token_mixing",), mlp=("channel_mixing",)),
     renamed={"layers": "depths", "alpha": "mlp_ratio"},
-    source="own, following the official code",
+    source="own, weight for weight with the official code",
 )
 class StripMLP(FourStagePatchClassifier):
     """Strip-MLP image classifier (see the module docstring).
