@@ -38,13 +38,20 @@ float32 on the CPU. Parameter counts are compared too.
   all three and its gradient compared with the sum of theirs. Its positional features are a parameter
   (learning rate 1e-5) there and a buffer here, compared for equality only.
 
+* ``--gam``: a checkout of github.com/rishiraj/gam (the author's code for arXiv 2509.00605).
+  ``gam_model.py``'s ``GAM_Model`` at its published configuration (``ModelConfig``'s defaults: vocabulary
+  10,000, block 256, width 512, 6 blocks, 512 memory slots, kernel 3, dropout 0.1, off in eval; 22.6M
+  in its README) and a small one with kernel 4, against mlplab's ``GatedAssociativeMemory``. The
+  official LayerNorms start at ones and zeros; they are made random first, so that a swapped norm shows.
+
     git clone https://github.com/state-spaces/mamba /tmp/mamba
     git clone https://github.com/fla-org/flash-linear-attention /tmp/fla
     git clone https://github.com/karpathy/nanoGPT /tmp/nanoGPT
     git clone https://github.com/ml-jku/hopfield-layers /tmp/hopfield-layers
     git clone https://github.com/HazyResearch/zoology /tmp/zoology
+    git clone https://github.com/rishiraj/gam /tmp/gam
     python benchmarks/sequence_official_check.py --mamba /tmp/mamba --gla /tmp/fla --nanogpt /tmp/nanoGPT \
-        --hopfield /tmp/hopfield-layers --zoology /tmp/zoology
+        --hopfield /tmp/hopfield-layers --zoology /tmp/zoology --gam /tmp/gam
 
 Prints one JSON line per comparison: parameters (ours, official), the largest output difference, the
 largest relative gradient difference, and whether they agree to 1e-5 (outputs) and 1e-4 (gradients,
@@ -71,6 +78,7 @@ import torch
 from torch import nn
 
 from mlplab.models import Mamba, Transformer, count_parameters
+from mlplab.models.sequence.gam import GatedAssociativeMemory
 from mlplab.models.sequence.gated_conv import GatedLongConv
 from mlplab.models.sequence.gla import GLALayer
 from mlplab.models.sequence.hopfield import HopfieldAssociation
@@ -489,6 +497,63 @@ def check_gated_conv(checkout: Path, length: int) -> list[dict]:
     }]  # fmt: skip
 
 
+# ------------------------------------------------------------------------------------ GAM
+
+
+def gam_key(key: str) -> str:
+    """mlplab's name of an official ``GAM_Model`` weight."""
+    for old, new in [
+        (r"^token_embedding\.", "embedding."),
+        (r"^pos_embedding\.", "position."),
+        (r"^ln_f\.", "norm."),
+        (r"\.ln1\.", ".norm1."),
+        (r"\.ln2\.", ".norm2."),
+        (r"\.causal_conv\.", ".mixer.conv.conv."),
+        (r"\.memory_bank$", ".mixer.memory"),
+        (r"\.gate\.", ".mixer.gate."),
+        (r"\.ffn\.0\.", ".mlp.fc1."),
+        (r"\.ffn\.2\.", ".mlp.fc2."),
+    ]:
+        key = re.sub(old, new, key)
+    return key
+
+
+def check_gam(checkout: Path, length: int) -> list[dict]:
+    if not (checkout / "gam_model.py").is_file():
+        raise SystemExit(f"error: {checkout} has no gam_model.py; pass a rishiraj/gam checkout")
+    spec = importlib.util.spec_from_file_location("official_gam", checkout / "gam_model.py")
+    official_gam = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(official_gam)
+    rows = []
+    configs = [
+        ("official", {}),  # ModelConfig's defaults, the configuration of the paper's tables
+        ("small, kernel 4", dict(VOCAB_SIZE=100, BLOCK_SIZE=64, N_EMBED=64, N_LAYER=2, NUM_MEMORY_SLOTS=32,
+                                 CONV_KERNEL_SIZE=4)),
+    ]  # fmt: skip
+    for variant, overrides in configs:
+        torch.manual_seed(0)
+        config = official_gam.ModelConfig(**overrides)
+        official = official_gam.GAM_Model(config)
+        with torch.no_grad():  # random LayerNorm affines, so that a swapped or dropped norm shows
+            for module in official.modules():
+                if isinstance(module, nn.LayerNorm):
+                    module.weight.add_(0.2 * torch.randn_like(module.weight))
+                    module.bias.add_(0.2 * torch.randn_like(module.bias))
+        ours = GatedAssociativeMemory(
+            config.VOCAB_SIZE,
+            config.BLOCK_SIZE,
+            embed_dim=config.N_EMBED,
+            depth=config.N_LAYER,
+            memory_slots=config.NUM_MEMORY_SLOTS,
+            kernel_size=config.CONV_KERNEL_SIZE,
+            dropout=config.DROPOUT,
+        )
+        tokens = random_tokens(config.VOCAB_SIZE, 2, min(length, config.BLOCK_SIZE))
+        row = compare(official, ours, gam_key, tokens, lambda m, t: m(t)[0])
+        rows.append({"family": "GatedAssociativeMemory", "variant": variant, **row})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -498,6 +563,7 @@ def main() -> None:
     parser.add_argument("--zoology", type=Path, help="a checkout of github.com/HazyResearch/zoology")
     parser.add_argument("--hopfield", type=Path, help="a checkout of github.com/ml-jku/hopfield-layers")
     parser.add_argument("--nanogpt", type=Path, help="a checkout of github.com/karpathy/nanoGPT")
+    parser.add_argument("--gam", type=Path, help="a checkout of github.com/rishiraj/gam")
     parser.add_argument(
         "--float64",
         action="store_true",
@@ -505,11 +571,15 @@ def main() -> None:
         "inside their scans, so this makes Tensor.float() return float64 in this process",
     )
     parser.add_argument(
-        "--length", type=int, default=40, help="Mamba, Transformer: tokens per random sequence (batch of 2)"
+        "--length",
+        type=int,
+        default=40,
+        help="Mamba, Transformer, Hopfield, GatedConv, GAM: tokens per random sequence (batch of 2)",
     )
     options = parser.parse_args()
-    if all(getattr(options, name) is None for name in ("mamba", "gla", "nanogpt", "hopfield", "zoology")):
-        parser.error("give at least one checkout (--mamba, --gla, --nanogpt, --hopfield, --zoology)")
+    checkouts = ("mamba", "gla", "nanogpt", "hopfield", "zoology", "gam")
+    if all(getattr(options, name) is None for name in checkouts):
+        parser.error("give at least one checkout (--mamba, --gla, --nanogpt, --hopfield, --zoology, --gam)")
     torch.set_grad_enabled(True)
     if options.float64:
         global TOLERANCE, GRADIENT_TOLERANCE
@@ -527,6 +597,8 @@ def main() -> None:
         rows += check_hopfield(options.hopfield, options.length)
     if options.zoology is not None:
         rows += check_gated_conv(options.zoology, options.length)
+    if options.gam is not None:
+        rows += check_gam(options.gam, options.length)
     for row in rows:
         print(json.dumps(row))
     if not all(row["agree"] for row in rows):
