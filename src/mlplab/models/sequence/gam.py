@@ -1,7 +1,11 @@
 """Gated Associative Memory (GAM): a local causal convolution and a learned memory bank, fused by gates.
 
 Acharya, 2025, "Gated Associative Memory: A Parallel O(N) Architecture for Efficient Sequence Modeling",
-arXiv 2509.00605; official PyTorch code by the author (``GAMBlock`` / ``GAM_Model``).
+arXiv 2509.00605; official PyTorch code by the author, github.com/rishiraj/gam (``gam_model.py``:
+``GAMBlock`` / ``GAM_Model``). Checked weight for weight against it (commit 2ebb82e; the published
+configuration, variant ``official``, and a small one with kernel 4): same parameters, logits and
+gradients, bit for bit, by ``benchmarks/sequence_official_check.py --gam`` (figures in
+``docs/results.md``).
 
 Block (following the official code), for ``x`` of width d; the mixer is the middle four lines::
 
@@ -74,7 +78,7 @@ class GAMMixer(nn.Module):
     blocks=SequenceModel.block_layout,
     renamed=SequenceModel.renamed_args,
     legacy_keys=[(r"^(blocks\.\d+\.)(conv|memory|gate)(\.|$)", r"\1mixer.\2\3")],
-    source="own, following the official code",
+    source="own, weight for weight with the official code",
 )
 class GatedAssociativeMemory(SequenceModel):
     """The GAM language model (see module docs); the official model is variant ``official``.
