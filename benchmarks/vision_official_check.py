@@ -16,8 +16,9 @@ CIFAR-10 when run) are built by executing only that script's class and function 
 Prints one JSON line per model variant: parameters (ours, official; at 224² too where the check runs
 at a smaller size), the largest output difference (absolute, and relative to the largest official
 output), the largest relative gradient difference, and whether both relative differences are under 1e-5.
-Some checks first move the official weights and BatchNorm statistics off their initial values
-(:func:`perturb`), so that layers that start as the identity (GRN, fresh BatchNorm) are tested too.
+The PyTorch checks first move the official weights and BatchNorm statistics off their initial values
+(:func:`perturb`), so that layers that start as the identity (GRN, LayerScale, fresh BatchNorm) are
+tested too.
 """
 
 from __future__ import annotations
@@ -341,7 +342,7 @@ def check_efficientmod(checkout: Path, image_size: int) -> list[dict]:
         ours = EfficientMod((3, image_size, image_size), (1000,), **args)
         depths, attention = tuple(args["depths"]), tuple(args["attention_depths"])
         rename = functools.partial(efficientmod_key, depths=depths, attention_depths=attention)
-        row = compare(official, ours, rename, image_size)
+        row = compare(official, ours, rename, image_size, perturbed=True)
         rows.append({"family": "EfficientMod", "variant": variant, **row})
     return rows
 
@@ -359,7 +360,18 @@ def check_spartan(checkout: Path, image_size: int) -> list[dict]:
         layout += [(stage, index) for index in range(depth)]
         if stage < 3:
             layout.append((stage, depth))
-    row = compare(official, ours, functools.partial(spartan_key, layout=layout), image_size)
+    rename = functools.partial(spartan_key, layout=layout)
+    tensor_float = torch.Tensor.float
+    if DTYPE[0] == torch.float64:
+        # Both codes cast the spectral product to float32 (the official ``.to(torch.float32)``, mlplab's
+        # ``.float()``); with --float64 both casts are made float64, so that only rounding is left.
+        module.torch = types.ModuleType("torch_float64")
+        module.torch.__dict__.update(vars(torch), float32=torch.float64)
+        torch.Tensor.float = torch.Tensor.double
+    try:
+        row = compare(official, ours, rename, image_size, perturbed=True)
+    finally:
+        torch.Tensor.float = tensor_float
     return [{"family": "SpaRTAN", "variant": "T", **row}]
 
 
