@@ -38,7 +38,6 @@ largest relative gradient difference, and whether they agree to 1e-5.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import sys
@@ -48,6 +47,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from official_code import load_module
 from torch import Tensor, nn
 
 from mlplab.models import count_parameters, registry
@@ -55,15 +55,6 @@ from mlplab.models.fields.cam import CAM
 from mlplab.models.fields.coordinate_mlp import CoordinateMLP
 from mlplab.models.fields.rbfnet import GaussianRBFNet
 from mlplab.models.fields.siren import SIREN
-
-
-def load_module(path: Path, name: str) -> types.ModuleType:
-    """Import a single official source file by path."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def compare(

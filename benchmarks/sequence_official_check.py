@@ -66,7 +66,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import re
 import sys
@@ -75,6 +74,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from official_code import load_module
 from torch import nn
 
 from mlplab.models import Mamba, Transformer, count_parameters
@@ -334,9 +334,7 @@ def transformer_key(key: str) -> str:
 def check_transformer(checkout: Path, length: int) -> list[dict]:
     if not (checkout / "model.py").is_file():
         raise SystemExit(f"error: {checkout} has no model.py; pass a karpathy/nanoGPT checkout")
-    spec = importlib.util.spec_from_file_location("official_nanogpt", checkout / "model.py")
-    nanogpt = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(nanogpt)
+    nanogpt = load_module(checkout / "model.py", "official_nanogpt", register=False)
     rows = []
     # train_shakespeare_char.py (bias False; dropout 0.2, off in eval) and GPT-2 124M (GPTConfig's defaults).
     configs = [
@@ -457,9 +455,7 @@ def check_gated_conv(checkout: Path, length: int) -> list[dict]:
     path = checkout / "zoology" / "mixers" / "hyena.py"
     if not path.is_file():
         raise SystemExit(f"error: {checkout} has no zoology/mixers/hyena.py")
-    spec = importlib.util.spec_from_file_location("official_hyena", path)
-    hyena = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hyena)
+    hyena = load_module(path, "official_hyena", register=False)
     torch.manual_seed(0)
     official = hyena.Hyena(d_model=384, l_max=length, filter_order=64)
     ours = GatedLongConv(384, length, filter_order=64)
@@ -521,9 +517,7 @@ def gam_key(key: str) -> str:
 def check_gam(checkout: Path, length: int) -> list[dict]:
     if not (checkout / "gam_model.py").is_file():
         raise SystemExit(f"error: {checkout} has no gam_model.py; pass a rishiraj/gam checkout")
-    spec = importlib.util.spec_from_file_location("official_gam", checkout / "gam_model.py")
-    official_gam = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(official_gam)
+    official_gam = load_module(checkout / "gam_model.py", "official_gam", register=False)
     rows = []
     configs = [
         ("official", {}),  # ModelConfig's defaults, the configuration of the paper's tables

@@ -42,20 +42,12 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+from official_code import load_module
 from torch import Tensor, nn
 
 from mlplab.models import count_parameters, registry
 from mlplab.models.tabular.mlp import TabularMLP
 from mlplab.models.tabular.tabm import TabM
-
-
-def load_module(path: Path, name: str) -> types.ModuleType:
-    """Import a single official source file by path."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def rename_with(rules: list[tuple[str, str]]) -> Callable[[dict[str, Tensor]], dict[str, Tensor]]:

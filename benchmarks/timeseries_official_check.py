@@ -47,7 +47,6 @@ a comparison disagrees.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import re
@@ -57,6 +56,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from official_code import load_module
 from torch import nn
 
 from mlplab.models import DLinear, PatchTST, TSMixer, TSMixerGoogle, count_parameters
@@ -67,16 +67,6 @@ TOLERANCE = 1e-5
 #: up to rounding (in training mode, the bias of a layer right before a BatchNorm on batch statistics):
 #: it is listed, not compared, as its relative difference is rounding over rounding.
 ZERO_GRADIENT = 1e-9
-
-
-def load_module(path: Path, name: str) -> types.ModuleType:
-    """Import a single official source file by path."""
-    if not path.is_file():
-        raise SystemExit(f"error: no {path}; pass the repository's checkout")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def forget_packages(*names: str) -> None:
@@ -223,7 +213,7 @@ def dlinear_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def check_dlinear(checkout: Path) -> list[dict]:
-    module = load_module(checkout / "models" / "DLinear.py", "official_dlinear")
+    module = load_module(checkout / "models" / "DLinear.py", "official_dlinear", register=False)
     rows = []
     for lookback, horizon, series, individual in [
         (336, 96, 7, False),

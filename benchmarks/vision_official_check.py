@@ -35,6 +35,7 @@ import sys
 import types
 from pathlib import Path
 
+import official_code
 import torch
 from torch import nn
 
@@ -66,11 +67,7 @@ def load_module(path: Path, name: str) -> types.ModuleType:
             import omegaconf  # noqa: F401
         except ImportError:
             sys.modules["omegaconf"] = types.SimpleNamespace(DictConfig=dict)  # type: ignore[assignment]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # timm's register_model looks the module up
-    spec.loader.exec_module(module)
-    return module
+    return official_code.load_module(path, name)  # registered: timm's register_model looks it up
 
 
 def load_definitions(script: Path, module: types.ModuleType) -> dict:
