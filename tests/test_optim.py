@@ -13,7 +13,7 @@ from torch import nn
 
 from mlplab.errors import ConfigError
 from mlplab.models import HourglassMLP, Transformer
-from mlplab.optim import OneCycle, WarmupCosine, weight_decay_groups
+from mlplab.optim import OneCycle, WarmupCosine, build_optimizer, weight_decay_groups
 from mlplab.tasks import ImageRestoration, LanguageModeling
 
 
@@ -88,6 +88,50 @@ def test_a_checkpoint_with_one_parameter_group_resumes_with_one():
     with pytest.warns(UserWarning, match="keeps decaying every parameter"):
         optimizer = task.configure_optimizers()["optimizer"]
     assert len(optimizer.param_groups) == 1
+
+
+def test_adam_and_adamw_run_fused_unless_the_config_says_otherwise():
+    task = LanguageModeling(functools.partial(Transformer, embed_dim=16, depth=1, num_heads=2),
+                            vocab_size=11, context_length=8, vocabulary="abcdefghijk")  # fmt: skip
+    task.trainer = L.Trainer(max_steps=5, logger=False, enable_checkpointing=False)
+    optimizer = task.configure_optimizers()["optimizer"]
+    assert type(optimizer) is torch.optim.AdamW
+    assert [group["fused"] for group in optimizer.param_groups] == [True, True]
+
+    model = Small()
+    # as LightningCLI's OptimizerCallable hands them: the class's every argument, unset ones None
+    for kind, given, fused in [
+        (torch.optim.Adam, {}, True),
+        (torch.optim.AdamW, {"fused": None, "foreach": None, "differentiable": False}, True),
+        (torch.optim.AdamW, {"fused": False}, False),  # said: torch's own choice
+        (torch.optim.AdamW, {"foreach": True}, None),
+        (torch.optim.AdamW, {"differentiable": True}, None),
+    ]:
+        built = build_optimizer(functools.partial(kind, lr=1e-3, **given), weight_decay_groups(model))
+        assert type(built) is kind and built.param_groups[0]["fused"] is fused, (kind, given)
+    assert build_optimizer(torch.optim.AdamW, iter(model.parameters())).param_groups[0]["fused"] is True
+    sgd = build_optimizer(functools.partial(torch.optim.SGD, lr=0.1), weight_decay_groups(model))
+    assert sgd.param_groups[0]["fused"] is None
+
+
+def test_fused_adamw_takes_the_steps_torchs_own_takes():
+    torch.manual_seed(0)
+    models = [Small(), Small()]
+    models[1].load_state_dict(models[0].state_dict())
+    fused, plain = (build_optimizer(functools.partial(torch.optim.AdamW, lr=0.01, fused=choice),
+                                    weight_decay_groups(model))
+                    for choice, model in zip([None, False], models))  # fmt: skip
+    assert fused.param_groups[0]["fused"] is True and plain.param_groups[0]["fused"] is False
+    tokens = torch.randint(0, 10, (8, 3))
+    for _ in range(5):
+        for model, optimizer in zip(models, (fused, plain)):
+            out = model.norm(model.embed(tokens) + model.pos)
+            loss = model.head(model.proj(out)).logsumexp(-1).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    for (name, a), b in zip(models[0].named_parameters(), models[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
 
 
 def nanogpt_lr(it: int, learning_rate=1e-3, min_lr=1e-4, warmup_iters=100, lr_decay_iters=5000) -> float:

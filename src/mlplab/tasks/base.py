@@ -27,7 +27,7 @@ from mlplab.errors import CheckpointError, ConfigError
 from mlplab.models.counting import count_forward_flops, count_parameters, count_training_flops
 from mlplab.models.registry import check_channel_mlps, expand_variant, upgrade_state_dict
 from mlplab.nn.moe import MixtureOfExperts, auxiliary_loss
-from mlplab.optim import LinearWarmupDecay, WeightDecayExclusion, weight_decay_groups
+from mlplab.optim import LinearWarmupDecay, WeightDecayExclusion, build_optimizer, weight_decay_groups
 from mlplab.runtime import skip_unusable_nvml_check
 
 #: A family class (or ``functools.partial`` of one) whose first two arguments are the shape of one input
@@ -158,7 +158,8 @@ class Task(L.LightningModule):
 
     Args:
         optimizer: Optimiser class with its arguments (``class_path`` / ``init_args``); AdamW with
-            PyTorch's defaults when not given.
+            PyTorch's defaults when not given. Adam and AdamW run torch's fused implementation unless
+            ``fused`` or ``foreach`` is set (:func:`mlplab.optim.build_optimizer`).
         lr_scheduler: LR scheduler with its arguments; ``None`` keeps the LR constant. The default,
             :class:`~mlplab.optim.LinearWarmupDecay`, decays linearly to zero over the whole run. A
             scheduler whose ``total_steps`` is left at ``None`` (mlplab's, torch's ``OneCycleLR``) gets
@@ -565,7 +566,7 @@ class Task(L.LightningModule):
             )
             groups = [p for p in self.parameters() if p.requires_grad]
         try:
-            optimizer = self.optimizer_factory(groups)
+            optimizer = build_optimizer(self.optimizer_factory, groups)
         except (ValueError, TypeError) as error:  # torch.optim checks its arguments: "Invalid learning rate"
             raise ConfigError(f"model.optimizer: {str(error).strip().splitlines()[0]}") from error
         if self.lr_scheduler_factory is None:
