@@ -112,6 +112,11 @@ class MixtureOfExperts(nn.Module):
             see the module docs).
     """
 
+    #: The experts' matrices ``(E, dim, hidden)`` and ``(E, hidden, dim)`` are linear maps: global
+    #: magnitude pruning ranks their entries with the other layers' (:mod:`mlplab.analysis.pruning`);
+    #: the router is an ``nn.Linear`` and pruned as one, the biases are not.
+    prunable_weights = ("w1", "w2")
+
     def __init__(
         self,
         dim: int,
