@@ -62,12 +62,30 @@ TINY_SMLP = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, Path]:
-    """Train the two runs once, in a process of their own (Lightning's log handlers stay out of pytest's)."""
-    root = tmp_path_factory.mktemp("runs")
+#: A one-head Transformer with a symmetric merged W_QK (stored packed) and mixture-of-experts MLPs.
+TINY_MOE = {
+    "seed_everything": 0,
+    "trainer": {"max_epochs": 1, "limit_val_batches": 2},
+    "model": {
+        "class_path": "LanguageModeling",
+        "init_args": {
+            "sample_length": 4,
+            "backbone": {
+                "class_path": "Transformer",
+                "init_args": {"embed_dim": 8, "depth": 1, "num_heads": 1, "query_key": "merged",
+                              "value_output": "merged", "symmetric_similarity": True,
+                              "channel_mlp": {"kind": "moe", "num_experts": 4}},
+            },
+        },
+    },
+    "data": TINY_LM["data"],
+}  # fmt: skip
+
+
+def train(root: Path, configs: dict[str, dict]) -> dict[str, Path]:
+    """Train runs once, in a process of their own (Lightning's log handlers stay out of pytest's)."""
     script = ["from mlplab.__main__ import main"]
-    for name, config in (("lm", TINY_LM), ("smlp", TINY_SMLP)):
+    for name, config in configs.items():
         (root / f"{name}.yaml").write_text(yaml.safe_dump(config))
         args = ["fit", "--config", f"{name}.yaml", f"--trainer.default_root_dir={name}", *QUIET]
         script.append(f"main({args!r})")
@@ -75,7 +93,19 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     done = subprocess.run([sys.executable, "-c", "\n".join(script)], cwd=root, env=env, capture_output=True,
                           text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    return {name: root / name / "lightning_logs" / "version_0" for name in ("lm", "smlp")}
+    return {name: root / name / "lightning_logs" / "version_0" for name in configs}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """The language model and the S-MLP, trained once."""
+    return train(tmp_path_factory.mktemp("runs"), {"lm": TINY_LM, "smlp": TINY_SMLP})
+
+
+@pytest.fixture(scope="module")
+def moe_run(tmp_path_factory) -> Path:
+    """The mixture-of-experts Transformer with the packed symmetric W_QK, trained once."""
+    return train(tmp_path_factory.mktemp("moe"), {"moe": TINY_MOE})["moe"]
 
 
 def digest(path: Path) -> str:
@@ -165,6 +195,34 @@ def test_prune_reaches_the_sparsity_fine_tunes_and_loads_into_the_run_config(cli
     test_args = [f"--ckpt_path={out / 'model.ckpt'}", "--trainer.limit_test_batches=2", *QUIET]
     assert cli("test", "--config", str(run / "config.yaml"), *test_args) == 0  # the same architecture
     assert digest(run / "checkpoints" / "best.ckpt") == before
+
+
+def test_prune_covers_the_experts_and_the_packed_w_qk_and_the_fine_tune_keeps_them_zero(
+    cli, capsys, moe_run, tmp_path
+):
+    # the experts' w1 / w2 and the symmetric W_QK stored packed are no nn.Linear's weight: prune left them
+    # dense and out of prunable_weights; and the fine-tune failed at its second step (the router's weight
+    # was read, not called, so the mask's forward pre-hook never recomputed it)
+    import torch
+
+    out = tmp_path / "pruned"
+    args = ["--run", str(moe_run), "--sparsity", "0.5", "--finetune-steps", "3", "--test-batches", "2"]
+    assert cli("prune", *args, "--out", str(out)) == 0
+    report = json.loads((out / "report.json").read_text())
+    state = torch.load(out / "model.ckpt", weights_only=True)["state_dict"]
+    assert not any(key.endswith(("_orig", "_mask")) for key in state)
+    names = ("mixer.query.weight", "mixer.out_proj.weight", "mlp.router.weight", "mlp.w1", "mlp.w2")
+    prunable = {name: state[f"backbone.blocks.0.{name}"] for name in names}
+    assert prunable["mixer.query.weight"].shape == (8 * 9 // 2,)  # the packed lower triangle
+    assert report["prunable_weights"] == sum(t.numel() for t in prunable.values())
+    assert report["sparsity"] == pytest.approx(0.5, abs=1e-3)
+    zeros = sum(int((t == 0).sum()) for t in prunable.values())  # after the fine-tune: the masks held
+    assert zeros / report["prunable_weights"] == pytest.approx(report["sparsity_written"])
+    assert report["sparsity_written"] >= 0.5 - 1e-3 and "after_finetune" in report
+    assert (prunable["mlp.w1"] == 0).any() and (prunable["mlp.w2"] == 0).any()
+    capsys.readouterr()
+    test_args = [f"--ckpt_path={out / 'model.ckpt'}", "--trainer.limit_test_batches=2", *QUIET]
+    assert cli("test", "--config", str(moe_run / "config.yaml"), *test_args) == 0  # the same architecture
 
 
 def test_prune_reports_the_sparsity_the_model_has(cli, capsys, runs, tmp_path):

@@ -33,7 +33,7 @@ def test_similarity_density_and_pruning_on_cuda_match_the_cpu():
         results.append((similarities, float(active) / size))
     assert results[1][0] == pytest.approx(results[0][0], abs=1e-4)
     assert results[1][1] == pytest.approx(results[0][1], abs=1e-3)
-    layers = pruning.prunable_layers(model)
+    layers = pruning.prunable_weights(model)
     masked, total = pruning.global_magnitude_prune(layers, 0.8, min_weights_per_layer=16)
     assert masked == round(0.8 * total) and pruning.sparsity(layers)[0] == masked
-    assert all(layer.weight_mask.is_cuda for _, layer in layers)
+    assert all(w.mask.is_cuda for w in layers)

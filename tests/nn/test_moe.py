@@ -138,3 +138,30 @@ def test_bad_settings():
         ChannelMLP(kind="moe").build(8, 16, out_features=4)
     with pytest.raises(ConfigError, match="conventional, hourglass, moe or moe_plus_plus"):
         ChannelMLP(kind="dense").build(8, 16)
+
+
+def test_a_masked_router_and_gate_map_are_recomputed_at_every_step():
+    # the router and MoE++'s gate map read their nn.Linear's weight (F.linear(x, self.router.weight)):
+    # a torch.nn.utils.prune mask recomputes a weight in a forward pre-hook of its layer, which never ran,
+    # so after pruning the router kept the tensor of the pruning step and the second backward failed
+    # ("Trying to backward through the graph a second time")
+    from torch.nn.utils import prune
+
+    torch.manual_seed(0)
+    layers = nn.Sequential(*(ChannelMLP(kind="moe_plus_plus", num_experts=3).build(8, 16) for _ in range(2)))
+    link_gating_residuals(layers)
+    masked = [layers[0].router, layers[1].router, layers[1].gate_map]
+    for layer in masked:
+        prune.l1_unstructured(layer, "weight", amount=0.5)
+    zeros = [layer.weight == 0 for layer in masked]
+    optimizer = torch.optim.SGD(layers.parameters(), lr=0.1)
+    for _ in range(2):
+        optimizer.zero_grad()
+        (layers(torch.randn(2, 5, 8)).square().mean() + auxiliary_loss(layers)).backward()
+        optimizer.step()
+    for layer, zero in zip(masked, zeros, strict=True):
+        assert (layer.weight[zero] == 0).all() and layer.weight_orig.grad is not None
+    x = torch.randn(4, 8)
+    layers[0](x)
+    expected = torch.nn.functional.linear(x, layers[0].router.weight_orig * layers[0].router.weight_mask)
+    torch.testing.assert_close(layers[0].last_logits, expected)  # the current weights, masked

@@ -270,7 +270,7 @@ def run_prune(options: argparse.Namespace) -> dict[str, Any]:
     if options.finetune_steps < 0 or options.min_weights_per_layer < 0:
         raise ConfigError("prune: --finetune-steps and --min-weights-per-layer must not be negative")
     run = load_run(options.run, options.ckpt)
-    layers = pruning.prunable_layers(run.task.backbone)
+    layers = pruning.prunable_weights(run.task.backbone)
     if not layers:
         raise ConfigError(f"prune: {run.family} has no linear or convolution layer to prune")
     name = (

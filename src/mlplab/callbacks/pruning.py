@@ -17,8 +17,9 @@ class GlobalMagnitudePruning(Callback):
 
     Global magnitude pruning (Gupta et al., "Is Complexity Required for Neural Network Pruning? A Case
     Study on Global Magnitude Pruning", arXiv 2209.14624; :mod:`mlplab.analysis.pruning`): the weights
-    of all linear and convolution layers of the backbone are ranked together and the smallest are
-    masked with ``torch.nn.utils.prune``. One-shot (``end_step`` unset: the whole target at
+    of all linear and convolution layers of the backbone (and the parameters its own layers declare as
+    linear maps, ``prunable_weights``: the MoE experts' matrices, ...) are ranked together and the
+    smallest are masked with ``torch.nn.utils.prune``. One-shot (``end_step`` unset: the whole target at
     ``start_step``) or gradually (Zhu and Gupta's cubic schedule from ``start_step`` to ``end_step``, a
     step every ``every_n_steps``). The masked weights stay zero while training goes on; the sparsity is
     logged as ``prune/sparsity`` (the share of zero weights among the prunable ones), next to the task's
@@ -85,8 +86,8 @@ class GlobalMagnitudePruning(Callback):
             step = step - (step - self.start_step) % self.every_n_steps  # hold until the next pruning step
         return pruning.cubic_sparsity(step, self.sparsity, self.start_step, self.end_step)
 
-    def _layers(self, pl_module: L.LightningModule) -> list:
-        return pruning.prunable_layers(getattr(pl_module, "backbone", pl_module))
+    def _layers(self, pl_module: L.LightningModule) -> list[pruning.PrunableWeight]:
+        return pruning.prunable_weights(getattr(pl_module, "backbone", pl_module))
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         layers = self._layers(pl_module)
@@ -122,14 +123,14 @@ class GlobalMagnitudePruning(Callback):
         pl_module.log("prune/sparsity", zeros / max(total, 1), on_step=False, on_epoch=True)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        """Store plain weights (``weight_orig * weight_mask``): the checkpoint fits the unpruned model."""
+        """Store plain weights (``weight_orig * weight_mask``, ``w1_orig * w1_mask``): the unpruned names."""
         state = checkpoint.get("state_dict")
         if state is None:
             return
-        for name, _ in self._layers(pl_module):
-            key = f"backbone.{name}." if hasattr(pl_module, "backbone") else f"{name}."
-            if key + "weight_orig" in state:
-                state[key + "weight"] = state.pop(key + "weight_orig") * state.pop(key + "weight_mask")
+        for weight in self._layers(pl_module):
+            key = f"backbone.{weight.name}" if hasattr(pl_module, "backbone") else weight.name
+            if key + "_orig" in state:
+                state[key] = state.pop(key + "_orig") * state.pop(key + "_mask")
 
     def state_dict(self) -> dict[str, Any]:
         module = self._module

@@ -82,6 +82,18 @@ def link_gating_residuals(module: nn.Module) -> None:
         previous = layer
 
 
+class Float32Linear(nn.Linear):
+    """An ``nn.Linear`` computed in float32 whatever the dtype of its input and weights (the routers).
+
+    The router calls it as a module rather than reading its ``weight``: a module's forward pre-hooks
+    run, such as the one by which a pruning mask (``torch.nn.utils.prune``) recomputes the weight.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = None if self.bias is None else self.bias.float()
+        return F.linear(x.float(), self.weight.float(), bias)
+
+
 class MixtureOfExperts(nn.Module):
     """Top-k softmax-gated mixture of two-layer MLP experts with a load-balancing loss (module docs).
 
@@ -99,6 +111,11 @@ class MixtureOfExperts(nn.Module):
         sparse_dispatch: Run each expert only on its tokens (``False``: every expert on every token;
             see the module docs).
     """
+
+    #: The experts' matrices ``(E, dim, hidden)`` and ``(E, hidden, dim)`` are linear maps: global
+    #: magnitude pruning ranks their entries with the other layers' (:mod:`mlplab.analysis.pruning`);
+    #: the router is an ``nn.Linear`` and pruned as one, the biases are not.
+    prunable_weights = ("w1", "w2")
 
     def __init__(
         self,
@@ -122,7 +139,7 @@ class MixtureOfExperts(nn.Module):
         self.sparse_dispatch = sparse_dispatch
         if top_k > self.num_routed:
             raise ConfigError(f"{owner}: top_k={top_k} exceeds the {self.num_routed} experts to choose from")
-        self.router = nn.Linear(dim, self.num_routed, bias=False)
+        self.router = Float32Linear(dim, self.num_routed, bias=False)
         self.w1 = nn.Parameter(torch.empty(num_experts, dim, hidden))
         self.w2 = nn.Parameter(torch.empty(num_experts, hidden, dim))
         self.b1 = nn.Parameter(torch.empty(num_experts, hidden)) if bias else None
@@ -147,7 +164,7 @@ class MixtureOfExperts(nn.Module):
     # ------------------------------------------------------------------------------------ routing
     def router_logits(self, tokens: torch.Tensor) -> torch.Tensor:
         """Router logits ``(N, num_routed)`` of flattened tokens ``(N, dim)``, in float32."""
-        return F.linear(tokens.float(), self.router.weight.float())
+        return self.router(tokens)
 
     def gates(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-k indices ``(N, k)`` and their gate weights (renormalised probabilities)."""
@@ -288,7 +305,7 @@ class MoEPlusPlus(MixtureOfExperts):
         eta = torch.full((self.num_routed,), float(zero_computation_balance))
         eta[:num_experts] = 1.0
         self.register_buffer("balance_eta", eta, persistent=False)  # on the device: no copy per step
-        self.gate_map: nn.Linear | None = None
+        self.gate_map: Float32Linear | None = None
         self._previous: list[MoEPlusPlus] = []  # a plain list: the previous layer is not a submodule
         self.last_logits: torch.Tensor | None = None
 
@@ -299,14 +316,14 @@ class MoEPlusPlus(MixtureOfExperts):
     def link_previous(self, previous: MoEPlusPlus) -> None:
         """Take gating residuals from ``previous`` (called by :func:`link_gating_residuals`)."""
         self._previous = [previous]
-        self.gate_map = nn.Linear(self.num_routed, self.num_routed, bias=False)
+        self.gate_map = Float32Linear(self.num_routed, self.num_routed, bias=False)
 
     def router_logits(self, tokens: torch.Tensor) -> torch.Tensor:
         logits = super().router_logits(tokens)
         if self.gate_map is not None and self._previous and self._previous[0].last_logits is not None:
             residual = self._previous[0].last_logits
             if residual.shape == logits.shape:
-                logits = logits + F.linear(residual, self.gate_map.weight.float())
+                logits = logits + self.gate_map(residual)
         self.last_logits = logits
         return logits
 

@@ -28,6 +28,9 @@ class RandomProjection(nn.Module):
             ``seed_everything`` controls it); the seed used is kept in ``self.seed``.
     """
 
+    #: ``weight`` is a linear map: global magnitude pruning prunes it if it trains (mlplab.analysis.pruning).
+    prunable_weights = ("weight",)
+
     def __init__(self, in_features: int, out_features: int, trainable: bool = True, seed: int | None = None):
         super().__init__()
         self.in_features = in_features

@@ -57,9 +57,15 @@ class SymmetricLinear(nn.Module):
 
     Shapes: ``(..., d) -> (..., d)``.
 
+    Global magnitude pruning (:mod:`mlplab.analysis.pruning`) ranks and counts the stored entries, the
+    matrix's free parameters: a pruned off-diagonal entry zeroes ``S[i, j]`` and ``S[j, i]`` alike.
+
     Args:
         dim: Width d.
     """
+
+    #: The packed ``weight`` is a linear map's free parameters: global magnitude pruning prunes it.
+    prunable_weights = ("weight",)
 
     def __init__(self, dim: int):
         super().__init__()

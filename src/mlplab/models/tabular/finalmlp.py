@@ -105,7 +105,7 @@ class InteractionAggregation(nn.Module):
     """
 
     #: ``weight`` is a (bilinear) linear map: global magnitude pruning prunes it (mlplab.analysis.pruning).
-    prunable_weight = True
+    prunable_weights = ("weight",)
 
     def __init__(self, x_dim: int, y_dim: int, output_dim: int, num_heads: int):
         super().__init__()

@@ -80,7 +80,7 @@ class LinearBatchEnsemble(nn.Module):
     """
 
     #: ``weight`` is a linear map: global magnitude pruning prunes it (:mod:`mlplab.analysis.pruning`).
-    prunable_weight = True
+    prunable_weights = ("weight",)
 
     def __init__(self, in_features: int, out_features: int, k: int):
         super().__init__()
@@ -97,7 +97,7 @@ class LinearEnsemble(nn.Module):
     """``k`` independent linear layers side by side: ``(B, k, in_features) -> (B, k, out_features)``."""
 
     #: ``weight`` holds ``k`` linear maps: global magnitude pruning prunes it (mlplab.analysis.pruning).
-    prunable_weight = True
+    prunable_weights = ("weight",)
 
     def __init__(self, in_features: int, out_features: int, k: int):
         super().__init__()
