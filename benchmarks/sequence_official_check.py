@@ -29,7 +29,9 @@ float32 on the CPU. Parameter counts are compared too.
   d 384, 6 heads, the official defaults: pattern LayerNorms with affine parameters, here made random,
   input biases) with a causal ``association_mask``, against mlplab's ``HopfieldAssociation``, with 0
   and 2 update steps. Weights whose gradient is zero up to rounding (the key bias and the stored
-  pattern norm's bias: softmax ignores a shift per query) are listed instead of compared.
+  pattern norm's bias: softmax ignores a shift per query) are listed instead of compared. Then
+  ``hflayers.HopfieldLayer`` (learned stored patterns, its defaults; d 384 with 32 patterns and d 64
+  with 8) against mlplab's ``HopfieldLookup``.
 
 * ``--zoology``: a checkout of github.com/HazyResearch/zoology (needs ``einops`` and ``pydantic``).
   ``zoology/mixers/hyena.py``'s ``Hyena`` (d 384, filter order 64, short filter 3) against mlplab's
