@@ -22,7 +22,12 @@ on random coordinates, on the CPU in float32. Parameter counts are compared too.
   float64) against ``CoordinateMLP``'s encoding with the same matrix ``B``.
 * ``--rbfnet``: a checkout of github.com/AbdelazizBouzidi/GNF. GaussianRBFNet's decoder against
   ``models/gnf_fields.py``'s ``RBFDecoder`` (per level, and ``per_level: false`` as one level), fed
-  mlplab's grid features (the official grids are other encodings, some CUDA-only: not compared).
+  mlplab's grid features; then its grids against ``gridencoder/grid.py``'s ``GridEncoder`` (hashgrid,
+  ``align_corners: false``) and the whole field against ``models/network.py``'s
+  ``NeuralFieldNetwork(GridEncoder, RBFDecoder)``. ``GridEncoder`` runs as committed except its CUDA
+  kernels (compiled with nvcc on import), which the check replaces by a line-by-line PyTorch
+  transcription of ``gridencoder.cu``'s ``kernel_grid`` / ``kernel_grid_backward`` (a stand-in
+  ``_gridencoder`` module): that part compares mlplab with the transcription, not with the kernel run.
 * ``--fresh``: a checkout of github.com/gmum/FreSh. FreSh's spectrum and Wasserstein distance against
   ``scripts/find_optimal_config.py``'s (``get_spectrum(resize_to_square(image))``, ``get_wasserstein``).
 
@@ -275,14 +280,51 @@ def gnf_decoder_class(checkout: Path) -> type[nn.Module]:
     return namespace["RBFDecoder"]
 
 
-def check_rbfnet(checkout: Path) -> list[dict]:
-    """The RBF decoder on mlplab's grid features; the grids themselves differ (see docs/results.md).
+def official_rbf_decoder(RBFDecoder: type, units: int, features: int, levels: int, generator) -> nn.Module:
+    """``RBFDecoder(units, 3, features, "gaussian")``, per level if ``levels > 1``; random centres, betas.
 
     At the checked commit ``RBFDecoder.__init__`` calls ``_init_multi_level(n_rbfs, num_features,
-    out_dim)``, which takes ``num_levels`` too, so ``per_level=True`` cannot be built as committed: the
-    check builds it with ``per_level=False`` and then calls ``_init_multi_level`` with ``num_levels``
-    itself. ``per_level=False`` (the image configuration ``configs/rgb.yaml``: one group of ``n_rbfs``
-    units over all features) is mlplab's ``num_levels: 1``.
+    out_dim)``, which takes ``num_levels`` too, so ``per_level=True`` cannot be built as committed: it is
+    built with ``per_level=False`` and then ``_init_multi_level`` is called with ``num_levels`` here.
+    """
+    official = RBFDecoder(units, 3, features, "gaussian", per_level=False, device="cpu")
+    if levels > 1:
+        official.per_level = True
+        official.centers, official.betas, official.betas_shifts = (
+            nn.ModuleList(),
+            nn.ParameterList(),
+            nn.ParameterList(),
+        )
+        official.weighted_sums = nn.ModuleList()
+        official._init_multi_level(units, features, levels, 3)
+    with torch.no_grad():
+        for embedding in official.centers:
+            embedding.weight.normal_(generator=generator)
+        for beta in official.betas:
+            beta.normal_(std=0.3, generator=generator)
+    official.indices = torch.arange(units)
+    return official
+
+
+def rbf_decoder_state(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """mlplab's names of ``RBFDecoder``'s tensors (``betas_shifts``: never used in the official forward)."""
+    converted = {}
+    for key, value in tensors.items():
+        parts = key.split(".")
+        if parts[0] == "centers":
+            converted[f"centres.{parts[1]}"] = value
+        elif parts[0] == "betas":
+            converted[f"log_precisions.{parts[1]}"] = value
+        elif parts[0] == "weighted_sums":
+            converted[f"head.{parts[-1]}"] = value
+    return converted
+
+
+def check_rbfnet(checkout: Path) -> list[dict]:
+    """The RBF decoder on mlplab's grid features; then the grids and the whole model (``hashgrid``).
+
+    ``per_level=False`` (the image configuration ``configs/rgb.yaml``: one group of ``n_rbfs`` units over
+    all features) is mlplab's ``num_levels: 1``.
     """
     RBFDecoder = gnf_decoder_class(checkout)
     generator = torch.Generator().manual_seed(0)
@@ -298,43 +340,163 @@ def check_rbfnet(checkout: Path) -> list[dict]:
         with torch.no_grad():  # features, centres and precisions away from their near-zero start
             for grid in ours.encoding.grids:
                 grid.normal_(generator=generator)
-        official = RBFDecoder(units, 3, features, "gaussian", per_level=False, device="cpu")
-        if levels > 1:
-            official.per_level = True
-            official.centers, official.betas, official.betas_shifts = (
-                nn.ModuleList(),
-                nn.ParameterList(),
-                nn.ParameterList(),
-            )
-            official.weighted_sums = nn.ModuleList()
-            official._init_multi_level(units, features, levels, 3)
-        with torch.no_grad():
-            for embedding in official.centers:
-                embedding.weight.normal_(generator=generator)
-            for beta in official.betas:
-                beta.normal_(std=0.3, generator=generator)
+        official = official_rbf_decoder(RBFDecoder, units, features, levels, generator)
         features_in = ours.encoding(coords).detach()
-
-        def convert(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
-            converted = {}
-            for key, value in tensors.items():
-                parts = key.split(".")
-                if parts[0] == "centers":
-                    converted[f"centres.{parts[1]}"] = value
-                elif parts[0] == "betas":
-                    converted[f"log_precisions.{parts[1]}"] = value
-                elif parts[0] == "weighted_sums":
-                    converted[f"head.{parts[-1]}"] = value
-            return converted  # betas_shifts: never used in the official forward
-
-        official.indices = torch.arange(units)
-        row = compare(official, ours, convert, lambda m, f=features_in: m(None, f), lambda m: m(coords),
-                      ours_only=("encoding.",))  # fmt: skip
+        row = compare(official, ours, rbf_decoder_state, lambda m, f=features_in: m(None, f),
+                      lambda m: m(coords), ours_only=("encoding.",))  # fmt: skip
         unused = sum(p.numel() for key, p in official.named_parameters() if key.startswith("betas_shifts"))
         row["params_ours"] -= sum(p.numel() for p in ours.encoding.parameters())
         rows.append({"family": "GaussianRBFNet", "variant": f"{variant}: decoder ({levels} level(s))",
                      "official": "models/gnf_fields.py RBFDecoder", **row,
                      "official_params_never_used": unused})  # fmt: skip
+    rows += check_rbfnet_grids(checkout, RBFDecoder)
+    return rows
+
+
+# The CUDA kernels of gridencoder/src/gridencoder.cu (kernel_grid, kernel_grid_backward, get_grid_index,
+# fast_hash), transcribed into PyTorch line by line for linear interpolation: the official GridEncoder
+# compiles them with nvcc when imported, which a CPU cannot run. D-dimensional, hashing included.
+PRIMES = (1, 2654435761, 805459861, 3674653429, 2097192037, 1434869437, 2165219737)
+
+
+def _kernel_corners(inputs: Tensor, offsets: Tensor, level: int, S: float, H: int, gridtype: int,
+                    align_corners: bool, dtype: torch.dtype):  # fmt: skip
+    """Per corner of a level's cell: (weight (B,), row of ``embeddings`` (B,)), and the in-range mask."""
+    D = inputs.shape[1]
+    hashmap_size = int(offsets[level + 1] - offsets[level])
+    if dtype == torch.float32:  # exp2f(level * S) * H - 1.0f, in float32 as there
+        level_times_s = torch.tensor(level, dtype=torch.float32) * torch.tensor(S, dtype=torch.float32)
+        scale = float(torch.exp2(level_times_s) * H - 1.0)
+    else:
+        scale = float(2.0 ** (level * S) * H - 1.0)
+    resolution = math.ceil(scale) + 1
+    position = inputs.to(dtype) * scale + (0.0 if align_corners else 0.5)
+    grid_position = position.floor()
+    position = position - grid_position
+    grid_position = grid_position.long()
+    corners = []
+    for idx in range(1 << D):
+        weight = torch.ones(len(inputs), dtype=dtype)
+        local = []
+        for d in range(D):
+            if idx & (1 << d) == 0:
+                weight = weight * (1 - position[:, d])
+                local.append(grid_position[:, d])
+            else:
+                weight = weight * position[:, d]
+                local.append(grid_position[:, d] + 1)
+        stride, index = 1, torch.zeros(len(inputs), dtype=torch.long)
+        for d in range(D):
+            if stride > hashmap_size:
+                break
+            index = index + local[d] * stride
+            stride *= resolution if align_corners else resolution + 1
+        if gridtype == 0 and stride > hashmap_size:
+            index = torch.zeros(len(inputs), dtype=torch.long)
+            for d in range(D):
+                index = index ^ ((local[d] * PRIMES[d]) & 0xFFFFFFFF)
+        corners.append((weight, int(offsets[level]) + index % hashmap_size))
+    inside = ((inputs >= 0) & (inputs <= 1)).all(dim=1)
+    return corners, inside
+
+
+def fake_gridencoder_backend() -> types.ModuleType:
+    """A ``_gridencoder`` module whose two functions run the transcribed kernels (linear, no ``dy_dx``)."""
+
+    def forward(inputs, embeddings, offsets, outputs, B, D, C, L, S, H, dy_dx, gridtype, align_corners,
+                interpolation):  # fmt: skip
+        assert interpolation == 0 and dy_dx is None, "transcribed: linear interpolation, no input gradient"
+        for level in range(L):
+            corners, inside = _kernel_corners(inputs, offsets, level, S, H, gridtype, align_corners,
+                                              embeddings.dtype)  # fmt: skip
+            result = sum(weight[:, None] * embeddings[index] for weight, index in corners)
+            outputs[level] = torch.where(inside[:, None], result, torch.zeros_like(result))
+
+    def backward(grad, inputs, embeddings, offsets, grad_embeddings, B, D, C, L, S, H, dy_dx, grad_inputs,
+                 gridtype, align_corners, interpolation):  # fmt: skip
+        for level in range(L):
+            corners, inside = _kernel_corners(inputs, offsets, level, S, H, gridtype, align_corners,
+                                              embeddings.dtype)  # fmt: skip
+            for weight, index in corners:  # atomicAdd(&grad_grid[index + c], w * grad_cur[c]), in range only
+                grad_embeddings.index_add_(0, index[inside], weight[inside, None] * grad[level][inside])
+
+    return types.SimpleNamespace(grid_encode_forward=forward, grid_encode_backward=backward)
+
+
+def official_grid_encoder(checkout: Path) -> type[nn.Module]:
+    """``gridencoder/grid.py``'s ``GridEncoder`` as committed, its CUDA backend the transcription above."""
+    sys.modules["_gridencoder"] = fake_gridencoder_backend()
+    try:
+        module = load_module(checkout / "gridencoder" / "grid.py", "official_gridencoder")
+    finally:
+        del sys.modules["_gridencoder"]
+    return module.GridEncoder
+
+
+def check_rbfnet_grids(checkout: Path, RBFDecoder: type) -> list[dict]:
+    """mlplab's grids against ``GridEncoder`` (``hashgrid``, ``align_corners: false`` as configs/rgb.yaml).
+
+    Official inputs are (x, y) with x along the fastest index; mlplab's are (row, column): the official
+    model is fed ``coords.flip(-1)``, and its level table rows ``offsets[l] + x + y (r + 1)`` are mlplab's
+    grid ``[y, x]``. The rows each level adds to reach a multiple of 8 are never read (zero gradient).
+    Rows: the encoding alone (features out), and the whole field ``NeuralFieldNetwork(GridEncoder,
+    RBFDecoder)`` of ``models/network.py`` (``main_rgb.py --encoder hashgrid``).
+    """
+    GridEncoder = official_grid_encoder(checkout)
+    network = load_module(checkout / "models" / "network.py", "official_gnf_network")
+    generator = torch.Generator().manual_seed(1)
+    coords = torch.rand(256, 2, generator=generator) * 2 - 1
+    coords[:4] = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [-1.0, 1.0], [0.0, 0.0]])  # the corners and centre
+    rows = []
+    for variant, whole in [("image", False), ("tiny", False), ("image", True), ("tiny", True)]:
+        args = dict(registry.get("GaussianRBFNet").variants[variant].args)
+        levels, features, units = args["num_levels"], args["features_per_level"], args["num_rbfs"]
+        torch.manual_seed(0)
+        encoder = GridEncoder(input_dim=2, num_levels=levels, level_dim=features,
+                              base_resolution=args["base_resolution"],
+                              desired_resolution=args["max_resolution"], log2_hashmap_size=19,
+                              gridtype="hash", align_corners=False)  # fmt: skip
+        with torch.no_grad():
+            encoder.embeddings.normal_(generator=generator)
+        ours = GaussianRBFNet((2,), (3,), **args)
+        offsets = encoder.offsets.tolist()
+
+        def convert(tensors: dict[str, Tensor], offsets=offsets, ours=ours, prefix="encoder.") -> dict:
+            converted = rbf_decoder_state(
+                {key.removeprefix("decoder."): v for key, v in tensors.items() if key.startswith("decoder.")}
+            )
+            table = tensors[f"{prefix}embeddings"]
+            for level, grid in enumerate(ours.encoding.grids):
+                side = grid.shape[-1]
+                rows_of_level = table[offsets[level] : offsets[level] + side * side]
+                converted[f"encoding.grids.{level}"] = rows_of_level.t().reshape(1, -1, side, side)
+            return converted
+
+        if whole:
+            decoder = official_rbf_decoder(RBFDecoder, units, features, levels, generator)
+            official = network.NeuralFieldNetwork(encoder, decoder)
+            row = compare(official, ours, convert, lambda m: m(coords.flip(-1)), lambda m: m(coords))
+            name = (
+                "whole field: NeuralFieldNetwork(GridEncoder, RBFDecoder), GridEncoder's kernel transcribed"
+            )
+        else:
+            official = encoder
+
+            def convert_grids(tensors: dict[str, Tensor], convert=convert) -> dict[str, Tensor]:
+                return {k.removeprefix("encoding."): v for k, v in convert(tensors, prefix="").items()}
+
+            row = compare(
+                official, ours.encoding, convert_grids, lambda m: m(coords.flip(-1)), lambda m: m(coords)
+            )
+            name = "encoding: GridEncoder (hashgrid, align_corners false), its CUDA kernel transcribed"
+        row["official_params_never_used"] = (
+            int(encoder.embeddings.numel())
+            - sum(g.numel() for g in ours.encoding.grids)
+            + (sum(p.numel() for k, p in official.named_parameters() if "betas_shifts" in k) if whole else 0)
+        )
+        rows.append({"family": "GaussianRBFNet", "variant": f"{variant}: {name}",
+                     "official": "gridencoder/grid.py GridEncoder" + (" + RBFDecoder" if whole else ""),
+                     **row})  # fmt: skip
     return rows
 
 
