@@ -17,9 +17,12 @@ on random coordinates, on the CPU in float32. Parameter counts are compared too.
   and mlplab ``2 v - 1``; the Fourier matrix is stored times 2π there (``proj``), and its grids are
   read with ``v[0]`` along the width, where mlplab reads the first coordinate along the height, so
   the grids are copied transposed.
-* ``--fourier``: a checkout of github.com/tancik/fourier-feature-networks. The official networks are
-  JAX; only the Fourier feature map is compared: ``Demo.ipynb``'s ``input_mapping`` (run on NumPy, in
-  float64) against ``CoordinateMLP``'s encoding with the same matrix ``B``.
+* ``--fourier``: a checkout of github.com/tancik/fourier-feature-networks. ``Demo.ipynb``'s
+  ``input_mapping`` (run on NumPy, in float64) against ``CoordinateMLP``'s encoding with the same matrix
+  ``B``; then, if JAX imports (``--jax-path DIR`` after ``pip install --target DIR jax jaxlib``), the
+  Demo's network ``make_network(4, 256)`` (stax, JAX on the CPU) on ``input_mapping`` against
+  ``CoordinateMLP`` ``ffn`` with the same ``B`` and weights: outputs and gradients of the Demo's loss, in
+  float32 and float64.
 * ``--rbfnet``: a checkout of github.com/AbdelazizBouzidi/GNF. GaussianRBFNet's decoder against
   ``models/gnf_fields.py``'s ``RBFDecoder`` (per level, and ``per_level: false`` as one level), fed
   mlplab's grid features; then its grids against ``gridencoder/grid.py``'s ``GridEncoder`` (hashgrid,
@@ -33,8 +36,9 @@ on random coordinates, on the CPU in float32. Parameter counts are compared too.
 
 Run from the repository root, e.g.::
 
+    pip install --target /tmp/jax jax jaxlib
     python benchmarks/fields_official_check.py --siren ~/src/siren --cam ~/src/CAM \\
-        --fourier ~/src/fourier-feature-networks --rbfnet ~/src/GNF --fresh ~/src/FreSh
+        --fourier ~/src/fourier-feature-networks --jax-path /tmp/jax --rbfnet ~/src/GNF --fresh ~/src/FreSh
 
 Prints one JSON line per model: parameters (ours, official), the largest output difference, the
 largest relative gradient difference, and whether they agree to 1e-5.
@@ -505,17 +509,26 @@ def check_rbfnet_grids(checkout: Path, RBFDecoder: type) -> list[dict]:
 # ------------------------------------------------------------------------------------------------
 
 
-def check_fourier(checkout: Path) -> list[dict]:
-    """The feature map alone: ``input_mapping`` of ``Demo.ipynb`` run on NumPy (it uses ``np`` only).
+def demo_cell(checkout: Path, marker: str) -> str:
+    """The code cell of ``Demo.ipynb`` that holds ``marker``."""
+    notebook = json.loads((checkout / "Demo.ipynb").read_text())
+    cells = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    return next(cell for cell in cells if marker in cell)
 
-    The official networks are JAX (stax), not run here; their MLP is compared through CAM's PyTorch
-    FFN (``--cam``).
+
+def check_fourier(checkout: Path, jax_path: Path | None = None) -> list[dict]:
+    """The feature map on NumPy (float64); then, if JAX imports, the whole network of ``Demo.ipynb``.
+
+    The Demo's cell with ``input_mapping`` and ``make_network`` (stax: ``num_layers - 1`` Dense + Relu,
+    Dense(3), Sigmoid) is executed as written with ``np`` = ``jax.numpy``; the Demo's image network
+    ``make_network(4, 256)`` on ``input_mapping(x, B)`` with ``B`` 256 x 2, sigma 10, is mlplab's ``ffn``
+    variant. Its weights are copied into mlplab's (stax ``Dense`` keeps ``W`` as (in, out): transposed),
+    and outputs and every weight's gradient of the Demo's loss ``.5 mean((pred - y)^2)`` (random
+    targets) are compared, in float32 and in float64.
     """
     import numpy
 
-    notebook = json.loads((checkout / "Demo.ipynb").read_text())
-    cells = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]
-    source = next(cell for cell in cells if "def input_mapping" in cell)
+    source = demo_cell(checkout, "def input_mapping")
     start = source.index("def input_mapping")
     end = source.index("\n\n", start)
     namespace = {"np": numpy}
@@ -528,8 +541,78 @@ def check_fourier(checkout: Path) -> list[dict]:
     official = torch.from_numpy(namespace["input_mapping"](v, matrix))
     gap = float((ours(coords.double()) - official).abs().max())
     variant = "ffn: Fourier feature map only (float64)"
-    return [{"family": "CoordinateMLP", "variant": variant, "official": "Demo.ipynb input_mapping",
+    rows = [{"family": "CoordinateMLP", "variant": variant, "official": "Demo.ipynb input_mapping",
              "max_output_difference": gap, "agree_1e-5": gap < 1e-5}]  # fmt: skip
+    if jax_path is not None:
+        sys.path.append(str(jax_path))
+    try:
+        import jax
+    except ImportError:
+        print(
+            "fields_official_check: jax not importable (--jax-path): the JAX network is skipped",
+            file=sys.stderr,
+        )
+        return rows
+    jax.config.update("jax_enable_x64", True)  # float64 arrays stay float64; float32 ones stay float32
+    rows += check_fourier_jax(checkout, jax)
+    return rows
+
+
+def check_fourier_jax(checkout: Path, jax: types.ModuleType) -> list[dict]:
+    """``Demo.ipynb``'s ``make_network(4, 256)`` on ``input_mapping`` (JAX) against CoordinateMLP ``ffn``."""
+    import numpy
+    from jax.example_libraries import optimizers, stax
+
+    jnp = jax.numpy
+    source = demo_cell(checkout, "def make_network")
+    namespace = {"np": jnp, "stax": stax, "optimizers": optimizers, "jit": jax.jit, "grad": jax.grad,
+                 "random": jax.random, "tqdm": None}  # fmt: skip
+    exec(compile(source, str(checkout / "Demo.ipynb"), "exec"), namespace)  # defines, runs nothing
+    args = dict(registry.get("CoordinateMLP").variants["ffn"].args)
+    rows = []
+    for dtype, numpy_dtype in [(torch.float32, numpy.float32), (torch.float64, numpy.float64)]:
+        init_fn, apply_fn = namespace["make_network"](args["depth"] + 1, args["embed_dim"])
+        torch.manual_seed(0)
+        ours = CoordinateMLP((2,), (3,), **args).to(dtype)
+        b = (
+            (ours.encoding.matrix * ours.encoding.frequency_scale).T.detach().numpy().astype(numpy_dtype)
+        )  # (256, 2)
+        _, params = init_fn(jax.random.PRNGKey(0), (-1, 2 * b.shape[0]))
+        params = [tuple(numpy.asarray(p, dtype=numpy_dtype) for p in layer) for layer in params]
+        with torch.no_grad():
+            linears = [m for m in [*ours.layers, ours.head] if isinstance(m, nn.Linear)]
+            dense = [layer for layer in params if layer]  # Relu and Sigmoid hold ()
+            for linear, (w, bias) in zip(linears, dense, strict=True):
+                linear.weight.copy_(torch.from_numpy(w.T.copy()))
+                linear.bias.copy_(torch.from_numpy(bias.copy()))
+        generator = torch.Generator().manual_seed(0)
+        coords = (torch.rand(256, 2, generator=generator) * 2 - 1).to(dtype)
+        target = torch.rand(256, 3, generator=generator).to(dtype)
+        x, y = ((coords + 1) / 2).numpy(), target.numpy()  # the Demo's coordinates are in [0, 1]
+
+        def loss(params, x, y, b=b, apply_fn=apply_fn):  # train_model's model_loss
+            return 0.5 * jnp.mean((apply_fn(params, namespace["input_mapping"](x, b)) - y) ** 2)
+
+        out_official = numpy.asarray(apply_fn(params, namespace["input_mapping"](x, b)))
+        grads = [g for g in jax.grad(loss)(params, x, y) if g]
+        out_ours = ours(coords)
+        (0.5 * (out_ours - target).square().mean()).backward()
+        gradient_gap = 0.0
+        for linear, (gw, gb) in zip(linears, grads, strict=True):
+            for mine, theirs in [
+                (linear.weight.grad, numpy.asarray(gw).T),
+                (linear.bias.grad, numpy.asarray(gb)),
+            ]:
+                theirs = torch.from_numpy(theirs.copy())
+                gradient_gap = max(gradient_gap, float((mine - theirs).abs().max() / theirs.abs().max()))
+        output_gap = float((out_ours.detach() - torch.from_numpy(out_official.copy())).abs().max())
+        official_params = sum(numpy.asarray(p).size for layer in params for p in layer)
+        rows.append({"family": "CoordinateMLP", "variant": f"ffn: whole network, {str(dtype)[6:]}",
+                     "official": f"Demo.ipynb make_network(4, 256) on input_mapping (JAX {jax.__version__})",
+                     "params_ours": count_parameters(ours)[0], "params_official": int(official_params),
+                     "max_output_difference": output_gap, "max_relative_gradient_difference": gradient_gap,
+                     "agree_1e-5": output_gap < 1e-5 and gradient_gap < 1e-5})  # fmt: skip
+    return rows
 
 
 # ------------------------------------------------------------------------------------------------
@@ -582,6 +665,12 @@ def main() -> None:
     parser.add_argument(
         "--fourier", type=Path, help="a checkout of github.com/tancik/fourier-feature-networks"
     )
+    parser.add_argument(
+        "--jax-path",
+        type=Path,
+        help="a folder to put on sys.path for jax and jaxlib (e.g. pip install --target DIR jax jaxlib), "
+        "for --fourier's JAX network; without JAX only the feature map is compared",
+    )
     parser.add_argument("--rbfnet", type=Path, help="a checkout of github.com/AbdelazizBouzidi/GNF")
     parser.add_argument("--fresh", type=Path, help="a checkout of github.com/gmum/FreSh")
     options = parser.parse_args()
@@ -594,7 +683,7 @@ def main() -> None:
     if options.cam is not None:
         rows += check_cam(options.cam)
     if options.fourier is not None:
-        rows += check_fourier(options.fourier)
+        rows += check_fourier(options.fourier, options.jax_path)
     if options.rbfnet is not None:
         rows += check_rbfnet(options.rbfnet)
     if options.fresh is not None:
