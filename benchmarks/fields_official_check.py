@@ -17,19 +17,28 @@ on random coordinates, on the CPU in float32. Parameter counts are compared too.
   and mlplab ``2 v - 1``; the Fourier matrix is stored times 2π there (``proj``), and its grids are
   read with ``v[0]`` along the width, where mlplab reads the first coordinate along the height, so
   the grids are copied transposed.
-* ``--fourier``: a checkout of github.com/tancik/fourier-feature-networks. The official networks are
-  JAX; only the Fourier feature map is compared: ``Demo.ipynb``'s ``input_mapping`` (run on NumPy, in
-  float64) against ``CoordinateMLP``'s encoding with the same matrix ``B``.
+* ``--fourier``: a checkout of github.com/tancik/fourier-feature-networks. ``Demo.ipynb``'s
+  ``input_mapping`` (run on NumPy, in float64) against ``CoordinateMLP``'s encoding with the same matrix
+  ``B``; then, if JAX imports (``--jax-path DIR`` after ``pip install --target DIR jax jaxlib``), the
+  Demo's network ``make_network(4, 256)`` (stax, JAX on the CPU) on ``input_mapping`` against
+  ``CoordinateMLP`` ``ffn`` with the same ``B`` and weights: outputs and gradients of the Demo's loss, in
+  float32 and float64.
 * ``--rbfnet``: a checkout of github.com/AbdelazizBouzidi/GNF. GaussianRBFNet's decoder against
   ``models/gnf_fields.py``'s ``RBFDecoder`` (per level, and ``per_level: false`` as one level), fed
-  mlplab's grid features (the official grids are other encodings, some CUDA-only: not compared).
+  mlplab's grid features; then its grids against ``gridencoder/grid.py``'s ``GridEncoder`` (hashgrid,
+  ``align_corners: false``) and the whole field against ``models/network.py``'s
+  ``NeuralFieldNetwork(GridEncoder, RBFDecoder)``. ``GridEncoder`` runs as committed except its CUDA
+  kernels (compiled with nvcc on import), which the check replaces by a line-by-line PyTorch
+  transcription of ``gridencoder.cu``'s ``kernel_grid`` / ``kernel_grid_backward`` (a stand-in
+  ``_gridencoder`` module): that part compares mlplab with the transcription, not with the kernel run.
 * ``--fresh``: a checkout of github.com/gmum/FreSh. FreSh's spectrum and Wasserstein distance against
   ``scripts/find_optimal_config.py``'s (``get_spectrum(resize_to_square(image))``, ``get_wasserstein``).
 
 Run from the repository root, e.g.::
 
+    pip install --target /tmp/jax jax jaxlib
     python benchmarks/fields_official_check.py --siren ~/src/siren --cam ~/src/CAM \\
-        --fourier ~/src/fourier-feature-networks --rbfnet ~/src/GNF --fresh ~/src/FreSh
+        --fourier ~/src/fourier-feature-networks --jax-path /tmp/jax --rbfnet ~/src/GNF --fresh ~/src/FreSh
 
 Prints one JSON line per model: parameters (ours, official), the largest output difference, the
 largest relative gradient difference, and whether they agree to 1e-5.
@@ -275,14 +284,51 @@ def gnf_decoder_class(checkout: Path) -> type[nn.Module]:
     return namespace["RBFDecoder"]
 
 
-def check_rbfnet(checkout: Path) -> list[dict]:
-    """The RBF decoder on mlplab's grid features; the grids themselves differ (see docs/results.md).
+def official_rbf_decoder(RBFDecoder: type, units: int, features: int, levels: int, generator) -> nn.Module:
+    """``RBFDecoder(units, 3, features, "gaussian")``, per level if ``levels > 1``; random centres, betas.
 
     At the checked commit ``RBFDecoder.__init__`` calls ``_init_multi_level(n_rbfs, num_features,
-    out_dim)``, which takes ``num_levels`` too, so ``per_level=True`` cannot be built as committed: the
-    check builds it with ``per_level=False`` and then calls ``_init_multi_level`` with ``num_levels``
-    itself. ``per_level=False`` (the image configuration ``configs/rgb.yaml``: one group of ``n_rbfs``
-    units over all features) is mlplab's ``num_levels: 1``.
+    out_dim)``, which takes ``num_levels`` too, so ``per_level=True`` cannot be built as committed: it is
+    built with ``per_level=False`` and then ``_init_multi_level`` is called with ``num_levels`` here.
+    """
+    official = RBFDecoder(units, 3, features, "gaussian", per_level=False, device="cpu")
+    if levels > 1:
+        official.per_level = True
+        official.centers, official.betas, official.betas_shifts = (
+            nn.ModuleList(),
+            nn.ParameterList(),
+            nn.ParameterList(),
+        )
+        official.weighted_sums = nn.ModuleList()
+        official._init_multi_level(units, features, levels, 3)
+    with torch.no_grad():
+        for embedding in official.centers:
+            embedding.weight.normal_(generator=generator)
+        for beta in official.betas:
+            beta.normal_(std=0.3, generator=generator)
+    official.indices = torch.arange(units)
+    return official
+
+
+def rbf_decoder_state(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """mlplab's names of ``RBFDecoder``'s tensors (``betas_shifts``: never used in the official forward)."""
+    converted = {}
+    for key, value in tensors.items():
+        parts = key.split(".")
+        if parts[0] == "centers":
+            converted[f"centres.{parts[1]}"] = value
+        elif parts[0] == "betas":
+            converted[f"log_precisions.{parts[1]}"] = value
+        elif parts[0] == "weighted_sums":
+            converted[f"head.{parts[-1]}"] = value
+    return converted
+
+
+def check_rbfnet(checkout: Path) -> list[dict]:
+    """The RBF decoder on mlplab's grid features; then the grids and the whole model (``hashgrid``).
+
+    ``per_level=False`` (the image configuration ``configs/rgb.yaml``: one group of ``n_rbfs`` units over
+    all features) is mlplab's ``num_levels: 1``.
     """
     RBFDecoder = gnf_decoder_class(checkout)
     generator = torch.Generator().manual_seed(0)
@@ -298,43 +344,163 @@ def check_rbfnet(checkout: Path) -> list[dict]:
         with torch.no_grad():  # features, centres and precisions away from their near-zero start
             for grid in ours.encoding.grids:
                 grid.normal_(generator=generator)
-        official = RBFDecoder(units, 3, features, "gaussian", per_level=False, device="cpu")
-        if levels > 1:
-            official.per_level = True
-            official.centers, official.betas, official.betas_shifts = (
-                nn.ModuleList(),
-                nn.ParameterList(),
-                nn.ParameterList(),
-            )
-            official.weighted_sums = nn.ModuleList()
-            official._init_multi_level(units, features, levels, 3)
-        with torch.no_grad():
-            for embedding in official.centers:
-                embedding.weight.normal_(generator=generator)
-            for beta in official.betas:
-                beta.normal_(std=0.3, generator=generator)
+        official = official_rbf_decoder(RBFDecoder, units, features, levels, generator)
         features_in = ours.encoding(coords).detach()
-
-        def convert(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
-            converted = {}
-            for key, value in tensors.items():
-                parts = key.split(".")
-                if parts[0] == "centers":
-                    converted[f"centres.{parts[1]}"] = value
-                elif parts[0] == "betas":
-                    converted[f"log_precisions.{parts[1]}"] = value
-                elif parts[0] == "weighted_sums":
-                    converted[f"head.{parts[-1]}"] = value
-            return converted  # betas_shifts: never used in the official forward
-
-        official.indices = torch.arange(units)
-        row = compare(official, ours, convert, lambda m, f=features_in: m(None, f), lambda m: m(coords),
-                      ours_only=("encoding.",))  # fmt: skip
+        row = compare(official, ours, rbf_decoder_state, lambda m, f=features_in: m(None, f),
+                      lambda m: m(coords), ours_only=("encoding.",))  # fmt: skip
         unused = sum(p.numel() for key, p in official.named_parameters() if key.startswith("betas_shifts"))
         row["params_ours"] -= sum(p.numel() for p in ours.encoding.parameters())
         rows.append({"family": "GaussianRBFNet", "variant": f"{variant}: decoder ({levels} level(s))",
                      "official": "models/gnf_fields.py RBFDecoder", **row,
                      "official_params_never_used": unused})  # fmt: skip
+    rows += check_rbfnet_grids(checkout, RBFDecoder)
+    return rows
+
+
+# The CUDA kernels of gridencoder/src/gridencoder.cu (kernel_grid, kernel_grid_backward, get_grid_index,
+# fast_hash), transcribed into PyTorch line by line for linear interpolation: the official GridEncoder
+# compiles them with nvcc when imported, which a CPU cannot run. D-dimensional, hashing included.
+PRIMES = (1, 2654435761, 805459861, 3674653429, 2097192037, 1434869437, 2165219737)
+
+
+def _kernel_corners(inputs: Tensor, offsets: Tensor, level: int, S: float, H: int, gridtype: int,
+                    align_corners: bool, dtype: torch.dtype):  # fmt: skip
+    """Per corner of a level's cell: (weight (B,), row of ``embeddings`` (B,)), and the in-range mask."""
+    D = inputs.shape[1]
+    hashmap_size = int(offsets[level + 1] - offsets[level])
+    if dtype == torch.float32:  # exp2f(level * S) * H - 1.0f, in float32 as there
+        level_times_s = torch.tensor(level, dtype=torch.float32) * torch.tensor(S, dtype=torch.float32)
+        scale = float(torch.exp2(level_times_s) * H - 1.0)
+    else:
+        scale = float(2.0 ** (level * S) * H - 1.0)
+    resolution = math.ceil(scale) + 1
+    position = inputs.to(dtype) * scale + (0.0 if align_corners else 0.5)
+    grid_position = position.floor()
+    position = position - grid_position
+    grid_position = grid_position.long()
+    corners = []
+    for idx in range(1 << D):
+        weight = torch.ones(len(inputs), dtype=dtype)
+        local = []
+        for d in range(D):
+            if idx & (1 << d) == 0:
+                weight = weight * (1 - position[:, d])
+                local.append(grid_position[:, d])
+            else:
+                weight = weight * position[:, d]
+                local.append(grid_position[:, d] + 1)
+        stride, index = 1, torch.zeros(len(inputs), dtype=torch.long)
+        for d in range(D):
+            if stride > hashmap_size:
+                break
+            index = index + local[d] * stride
+            stride *= resolution if align_corners else resolution + 1
+        if gridtype == 0 and stride > hashmap_size:
+            index = torch.zeros(len(inputs), dtype=torch.long)
+            for d in range(D):
+                index = index ^ ((local[d] * PRIMES[d]) & 0xFFFFFFFF)
+        corners.append((weight, int(offsets[level]) + index % hashmap_size))
+    inside = ((inputs >= 0) & (inputs <= 1)).all(dim=1)
+    return corners, inside
+
+
+def fake_gridencoder_backend() -> types.ModuleType:
+    """A ``_gridencoder`` module whose two functions run the transcribed kernels (linear, no ``dy_dx``)."""
+
+    def forward(inputs, embeddings, offsets, outputs, B, D, C, L, S, H, dy_dx, gridtype, align_corners,
+                interpolation):  # fmt: skip
+        assert interpolation == 0 and dy_dx is None, "transcribed: linear interpolation, no input gradient"
+        for level in range(L):
+            corners, inside = _kernel_corners(inputs, offsets, level, S, H, gridtype, align_corners,
+                                              embeddings.dtype)  # fmt: skip
+            result = sum(weight[:, None] * embeddings[index] for weight, index in corners)
+            outputs[level] = torch.where(inside[:, None], result, torch.zeros_like(result))
+
+    def backward(grad, inputs, embeddings, offsets, grad_embeddings, B, D, C, L, S, H, dy_dx, grad_inputs,
+                 gridtype, align_corners, interpolation):  # fmt: skip
+        for level in range(L):
+            corners, inside = _kernel_corners(inputs, offsets, level, S, H, gridtype, align_corners,
+                                              embeddings.dtype)  # fmt: skip
+            for weight, index in corners:  # atomicAdd(&grad_grid[index + c], w * grad_cur[c]), in range only
+                grad_embeddings.index_add_(0, index[inside], weight[inside, None] * grad[level][inside])
+
+    return types.SimpleNamespace(grid_encode_forward=forward, grid_encode_backward=backward)
+
+
+def official_grid_encoder(checkout: Path) -> type[nn.Module]:
+    """``gridencoder/grid.py``'s ``GridEncoder`` as committed, its CUDA backend the transcription above."""
+    sys.modules["_gridencoder"] = fake_gridencoder_backend()
+    try:
+        module = load_module(checkout / "gridencoder" / "grid.py", "official_gridencoder")
+    finally:
+        del sys.modules["_gridencoder"]
+    return module.GridEncoder
+
+
+def check_rbfnet_grids(checkout: Path, RBFDecoder: type) -> list[dict]:
+    """mlplab's grids against ``GridEncoder`` (``hashgrid``, ``align_corners: false`` as configs/rgb.yaml).
+
+    Official inputs are (x, y) with x along the fastest index; mlplab's are (row, column): the official
+    model is fed ``coords.flip(-1)``, and its level table rows ``offsets[l] + x + y (r + 1)`` are mlplab's
+    grid ``[y, x]``. The rows each level adds to reach a multiple of 8 are never read (zero gradient).
+    Rows: the encoding alone (features out), and the whole field ``NeuralFieldNetwork(GridEncoder,
+    RBFDecoder)`` of ``models/network.py`` (``main_rgb.py --encoder hashgrid``).
+    """
+    GridEncoder = official_grid_encoder(checkout)
+    network = load_module(checkout / "models" / "network.py", "official_gnf_network")
+    generator = torch.Generator().manual_seed(1)
+    coords = torch.rand(256, 2, generator=generator) * 2 - 1
+    coords[:4] = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [-1.0, 1.0], [0.0, 0.0]])  # the corners and centre
+    rows = []
+    for variant, whole in [("image", False), ("tiny", False), ("image", True), ("tiny", True)]:
+        args = dict(registry.get("GaussianRBFNet").variants[variant].args)
+        levels, features, units = args["num_levels"], args["features_per_level"], args["num_rbfs"]
+        torch.manual_seed(0)
+        encoder = GridEncoder(input_dim=2, num_levels=levels, level_dim=features,
+                              base_resolution=args["base_resolution"],
+                              desired_resolution=args["max_resolution"], log2_hashmap_size=19,
+                              gridtype="hash", align_corners=False)  # fmt: skip
+        with torch.no_grad():
+            encoder.embeddings.normal_(generator=generator)
+        ours = GaussianRBFNet((2,), (3,), **args)
+        offsets = encoder.offsets.tolist()
+
+        def convert(tensors: dict[str, Tensor], offsets=offsets, ours=ours, prefix="encoder.") -> dict:
+            converted = rbf_decoder_state(
+                {key.removeprefix("decoder."): v for key, v in tensors.items() if key.startswith("decoder.")}
+            )
+            table = tensors[f"{prefix}embeddings"]
+            for level, grid in enumerate(ours.encoding.grids):
+                side = grid.shape[-1]
+                rows_of_level = table[offsets[level] : offsets[level] + side * side]
+                converted[f"encoding.grids.{level}"] = rows_of_level.t().reshape(1, -1, side, side)
+            return converted
+
+        if whole:
+            decoder = official_rbf_decoder(RBFDecoder, units, features, levels, generator)
+            official = network.NeuralFieldNetwork(encoder, decoder)
+            row = compare(official, ours, convert, lambda m: m(coords.flip(-1)), lambda m: m(coords))
+            name = (
+                "whole field: NeuralFieldNetwork(GridEncoder, RBFDecoder), GridEncoder's kernel transcribed"
+            )
+        else:
+            official = encoder
+
+            def convert_grids(tensors: dict[str, Tensor], convert=convert) -> dict[str, Tensor]:
+                return {k.removeprefix("encoding."): v for k, v in convert(tensors, prefix="").items()}
+
+            row = compare(
+                official, ours.encoding, convert_grids, lambda m: m(coords.flip(-1)), lambda m: m(coords)
+            )
+            name = "encoding: GridEncoder (hashgrid, align_corners false), its CUDA kernel transcribed"
+        row["official_params_never_used"] = (
+            int(encoder.embeddings.numel())
+            - sum(g.numel() for g in ours.encoding.grids)
+            + (sum(p.numel() for k, p in official.named_parameters() if "betas_shifts" in k) if whole else 0)
+        )
+        rows.append({"family": "GaussianRBFNet", "variant": f"{variant}: {name}",
+                     "official": "gridencoder/grid.py GridEncoder" + (" + RBFDecoder" if whole else ""),
+                     **row})  # fmt: skip
     return rows
 
 
@@ -343,17 +509,26 @@ def check_rbfnet(checkout: Path) -> list[dict]:
 # ------------------------------------------------------------------------------------------------
 
 
-def check_fourier(checkout: Path) -> list[dict]:
-    """The feature map alone: ``input_mapping`` of ``Demo.ipynb`` run on NumPy (it uses ``np`` only).
+def demo_cell(checkout: Path, marker: str) -> str:
+    """The code cell of ``Demo.ipynb`` that holds ``marker``."""
+    notebook = json.loads((checkout / "Demo.ipynb").read_text())
+    cells = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    return next(cell for cell in cells if marker in cell)
 
-    The official networks are JAX (stax), not run here; their MLP is compared through CAM's PyTorch
-    FFN (``--cam``).
+
+def check_fourier(checkout: Path, jax_path: Path | None = None) -> list[dict]:
+    """The feature map on NumPy (float64); then, if JAX imports, the whole network of ``Demo.ipynb``.
+
+    The Demo's cell with ``input_mapping`` and ``make_network`` (stax: ``num_layers - 1`` Dense + Relu,
+    Dense(3), Sigmoid) is executed as written with ``np`` = ``jax.numpy``; the Demo's image network
+    ``make_network(4, 256)`` on ``input_mapping(x, B)`` with ``B`` 256 x 2, sigma 10, is mlplab's ``ffn``
+    variant. Its weights are copied into mlplab's (stax ``Dense`` keeps ``W`` as (in, out): transposed),
+    and outputs and every weight's gradient of the Demo's loss ``.5 mean((pred - y)^2)`` (random
+    targets) are compared, in float32 and in float64.
     """
     import numpy
 
-    notebook = json.loads((checkout / "Demo.ipynb").read_text())
-    cells = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]
-    source = next(cell for cell in cells if "def input_mapping" in cell)
+    source = demo_cell(checkout, "def input_mapping")
     start = source.index("def input_mapping")
     end = source.index("\n\n", start)
     namespace = {"np": numpy}
@@ -366,8 +541,78 @@ def check_fourier(checkout: Path) -> list[dict]:
     official = torch.from_numpy(namespace["input_mapping"](v, matrix))
     gap = float((ours(coords.double()) - official).abs().max())
     variant = "ffn: Fourier feature map only (float64)"
-    return [{"family": "CoordinateMLP", "variant": variant, "official": "Demo.ipynb input_mapping",
+    rows = [{"family": "CoordinateMLP", "variant": variant, "official": "Demo.ipynb input_mapping",
              "max_output_difference": gap, "agree_1e-5": gap < 1e-5}]  # fmt: skip
+    if jax_path is not None:
+        sys.path.append(str(jax_path))
+    try:
+        import jax
+    except ImportError:
+        print(
+            "fields_official_check: jax not importable (--jax-path): the JAX network is skipped",
+            file=sys.stderr,
+        )
+        return rows
+    jax.config.update("jax_enable_x64", True)  # float64 arrays stay float64; float32 ones stay float32
+    rows += check_fourier_jax(checkout, jax)
+    return rows
+
+
+def check_fourier_jax(checkout: Path, jax: types.ModuleType) -> list[dict]:
+    """``Demo.ipynb``'s ``make_network(4, 256)`` on ``input_mapping`` (JAX) against CoordinateMLP ``ffn``."""
+    import numpy
+    from jax.example_libraries import optimizers, stax
+
+    jnp = jax.numpy
+    source = demo_cell(checkout, "def make_network")
+    namespace = {"np": jnp, "stax": stax, "optimizers": optimizers, "jit": jax.jit, "grad": jax.grad,
+                 "random": jax.random, "tqdm": None}  # fmt: skip
+    exec(compile(source, str(checkout / "Demo.ipynb"), "exec"), namespace)  # defines, runs nothing
+    args = dict(registry.get("CoordinateMLP").variants["ffn"].args)
+    rows = []
+    for dtype, numpy_dtype in [(torch.float32, numpy.float32), (torch.float64, numpy.float64)]:
+        init_fn, apply_fn = namespace["make_network"](args["depth"] + 1, args["embed_dim"])
+        torch.manual_seed(0)
+        ours = CoordinateMLP((2,), (3,), **args).to(dtype)
+        b = (
+            (ours.encoding.matrix * ours.encoding.frequency_scale).T.detach().numpy().astype(numpy_dtype)
+        )  # (256, 2)
+        _, params = init_fn(jax.random.PRNGKey(0), (-1, 2 * b.shape[0]))
+        params = [tuple(numpy.asarray(p, dtype=numpy_dtype) for p in layer) for layer in params]
+        with torch.no_grad():
+            linears = [m for m in [*ours.layers, ours.head] if isinstance(m, nn.Linear)]
+            dense = [layer for layer in params if layer]  # Relu and Sigmoid hold ()
+            for linear, (w, bias) in zip(linears, dense, strict=True):
+                linear.weight.copy_(torch.from_numpy(w.T.copy()))
+                linear.bias.copy_(torch.from_numpy(bias.copy()))
+        generator = torch.Generator().manual_seed(0)
+        coords = (torch.rand(256, 2, generator=generator) * 2 - 1).to(dtype)
+        target = torch.rand(256, 3, generator=generator).to(dtype)
+        x, y = ((coords + 1) / 2).numpy(), target.numpy()  # the Demo's coordinates are in [0, 1]
+
+        def loss(params, x, y, b=b, apply_fn=apply_fn):  # train_model's model_loss
+            return 0.5 * jnp.mean((apply_fn(params, namespace["input_mapping"](x, b)) - y) ** 2)
+
+        out_official = numpy.asarray(apply_fn(params, namespace["input_mapping"](x, b)))
+        grads = [g for g in jax.grad(loss)(params, x, y) if g]
+        out_ours = ours(coords)
+        (0.5 * (out_ours - target).square().mean()).backward()
+        gradient_gap = 0.0
+        for linear, (gw, gb) in zip(linears, grads, strict=True):
+            for mine, theirs in [
+                (linear.weight.grad, numpy.asarray(gw).T),
+                (linear.bias.grad, numpy.asarray(gb)),
+            ]:
+                theirs = torch.from_numpy(theirs.copy())
+                gradient_gap = max(gradient_gap, float((mine - theirs).abs().max() / theirs.abs().max()))
+        output_gap = float((out_ours.detach() - torch.from_numpy(out_official.copy())).abs().max())
+        official_params = sum(numpy.asarray(p).size for layer in params for p in layer)
+        rows.append({"family": "CoordinateMLP", "variant": f"ffn: whole network, {str(dtype)[6:]}",
+                     "official": f"Demo.ipynb make_network(4, 256) on input_mapping (JAX {jax.__version__})",
+                     "params_ours": count_parameters(ours)[0], "params_official": int(official_params),
+                     "max_output_difference": output_gap, "max_relative_gradient_difference": gradient_gap,
+                     "agree_1e-5": output_gap < 1e-5 and gradient_gap < 1e-5})  # fmt: skip
+    return rows
 
 
 # ------------------------------------------------------------------------------------------------
@@ -420,6 +665,12 @@ def main() -> None:
     parser.add_argument(
         "--fourier", type=Path, help="a checkout of github.com/tancik/fourier-feature-networks"
     )
+    parser.add_argument(
+        "--jax-path",
+        type=Path,
+        help="a folder to put on sys.path for jax and jaxlib (e.g. pip install --target DIR jax jaxlib), "
+        "for --fourier's JAX network; without JAX only the feature map is compared",
+    )
     parser.add_argument("--rbfnet", type=Path, help="a checkout of github.com/AbdelazizBouzidi/GNF")
     parser.add_argument("--fresh", type=Path, help="a checkout of github.com/gmum/FreSh")
     options = parser.parse_args()
@@ -432,7 +683,7 @@ def main() -> None:
     if options.cam is not None:
         rows += check_cam(options.cam)
     if options.fourier is not None:
-        rows += check_fourier(options.fourier)
+        rows += check_fourier(options.fourier, options.jax_path)
     if options.rbfnet is not None:
         rows += check_rbfnet(options.rbfnet)
     if options.fresh is not None:

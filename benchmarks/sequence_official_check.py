@@ -29,7 +29,9 @@ float32 on the CPU. Parameter counts are compared too.
   d 384, 6 heads, the official defaults: pattern LayerNorms with affine parameters, here made random,
   input biases) with a causal ``association_mask``, against mlplab's ``HopfieldAssociation``, with 0
   and 2 update steps. Weights whose gradient is zero up to rounding (the key bias and the stored
-  pattern norm's bias: softmax ignores a shift per query) are listed instead of compared.
+  pattern norm's bias: softmax ignores a shift per query) are listed instead of compared. Then
+  ``hflayers.HopfieldLayer`` (learned stored patterns, its defaults; d 384 with 32 patterns and d 64
+  with 8) against mlplab's ``HopfieldLookup``.
 
 * ``--zoology``: a checkout of github.com/HazyResearch/zoology (needs ``einops`` and ``pydantic``).
   ``zoology/mixers/hyena.py``'s ``Hyena`` (d 384, filter order 64, short filter 3) against mlplab's
@@ -81,7 +83,7 @@ from mlplab.models import Mamba, Transformer, count_parameters
 from mlplab.models.sequence.gam import GatedAssociativeMemory
 from mlplab.models.sequence.gated_conv import GatedLongConv
 from mlplab.models.sequence.gla import GLALayer
-from mlplab.models.sequence.hopfield import HopfieldAssociation
+from mlplab.models.sequence.hopfield import HopfieldAssociation, HopfieldLookup
 from mlplab.models.sequence.mamba import selective_scan_parallel, selective_scan_reference
 from mlplab.models.sequence.scans import selective_scan_chunked
 
@@ -383,7 +385,7 @@ def check_hopfield(checkout: Path, length: int) -> list[dict]:
             f"error: {checkout} has no hflayers/__init__.py; pass a ml-jku/hopfield-layers checkout"
         )
     sys.path.insert(0, str(checkout))
-    from hflayers import Hopfield  # the official code, from the user's checkout
+    from hflayers import Hopfield, HopfieldLayer  # the official code, from the user's checkout
 
     sys.path.remove(str(checkout))
     mask = torch.triu(torch.ones(length, length, dtype=torch.bool), 1)  # causal: token t sees tokens <= t
@@ -403,6 +405,34 @@ def check_hopfield(checkout: Path, length: int) -> list[dict]:
         x = torch.randn(2, length, 384, generator=torch.Generator().manual_seed(0))
         row = compare_converted(official, ours, convert, x, lambda m, x: m(x, association_mask=mask))
         rows.append({"family": "HopfieldLM", "variant": f"Hopfield layer, update_steps {steps}", **row})
+    rows += check_hopfield_layer(HopfieldLayer)
+    return rows
+
+
+def hopfield_layer_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """mlplab's ``HopfieldLookup`` state from the official ``HopfieldLayer`` one."""
+    out = hopfield_state(
+        {key.removeprefix("hopfield."): value for key, value in state.items() if key != "lookup_weights"}
+    )
+    out["patterns"] = state["lookup_weights"][0]  # (1, quantity, d) with batch_first
+    return out
+
+
+def check_hopfield_layer(HopfieldLayer: type, length: int = 40) -> list[dict]:
+    """The official ``HopfieldLayer`` (learned stored patterns, its defaults) against ``HopfieldLookup``."""
+    rows = []
+    for d, quantity in ((384, 32), (64, 8)):
+        torch.manual_seed(0)
+        official = HopfieldLayer(input_size=d, quantity=quantity)
+        with torch.no_grad():  # non-trivial LayerNorm affines and larger stored patterns than N(0, 0.02)
+            for name, parameter in official.named_parameters():
+                if name.startswith("hopfield.norm_"):
+                    parameter.add_(0.3 * torch.randn(parameter.shape))
+            official.lookup_weights.normal_()
+        ours = HopfieldLookup(d, quantity)
+        x = torch.randn(2, length, d, generator=torch.Generator().manual_seed(0))
+        row = compare_converted(official, ours, hopfield_layer_state, x, lambda m, x: m(x))
+        rows.append({"family": "HopfieldLM", "variant": f"HopfieldLayer, d {d}, {quantity} patterns", **row})
     return rows
 
 

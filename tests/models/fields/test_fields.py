@@ -86,13 +86,22 @@ def test_gaussian_rbf_responses_match_the_direct_formula():
     torch.testing.assert_close(model(coords), model.head(torch.cat(responses, -1)), atol=1e-5, rtol=1e-5)
 
 
-def test_multi_resolution_grid_levels_grow_geometrically_and_read_pixels():
+def test_multi_resolution_grid_is_the_official_grid_encoder_lattice():
+    # gridencoder (hashgrid, align_corners false): level l has scale base * g^l - 1, ceil(scale) + 2 vertices
+    # per side, and reads coordinate c at vertex position (c + 1) / 2 * scale + 1/2
     grid = MultiResolutionGrid(num_levels=3, features_per_level=1, base_resolution=4, max_resolution=16)
-    assert grid.resolutions == [4, 8, 16]
+    assert grid.resolutions == [4, 8, 16] and grid.scales == [3.0, 7.0, 15.0]
+    assert [tuple(g.shape) for g in grid.grids] == [(1, 1, 5, 5), (1, 1, 9, 9), (1, 1, 17, 17)]
     with torch.no_grad():
-        grid.grids[0].copy_(torch.arange(16.0).view(1, 1, 4, 4))
-    centre_of_cell_1_2 = torch.tensor([[(2 * 1 + 1) / 4 - 1, (2 * 2 + 1) / 4 - 1]])  # row 1, column 2
-    assert grid(centre_of_cell_1_2)[0, 0].item() == pytest.approx(6.0)
+        for g in grid.grids:
+            g.zero_()
+        grid.grids[0].copy_(torch.arange(25.0).view(1, 1, 5, 5))  # vertex (row, column) holds 5 row + column
+    coords = torch.tensor([[0.0, 0.0], [-1.0, 1.0], [1.0, -1.0]])
+    # centre: vertex position 2 along both, vertex (2, 2); (-1, 1): rows 0.5, columns 3.5, between
+    # vertices 0..1 and 3..4 (mean of 3, 4, 8, 9); (1, -1): rows 3.5, columns 0.5 (mean of 15, 16, 20, 21)
+    torch.testing.assert_close(grid(coords)[:, 0], torch.tensor([12.0, 6.0, 18.0]))
+    # the kernel's float32 scale at the last level of the image variant: 511 exactly, so 512 (not 513)
+    assert MultiResolutionGrid(8, 1, 16, 512).resolutions == [16, 27, 44, 71, 116, 191, 313, 512]
 
 
 def test_fresh_and_encodings_are_refused_where_they_make_no_sense():

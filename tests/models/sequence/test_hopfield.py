@@ -3,7 +3,7 @@ import torch
 
 from mlplab.errors import ConfigError
 from mlplab.models import HopfieldLM, count_parameters
-from mlplab.models.sequence.hopfield import HopfieldAssociation
+from mlplab.models.sequence.hopfield import HopfieldAssociation, HopfieldLookup
 
 
 def test_association_is_the_hopfield_update_iterated():
@@ -25,6 +25,22 @@ def test_association_is_the_hopfield_update_iterated():
     torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
 
 
+def test_lookup_is_the_official_hopfield_layer_on_learned_patterns():
+    # hflayers.HopfieldLayer's defaults: one head, learned lookup weights Y used as stored patterns and
+    # pattern projections, each of state / stored / projection LayerNormed and projected with biases
+    torch.manual_seed(0)
+    layer = HopfieldLookup(8, num_patterns=5)
+    with torch.no_grad():
+        layer.patterns.normal_()
+    x = torch.randn(2, 6, 8)
+    q = layer.q_proj(layer.norm_state(x))  # (2, 6, 8)
+    k = layer.k_proj(layer.norm_stored(layer.patterns))  # (5, 8)
+    v = layer.v_proj(layer.norm_projection(layer.patterns))
+    expected = layer.out_proj((q @ k.t() / 8**0.5).softmax(-1) @ v)
+    torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
+    assert layer.patterns.shape == (5, 8) and layer.beta == pytest.approx(8**-0.5)
+
+
 def test_default_beta_and_pattern_norms_follow_hflayers():
     layer = HopfieldAssociation(64, n_heads=4)
     assert layer.beta == pytest.approx(1 / 4)  # 1 / sqrt(head_dim)
@@ -36,11 +52,11 @@ def test_default_beta_and_pattern_norms_follow_hflayers():
 
 def test_parameter_count_from_the_layer_definition():
     # per block: three affine LayerNorms on state / stored / projected patterns, q/k/v/out projections with
-    # biases, optional learned stored patterns (keys and values) with a query projection and LayerNorm,
-    # then LayerNorm + 4x GELU MLP. Learned positions, final LayerNorm, tied head.
+    # biases, optional learned stored patterns (hflayers' HopfieldLayer: the same association on them, plus
+    # the patterns), then LayerNorm + 4x GELU MLP. Learned positions, final LayerNorm, tied head.
     d, layers, vocab, context, patterns = 384, 6, 65, 256, 32
     association = 3 * 2 * d + 4 * (d * d + d)
-    lookup = 2 * d + d * d + 2 * patterns * d
+    lookup = association + patterns * d
     mlp = 2 * d + d * 4 * d + 4 * d + 4 * d * d + d
     with torch.device("meta"):
         plain = HopfieldLM(vocab, context, embed_dim=d, depth=layers, num_heads=6)

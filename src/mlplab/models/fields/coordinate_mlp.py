@@ -6,9 +6,12 @@ as the CAM code builds it (``FFN`` in maincold2/CAM ``CAM_image.py``): an encodi
 ReLU layers of width ``embed_dim``, and a Linear + sigmoid head. ``encoding: positional`` is NeRF's
 encoding, ``none`` the plain coordinate MLP that shows the spectral bias.
 
-With ``encoding: fourier`` checked weight for weight against the CAM code's ``FFN`` (outputs and
-gradients), and its feature map against the Fourier-feature paper's ``input_mapping`` (``Demo.ipynb``;
-the paper's networks are JAX): ``benchmarks/fields_official_check.py --cam --fourier``; docs/results.md.
+With ``encoding: fourier`` checked weight for weight (outputs and gradients) against the CAM code's
+``FFN`` and against the Fourier-feature paper's own JAX network (``Demo.ipynb``'s ``make_network(4,
+256)`` on ``input_mapping``, run with JAX on the CPU, float32 and float64; the ``ffn`` variant is that
+network): ``benchmarks/fields_official_check.py --cam --fourier --jax-path``; docs/results.md. The
+initialisation is PyTorch's (the CAM code's); the JAX code draws stax ``Dense``'s defaults (Glorot-normal
+weights, N(0, 0.01) biases). ``B`` is N(0, 1) times ``frequency_scale`` in both.
 
 Shapes: ``(B, 2) -> encoding (B, E) -> (B, embed_dim) x depth -> (B, C)`` in (0, 1).
 """
@@ -35,7 +38,7 @@ from mlplab.models.registry import Variant, register_family
             source="CAM code's FFN baseline (CAM_image.py)",
         ),  # fmt: skip
     },
-    source="own, weight for weight with the official code (fields_official_check.py)",
+    source="own, weight for weight with the CAM code and the JAX Demo (fields_official_check.py)",
 )
 class CoordinateMLP(CoordinateField):
     """A ReLU MLP on an encoding of the coordinates (see the module docstring).

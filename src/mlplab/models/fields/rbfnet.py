@@ -14,34 +14,55 @@ being the concatenation of the per-level ones of levels ``0..l`` (each level add
 dimensions to the shared centres). Centres and grid features start in U(-1e-4, 1e-4) and the
 log-precisions at 0, as there.
 
-The encoding: the official code offers several grids (DiF-Grid, HashGrid, K-Planes); for 2-D images
-mlplab uses dense multi-resolution grids (a HashGrid without hashing, which 2-D allows), resolutions
-growing geometrically from ``base_resolution`` to ``max_resolution``, features read by bilinear
-interpolation at the coordinate.
+The encoding: the official code offers several grids (DiF-Grid, the image configuration's default,
+HashGrid, K-Planes); mlplab has the HashGrid (``main_rgb.py --encoder hashgrid``: ``gridencoder``'s
+``GridEncoder``, ``align_corners: false`` as ``configs/rgb.yaml``) without hashing: its lattice, level
+resolutions and bilinear read exactly (:class:`MultiResolutionGrid`). The official table hashes a level
+once its ``(resolution + 1)^2`` vertices exceed ``2^log2_hashmap_size`` (``2^19``: 725 or more per side
+in 2-D); mlplab's grids stay dense at any resolution (at the ``image`` variant's 512 nothing is hashed).
+Coordinates beyond [-1, 1] are clamped here; the official kernel returns zero features there.
+DiF-Grid and K-Planes are not implemented.
 
-The decoder is checked weight for weight against the official ``RBFDecoder`` on the same features:
-outputs and gradients equal to float32 rounding (``benchmarks/fields_official_check.py --rbfnet``;
-docs/results.md), per level and, with ``num_levels: 1``, as the official image configuration's
-``per_level: false``. The official decoder also holds ``betas_shifts`` (``n_rbfs`` per level) that its
-forward never reads; mlplab has no such parameter. The grids are not compared.
+Checked weight for weight (``benchmarks/fields_official_check.py --rbfnet``; docs/results.md): the
+decoder against the official ``RBFDecoder`` on the same features, outputs and gradients equal to float32
+rounding, per level and, with ``num_levels: 1``, as the official image configuration's ``per_level:
+false``; the grids and the whole field against ``GridEncoder`` and ``NeuralFieldNetwork(GridEncoder,
+RBFDecoder)``, with the CUDA kernel of ``gridencoder`` transcribed into PyTorch in the check (a CPU
+cannot run it). The official decoder also holds ``betas_shifts`` (``n_rbfs`` per level) that its
+forward never reads, and its table rows beyond what the kernel reads (padding to multiples of 8, and at
+512 a level allocated 514 vertices per side in float64 where the kernel's float32 scale reads 513);
+mlplab has neither. Until session 19 the grids were ``round(base g^l)`` cells per side read by
+``grid_sample`` at cell centres (another lattice, not the official one).
 
 Shapes: ``(B, 2) -> features (B, L F) -> RBF responses (B, L num_rbfs) -> (B, C)``.
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
-from mlplab.models.fields.common import CoordinateField, read_grid
+from mlplab.models.fields.common import CoordinateField
 from mlplab.models.registry import Variant, register_family
 
 
 class MultiResolutionGrid(nn.Module):
-    """Dense 2-D feature grids at ``num_levels`` resolutions, read bilinearly at the coordinates.
+    """Dense 2-D feature grids at ``num_levels`` resolutions: the lattice of the official ``GridEncoder``.
 
-    Shapes: ``(B, 2)`` (row, column) in [-1, 1] -> ``(B, num_levels features_per_level)``, level by level.
+    Level ``l`` has ``scale_l = base_resolution * g^l - 1`` with ``g = (max_resolution /
+    base_resolution)^(1 / (num_levels - 1))`` (in float32, as the kernel), and ``resolution_l + 1``
+    vertices per side with ``resolution_l = ceil(scale_l) + 1``, never hashed. A coordinate ``c`` in
+    [-1, 1] is read at the vertex position ``p = (c + 1) / 2 * scale_l + 1/2`` (``align_corners: false``,
+    as ``configs/rgb.yaml``), bilinearly between vertices ``floor(p)`` and ``floor(p) + 1``, as
+    ``gridencoder``'s CUDA kernel does. Coordinates beyond [-1, 1] are clamped to it (the official kernel
+    returns zeros there). Grid values start in U(-1e-4, 1e-4), as there.
+
+    Shapes: ``(B, 2)`` (row, column) in [-1, 1] -> ``(B, num_levels features_per_level)``, level by level;
+    grid ``l`` is ``(1, features_per_level, resolution_l + 1, resolution_l + 1)`` (rows, columns).
     """
 
     def __init__(self, num_levels: int, features_per_level: int, base_resolution: int, max_resolution: int):
@@ -53,15 +74,39 @@ class MultiResolutionGrid(nn.Module):
                 f"GaussianRBFNet: max_resolution ({max_resolution}) must be at least base_resolution "
                 f"({base_resolution})"
             )
-        growth = (max_resolution / base_resolution) ** (1 / max(num_levels - 1, 1))
-        self.resolutions = [round(base_resolution * growth**level) for level in range(num_levels)]
+        # per_level_scale as gridencoder/grid.py computes it (NumPy float64); each level's scale and
+        # resolution as its CUDA kernel does, in float32: exp2f(level * log2(g)) * H - 1, ceil(scale) + 1
+        growth = np.exp2(np.log2(max_resolution / base_resolution) / max(num_levels - 1, 1))
+        log_growth, base = np.float32(np.log2(growth)), np.float32(base_resolution)
+        self.scales = [
+            float(np.exp2(np.float32(level) * log_growth) * base - np.float32(1))
+            for level in range(num_levels)
+        ]
+        self.resolutions = [math.ceil(scale) + 1 for scale in self.scales]
         self.grids = nn.ParameterList(
-            nn.Parameter(torch.empty(1, features_per_level, r, r).uniform_(-1e-4, 1e-4))
+            nn.Parameter(torch.empty(1, features_per_level, r + 1, r + 1).uniform_(-1e-4, 1e-4))
             for r in self.resolutions
         )
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        return torch.cat([read_grid(grid, coords, align_corners=False) for grid in self.grids], dim=-1)
+        unit = (coords.clamp(-1, 1) + 1) / 2
+        features = []
+        for grid, scale in zip(self.grids, self.scales, strict=True):
+            side = grid.shape[-1]
+            position = unit * scale + 0.5
+            corner = position.floor().clamp(max=side - 2)
+            weight = (position - corner).to(grid.dtype)
+            corner = corner.long()
+            flat = grid.view(grid.shape[1], side * side)
+            level = 0
+            for row_step in (0, 1):
+                for column_step in (0, 1):
+                    index = (corner[:, 0] + row_step) * side + corner[:, 1] + column_step
+                    w = weight[:, 0] if row_step else 1 - weight[:, 0]
+                    w = w * (weight[:, 1] if column_step else 1 - weight[:, 1])
+                    level = level + w[:, None] * flat[:, index].t()
+            features.append(level)
+        return torch.cat(features, dim=-1)
 
 
 @register_family(
@@ -87,7 +132,7 @@ class MultiResolutionGrid(nn.Module):
             source="mlplab's setting for 512-pixel images",
         ),  # fmt: skip
     },
-    source="own, decoder weight for weight with the official code (fields_official_check.py)",
+    source="own (GNF's RBFDecoder on its HashGrid, unhashed; weight for weight: fields_official_check.py)",
 )
 class GaussianRBFNet(CoordinateField):
     """Gaussian RBF units on multi-resolution grid features (see the module docstring).

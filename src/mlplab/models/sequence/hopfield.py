@@ -15,15 +15,20 @@ patterns are the sequence itself, masked causally (token t associates with token
 layer is causal however many updates it runs; every association runs through SDPA.
 
 ``HopfieldLayer`` of the official code (learned stored patterns, a lookup table) is optional per block
-(``stored_patterns > 0``): ``softmax(beta LN(x) W_q Y^T) Y_v`` with learned ``Y`` and ``Y_v``, added to
-the residual stream beside the self-association.
+(``stored_patterns > 0``), at the official defaults: the same ``Hopfield`` association, one head, no
+update steps, whose stored patterns and pattern projections are both ``stored_patterns`` learned
+vectors ``Y`` (``lookup_weights``, N(0, 0.02)): ``out_proj(softmax(beta q k^T) v)`` with
+``q = W_q LN_1(x) + b_q``, ``k = W_k LN_2(Y) + b_k``, ``v = W_v LN_3(Y) + b_v``, ``beta = 1 / sqrt(d)``;
+added to the residual stream beside the self-association.
 
 The association (``HopfieldAssociation``) is checked weight for weight against the official ``Hopfield``
 (with a causal ``association_mask``, 0 and 2 update steps): ``benchmarks/sequence_official_check.py
 --hopfield`` (figures in ``docs/results.md``). One difference: the official layer also stops iterating
 early once the associations change by less than ``update_steps_eps`` (1e-4, largest over the batch);
-here exactly ``update_steps`` updates run. The learned-pattern lookup is not checked against the
-official ``HopfieldLayer``.
+here exactly ``update_steps`` updates run. The learned-pattern lookup (``HopfieldLookup``) is checked
+weight for weight against the official ``HopfieldLayer`` by the same script (until session 19 it was a
+reduced form, ``softmax(beta LN(x) W_q Y^T) Y_v`` with no stored-pattern norms, key, value or output
+projections, which the official layer has).
 
 Blocks are ``x + Hopfield(x) [+ HopfieldLayer(x)]`` (the layer's own LayerNorms take the place of the
 pre-norm) then ``x + MLP(LN(x))``; learned position embeddings; final LayerNorm; tied head.
@@ -103,40 +108,62 @@ class HopfieldAssociation(nn.Module):
         batch, length, _ = x.shape
         return x.view(batch, length, self.n_heads, self.head_dim).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, length, _ = x.shape
-        q = self._heads(self.q_proj(self.norm_state(x)))
-        k = self._heads(self.k_proj(self.norm_stored(x)))
-        v = self._heads(self.v_proj(self.norm_projection(x)))
+    def associate(
+        self, state: torch.Tensor, stored: torch.Tensor, projection: torch.Tensor, causal: bool
+    ) -> torch.Tensor:
+        """The official ``Hopfield`` on (stored, state, projection) patterns: normalise, project, associate.
+
+        Shapes: state ``(B, T, d)``, stored and projection ``(B, S, d)`` -> ``(B, T, d)``; ``causal``
+        masks stored pattern ``s > t`` for state ``t`` (self-association, ``S = T``).
+        """
+        batch, length, _ = state.shape
+        q = self._heads(self.q_proj(self.norm_state(state)))
+        k = self._heads(self.k_proj(self.norm_stored(stored)))
+        v = self._heads(self.v_proj(self.norm_projection(projection)))
         for _ in range(self.update_steps):
-            q = F.scaled_dot_product_attention(q, k, k, is_causal=True, scale=self.beta)
+            q = F.scaled_dot_product_attention(q, k, k, is_causal=causal, scale=self.beta)
         dropout = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, scale=self.beta)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=causal, scale=self.beta)
         return self.out_proj(y.transpose(1, 2).reshape(batch, length, -1))
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.associate(x, x, x, causal=True)
 
-class HopfieldLookup(nn.Module):
-    """Association with ``num_patterns`` learned stored patterns (the official ``HopfieldLayer``).
 
-    Shapes: ``(B, T, d) -> (B, T, d)``; per token, so causal.
+class HopfieldLookup(HopfieldAssociation):
+    """The official ``HopfieldLayer`` at its defaults: ``Hopfield`` association with learned stored patterns.
+
+    ``num_patterns`` learned patterns ``Y`` (the official ``lookup_weights``, N(0, 0.02)) serve as the
+    stored patterns and as the pattern projections (``lookup_weights_as_separated=False``); the state
+    patterns are the tokens. As in :class:`HopfieldAssociation` (the official ``Hopfield``), each of the
+    three is LayerNormed and projected (with biases), then ``out_proj(softmax(beta q k^T) v)``, no update
+    steps (``update_steps_max=0``); one head (``num_heads=1``), so ``beta = 1 / sqrt(d)``. Nothing is
+    masked: every token sees every stored pattern, and each token only its own state, so it is causal.
+
+    Shapes: ``(B, T, d) -> (B, T, d)``.
 
     Args:
         d_model: Width d.
-        num_patterns: Number of learned stored patterns.
+        num_patterns: Number of learned stored patterns (the official ``quantity``).
         beta: Inverse temperature; ``None`` means ``1 / sqrt(d)``.
+        bias: Biases in the projections (official ``input_bias``).
+        dropout: Dropout on the association probabilities.
     """
 
-    def __init__(self, d_model: int, num_patterns: int, beta: float | None = None):
-        super().__init__()
-        self.norm = nn.LayerNorm(d_model)
-        self.q_proj = nn.Linear(d_model, d_model, bias=False)
-        self.patterns = nn.Parameter(torch.randn(num_patterns, d_model) / math.sqrt(d_model))
-        self.pattern_values = nn.Parameter(torch.randn(num_patterns, d_model) * 0.02)
-        self.beta = beta if beta is not None else 1.0 / math.sqrt(d_model)
+    def __init__(
+        self,
+        d_model: int,
+        num_patterns: int,
+        beta: float | None = None,
+        bias: bool = True,
+        dropout: float = 0.0,
+    ):
+        super().__init__(d_model, 1, beta=beta, bias=bias, dropout=dropout)
+        self.patterns = nn.Parameter(torch.randn(num_patterns, d_model) * 0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scores = self.beta * self.q_proj(self.norm(x)) @ self.patterns.t()
-        return scores.softmax(dim=-1) @ self.pattern_values
+        patterns = self.patterns.expand(x.shape[0], -1, -1)
+        return self.associate(x, patterns, patterns, causal=False)
 
 
 class HopfieldMixer(nn.Module):
@@ -172,7 +199,7 @@ class HopfieldMixer(nn.Module):
         (r"^(blocks\.\d+\.)lookup\.", r"\1mixer.lookup."),
         (r"^(blocks\.\d+\.)norm\.", r"\1norm2."),
     ],
-    source="own (the Hopfield layers of hflayers, causal; the association weight for weight)",
+    source="own (the Hopfield layers of hflayers, causal; Hopfield and HopfieldLayer weight for weight)",
 )
 class HopfieldLM(SequenceModel):
     """A causal language model of modern Hopfield layers (see module docs).
@@ -219,7 +246,9 @@ class HopfieldLM(SequenceModel):
                 self.embed_dim, num_heads, head_dim, beta, update_steps, normalize_patterns, bias,
                 self.dropout_rate,
             )  # fmt: skip
-            lookup = HopfieldLookup(self.embed_dim, stored_patterns) if stored_patterns else None
+            lookup = None
+            if stored_patterns:
+                lookup = HopfieldLookup(self.embed_dim, stored_patterns, bias=bias, dropout=self.dropout_rate)
             return HopfieldMixer(association, lookup)
 
         self.build_blocks(mixer)
