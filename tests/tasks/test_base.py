@@ -64,6 +64,19 @@ def test_checkpoint_from_a_different_architecture_is_refused():
     task.on_load_checkpoint({"state_dict": task.state_dict()})  # a fitting one passes
 
 
+def test_a_checkpoint_from_before_a_family_changed_layout_is_refused_with_the_change():
+    from mlplab.models import GaussianRBFNet
+    from mlplab.tasks import ImageFitting
+
+    task = ImageFitting(functools.partial(GaussianRBFNet, variant="tiny"), image_shape=(3, 8, 8))
+    saved = {k: v.clone() for k, v in task.state_dict().items()}
+    grid = next(k for k in saved if ".grids." in k)
+    saved[grid] = saved[grid][..., 1:, 1:]  # a lattice one vertex smaller a side, as before 2026-11-29
+    reason = r"written before the family's weights changed layout \(2026-11-29: the grids moved onto the"
+    with pytest.raises(CheckpointError, match=reason):
+        task.on_load_checkpoint({"state_dict": saved, "hyper_parameters": dict(task.hparams)})
+
+
 def test_backbone_must_be_a_factory():
     with pytest.raises(ConfigError, match="must be a family class or functools.partial"):
         ImageRestoration(

@@ -185,6 +185,7 @@ class FamilySpec:
     renamed: Mapping[str, str]
     legacy_keys: tuple[tuple[str, str], ...]
     source: str
+    layout_changes: tuple[str, ...] = ()
 
     @property
     def class_path(self) -> str:
@@ -251,6 +252,7 @@ def register_family(
     legacy_keys: Sequence[tuple[str, str]] = (),
     source: str = "",
     name: str | None = None,
+    layout_changes: Sequence[str] = (),
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator that registers a family (see the module docstring); the class is left unchanged.
 
@@ -265,6 +267,9 @@ def register_family(
         source: One line on where the implementation comes from (for the README tables).
         name: The short name; the class name by default. (Another name is found by short name once the
             family's file has been imported, e.g. by :func:`get` or ``mlplab models``.)
+        layout_changes: One line each (date: what) on the changes that made older checkpoints of the
+            family unloadable (weights that no ``legacy_keys`` rule can map); a checkpoint that does not
+            fit is refused with them as the likely reason.
     """
 
     def decorate(cls: type[nn.Module]) -> type[nn.Module]:
@@ -278,6 +283,7 @@ def register_family(
             renamed=dict(renamed or {}),
             legacy_keys=tuple(legacy_keys),
             source=source,
+            layout_changes=tuple(layout_changes),
         )
         _check(spec)
         known = _FAMILIES.get(spec.name)

@@ -24,6 +24,7 @@ from mlplab.analysis.density import ActivationDensity, DensityProbe
 from mlplab.analysis.layers import drop_layers
 from mlplab.data.common import BatchSamples
 from mlplab.errors import CheckpointError, ConfigError
+from mlplab.models import registry
 from mlplab.models.counting import count_forward_flops, count_parameters, count_training_flops
 from mlplab.models.registry import check_channel_mlps, expand_variant, upgrade_state_dict
 from mlplab.nn.moe import MixtureOfExperts, auxiliary_loss
@@ -702,6 +703,14 @@ class Task(L.LightningModule):
         else:
             example = f"e.g. {(missing or unexpected)[0]}"
         cause = differing_hyperparameters(checkpoint.get("hyper_parameters", {}), dict(self.hparams))
+        spec = registry.find(type(self.backbone))
+        if not cause and spec is not None and spec.layout_changes:  # the same config: the code changed
+            raise CheckpointError(
+                f"the checkpoint does not fit this {type(self.backbone).__name__} ({len(missing)} missing, "
+                f"{len(unexpected)} unexpected and {len(reshaped)} differently shaped weights, {example}), "
+                f"most likely written before the family's weights changed layout "
+                f"({'; '.join(spec.layout_changes)}): train it again with this version"
+            )
         raise CheckpointError(
             f"the checkpoint does not fit this {type(self.backbone).__name__} (it holds a {trained_with}"
             f"{'; ' + cause if cause else ''}): {len(missing)} missing, {len(unexpected)} unexpected and "

@@ -133,6 +133,7 @@ class MultiResolutionGrid(nn.Module):
         ),  # fmt: skip
     },
     source="own (GNF's RBFDecoder on its HashGrid, unhashed; weight for weight: fields_official_check.py)",
+    layout_changes=["2026-11-29: the grids moved onto the official GridEncoder's lattice"],
 )
 class GaussianRBFNet(CoordinateField):
     """Gaussian RBF units on multi-resolution grid features (see the module docstring).

@@ -200,6 +200,7 @@ class HopfieldMixer(nn.Module):
         (r"^(blocks\.\d+\.)norm\.", r"\1norm2."),
     ],
     source="own (the Hopfield layers of hflayers, causal; Hopfield and HopfieldLayer weight for weight)",
+    layout_changes=["2026-11-29: the lookup of stored_patterns became the official HopfieldLayer"],
 )
 class HopfieldLM(SequenceModel):
     """A causal language model of modern Hopfield layers (see module docs).
