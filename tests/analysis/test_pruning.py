@@ -313,11 +313,7 @@ def _pruning_cases() -> list:
 
     cases = [(name, domain, None) for name, domain in TINY]
     cases += [(name, registry.get(name).domains[0], kind) for name, kind in KINDS]
-    stale = "Mamba's scan reads dt_proj.weight without calling dt_proj: its mask is not recomputed"
-    return [
-        pytest.param(*case, marks=pytest.mark.xfail(strict=True, reason=stale) if case[0] == "Mamba" else ())
-        for case in cases
-    ]
+    return cases
 
 
 @pytest.mark.parametrize(("name", "domain", "kind"), _pruning_cases())

@@ -36,6 +36,24 @@ def make_sequence_norm(kind: SequenceNorm, dim: int, bias: bool = True, eps: flo
     raise ConfigError(f"norm must be layernorm or rmsnorm, got {kind!r}")
 
 
+class KernelConv1d(nn.Conv1d):
+    """The ``nn.Conv1d`` of :class:`CausalDepthwiseConv1d`, which can also run a fused kernel on its weights.
+
+    ``forward(x, silu_kernel)`` returns ``silu_kernel(x, weight[:, 0], bias, activation="silu")``
+    (causal-conv1d's ``causal_conv1d_fn``: the causal convolution and SiLU in one kernel) instead of
+    the plain convolution. Either way the layer is called as a module, so its forward pre-hooks run,
+    among them the one by which a pruning mask (``torch.nn.utils.prune``) recomputes ``weight``; a
+    caller that read ``weight`` itself would get the tensor of the last call.
+    """
+
+    def forward(
+        self, x: torch.Tensor, silu_kernel: Callable[..., torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        if silu_kernel is None:
+            return super().forward(x)
+        return silu_kernel(x, self.weight.squeeze(1), self.bias, activation="silu")
+
+
 class CausalDepthwiseConv1d(nn.Module):
     """Per-channel causal convolution ``y_t = sum_{j<k} w_j x_{t-j} (+ b)``.
 
@@ -50,11 +68,19 @@ class CausalDepthwiseConv1d(nn.Module):
     def __init__(self, channels: int, kernel_size: int, bias: bool = True):
         super().__init__()
         require_positive(type(self).__name__, channels=channels, kernel_size=kernel_size)
-        self.conv = nn.Conv1d(
+        self.conv = KernelConv1d(
             channels, channels, kernel_size, groups=channels, padding=kernel_size - 1, bias=bias
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, silu_kernel: Callable[..., torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """The convolution of ``x`` ``(B, T, C)``, or its SiLU computed by ``silu_kernel``.
+
+        ``silu_kernel`` is causal-conv1d's ``causal_conv1d_fn`` (see :class:`KernelConv1d`).
+        """
+        if silu_kernel is not None:
+            return self.conv(x.transpose(1, 2).contiguous(), silu_kernel).transpose(1, 2)
         return self.conv(x.transpose(1, 2))[..., : x.shape[1]].transpose(1, 2)
 
 
