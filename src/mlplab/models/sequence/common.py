@@ -19,7 +19,7 @@ from torch import nn
 from mlplab.errors import ConfigError, require_positive
 from mlplab.models.registry import BlockLayout
 from mlplab.nn.channel_mlp import ChannelMLP
-from mlplab.nn.moe import link_gating_residuals
+from mlplab.nn.moe import MixtureOfExperts, link_gating_residuals
 
 #: The channel MLP's hidden width as a multiple of d unless ``mlp_ratio`` says otherwise.
 DEFAULT_MLP_RATIO = 4.0
@@ -236,17 +236,21 @@ class SequenceModel(nn.Module):
                     mixer_dropout=self.mixer_dropout,
                 )
             )
+        link_gating_residuals(self)  # first: the gating-residual maps are linear layers to initialise
         self.init_weights()
-        link_gating_residuals(self)
 
     def init_weights(self) -> None:
         """GPT-2's initialisation, as nanoGPT and Zoology.
 
         N(0, 0.02) for linear and embedding weights, zero biases, N(0, 0.02 / sqrt(2 depth)) for the
-        projections back into the residual stream (``out_proj`` and the channel MLPs' ``fc2``). Modules
-        marked ``keep_init = True`` and parameters that are not in ``nn.Linear`` / ``nn.Embedding``
-        layers keep their own initialisation.
+        projections back into the residual stream (``out_proj`` and the channel MLPs' ``fc2``). The
+        mixture-of-experts channel MLPs' experts follow the same rule (``w1`` like ``fc1``, ``w2`` like
+        ``fc2``, :meth:`~mlplab.nn.moe.MixtureOfExperts.init_experts`), so a dense and an MoE model start
+        from the same scales, as in MoE++'s official model and Mixtral. Modules marked
+        ``keep_init = True`` and parameters that are not in ``nn.Linear`` / ``nn.Embedding`` layers or
+        experts keep their own initialisation.
         """
+        residual_std = 0.02 / math.sqrt(2 * self.depth)
         for module in self.modules():
             if getattr(module, "keep_init", False):
                 continue
@@ -256,7 +260,8 @@ class SequenceModel(nn.Module):
                     nn.init.zeros_(module.bias)
             elif isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, std=0.02)
-        residual_std = 0.02 / math.sqrt(2 * self.depth)
+            elif isinstance(module, MixtureOfExperts):
+                module.init_experts(nn.init.normal_, 0.02, output_std=residual_std)
         for name, module in self.named_modules():
             if isinstance(module, nn.Linear) and name.rsplit(".", 1)[-1] in ("out_proj", "fc2"):
                 if not getattr(module, "keep_init", False):
