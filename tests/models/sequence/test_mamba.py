@@ -123,3 +123,23 @@ def test_a_pruned_layer_of_the_mixer_is_recomputed_at_every_step(path, pruned, m
         )
         prune.remove(layer, "weight")  # the current masked weight as a plain parameter: same logits
         torch.testing.assert_close(model(tokens), logits)
+
+
+@pytest.mark.parametrize("kind", ["moe", "moe_plus_plus"])
+def test_the_experts_follow_the_official_rule_for_linear_layers(kind):
+    # the official _init_weights keeps PyTorch's default for linear weights (reset_experts' uniform
+    # +-1/sqrt(fan_in) is the same) and zeroes their biases: a dense channel MLP's biases were zero,
+    # the experts' kept uniform ones
+    from mlplab.nn import ChannelMLP
+
+    torch.manual_seed(0)
+    model = Mamba(17, 12, embed_dim=32, depth=2, d_state=4, bias=True, channel_mlp=ChannelMLP(kind=kind))
+    dense = Mamba(
+        17, 12, embed_dim=32, depth=2, d_state=4, bias=True, channel_mlp=ChannelMLP(kind="conventional")
+    )
+    assert dense.blocks[0].mlp.fc1.bias is not None and not dense.blocks[0].mlp.fc1.bias.any()
+    for block in model.blocks:
+        experts = block.mlp
+        assert not experts.b1.any() and not experts.b2.any()
+        bound = 1 / 32**0.5  # PyTorch's default for the first layers, as the dense fc1
+        assert experts.w1.abs().max() <= bound and experts.w1.abs().max() > 0.9 * bound

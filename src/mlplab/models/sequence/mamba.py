@@ -58,6 +58,7 @@ from mlplab.models.sequence.backends import BackendChoice, causal_conv1d_kernel,
 from mlplab.models.sequence.common import CausalDepthwiseConv1d, SequenceModel, SequenceNorm
 from mlplab.models.sequence.scans import selective_scan_chunked
 from mlplab.nn.channel_mlp import ChannelMLP
+from mlplab.nn.moe import MixtureOfExperts
 
 ScanKind = Literal["chunked", "parallel", "sequential"]
 MambaBackend = Literal["auto", "torch", "mamba_ssm"]
@@ -365,7 +366,9 @@ class Mamba(SequenceModel):
 
         Linear layers keep PyTorch's default initialisation with zero biases (except ``dt_proj``),
         embeddings N(0, 0.02), and ``out_proj`` is rescaled by ``1 / sqrt(depth)`` (one residual
-        branch per layer; two with a channel MLP).
+        branch per layer; two with a channel MLP). Mixture-of-experts channel MLPs: the experts keep
+        their default (:meth:`~mlplab.nn.moe.MixtureOfExperts.reset_experts`, PyTorch's for linear
+        layers) with zero biases, as a dense channel MLP's layers.
         """
         branches = 1 if all(block.mlp is None for block in self.blocks) else 2
         for module in self.modules():
@@ -377,6 +380,10 @@ class Mamba(SequenceModel):
                 nn.init.zeros_(module.bias)
             elif isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, std=0.02)
+            elif isinstance(module, MixtureOfExperts):
+                for bias in (module.b1, module.b2):
+                    if bias is not None:
+                        nn.init.zeros_(bias)
         for block in self.blocks:
             with torch.no_grad():
                 block.mixer.out_proj.weight.div_(math.sqrt(branches * self.depth))
