@@ -39,6 +39,8 @@ tokens: the FLOPs of uniform routing, which the load-balancing loss aims at.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -154,12 +156,39 @@ class MixtureOfExperts(nn.Module):
         return self.num_experts
 
     def reset_experts(self) -> None:
-        """Initialise every expert like a pair of ``nn.Linear`` layers (uniform in +-1/sqrt(fan_in))."""
+        """Initialise every expert like a pair of ``nn.Linear`` layers (uniform in +-1/sqrt(fan_in)).
+
+        PyTorch's default, which families that keep ``nn.Linear``'s default initialisation (Mamba's
+        official rule, most vision and time-series families) keep for the experts too. A family with a
+        rule of its own for linear layers applies it with :meth:`init_experts`, as the other layers'
+        (MoE++'s official model and Mixtral initialise their expert layers as every ``nn.Linear``).
+        """
         for weight, bias, fan_in in ((self.w1, self.b1, self.dim), (self.w2, self.b2, self.hidden)):
             bound = 1.0 / math.sqrt(fan_in)
             nn.init.uniform_(weight, -bound, bound)
             if bias is not None:
                 nn.init.uniform_(bias, -bound, bound)
+
+    def init_experts(
+        self,
+        init: Callable[..., Any],
+        std: float,
+        output_std: float | None = None,
+    ) -> None:
+        """Initialise the experts by a family's rule for its linear layers: ``init(w, std=...)``, biases zero.
+
+        Args:
+            init: An initialiser of i.i.d. entries taking ``std`` (``nn.init.normal_``, timm's
+                ``trunc_normal_``); the entries' layout does not matter to it.
+            std: Standard deviation of the first layers ``w1`` (the family's ``fc1``).
+            output_std: Of the second layers ``w2``, which project back into the residual stream (the
+                family's ``fc2``); ``None`` means ``std``.
+        """
+        init(self.w1, std=std)
+        init(self.w2, std=std if output_std is None else output_std)
+        for bias in (self.b1, self.b2):
+            if bias is not None:
+                nn.init.zeros_(bias)
 
     # ------------------------------------------------------------------------------------ routing
     def router_logits(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -64,3 +64,33 @@ def test_mlp_ratio_without_a_channel_mlp_is_refused():
     assert build("Mamba", mlp_ratio=4.0) is not None  # the default, as every config dump holds it
     narrow, wide = (build("Mamba", channel_mlp=ChannelMLP(), mlp_ratio=r) for r in (2.0, 4.0))
     assert sum(p.numel() for p in narrow.parameters()) < sum(p.numel() for p in wide.parameters())
+
+
+@pytest.mark.parametrize("family", ["Transformer", "GatedLinearAttention"])
+@pytest.mark.parametrize("kind", ["moe", "moe_plus_plus"])
+def test_the_experts_start_from_the_familys_rule_for_linear_layers(family, kind):
+    # SequenceModel.init_weights (GPT-2's, as nanoGPT): every nn.Linear N(0, 0.02), the projections back
+    # into the residual stream (out_proj, the channel MLP's fc2) N(0, 0.02 / sqrt(2 depth)), biases zero.
+    # The experts' w1 / w2 kept nn.Linear's uniform +-1/sqrt(fan_in) (std 0.083 and 0.042 here, 4.2x the
+    # dense fc1 / fc2; biases std 0.083) and MoE++'s gating-residual map, built after the initialisation,
+    # PyTorch's default (std 0.19): a dense-vs-MoE comparison started from other scales. MoE++'s
+    # official model (HF _init_weights over every nn.Linear, experts included) and HF Mixtral give the
+    # experts the rule of the other linear layers.
+    torch.manual_seed(0)
+    depth = 2
+    model = registry.build(family, 23, 16, embed_dim=48, depth=depth, num_heads=2, bias=True,
+                           channel_mlp=ChannelMLP(kind=kind, num_experts=4))  # fmt: skip
+    dense = registry.build(family, 23, 16, embed_dim=48, depth=depth, num_heads=2, bias=True,
+                           channel_mlp=ChannelMLP(kind="conventional"))  # fmt: skip
+    residual = 0.02 / (2 * depth) ** 0.5
+    torch.testing.assert_close(dense.blocks[0].mlp.fc1.weight.std().item(), 0.02, rtol=0.05, atol=0)
+    torch.testing.assert_close(dense.blocks[0].mlp.fc2.weight.std().item(), residual, rtol=0.05, atol=0)
+    for block in model.blocks:
+        experts = block.mlp
+        torch.testing.assert_close(experts.w1.std().item(), 0.02, rtol=0.05, atol=0)
+        torch.testing.assert_close(experts.w2.std().item(), residual, rtol=0.05, atol=0)
+        assert not experts.b1.any() and not experts.b2.any()
+        torch.testing.assert_close(experts.router.weight.std().item(), 0.02, rtol=0.2, atol=0)
+    if kind == "moe_plus_plus":
+        gate_map = model.blocks[1].mlp.gate_map.weight  # 8 x 8: 4 MLP experts, zero, copy, 2 constant
+        assert gate_map.shape == (8, 8) and 0.015 < gate_map.std().item() < 0.025

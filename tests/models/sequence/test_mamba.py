@@ -74,3 +74,72 @@ def test_bad_settings():
         Mamba(17, 40, embed_dim=16, depth=1, scan="fast")
     with pytest.raises(ConfigError, match="need 0 < dt_min <= dt_max"):
         Mamba(17, 40, embed_dim=16, depth=1, dt_min=0.5, dt_max=0.1)
+
+
+def fake_causal_conv1d_fn(x, weight, bias, activation=None):
+    """causal-conv1d's ``causal_conv1d_fn`` in PyTorch: ``(B, D, T)``, weight ``(D, k)``, SiLU."""
+    width = weight.shape[1]
+    y = torch.nn.functional.conv1d(x, weight[:, None], bias, padding=width - 1, groups=weight.shape[0])
+    return torch.nn.functional.silu(y[..., : x.shape[-1]])
+
+
+@pytest.mark.parametrize("pruned", ["dt_proj", "conv.conv"])
+@pytest.mark.parametrize("path", ["chunked", "sequential", "kernels"])
+def test_a_pruned_layer_of_the_mixer_is_recomputed_at_every_step(path, pruned, monkeypatch):
+    # torch.nn.utils.prune recomputes a masked weight (weight_orig * weight_mask) in a forward
+    # pre-hook of the layer that owns it; the chunked scan read dt_proj.weight and the fused path
+    # conv.conv.weight without calling the layer, so a fine-tune after pruning kept the tensor of the
+    # pruning step and its second step failed ("Trying to backward through the graph a second time").
+    # "kernels" runs the mamba_ssm path with causal-conv1d and the selective scan replaced by PyTorch.
+    from torch.nn.utils import prune
+
+    from mlplab.models.sequence import mamba
+    from mlplab.models.sequence.scans import selective_scan_chunked
+
+    torch.manual_seed(0)
+    scan = "chunked" if path == "kernels" else path
+    model = Mamba(17, 12, embed_dim=16, depth=1, d_state=4, chunk_size=5, scan=scan)
+    if path == "kernels":
+        monkeypatch.setattr(mamba, "causal_conv1d_kernel", lambda: fake_causal_conv1d_fn)
+        monkeypatch.setattr(
+            mamba, "mamba_ssm_scan", lambda *args, **kwargs: selective_scan_chunked(*args, **kwargs)
+        )
+        monkeypatch.setattr(model.blocks[0].mixer.backend, "resolve", lambda device: "mamba_ssm")
+    layer = model.blocks[0].mixer.get_submodule(pruned)
+    prune.l1_unstructured(layer, "weight", amount=0.5)
+    zeros = layer.weight == 0
+    tokens = torch.randint(0, 17, (2, 12))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(2):
+        optimizer.zero_grad()
+        model(tokens).square().mean().backward()
+        assert layer.weight_orig.grad is not None and layer.weight_orig.grad.abs().sum() > 0
+        optimizer.step()
+    with torch.no_grad():
+        logits = model(tokens)
+        assert (
+            torch.equal(layer.weight, layer.weight_orig * layer.weight_mask)
+            and (layer.weight[zeros] == 0).all()
+        )
+        prune.remove(layer, "weight")  # the current masked weight as a plain parameter: same logits
+        torch.testing.assert_close(model(tokens), logits)
+
+
+@pytest.mark.parametrize("kind", ["moe", "moe_plus_plus"])
+def test_the_experts_follow_the_official_rule_for_linear_layers(kind):
+    # the official _init_weights keeps PyTorch's default for linear weights (reset_experts' uniform
+    # +-1/sqrt(fan_in) is the same) and zeroes their biases: a dense channel MLP's biases were zero,
+    # the experts' kept uniform ones
+    from mlplab.nn import ChannelMLP
+
+    torch.manual_seed(0)
+    model = Mamba(17, 12, embed_dim=32, depth=2, d_state=4, bias=True, channel_mlp=ChannelMLP(kind=kind))
+    dense = Mamba(
+        17, 12, embed_dim=32, depth=2, d_state=4, bias=True, channel_mlp=ChannelMLP(kind="conventional")
+    )
+    assert dense.blocks[0].mlp.fc1.bias is not None and not dense.blocks[0].mlp.fc1.bias.any()
+    for block in model.blocks:
+        experts = block.mlp
+        assert not experts.b1.any() and not experts.b2.any()
+        bound = 1 / 32**0.5  # PyTorch's default for the first layers, as the dense fc1
+        assert experts.w1.abs().max() <= bound and experts.w1.abs().max() > 0.9 * bound

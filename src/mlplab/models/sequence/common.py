@@ -19,7 +19,7 @@ from torch import nn
 from mlplab.errors import ConfigError, require_positive
 from mlplab.models.registry import BlockLayout
 from mlplab.nn.channel_mlp import ChannelMLP
-from mlplab.nn.moe import link_gating_residuals
+from mlplab.nn.moe import MixtureOfExperts, link_gating_residuals
 
 #: The channel MLP's hidden width as a multiple of d unless ``mlp_ratio`` says otherwise.
 DEFAULT_MLP_RATIO = 4.0
@@ -36,6 +36,24 @@ def make_sequence_norm(kind: SequenceNorm, dim: int, bias: bool = True, eps: flo
     raise ConfigError(f"norm must be layernorm or rmsnorm, got {kind!r}")
 
 
+class KernelConv1d(nn.Conv1d):
+    """The ``nn.Conv1d`` of :class:`CausalDepthwiseConv1d`, which can also run a fused kernel on its weights.
+
+    ``forward(x, silu_kernel)`` returns ``silu_kernel(x, weight[:, 0], bias, activation="silu")``
+    (causal-conv1d's ``causal_conv1d_fn``: the causal convolution and SiLU in one kernel) instead of
+    the plain convolution. Either way the layer is called as a module, so its forward pre-hooks run,
+    among them the one by which a pruning mask (``torch.nn.utils.prune``) recomputes ``weight``; a
+    caller that read ``weight`` itself would get the tensor of the last call.
+    """
+
+    def forward(
+        self, x: torch.Tensor, silu_kernel: Callable[..., torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        if silu_kernel is None:
+            return super().forward(x)
+        return silu_kernel(x, self.weight.squeeze(1), self.bias, activation="silu")
+
+
 class CausalDepthwiseConv1d(nn.Module):
     """Per-channel causal convolution ``y_t = sum_{j<k} w_j x_{t-j} (+ b)``.
 
@@ -50,11 +68,19 @@ class CausalDepthwiseConv1d(nn.Module):
     def __init__(self, channels: int, kernel_size: int, bias: bool = True):
         super().__init__()
         require_positive(type(self).__name__, channels=channels, kernel_size=kernel_size)
-        self.conv = nn.Conv1d(
+        self.conv = KernelConv1d(
             channels, channels, kernel_size, groups=channels, padding=kernel_size - 1, bias=bias
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, silu_kernel: Callable[..., torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """The convolution of ``x`` ``(B, T, C)``, or its SiLU computed by ``silu_kernel``.
+
+        ``silu_kernel`` is causal-conv1d's ``causal_conv1d_fn`` (see :class:`KernelConv1d`).
+        """
+        if silu_kernel is not None:
+            return self.conv(x.transpose(1, 2).contiguous(), silu_kernel).transpose(1, 2)
         return self.conv(x.transpose(1, 2))[..., : x.shape[1]].transpose(1, 2)
 
 
@@ -210,17 +236,21 @@ class SequenceModel(nn.Module):
                     mixer_dropout=self.mixer_dropout,
                 )
             )
+        link_gating_residuals(self)  # first: the gating-residual maps are linear layers to initialise
         self.init_weights()
-        link_gating_residuals(self)
 
     def init_weights(self) -> None:
         """GPT-2's initialisation, as nanoGPT and Zoology.
 
         N(0, 0.02) for linear and embedding weights, zero biases, N(0, 0.02 / sqrt(2 depth)) for the
-        projections back into the residual stream (``out_proj`` and the channel MLPs' ``fc2``). Modules
-        marked ``keep_init = True`` and parameters that are not in ``nn.Linear`` / ``nn.Embedding``
-        layers keep their own initialisation.
+        projections back into the residual stream (``out_proj`` and the channel MLPs' ``fc2``). The
+        mixture-of-experts channel MLPs' experts follow the same rule (``w1`` like ``fc1``, ``w2`` like
+        ``fc2``, :meth:`~mlplab.nn.moe.MixtureOfExperts.init_experts`), so a dense and an MoE model start
+        from the same scales, as in MoE++'s official model and Mixtral. Modules marked
+        ``keep_init = True`` and parameters that are not in ``nn.Linear`` / ``nn.Embedding`` layers or
+        experts keep their own initialisation.
         """
+        residual_std = 0.02 / math.sqrt(2 * self.depth)
         for module in self.modules():
             if getattr(module, "keep_init", False):
                 continue
@@ -230,7 +260,8 @@ class SequenceModel(nn.Module):
                     nn.init.zeros_(module.bias)
             elif isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, std=0.02)
-        residual_std = 0.02 / math.sqrt(2 * self.depth)
+            elif isinstance(module, MixtureOfExperts):
+                module.init_experts(nn.init.normal_, 0.02, output_std=residual_std)
         for name, module in self.named_modules():
             if isinstance(module, nn.Linear) and name.rsplit(".", 1)[-1] in ("out_proj", "fc2"):
                 if not getattr(module, "keep_init", False):

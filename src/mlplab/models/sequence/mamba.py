@@ -58,6 +58,7 @@ from mlplab.models.sequence.backends import BackendChoice, causal_conv1d_kernel,
 from mlplab.models.sequence.common import CausalDepthwiseConv1d, SequenceModel, SequenceNorm
 from mlplab.models.sequence.scans import selective_scan_chunked
 from mlplab.nn.channel_mlp import ChannelMLP
+from mlplab.nn.moe import MixtureOfExperts
 
 ScanKind = Literal["chunked", "parallel", "sequential"]
 MambaBackend = Literal["auto", "torch", "mamba_ssm"]
@@ -143,6 +144,20 @@ def selective_scan_parallel(
     return torch.cat(outputs, dim=1) + u.float() * D.float()
 
 
+class DeltaProjection(nn.Linear):
+    """``dt_proj``: an ``nn.Linear`` whose bias the fused scans may add themselves.
+
+    ``forward(x, add_bias=False)`` is ``x Wᵀ`` alone, the official ``self.dt_proj.weight @ dt``; the
+    scan then adds the bias (``delta_bias``) before the softplus. Called as a module either way, so
+    its forward pre-hooks run, among them the one by which a pruning mask (``torch.nn.utils.prune``)
+    recomputes ``weight``: reading ``dt_proj.weight`` directly gave the tensor of the pruning step.
+    Same parameters and state-dict names as ``nn.Linear``.
+    """
+
+    def forward(self, x: torch.Tensor, add_bias: bool = True) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias if add_bias else None)
+
+
 class MambaMixer(nn.Module):
     """The Mamba mixer (module docs).
 
@@ -196,7 +211,7 @@ class MambaMixer(nn.Module):
         self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=False)
         self.conv = CausalDepthwiseConv1d(self.d_inner, d_conv, bias=True)
         self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False)
-        self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True)
+        self.dt_proj = DeltaProjection(self.dt_rank, self.d_inner, bias=True)
         self.A_log = nn.Parameter(torch.empty(self.d_inner, d_state))
         self.D = nn.Parameter(torch.empty(self.d_inner))
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=False)
@@ -235,15 +250,13 @@ class MambaMixer(nn.Module):
         u, z = self.in_proj(x).chunk(2, dim=-1)
         kernel = self.backend.resolve(x.device)
         conv_kernel = causal_conv1d_kernel() if kernel == "mamba_ssm" else None
-        if conv_kernel is not None:
-            weight, bias = self.conv.conv.weight.squeeze(1), self.conv.conv.bias
-            u = conv_kernel(u.transpose(1, 2).contiguous(), weight, bias, activation="silu").transpose(1, 2)
-        else:
-            u = F.silu(self.conv(u))
+        # the layers are called as modules, never read for their weights: their forward pre-hooks
+        # run (a pruning mask, torch.nn.utils.prune, is recomputed there)
+        u = self.conv(u, silu_kernel=conv_kernel) if conv_kernel is not None else F.silu(self.conv(u))
         dt, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         A = -torch.exp(self.A_log.float())
         if kernel == "mamba_ssm" or self.scan == "chunked":  # softplus, D and the gate inside the scan
-            dt = F.linear(dt, self.dt_proj.weight)
+            dt = self.dt_proj(dt, add_bias=False)  # the scan adds the bias (delta_bias)
             if kernel == "mamba_ssm":
                 y = mamba_ssm_scan(u, dt, A, B, C, self.D, z, self.dt_proj.bias, delta_softplus=True)
             else:
@@ -353,7 +366,9 @@ class Mamba(SequenceModel):
 
         Linear layers keep PyTorch's default initialisation with zero biases (except ``dt_proj``),
         embeddings N(0, 0.02), and ``out_proj`` is rescaled by ``1 / sqrt(depth)`` (one residual
-        branch per layer; two with a channel MLP).
+        branch per layer; two with a channel MLP). Mixture-of-experts channel MLPs: the experts keep
+        their default (:meth:`~mlplab.nn.moe.MixtureOfExperts.reset_experts`, PyTorch's for linear
+        layers) with zero biases, as a dense channel MLP's layers.
         """
         branches = 1 if all(block.mlp is None for block in self.blocks) else 2
         for module in self.modules():
@@ -365,6 +380,10 @@ class Mamba(SequenceModel):
                 nn.init.zeros_(module.bias)
             elif isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, std=0.02)
+            elif isinstance(module, MixtureOfExperts):
+                for bias in (module.b1, module.b2):
+                    if bias is not None:
+                        nn.init.zeros_(bias)
         for block in self.blocks:
             with torch.no_grad():
                 block.mixer.out_proj.weight.div_(math.sqrt(branches * self.depth))

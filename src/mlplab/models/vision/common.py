@@ -19,6 +19,7 @@ from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
 from mlplab.nn import ChannelMLP
+from mlplab.nn.moe import MixtureOfExperts
 
 #: The default ``channel_mlp`` of the families: the conventional ``d -> hidden -> d`` MLP.
 CONVENTIONAL = ChannelMLP()
@@ -102,11 +103,16 @@ def check_batch(owner: str, x: torch.Tensor, input_shape: tuple[int, int, int]) 
 
 
 def init_linear_weights(module: nn.Module) -> None:
-    """For ``module.apply``: ``Linear`` weights truncated normal (std 0.02), biases zero."""
+    """For ``module.apply``: ``Linear`` weights truncated normal (std 0.02), biases zero.
+
+    The mixture-of-experts channel MLPs' expert matrices too (``w1``, ``w2``), as linear layers.
+    """
     if isinstance(module, nn.Linear):
         trunc_normal_(module.weight, std=0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
+    elif isinstance(module, MixtureOfExperts):
+        module.init_experts(trunc_normal_, 0.02)
 
 
 def drop_path_rates(rate: float, blocks: int) -> list[float]:
