@@ -3,8 +3,9 @@
 ``legacy_checkpoints.json`` records, for a tiny model of every family, the arguments (under their names
 then) and the state-dict keys and shapes that mlplab saved at commit 4b8e984, before the registry.
 Renamed arguments must map onto today's through the registry, and the saved keys (after
-:func:`mlplab.models.registry.upgrade_state_dict`) must be exactly today's, with the same shapes; a
-checkpoint in the old layout loads into a task. (The same snapshot, with its weights, gave the same
+:func:`mlplab.models.registry.upgrade_state_dict`) must be exactly today's, with the same shapes, but
+for the weights of a layout change the family declares (``CHANGED_LAYOUT``); a checkpoint in the old
+layout loads into a task. (The same snapshot, with its weights, gave the same
 outputs before and after the restructuring; the weights are not kept in the repository.)
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -35,6 +37,11 @@ def current(name: str) -> tuple[registry.FamilySpec, tuple, dict]:
     return spec, shapes, args
 
 
+#: The weights whose layout changed since the snapshot in a way no key rule maps (the family declares it in
+#: ``layout_changes``, and a checkpoint holding them is refused with that line): left out of the comparison.
+CHANGED_LAYOUT = {"HopfieldLM": r"\.mixer\.lookup\."}
+
+
 @pytest.mark.parametrize("name", sorted(LEGACY))
 def test_old_state_dict_keys_load_into_todays_family(name):
     spec, shapes, args = current(name)
@@ -43,6 +50,12 @@ def test_old_state_dict_keys_load_into_todays_family(name):
     old = {key: torch.empty(shape, device="meta") for key, shape in LEGACY[name]["state_dict"].items()}
     upgraded = registry.upgrade_state_dict(model, old)
     now = model.state_dict()
+    if name in CHANGED_LAYOUT:
+        assert spec.layout_changes, f"{name}: a layout change the refusal of old checkpoints does not name"
+        changed = re.compile(CHANGED_LAYOUT[name])
+        assert any(changed.search(key) for key in upgraded) and any(changed.search(key) for key in now)
+        upgraded = {key: value for key, value in upgraded.items() if not changed.search(key)}
+        now = {key: value for key, value in now.items() if not changed.search(key)}
     assert sorted(upgraded) == sorted(now)
     assert all(tuple(upgraded[key].shape) == tuple(now[key].shape) for key in now)
 
