@@ -143,3 +143,22 @@ def test_the_experts_follow_the_official_rule_for_linear_layers(kind):
         assert not experts.b1.any() and not experts.b2.any()
         bound = 1 / 32**0.5  # PyTorch's default for the first layers, as the dense fc1
         assert experts.w1.abs().max() <= bound and experts.w1.abs().max() > 0.9 * bound
+        hidden = experts.w2.shape[1]
+        bound = 1 / hidden**0.5 / (2 * 2) ** 0.5  # the output stack rescaled as a dense fc2
+        assert experts.w2.abs().max() <= bound and experts.w2.abs().max() > 0.9 * bound
+
+
+def test_a_channel_mlps_output_layer_is_rescaled_as_the_official_rule_says():
+    # mixer_seq_simple._init_weights rescales every "out_proj.weight" and "fc2.weight" by
+    # 1/sqrt(n_residuals_per_layer * n_layer): two residual branches per layer with an MLP
+    from mlplab.nn import ChannelMLP
+
+    torch.manual_seed(0)
+    model = Mamba(17, 12, embed_dim=32, depth=3, d_state=4, channel_mlp=ChannelMLP(kind="conventional"))
+    for block in model.blocks:
+        fc2 = block.mlp.fc2.weight
+        bound = 1 / fc2.shape[1] ** 0.5 / (2 * 3) ** 0.5  # PyTorch's default bound, rescaled
+        assert fc2.abs().max() <= bound and fc2.abs().max() > 0.9 * bound
+        out = block.mixer.out_proj.weight
+        bound = 1 / out.shape[1] ** 0.5 / (2 * 3) ** 0.5
+        assert out.abs().max() <= bound and out.abs().max() > 0.9 * bound

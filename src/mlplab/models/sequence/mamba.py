@@ -365,10 +365,12 @@ class Mamba(SequenceModel):
         """The official ``_init_weights`` (``mixer_seq_simple.py``).
 
         Linear layers keep PyTorch's default initialisation with zero biases (except ``dt_proj``),
-        embeddings N(0, 0.02), and ``out_proj`` is rescaled by ``1 / sqrt(depth)`` (one residual
-        branch per layer; two with a channel MLP). Mixture-of-experts channel MLPs: the experts keep
-        their default (:meth:`~mlplab.nn.moe.MixtureOfExperts.reset_experts`, PyTorch's for linear
-        layers) with zero biases, as a dense channel MLP's layers.
+        embeddings N(0, 0.02), and the residual branches' output layers, ``out_proj`` and a channel
+        MLP's ``fc2`` (the official rule names both), are rescaled by ``1 / sqrt(depth)`` (one residual
+        branch per layer; ``1 / sqrt(2 depth)`` with a channel MLP). Mixture-of-experts channel MLPs:
+        the experts keep their default (:meth:`~mlplab.nn.moe.MixtureOfExperts.reset_experts`,
+        PyTorch's for linear layers) with zero biases, as a dense channel MLP's layers, and their
+        output stack ``w2`` is rescaled as ``fc2``.
         """
         branches = 1 if all(block.mlp is None for block in self.blocks) else 2
         for module in self.modules():
@@ -384,6 +386,11 @@ class Mamba(SequenceModel):
                 for bias in (module.b1, module.b2):
                     if bias is not None:
                         nn.init.zeros_(bias)
-        for block in self.blocks:
-            with torch.no_grad():
-                block.mixer.out_proj.weight.div_(math.sqrt(branches * self.depth))
+        scale = math.sqrt(branches * self.depth)
+        with torch.no_grad():
+            for block in self.blocks:
+                block.mixer.out_proj.weight.div_(scale)
+                if block.mlp is not None:
+                    for name, parameter in block.mlp.named_parameters():
+                        if name in ("fc2.weight", "w2"):
+                            parameter.div_(scale)
