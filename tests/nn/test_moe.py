@@ -165,3 +165,18 @@ def test_a_masked_router_and_gate_map_are_recomputed_at_every_step():
     layers[0](x)
     expected = torch.nn.functional.linear(x, layers[0].router.weight_orig * layers[0].router.weight_mask)
     torch.testing.assert_close(layers[0].last_logits, expected)  # the current weights, masked
+
+
+def test_a_fan_dependent_rule_reaches_every_expert_as_an_nn_linear():
+    # init_experts(init) without std applies init to each expert's matrix in nn.Linear's (out, in)
+    # layout: nn.Linear's own default (kaiming_uniform_, a=sqrt(5)) gives w1 the bound 1/sqrt(dim) of a
+    # dim -> hidden layer and w2 the bound 1/sqrt(hidden) of a hidden -> dim one
+    torch.manual_seed(0)
+    experts = MixtureOfExperts(8, 64, num_experts=3)
+    experts.init_experts(lambda w: nn.init.kaiming_uniform_(w, a=5**0.5), bias_init=nn.init.ones_)
+    for weight, fan_in in ((experts.w1, 8), (experts.w2, 64)):
+        bound = fan_in**-0.5
+        assert bound * 0.95 < weight.abs().max() <= bound
+    assert experts.b1.eq(1).all() and experts.b2.eq(1).all()
+    with pytest.raises(ValueError, match="output_std needs std"):
+        experts.init_experts(nn.init.xavier_uniform_, output_std=0.01)

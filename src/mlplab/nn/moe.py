@@ -158,10 +158,13 @@ class MixtureOfExperts(nn.Module):
     def reset_experts(self) -> None:
         """Initialise every expert like a pair of ``nn.Linear`` layers (uniform in +-1/sqrt(fan_in)).
 
-        PyTorch's default, which families that keep ``nn.Linear``'s default initialisation (Mamba's
-        official rule, most vision and time-series families) keep for the experts too. A family with a
-        rule of its own for linear layers applies it with :meth:`init_experts`, as the other layers'
-        (MoE++'s official model and Mixtral initialise their expert layers as every ``nn.Linear``).
+        PyTorch's default, which families that keep ``nn.Linear``'s default initialisation keep for the
+        experts too (Mamba, as its official rule; Activator, DynamicSpectrumMixer, NiNformer, RaftMLP,
+        StripMLP, TimeMixer, TSMixer, TSMixerGoogle). A family with a rule of its own for linear layers
+        applies it with :meth:`init_experts`, as the other layers' (MoE++'s official model and Mixtral
+        initialise their expert layers as every ``nn.Linear``): the other sequence families (GPT-2's),
+        EfficientMod and MS-MLP (truncated normal), MLP-Mixer and ResMLP (timm's Xavier uniform), MAXIM
+        (normal, std 0.02).
         """
         for weight, bias, fan_in in ((self.w1, self.b1, self.dim), (self.w2, self.b2, self.hidden)):
             bound = 1.0 / math.sqrt(fan_in)
@@ -172,23 +175,42 @@ class MixtureOfExperts(nn.Module):
     def init_experts(
         self,
         init: Callable[..., Any],
-        std: float,
+        std: float | None = None,
         output_std: float | None = None,
+        bias_init: Callable[[torch.Tensor], Any] = nn.init.zeros_,
     ) -> None:
-        """Initialise the experts by a family's rule for its linear layers: ``init(w, std=...)``, biases zero.
+        """Initialise the experts by a family's rule for its linear layers (biases zero unless ``bias_init``).
+
+        Two kinds of rules:
+
+        * i.i.d. entries of a given standard deviation (``std`` given): ``init(w, std=...)`` on the whole
+          stacks ``w1`` and ``w2`` (``nn.init.normal_``, timm's ``trunc_normal_``);
+        * a rule that depends on the layer's fans (``std=None``): ``init(weight)`` on every expert's
+          matrix in ``nn.Linear``'s ``(out_features, in_features)`` layout (``nn.init.xavier_uniform_``,
+          timm's ``lecun_normal_``), so each gets what an ``fc1`` ``dim -> hidden`` and an ``fc2``
+          ``hidden -> dim`` would.
 
         Args:
-            init: An initialiser of i.i.d. entries taking ``std`` (``nn.init.normal_``, timm's
-                ``trunc_normal_``); the entries' layout does not matter to it.
-            std: Standard deviation of the first layers ``w1`` (the family's ``fc1``).
+            init: The family's initialiser of linear weights.
+            std: Standard deviation of the first layers ``w1`` (the family's ``fc1``); ``None`` for a
+                fan-dependent ``init``.
             output_std: Of the second layers ``w2``, which project back into the residual stream (the
-                family's ``fc2``); ``None`` means ``std``.
+                family's ``fc2``); ``None`` means ``std``. Only with ``std``.
+            bias_init: Initialiser of the biases ``b1`` and ``b2``, called on each stack.
         """
-        init(self.w1, std=std)
-        init(self.w2, std=std if output_std is None else output_std)
+        if std is None:
+            if output_std is not None:
+                raise ValueError("init_experts: output_std needs std (a fan-dependent init takes neither)")
+            with torch.no_grad():
+                for expert in range(self.num_experts):
+                    init(self.w1[expert].T)  # (hidden, dim): nn.Linear(dim, hidden).weight
+                    init(self.w2[expert].T)  # (dim, hidden): nn.Linear(hidden, dim).weight
+        else:
+            init(self.w1, std=std)
+            init(self.w2, std=std if output_std is None else output_std)
         for bias in (self.b1, self.b2):
             if bias is not None:
-                nn.init.zeros_(bias)
+                bias_init(bias)
 
     # ------------------------------------------------------------------------------------ routing
     def router_logits(self, tokens: torch.Tensor) -> torch.Tensor:
