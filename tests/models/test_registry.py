@@ -22,7 +22,7 @@ from torch import nn
 from mlplab.errors import ConfigError
 from mlplab.models import count_parameters, registry
 from mlplab.models.counting import count_training_flops
-from mlplab.nn import ChannelMLP, auxiliary_loss
+from mlplab.nn import ChannelMLP, MixtureOfExperts, auxiliary_loss
 from tests.helpers import assert_every_trainable_parameter_gets_a_gradient, assert_steps_lower_the_loss
 from tests.models.domains import HARNESSES
 
@@ -128,6 +128,102 @@ def test_a_channel_mlp_kind_a_family_does_not_declare_is_refused_by_the_task():
         match=r"^TSMixer does not support channel_mlp.kind=moe_plus_plus \(it supports conventional",
     ):
         ForecastingTask(family, lookback=48, horizon=16, num_series=3)
+
+
+#: Each family with a ``moe`` channel MLP, and its rule for linear layers, which its dense channel MLP's
+#: fc1 / fc2 follow and the experts' w1 / w2 (each expert a dim -> hidden -> dim pair) must follow too:
+#: ``default``: PyTorch's, uniform +-1/sqrt(fan_in), biases too; ``gpt2``: N(0, 0.02), the fc2 /
+#: w2 projections into the residual stream N(0, 0.02/sqrt(2 depth)), zero biases; ``trunc_normal``:
+#: timm's truncated normal, std 0.02, zero biases; ``xavier``: timm's MlpMixer, uniform
+#: +-sqrt(6/(fan_in + fan_out)), channel-MLP biases N(0, 1e-6); ``normal``: the official MAXIM's Dense
+#: layers, N(0, 0.02), zero biases; ``mamba``: the official Mamba's, PyTorch's default weights with
+#: zero biases, fc2 / w2 divided by sqrt(2 depth). The router is a linear layer of the family and
+#: follows the rule too (without an output scaling).
+LINEAR_INIT = {
+    "Activator": "default",
+    "DynamicSpectrumMixer": "default",
+    "EfficientMod": "trunc_normal",
+    "MlpMixer": "xavier",
+    "MSMLP": "trunc_normal",
+    "NiNformer": "default",
+    "RaftMLP": "default",
+    "ResMLP": "xavier",
+    "StripMLP": "default",
+    "MAXIM": "normal",
+    "TimeMixer": "default",
+    "TSMixer": "default",
+    "TSMixerGoogle": "default",
+    "GatedAssociativeMemory": "gpt2",
+    "GatedConv": "gpt2",
+    "GatedLinearAttention": "gpt2",
+    "HopfieldLM": "gpt2",
+    "Mamba": "mamba",
+    "Transformer": "gpt2",
+}
+MOE_FAMILIES = [spec.name for spec in FAMILIES if "moe" in spec.channel_mlps]
+
+
+def test_every_family_with_experts_states_its_rule_for_linear_layers():
+    assert set(MOE_FAMILIES) == set(LINEAR_INIT), "add the family's rule for linear layers to LINEAR_INIT"
+
+
+def assert_follows_rule(rule: str, weight, bias, fan_in: int, fan_out: int, scale: float):
+    """``weight`` (i.i.d. entries of layers of these fans) and ``bias`` (or None) start as ``rule`` says.
+
+    ``scale``: the standard deviation of the normal rules, the factor of the bound of ``mamba``'s. The
+    tolerance on the standard deviation shrinks with the entries (its sampling error is below
+    0.71/sqrt(n) for these laws).
+    """
+    weight = weight.detach()
+    rtol = 0.03 + 2.5 / weight.numel() ** 0.5
+    if rule in ("default", "xavier", "mamba"):
+        bound = (6 / (fan_in + fan_out)) ** 0.5 if rule == "xavier" else 1 / fan_in**0.5
+        bound *= scale if rule == "mamba" else 1
+        assert weight.abs().max() <= bound
+        torch.testing.assert_close(weight.std().item(), bound / 3**0.5, rtol=rtol, atol=0)
+    else:
+        torch.testing.assert_close(weight.std().item(), scale, rtol=rtol, atol=0)
+    if bias is None:
+        return
+    bias = bias.detach()
+    if rule == "default":
+        assert bias.abs().max() <= bound and bias.any()
+    elif rule == "xavier":
+        assert 0 < bias.std() < 1e-5
+    else:
+        assert not bias.any()
+
+
+@pytest.mark.parametrize("name", MOE_FAMILIES)
+def test_the_experts_start_from_the_familys_rule_for_linear_layers(name):
+    # A dense-vs-MoE comparison must start from the same scales: each expert gets what the family's rule
+    # gives a dense fc1 / fc2 of its shape (as in MoE++'s official model and Mixtral). timm's MlpMixer
+    # init (MlpMixer, ResMLP) and MAXIM's Dense layers skipped the experts, which kept PyTorch's default
+    # (at width 32: std 0.10 / 0.05 against Xavier's 0.11, biases 0.10 against 1e-6; MAXIM 0.14
+    # against 0.02) and MAXIM's router kept it too.
+    rule = LINEAR_INIT[name]
+    spec = registry.get(name)
+    experts_model, _, _ = tiny(name, spec.domains[0], channel_mlp=ChannelMLP(kind="moe", num_experts=4))
+    dense_model, _, _ = tiny(name, spec.domains[0], channel_mlp=ChannelMLP())
+    first, residual = 0.02, 0.02  # the normal rules' std; mamba's: the factors of the default bound
+    if rule in ("gpt2", "mamba"):
+        first = 1.0 if rule == "mamba" else 0.02
+        residual = first / (2 * experts_model.depth) ** 0.5
+    layers = [(n, m) for n, m in experts_model.named_modules() if isinstance(m, MixtureOfExperts)]
+    assert layers
+    for layer_name, experts in layers:
+        dense = dense_model.get_submodule(layer_name)
+        dim, hidden = experts.dim, experts.hidden
+        assert dense.fc1.weight.shape == (hidden, dim) and dense.fc2.weight.shape == (dim, hidden)
+        for weights, biases, fan_in, fan_out, scale in (
+            ((dense.fc1.weight,), dense.fc1.bias, dim, hidden, first),
+            ((dense.fc2.weight,), dense.fc2.bias, hidden, dim, residual),
+            (experts.w1, experts.b1, dim, hidden, first),
+            (experts.w2, experts.b2, hidden, dim, residual),
+        ):
+            weight = torch.stack([w.T for w in weights])  # every expert's (or the dense layer's) entries
+            assert_follows_rule(rule, weight, biases, fan_in, fan_out, scale)
+        assert_follows_rule(rule, experts.router.weight, None, dim, experts.num_experts, first)
 
 
 class Zero(nn.Module):

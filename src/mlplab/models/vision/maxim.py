@@ -19,7 +19,9 @@ Building blocks, on ``x`` of shape ``(B, H, W, C)``:
   gated by the other's weights: ``y' = y + Dense(y ⊙ G(x))``, ``x' = x + y' + Dense(x ⊙ G(y))``.
 * **RCAB** (encoder/decoder): ``x + CA(Conv3(LeakyReLU(Conv3(LN(x)))))`` with squeeze-excitation
   channel attention ``CA``; **RDCAB** (bottleneck): ``x + CA(ChannelMLP(LN(x)))``, the channel MLP
-  being ``Dense(C), GELU, Dense(C)`` (the family's ``channel_mlp``: conventional or hourglass).
+  being ``Dense(C), GELU, Dense(C)`` (the family's ``channel_mlp``: conventional, hourglass or moe; the
+  experts and router of a mixture of experts start as the official Dense layers, normal with std 0.02
+  and zero biases).
 
 Network (one stage): 3×3 input convolution; ``depth`` encoder levels (concatenate the multi-scale input,
 1×1 convolution, ``num_groups`` × (MAB, RCAB) with a long skip, then a 4×4 stride-2 convolution); the
@@ -70,6 +72,7 @@ from mlplab.errors import ConfigError, require_positive
 from mlplab.models.registry import Variant, register_family
 from mlplab.models.vision.common import CONVENTIONAL, check_batch, image_shape, size_text
 from mlplab.nn import ChannelMLP
+from mlplab.nn.moe import MixtureOfExperts
 
 GELU = "gelu_tanh"  # Flax's nn.gelu is the tanh approximation
 
@@ -253,6 +256,9 @@ class RDCAB(nn.Module):
                 nn.init.zeros_(layer.bias)
         else:
             self.mlp = channel_mlp.build(channels, channels, activation=GELU, drop=dropout)
+            if isinstance(self.mlp, MixtureOfExperts):  # the experts and router are Dense layers too
+                self.mlp.init_experts(nn.init.normal_, 0.02)
+                nn.init.normal_(self.mlp.router.weight, std=0.02)
         self.attention = ChannelAttention(channels, reduction)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -606,7 +612,7 @@ class MAXIM(nn.Module):
         channels_reduction: Reduction of the channel-attention layers.
         use_global_mlp: Use the multi-axis gated MLP blocks in the encoder and decoder.
         dropout: Dropout after the MLP projections.
-        channel_mlp: The channel MLP of the bottleneck's RDCABs: conventional or hourglass.
+        channel_mlp: The channel MLP of the bottleneck's RDCABs: conventional, hourglass or moe.
     """
 
     def __init__(

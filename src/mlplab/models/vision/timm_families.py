@@ -20,10 +20,11 @@ network cannot take.
   Biases", ICML 2021 (github.com/facebookresearch/convit). Gated positional self-attention (GPSA) in the
   first ``local_up_to_layer`` blocks, then ordinary self-attention.
 
-``channel_mlp`` (conventional or hourglass, :class:`~mlplab.nn.ChannelMLP`) replaces the channel MLP of
-MLP-Mixer and ResMLP blocks. gMLP has none to replace (its spatial gating unit sits inside the channel
-MLP, which is its token mixer), and timm builds the MLPs of PoolFormer and ConViT blocks itself, without
-an ``mlp_layer`` argument, so those two keep theirs.
+``channel_mlp`` (conventional, hourglass or moe, :class:`~mlplab.nn.ChannelMLP`) replaces the channel MLP
+of MLP-Mixer and ResMLP blocks; a mixture of experts' expert layers start from timm's rule for linear
+layers, as a dense channel MLP's (:func:`init_experts_as_timm_mixer`). gMLP has none to replace (its
+spatial gating unit sits inside the channel MLP, which is its token mixer), and timm builds the MLPs of
+PoolFormer and ConViT blocks itself, without an ``mlp_layer`` argument, so those two keep theirs.
 
 Shapes: ``(B, C, H, W) -> (B, num_classes)``. MLP-Mixer, ResMLP, gMLP and ConViT mix a fixed number of
 tokens ``(H/p)·(W/p)``: they are built for one image size, divisible by the patch size ``p`` (ConViT's only
@@ -49,6 +50,7 @@ from mlplab.errors import ConfigError, require_positive
 from mlplab.models.registry import BlockLayout, Variant, register_family
 from mlplab.models.vision.common import CONVENTIONAL, IMAGENET, PatchClassifier
 from mlplab.nn import ChannelMLP
+from mlplab.nn.moe import MixtureOfExperts
 
 #: timm's ImageNet-1k parameter counts (pytorch-image-models, results/results-imagenet.csv, param_count).
 TIMM_RESULTS = "timm's results-imagenet.csv (param_count, to 0.01M)"
@@ -122,7 +124,11 @@ class TimmMixerClassifier(TimmClassifier):
         }
 
     def build_network(self, **block_settings: Any) -> None:
-        """Build timm's ``MlpMixer`` for this image size and classes; ``block_settings`` pick the family."""
+        """Build timm's ``MlpMixer`` for this image size and classes; ``block_settings`` pick the family.
+
+        timm's initialisation covers ``nn.Linear`` layers only (the mixture of experts' router is one);
+        :func:`init_experts_as_timm_mixer` gives the experts of a ``moe`` channel MLP the same rule.
+        """
         channels, height, width = self.input_shape
         self.model = TimmMlpMixer(
             num_classes=self.num_classes,
@@ -131,6 +137,23 @@ class TimmMixerClassifier(TimmClassifier):
             patch_size=self.patch_size,
             **{**self.network_args, **block_settings},
         )
+        init_experts_as_timm_mixer(self.model)
+
+
+def init_experts_as_timm_mixer(model: nn.Module) -> None:
+    """The rule of timm's ``MlpMixer`` for linear layers (``_init_weights``, ``flax=False``), for experts.
+
+    Every ``nn.Linear`` but the head gets a Xavier-uniform weight and, inside a module whose name holds
+    ``mlp`` (the channel MLPs), a N(0, 1e-6) bias (zero elsewhere). timm's pass skips the experts' ``w1``
+    / ``w2`` stacks, which would keep :meth:`~mlplab.nn.moe.MixtureOfExperts.reset_experts`' uniform
+    +-1/sqrt(fan_in) (at width 32 and hidden 128 std 0.10 and 0.05 against the dense ``fc1`` / ``fc2``'s
+    0.11, biases std 0.10 against 1e-6): here each expert gets what a dense ``fc1`` / ``fc2`` of its
+    shape gets.
+    """
+    for name, module in model.named_modules():
+        if isinstance(module, MixtureOfExperts):
+            bias_init = partial(nn.init.normal_, std=1e-6) if "mlp" in name else nn.init.zeros_
+            module.init_experts(nn.init.xavier_uniform_, bias_init=bias_init)
 
 
 def _mixer_block_with(channel_mlp: ChannelMLP) -> Callable[..., MixerBlock]:
@@ -180,7 +203,7 @@ class MlpMixer(TimmMixerClassifier):
         output_shape: ``(num_classes,)``; filled in from the data.
         token_mlp_ratio: Hidden width of the token MLP as a multiple of ``embed_dim``.
         stem_norm: Normalise the patch embeddings.
-        channel_mlp: The channel MLP of every block: conventional or hourglass.
+        channel_mlp: The channel MLP of every block: conventional, hourglass or moe.
         **kwargs: The arguments of :class:`TimmMixerClassifier`: ``patch_size``, ``depth`` (8),
             ``embed_dim`` (256), ``mlp_ratio`` (4), ``drop_rate``, ``proj_drop_rate``, ``drop_path_rate``.
     """
@@ -230,7 +253,7 @@ class ResMLP(TimmMixerClassifier):
         depth: Number of residual blocks (timm's ``num_blocks``).
         embed_dim: Width of the patch embeddings.
         init_values: Initial LayerScale (1e-4 for 12 blocks, 1e-5 for 24, 1e-6 for 36 in the paper).
-        channel_mlp: The channel MLP of every block: conventional or hourglass.
+        channel_mlp: The channel MLP of every block: conventional, hourglass or moe.
         **kwargs: The arguments of :class:`TimmMixerClassifier`: ``patch_size``, ``mlp_ratio`` (4),
             ``drop_rate``, ``proj_drop_rate``, ``drop_path_rate``.
     """
