@@ -54,6 +54,11 @@ def test_hourglass_channel_mlp_in_the_bottleneck():
     assert isinstance(rdcab.mlp, HourglassChannelMLP)
     x = torch.rand(2, 3, 16, 16)
     assert_every_trainable_parameter_gets_a_gradient(model, F.mse_loss(model(x), x))
+    # its linear layers are Dense layers as the conventional MLP's: N(0, 0.02), zero biases
+    layers = [layer for layer in rdcab.mlp.modules() if isinstance(layer, torch.nn.Linear)]
+    weights = torch.cat([layer.weight.flatten() for layer in layers])
+    assert len(layers) >= 2 and abs(weights.std().item() - 0.02) < 0.004
+    assert all(layer.bias is None or not layer.bias.any() for layer in layers)
 
 
 def test_block_gmlp_mixes_within_blocks_and_grid_gmlp_across_cells():

@@ -256,9 +256,13 @@ class RDCAB(nn.Module):
                 nn.init.zeros_(layer.bias)
         else:
             self.mlp = channel_mlp.build(channels, channels, activation=GELU, drop=dropout)
-            if isinstance(self.mlp, MixtureOfExperts):  # the experts and router are Dense layers too
+            for layer in self.mlp.modules():  # every kind's linear layers (and a router) are Dense layers
+                if isinstance(layer, nn.Linear):
+                    nn.init.normal_(layer.weight, std=0.02)
+                    if layer.bias is not None:
+                        nn.init.zeros_(layer.bias)
+            if isinstance(self.mlp, MixtureOfExperts):  # and the experts
                 self.mlp.init_experts(nn.init.normal_, 0.02)
-                nn.init.normal_(self.mlp.router.weight, std=0.02)
         self.attention = ChannelAttention(channels, reduction)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
