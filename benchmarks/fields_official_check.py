@@ -41,7 +41,9 @@ Run from the repository root, e.g.::
         --fourier ~/src/fourier-feature-networks --jax-path /tmp/jax --rbfnet ~/src/GNF --fresh ~/src/FreSh
 
 Prints one JSON line per model: parameters (ours, official), the largest output difference, the
-largest relative gradient difference, and whether they agree to 1e-5.
+largest relative gradient difference, and whether they agree to 1e-5 (outputs absolute, gradients
+relative to each weight's largest official gradient; FreSh: spectra relative to the largest value,
+distances relative). Exits with status 1 when a comparison misses the bound.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
+import official_code
 import torch
 from official_code import load_module
 from torch import Tensor, nn
@@ -656,6 +659,16 @@ def check_fresh(checkout: Path) -> list[dict]:
     return rows
 
 
+#: What each option's check reads in its checkout: (repository, files).
+CHECKOUTS = {
+    "siren": ("github.com/vsitzmann/siren", ("explore_siren.ipynb", "modules.py")),
+    "cam": ("github.com/maincold2/CAM", ("CAM_image.py",)),
+    "fourier": ("github.com/tancik/fourier-feature-networks", ("Demo.ipynb",)),
+    "rbfnet": ("github.com/AbdelazizBouzidi/GNF", ("models/gnf_fields.py",)),
+    "fresh": ("github.com/gmum/FreSh", ("scripts/find_optimal_config.py",)),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -676,6 +689,7 @@ def main() -> None:
     options = parser.parse_args()
     if all(getattr(options, name) is None for name in ("siren", "cam", "fourier", "rbfnet", "fresh")):
         parser.error("give at least one of --siren, --cam, --fourier, --rbfnet, --fresh")
+    official_code.require_checkouts(options, CHECKOUTS)
     torch.set_grad_enabled(True)
     rows = []
     if options.siren is not None:
@@ -690,6 +704,7 @@ def main() -> None:
         rows += check_fresh(options.fresh)
     for row in rows:
         print(json.dumps(row))
+    official_code.exit_status(rows, "agree_1e-5")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
-"""What the ``*_official_check.py`` scripts share: importing one official source file by its path.
+"""What the ``*_official_check.py`` scripts share: checkouts, official files, bounds, exit status.
 
 The official repositories are not packages mlplab depends on: each check script takes a checkout's path
 and imports the files it needs from there (``python benchmarks/<domain>_official_check.py --help``).
+Each script checks the checkouts it is given before comparing anything (:func:`require_checkout`: one
+line naming the option, the path and the files expected there) and exits with status 1 when a
+comparison misses its bound (:func:`exit_status`).
 """
 
 from __future__ import annotations
@@ -9,7 +12,52 @@ from __future__ import annotations
 import importlib.util
 import sys
 import types
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+
+def require_checkout(option: str, path: Path, repository: str, files: Iterable[str]) -> None:
+    """Exit with one line unless ``path`` is a folder holding every file of ``files``.
+
+    Args:
+        option: The command-line option that gave ``path`` (``--siren``).
+        path: The folder given.
+        repository: Where the checkout comes from (``github.com/vsitzmann/siren``).
+        files: The files the check reads there, relative to the checkout.
+
+    Raises:
+        SystemExit: ``error: --siren /x: no such folder; expected a checkout of ... (files)``.
+    """
+    files = list(files)
+    expected = f"expected a checkout of {repository} ({', '.join(files)})"
+    if not path.is_dir():
+        raise SystemExit(f"error: {option} {path}: no such folder; {expected}")
+    missing = [name for name in files if not (path / name).is_file()]
+    if missing:
+        raise SystemExit(f"error: {option} {path}: no {', '.join(missing)} there; {expected}")
+
+
+def require_checkouts(options: object, checkouts: Mapping[str, tuple[str, tuple[str, ...]]]) -> None:
+    """:func:`require_checkout` for every option of ``checkouts`` given on the command line.
+
+    ``checkouts[dest] = (repository, files)``, ``dest`` being the argparse name (``strip_mlp`` for
+    ``--strip-mlp``); an option not given (``None``) is skipped.
+    """
+    for dest, (repository, files) in checkouts.items():
+        path = getattr(options, dest)
+        if path is not None:
+            require_checkout("--" + dest.replace("_", "-"), Path(path), repository, files)
+
+
+def exit_status(rows: Iterable[Mapping], agree: str) -> None:
+    """Exit with status 1 and one line naming them when rows' ``agree`` entries are false.
+
+    Call it after printing the rows; it returns normally when every row agrees.
+    """
+    failed = [f"{row.get('family', '')} {row.get('variant', '')}".strip() for row in rows if not row[agree]]
+    if failed:
+        print(f"error: {len(failed)} comparison(s) missed their bound: {'; '.join(failed)}", file=sys.stderr)
+        sys.exit(1)
 
 
 def load_module(path: Path, name: str, register: bool = True) -> types.ModuleType:

@@ -75,6 +75,7 @@ import types
 from collections.abc import Callable
 from pathlib import Path
 
+import official_code
 import torch
 from official_code import load_module
 from torch import nn
@@ -578,6 +579,17 @@ def check_gam(checkout: Path, length: int) -> list[dict]:
     return rows
 
 
+#: What each option's check reads in its checkout: (repository, files).
+CHECKOUTS = {
+    "mamba": ("github.com/state-spaces/mamba", ("mamba_ssm/modules/mamba_simple.py",)),
+    "gla": ("github.com/fla-org/flash-linear-attention", ("fla/layers/gla.py",)),
+    "nanogpt": ("github.com/karpathy/nanoGPT", ("model.py",)),
+    "hopfield": ("github.com/ml-jku/hopfield-layers", ("hflayers/__init__.py",)),
+    "zoology": ("github.com/HazyResearch/zoology", ("zoology/mixers/hyena.py",)),
+    "gam": ("github.com/rishiraj/gam", ("gam_model.py",)),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -604,6 +616,7 @@ def main() -> None:
     checkouts = ("mamba", "gla", "nanogpt", "hopfield", "zoology", "gam")
     if all(getattr(options, name) is None for name in checkouts):
         parser.error("give at least one checkout (--mamba, --gla, --nanogpt, --hopfield, --zoology, --gam)")
+    official_code.require_checkouts(options, CHECKOUTS)
     torch.set_grad_enabled(True)
     if options.float64:
         global TOLERANCE, GRADIENT_TOLERANCE
@@ -625,8 +638,7 @@ def main() -> None:
         rows += check_gam(options.gam, options.length)
     for row in rows:
         print(json.dumps(row))
-    if not all(row["agree"] for row in rows):
-        sys.exit(1)
+    official_code.exit_status(rows, "agree")
 
 
 if __name__ == "__main__":

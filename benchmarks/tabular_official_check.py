@@ -26,7 +26,9 @@ Run from the repository root, e.g.::
     python benchmarks/tabular_official_check.py --tabm ~/src/tabm --finalmlp ~/src/FuxiCTR --kan ~/src/pykan
 
 Prints one JSON line per model: parameters (ours, official, published), the largest output
-difference, the largest relative gradient difference, and whether they agree to 1e-5.
+difference, the largest relative gradient difference, and whether they agree to 1e-5 (both: outputs
+absolute, gradients relative to each weight's largest official gradient; every model here agrees to
+rounding or exactly, see docs/results.md). Exits with status 1 when a comparison misses the bound.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+import official_code
 import torch
 from official_code import load_module
 from torch import Tensor, nn
@@ -395,6 +398,14 @@ def check_kan(checkout: Path) -> list[dict]:
     return rows
 
 
+#: What each option's check reads in its checkout: (repository, files).
+CHECKOUTS = {
+    "tabm": ("github.com/yandex-research/tabm", ("paper/lib/deep.py", "paper/bin/model.py", "tabm.py")),
+    "finalmlp": ("github.com/reczoo/FuxiCTR", ("model_zoo/FinalMLP/src/FinalMLP.py",)),
+    "kan": ("github.com/KindXiaoming/pykan", ("kan/__init__.py", "kan/MultKAN.py")),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -405,6 +416,7 @@ def main() -> None:
     options = parser.parse_args()
     if options.tabm is None and options.finalmlp is None and options.kan is None:
         parser.error("give at least one of --tabm, --finalmlp, --kan")
+    official_code.require_checkouts(options, CHECKOUTS)
     torch.set_grad_enabled(True)
     rows = []
     if options.tabm is not None:
@@ -415,6 +427,7 @@ def main() -> None:
         rows += check_kan(options.kan)
     for row in rows:
         print(json.dumps(row))
+    official_code.exit_status(rows, "agree_1e-5")
 
 
 if __name__ == "__main__":

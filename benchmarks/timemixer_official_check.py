@@ -23,6 +23,7 @@ import sys
 import types
 from pathlib import Path
 
+import official_code
 import torch
 
 from mlplab.models import TimeMixer
@@ -91,6 +92,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--tolerance", type=float, default=1e-4)
     options = parser.parse_args()
+    official_code.require_checkout(
+        "--official", options.official, "github.com/kwuking/TimeMixer", ["models/TimeMixer.py"]
+    )
     lookback, series, failures = 96, 7, 0
     for horizon in options.horizons:
         torch.manual_seed(0)

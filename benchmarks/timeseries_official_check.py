@@ -55,6 +55,7 @@ import types
 from collections.abc import Callable
 from pathlib import Path
 
+import official_code
 import torch
 from official_code import load_module
 from torch import nn
@@ -388,6 +389,17 @@ def check_tsmixer_google(checkout: Path) -> list[dict]:
     return rows
 
 
+#: What each option's check reads in its checkout: (repository, files).
+CHECKOUTS = {
+    "patchtst": ("github.com/yuqinie98/PatchTST", ("PatchTST_supervised/models/PatchTST.py",)),
+    "dlinear": ("github.com/cure-lab/LTSF-Linear", ("models/DLinear.py",)),
+    "tsmixer_google": (
+        "github.com/google-research/google-research",
+        ("tsmixer/tsmixer_basic/models/tsmixer_rev_in.py",),
+    ),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -423,6 +435,7 @@ def main() -> None:
         and not options.tsmixer_google
     ):
         parser.error("give at least one of --patchtst, --dlinear, --tsmixer, --tsmixer-google")
+    official_code.require_checkouts(options, CHECKOUTS)
     sys.path += [str(path) for path in options.python_path]
     if options.tsmixer_google is not None:  # before anything imports TensorFlow (transformers may)
         os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -442,8 +455,7 @@ def main() -> None:
         rows += check_tsmixer_google(options.tsmixer_google)
     for row in rows:
         print(json.dumps(row))
-    if not all(row["agree"] for row in rows):
-        sys.exit(1)
+    official_code.exit_status(rows, "agree")
 
 
 if __name__ == "__main__":

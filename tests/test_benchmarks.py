@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import runpy
+import sys
 
 import pytest
 
@@ -79,3 +81,64 @@ def test_sequence_memory_benchmark_smoke(tmp_path):
     assert finished["status"] == "ok" and float(finished["peak_rss_gib"]) > 0.2 and finished["threads"] == "1"
     assert len(finished["train_step_seconds"].split()) == 2  # fast_dev_run 2: two training steps
     assert guarded["status"] == "killed: resident set passed 0.2 GiB"
+
+
+def run_official_check(name: str, *args: str) -> None:
+    """Run ``benchmarks/<name> ARGS`` in this process, letting its ``SystemExit`` through."""
+    argv, path_entries = sys.argv[:], sys.path[:]
+    path = REPO / "benchmarks" / name
+    sys.argv = [str(path), *args]
+    sys.path.insert(0, str(path.parent))
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    finally:
+        sys.argv, sys.path[:] = argv, path_entries
+
+
+@pytest.mark.parametrize(
+    ("script", "option", "expected"),
+    [
+        ("vision_official_check.py", "--maxim", "github.com/google-research/maxim (maxim/models/maxim.py)"),
+        ("vision_official_check.py", "--strip-mlp", "github.com/Med-Process/Strip_MLP (models/strip_mlp.py)"),
+        ("sequence_official_check.py", "--nanogpt", "github.com/karpathy/nanoGPT (model.py)"),
+        ("timeseries_official_check.py", "--dlinear", "github.com/cure-lab/LTSF-Linear (models/DLinear.py)"),
+        (
+            "tabular_official_check.py",
+            "--finalmlp",
+            "github.com/reczoo/FuxiCTR (model_zoo/FinalMLP/src/FinalMLP.py)",
+        ),
+        (
+            "fields_official_check.py",
+            "--siren",
+            "github.com/vsitzmann/siren (explore_siren.ipynb, modules.py)",
+        ),
+        ("timemixer_official_check.py", "--official", "github.com/kwuking/TimeMixer (models/TimeMixer.py)"),
+    ],
+)
+def test_official_check_names_a_bad_checkout(script, option, expected, tmp_path):
+    # CI has no official code: a wrong path ends in one line naming the option, the path and what it needs
+    missing = tmp_path / "nonexistent"
+    with pytest.raises(SystemExit) as exit_:
+        run_official_check(script, option, str(missing))
+    assert str(exit_.value) == f"error: {option} {missing}: no such folder; expected a checkout of {expected}"
+
+
+def test_official_check_names_the_missing_files(tmp_path):
+    (tmp_path / "modules.py").write_text("")
+    with pytest.raises(SystemExit) as exit_:
+        run_official_check("fields_official_check.py", "--siren", str(tmp_path))
+    assert str(exit_.value) == (
+        f"error: --siren {tmp_path}: no explore_siren.ipynb there; expected a checkout of "
+        "github.com/vsitzmann/siren (explore_siren.ipynb, modules.py)"
+    )
+
+
+def test_official_check_exit_status(capsys):
+    official_code = runpy.run_path(str(REPO / "benchmarks" / "official_code.py"))
+    rows = [{"family": "A", "variant": "x", "agree": True}, {"family": "B", "variant": "y", "agree": True}]
+    official_code["exit_status"](rows, "agree")  # all agree: returns
+    rows[1]["agree"] = False
+    with pytest.raises(SystemExit) as exit_:
+        official_code["exit_status"](rows, "agree")
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err.strip() == "error: 1 comparison(s) missed their bound: B y"

@@ -36,7 +36,7 @@ def test_timemixer_official_check_says_what_it_needs(tmp_path):
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
-    assert (
-        result.stderr.strip()
-        == f"error: {tmp_path} has no models/TimeMixer.py; pass a kwuking/TimeMixer checkout"
+    assert result.stderr.strip() == (
+        f"error: --official {tmp_path}: no models/TimeMixer.py there; expected a checkout of "
+        "github.com/kwuking/TimeMixer (models/TimeMixer.py)"
     )

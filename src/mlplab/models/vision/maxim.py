@@ -34,7 +34,8 @@ features (SAM) from the previous stage through a CGB and cross-gate their encode
 stage's encoder and decoder features.
 
 Checked weight for weight against the official Flax code run on the CPU with JAX (outputs of every
-stage and every weight's gradient: the whole S-1 and S-2 at 64×64 and three S-1 block stacks,
+stage and scale and every weight's gradient: the whole S-1 and S-2 at 64×64, three S-1 block stacks,
+and 2- and 3-stage models with 3 supervision scales at the smallest size holding every block type,
 ``benchmarks/vision_official_check.py --maxim``, results in ``docs/results.md``).
 
 Following the official code: the low-resolution levels and the bottleneck use ``block_size_lr`` for the
