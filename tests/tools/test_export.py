@@ -429,10 +429,67 @@ def test_a_language_model_export_takes_any_length_up_to_its_context(tmp_path, fo
         torch.testing.assert_close(_run_sequence_export(format, exported.path, tokens), expected)
 
 
+# Families whose layers loop over chunks or steps in Python (the trace held the traced number of chunks),
+# or use the FFT (onnxruntime ran a dynamic-length inverse DFT wrongly): config.json said any_length false
+# (GLA both formats; Mamba ONNX; GatedConv ONNX) or the export failed (Mamba TorchScript: its chunked scan
+# is an autograd.Function, which a TorchScript file cannot hold). Chunks of 3 tokens, context 8.
+LENGTH_GENERIC = {
+    "GatedLinearAttention": {"embed_dim": 8, "depth": 1, "num_heads": 1, "chunk_size": 3},
+    "GatedLinearAttention-recurrent": {"embed_dim": 8, "depth": 1, "num_heads": 1, "mode": "recurrent"},
+    "Mamba": {"embed_dim": 8, "depth": 1, "d_state": 4, "chunk_size": 3},
+    "Mamba-parallel": {"embed_dim": 8, "depth": 1, "d_state": 4, "chunk_size": 3, "scan": "parallel"},
+    "GatedConv": {"embed_dim": 8, "depth": 1, "filter_order": 8},
+}
+
+
+@pytest.mark.parametrize(
+    ("family", "format"),
+    [
+        ("GatedLinearAttention", "torchscript"),
+        ("GatedLinearAttention", "onnx"),
+        ("GatedLinearAttention-recurrent", "torchscript"),
+        ("Mamba", "torchscript"),
+        ("Mamba", "onnx"),
+        ("Mamba-parallel", "torchscript"),
+        ("GatedConv", "onnx"),
+    ],
+)
+def test_chunked_scans_and_long_convolutions_export_for_any_length(tmp_path, family, format):
+    if format == "onnx":
+        for package in ("onnx", "onnxscript", "onnxruntime"):
+            pytest.importorskip(package)
+    task = _language_model(family.split("-")[0], **LENGTH_GENERIC[family])
+    exported = export(task, format, tmp_path)
+    config = json.loads(exported.config.read_text())
+    assert exported.any_length is True and config["any_length"] is True
+    assert config["inputs"][0]["shape"] == ["batch", "length"]
+    generator = torch.Generator().manual_seed(1)
+    for length in (2, 5, 6, 7, 8):  # chunks of 3: 5 and 7 end in a part chunk
+        tokens = torch.randint(0, 7, (3, length), generator=generator)
+        with torch.no_grad():
+            expected = task.backbone(tokens)  # the eager model: the chunked scans, the FFT
+        got = _run_sequence_export(format, exported.path, tokens)
+        torch.testing.assert_close(got, expected, atol=1e-5 * max(1.0, float(expected.abs().max())), rtol=0)
+
+
+class LengthInPython(nn.Module):
+    """A sequence family that adds the position as a Python range: a trace holds the traced length."""
+
+    def __init__(self, vocab_size: int, context_length: int):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, vocab_size)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        positions = torch.tensor([float(t) for t in range(int(tokens.shape[1]))])
+        return self.embedding(tokens) + positions[:, None]
+
+
 def test_a_language_model_export_that_holds_its_length_says_so(tmp_path, capsys):
-    # GatedLinearAttention's chunked form pads the sequence to whole chunks, and the trace holds the padding
-    # of the traced length: its TorchScript file failed on shorter sequences while config.json said nothing
-    task = _language_model("GatedLinearAttention", embed_dim=8, depth=1, num_heads=1, chunk_size=3)
+    # a family whose length is a Python number: its TorchScript file fails on shorter sequences, and
+    # config.json and the printed line say that it takes the traced length only
+    from mlplab.tasks import LanguageModeling
+
+    task = LanguageModeling(LengthInPython, vocab_size=7, context_length=8).eval()
     exported = export(task, "torchscript", tmp_path)
     config = json.loads(exported.config.read_text())
     assert exported.any_length is False and config["any_length"] is False

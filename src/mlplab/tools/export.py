@@ -29,10 +29,13 @@ and named in one line.
 A sequence model (language modelling, associative recall) is traced on ``context_length`` tokens; its
 ONNX export makes the length axis dynamic too, and both formats are then checked on sequences of 1,
 2, about half the context and one less than it. An export that passes takes any length up to
-``context_length`` (``config.json``: ``tokens`` of shape ``["batch", "length"]``); one whose graph holds
-the traced length (a family whose computation depends on it in Python, such as a chunked scan; an ONNX
-graph with a dynamic length that computes wrong on others is written again with the traced length) says
-so in ``config.json`` (shape ``["batch", T]``, ``any_length: false``) and in the line ``mlplab export``
+``context_length`` (``config.json``: ``tokens`` of shape ``["batch", "length"]``). Layers that loop over
+chunks in Python (the scans of ``GatedLinearAttention`` and ``Mamba``) take a length-generic form while
+traced (:func:`mlplab.models.sequence.scans.exporting`), and ``GatedConv`` sums its long convolution
+directly under ``torch.export`` (onnxruntime runs a dynamic-length inverse FFT wrongly). One whose graph
+still holds the traced length (a family that uses the length as a Python number; an ONNX graph with a
+dynamic length that computes wrong on others is written again with the traced length) says so in
+``config.json`` (shape ``["batch", T]``, ``any_length: false``) and in the line ``mlplab export``
 prints.
 A safetensors export rebuilds the model, which takes any length.
 """

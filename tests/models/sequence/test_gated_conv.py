@@ -3,7 +3,7 @@ import torch
 
 from mlplab.errors import ConfigError
 from mlplab.models import GatedConv, count_parameters
-from mlplab.models.sequence.gated_conv import ImplicitFilter, causal_fft_conv
+from mlplab.models.sequence.gated_conv import ImplicitFilter, causal_direct_conv, causal_fft_conv
 
 
 def test_fft_convolution_is_the_causal_sum():
@@ -15,6 +15,17 @@ def test_fft_convolution_is_the_causal_sum():
         for s in range(t + 1):
             expected[:, t] += kernel[t - s] * u[:, s]
     torch.testing.assert_close(causal_fft_conv(u, kernel), expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(causal_direct_conv(u, kernel), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("length", [1, 6, 257])
+def test_the_export_convolution_equals_the_fft_to_float32_rounding(length):
+    # the ONNX export sums the convolution directly; the FFT's rounding grows with the length
+    generator = torch.Generator().manual_seed(0)
+    u, kernel = torch.randn(2, length, 5, generator=generator), torch.randn(length, 5, generator=generator)
+    fft = causal_fft_conv(u, kernel)
+    scale = float(fft.abs().max())
+    torch.testing.assert_close(causal_direct_conv(u, kernel), fft, atol=1e-5 * scale, rtol=0)
 
 
 def test_implicit_filter_decays_and_is_shared_across_lengths():

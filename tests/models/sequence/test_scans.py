@@ -7,7 +7,12 @@ import torch.nn.functional as F
 from mlplab.errors import ConfigError
 from mlplab.models.sequence.gla import gla_recurrent
 from mlplab.models.sequence.mamba import selective_scan_parallel, selective_scan_reference
-from mlplab.models.sequence.scans import gla_chunked, selective_scan_chunked
+from mlplab.models.sequence.scans import (
+    gla_chunk_parallel,
+    gla_chunked,
+    selective_scan_chunk_parallel,
+    selective_scan_chunked,
+)
 
 
 def mamba_inputs(batch=2, length=37, channels=6, state=4, dtype=torch.float32, seed=0):
@@ -146,8 +151,40 @@ def test_chunked_gla_recomputes_instead_of_storing_the_pairwise_decays():
     assert stored > pairwise > 4 * recomputed
 
 
+# The export forms (all chunks at once, no loop over the length) compute the layers' outputs to float32
+# rounding: within 1e-5 of the outputs' largest magnitude, at lengths that are and are not whole chunks.
+@pytest.mark.parametrize(("length", "chunk_size"), [(1, 3), (5, 3), (6, 3), (45, 7), (45, 16)])
+@pytest.mark.parametrize("strength", [1.0, 8.0])
+def test_the_chunk_parallel_gla_equals_the_chunked_one(length, chunk_size, strength):
+    with torch.no_grad():
+        inputs = gla_inputs(strength, length=length)
+        expected = gla_chunked(*inputs, chunk_size=chunk_size)
+        got = gla_chunk_parallel(*inputs, chunk_size=chunk_size)
+    scale = float(expected.abs().max())
+    torch.testing.assert_close(got, expected, atol=1e-5 * scale, rtol=0)
+
+
+@pytest.mark.parametrize(("length", "chunk_size"), [(1, 3), (5, 3), (6, 3), (37, 7), (37, 16)])
+@pytest.mark.parametrize("full", [True, False])  # softplus, skip, bias and gate inside, or none of them
+def test_the_chunk_parallel_selective_scan_equals_the_chunked_one(length, chunk_size, full):
+    with torch.no_grad():
+        u, delta, A, B, C, D, z, bias = mamba_inputs(length=length)
+        if full:
+            args = (u, delta, A, B, C, D, z, bias, True)
+        else:
+            args = (u, F.softplus(delta), A, B, C, None, None, None, False)
+        expected = selective_scan_chunked(*args, chunk_size=chunk_size)
+        got = selective_scan_chunk_parallel(*args, chunk_size=chunk_size)
+    scale = float(expected.abs().max())
+    torch.testing.assert_close(got, expected, atol=1e-5 * scale, rtol=0)
+
+
 def test_chunk_size_must_be_positive():
     with pytest.raises(ConfigError, match="chunk_size must be a positive integer"):
         selective_scan_chunked(*mamba_inputs()[:5], chunk_size=0)
     with pytest.raises(ConfigError, match="chunk_size must be a positive integer"):
         gla_chunked(*gla_inputs(1.0), chunk_size=0)
+    with pytest.raises(ConfigError, match="chunk_size must be a positive integer"):
+        selective_scan_chunk_parallel(*mamba_inputs()[:5], chunk_size=0)
+    with pytest.raises(ConfigError, match="chunk_size must be a positive integer"):
+        gla_chunk_parallel(*gla_inputs(1.0), chunk_size=0)

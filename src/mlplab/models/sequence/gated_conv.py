@@ -31,6 +31,10 @@ activations share one learned frequency vector; here each has its own (``2 * fil
 parameters per layer, and the frequencies train apart). The check copies the shared frequency into
 all three and compares its gradient with the sum of theirs.
 
+While the model is exported through ``torch.export`` (``mlplab export --format onnx``) the long
+convolution is summed directly (:func:`causal_direct_conv`, ``O(T^2)``, equal to the FFT to float32
+rounding): onnxruntime computes the inverse FFT of a graph with a dynamic length wrongly.
+
 Blocks are ``x + mixer(LN(x))`` then ``x + MLP(LN(x))``; no position embeddings (the filter carries
 position). The FFT runs in float32.
 
@@ -43,6 +47,7 @@ import math
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mlplab.errors import ConfigError, require_positive
@@ -69,6 +74,20 @@ def causal_fft_conv(u: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
         u_f = torch.fft.rfft(u.float(), n=size, dim=1)
         k_f = torch.fft.rfft(kernel.float(), n=size, dim=0)
         return torch.fft.irfft(u_f * k_f, n=size, dim=1)[:, :length]
+
+
+def causal_direct_conv(u: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """:func:`causal_fft_conv` summed directly (a depthwise ``conv1d``, ``O(T^2)``), in float32.
+
+    The ONNX export form: onnxruntime runs the inverse real FFT of a graph with a dynamic length
+    wrongly (its ``DFT`` node's output shape), so a file exported with the FFT would take only the
+    length it was traced at. Equal to the FFT form to float32 rounding.
+    """
+    length = u.shape[1]
+    with autocast_off(u):
+        weight = kernel.float().flip(0).t()[:, None, :]  # (C, 1, T): taps T-1 ... 0
+        signal = F.pad(u.float().transpose(1, 2), (length - 1, 0))  # (B, C, 2T - 1)
+        return F.conv1d(signal, weight, groups=u.shape[2]).transpose(1, 2)
 
 
 class Sin(nn.Module):
@@ -179,7 +198,9 @@ class GatedLongConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x1, x2, v = self.short_conv(self.in_proj(x)).split(self.d_model, dim=-1)
         v = v * x1
-        v = causal_fft_conv(v, self.long_filter(x.shape[1])) + v.float() * self.filter_bias.float()
+        # torch.export (ONNX): the direct sum, which onnxruntime runs at any length (causal_direct_conv)
+        convolve = causal_direct_conv if torch.compiler.is_exporting() else causal_fft_conv
+        v = convolve(v, self.long_filter(x.shape[1])) + v.float() * self.filter_bias.float()
         return self.out_proj(v.to(x.dtype) * x2)
 
 

@@ -26,6 +26,10 @@ Computations of the same ``o`` (``mode`` and ``backend``):
   runs it as :func:`mlplab.models.sequence.scans.gla_chunked`, which recomputes each chunk in the
   backward pass so that only one chunk's decays exist at a time; :func:`gla_chunkwise` keeps every
   chunk's intermediates for the backward pass instead (more memory, no recomputation);
+* while the model is traced for export (``mlplab export``), either mode runs
+  :func:`mlplab.models.sequence.scans.gla_chunk_parallel`, the chunkwise form with all chunks at once
+  and the states between chunks summed instead of carried by a loop, so that the exported file takes
+  any length (equal to the chunked form to float32 rounding);
 * flash-linear-attention's ``chunk_gla`` kernel (``backend: fla``, CUDA only; see
   :mod:`mlplab.models.sequence.backends`).
 
@@ -54,7 +58,7 @@ from mlplab.errors import ConfigError, require_positive
 from mlplab.models.registry import Variant, register_family
 from mlplab.models.sequence.backends import BackendChoice, fla_chunk_gla
 from mlplab.models.sequence.common import SequenceModel, SequenceNorm
-from mlplab.models.sequence.scans import gla_chunked
+from mlplab.models.sequence.scans import exporting, gla_chunk_parallel, gla_chunked
 
 GLAMode = Literal["chunk", "recurrent"]
 GLABackend = Literal["auto", "torch", "fla"]
@@ -162,6 +166,8 @@ class GLALayer(nn.Module):
         q = q * q.shape[-1] ** -0.5
         if self.backend.resolve(x.device) == "fla":
             o = fla_chunk_gla(q, k, v, log_alpha)
+        elif exporting():  # both modes' loops would hold the traced length: the length-generic form
+            o = gla_chunk_parallel(q, k, v, log_alpha, self.chunk_size)
         elif self.mode == "recurrent":
             o = gla_recurrent(q, k, v, log_alpha)
         else:

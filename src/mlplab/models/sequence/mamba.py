@@ -34,6 +34,10 @@ The scan runs in float32, by one of three PyTorch forms (``scan``) or mamba-ssm'
   materialises the states ``(B, T, d_inner, N)`` (``recompute_scan`` recomputes them in the
   backward pass instead of storing them, but the recomputation still holds them all at once).
 
+While the model is traced for export (``mlplab export``), every scan runs as
+:func:`mlplab.models.sequence.scans.selective_scan_chunk_parallel` (all chunks at once, no loop over
+the length), so that the exported file takes any length; equal to the chunked scan to float32 rounding.
+
 Checked weight for weight against the official ``MambaLMHeadModel`` (``mamba_simple.Mamba`` with
 mamba-ssm's ``selective_scan_ref`` and ``rms_norm_ref`` in place of its CUDA and Triton kernels), at
 mamba-130m and with each scan, and the scans against ``selective_scan_ref`` directly:
@@ -56,7 +60,7 @@ from mlplab.errors import ConfigError, require_positive
 from mlplab.models.registry import Variant, register_family
 from mlplab.models.sequence.backends import BackendChoice, causal_conv1d_kernel, mamba_ssm_scan
 from mlplab.models.sequence.common import CausalDepthwiseConv1d, SequenceModel, SequenceNorm
-from mlplab.models.sequence.scans import selective_scan_chunked
+from mlplab.models.sequence.scans import exporting, selective_scan_chunk_parallel, selective_scan_chunked
 from mlplab.nn.channel_mlp import ChannelMLP
 from mlplab.nn.moe import MixtureOfExperts
 
@@ -238,6 +242,8 @@ class MambaMixer(nn.Module):
 
     def selective_scan(self, u, delta, A, B, C, D) -> torch.Tensor:
         """The configured scan (see the module docs)."""
+        if exporting():  # every scan's loops would hold the traced length: the length-generic form
+            return selective_scan_chunk_parallel(u, delta, A, B, C, D, chunk_size=self.chunk_size)
         if self.scan == "sequential":
             return selective_scan_reference(u, delta, A, B, C, D)
         if self.recompute_scan and torch.is_grad_enabled():
@@ -260,7 +266,8 @@ class MambaMixer(nn.Module):
             if kernel == "mamba_ssm":
                 y = mamba_ssm_scan(u, dt, A, B, C, self.D, z, self.dt_proj.bias, delta_softplus=True)
             else:
-                y = selective_scan_chunked(
+                scan = selective_scan_chunk_parallel if exporting() else selective_scan_chunked
+                y = scan(
                     u,
                     dt,
                     A,

@@ -42,6 +42,43 @@ _LOG2_E = 1.4426950408889634  # exp(x) = exp2(x log2(e))
 # ------------------------------------------------------------------------------------ Mamba
 
 
+def exporting() -> bool:
+    """Whether the model is being traced for export (``torch.jit.trace``, ``torch.export``, ONNX).
+
+    The chunked scans loop over chunks (and steps) in Python, so a trace holds the number of chunks of
+    the length it was traced at; while exporting, the layers take length-generic forms instead
+    (:func:`gla_chunk_parallel`, :func:`selective_scan_chunk_parallel`), which compute the same
+    outputs to float32 rounding.
+    """
+    return torch.jit.is_tracing() or torch.compiler.is_exporting()
+
+
+def _segment_sums(x: torch.Tensor) -> torch.Tensor:
+    """``out[..., j, i, :] = sum_{i < m <= j} x[..., m, :]`` (``i <= j``; else ``-inf``) of ``x (..., n, d)``.
+
+    Summed along the chunks of each segment (a masked cumulative sum), not as a difference of two
+    running totals, so a short segment keeps its precision however large the totals grow.
+    """
+    n = x.shape[-2]
+    index = torch.arange(n, device=x.device)
+    later = index[:, None] > index[None, :]  # m > i, (m, i)
+    repeated = x[..., :, None, :].expand(*x.shape[:-2], n, n, x.shape[-1])  # (..., m, i, d) = x[m]
+    sums = repeated.masked_fill(~later[:, :, None], 0.0).cumsum(-3)  # (..., j, i, d)
+    return sums.masked_fill(~(index[:, None] >= index[None, :])[:, :, None], float("-inf"))
+
+
+def _padded_chunks(x: torch.Tensor, dim: int, chunk_size: int) -> torch.Tensor:
+    """``x`` zero-padded along ``dim`` to whole chunks and split there into ``(n, chunk_size)``.
+
+    The padding is computed from the (possibly symbolic) length, so a trace or ``torch.export`` graph
+    keeps it length-generic.
+    """
+    length = x.shape[dim]
+    padding = [0, 0] * (x.dim() - 1 - dim) + [0, (chunk_size - length % chunk_size) % chunk_size]
+    x = F.pad(x, padding)
+    return x.unflatten(dim, (-1, chunk_size))
+
+
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     """float32, or float64 for float64 inputs (so that ``torch.autograd.gradcheck`` can check the scans)."""
     return torch.float64 if x.dtype == torch.float64 else torch.float32
@@ -258,6 +295,65 @@ def selective_scan_chunked(
     return _SelectiveScan.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size)
 
 
+def _shifted(x: torch.Tensor, step: int, fill: float) -> torch.Tensor:
+    """``x`` moved ``step`` places later along axis 2 (the steps of a chunk), the first ``step`` ``fill``."""
+    return F.pad(x, (0, 0, 0, 0, step, -step), value=fill)
+
+
+def selective_scan_chunk_parallel(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    chunk_size: int = 32,
+) -> torch.Tensor:
+    """The selective scan with every chunk computed at once (the export form, inference only).
+
+    Same arguments and result as :func:`selective_scan_chunked`. Inside each chunk the states come
+    from a log-depth (Hillis-Steele) scan, ``log2(chunk_size)`` rounds over all chunks together; the
+    state entering chunk ``j`` is ``sum_{i < j} exp(A (Delta_{i+1} + ... + Delta_{j-1})) H_i`` with
+    ``H_i`` chunk ``i``'s last state from a zero start and ``Delta_m`` its step sizes summed
+    (``(batch, n, n, d_inner, N)`` decays for ``n`` chunks). Nothing depends on the length in Python,
+    so a trace or ``torch.export`` graph takes any length: the steps are zero-padded to whole chunks
+    (a zero step size leaves the state as it is) and the outputs cut back. It materialises every state
+    ``(batch, T, d_inner, N)``. Equal to :func:`selective_scan_chunked` to float32 rounding (the tests:
+    within 1e-5 of the outputs' scale).
+    """
+    require_positive("selective_scan_chunk_parallel", chunk_size=chunk_size)
+    length = u.shape[1]
+    with autocast_off(u):
+        dtype = _compute_dtype(u)
+        dt = delta.to(dtype) + (delta_bias.to(dtype) if delta_bias is not None else 0.0)
+        dt = F.softplus(dt) if delta_softplus else dt
+        dt, u_c, B_c, C_c = (
+            _padded_chunks(t.to(dtype), 1, chunk_size) for t in (dt, u, B, C)
+        )  # (b, n, Q, .)
+        A = A.to(dtype)
+        decay = torch.exp(dt[..., None] * A)  # (b, n, Q, d_inner, N)
+        drive = (dt * u_c)[..., None] * B_c[..., None, :]
+        step = 1
+        while step < chunk_size:  # states from a zero start; decay becomes the products a_t ... a_0
+            drive = drive + decay * _shifted(drive, step, 0.0)
+            decay = decay * _shifted(decay, step, 1.0)
+            step *= 2
+        totals = _segment_sums(dt.sum(2))  # (b, n(j), n(i), d_inner): step sizes of chunks i+1..j
+        exponent = (totals[..., None] * A).masked_fill(totals[..., None] == float("-inf"), float("-inf"))
+        after = exponent.exp().mul(drive[:, None, :, -1]).sum(2)  # the state after each chunk j
+        before = torch.cat([torch.zeros_like(after[:, :1]), after[:, :-1]], dim=1)
+        states = drive + decay * before[:, :, None]
+        y = (states * C_c[..., None, :]).sum(-1).flatten(1, 2)[:, :length]  # (b, T, d_inner)
+        if D is not None:
+            y = y + u.to(dtype) * D.to(dtype)
+        if z is not None:
+            y = y * F.silu(z.to(dtype))
+        return y
+
+
 # -------------------------------------------------------------------------------------- GLA
 
 
@@ -290,6 +386,41 @@ def gla_chunk(
     last = cumulative[:, :, -1:, :]  # G_C
     new_state = last.transpose(-1, -2).exp() * state + (k * (last - cumulative).exp()).transpose(-1, -2) @ v
     return inter + scores @ v, new_state
+
+
+def gla_chunk_parallel(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_alpha: torch.Tensor, chunk_size: int = 16
+) -> torch.Tensor:
+    """GLA outputs by the chunkwise form with every chunk computed at once (the export form).
+
+    Same arguments and result as :func:`gla_chunked`, and within a chunk the same arithmetic
+    (:func:`gla_chunk`); the states passed between chunks are not carried by a loop but summed:
+    the state before chunk ``j`` is ``sum_{i < j} exp(g_{i+1} + ... + g_{j-1}) U_i`` with ``U_i`` the
+    state chunk ``i`` adds and ``g_m`` the log-gates summed over chunk ``m`` (``(B, H, n, n, d_k)``
+    decays for ``n`` chunks). Nothing depends on the length in Python, so a trace or ``torch.export``
+    graph takes any length: the sequence is zero-padded to whole chunks (a zero log-gate, key and
+    value leave the state as it is) and the outputs cut back. Equal to :func:`gla_chunked` to float32
+    rounding (the tests: within 1e-5).
+    """
+    require_positive("gla_chunk_parallel", chunk_size=chunk_size)
+    length = q.shape[2]
+    with autocast_off(q):
+        q, k, v, log_alpha = (
+            _padded_chunks(t.to(_compute_dtype(q)), 2, chunk_size) for t in (q, k, v, log_alpha)
+        )
+        cumulative = log_alpha.cumsum(dim=3)  # G_t inside each chunk, (B, H, n, C, d_k)
+        exponent = cumulative[..., :, None, :] - cumulative[..., None, :, :]  # (B, H, n, C, C, d_k)
+        causal = torch.ones(chunk_size, chunk_size, dtype=torch.bool, device=q.device).tril()
+        exponent = exponent.masked_fill(~causal[:, :, None], float("-inf"))
+        scores = (q[..., :, None, :] * k[..., None, :, :] * exponent.exp()).sum(-1)  # (B, H, n, C, C)
+        last = cumulative[..., -1:, :]  # G_C of each chunk, (B, H, n, 1, d_k)
+        added = (k * (last - cumulative).exp()).transpose(-1, -2) @ v  # U_i, (B, H, n, d_k, d_v)
+        # states after each chunk: sum_{i <= j} exp(g_{i+1} + ... + g_j) U_i; before: shifted by one
+        decays = _segment_sums(last.squeeze(-2)).exp()  # (B, H, n(j), n(i), d_k)
+        after = torch.einsum("bhjik,bhikv->bhjkv", decays, added)
+        before = torch.cat([torch.zeros_like(after[:, :, :1]), after[:, :, :-1]], dim=2)
+        outputs = (q * cumulative.exp()) @ before + scores @ v  # (B, H, n, C, d_v)
+        return outputs.flatten(2, 3)[:, :, :length]
 
 
 def gla_chunked(
