@@ -673,19 +673,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--siren", type=Path, help="a checkout of github.com/vsitzmann/siren")
-    parser.add_argument("--cam", type=Path, help="a checkout of github.com/maincold2/CAM")
-    parser.add_argument(
-        "--fourier", type=Path, help="a checkout of github.com/tancik/fourier-feature-networks"
-    )
+    official_code.add_checkout_options(parser, CHECKOUTS)
     parser.add_argument(
         "--jax-path",
         type=Path,
         help="a folder to put on sys.path for jax and jaxlib (e.g. pip install --target DIR jax jaxlib), "
         "for --fourier's JAX network; without JAX only the feature map is compared",
     )
-    parser.add_argument("--rbfnet", type=Path, help="a checkout of github.com/AbdelazizBouzidi/GNF")
-    parser.add_argument("--fresh", type=Path, help="a checkout of github.com/gmum/FreSh")
     options = parser.parse_args()
     if all(getattr(options, name) is None for name in ("siren", "cam", "fourier", "rbfnet", "fresh")):
         parser.error("give at least one of --siren, --cam, --fourier, --rbfnet, --fresh")

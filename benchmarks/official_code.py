@@ -9,6 +9,7 @@ comparison misses its bound (:func:`exit_status`).
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import sys
 import types
@@ -35,6 +36,19 @@ def require_checkout(option: str, path: Path, repository: str, files: Iterable[s
     missing = [name for name in files if not (path / name).is_file()]
     if missing:
         raise SystemExit(f"error: {option} {path}: no {', '.join(missing)} there; {expected}")
+
+
+def add_checkout_options(
+    parser: argparse.ArgumentParser,
+    checkouts: Mapping[str, tuple[str, tuple[str, ...]]],
+    notes: Mapping[str, str] | None = None,
+) -> None:
+    """One ``--<name> PATH`` option per entry of ``checkouts`` (as :func:`require_checkouts` reads them),
+    its help ``a checkout of <repository>`` with the option's entry of ``notes`` in parentheses."""
+    for dest, (repository, _) in checkouts.items():
+        note = (notes or {}).get(dest)
+        help_text = f"a checkout of {repository}" + (f" ({note})" if note else "")
+        parser.add_argument("--" + dest.replace("_", "-"), type=Path, help=help_text)
 
 
 def require_checkouts(options: object, checkouts: Mapping[str, tuple[str, tuple[str, ...]]]) -> None:

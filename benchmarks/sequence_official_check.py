@@ -594,12 +594,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--mamba", type=Path, help="a checkout of github.com/state-spaces/mamba")
-    parser.add_argument("--gla", type=Path, help="a checkout of github.com/fla-org/flash-linear-attention")
-    parser.add_argument("--zoology", type=Path, help="a checkout of github.com/HazyResearch/zoology")
-    parser.add_argument("--hopfield", type=Path, help="a checkout of github.com/ml-jku/hopfield-layers")
-    parser.add_argument("--nanogpt", type=Path, help="a checkout of github.com/karpathy/nanoGPT")
-    parser.add_argument("--gam", type=Path, help="a checkout of github.com/rishiraj/gam")
+    official_code.add_checkout_options(parser, CHECKOUTS)
     parser.add_argument(
         "--float64",
         action="store_true",

@@ -410,9 +410,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--tabm", type=Path, help="a checkout of github.com/yandex-research/tabm")
-    parser.add_argument("--finalmlp", type=Path, help="a checkout of github.com/reczoo/FuxiCTR")
-    parser.add_argument("--kan", type=Path, help="a checkout of github.com/KindXiaoming/pykan")
+    official_code.add_checkout_options(parser, CHECKOUTS)
     options = parser.parse_args()
     if options.tabm is None and options.finalmlp is None and options.kan is None:
         parser.error("give at least one of --tabm, --finalmlp, --kan")

@@ -404,18 +404,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--patchtst", type=Path, help="a checkout of github.com/yuqinie98/PatchTST")
-    parser.add_argument("--dlinear", type=Path, help="a checkout of github.com/cure-lab/LTSF-Linear")
+    notes = {"tsmixer_google": "or of its tsmixer/ folder's parent; needs tensorflow and tf-keras importable"}
+    official_code.add_checkout_options(parser, CHECKOUTS, notes)
     parser.add_argument(
         "--tsmixer",
         action="store_true",
         help="IBM's TSMixer against Hugging Face's PatchTSMixer (needs transformers importable)",
-    )
-    parser.add_argument(
-        "--tsmixer-google",
-        type=Path,
-        help="a checkout of github.com/google-research/google-research (or of its tsmixer/ folder's "
-        "parent); needs tensorflow and tf-keras importable",
     )
     parser.add_argument(
         "--python-path",

@@ -839,20 +839,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--efficientmod", type=Path, help="a checkout of github.com/ma-xu/EfficientMod")
-    parser.add_argument("--spartan", type=Path, help="a checkout of github.com/henry-pay/SpaRTAN")
-    parser.add_argument("--activator", type=Path, help="a checkout of github.com/Abdullah-88/Activator")
-    parser.add_argument("--ninformer", type=Path, help="a checkout of github.com/Abdullah-88/NiNformer")
-    parser.add_argument("--strip-mlp", type=Path, help="a checkout of github.com/Med-Process/Strip_MLP")
-    parser.add_argument("--ms-mlp", type=Path, help="a checkout of github.com/JegZheng/MS-MLP")
-    parser.add_argument("--raft-mlp", type=Path, help="a checkout of github.com/okojoalg/raft-mlp")
-    parser.add_argument("--hourglass", type=Path, help="a checkout of github.com/mtkresearch/Hourglass_LM")
-    parser.add_argument(
-        "--scaling-mlps", type=Path, help="a checkout of github.com/gregorbachmann/scaling_mlps"
-    )
-    parser.add_argument(
-        "--maxim", type=Path, help="a checkout of github.com/google-research/maxim (needs jax, flax, einops)"
-    )
+    official_code.add_checkout_options(parser, CHECKOUTS, {"maxim": "needs jax, flax, einops"})
     parser.add_argument(
         "--maxim-variants",
         nargs="+",
