@@ -696,9 +696,7 @@ def main() -> None:
         rows += check_rbfnet(options.rbfnet)
     if options.fresh is not None:
         rows += check_fresh(options.fresh)
-    for row in rows:
-        print(json.dumps(row))
-    official_code.exit_status(rows, "agree_1e-5")
+    official_code.report(rows, "agree_1e-5")
 
 
 if __name__ == "__main__":

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import sys
 import types
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+import torch
+from torch import nn
 
 
 def require_checkout(option: str, path: Path, repository: str, files: Iterable[str]) -> None:
@@ -61,6 +65,34 @@ def require_checkouts(options: object, checkouts: Mapping[str, tuple[str, tuple[
         path = getattr(options, dest)
         if path is not None:
             require_checkout("--" + dest.replace("_", "-"), Path(path), repository, files)
+
+
+def gradient_gap(
+    ours: nn.Module, theirs: Mapping[str, torch.Tensor], zero_below: float
+) -> tuple[float, list[str]]:
+    """The largest relative difference between ``ours``' gradients and ``theirs`` (by our parameter names).
+
+    Each weight's gap is ``max |ours - theirs| / max |theirs|``; a weight whose official gradient is
+    below ``zero_below`` times the largest of all is zero up to rounding: listed, not compared.
+    Returns the gap and the names of those weights.
+    """
+    largest = max(float(gradient.abs().max()) for gradient in theirs.values())
+    gap, zero = 0.0, []
+    for key, parameter in ours.named_parameters():
+        scale = float(theirs[key].abs().max())
+        if scale < zero_below * largest:
+            zero.append(key)
+            continue
+        gap = max(gap, float((parameter.grad - theirs[key]).abs().max() / scale))
+    return gap, zero
+
+
+def report(rows: Iterable[Mapping], agree: str) -> None:
+    """Print ``rows`` as JSON lines, then :func:`exit_status`."""
+    rows = list(rows)
+    for row in rows:
+        print(json.dumps(row))
+    exit_status(rows, agree)
 
 
 def exit_status(rows: Iterable[Mapping], agree: str) -> None:

@@ -423,9 +423,7 @@ def main() -> None:
         rows += check_finalmlp(options.finalmlp)
     if options.kan is not None:
         rows += check_kan(options.kan)
-    for row in rows:
-        print(json.dumps(row))
-    official_code.exit_status(rows, "agree_1e-5")
+    official_code.report(rows, "agree_1e-5")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,6 @@ a comparison disagrees.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -109,14 +108,8 @@ def compare(
     out_official.square().mean().backward()
     out_ours.square().mean().backward()
     theirs = convert({k: p.grad for k, p in official.named_parameters() if p.requires_grad})
-    largest = max(float(gradient.abs().max()) for gradient in theirs.values())
-    gradient_gap, zero = 0.0, []
-    for key, parameter in ours.named_parameters():
-        scale = float(theirs[key].abs().max())
-        if scale < ZERO_GRADIENT * largest:  # zero up to rounding: a bias just before a BatchNorm in training
-            zero.append(key)
-            continue
-        gradient_gap = max(gradient_gap, float((parameter.grad - theirs[key]).abs().max() / scale))
+    # zero up to rounding below ZERO_GRADIENT of the largest: a bias just before a BatchNorm in training
+    gradient_gap, zero = official_code.gradient_gap(ours, theirs, zero_below=ZERO_GRADIENT)
     output_gap = float((out_ours - out_official).detach().abs().max())
     return {
         "params_ours": count_parameters(ours)[0],
@@ -447,9 +440,7 @@ def main() -> None:
         rows += check_tsmixer()
     if options.tsmixer_google is not None:
         rows += check_tsmixer_google(options.tsmixer_google)
-    for row in rows:
-        print(json.dumps(row))
-    official_code.exit_status(rows, "agree")
+    official_code.report(rows, "agree")
 
 
 if __name__ == "__main__":
